@@ -1,0 +1,13 @@
+/* batchlab — umbrella header. Plugins and programs include this (or the single headers). */
+#ifndef BATCHLAB_BATCHLAB_H
+#define BATCHLAB_BATCHLAB_H
+
+#include "batchlab/error.h"
+#include "batchlab/rng.h"
+#include "batchlab/device.h"
+#include "batchlab/tensor.h"
+#include "batchlab/nn.h"
+#include "batchlab/optim.h"
+#include "batchlab/version.h"
+
+#endif

@@ -1,0 +1,116 @@
+#include "batchlab/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MSG_CAP 1024
+
+struct bl_ctx {
+    int code;
+    char msg[MSG_CAP];
+    bl_log_fn log_fn;
+    void *log_user;
+};
+
+bl_ctx *bl_ctx_new(void)
+{
+    return calloc(1, sizeof(bl_ctx));
+}
+
+void bl_ctx_free(bl_ctx *ctx)
+{
+    free(ctx);
+}
+
+const char *bl_errmsg(const bl_ctx *ctx)
+{
+    return ctx ? ctx->msg : "";
+}
+
+int bl_errcode(const bl_ctx *ctx)
+{
+    return ctx ? ctx->code : BL_OK;
+}
+
+const char *bl_strerror(int code)
+{
+    switch (code) {
+    case BL_OK: return "success";
+    case BL_ENOMEM: return "out of memory";
+    case BL_EINVAL: return "invalid argument";
+    case BL_ESHAPE: return "shape mismatch";
+    case BL_EIO: return "input/output error";
+    case BL_EFORMAT: return "malformed data";
+    case BL_ENOTFOUND: return "not found";
+    case BL_EPLUGIN: return "plugin error";
+    case BL_EUNSUPPORTED: return "not supported";
+    case BL_EDIVERGED: return "diverged";
+    case BL_EINTERRUPTED: return "interrupted";
+    case BL_ESCRIPT: return "script error";
+    case BL_ESTORE: return "store error";
+    case BL_EOPTION: return "bad option";
+    default: return "unknown error";
+    }
+}
+
+int bl_verror(bl_ctx *ctx, int code, const char *fmt, va_list ap)
+{
+    if (!ctx)
+        return code;
+    ctx->code = code;
+    vsnprintf(ctx->msg, MSG_CAP, fmt, ap);
+    return code;
+}
+
+int bl_error(bl_ctx *ctx, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bl_verror(ctx, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int bl_error_prefix(bl_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx)
+        return BL_OK;
+    char prefix[MSG_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    char joined[MSG_CAP];
+    snprintf(joined, sizeof joined, "%s: %s", prefix, ctx->msg);
+    memcpy(ctx->msg, joined, MSG_CAP);
+    return ctx->code;
+}
+
+void bl_clear_error(bl_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    ctx->code = BL_OK;
+    ctx->msg[0] = '\0';
+}
+
+void bl_ctx_set_log(bl_ctx *ctx, bl_log_fn fn, void *user)
+{
+    if (!ctx)
+        return;
+    ctx->log_fn = fn;
+    ctx->log_user = user;
+}
+
+void bl_log(bl_ctx *ctx, bl_log_level level, const char *fmt, ...)
+{
+    if (!ctx || !ctx->log_fn)
+        return;
+    char msg[MSG_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->log_fn(ctx->log_user, level, msg);
+}

@@ -1,0 +1,47 @@
+/* Shared helpers for the C unit tests (cmocka). */
+#ifndef BATCHLAB_TESTUTIL_H
+#define BATCHLAB_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "batchlab/batchlab.h"
+
+/* Fails the test with the context's message when `expr` does not return BL_OK. */
+#define BL_ASSERT_OK(ctx, expr)                                                               \
+    do {                                                                                      \
+        int bl_rc_ = (expr);                                                                  \
+        if (bl_rc_ != BL_OK)                                                                  \
+            fail_msg("%s returned %d: %s", #expr, bl_rc_, bl_errmsg(ctx));                    \
+    } while (0)
+
+/* Asserts that `expr` fails with `code` and that the message contains `needle`. */
+#define BL_ASSERT_ERR(ctx, code, needle, expr)                                                \
+    do {                                                                                      \
+        int bl_rc_ = (expr);                                                                  \
+        if (bl_rc_ != (code))                                                                 \
+            fail_msg("%s returned %d, expected %d (%s)", #expr, bl_rc_, (code),             \
+                     bl_errmsg(ctx));                                                         \
+        if (!bl_test_contains(bl_errmsg(ctx), (needle)))                                      \
+            fail_msg("%s: message \"%s\" lacks \"%s\"", #expr, bl_errmsg(ctx), (needle));   \
+    } while (0)
+
+int bl_test_contains(const char *haystack, const char *needle);
+
+/* A context and a single-threaded CPU device for a test; freed by bl_test_teardown. */
+typedef struct bl_test_env {
+    bl_ctx *ctx;
+    bl_device *dev;
+} bl_test_env;
+
+int bl_test_setup(void **state);    /* cmocka group/test setup: *state = bl_test_env* */
+int bl_test_teardown(void **state);
+
+/* A fresh temporary directory under the build tree's test data dir; returns a static buffer. */
+const char *bl_test_tmpdir(const char *name);
+
+#endif
