@@ -1,36 +1,101 @@
-/* The batchlab command: dispatches to subcommands. */
+/* The batchlab command: global options, then dispatch to a subcommand (cmd_<name>.c). */
 #include <stdio.h>
 #include <string.h>
 
-#include "batchlab/batchlab.h"
+#include "cli.h"
+#include "cmd_run.h"
+#include "cmd_train.h"
+
+typedef struct command {
+    const char *name;
+    cli_command_fn run;
+    const char *summary;
+} command;
+
+/* Subcommands, in the order --help lists them. */
+static const command commands[] = {
+    {"run", cmd_run, "run an experiment script (Lua)"},
+    {"train", bl_cli_train, "train one model with one batch size or schedule"},
+    {"find-batch", bl_cli_find_batch, "find the largest batch that fits a memory budget"},
+    {"plugins", cmd_plugins, "list the plugins found, or show one plugin's options"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "usage: batchlab <command> [options]\n"
+            "usage: batchlab [global options] <command> [options]\n"
             "\n"
             "Find the batch size, or batch-size schedule, that trains your model best.\n"
             "\n"
-            "commands:\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out,
+            "\n"
+            "global options:\n"
+            "  --plugin-path DIR  search DIR for plugins first (also BATCHLAB_PLUGIN_PATH)\n"
+            "  -v, --verbose      more messages (repeat for debug messages)\n"
             "  --version          print the version\n"
-            "  --help             print this help\n");
+            "  --help             print this help\n"
+            "\n"
+            "'batchlab <command> --help' describes a command.\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        const char *arg = argv[i], *dir;
+        int took;
+        if (strcmp(arg, "--version") == 0) {
+            printf("batchlab %s\n", bl_version());
+            return CLI_OK;
+        }
+        if (cli_is_help(arg)) {
+            print_usage(stdout);
+            return CLI_OK;
+        }
+        if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+            cli_verbosity++;
+            i++;
+        } else if (strcmp(arg, "-vv") == 0) {
+            cli_verbosity += 2;
+            i++;
+        } else if ((took = cli_take_value("", argc, argv, &i, "--plugin-path", &dir)) != 0) {
+            if (took < 0 || cli_add_plugin_path(dir) != CLI_OK)
+                return took < 0 ? CLI_USAGE : CLI_FAILED;
+        } else {
+            fprintf(stderr, "batchlab: unknown option '%s' (see 'batchlab --help')\n", arg);
+            return CLI_USAGE;
+        }
+    }
+    if (i >= argc) {
         print_usage(stderr);
-        return 2;
+        return CLI_USAGE;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    const char *name = argv[i];
+    if (strcmp(name, "version") == 0) {
         printf("batchlab %s\n", bl_version());
-        return 0;
+        return CLI_OK;
     }
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    if (strcmp(name, "help") == 0) {
         print_usage(stdout);
-        return 0;
+        return CLI_OK;
     }
-    fprintf(stderr, "batchlab: unknown command '%s' (see 'batchlab --help')\n", cmd);
-    return 2;
+    for (size_t k = 0; k < N_COMMANDS; k++)
+        if (strcmp(name, commands[k].name) == 0)
+            return commands[k].run(argc - i, argv + i);
+
+    const char *names[N_COMMANDS];
+    for (size_t k = 0; k < N_COMMANDS; k++)
+        names[k] = commands[k].name;
+    const char *near = bl_nearest_name(name, names, N_COMMANDS);
+    if (near)
+        fprintf(stderr, "batchlab: unknown command '%s'; did you mean '%s'? (see 'batchlab "
+                        "--help')\n",
+                name, near);
+    else
+        fprintf(stderr, "batchlab: unknown command '%s' (see 'batchlab --help')\n", name);
+    return CLI_USAGE;
 }

@@ -76,13 +76,21 @@ int bl_error_prefix(bl_ctx *ctx, const char *fmt, ...)
 {
     if (!ctx)
         return BL_OK;
-    char prefix[MSG_CAP];
+    char joined[MSG_CAP];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(joined, sizeof joined, fmt, ap);
     va_end(ap);
-    char joined[MSG_CAP];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, ctx->msg);
+    if (n < 0)
+        n = 0;
+    size_t used = (size_t)n < MSG_CAP ? (size_t)n : MSG_CAP - 1;
+    /* append ": <old message>" after the prefix, cutting at the capacity */
+    const char *sep = ": ";
+    for (const char *p = sep; *p && used < MSG_CAP - 1; p++)
+        joined[used++] = *p;
+    for (const char *p = ctx->msg; *p && used < MSG_CAP - 1; p++)
+        joined[used++] = *p;
+    joined[used] = '\0';
     memcpy(ctx->msg, joined, MSG_CAP);
     return ctx->code;
 }

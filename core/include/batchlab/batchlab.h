@@ -9,5 +9,12 @@
 #include "batchlab/nn.h"
 #include "batchlab/optim.h"
 #include "batchlab/version.h"
+#include "batchlab/config.h"
+#include "batchlab/plugin.h"
+#include "batchlab/dataset.h"
+#include "batchlab/model.h"
+#include "batchlab/scheduler.h"
+#include "batchlab/train.h"
+#include "batchlab/find_batch.h"
 
 #endif

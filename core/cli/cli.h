@@ -1,0 +1,54 @@
+/* The batchlab command: subcommands and the helpers they share (messages, logging, options).
+ * Conventions: a subcommand gets argv with argv[0] = its own name and returns the process exit
+ * status: 0 success, 1 failure (the message is already printed), 2 bad usage. */
+#ifndef BATCHLAB_CLI_H
+#define BATCHLAB_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "batchlab/batchlab.h"
+
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+typedef int (*cli_command_fn)(int argc, char **argv);
+
+/* ---- subcommands (one file each: cmd_<name>.c) ---------------------------------------------- */
+int cmd_plugins(int argc, char **argv);
+
+/* ---- shared helpers (cli_common.c) ---------------------------------------------------------- */
+
+/* 0: warnings only; 1: also information (-v); 2: also debug messages (-vv). */
+extern int cli_verbosity;
+
+/* "batchlab: error: <message>" and "batchlab: warning: <message>" on stderr. */
+void cli_error(const char *fmt, ...) BL_PRINTF(1, 2);
+void cli_warn(const char *fmt, ...) BL_PRINTF(1, 2);
+/* The context's last error as cli_error; returns CLI_FAILED. */
+int cli_fail(const bl_ctx *ctx);
+/* "batchlab <cmd>: <message>" plus a hint to --help, on stderr; returns CLI_USAGE. An empty
+ * `cmd` stands for the global options. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) BL_PRINTF(2, 3);
+
+/* A bl_log_fn printing warnings as "batchlab: warning: ..." on stderr, and information and
+ * debug messages as "batchlab: ..." when cli_verbosity asks for them. `user` is unused. */
+void cli_log(void *user, bl_log_level level, const char *message);
+
+/* A new context with cli_log installed; NULL (after printing why) when memory is exhausted. */
+bl_ctx *cli_ctx_new(void);
+
+/* Adds `dir` to the plugin search path of this process (BATCHLAB_PLUGIN_PATH): directories
+ * given this way come first, in the order given, before what the environment had. Returns
+ * CLI_OK or CLI_FAILED (printed). */
+int cli_add_plugin_path(const char *dir);
+
+/* Option parsing: when argv[*i] is "--name VALUE" or "--name=VALUE", stores VALUE, advances *i
+ * past what it consumed and returns 1; returns 0 when argv[*i] is another argument and -1 (after
+ * printing a usage error for `cmd`) when the value is missing. */
+int cli_take_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                   const char **value);
+
+/* True for "-h", "--help". */
+bool cli_is_help(const char *arg);
+
+#endif

@@ -1,0 +1,141 @@
+/* Helpers shared by the batchlab subcommands (see cli.h). */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cli_verbosity = 0;
+
+static void vmessage(const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "batchlab: %s", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("error: ", fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+int cli_fail(const bl_ctx *ctx)
+{
+    const char *msg = bl_errmsg(ctx);
+    cli_error("%s", msg[0] ? msg : bl_strerror(bl_errcode(ctx)));
+    return CLI_FAILED;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    const char *sep = cmd[0] ? " " : "";
+    va_start(ap, fmt);
+    fprintf(stderr, "batchlab%s%s: ", sep, cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'batchlab%s%s --help')\n", sep, cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+void cli_log(void *user, bl_log_level level, const char *message)
+{
+    (void)user;
+    if (level >= BL_LOG_WARN)
+        fprintf(stderr, "batchlab: warning: %s\n", message);
+    else if ((level == BL_LOG_INFO && cli_verbosity >= 1) || cli_verbosity >= 2)
+        fprintf(stderr, "batchlab: %s\n", message);
+}
+
+bl_ctx *cli_ctx_new(void)
+{
+    bl_ctx *ctx = bl_ctx_new();
+    if (!ctx) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    bl_ctx_set_log(ctx, cli_log, NULL);
+    return ctx;
+}
+
+int cli_add_plugin_path(const char *dir)
+{
+    /* The directories given so far, in order, then the BATCHLAB_PLUGIN_PATH the process
+     * started with: the first --plugin-path is searched first. */
+    static char *given;
+    static const char *original;
+    static bool saved;
+    if (!saved) {
+        original = getenv("BATCHLAB_PLUGIN_PATH");
+        original = original ? strdup(original) : NULL;
+        saved = true;
+    }
+    size_t n = (given ? strlen(given) + 1 : 0) + strlen(dir) + 1;
+    char *more = malloc(n);
+    if (!more) {
+        cli_error("out of memory");
+        return CLI_FAILED;
+    }
+    snprintf(more, n, "%s%s%s", given ? given : "", given ? ":" : "", dir);
+    free(given);
+    given = more;
+    size_t m = strlen(given) + (original ? strlen(original) : 0) + 2;
+    char *joined = malloc(m);
+    if (!joined) {
+        cli_error("out of memory");
+        return CLI_FAILED;
+    }
+    snprintf(joined, m, "%s%s%s", given, original && *original ? ":" : "",
+             original && *original ? original : "");
+    int rc = setenv("BATCHLAB_PLUGIN_PATH", joined, 1);
+    free(joined);
+    if (rc != 0) {
+        cli_error("cannot set BATCHLAB_PLUGIN_PATH");
+        return CLI_FAILED;
+    }
+    return CLI_OK;
+}
+
+int cli_take_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                   const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        *i += 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        cli_usage_error(cmd, "%s needs a value", name);
+        return -1;
+    }
+    *value = argv[*i + 1];
+    *i += 2;
+    return 1;
+}
+
+bool cli_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}

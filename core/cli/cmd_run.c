@@ -1,0 +1,299 @@
+/* batchlab run [options] SCRIPT.lua [ARGS...] | batchlab run -e CODE
+ *
+ * Runs a script in a Lua 5.4 with the standard libraries, as the stock `lua` interpreter
+ * would: ARGS in the global `arg` (arg[0] = the script, negative indices for the command and
+ * its options) and as the chunk's `...`. `require "batchlab"` gives the C module (preloaded);
+ * package.path looks first in the script's directory, then in each directory of
+ * BATCHLAB_PATH, then in the build tree's and the installed scripts/ directories, so
+ * `require "batchlab.schedules"` works from anywhere.
+ *
+ * A Lua error prints "batchlab: script.lua:LINE: message" and a traceback on stderr and exits
+ * 1. The first Ctrl-C lets the current training run finish its step and end (bl.train then
+ * raises "interrupted", which ends the script, exit 130); a second Ctrl-C quits at once. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "build_config.h"
+#include "cli.h"
+#include "cmd_run.h"
+#include "lua/lbl.h"
+
+#define EXIT_INTERRUPTED 130
+
+static volatile sig_atomic_t interrupt_flag = 0;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (interrupt_flag)
+        _exit(EXIT_INTERRUPTED);
+    interrupt_flag = 1;
+    static const char msg[] =
+        "\nbatchlab: interrupted; ending the run after this step (Ctrl-C again to quit now)\n";
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: batchlab run [options] SCRIPT.lua [ARGS...]\n"
+            "       batchlab run [options] -e CODE [SCRIPT.lua [ARGS...]]\n"
+            "\n"
+            "Runs an experiment script in Lua 5.4 (require \"batchlab\" for the API).\n"
+            "ARGS are in the global table `arg` (arg[0] is the script) and in `...`.\n"
+            "SCRIPT '-' reads the script from standard input.\n"
+            "\n"
+            "options:\n"
+            "  -e CODE            run CODE first (may be repeated)\n"
+            "  --quiet            no progress lines and no warnings from runs\n"
+            "  --threads N        CPU threads for training (default: OpenBLAS's)\n"
+            "  --plugin-path DIR  search DIR for plugins first (also BATCHLAB_PLUGIN_PATH)\n"
+            "  -h, --help         print this help\n"
+            "\n"
+            "Lua modules are found in the script's directory, then in BATCHLAB_PATH\n"
+            "(':'-separated directories), then in batchlab's own script directory.\n");
+}
+
+/* ---- the protected main -------------------------------------------------------------------- */
+
+/* Message handler: the error as a string, with a traceback. */
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+typedef struct run_args {
+    int argc;           /* of the full vector below */
+    char **argv;        /* "batchlab", "run", options..., script, args... */
+    int script;         /* index of the script in argv, or 0 when there is none */
+    const char **code;  /* the -e chunks, in order */
+    int n_code;
+} run_args;
+
+/* Appends "<dir>/?.lua;<dir>/?/init.lua;" to the buffer at the stack top. */
+static void add_dir(luaL_Buffer *b, const char *dir, size_t len)
+{
+    if (len == 0)
+        return;
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    for (int i = 0; i < 2; i++) {
+        luaL_addlstring(b, dir, len);
+        luaL_addstring(b, i == 0 ? "/?.lua;" : "/?/init.lua;");
+    }
+}
+
+/* package.path = script dir; BATCHLAB_PATH dirs; build scripts; installed scripts; default. */
+static void set_path(lua_State *L, const char *script)
+{
+    luaL_Buffer b;
+    lua_getglobal(L, "package");                     /* [package] */
+    int pkg = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    if (script && strcmp(script, "-") != 0) {
+        const char *slash = strrchr(script, '/');
+        if (slash)
+            add_dir(&b, script, slash == script ? 1 : (size_t)(slash - script));
+        else
+            add_dir(&b, ".", 1);
+    }
+    const char *env = getenv("BATCHLAB_PATH");
+    while (env && *env) {
+        const char *colon = strchr(env, ':');
+        size_t len = colon ? (size_t)(colon - env) : strlen(env);
+        add_dir(&b, env, len);
+        env = colon ? colon + 1 : NULL;
+    }
+    add_dir(&b, BATCHLAB_BUILD_SCRIPT_DIR, strlen(BATCHLAB_BUILD_SCRIPT_DIR));
+    add_dir(&b, BATCHLAB_INSTALL_SCRIPT_DIR, strlen(BATCHLAB_INSTALL_SCRIPT_DIR));
+    lua_getfield(L, pkg, "path");                    /* [package, buf..., old] */
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);                             /* [package, path] */
+    lua_setfield(L, pkg, "path");
+    lua_pop(L, 1);
+}
+
+/* The global `arg`, as lua.c makes it: arg[i - script] = argv[i]. */
+static void set_arg(lua_State *L, const run_args *a)
+{
+    int base = a->script ? a->script : 0;
+    lua_createtable(L, a->argc - base - 1, base + 1);
+    for (int i = 0; i < a->argc; i++) {
+        lua_pushstring(L, a->argv[i]);
+        lua_rawseti(L, -2, i - base);
+    }
+    lua_setglobal(L, "arg");
+}
+
+static int pmain(lua_State *L)
+{
+    const run_args *a = lua_touserdata(L, 1);
+    luaL_checkversion(L);
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_batchlab);
+    lua_setfield(L, -2, "batchlab");
+    lua_pop(L, 1);
+    set_path(L, a->script ? a->argv[a->script] : NULL);
+    set_arg(L, a);
+    lua_gc(L, LUA_GCGEN, 0, 0);
+
+    for (int i = 0; i < a->n_code; i++) {
+        if (luaL_loadbuffer(L, a->code[i], strlen(a->code[i]), "=(command line)") != LUA_OK)
+            return lua_error(L);
+        lua_call(L, 0, 0);
+    }
+    if (!a->script)
+        return 0;
+    const char *script = a->argv[a->script];
+    if (luaL_loadfile(L, strcmp(script, "-") == 0 ? NULL : script) != LUA_OK)
+        return lua_error(L);
+    int n = a->argc - a->script - 1;
+    luaL_checkstack(L, n, "too many arguments to the script");
+    for (int i = 1; i <= n; i++)
+        lua_pushstring(L, a->argv[a->script + i]);
+    lua_call(L, n, 0);
+    return 0;
+}
+
+/* ---- the command --------------------------------------------------------------------------- */
+
+int cmd_run(int argc, char **argv)
+{
+    const char *name = "run";
+    run_args a = {0};
+    a.code = calloc((size_t)argc + 1, sizeof *a.code);
+    a.argv = calloc((size_t)argc + 2, sizeof *a.argv);
+    if (!a.code || !a.argv) {
+        free(a.code);
+        free(a.argv);
+        cli_error("out of memory");
+        return CLI_FAILED;
+    }
+    a.argv[0] = "batchlab";
+    for (int i = 0; i < argc; i++)
+        a.argv[i + 1] = argv[i];
+    a.argc = argc + 1;
+
+    bool quiet = false;
+    long threads = 0;
+    int i = 1, status = CLI_OK;
+    while (i < argc) {
+        const char *arg = argv[i], *value;
+        int took;
+        if (strcmp(arg, "--") == 0) {
+            i++;
+            break;
+        }
+        if (arg[0] != '-' || strcmp(arg, "-") == 0)
+            break;
+        if (cli_is_help(arg)) {
+            usage(stdout);
+            goto done;
+        }
+        if (strcmp(arg, "-e") == 0) {
+            if (i + 1 >= argc) {
+                status = cli_usage_error(name, "-e needs a chunk of Lua code");
+                goto done;
+            }
+            a.code[a.n_code++] = argv[i + 1];
+            i += 2;
+        } else if (strncmp(arg, "-e", 2) == 0) {
+            a.code[a.n_code++] = arg + 2;
+            i++;
+        } else if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
+            quiet = true;
+            i++;
+        } else if ((took = cli_take_value(name, argc, argv, &i, "--threads", &value)) != 0) {
+            char *end = NULL;
+            if (took < 0) {
+                status = CLI_USAGE;
+                goto done;
+            }
+            errno = 0;
+            threads = strtol(value, &end, 10);
+            if (errno || !end || *end || threads < 0 || threads > 4096) {
+                status = cli_usage_error(name, "--threads needs a count in [0, 4096], got '%s'",
+                                         value);
+                goto done;
+            }
+        } else if ((took = cli_take_value(name, argc, argv, &i, "--plugin-path", &value)) != 0) {
+            if (took < 0) {
+                status = CLI_USAGE;
+                goto done;
+            }
+            if (cli_add_plugin_path(value) != CLI_OK) {
+                status = CLI_FAILED;
+                goto done;
+            }
+        } else {
+            status = cli_usage_error(name, "unknown option '%s'", arg);
+            goto done;
+        }
+    }
+    if (i < argc)
+        a.script = i + 1;      /* index in a.argv, which has "batchlab" in front */
+    else if (a.n_code == 0) {
+        status = cli_usage_error(name, "give a script to run (or -e CODE)");
+        goto done;
+    }
+    if (a.script && strcmp(a.argv[a.script], "-") != 0 && access(a.argv[a.script], R_OK) != 0) {
+        cli_error("cannot open script '%s': %s", a.argv[a.script], strerror(errno));
+        status = CLI_FAILED;
+        goto done;
+    }
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        cli_error("cannot create a Lua state: out of memory");
+        status = CLI_FAILED;
+        goto done;
+    }
+    interrupt_flag = 0;
+    bl_lua_set_interrupt(L, &interrupt_flag);
+    bl_lua_set_quiet(L, quiet);
+    bl_lua_set_threads(L, (int)threads);
+
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+
+    lua_pushcfunction(L, msghandler);               /* [msgh] */
+    lua_pushcfunction(L, pmain);
+    lua_pushlightuserdata(L, &a);
+    int rc = lua_pcall(L, 1, 0, 1);
+    if (interrupt_flag) {
+        fprintf(stderr, "batchlab: interrupted\n");
+        status = EXIT_INTERRUPTED;
+    } else if (rc != LUA_OK) {
+        fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
+        status = CLI_FAILED;
+    }
+    fflush(stdout);
+    lua_close(L);
+    sigaction(SIGINT, &old, NULL);
+
+done:
+    free(a.code);
+    free(a.argv);
+    return status;
+}

@@ -1,0 +1,82 @@
+/* batchlab — dataset plugins and the host's dataset object.
+ *
+ * A dataset plugin opens a source (files, generated data), reports its shape, classes and
+ * splits, and fills batches for lists of sample indices. Pixels and other raw values may stay
+ * in their compact form (bytes) inside the plugin: gather converts and normalizes while it
+ * copies, which is both faster and smaller than keeping floats.
+ */
+#ifndef BATCHLAB_DATASET_H
+#define BATCHLAB_DATASET_H
+
+#include <stdint.h>
+
+#include "batchlab/config.h"
+#include "batchlab/error.h"
+#include "batchlab/nn.h"
+#include "batchlab/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { BL_SPLIT_TRAIN = 0, BL_SPLIT_VALIDATION = 1, BL_SPLIT_TEST = 2 } bl_split;
+#define BL_SPLIT_COUNT 3
+
+/* "train", "validation", "test". */
+BL_EXPORT const char *bl_split_name(bl_split split);
+
+typedef struct bl_data_info {
+    bl_shape sample;           /* shape of one input sample */
+    int64_t classes;           /* ≥ 2: classification with int32 labels 0..classes-1;
+                                  0: regression with float targets */
+    int64_t target_dim;        /* floats per target (regression); 1 for classification */
+    int64_t count[BL_SPLIT_COUNT]; /* samples per split; 0 = the split does not exist */
+    const char *const *class_names; /* `classes` names, or NULL; owned by the dataset */
+} bl_data_info;
+
+/* Operation table of a dataset plugin; `size` = sizeof(bl_dataset_ops) at build time. */
+typedef struct bl_dataset_ops {
+    uint32_t size;
+    /* Opens the source with validated options. On success *handle is the plugin's object,
+     * passed to every other call and freed by close. Errors name the file (and the byte
+     * offset or line for malformed data). */
+    int (*open)(bl_ctx *ctx, const bl_config *opts, void **handle);
+    void (*close)(void *handle);
+    void (*info)(void *handle, bl_data_info *out);
+    /* Fills x[n × sample numel] with floats and y with n int32 labels (classification) or
+     * n × target_dim floats (regression), for samples idx[0..n) of `split` (host memory).
+     * Indices are in range (the host checks). Called from one thread at a time per handle,
+     * possibly not the thread that opened it. */
+    int (*gather)(void *handle, bl_ctx *ctx, bl_split split, const int64_t *idx, int64_t n,
+                  float *x, void *y);
+    /* Optional (may be NULL): named numeric facts about the data, e.g. the synthetic
+     * teacher–student set's "teacher_weights" or "noise_std". Writes up to cap values to out,
+     * sets *n to how many exist; BL_ENOTFOUND for an unknown key. */
+    int (*property)(void *handle, bl_ctx *ctx, const char *key, double *out, int64_t cap,
+                    int64_t *n);
+} bl_dataset_ops;
+
+/* ---- host side ------------------------------------------------------------------------------ */
+
+typedef struct bl_dataset bl_dataset;
+
+/* Validates `opts` (may be NULL) against the plugin's options and opens the dataset. The
+ * plugin's shared object stays loaded until bl_dataset_close. */
+BL_EXPORT int bl_dataset_open(bl_ctx *ctx, const bl_plugin *plugin, const bl_config *opts,
+                              bl_dataset **out);
+BL_EXPORT void bl_dataset_close(bl_dataset *ds);
+BL_EXPORT const bl_data_info *bl_dataset_info(const bl_dataset *ds);
+BL_EXPORT const bl_plugin *bl_dataset_plugin(const bl_dataset *ds);
+/* The validated options (defaults filled in). */
+BL_EXPORT const bl_config *bl_dataset_options(const bl_dataset *ds);
+/* Checks the indices against the split's size, then calls the plugin's gather. */
+BL_EXPORT int bl_dataset_gather(bl_ctx *ctx, bl_dataset *ds, bl_split split,
+                                const int64_t *idx, int64_t n, float *x, void *y);
+/* BL_ENOTFOUND when the plugin has no properties or not this one. */
+BL_EXPORT int bl_dataset_property(bl_ctx *ctx, bl_dataset *ds, const char *key, double *out,
+                                  int64_t cap, int64_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

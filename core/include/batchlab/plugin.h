@@ -1,0 +1,116 @@
+/* batchlab — the plugin ABI, and the registry that loads plugins.
+ *
+ * A plugin is a shared object exporting one C function, `batchlab_plugin`, that returns its
+ * descriptors one index at a time (NULL ends the list). A shared object may provide several
+ * plugins of any kinds. Each descriptor says which ABI it was built against and how large its
+ * struct was; the host reads a field only when `size` says the field is there, and fields are
+ * only ever appended, so a plugin built against an older batchlab of the same ABI keeps
+ * working. A plugin never sees Lua: its options arrive as a validated bl_config.
+ *
+ *     static const bl_option opts[] = {
+ *         {"hidden", BL_TYPE_INT_LIST, "256,128", "widths of the hidden layers"},
+ *         {NULL, 0, NULL, NULL}};
+ *     static const bl_model_ops ops = {sizeof ops, my_build};
+ *     static const bl_plugin plugin = {BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_MODEL,
+ *                                      "mine", "1.0", "my model", opts, &ops};
+ *     BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t i)
+ *     { return i == 0 ? &plugin : NULL; }
+ *
+ * Lifecycle rules: every object a host creates from a plugin (a dataset handle, a scheduler
+ * handle, a network whose layers came from a model plugin) keeps the shared object loaded;
+ * the host destroys each such object exactly once, with the plugin's own destroy/close; the
+ * shared object is unloaded only after the registry is freed and its last object is gone.
+ */
+#ifndef BATCHLAB_PLUGIN_H
+#define BATCHLAB_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batchlab/config.h"
+#include "batchlab/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped only when an incompatible change is made; a plugin of another ABI is refused. */
+#define BL_PLUGIN_ABI 1
+
+#define BL_PLUGIN_ENTRY "batchlab_plugin"
+
+#if defined(__GNUC__)
+#define BL_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define BL_PLUGIN_EXPORT
+#endif
+
+typedef enum {
+    BL_PLUGIN_MODEL = 1,     /* ops: bl_model_ops (model.h) */
+    BL_PLUGIN_DATASET = 2,   /* ops: bl_dataset_ops (dataset.h) */
+    BL_PLUGIN_SCHEDULER = 3  /* ops: bl_scheduler_ops (scheduler.h) */
+} bl_plugin_kind;
+
+/* "model", "dataset", "scheduler" (or "unknown"). */
+BL_EXPORT const char *bl_plugin_kind_name(bl_plugin_kind kind);
+
+typedef struct bl_plugin {
+    uint32_t abi;             /* BL_PLUGIN_ABI the plugin was built with */
+    uint32_t size;            /* sizeof(bl_plugin) at build time */
+    bl_plugin_kind kind;
+    const char *name;         /* [a-z0-9_]+, unique per kind */
+    const char *version;      /* the plugin's own version, e.g. "1.0" */
+    const char *summary;      /* one line */
+    const bl_option *options; /* declared options, NULL-name terminated; NULL = none */
+    const void *ops;          /* the kind's operation table; its first field is its size */
+} bl_plugin;
+
+typedef const bl_plugin *(*bl_plugin_entry_fn)(uint32_t index);
+
+/* ---- the registry (host side) -------------------------------------------------------------- */
+
+typedef struct bl_registry bl_registry;
+
+/* A registry with nothing loaded. On success *out is freed with bl_registry_free. */
+BL_EXPORT int bl_registry_new(bl_ctx *ctx, bl_registry **out);
+
+/* Drops the registry. Shared objects with live objects stay loaded until those are freed. */
+BL_EXPORT void bl_registry_free(bl_registry *reg);
+
+/* The directories searched, in order: each directory of BATCHLAB_PLUGIN_PATH (':'-separated),
+ * the build tree's plugin directory, the install prefix's plugin directory. */
+BL_EXPORT size_t bl_registry_search_path(const bl_registry *reg, const char ***dirs);
+
+/* Loads every plugin file (*.so) of every directory on the search path. A file that fails to
+ * load is reported through bl_log as a warning (with the reason) and skipped; the call
+ * succeeds unless memory runs out. When two plugins of one kind share a name, the one found
+ * first wins and a warning names both files. Safe to call again (files already loaded are
+ * skipped). */
+BL_EXPORT int bl_registry_scan(bl_ctx *ctx, bl_registry *reg);
+
+/* Loads one shared object by path. Errors name the file and say what to do: not found,
+ * dlopen failure (with dlerror), no entry symbol, ABI mismatch (both numbers), descriptor too
+ * short, unknown kind, missing name or ops. */
+BL_EXPORT int bl_registry_load(bl_ctx *ctx, bl_registry *reg, const char *path);
+
+/* Finds a plugin of `kind` by name. `name` may also be a path to a shared object ("./x.so"),
+ * which is loaded first. BL_ENOTFOUND lists the names of that kind that are available and the
+ * search path. On success *out stays valid while the registry lives. */
+BL_EXPORT int bl_registry_find(bl_ctx *ctx, bl_registry *reg, bl_plugin_kind kind,
+                               const char *name, const bl_plugin **out);
+
+/* Iteration over the loaded plugins in load order; `file` (may be NULL) receives the path of
+ * the shared object that provides it. */
+BL_EXPORT size_t bl_registry_count(const bl_registry *reg);
+BL_EXPORT const bl_plugin *bl_registry_at(const bl_registry *reg, size_t index,
+                                          const char **file);
+
+/* Keeps the shared object providing `plugin` loaded until a matching release. The host's
+ * object wrappers (bl_model_build, bl_dataset_open, bl_scheduler_open) do this themselves. */
+BL_EXPORT void bl_plugin_retain(const bl_plugin *plugin);
+BL_EXPORT void bl_plugin_release(const bl_plugin *plugin);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,87 @@
+/* batchlab — batch-size scheduler plugins.
+ *
+ * A scheduler decides the batch size of the next step (and optionally a factor on the
+ * learning rate) from the training state. The engine calls it once per step, so `next` must
+ * be cheap and must not allocate.
+ */
+#ifndef BATCHLAB_SCHEDULER_H
+#define BATCHLAB_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batchlab/config.h"
+#include "batchlab/error.h"
+#include "batchlab/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One evaluation point of a run. Values not measured are NAN. */
+typedef struct bl_eval_point {
+    int64_t step;            /* optimizer steps done */
+    int64_t samples;         /* training samples processed */
+    double epoch;            /* epochs done, fractional */
+    double wall;             /* training wall seconds (evaluation excluded) */
+    int64_t batch;           /* batch size in use */
+    double lr;               /* effective learning rate in use */
+    double train_loss;       /* running mean since the previous point */
+    double train_accuracy;   /* on a fixed training subset */
+    double val_loss, val_accuracy;
+    double gns;              /* smoothed gradient noise scale B_simple */
+    double samples_per_sec;  /* training throughput since the previous point */
+} bl_eval_point;
+
+/* What a schedule sees before each step. */
+typedef struct bl_train_state {
+    int64_t step;            /* steps done so far (0 before the first) */
+    int64_t epoch;           /* completed epochs */
+    double epoch_progress;   /* epochs done, fractional */
+    int64_t samples;         /* training samples processed */
+    int64_t train_size;      /* samples in one epoch */
+    double wall;             /* training seconds so far */
+    int64_t batch;           /* batch of the previous step (the initial batch before step 1) */
+    double lr;               /* effective learning rate of the previous step */
+    double gns;              /* smoothed B_simple estimate; NAN until measured */
+    const bl_eval_point *last; /* latest evaluation point, NULL before the first */
+} bl_train_state;
+
+/* Operation table of a scheduler plugin; `size` = sizeof(bl_scheduler_ops) at build time. */
+typedef struct bl_scheduler_ops {
+    uint32_t size;
+    /* Creates the schedule from validated options; *handle is freed by destroy. */
+    int (*create)(bl_ctx *ctx, const bl_config *opts, void **handle);
+    void (*destroy)(void *handle);
+    /* The largest batch this schedule can return (the engine sizes its buffers for it). */
+    int64_t (*max_batch)(void *handle);
+    /* The batch for the next step (≥ 1) and a factor on the learning rate (1 when the
+     * schedule does not touch it). Must not allocate. */
+    int (*next)(void *handle, bl_ctx *ctx, const bl_train_state *state, int64_t *batch,
+                double *lr_factor);
+    /* Optional (may be NULL): true when the schedule reads state->gns, so the engine measures
+     * the gradient noise scale. */
+    bool (*needs_gns)(void *handle);
+} bl_scheduler_ops;
+
+/* ---- host side ------------------------------------------------------------------------------ */
+
+typedef struct bl_scheduler bl_scheduler;
+
+/* Validates `opts` (may be NULL) and creates the schedule; the plugin's shared object stays
+ * loaded until bl_scheduler_close. */
+BL_EXPORT int bl_scheduler_open(bl_ctx *ctx, const bl_plugin *plugin, const bl_config *opts,
+                                bl_scheduler **out);
+BL_EXPORT void bl_scheduler_close(bl_scheduler *s);
+BL_EXPORT int64_t bl_scheduler_max_batch(const bl_scheduler *s);
+BL_EXPORT bool bl_scheduler_needs_gns(const bl_scheduler *s);
+/* Calls the plugin; a batch < 1 or a non-finite or non-positive LR factor from the plugin is
+ * an error naming the plugin. */
+BL_EXPORT int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
+                                int64_t *batch, double *lr_factor);
+BL_EXPORT const bl_plugin *bl_scheduler_plugin(const bl_scheduler *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

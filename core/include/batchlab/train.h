@@ -1,0 +1,206 @@
+/* batchlab — the training engine: one training run.
+ *
+ * bl_train runs the step loop in C: a seeded permutation per epoch, a batch size that may
+ * change at every step (a constant, a scheduler plugin or a callback), gradient accumulation
+ * over micro-batches, the gradient noise scale, LR scaling rules, warmup and LR schedules,
+ * evaluation points, targets, divergence detection and interrupts. Buffers are sized once for
+ * the largest batch of the run; a second thread gathers the next batch while a step computes.
+ *
+ * Time is split: `time` counts training (data wait, forward, backward, update, schedule
+ * calls); `eval_time` counts evaluation. Time-to-target uses training time.
+ */
+#ifndef BATCHLAB_TRAIN_H
+#define BATCHLAB_TRAIN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batchlab/dataset.h"
+#include "batchlab/error.h"
+#include "batchlab/nn.h"
+#include "batchlab/optim.h"
+#include "batchlab/scheduler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    BL_LR_SCALE_NONE = 0,
+    BL_LR_SCALE_LINEAR = 1, /* lr · B / base_batch (Goyal et al. 2017) */
+    BL_LR_SCALE_SQRT = 2    /* lr · sqrt(B / base_batch) (Hoffer et al. 2017) */
+} bl_lr_scaling;
+
+typedef enum {
+    BL_LR_CONSTANT = 0,
+    BL_LR_STEP = 1,   /* × lr_gamma at each epoch in lr_milestones */
+    BL_LR_COSINE = 2, /* ½(1 + cos(π·p)), p = progress through the planned epochs */
+    BL_LR_LINEAR = 3  /* 1 − p */
+} bl_lr_schedule;
+
+typedef enum {
+    BL_EVAL_EPOCHS = 0,  /* every eval_every epochs (and at the end) */
+    BL_EVAL_STEPS = 1,   /* every eval_every steps */
+    BL_EVAL_SAMPLES = 2  /* every eval_every training samples */
+} bl_eval_unit;
+
+typedef enum {
+    BL_RUN_RUNNING = 0,
+    BL_RUN_COMPLETED = 1,   /* reached its budget, a target or a stop criterion */
+    BL_RUN_FAILED = 2,      /* an error (message in the result) */
+    BL_RUN_DIVERGED = 3,    /* loss or gradient became NaN or infinite */
+    BL_RUN_INTERRUPTED = 4  /* the user stopped it */
+} bl_run_status;
+
+/* "running", "completed", "failed", "diverged", "interrupted". */
+BL_EXPORT const char *bl_run_status_name(bl_run_status status);
+
+/* Metrics a target or a report can name. */
+typedef enum {
+    BL_METRIC_VAL_ACCURACY = 0,
+    BL_METRIC_VAL_LOSS = 1,
+    BL_METRIC_TRAIN_LOSS = 2,
+    BL_METRIC_TRAIN_ACCURACY = 3
+} bl_metric;
+
+/* "val_accuracy", "val_loss", "train_loss", "train_accuracy" → metric; BL_EOPTION otherwise,
+ * suggesting the nearest name. */
+BL_EXPORT int bl_metric_parse(bl_ctx *ctx, const char *name, bl_metric *out);
+BL_EXPORT const char *bl_metric_name(bl_metric metric);
+BL_EXPORT double bl_eval_point_metric(const bl_eval_point *p, bl_metric metric);
+
+/* Chooses the next batch (and an LR factor, 1 when untouched) before each step. */
+typedef int (*bl_batch_fn)(void *user, bl_ctx *ctx, const bl_train_state *state,
+                           int64_t *batch, double *lr_factor);
+/* Called at each evaluation point; return 0 to go on, 1 to stop (set *reason to a static or
+ * user-owned string that stays valid until the run returns), or a negative error code (the
+ * run fails with the message in ctx). */
+typedef int (*bl_criterion_fn)(void *user, bl_ctx *ctx, const bl_eval_point *point,
+                               const char **reason);
+/* Observes each evaluation point as it is made (store, event files, progress). A negative
+ * return fails the run with the message in ctx. */
+typedef int (*bl_point_fn)(void *user, bl_ctx *ctx, const bl_eval_point *point);
+/* Progress after each step (cheap; called with the current state), for live progress lines. */
+typedef void (*bl_progress_fn)(void *user, const bl_train_state *state, double loss,
+                               int64_t total_samples);
+
+typedef struct bl_train_config {
+    /* What to train (borrowed; must outlive the call). */
+    bl_net *net;
+    bl_dataset *data;
+    bl_optim_config optim;
+    uint64_t seed;                  /* permutations and dropout */
+
+    /* Budget: the run ends at the first limit reached; at least one must be set. */
+    double epochs;                  /* may be fractional; 0 = no limit */
+    int64_t max_steps;              /* 0 = no limit */
+    double max_seconds;             /* training wall time; 0 = no limit */
+
+    /* The batch size: a constant, or a scheduler, or a callback (exactly one of the last two
+     * may be set; they override `batch`, which is then the initial batch of the state). */
+    int64_t batch;
+    bl_scheduler *scheduler;        /* borrowed */
+    bl_batch_fn batch_fn;
+    void *batch_user;
+    int64_t max_batch;              /* the largest batch batch_fn may return (required with it) */
+    bool drop_last;                 /* drop an epoch's last partial batch (default: keep) */
+    int64_t micro_batch;            /* > 0: accumulate gradients over chunks of this size */
+
+    /* Learning rate: lr = optim.lr · scaling(B) · warmup · schedule · factor of the batch
+     * source. */
+    bl_lr_scaling lr_scaling;
+    int64_t base_batch;             /* reference batch of the scaling rule; 0 = the run's
+                                       initial batch */
+    double warmup_epochs;           /* gradual warmup (Goyal et al.): from lr/scale to lr */
+    int64_t warmup_steps;           /* alternative to warmup_epochs */
+    bl_lr_schedule lr_schedule;
+    double lr_gamma;                /* BL_LR_STEP factor (default 0.1) */
+    const double *lr_milestones;    /* BL_LR_STEP epochs, increasing (borrowed) */
+    int lr_milestone_count;
+
+    /* Evaluation. */
+    bl_eval_unit eval_unit;         /* default: every epoch */
+    double eval_every;              /* in eval_unit (default 1) */
+    int64_t eval_batch;             /* batch for evaluation (default 1000) */
+    int64_t train_eval_samples;     /* fixed training subset for train accuracy (default 2000;
+                                       0 = off) */
+    bool skip_test;                 /* do not evaluate the test split at the end */
+    bool skip_eval;                 /* no validation or train-subset evaluation at all: points
+                                       carry only training figures (benchmarks, trials) */
+
+    /* Gradient noise scale (McCandlish et al. 2018): measured when asked or when the
+     * scheduler needs it, from k = gns_chunks chunks of each batch (or the micro-batches). */
+    bool measure_gns;
+    int gns_chunks;                 /* default 4 */
+    double gns_ema;                 /* EMA factor β (default 0.95) */
+
+    /* Target: the first evaluation point where `metric` ≥ (higher_better) or ≤ target. */
+    bool has_target;
+    bl_metric target_metric;
+    double target_value;
+    bool target_higher_better;
+    bool stop_at_target;
+
+    /* Callbacks (all optional). */
+    bl_criterion_fn criterion;
+    void *criterion_user;
+    bl_point_fn on_point;
+    void *point_user;
+    bl_progress_fn on_progress;
+    void *progress_user;
+
+    /* When non-NULL and set to non-zero (e.g. by a SIGINT handler), the run finishes the
+     * current step, records an evaluation point and returns with status interrupted. */
+    volatile sig_atomic_t *interrupt;
+} bl_train_config;
+
+/* A configuration with the defaults above (no budget, batch 0: the caller fills those). */
+BL_EXPORT bl_train_config bl_train_defaults(void);
+
+typedef struct bl_run_result {
+    bl_run_status status;
+    char stopped_by[128];           /* "epochs", "max_steps", "max_seconds", "target", a
+                                       criterion's reason, "interrupt", "diverged", "error" */
+    char error[1024];               /* message when failed / diverged */
+    int64_t steps, samples;
+    double epochs;                  /* fractional */
+    double time, eval_time;         /* seconds */
+    bl_eval_point final;            /* the last evaluation point */
+    double test_loss, test_accuracy;/* NAN when there is no test split */
+    int64_t diverged_step;          /* -1 unless diverged */
+    /* Target (has_target): NAN / -1 when not reached. */
+    double time_to_target, epochs_to_target;
+    int64_t steps_to_target, samples_to_target;
+    /* Every evaluation point in order; owned by the result. */
+    bl_eval_point *history;
+    size_t history_count;
+    int64_t max_batch_used;         /* largest batch of any step */
+    size_t peak_device_bytes;       /* device memory peak during the run */
+} bl_run_result;
+
+/* Runs one training run. Returns BL_OK whenever the run itself could be carried out — also when
+ * it diverged, was interrupted or failed inside a callback: look at result->status. Returns an
+ * error (and leaves status failed) only for a configuration that cannot start (no budget, bad
+ * batch, missing pieces, out of memory before the first step). `result` is always initialized
+ * and must be released with bl_run_result_free. The net's parameters are trained in place. */
+BL_EXPORT int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result);
+
+BL_EXPORT void bl_run_result_free(bl_run_result *result);
+
+/* Writes a one-line progress report to stderr (a live line on a terminal, periodic plain
+ * lines otherwise); install as on_progress with user = a bl_progress_printer. */
+typedef struct bl_progress_printer {
+    const char *label;              /* run label shown at the start of the line */
+    bool live;                      /* rewrite one line (terminal) instead of printing lines */
+    double interval;                /* seconds between plain lines (default 5) */
+    double last_print;              /* private */
+    double start;                   /* private */
+} bl_progress_printer;
+BL_EXPORT void bl_progress_print(void *printer, const bl_train_state *state, double loss,
+                                 int64_t total_samples);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,80 @@
+/* Internal pieces of the training engine (train.c): the learning-rate rule, the gradient
+ * noise scale estimator and the prefetching batch loader. */
+#ifndef BATCHLAB_ENGINE_INTERNAL_H
+#define BATCHLAB_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batchlab/dataset.h"
+#include "batchlab/device.h"
+#include "batchlab/rng.h"
+#include "batchlab/train.h"
+
+/* ---- learning rate (lr.c) ------------------------------------------------------------------ */
+
+/* Checks the LR part of a configuration (scaling base, warmup, schedule and its budget). */
+int bl__lr_validate(bl_ctx *ctx, const bl_train_config *cfg, int64_t base_batch);
+
+/* The effective learning rate of a step that uses `batch` samples, starting at `step` steps
+ * and `samples` samples done, with the batch source's `factor`. */
+double bl__lr_at(const bl_train_config *cfg, int64_t base_batch, int64_t train_size,
+                 int64_t batch, int64_t step, int64_t samples, double factor);
+
+/* ---- gradient noise scale (gns.c) -------------------------------------------------------- */
+
+typedef struct bl__gns {
+    double beta;             /* EMA factor */
+    double ema_g2, ema_trace; /* smoothed |G|² and tr(Σ) (same bias, so their ratio is exact) */
+    int64_t updates;
+} bl__gns;
+
+void bl__gns_init(bl__gns *g, double beta);
+/* One measurement from k ≥ 2 chunk gradients of b samples each: mean_sq = mean_i |g_i|²,
+ * mean_grad_sq = |mean_i g_i|². */
+void bl__gns_update(bl__gns *g, int64_t k, int64_t b, double mean_sq, double mean_grad_sq);
+/* Smoothed B_simple = tr(Σ)/|G|², NAN until it is defined (no update yet, or |G|² ≤ 0). */
+double bl__gns_value(const bl__gns *g);
+
+/* ---- batch loader with a prefetch thread (loader.c) --------------------------------------- */
+
+typedef struct bl__slot {
+    float *x;          /* device: [capacity × sample numel] */
+    void *y;           /* device: int32 [capacity] or float [capacity × target_dim] */
+    float *x_stage;    /* host staging (devices other than the CPU), else NULL */
+    void *y_stage;
+    int64_t start, count; /* permutation range held (count 0 = empty) */
+    int rc;            /* result of the last gather */
+} bl__slot;
+
+typedef struct bl__loader {
+    bl_dataset *data;
+    bl_device *dev;
+    bl_ctx *worker_ctx;     /* errors of the prefetch thread */
+    int64_t n, capacity, x_numel, y_bytes_per_sample;
+    int64_t *perm;          /* [n] current epoch's permutation */
+    bl_rng rng;
+    bl__slot slot[2];
+
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool thread_started, stop;
+    int pending;            /* slot index requested from the thread, or -1 */
+    int busy;               /* slot the thread is filling, or -1 */
+} bl__loader;
+
+/* Sizes two slots for `capacity` samples of the training split and starts the thread. */
+int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
+                    int64_t capacity, uint64_t seed);
+void bl__loader_close(bl__loader *l);
+/* Draws the next epoch's permutation (waits for a prefetch in flight, and drops it). */
+void bl__loader_new_epoch(bl__loader *l);
+/* Asks the thread to gather permutation positions [start, start+count) into slot s. */
+void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count);
+/* Makes slot s hold exactly positions [start, start+count): uses what a prefetch brought when
+ * it matches, gathers the rest here, and uploads when the device needs it. */
+int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count);
+
+#endif

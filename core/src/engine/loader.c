@@ -1,0 +1,189 @@
+/* The batch loader: a seeded permutation per epoch and two batch slots, one filled by a worker
+ * thread while the step computes on the other.
+ *
+ * The engine does not know the next batch size until the schedule has seen the current step,
+ * so the prefetch is a guess (the same size again, the common case). Whatever the guess,
+ * consumption follows the permutation exactly: bl__loader_fill keeps the prefix of a prefetch
+ * that matches and gathers any shortfall itself, so results never depend on timing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+
+static int gather_range(bl_ctx *ctx, bl__loader *l, bl__slot *s, int64_t offset,
+                        int64_t start, int64_t count)
+{
+    float *x = s->x_stage ? s->x_stage : s->x;
+    char *y = s->y_stage ? s->y_stage : s->y;
+    return bl_dataset_gather(ctx, l->data, BL_SPLIT_TRAIN, l->perm + start, count,
+                             x + offset * l->x_numel, y + offset * l->y_bytes_per_sample);
+}
+
+static void *worker(void *arg)
+{
+    bl__loader *l = arg;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->stop && l->pending < 0)
+            pthread_cond_wait(&l->cv, &l->mu);
+        if (l->stop)
+            break;
+        int s = l->pending;
+        l->pending = -1;
+        l->busy = s;
+        bl__slot *slot = &l->slot[s];
+        pthread_mutex_unlock(&l->mu);
+        slot->rc = gather_range(l->worker_ctx, l, slot, 0, slot->start, slot->count);
+        pthread_mutex_lock(&l->mu);
+        l->busy = -1;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* Waits until the thread neither holds nor is about to take slot s. */
+static void wait_slot(bl__loader *l, int s)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->busy == s || l->pending == s)
+        pthread_cond_wait(&l->cv, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
+                    int64_t capacity, uint64_t seed)
+{
+    memset(l, 0, sizeof *l);
+    const bl_data_info *info = bl_dataset_info(data);
+    l->data = data;
+    l->dev = dev;
+    l->n = info->count[BL_SPLIT_TRAIN];
+    l->capacity = capacity;
+    l->x_numel = bl_shape_numel(&info->sample);
+    l->y_bytes_per_sample = info->classes >= 2 ? (int64_t)sizeof(int32_t)
+                                               : info->target_dim * (int64_t)sizeof(float);
+    l->pending = -1;
+    l->busy = -1;
+    bl_rng_seed(&l->rng, seed, BL_STREAM_SHUFFLE);
+
+    l->perm = malloc((size_t)l->n * sizeof *l->perm);
+    l->worker_ctx = bl_ctx_new();
+    if (!l->perm || !l->worker_ctx) {
+        bl__loader_close(l);
+        return bl_error(ctx, BL_ENOMEM, "batch loader: out of memory for %lld indices",
+                        (long long)l->n);
+    }
+    size_t x_bytes = (size_t)(capacity * l->x_numel) * sizeof(float);
+    size_t y_bytes = (size_t)(capacity * l->y_bytes_per_sample);
+    for (int s = 0; s < 2; s++) {
+        bl__slot *slot = &l->slot[s];
+        int rc = bl_device_alloc(ctx, dev, x_bytes, (void **)&slot->x);
+        if (rc == BL_OK)
+            rc = bl_device_alloc(ctx, dev, y_bytes, &slot->y);
+        if (rc == BL_OK && dev->kind != BL_DEVICE_CPU) {
+            slot->x_stage = malloc(x_bytes);
+            slot->y_stage = malloc(y_bytes);
+            if (!slot->x_stage || !slot->y_stage)
+                rc = bl_error(ctx, BL_ENOMEM, "batch loader: out of host memory");
+        }
+        if (rc != BL_OK) {
+            bl__loader_close(l);
+            return bl_error_prefix(ctx, "batch loader (%lld samples per batch)",
+                                   (long long)capacity);
+        }
+    }
+    if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0 ||
+        pthread_create(&l->thread, NULL, worker, l) != 0) {
+        bl__loader_close(l);
+        return bl_error(ctx, BL_ENOMEM, "batch loader: cannot start the prefetch thread");
+    }
+    l->thread_started = true;
+    bl__loader_new_epoch(l);
+    return BL_OK;
+}
+
+void bl__loader_close(bl__loader *l)
+{
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        pthread_mutex_destroy(&l->mu);
+        pthread_cond_destroy(&l->cv);
+        l->thread_started = false;
+    }
+    size_t x_bytes = (size_t)(l->capacity * l->x_numel) * sizeof(float);
+    size_t y_bytes = (size_t)(l->capacity * l->y_bytes_per_sample);
+    for (int s = 0; s < 2; s++) {
+        bl_device_release(l->dev, l->slot[s].x, x_bytes);
+        bl_device_release(l->dev, l->slot[s].y, y_bytes);
+        free(l->slot[s].x_stage);
+        free(l->slot[s].y_stage);
+        memset(&l->slot[s], 0, sizeof l->slot[s]);
+    }
+    free(l->perm);
+    l->perm = NULL;
+    bl_ctx_free(l->worker_ctx);
+    l->worker_ctx = NULL;
+}
+
+void bl__loader_new_epoch(bl__loader *l)
+{
+    for (int s = 0; s < 2; s++) {
+        wait_slot(l, s);
+        l->slot[s].count = 0;
+    }
+    bl_rng_permutation(&l->rng, l->perm, l->n);
+}
+
+void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
+{
+    if (count > l->capacity)
+        count = l->capacity;
+    if (start + count > l->n)
+        count = l->n - start;
+    wait_slot(l, s);
+    if (count <= 0) {
+        l->slot[s].count = 0;
+        return;
+    }
+    pthread_mutex_lock(&l->mu);
+    l->slot[s].start = start;
+    l->slot[s].count = count;
+    l->slot[s].rc = BL_OK;
+    l->pending = s;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count)
+{
+    bl__slot *slot = &l->slot[s];
+    wait_slot(l, s);
+    int64_t have = 0;
+    if (slot->count > 0 && slot->start == start) {
+        if (slot->rc != BL_OK)
+            return bl_error(ctx, slot->rc, "%s", bl_errmsg(l->worker_ctx));
+        have = slot->count < count ? slot->count : count;
+    }
+    if (have < count) {
+        int rc = gather_range(ctx, l, slot, have, start + have, count - have);
+        if (rc != BL_OK)
+            return rc;
+    }
+    slot->start = start;
+    slot->count = count;
+    if (slot->x_stage) {
+        int rc = bl_device_upload(ctx, l->dev, slot->x, slot->x_stage,
+                                  (size_t)(count * l->x_numel) * sizeof(float));
+        if (rc == BL_OK)
+            rc = bl_device_upload(ctx, l->dev, slot->y, slot->y_stage,
+                                  (size_t)(count * l->y_bytes_per_sample));
+        if (rc != BL_OK)
+            return rc;
+    }
+    return BL_OK;
+}

@@ -1,0 +1,695 @@
+/* The step loop. See train.h for the contract; engine.h for the pieces it uses. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batchlab/train.h"
+#include "engine/engine.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+bl_train_config bl_train_defaults(void)
+{
+    bl_train_config c;
+    memset(&c, 0, sizeof c);
+    c.optim = bl_optim_defaults(BL_OPTIM_SGD);
+    c.seed = 1;
+    c.lr_gamma = 0.1;
+    c.eval_unit = BL_EVAL_EPOCHS;
+    c.eval_every = 1;
+    c.train_eval_samples = 2000;
+    c.gns_chunks = 4;
+    c.gns_ema = 0.95;
+    c.target_higher_better = true;
+    return c;
+}
+
+const char *bl_run_status_name(bl_run_status status)
+{
+    switch (status) {
+    case BL_RUN_RUNNING: return "running";
+    case BL_RUN_COMPLETED: return "completed";
+    case BL_RUN_FAILED: return "failed";
+    case BL_RUN_DIVERGED: return "diverged";
+    case BL_RUN_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+void bl_run_result_free(bl_run_result *result)
+{
+    if (!result)
+        return;
+    free(result->history);
+    result->history = NULL;
+    result->history_count = 0;
+}
+
+/* ---- the state of one run ------------------------------------------------------------------ */
+
+typedef struct run {
+    const bl_train_config *cfg;
+    bl_ctx *ctx;
+    bl_net *net;
+    bl_device *dev;
+    bl_optim *opt;
+    bl__loader loader;
+    bool loader_open;
+    bl_run_result *res;
+    const bl_data_info *info;
+    bool classify;
+    int64_t n_train, x_numel;
+    int64_t max_batch, chunk_max, eval_batch, base_batch;
+
+    /* evaluation buffers (device) and index list (host) */
+    float *eval_x;
+    void *eval_y;
+    float *eval_x_host;     /* staging for devices other than the CPU, else NULL */
+    void *eval_y_host;
+    int64_t *eval_idx;
+    size_t eval_x_bytes, eval_y_bytes;
+
+    /* gradient noise scale */
+    bool gns_on;
+    bl__gns gns;
+    float *grad_acc;        /* device [n_params] when gns_on */
+
+    /* clocks and counters */
+    double train_time, eval_time;
+    int64_t pos;            /* position in the current epoch's permutation */
+    int64_t epoch;          /* completed epochs */
+    double loss_sum;        /* training loss since the last point */
+    int64_t loss_count;
+    int64_t point_samples;  /* samples at the last point */
+    double point_time;      /* training time at the last point */
+    double next_eval;       /* in the unit of cfg->eval_unit */
+    bl_train_state state;
+    bl_eval_point last;
+    bool have_last;
+    size_t history_cap;
+} run;
+
+static double epoch_progress(const run *r)
+{
+    return (double)r->epoch + (double)r->pos / (double)r->n_train;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------------- */
+
+/* Mean loss and accuracy over the first `count` samples (in index order) of a split. */
+static int evaluate_split(run *r, bl_split split, int64_t count, double *loss, double *acc)
+{
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t start = 0; start < count; start += r->eval_batch) {
+        int64_t n = count - start < r->eval_batch ? count - start : r->eval_batch;
+        for (int64_t i = 0; i < n; i++)
+            r->eval_idx[i] = start + i;
+        /* on the CPU device memory is host memory: gather in place; elsewhere stage */
+        float *x = r->eval_x_host ? r->eval_x_host : r->eval_x;
+        void *y = r->eval_y_host ? r->eval_y_host : r->eval_y;
+        int rc = bl_dataset_gather(r->ctx, r->cfg->data, split, r->eval_idx, n, x, y);
+        if (rc == BL_OK && r->eval_x_host) {
+            size_t y_bytes = r->eval_y_bytes / (size_t)r->eval_batch * (size_t)n;
+            rc = bl_device_upload(r->ctx, r->dev, r->eval_x, x,
+                                  (size_t)(n * r->x_numel) * sizeof(float));
+            if (rc == BL_OK)
+                rc = bl_device_upload(r->ctx, r->dev, r->eval_y, y, y_bytes);
+        }
+        if (rc != BL_OK)
+            return bl_error_prefix(r->ctx, "evaluating the %s split", bl_split_name(split));
+        double batch_loss = 0;
+        int64_t batch_correct = 0;
+        rc = bl_net_forward(r->ctx, r->net, r->eval_x, n, false, NULL);
+        if (rc == BL_OK)
+            rc = bl_net_loss(r->ctx, r->net, n, r->eval_y, &batch_loss, &batch_correct);
+        if (rc != BL_OK)
+            return rc;
+        loss_sum += batch_loss;
+        correct += batch_correct;
+    }
+    *loss = count > 0 ? loss_sum / (double)count : NAN;
+    *acc = (count > 0 && r->classify) ? (double)correct / (double)count : NAN;
+    return BL_OK;
+}
+
+static int append_history(run *r, const bl_eval_point *p)
+{
+    bl_run_result *res = r->res;
+    if (res->history_count == r->history_cap) {
+        size_t cap = r->history_cap ? 2 * r->history_cap : 32;
+        bl_eval_point *h = realloc(res->history, cap * sizeof *h);
+        if (!h)
+            return bl_error(r->ctx, BL_ENOMEM, "out of memory for the run history");
+        res->history = h;
+        r->history_cap = cap;
+    }
+    res->history[res->history_count++] = *p;
+    return BL_OK;
+}
+
+/* Makes an evaluation point now. Returns 1 when the run should stop (target, criterion),
+ * 0 to go on, or an error. */
+static int make_point(run *r, const char **stop_reason)
+{
+    const bl_train_config *cfg = r->cfg;
+    double t0 = now_seconds();
+    bl_eval_point p;
+    p.step = r->state.step;
+    p.samples = r->state.samples;
+    p.epoch = epoch_progress(r);
+    p.wall = r->train_time;
+    p.batch = r->state.batch;
+    p.lr = r->state.lr;
+    p.train_loss = r->loss_count > 0 ? r->loss_sum / (double)r->loss_count : NAN;
+    double dt = r->train_time - r->point_time;
+    p.samples_per_sec = dt > 0 ? (double)(r->state.samples - r->point_samples) / dt : NAN;
+    p.gns = r->gns_on ? bl__gns_value(&r->gns) : NAN;
+    p.val_loss = p.val_accuracy = NAN;
+    p.train_accuracy = NAN;
+
+    int rc = BL_OK;
+    int64_t n_val = cfg->skip_eval ? 0 : r->info->count[BL_SPLIT_VALIDATION];
+    if (n_val > 0)
+        rc = evaluate_split(r, BL_SPLIT_VALIDATION, n_val, &p.val_loss, &p.val_accuracy);
+    int64_t n_sub = cfg->train_eval_samples < r->n_train ? cfg->train_eval_samples : r->n_train;
+    if (cfg->skip_eval)
+        n_sub = 0;
+    if (rc == BL_OK && n_sub > 0) {
+        double sub_loss;
+        rc = evaluate_split(r, BL_SPLIT_TRAIN, n_sub, &sub_loss, &p.train_accuracy);
+        if (rc == BL_OK && !r->classify)
+            p.train_accuracy = NAN;
+    }
+    r->eval_time += now_seconds() - t0;
+    if (rc != BL_OK)
+        return rc;
+
+    r->loss_sum = 0;
+    r->loss_count = 0;
+    r->point_samples = r->state.samples;
+    r->point_time = r->train_time;
+    r->last = p;
+    r->have_last = true;
+    r->state.last = &r->last;
+    if ((rc = append_history(r, &p)) != BL_OK)
+        return rc;
+
+    if (cfg->on_point && (rc = cfg->on_point(cfg->point_user, r->ctx, &p)) < 0)
+        return rc;
+
+    bl_run_result *res = r->res;
+    if (cfg->has_target && res->steps_to_target < 0) {
+        double v = bl_eval_point_metric(&p, cfg->target_metric);
+        bool reached = cfg->target_higher_better ? v >= cfg->target_value
+                                                 : v <= cfg->target_value;
+        if (reached) {
+            res->time_to_target = p.wall;
+            res->steps_to_target = p.step;
+            res->samples_to_target = p.samples;
+            res->epochs_to_target = p.epoch;
+            if (cfg->stop_at_target) {
+                *stop_reason = "target";
+                return 1;
+            }
+        }
+    }
+    if (cfg->criterion) {
+        const char *reason = NULL;
+        rc = cfg->criterion(cfg->criterion_user, r->ctx, &p, &reason);
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
+            *stop_reason = reason ? reason : "criterion";
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether an evaluation point is due after the step just done. */
+static bool eval_due(run *r)
+{
+    double now;
+    switch (r->cfg->eval_unit) {
+    case BL_EVAL_STEPS: now = (double)r->state.step; break;
+    case BL_EVAL_SAMPLES: now = (double)r->state.samples; break;
+    default: now = epoch_progress(r); break;
+    }
+    if (now + 1e-9 < r->next_eval)
+        return false;
+    while (r->next_eval <= now + 1e-9)
+        r->next_eval += r->cfg->eval_every;
+    return true;
+}
+
+/* ---- one optimizer step -------------------------------------------------------------------- */
+
+static bool finite(double v)
+{
+    return isfinite(v);
+}
+
+/* Forward + backward over rows [offset, offset+n) of the batch held in slot s. */
+static int chunk_pass(run *r, const bl__slot *slot, int64_t offset, int64_t n, float loss_scale,
+                      bool accumulate, double *loss_sum)
+{
+    const float *x = slot->x + offset * r->x_numel;
+    const char *y = (const char *)slot->y + offset * r->loader.y_bytes_per_sample;
+    double l = 0;
+    int rc = bl_net_forward(r->ctx, r->net, x, n, true, NULL);
+    if (rc == BL_OK)
+        rc = bl_net_loss(r->ctx, r->net, n, y, &l, NULL);
+    if (rc == BL_OK && finite(l))
+        rc = bl_net_backward(r->ctx, r->net, n, loss_scale, accumulate);
+    *loss_sum += l;
+    return rc;
+}
+
+/* Gradients of the mean loss over the B samples of slot s, into the net's gradient block;
+ * measures the noise scale on the way when it is on. Returns the summed loss in *loss_sum. */
+static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *loss_sum)
+{
+    const bl_device_ops *ops = r->dev->ops;
+    float inv_b = 1.0f / (float)B;
+    *loss_sum = 0;
+    int64_t chunk = r->cfg->micro_batch > 0 ? r->cfg->micro_batch : B;
+    int64_t k = B / chunk;
+
+    if (r->gns_on) {
+        /* k equal chunks for the statistics: the micro-batches, or gns_chunks pieces */
+        if (r->cfg->micro_batch <= 0)
+            chunk = B / r->cfg->gns_chunks;
+        k = chunk > 0 ? B / chunk : 0;
+    }
+    if (!r->gns_on || k < 2) {
+        /* plain path: accumulate micro-batches straight into the gradient block */
+        int64_t step_chunk = r->cfg->micro_batch > 0 ? r->cfg->micro_batch : B;
+        for (int64_t off = 0; off < B; off += step_chunk) {
+            int64_t n = B - off < step_chunk ? B - off : step_chunk;
+            int rc = chunk_pass(r, slot, off, n, inv_b, off > 0, loss_sum);
+            if (rc != BL_OK || !finite(*loss_sum))
+                return rc;
+        }
+        return BL_OK;
+    }
+
+    /* measuring path: each chunk's mean gradient g_i alone in the gradient block, its squared
+     * norm taken, then added into grad_acc with weight b/B (so grad_acc ends as the batch's
+     * mean gradient) */
+    size_t np = bl_net_num_params(r->net);
+    float *grads = bl_net_grads(r->net);
+    double sum_sq = 0;
+    float inv_chunk = 1.0f / (float)chunk;
+    for (int64_t i = 0; i < k; i++) {
+        int rc = chunk_pass(r, slot, i * chunk, chunk, inv_chunk, false, loss_sum);
+        if (rc != BL_OK || !finite(*loss_sum))
+            return rc;
+        sum_sq += ops->sumsq(r->dev, (int64_t)np, grads);
+        if (i == 0) {
+            ops->copy(r->dev, r->grad_acc, grads, np * sizeof(float));
+            ops->scale(r->dev, (int64_t)np, (float)chunk * inv_b, r->grad_acc);
+        } else {
+            ops->axpy(r->dev, (int64_t)np, (float)chunk * inv_b, grads, r->grad_acc);
+        }
+    }
+    /* mean of the k chunk gradients = grad_acc · B/(k·chunk) */
+    double f = (double)B / (double)(k * chunk);
+    double mean_grad_sq = ops->sumsq(r->dev, (int64_t)np, r->grad_acc) * f * f;
+    bl__gns_update(&r->gns, k, chunk, sum_sq / (double)k, mean_grad_sq);
+
+    int64_t rest = B - k * chunk;
+    if (rest > 0) {
+        int rc = chunk_pass(r, slot, k * chunk, rest, inv_b, false, loss_sum);
+        if (rc != BL_OK || !finite(*loss_sum))
+            return rc;
+        ops->axpy(r->dev, (int64_t)np, 1.0f, grads, r->grad_acc);
+    }
+    ops->copy(r->dev, grads, r->grad_acc, np * sizeof(float));
+    return BL_OK;
+}
+
+/* ---- the batch source ---------------------------------------------------------------------- */
+
+static int next_batch(run *r, int64_t *batch, double *factor)
+{
+    const bl_train_config *cfg = r->cfg;
+    *factor = 1.0;
+    r->state.gns = r->gns_on ? bl__gns_value(&r->gns) : NAN;
+    int rc = BL_OK;
+    if (cfg->scheduler) {
+        rc = bl_scheduler_next(r->ctx, cfg->scheduler, &r->state, batch, factor);
+    } else if (cfg->batch_fn) {
+        rc = cfg->batch_fn(cfg->batch_user, r->ctx, &r->state, batch, factor);
+    } else {
+        *batch = cfg->batch;
+    }
+    if (rc != BL_OK)
+        return rc;
+    if (*batch < 1 || *batch > r->max_batch)
+        return bl_error(r->ctx, BL_EINVAL,
+                        "the schedule asked for batch %lld, outside [1, %lld] (max_batch)",
+                        (long long)*batch, (long long)r->max_batch);
+    if (!(*factor > 0) || !isfinite(*factor))
+        return bl_error(r->ctx, BL_EINVAL, "the schedule returned a bad LR factor %g",
+                        *factor);
+    return BL_OK;
+}
+
+/* ---- set-up and tear-down ------------------------------------------------------------------ */
+
+static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
+{
+    if (!cfg->net || !cfg->data)
+        return bl_error(ctx, BL_EINVAL, "bl_train: a net and a dataset are required");
+    if (!(cfg->epochs > 0) && cfg->max_steps <= 0 && !(cfg->max_seconds > 0))
+        return bl_error(ctx, BL_EOPTION,
+                        "train: no budget: give epochs, max_steps or max_seconds");
+    if (cfg->epochs < 0 || cfg->max_steps < 0 || cfg->max_seconds < 0)
+        return bl_error(ctx, BL_EOPTION, "train: epochs, max_steps and max_seconds must be ≥ 0");
+    if (cfg->scheduler && cfg->batch_fn)
+        return bl_error(ctx, BL_EOPTION, "train: give a scheduler or a batch function, not both");
+    if (!cfg->scheduler && !cfg->batch_fn && cfg->batch < 1)
+        return bl_error(ctx, BL_EOPTION, "train: batch must be ≥ 1, got %lld",
+                        (long long)cfg->batch);
+    if (cfg->batch_fn && cfg->max_batch < 1)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: a batch function needs max_batch (the largest batch it returns)");
+    if (cfg->micro_batch < 0)
+        return bl_error(ctx, BL_EOPTION, "train: micro_batch must be ≥ 0");
+    if (cfg->gns_chunks < 2 && (cfg->measure_gns || cfg->scheduler))
+        return bl_error(ctx, BL_EOPTION, "train: gns_chunks must be ≥ 2, got %d",
+                        cfg->gns_chunks);
+    if (!(cfg->gns_ema >= 0 && cfg->gns_ema < 1))
+        return bl_error(ctx, BL_EOPTION, "train: gns_ema must be in [0, 1), got %g",
+                        cfg->gns_ema);
+    if (!(cfg->eval_every > 0))
+        return bl_error(ctx, BL_EOPTION, "train: eval_every must be > 0, got %g",
+                        cfg->eval_every);
+    if (cfg->eval_batch < 0 || cfg->train_eval_samples < 0)
+        return bl_error(ctx, BL_EOPTION, "train: eval_batch and train_eval_samples must be ≥ 0");
+    return bl_optim_validate(ctx, &cfg->optim);
+}
+
+static int setup(run *r)
+{
+    const bl_train_config *cfg = r->cfg;
+    bl_ctx *ctx = r->ctx;
+    r->net = cfg->net;
+    r->dev = bl_net_device(r->net);
+    r->info = bl_dataset_info(cfg->data);
+    r->classify = r->info->classes >= 2;
+    r->n_train = r->info->count[BL_SPLIT_TRAIN];
+    r->x_numel = bl_shape_numel(&r->info->sample);
+    if (r->n_train < 1)
+        return bl_error(ctx, BL_EINVAL, "train: the dataset has no training samples");
+    if (r->classify != (bl_net_loss_kind(r->net) == BL_LOSS_CROSS_ENTROPY))
+        return bl_error(ctx, BL_EINVAL,
+                        "train: the model's loss does not fit the data (%s data, %s loss)",
+                        r->classify ? "classification" : "regression",
+                        bl_net_loss_kind(r->net) == BL_LOSS_MSE ? "MSE" : "cross-entropy");
+
+    r->max_batch = cfg->scheduler ? bl_scheduler_max_batch(cfg->scheduler)
+                   : cfg->batch_fn ? cfg->max_batch
+                                   : cfg->batch;
+    if (r->max_batch < 1)
+        return bl_error(ctx, BL_EINVAL, "train: the schedule's largest batch is %lld",
+                        (long long)r->max_batch);
+    if (cfg->drop_last && r->max_batch > r->n_train && !cfg->scheduler && !cfg->batch_fn)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: batch %lld is larger than the %lld training samples and "
+                        "drop_last is on: no step could run",
+                        (long long)r->max_batch, (long long)r->n_train);
+    r->base_batch = cfg->base_batch > 0 ? cfg->base_batch
+                    : cfg->batch > 0    ? cfg->batch
+                                        : r->max_batch;
+    int rc = bl__lr_validate(ctx, cfg, r->base_batch);
+    if (rc != BL_OK)
+        return rc;
+
+    r->gns_on = cfg->measure_gns || (cfg->scheduler && bl_scheduler_needs_gns(cfg->scheduler));
+    bl__gns_init(&r->gns, cfg->gns_ema);
+
+    r->chunk_max = cfg->micro_batch > 0 && cfg->micro_batch < r->max_batch ? cfg->micro_batch
+                                                                          : r->max_batch;
+    r->eval_batch = cfg->skip_eval      ? 1
+                    : cfg->eval_batch > 0 ? cfg->eval_batch
+                    : r->chunk_max > 256  ? r->chunk_max
+                                          : 256;
+    int64_t reserve = r->chunk_max > r->eval_batch ? r->chunk_max : r->eval_batch;
+    if ((rc = bl_net_reserve(ctx, r->net, reserve)) != BL_OK)
+        return rc;
+    if ((rc = bl_optim_new(ctx, r->net, &cfg->optim, &r->opt)) != BL_OK)
+        return rc;
+    if (r->gns_on &&
+        (rc = bl_device_alloc(ctx, r->dev, bl_net_num_params(r->net) * sizeof(float),
+                              (void **)&r->grad_acc)) != BL_OK)
+        return rc;
+
+    r->eval_x_bytes = (size_t)(r->eval_batch * r->x_numel) * sizeof(float);
+    r->eval_y_bytes = (size_t)r->eval_batch *
+                      (r->classify ? sizeof(int32_t) : (size_t)r->info->target_dim * sizeof(float));
+    if ((rc = bl_device_alloc(ctx, r->dev, r->eval_x_bytes, (void **)&r->eval_x)) != BL_OK ||
+        (rc = bl_device_alloc(ctx, r->dev, r->eval_y_bytes, &r->eval_y)) != BL_OK)
+        return rc;
+    r->eval_idx = malloc((size_t)r->eval_batch * sizeof *r->eval_idx);
+    if (r->dev->kind != BL_DEVICE_CPU) {
+        r->eval_x_host = malloc(r->eval_x_bytes);
+        r->eval_y_host = malloc(r->eval_y_bytes);
+    }
+    if (!r->eval_idx || (r->dev->kind != BL_DEVICE_CPU && (!r->eval_x_host || !r->eval_y_host)))
+        return bl_error(ctx, BL_ENOMEM, "train: out of memory");
+
+    if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed)) !=
+        BL_OK)
+        return rc;
+    r->loader_open = true;
+
+    r->state.train_size = r->n_train;
+    r->state.batch = cfg->batch > 0 ? cfg->batch : 0;
+    r->state.lr = cfg->optim.lr;
+    r->state.gns = NAN;
+    r->next_eval = cfg->eval_every;
+    return BL_OK;
+}
+
+static void teardown(run *r)
+{
+    if (r->loader_open)
+        bl__loader_close(&r->loader);
+    bl_optim_free(r->opt);
+    if (r->dev) {
+        bl_device_release(r->dev, r->grad_acc, bl_net_num_params(r->net) * sizeof(float));
+        bl_device_release(r->dev, r->eval_x, r->eval_x_bytes);
+        bl_device_release(r->dev, r->eval_y, r->eval_y_bytes);
+    }
+    free(r->eval_idx);
+    free(r->eval_x_host);
+    free(r->eval_y_host);
+}
+
+static void init_result(bl_run_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = BL_RUN_FAILED;
+    res->test_loss = res->test_accuracy = NAN;
+    res->time_to_target = res->epochs_to_target = NAN;
+    res->steps_to_target = res->samples_to_target = -1;
+    res->diverged_step = -1;
+    bl_eval_point *f = &res->final;
+    f->train_loss = f->train_accuracy = f->val_loss = f->val_accuracy = NAN;
+    f->gns = f->samples_per_sec = f->lr = NAN;
+}
+
+static void set_reason(bl_run_result *res, const char *reason)
+{
+    snprintf(res->stopped_by, sizeof res->stopped_by, "%s", reason);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+/* Returns BL_OK with *stop set and res->status/stopped_by filled when the run ends normally,
+ * or an error (the run failed). */
+static int loop(run *r)
+{
+    const bl_train_config *cfg = r->cfg;
+    bl_run_result *res = r->res;
+    const char *stop = NULL;
+    int64_t pending_batch = 0;
+    double pending_factor = 1.0;
+    int cur = 0;
+    int rc;
+
+    for (;;) {
+        /* epoch boundary */
+        if (r->pos >= r->n_train) {
+            r->epoch++;
+            r->pos = 0;
+            r->state.epoch = r->epoch;
+            r->state.epoch_progress = (double)r->epoch;
+            bl__loader_new_epoch(&r->loader);
+        }
+        /* budgets */
+        if (cfg->epochs > 0 && epoch_progress(r) >= cfg->epochs - 1e-12)
+            stop = "epochs";
+        else if (cfg->max_steps > 0 && r->state.step >= cfg->max_steps)
+            stop = "max_steps";
+        else if (cfg->max_seconds > 0 && r->train_time >= cfg->max_seconds)
+            stop = "max_seconds";
+        else if (cfg->interrupt && *cfg->interrupt) {
+            res->status = BL_RUN_INTERRUPTED;
+            set_reason(res, "interrupt");
+            return BL_OK;
+        }
+        if (stop)
+            break;
+
+        double t0 = now_seconds();
+        int64_t B = pending_batch;
+        double factor = pending_factor;
+        if (B == 0 && (rc = next_batch(r, &B, &factor)) != BL_OK)
+            return rc;
+        int64_t remaining = r->n_train - r->pos;
+        if (cfg->drop_last && remaining < B) {
+            if (r->pos == 0)
+                return bl_error(r->ctx, BL_EINVAL,
+                                "batch %lld is larger than the %lld training samples and "
+                                "drop_last is on",
+                                (long long)B, (long long)r->n_train);
+            /* the rest of this epoch is dropped; the batch carries over to the next */
+            pending_batch = B;
+            pending_factor = factor;
+            r->train_time += now_seconds() - t0;
+            r->pos = r->n_train;
+            if (cfg->eval_unit == BL_EVAL_EPOCHS && eval_due(r)) {
+                if ((rc = make_point(r, &stop)) < 0)
+                    return rc;
+                if (rc > 0)
+                    break;
+            }
+            continue;
+        }
+        pending_batch = 0;
+        int64_t n = remaining < B ? remaining : B;
+
+        if ((rc = bl__loader_fill(r->ctx, &r->loader, cur, r->pos, n)) != BL_OK)
+            return rc;
+        bl__loader_prefetch(&r->loader, 1 - cur, r->pos + n, B);
+
+        double lr = bl__lr_at(cfg, r->base_batch, r->n_train, n, r->state.step,
+                              r->state.samples, factor);
+        double loss_sum;
+        if ((rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum)) != BL_OK)
+            return rc;
+        if (!finite(loss_sum)) {
+            r->train_time += now_seconds() - t0;
+            res->status = BL_RUN_DIVERGED;
+            res->diverged_step = r->state.step + 1;
+            snprintf(res->error, sizeof res->error,
+                     "the training loss became %s at step %lld (batch %lld, lr %g)",
+                     isnan(loss_sum) ? "NaN" : "infinite", (long long)(r->state.step + 1),
+                     (long long)n, lr);
+            set_reason(res, "diverged");
+            return BL_OK;
+        }
+        if ((rc = bl_optim_step(r->ctx, r->opt, lr, NULL)) != BL_OK)
+            return rc;
+
+        r->pos += n;
+        r->state.step++;
+        r->state.samples += n;
+        r->state.batch = n;
+        r->state.lr = lr;
+        r->state.epoch_progress = epoch_progress(r);
+        r->loss_sum += loss_sum;
+        r->loss_count += n;
+        if (n > res->max_batch_used)
+            res->max_batch_used = n;
+        cur = 1 - cur;
+        r->train_time += now_seconds() - t0;
+        r->state.wall = r->train_time;
+
+        if (cfg->on_progress)
+            cfg->on_progress(cfg->progress_user, &r->state, loss_sum / (double)n,
+                             cfg->epochs > 0 ? (int64_t)(cfg->epochs * (double)r->n_train) : 0);
+        if (eval_due(r)) {
+            if ((rc = make_point(r, &stop)) < 0)
+                return rc;
+            if (rc > 0)
+                break;
+        }
+    }
+
+    /* a last point at the end of the run, unless one was just made */
+    if (!r->have_last || r->last.step != r->state.step) {
+        const char *late = NULL;
+        if ((rc = make_point(r, &late)) < 0)
+            return rc;
+    }
+    res->status = BL_RUN_COMPLETED;
+    set_reason(res, stop);
+    return BL_OK;
+}
+
+int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
+{
+    if (!result)
+        return bl_error(ctx, BL_EINVAL, "bl_train: result is NULL");
+    init_result(result);
+    if (!cfg)
+        return bl_error(ctx, BL_EINVAL, "bl_train: cfg is NULL");
+    int rc = check_config(ctx, cfg);
+    if (rc != BL_OK) {
+        snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));
+        set_reason(result, "error");
+        return rc;
+    }
+    run r;
+    memset(&r, 0, sizeof r);
+    r.cfg = cfg;
+    r.ctx = ctx;
+    r.res = result;
+    bl_device *dev = bl_net_device(cfg->net);
+    size_t peak_before = dev->peak_bytes;
+    dev->peak_bytes = dev->bytes_in_use;
+
+    rc = setup(&r);
+    if (rc != BL_OK) {
+        snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));
+        set_reason(result, "error");
+        teardown(&r);
+        return rc;
+    }
+    rc = loop(&r);
+    if (rc == BL_OK && result->status == BL_RUN_COMPLETED && !cfg->skip_test && !cfg->skip_eval &&
+        r.info->count[BL_SPLIT_TEST] > 0) {
+        double t0 = now_seconds();
+        rc = evaluate_split(&r, BL_SPLIT_TEST, r.info->count[BL_SPLIT_TEST], &result->test_loss,
+                            &result->test_accuracy);
+        r.eval_time += now_seconds() - t0;
+    }
+    if (rc != BL_OK) {
+        result->status = BL_RUN_FAILED;
+        snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));
+        set_reason(result, "error");
+    }
+    result->steps = r.state.step;
+    result->samples = r.state.samples;
+    result->epochs = (double)r.epoch + (double)r.pos / (double)r.n_train;
+    result->time = r.train_time;
+    result->eval_time = r.eval_time;
+    if (r.have_last)
+        result->final = r.last;
+    result->peak_device_bytes = dev->peak_bytes;
+    teardown(&r);
+    if (dev->peak_bytes < peak_before)
+        dev->peak_bytes = peak_before;
+    return BL_OK;
+}

@@ -1,0 +1,111 @@
+/* Run results as Lua tables: evaluation points and the fields of a finished run. Values that
+ * were not measured are NaN in points (so `p.val_accuracy >= x` is simply false); the
+ * *_to_target fields are absent (nil) when the target was not reached. */
+#include <math.h>
+
+#include "lua/lbl.h"
+
+#define N_POINT_FIELDS 12
+
+void bl__lua_fill_point(lua_State *L, int idx, const bl_eval_point *p)
+{
+    idx = lua_absindex(L, idx);
+    lua_pushinteger(L, (lua_Integer)p->step);
+    lua_setfield(L, idx, "step");
+    lua_pushnumber(L, p->epoch);
+    lua_setfield(L, idx, "epoch");
+    lua_pushinteger(L, (lua_Integer)p->samples);
+    lua_setfield(L, idx, "samples");
+    lua_pushnumber(L, p->wall);
+    lua_setfield(L, idx, "wall");
+    lua_pushinteger(L, (lua_Integer)p->batch);
+    lua_setfield(L, idx, "batch");
+    lua_pushnumber(L, p->lr);
+    lua_setfield(L, idx, "lr");
+    lua_pushnumber(L, p->train_loss);
+    lua_setfield(L, idx, "train_loss");
+    lua_pushnumber(L, p->train_accuracy);
+    lua_setfield(L, idx, "train_accuracy");
+    lua_pushnumber(L, p->val_loss);
+    lua_setfield(L, idx, "val_loss");
+    lua_pushnumber(L, p->val_accuracy);
+    lua_setfield(L, idx, "val_accuracy");
+    lua_pushnumber(L, p->gns);
+    lua_setfield(L, idx, "gns");
+    lua_pushnumber(L, p->samples_per_sec);
+    lua_setfield(L, idx, "samples_per_sec");
+}
+
+void bl__lua_push_point(lua_State *L, const bl_eval_point *p)
+{
+    lua_createtable(L, 0, N_POINT_FIELDS + 2);
+    bl__lua_fill_point(L, -1, p);
+}
+
+static void set_number(lua_State *L, int idx, const char *key, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, idx, key);
+}
+
+static void set_integer(lua_State *L, int idx, const char *key, int64_t v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, idx, key);
+}
+
+static void set_string(lua_State *L, int idx, const char *key, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, idx, key);
+}
+
+void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
+                        const bl_run_result *r)
+{
+    idx = lua_absindex(L, idx);
+    set_string(L, idx, "status", bl_run_status_name(r->status));
+    if (r->stopped_by[0])
+        set_string(L, idx, "stopped_by", r->stopped_by);
+    if (r->error[0])
+        set_string(L, idx, "error", r->error);
+    set_integer(L, idx, "steps", r->steps);
+    set_integer(L, idx, "samples", r->samples);
+    set_number(L, idx, "epochs", r->epochs);
+    set_number(L, idx, "time", r->time);
+    set_number(L, idx, "eval_time", r->eval_time);
+    set_integer(L, idx, "max_batch_used", r->max_batch_used);
+    set_integer(L, idx, "peak_device_bytes", (int64_t)r->peak_device_bytes);
+    if (r->diverged_step >= 0)
+        set_integer(L, idx, "diverged_step", r->diverged_step);
+
+    /* final: the last evaluation point plus the test metrics */
+    bl__lua_push_point(L, &r->final);
+    set_number(L, lua_gettop(L), "test_loss", r->test_loss);
+    set_number(L, lua_gettop(L), "test_accuracy", r->test_accuracy);
+    lua_setfield(L, idx, "final");
+
+    lua_createtable(L, (int)r->history_count, 0);
+    for (size_t i = 0; i < r->history_count; i++) {
+        bl__lua_push_point(L, &r->history[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, idx, "history");
+
+    if (cfg->has_target) {
+        lua_createtable(L, 0, 2);
+        set_string(L, lua_gettop(L), "metric", bl_metric_name(cfg->target_metric));
+        set_number(L, lua_gettop(L), cfg->target_higher_better ? "at_least" : "at_most",
+                   cfg->target_value);
+        lua_setfield(L, idx, "target");
+        bool reached = r->steps_to_target >= 0;
+        lua_pushboolean(L, reached);
+        lua_setfield(L, idx, "reached_target");
+        if (reached) {
+            set_number(L, idx, "time_to_target", r->time_to_target);
+            set_integer(L, idx, "steps_to_target", r->steps_to_target);
+            set_integer(L, idx, "samples_to_target", r->samples_to_target);
+            set_number(L, idx, "epochs_to_target", r->epochs_to_target);
+        }
+    }
+}

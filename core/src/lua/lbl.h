@@ -1,0 +1,225 @@
+/* The `batchlab` Lua module: what its files share, and the few calls a host makes.
+ *
+ * Bindings only: every binding converts Lua values to the core's C types, calls the core and
+ * converts back. One file per type (l_dataset.c, l_model.c, ...), one metatable per type named
+ * "batchlab.<Type>", userdata created closed first and then filled, `__gc` and `__close`
+ * sharing one idempotent function. Misuse raises (luaL_argerror / luaL_error with the core's
+ * message); errors inside user callbacks during a run end that run, not the script.
+ *
+ * The module keeps one state per lua_State (a userdata in the Lua registry): the plugin
+ * registry (scanned once, on first use), an error context, and what the host set with the
+ * bl_lua_set_* calls below (interrupt flag, quiet, threads).
+ */
+#ifndef BATCHLAB_LUA_LBL_H
+#define BATCHLAB_LUA_LBL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "batchlab/config.h"
+#include "batchlab/dataset.h"
+#include "batchlab/error.h"
+#include "batchlab/optim.h"
+#include "batchlab/plugin.h"
+#include "batchlab/train.h"
+
+/* ---- host interface (exported from libbatchlab) -------------------------------------------- */
+
+/* Opens the module: `require "batchlab"` (package.preload, luaL_requiref, or the batchlab.so
+ * Lua C module). Returns the module table. */
+BL_EXPORT int luaopen_batchlab(lua_State *L);
+
+/* Gives the module an interrupt flag (e.g. set by a SIGINT handler; NULL = none). Every run
+ * started by bl.train watches it: once it is non-zero the run ends after the current step,
+ * bl.train raises "interrupted", and bl.train refuses to start further runs. The flag must
+ * outlive the lua_State. */
+BL_EXPORT void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag);
+
+/* Defaults for every run: `quiet` suppresses progress lines and warnings; `threads` is the CPU
+ * thread count (0 = leave OpenBLAS's default). A run's own `quiet` / `threads` keys win. */
+BL_EXPORT void bl_lua_set_quiet(lua_State *L, bool quiet);
+BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
+
+/* True when the last run ended because of the interrupt flag. */
+BL_EXPORT bool bl_lua_interrupted(lua_State *L);
+
+/* ---- shared inside the module -------------------------------------------------------------- */
+
+#define LBL_DATASET "batchlab.Dataset"
+#define LBL_MODEL "batchlab.Model"
+#define LBL_SCHEDULER "batchlab.Scheduler"
+#define LBL_OPTIM "batchlab.Optim"
+
+typedef struct lbl_state {
+    bl_ctx *ctx;                       /* errors of module-level calls */
+    bl_registry *reg;                  /* NULL until first use */
+    volatile sig_atomic_t *interrupt;  /* host's flag, or NULL */
+    bool interrupted;                  /* the last run was interrupted */
+    bool quiet;
+    int threads;
+} lbl_state;
+
+/* The module state of L (created on first use; never NULL: raises on out-of-memory). */
+lbl_state *bl__lua_state(lua_State *L);
+/* The registry, scanned on first use; raises on failure. */
+bl_registry *bl__lua_registry(lua_State *L);
+/* Finds a plugin of `kind` by name; NULL with the core's message in the state's context when
+ * there is none (so a caller can try something else), raises on other errors. */
+const bl_plugin *bl__lua_find_plugin(lua_State *L, bl_plugin_kind kind, const char *name);
+
+/* Raises the message of `ctx` (with "<where>: " in front when where is not NULL). */
+int bl__lua_raise(lua_State *L, bl_ctx *ctx, const char *where);
+
+/* Registers the metatable `tname` with the given metamethods and a method table as
+ * __index (methods may be NULL). Leaves nothing on the stack. */
+void bl__lua_newclass(lua_State *L, const char *tname, const luaL_Reg *meta,
+                      const luaL_Reg *methods);
+
+/* Checks that every string key of the table at `idx` is one of `keys` (NULL-terminated); an
+ * unknown key raises "<what>: unknown key 'epoch'; did you mean 'epochs'?" (or the list of
+ * accepted keys when nothing is near), a non-string key raises too. */
+void bl__lua_check_keys(lua_State *L, int idx, const char *const *keys, const char *what);
+
+/* The error value at `idx` as a string: strings and numbers as they are, objects through
+ * __tostring, "(error object is a nil value)" for others. The value at `idx` is replaced by
+ * the string, which stays valid while it is there. */
+const char *bl__lua_errstring(lua_State *L, int idx);
+
+/* A message handler for lua_pcall: adds a traceback to the error message. */
+int bl__lua_traceback(lua_State *L);
+
+/* ---- option tables (l_config.c) ------------------------------------------------------------ */
+
+/* Converts the option table at `idx` (nil or absent = empty) into a new config. Lists are
+ * converted to the list type `decl` declares for that name (may be NULL). Raises on a value
+ * that cannot be an option ("<owner>: option 'hidden': ..."); frees nothing of the caller. */
+bl_config *bl__lua_to_config(lua_State *L, int idx, const bl_option *decl, const char *owner);
+/* Pushes a table {name = value, ...} of a validated config. */
+void bl__lua_push_config(lua_State *L, const bl_config *cfg);
+/* Pushes the array {{name=, type=, default=, help=}, ...} of a declaration (may be NULL). */
+void bl__lua_push_options(lua_State *L, const bl_option *decl);
+/* Converts and validates the option table at `idx` for `plugin`: a new validated config, or a
+ * raised error naming the option and suggesting the nearest accepted one. */
+bl_config *bl__lua_validated_config(lua_State *L, int idx, const bl_plugin *plugin);
+
+/* ---- objects (l_dataset.c, l_model.c, l_scheduler.c, l_optim.c) ---------------------------- */
+
+typedef struct lbl_dataset {
+    bl_dataset *ds;                    /* NULL once closed */
+    const bl_plugin *plugin;           /* valid while ds is open */
+    char name[64];
+} lbl_dataset;
+
+/* A model spec: the plugin (retained) and validated options; each run builds its own net. */
+typedef struct lbl_model {
+    const bl_plugin *plugin;           /* NULL once closed */
+    bl_config *opts;                   /* validated */
+    char name[64];
+} lbl_model;
+
+typedef enum { LBL_SCHED_PLUGIN = 0, LBL_SCHED_LUA = 1 } lbl_sched_kind;
+
+/* A scheduler spec: a C plugin with validated options, or a Lua schedule constructor with
+ * its option table (user values 1 and 2). A run creates its own schedule from it. */
+typedef struct lbl_scheduler {
+    lbl_sched_kind kind;
+    const bl_plugin *plugin;           /* LBL_SCHED_PLUGIN (retained); NULL once closed */
+    bl_config *opts;                   /* LBL_SCHED_PLUGIN: validated */
+    char name[64];
+    int64_t max_batch;                 /* LBL_SCHED_LUA: declared by the schedule, or 0 */
+    bool needs_gns;                    /* LBL_SCHED_LUA: declared by the schedule */
+} lbl_scheduler;
+
+lbl_dataset *bl__lua_check_dataset(lua_State *L, int idx);   /* raises when closed */
+lbl_model *bl__lua_check_model(lua_State *L, int idx);       /* raises when closed */
+lbl_scheduler *bl__lua_check_scheduler(lua_State *L, int idx);
+bl_optim_config *bl__lua_check_optim(lua_State *L, int idx);
+/* Pushes a new optimizer object holding a copy of `cfg`. */
+void bl__lua_push_optim(lua_State *L, const bl_optim_config *cfg);
+
+/* For a Lua schedule spec at `idx`: calls its constructor with its options and pushes the
+ * schedule function; *max_batch / *needs_gns receive what the schedule declares (0 / false
+ * when it does not). Raises on a bad constructor result. */
+void bl__lua_new_schedule(lua_State *L, int idx, int64_t *max_batch, bool *needs_gns);
+/* Parses the schedule at the stack top (a function, a callable table or a table with `next`);
+ * replaces it with what to call and fills what it declares (max_batch, needs_gns). Raises
+ * "<who>: expected a schedule ..." for anything else. */
+void bl__lua_schedule_result(lua_State *L, const char *who, int64_t *max_batch,
+                             bool *needs_gns);
+
+/* ---- a bl.train call in progress (l_train.c, l_callback.c) --------------------------------- */
+
+/* Everything one bl.train call holds. It lives in a userdata marked to-be-closed on the stack
+ * of bl.train, so an error raised anywhere frees it. The Lua values the callbacks need sit in
+ * fixed slots of that same stack (absolute indices; 0 = not used): the engine calls back on
+ * the thread that called bl.train, while bl.train's frame is live. */
+typedef struct lbl_job {
+    bl_ctx *ctx;
+    bl_device *dev;
+    bl_net *net;
+    bl_scheduler *sched;
+    double *milestones;
+    bl_run_result result;
+    bool have_result;
+
+    lua_State *L;
+    int msgh;            /* message handler (traceback) */
+    int fn;              /* the Lua schedule: function or callable */
+    int state;           /* the state table given to fn, reused for every call */
+    int keys;            /* the state's keys, interned once: keys[LBL_K_*] */
+    int run;             /* the run table (given to stop, returned by bl.train) */
+    int stop;            /* stop criterion */
+    int on_point;        /* point observer */
+    int point;           /* the table of the latest evaluation point */
+    int64_t max_batch;   /* for messages */
+    bool have_last;      /* state.last is set */
+    bl_eval_point last;  /* the point state.last shows */
+    bool have_point;     /* slot `point` holds the table of `point_seen` */
+    bl_eval_point point_seen;
+    char reason[128];    /* a stop criterion's reason */
+} lbl_job;
+
+/* Keys of the schedule's state table. */
+enum {
+    LBL_K_STEP = 1, LBL_K_EPOCH, LBL_K_EPOCH_PROGRESS, LBL_K_SAMPLES, LBL_K_TRAIN_SIZE,
+    LBL_K_WALL, LBL_K_BATCH, LBL_K_LR, LBL_K_GNS, LBL_K_LAST, LBL_K_COUNT = LBL_K_LAST
+};
+
+/* Creates the state table and its keys in the job's slots (after j->fn is set). */
+void bl__lua_prepare_schedule(lua_State *L, lbl_job *j);
+/* bl_batch_fn, bl_criterion_fn and bl_point_fn calling the Lua values of a job. */
+int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *state, int64_t *batch,
+                     double *lr_factor);
+int bl__lua_criterion(void *user, bl_ctx *ctx, const bl_eval_point *point,
+                      const char **reason);
+int bl__lua_on_point(void *user, bl_ctx *ctx, const bl_eval_point *point);
+
+/* ---- results (l_result.c) ------------------------------------------------------------------ */
+
+/* Pushes a point table {step=, epoch=, ...}. */
+void bl__lua_push_point(lua_State *L, const bl_eval_point *p);
+/* Updates the point table at `idx` in place (its keys exist; no allocation). */
+void bl__lua_fill_point(lua_State *L, int idx, const bl_eval_point *p);
+/* Sets the fields of a finished run into the table at `idx`: status, stopped_by, error,
+ * steps, samples, epochs, time, eval_time, final, history, and the target fields. */
+void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
+                        const bl_run_result *r);
+
+/* ---- module functions, one per file -------------------------------------------------------- */
+
+int bl__lua_dataset(lua_State *L);
+int bl__lua_model(lua_State *L);
+int bl__lua_scheduler(lua_State *L);
+int bl__lua_train(lua_State *L);
+int bl__lua_sweep(lua_State *L);
+/* Registers the metatables and pushes the `optim` subtable. */
+void bl__lua_open_dataset(lua_State *L);
+void bl__lua_open_model(lua_State *L);
+void bl__lua_open_scheduler(lua_State *L);
+void bl__lua_open_optim(lua_State *L);
+
+#endif

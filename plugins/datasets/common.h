@@ -1,0 +1,189 @@
+/* Helpers shared by the dataset plugins: option checks, the seeded train/validation split,
+ * byte normalization tables, big-endian reads and file sizes.
+ *
+ * Header-only on purpose: every plugins/datasets/<name>.c becomes its own shared object, so shared
+ * code must not live in a .c file. Everything here is `static inline` and prefixed bl_ds_.
+ * A source including this header defines _POSIX_C_SOURCE (for fstat/fileno) before any
+ * system header.
+ */
+#ifndef BATCHLAB_PLUGINS_DATASETS_COMMON_H
+#define BATCHLAB_PLUGINS_DATASETS_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "batchlab/config.h"
+#include "batchlab/dataset.h"
+#include "batchlab/error.h"
+#include "batchlab/rng.h"
+
+/* Help texts of the options every dataset plugin declares the same way. */
+#define BL_DS_HELP_VALIDATION                                                                 \
+    "samples held out of the training set for validation: a count (>= 1) or a fraction "      \
+    "(< 1); 0 = none"
+#define BL_DS_HELP_SEED "seed of the validation split (random stream BL_STREAM_SPLIT)"
+
+/* Big-endian 32-bit value at p (4 readable bytes). */
+static inline uint32_t bl_ds_be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Size of an open file in bytes (fstat); -1 when it cannot be told. */
+static inline int64_t bl_ds_file_size(FILE *f)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    return (int64_t)st.st_size;
+}
+
+/* Turns the `validation` option (0 = none, a fraction in (0, 1), or a whole count >= 1) into
+ * a count for a pool of n samples. A fraction rounds to the nearest count, at least 1; at
+ * least one training sample must remain. */
+static inline int bl_ds_validation_count(bl_ctx *ctx, double v, int64_t n, int64_t *out)
+{
+    *out = 0;
+    if (!(v >= 0.0) || !isfinite(v))
+        return bl_error(ctx, BL_EOPTION,
+                        "validation = %g: expected 0 (none), a fraction in (0, 1) or a "
+                        "count >= 1",
+                        v);
+    if (v == 0.0)
+        return BL_OK;
+    int64_t k;
+    if (v < 1.0) {
+        k = (int64_t)llround(v * (double)n);
+        if (k < 1)
+            k = 1;
+    } else {
+        if (v != floor(v) || v > 9.0e15)
+            return bl_error(ctx, BL_EOPTION,
+                            "validation = %g: a count must be a whole number (or give a "
+                            "fraction below 1)",
+                            v);
+        k = (int64_t)v;
+    }
+    if (k >= n)
+        return bl_error(ctx, BL_EOPTION,
+                        "validation = %g holds out %lld of %lld training samples; at least "
+                        "one must remain for training",
+                        v, (long long)k, (long long)n);
+    *out = k;
+    return BL_OK;
+}
+
+/* Splits a pool of n samples into training and validation: a seeded permutation (stream
+ * BL_STREAM_SPLIT) picks n_val samples for validation. On success *train_map (n - n_val
+ * entries) and *val_map (n_val entries) list pool positions in increasing order, so both
+ * splits keep the source's order; with n_val == 0 both are NULL (the identity, no split).
+ * The caller frees both with free(). */
+static inline int bl_ds_split(bl_ctx *ctx, int64_t n, int64_t n_val,
+                              uint64_t seed, int64_t **train_map, int64_t **val_map)
+{
+    *train_map = NULL;
+    *val_map = NULL;
+    if (n_val <= 0)
+        return BL_OK;
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    unsigned char *held = calloc((size_t)n, 1);
+    int64_t *tr = malloc((size_t)(n - n_val) * sizeof *tr);
+    int64_t *va = malloc((size_t)n_val * sizeof *va);
+    if (!perm || !held || !tr || !va) {
+        free(perm);
+        free(held);
+        free(tr);
+        free(va);
+        return bl_error(ctx, BL_ENOMEM, "no memory for the validation split of %lld samples",
+                        (long long)n);
+    }
+    bl_rng rng;
+    bl_rng_seed(&rng, seed, BL_STREAM_SPLIT);
+    bl_rng_permutation(&rng, perm, n);
+    for (int64_t i = 0; i < n_val; i++)
+        held[perm[i]] = 1;
+    int64_t a = 0, b = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (held[i])
+            va[b++] = i;
+        else
+            tr[a++] = i;
+    }
+    free(perm);
+    free(held);
+    *train_map = tr;
+    *val_map = va;
+    return BL_OK;
+}
+
+/* "train", "validation", "test" (the host's bl_split_name, without needing the host). */
+static inline const char *bl_ds_split_name(bl_split split)
+{
+    return split == BL_SPLIT_TRAIN ? "train" : split == BL_SPLIT_VALIDATION ? "validation"
+                                                                            : "test";
+}
+
+/* Pool position of element i of a split whose map may be NULL (identity). */
+static inline int64_t bl_ds_row(const int64_t *map, int64_t i)
+{
+    return map ? map[i] : i;
+}
+
+/* How byte pixels become floats. */
+typedef enum {
+    BL_DS_NORM_NONE = 0,    /* the byte value: 0..255 */
+    BL_DS_NORM_UNIT = 1,    /* x / 255 */
+    BL_DS_NORM_STANDARD = 2 /* (x / 255 - mean) / std, statistics of the training split */
+} bl_ds_norm;
+
+#define BL_DS_HELP_NORMALIZE                                                                  \
+    "pixel scaling: standard ((x/255 - mean)/std, training-split statistics), unit (x/255) "  \
+    "or none (0..255)"
+
+static inline int bl_ds_parse_norm(bl_ctx *ctx, const char *s, bl_ds_norm *out)
+{
+    if (s && strcmp(s, "standard") == 0)
+        *out = BL_DS_NORM_STANDARD;
+    else if (s && strcmp(s, "unit") == 0)
+        *out = BL_DS_NORM_UNIT;
+    else if (s && strcmp(s, "none") == 0)
+        *out = BL_DS_NORM_NONE;
+    else
+        return bl_error(ctx, BL_EOPTION,
+                        "normalize = '%s': expected standard, unit or none", s ? s : "");
+    return BL_OK;
+}
+
+/* Mean and standard deviation of x/255 over the bytes counted in hist (population std; 1 when
+ * the bytes are all equal or there are none, so that scaling never divides by zero). */
+static inline void bl_ds_hist_stats(const uint64_t hist[256], double *mean, double *std)
+{
+    double n = 0, s = 0, s2 = 0;
+    for (int v = 0; v < 256; v++) {
+        double c = (double)hist[v], x = v / 255.0;
+        n += c;
+        s += c * x;
+        s2 += c * x * x;
+    }
+    double m = n > 0 ? s / n : 0.0;
+    double var = n > 0 ? s2 / n - m * m : 0.0;
+    *mean = m;
+    *std = var > 1e-12 ? sqrt(var) : 1.0;
+}
+
+/* The float each byte value becomes under `norm` (mean/std used only for standard). */
+static inline void bl_ds_byte_lut(bl_ds_norm norm, double mean, double std, float lut[256])
+{
+    for (int v = 0; v < 256; v++) {
+        double x = norm == BL_DS_NORM_NONE ? (double)v : v / 255.0;
+        if (norm == BL_DS_NORM_STANDARD)
+            x = (x - mean) / std;
+        lut[v] = (float)x;
+    }
+}
+
+#endif

@@ -1,0 +1,516 @@
+/* Dataset plugin "idx": MNIST and Fashion-MNIST in the IDX format, plain or gzipped.
+ *
+ * Files in `dir` (each plain or gzip; gzip is recognized by its magic bytes 1f 8b, not by the
+ * name; the names may also end in .gz, and "train-images.idx3-ubyte" is accepted for
+ * "train-images-idx3-ubyte"):
+ *   train-images-idx3-ubyte  magic 0x00000803, count, H, W, then count×H×W bytes
+ *   train-labels-idx1-ubyte  magic 0x00000801, count, then count bytes (0..9)
+ *   t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte: the test split (optional: both absent →
+ *   no test split).
+ * Pixels stay bytes; gather turns them into floats through a 256-entry table. The validation
+ * split is drawn from the training file (after `limit`), and the "standard" normalization uses
+ * the mean and std of the training split (validation excluded) for every split.
+ *
+ * Samples are [1, H, W]; 10 classes, named after Fashion-MNIST when the directory name
+ * contains "fashion" (any case), else "0".."9".
+ *
+ * Loading decompresses straight into the final byte buffers (zlib's gzread inflates directly
+ * into a large destination); the real Fashion-MNIST (60,000 + 10,000) opens in ~0.3 s.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "batchlab/plugin.h"
+#include "common.h"
+
+#define IDX_CLASSES 10
+/* Deflate cannot compress better than about 1032:1; a header claiming more data than that
+ * from the file's size is rejected before anything is allocated. */
+#define IDX_MAX_RATIO 1032
+
+static const char *const fashion_names[IDX_CLASSES] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const digit_names[IDX_CLASSES] = {"0", "1", "2", "3", "4",
+                                                     "5", "6", "7", "8", "9"};
+
+static const bl_option idx_options[] = {
+    {"dir", BL_TYPE_STRING, "/usr/share/datasets/fashion-mnist",
+     "directory with train-{images-idx3,labels-idx1}-ubyte[.gz] and optionally t10k-*"},
+    {"validation", BL_TYPE_NUMBER, "0", BL_DS_HELP_VALIDATION},
+    {"seed", BL_TYPE_INT, "1", BL_DS_HELP_SEED},
+    {"normalize", BL_TYPE_STRING, "standard", BL_DS_HELP_NORMALIZE},
+    {"limit", BL_TYPE_INT, "0", "use only the first N training samples (0 = all)"},
+    {NULL, 0, NULL, NULL}};
+
+/* ---- one IDX file ----------------------------------------------------------------------- */
+
+typedef struct idx_array {
+    const char *path;
+    int gzip;         /* the file starts with the gzip magic */
+    uint32_t count;   /* items the header declares */
+    uint32_t h, w;    /* item dimensions (images only) */
+    int64_t n;        /* items read into data (count, or fewer with a limit) */
+    size_t header;    /* header bytes: 8 (labels) or 16 (images) */
+    uint8_t *data;    /* n items; malloc'd */
+} idx_array;
+
+static const char *decompressed(const idx_array *a)
+{
+    return a->gzip ? " (decompressed)" : "";
+}
+
+/* BL_EFORMAT "<file>: byte offset <off>[ (decompressed)]: <what>". */
+static int idx_format_error(bl_ctx *ctx, const idx_array *a, int64_t off, const char *fmt, ...)
+    BL_PRINTF(4, 5);
+static int idx_format_error(bl_ctx *ctx, const idx_array *a, int64_t off, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return bl_error(ctx, BL_EFORMAT, "%s: byte offset %lld%s: %s", a->path, (long long)off,
+                    decompressed(a), what);
+}
+
+/* Reads up to n bytes; returns how many were read (< n at the end of the data) or -1 when
+ * zlib reports corrupt data. */
+static int64_t gz_read_all(gzFile gz, uint8_t *buf, int64_t n)
+{
+    int64_t got = 0;
+    while (got < n) {
+        int64_t want = n - got;
+        if (want > (1 << 30))
+            want = 1 << 30;
+        int r = gzread(gz, buf + got, (unsigned)want);
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += r;
+    }
+    return got;
+}
+
+static const char *gz_message(gzFile gz)
+{
+    int errnum = 0;
+    const char *m = gzerror(gz, &errnum);
+    return m && *m ? m : "read error";
+}
+
+/* Loads one IDX file of unsigned bytes with `ndim` dimensions (1: labels, 3: images), at most
+ * `limit` items when limit > 0. On success a->data holds a->n items. */
+static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, idx_array *a)
+{
+    const char *kind = ndim == 1 ? "labels" : "images";
+    memset(a, 0, sizeof *a);
+    a->path = path;
+    a->header = 4 + 4 * (size_t)ndim;
+
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return bl_error(ctx, errno == ENOENT ? BL_ENOTFOUND : BL_EIO, "cannot open %s: %s",
+                        path, strerror(errno));
+    struct stat st;
+    unsigned char magic[2] = {0, 0};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pread(fd, magic, 2, 0) < 0) {
+        int e = errno;
+        close(fd);
+        return bl_error(ctx, BL_EIO, "%s: not a readable regular file (%s)", path,
+                        strerror(e));
+    }
+    int64_t disk = (int64_t)st.st_size;
+    a->gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return bl_error(ctx, BL_ENOMEM, "%s: no memory for the zlib reader", path);
+    }
+    gzbuffer(gz, 1u << 18);
+
+    int rc = BL_OK;
+    unsigned char hdr[16];
+    int64_t got = gz_read_all(gz, hdr, (int64_t)a->header);
+    if (got < 0) {
+        rc = idx_format_error(ctx, a, 0, "corrupt gzip data: %s", gz_message(gz));
+        goto done;
+    }
+    if (got < (int64_t)a->header) {
+        rc = idx_format_error(ctx, a, got, "truncated header: expected %zu bytes (IDX %s), "
+                              "found %lld", a->header, kind, (long long)got);
+        goto done;
+    }
+    uint32_t m = bl_ds_be32(hdr);
+    if (hdr[0] != 0 || hdr[1] != 0) {
+        rc = idx_format_error(ctx, a, 0, "expected the IDX magic 0x0000080%d (%s), found "
+                              "0x%08x: not an IDX file", ndim, kind, (unsigned)m);
+        goto done;
+    }
+    if (hdr[2] != 0x08) {
+        rc = idx_format_error(ctx, a, 2, "type byte 0x%02x: expected 0x08 (unsigned byte; "
+                              "magic 0x0000080%d for %s)", hdr[2], ndim, kind);
+        goto done;
+    }
+    if (hdr[3] != ndim) {
+        rc = idx_format_error(ctx, a, 3, "%d dimensions: expected %d (magic 0x0000080%d for "
+                              "%s)", hdr[3], ndim, ndim, kind);
+        goto done;
+    }
+    a->count = bl_ds_be32(hdr + 4);
+    uint64_t item = 1;
+    if (ndim == 3) {
+        a->h = bl_ds_be32(hdr + 8);
+        a->w = bl_ds_be32(hdr + 12);
+        if (a->h == 0 || a->w == 0) {
+            rc = idx_format_error(ctx, a, a->h == 0 ? 8 : 12, "image size %ux%u: expected "
+                                  "both dimensions >= 1", a->h, a->w);
+            goto done;
+        }
+        item = (uint64_t)a->h * a->w;
+    }
+    a->n = (limit > 0 && limit < (int64_t)a->count) ? limit : (int64_t)a->count;
+    /* count and item are < 2^32 and item < 2^64, so check the product before forming it. */
+    if (a->n > 0 && item > (uint64_t)(INT64_MAX / 2) / (uint64_t)a->n) {
+        rc = idx_format_error(ctx, a, 4, "the header declares %u %s of %ux%u: impossibly "
+                              "large", a->count, kind, a->h, a->w);
+        goto done;
+    }
+    int64_t bytes = a->n * (int64_t)item;
+    int64_t end = (int64_t)a->header + bytes;
+    int64_t capacity = a->gzip ? disk * IDX_MAX_RATIO + 1024 : disk;
+    if (end > capacity) {
+        rc = idx_format_error(ctx, a, a->gzip ? (int64_t)a->header : disk,
+                              "truncated: the header declares %u %s (%lld data bytes after "
+                              "the %zu-byte header), but the %s file has only %lld bytes",
+                              a->count, kind, (long long)((int64_t)a->count * (int64_t)item),
+                              a->header, a->gzip ? "gzip" : "plain", (long long)disk);
+        goto done;
+    }
+    a->data = malloc(bytes > 0 ? (size_t)bytes : 1);
+    if (!a->data) {
+        rc = bl_error(ctx, BL_ENOMEM, "%s: no memory for %lld bytes of %s", path,
+                      (long long)bytes, kind);
+        goto done;
+    }
+    got = gz_read_all(gz, a->data, bytes);
+    if (got < 0) {
+        rc = idx_format_error(ctx, a, (int64_t)a->header, "corrupt gzip data: %s",
+                              gz_message(gz));
+        goto done;
+    }
+    if (got < bytes) {
+        if (ndim == 3)
+            rc = idx_format_error(ctx, a, (int64_t)a->header + got,
+                                  "truncated: expected %u images of %ux%u (%lld bytes after "
+                                  "the header), the data ends after %lld",
+                                  a->count, a->h, a->w,
+                                  (long long)((int64_t)a->count * (int64_t)item),
+                                  (long long)got);
+        else
+            rc = idx_format_error(ctx, a, (int64_t)a->header + got,
+                                  "truncated: expected %u labels, the data ends after %lld",
+                                  a->count, (long long)got);
+        goto done;
+    }
+    if (a->n == (int64_t)a->count) {
+        /* Read on to the end: zlib then checks the gzip CRC, and extra bytes mean the header
+         * does not describe the file. */
+        unsigned char extra;
+        int r = gzread(gz, &extra, 1);
+        int errnum = 0;
+        gzerror(gz, &errnum);
+        if (r < 0 || (r == 0 && errnum != Z_OK)) {
+            rc = idx_format_error(ctx, a, end, "corrupt or truncated gzip stream: %s",
+                                  gz_message(gz));
+            goto done;
+        }
+        if (r > 0) {
+            rc = idx_format_error(ctx, a, end, "expected the end of the file after %u %s, "
+                                  "found more data", a->count, kind);
+            goto done;
+        }
+    }
+done:
+    gzclose(gz);
+    if (rc != BL_OK) {
+        free(a->data);
+        a->data = NULL;
+    }
+    return rc;
+}
+
+/* Every label < IDX_CLASSES. */
+static int idx_check_labels(bl_ctx *ctx, const idx_array *lab)
+{
+    for (int64_t i = 0; i < lab->n; i++)
+        if (lab->data[i] >= IDX_CLASSES)
+            return idx_format_error(ctx, lab, (int64_t)lab->header + i,
+                                    "label %u of item %lld out of range: expected 0..%d",
+                                    lab->data[i], (long long)i, IDX_CLASSES - 1);
+    return BL_OK;
+}
+
+/* ---- finding the files -------------------------------------------------------------------- */
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Writes into buf the first existing spelling of `base` ("train-images", "idx3") in dir, or
+ * the canonical name when none exists; returns whether it exists. */
+static int find_file(const char *dir, const char *base, const char *type, char *buf,
+                     size_t cap)
+{
+    static const char *const forms[] = {"%s/%s-%s-ubyte", "%s/%s-%s-ubyte.gz",
+                                         "%s/%s.%s-ubyte", "%s/%s.%s-ubyte.gz"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        snprintf(buf, cap, forms[i], dir, base, type);
+        if (exists(buf))
+            return 1;
+    }
+    snprintf(buf, cap, forms[0], dir, base, type);
+    return 0;
+}
+
+static int contains_fashion(const char *dir)
+{
+    static const char word[] = "fashion";
+    size_t n = strlen(dir), k = sizeof word - 1;
+    for (size_t i = 0; i + k <= n; i++) {
+        size_t j = 0;
+        while (j < k && tolower((unsigned char)dir[i + j]) == word[j])
+            j++;
+        if (j == k)
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- the dataset -------------------------------------------------------------------------- */
+
+typedef struct idx_ds {
+    uint8_t *pix[2];                  /* [0] training file, [1] test file: rows of h×w bytes */
+    uint8_t *lab[2];                  /* labels of those rows */
+    int64_t *map[BL_SPLIT_COUNT];     /* split position → row; NULL = identity */
+    int64_t count[BL_SPLIT_COUNT];
+    int64_t h, w;
+    float lut[256];                   /* byte → normalized float */
+    const char *const *names;
+} idx_ds;
+
+static void idx_close(void *handle)
+{
+    idx_ds *d = handle;
+    if (!d)
+        return;
+    for (int i = 0; i < 2; i++) {
+        free(d->pix[i]);
+        free(d->lab[i]);
+    }
+    for (int s = 0; s < BL_SPLIT_COUNT; s++)
+        free(d->map[s]);
+    free(d);
+}
+
+/* Loads an images/labels pair and checks that they agree. */
+static int load_pair(bl_ctx *ctx, const char *ipath, const char *lpath, int64_t limit,
+                     idx_array *img, idx_array *lab)
+{
+    int rc = idx_load(ctx, ipath, 3, limit, img);
+    if (rc == BL_OK)
+        rc = idx_load(ctx, lpath, 1, limit, lab);
+    if (rc == BL_OK && img->count != lab->count)
+        rc = bl_error(ctx, BL_EFORMAT,
+                      "count mismatch: %s declares %u images (byte offset 4) but %s "
+                      "declares %u labels (byte offset 4)",
+                      ipath, img->count, lpath, lab->count);
+    if (rc == BL_OK)
+        rc = idx_check_labels(ctx, lab);
+    if (rc != BL_OK) {
+        free(img->data);
+        free(lab->data);
+        img->data = lab->data = NULL;
+    }
+    return rc;
+}
+
+static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
+{
+    const char *dir = bl_config_string(opts, "dir");
+    double validation = bl_config_number(opts, "validation");
+    uint64_t seed = (uint64_t)bl_config_int(opts, "seed");
+    int64_t limit = bl_config_int(opts, "limit");
+    bl_ds_norm norm = BL_DS_NORM_STANDARD;
+    int rc = bl_ds_parse_norm(ctx, bl_config_string(opts, "normalize"), &norm);
+    if (rc != BL_OK)
+        return rc;
+    if (limit < 0)
+        return bl_error(ctx, BL_EOPTION, "limit = %lld: expected 0 (all) or a count",
+                        (long long)limit);
+    if (!dir || !*dir)
+        return bl_error(ctx, BL_EOPTION, "dir is empty: give the directory of the IDX "
+                        "files");
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return bl_error(ctx, BL_ENOTFOUND, "dir %s is not a directory (Fashion-MNIST on "
+                        "Debian: apt-get install dataset-fashion-mnist)", dir);
+
+    size_t cap = strlen(dir) + 64;
+    char *paths = malloc(4 * cap);
+    idx_ds *d = calloc(1, sizeof *d);
+    if (!paths || !d) {
+        free(paths);
+        free(d);
+        return bl_error(ctx, BL_ENOMEM, "no memory");
+    }
+    char *tri = paths, *trl = paths + cap, *tei = paths + 2 * cap, *tel = paths + 3 * cap;
+    int have_tri = find_file(dir, "train-images", "idx3", tri, cap);
+    int have_trl = find_file(dir, "train-labels", "idx1", trl, cap);
+    int have_tei = find_file(dir, "t10k-images", "idx3", tei, cap);
+    int have_tel = find_file(dir, "t10k-labels", "idx1", tel, cap);
+    idx_array img = {0}, lab = {0}, timg = {0}, tlab = {0};
+    if (!have_tri || !have_trl) {
+        rc = bl_error(ctx, BL_ENOTFOUND,
+                      "missing %s[.gz] in %s: expected MNIST/Fashion-MNIST IDX files "
+                      "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-*, plain or "
+                      ".gz)", !have_tri ? "train-images-idx3-ubyte" : "train-labels-idx1-ubyte",
+                      dir);
+        goto fail;
+    }
+    if (have_tei != have_tel) {
+        rc = bl_error(ctx, BL_ENOTFOUND, "%s exists but %s[.gz] is missing: the test "
+                      "split needs both (or neither)", have_tei ? tei : tel,
+                      have_tei ? "t10k-labels-idx1-ubyte" : "t10k-images-idx3-ubyte");
+        goto fail;
+    }
+    rc = load_pair(ctx, tri, trl, limit, &img, &lab);
+    if (rc != BL_OK)
+        goto fail;
+    if (img.n < 1) {
+        rc = bl_error(ctx, BL_EFORMAT, "%s: byte offset 4: the training file holds no "
+                      "images", tri);
+        goto fail;
+    }
+    if (have_tei) {
+        rc = load_pair(ctx, tei, tel, 0, &timg, &tlab);
+        if (rc != BL_OK)
+            goto fail;
+        if (timg.h != img.h || timg.w != img.w) {
+            rc = bl_error(ctx, BL_EFORMAT, "%s: byte offset 8: images of %ux%u, but the "
+                          "training images (%s) are %ux%u", tei, timg.h, timg.w, tri, img.h,
+                          img.w);
+            goto fail;
+        }
+    }
+    d->h = img.h;
+    d->w = img.w;
+    d->pix[0] = img.data;
+    d->lab[0] = lab.data;
+    d->pix[1] = timg.data;
+    d->lab[1] = tlab.data;
+    img.data = lab.data = timg.data = tlab.data = NULL;
+    d->names = contains_fashion(dir) ? fashion_names : digit_names;
+
+    int64_t n_val;
+    rc = bl_ds_validation_count(ctx, validation, img.n, &n_val);
+    if (rc == BL_OK)
+        rc = bl_ds_split(ctx, img.n, n_val, seed, &d->map[BL_SPLIT_TRAIN],
+                         &d->map[BL_SPLIT_VALIDATION]);
+    if (rc != BL_OK)
+        goto fail;
+    d->count[BL_SPLIT_TRAIN] = img.n - n_val;
+    d->count[BL_SPLIT_VALIDATION] = n_val;
+    d->count[BL_SPLIT_TEST] = have_tei ? timg.n : 0;
+
+    double mean = 0.0, std = 1.0;
+    if (norm == BL_DS_NORM_STANDARD) {
+        uint64_t hist[256] = {0};
+        size_t px = (size_t)(d->h * d->w);
+        for (int64_t i = 0; i < d->count[BL_SPLIT_TRAIN]; i++) {
+            const uint8_t *p = d->pix[0] + (size_t)bl_ds_row(d->map[BL_SPLIT_TRAIN], i) * px;
+            for (size_t j = 0; j < px; j++)
+                hist[p[j]]++;
+        }
+        bl_ds_hist_stats(hist, &mean, &std);
+    }
+    bl_ds_byte_lut(norm, mean, std, d->lut);
+    free(paths);
+    *handle = d;
+    return BL_OK;
+
+fail:
+    free(img.data);
+    free(lab.data);
+    free(timg.data);
+    free(tlab.data);
+    free(paths);
+    idx_close(d);
+    return rc;
+}
+
+static void idx_info(void *handle, bl_data_info *out)
+{
+    const idx_ds *d = handle;
+    memset(out, 0, sizeof *out);
+    out->sample.ndim = 3;
+    out->sample.dim[0] = 1;
+    out->sample.dim[1] = d->h;
+    out->sample.dim[2] = d->w;
+    out->classes = IDX_CLASSES;
+    out->target_dim = 1;
+    for (int s = 0; s < BL_SPLIT_COUNT; s++)
+        out->count[s] = d->count[s];
+    out->class_names = d->names;
+}
+
+static int idx_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t *idx, int64_t n,
+                      float *x, void *y)
+{
+    const idx_ds *d = handle;
+    if ((unsigned)split >= BL_SPLIT_COUNT)
+        return bl_error(ctx, BL_EINVAL, "unknown split %d", (int)split);
+    int src = split == BL_SPLIT_TEST;
+    const int64_t *map = d->map[split];
+    size_t px = (size_t)(d->h * d->w);
+    int32_t *labels = y;
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= d->count[split])
+            return bl_error(ctx, BL_EINVAL, "sample %lld out of range for the %s split "
+                            "of %lld", (long long)idx[i], bl_ds_split_name(split),
+                            (long long)d->count[split]);
+        int64_t row = bl_ds_row(map, idx[i]);
+        const uint8_t *p = d->pix[src] + (size_t)row * px;
+        if (x) {
+            float *o = x + (size_t)i * px;
+            for (size_t j = 0; j < px; j++)
+                o[j] = d->lut[p[j]];
+        }
+        if (labels)
+            labels[i] = d->lab[src][row];
+    }
+    return BL_OK;
+}
+
+static const bl_dataset_ops idx_ops = {sizeof(bl_dataset_ops), idx_open, idx_close, idx_info,
+                                       idx_gather, NULL};
+
+static const bl_plugin idx_plugin = {
+    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_DATASET, "idx", "1.0",
+    "MNIST / Fashion-MNIST IDX files (plain or gzip) with a seeded validation split",
+    idx_options, &idx_ops};
+
+BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index);
+BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index)
+{
+    return index == 0 ? &idx_plugin : NULL;
+}

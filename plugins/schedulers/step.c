@@ -1,0 +1,111 @@
+/* Scheduler "step": a step schedule on the batch size. The batch starts at `batch` and is
+ * multiplied by `factor` at the start of each epoch listed in `epochs` (a milestone e applies
+ * once e epochs are complete), capped at `max`. The learning rate is untouched (combine with an
+ * LR scaling rule in the run if it should follow the batch).
+ *
+ * After k milestones the batch is min(round(batch · factor^k), max), at least 1: computed from
+ * the start each time, so a fractional factor does not pile up rounding errors
+ * (128 · 1.5^k: 128, 192, 288, 432, 648). A factor below 1 shrinks the batch. Without a cap,
+ * a schedule that would pass 2^31-1 is refused. All values are computed at create; next() is a
+ * table lookup, and max_batch is the largest entry of the table.
+ */
+#include "sched_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static const bl_option step_options[] = {
+    {"batch", BL_TYPE_INT, "128", "batch size before the first milestone"},
+    {"factor", BL_TYPE_NUMBER, "2", "multiplier applied at each milestone (> 0)"},
+    {"epochs", BL_TYPE_INT_LIST, "",
+     "milestones: multiply at the start of each of these epochs (increasing, ≥ 1)"},
+    {"max", BL_TYPE_INT, "0", "cap on the batch size (0 = no cap)"},
+    {NULL, 0, NULL, NULL}};
+
+typedef struct step_sched {
+    size_t n;            /* milestones */
+    int64_t max_batch;
+    int64_t *epochs;     /* [n] milestones, increasing */
+    int64_t *batch;      /* [n + 1] batch after k milestones */
+    int64_t data[];      /* storage for both arrays */
+} step_sched;
+
+static int step_create(bl_ctx *ctx, const bl_config *opts, void **handle)
+{
+    const int64_t start = bl_config_int(opts, "batch");
+    const int64_t cap = bl_config_int(opts, "max");
+    const double factor = bl_config_number(opts, "factor");
+    size_t n = 0;
+    const int64_t *epochs = bl_config_int_list(opts, "epochs", &n);
+
+    int rc = bl_sched_check_batch(ctx, "batch", start);
+    if (!rc)
+        rc = bl_sched_check_cap(ctx, cap, start, "batch");
+    if (!rc)
+        rc = bl_sched_check_milestones(ctx, "epochs", epochs, n);
+    if (rc)
+        return rc;
+    if (!(factor > 0.0) || !isfinite(factor))
+        return bl_error(ctx, BL_EOPTION, "option 'factor' must be > 0, got %g",
+                        factor);
+
+    step_sched *s = malloc(sizeof *s + (2 * n + 1) * sizeof(int64_t));
+    if (!s)
+        return bl_error(ctx, BL_ENOMEM, "out of memory");
+    s->n = n;
+    s->epochs = s->data;
+    s->batch = s->data + n;
+    s->max_batch = 0;
+    for (size_t k = 0; k <= n; k++) {
+        if (k < n)
+            s->epochs[k] = epochs[k];
+        double b = (double)start * pow(factor, (double)k);
+        if (cap > 0 && b > (double)cap)
+            b = (double)cap;
+        if (!(b <= (double)BL_SCHED_BATCH_LIMIT)) {
+            int64_t at = epochs[k - 1]; /* k ≥ 1: the start passed the check */
+            free(s);
+            return bl_error(ctx, BL_EOPTION,
+                            "the batch would pass 2^31-1 at epoch %" PRId64
+                            " (%g); set option 'max' to cap it",
+                            at, b);
+        }
+        int64_t v = llround(b);
+        s->batch[k] = v < 1 ? 1 : v;
+        if (s->batch[k] > s->max_batch)
+            s->max_batch = s->batch[k];
+    }
+    *handle = s;
+    return BL_OK;
+}
+
+static void step_destroy(void *handle)
+{
+    free(handle);
+}
+
+static int64_t step_max_batch(void *handle)
+{
+    return ((const step_sched *)handle)->max_batch;
+}
+
+static int step_next(void *handle, bl_ctx *ctx, const bl_train_state *state, int64_t *batch,
+                     double *lr_factor)
+{
+    const step_sched *s = handle;
+    *batch = s->batch[bl_sched_passed(s->epochs, s->n, state->epoch)];
+    *lr_factor = 1.0;
+    return BL_OK;
+}
+
+static const bl_scheduler_ops step_ops = {sizeof(bl_scheduler_ops), step_create, step_destroy,
+                                          step_max_batch, step_next, NULL};
+
+static const bl_plugin step_plugin = {
+    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "step", "1.0",
+    "multiply the batch size by a factor at given epochs", step_options, &step_ops};
+
+BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index)
+{
+    return index == 0 ? &step_plugin : NULL;
+}

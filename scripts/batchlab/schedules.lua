@@ -1,0 +1,469 @@
+--- batchlab.schedules — batch-size schedules written in Lua.
+--
+-- A **schedule** decides the batch size of the next training step from the training state.
+-- It is either
+--
+--  * a function `function(state) return batch [, lr_factor] end`, or
+--  * a callable table (a table whose metatable has `__call(self, state)` returning the same),
+--    which may carry these optional fields:
+--      - `max_batch` (integer): the largest batch it can return. The engine sizes its buffers
+--        once for it; a plain function needs `max_batch` given to `bl.train` instead.
+--      - `name` (string): shown in progress lines, tables and the store.
+--      - `needs_gns` (boolean): true when it reads `state.gns`, so the engine measures the
+--        gradient noise scale.
+--
+-- The engine calls the schedule before every step with `state`, a table with the fields
+-- `step` (steps done, 0 before the first), `epoch` (completed epochs), `epoch_progress`
+-- (fractional epochs done), `samples` (training samples processed), `train_size` (samples per
+-- epoch), `wall` (training seconds), `batch` (batch of the previous step), `lr` (effective LR
+-- of the previous step), `gns` (smoothed gradient noise scale B_simple, NaN until measured)
+-- and `last` (the latest evaluation point, nil before the first). The schedule returns an
+-- integer batch ≥ 1 and optionally a factor on the learning rate (1 when omitted).
+--
+-- Every constructor here returns a callable table with `max_batch` and `name`. They validate
+-- their options when called (a mistake raises "schedules.<name>: ..."), precompute what they
+-- can, and then allocate nothing and build no strings per step. Milestones and durations are
+-- given in exactly one unit: `epochs` (compared with `state.epoch_progress`), `steps`
+-- (`state.step`) or `samples` (`state.samples`).
+--
+-- A schedule that keeps state between calls (`gns`) resets itself when it sees the step count
+-- go back (a new run), so one object can serve several runs of a sweep in turn.
+--
+-- Named schedules: `schedules.get(name)` returns the constructor of a built-in schedule or of a
+-- module `batchlab.schedules.<name>` found on `package.path` (for example
+-- `scripts/batchlab/schedules/warmup_double.lua`), which returns `function(opts) → schedule`.
+--
+-- @module batchlab.schedules
+-- @usage
+--   local schedules = require "batchlab.schedules"
+--   local s = schedules.step { batch = 64, factor = 2, epochs = {2, 4}, max = 512 }
+--   s(state)        --> 64 before epoch 2, 128 from epoch 2, 256 from epoch 4
+--   s.max_batch     --> 256
+
+local C = require "batchlab._check"
+
+local M = {}
+
+local type, format, floor, exp, log = type, string.format, math.floor, math.exp, math.log
+local setmetatable, getmetatable, tointeger = setmetatable, getmetatable, math.tointeger
+
+-- Epoch milestones are compared with a tiny tolerance so that an epoch_progress computed as
+-- samples / train_size that lands a hair under an integer still counts.
+local EPS = 1e-9
+-- Without an explicit cap, a schedule that grows past this is a mistake ('max' missing).
+local LIMIT = 1 << 31
+
+local UNITS = { "epochs", "steps", "samples" }
+
+--- A function of the state returning the schedule's clock in `unit`.
+local function clock_of(unit)
+  if unit == "epochs" then
+    return function(s)
+      local e, c = s.epoch_progress, s.epoch
+      if e == nil or (c ~= nil and c > e) then e = c end
+      return (e or 0) + EPS
+    end
+  elseif unit == "steps" then
+    return function(s) return s.step or 0 end
+  end
+  return function(s) return s.samples or 0 end
+end
+
+local function describe(self)
+  return format("schedule %s (max batch %s)", tostring(self.name), tostring(self.max_batch))
+end
+
+--- Makes a schedule object: a table with `name`, `max_batch` and the extra `fields`, called
+-- through `call(self, state)`.
+local function new(name, max_batch, call, fields)
+  local obj = fields or {}
+  obj.name, obj.max_batch = name, max_batch
+  return setmetatable(obj, { __call = call, __tostring = describe, __name = "batchlab.schedule" })
+end
+
+--- True when `v` can be used as a schedule: a function or a callable table/userdata.
+function M.is_schedule(v)
+  local t = type(v)
+  if t == "function" then return true end
+  if t == "table" or t == "userdata" then
+    local mt = getmetatable(v)
+    return type(mt) == "table" and mt.__call ~= nil
+  end
+  return false
+end
+
+--- Turns a plain function into a schedule object.
+-- @param fn `function(state) → batch [, lr_factor]`
+-- @param info table: `max_batch` (required), `name` (default "lua"), `needs_gns`
+function M.wrap(fn, info)
+  local who = "schedules.wrap"
+  if type(fn) ~= "function" then
+    C.fail(who, "expected a function(state) as argument 1, got " .. C.typename(fn))
+  end
+  C.options(who, info, { "max_batch", "name", "needs_gns" })
+  local mb = C.count(who, info, "max_batch", { required = true,
+    hint = " (the engine sizes its buffers for the largest batch)" })
+  local name = info.name or "lua"
+  return new(name, mb, function(_, s) return fn(s) end, { needs_gns = info.needs_gns and true or nil })
+end
+
+local function check_name(who, opts, default, level)
+  local name = opts.name
+  if name == nil then return default end
+  if type(name) ~= "string" or name == "" then
+    C.fail(who, "'name' must be a non-empty string", (level or 2) + 1)
+  end
+  return name
+end
+
+--- Reads the milestone list (one of milestones/epochs/steps/samples): clock function and list.
+local function milestones(who, opts, level)
+  level = (level or 2) + 1
+  local key, ms = C.one_of(who, opts, { "milestones", "epochs", "steps", "samples" }, true, level)
+  local unit = key == "milestones" and "epochs" or key
+  local ok = C.is_list(ms) and #ms > 0
+  if ok then
+    local prev = -1
+    for i = 1, #ms do
+      local m = ms[i]
+      if not C.is_finite(m) or m < 0 or m <= prev then ok = false; break end
+      prev = m
+    end
+  end
+  if not ok then
+    C.fail(who, format("'%s' must be an increasing list of %s", key, unit), level)
+  end
+  local copy = {}
+  for i = 1, #ms do copy[i] = ms[i] end
+  return clock_of(unit), copy
+end
+
+--- Reads the duration (one of epochs/steps/samples > 0): clock function and 1/duration.
+local function duration(who, opts, level)
+  level = (level or 2) + 1
+  local key, len = C.one_of(who, opts, UNITS, true, level)
+  if not C.is_finite(len) or len <= 0 then
+    C.fail(who, format("'%s' must be a positive number (the length of the ramp), got %s",
+      key, tostring(len)), level)
+  end
+  return clock_of(key), 1 / len
+end
+
+--- The batch multiplied by factor^n, rounded and capped; errors when it runs away uncapped.
+local function grown(who, batch, factor, n, max, level)
+  local b = floor(batch * factor ^ n + 0.5)
+  if b < 1 then b = 1 end
+  if max then
+    if b > max then b = max end
+  elseif b > LIMIT then
+    C.fail(who, "the batch would grow past 2^31; set 'max'", (level or 2) + 1)
+  end
+  return tointeger(b) or b
+end
+
+------------------------------------------------------------------------------------------------
+
+--- A constant batch.
+-- @param b positive integer (or a table `{batch = b}`)
+function M.constant(b)
+  local who = "schedules.constant"
+  if type(b) == "table" and getmetatable(b) == nil then
+    C.options(who, b, { "batch", "name" })
+    b = b.batch
+  end
+  local i = type(b) == "number" and tointeger(b) or nil
+  if not i or i < 1 then
+    C.fail(who, "the batch must be an integer ≥ 1, got " .. (type(b) == "number" and tostring(b) or C.typename(b)))
+  end
+  return new("constant", i, function() return i end)
+end
+
+--- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`.
+-- @param opts `batch` (initial, required), `factor` (default 2), one of `epochs` / `milestones`
+--   (epochs) / `steps` / `samples` (an increasing list), `max` (optional cap), `name`
+function M.step(opts)
+  local who = "schedules.step"
+  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
+  local batch = C.count(who, opts, "batch", { required = true })
+  local factor = C.number(who, opts, "factor", { default = 2, gt = 0 })
+  local max = C.count(who, opts, "max")
+  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
+  local clock, ms = milestones(who, opts)
+  local name = check_name(who, opts, "step")
+  local k, bs, mb = #ms, {}, 0
+  for n = 0, k do
+    local b = grown(who, batch, factor, n, max)
+    bs[n + 1] = b
+    if b > mb then mb = b end
+  end
+  return new(name, mb, function(_, s)
+    local t, n = clock(s), 1
+    for i = 1, k do
+      if t >= ms[i] then n = i + 1 else break end
+    end
+    return bs[n]
+  end)
+end
+
+--- Smith et al. 2017, "Don't decay the learning rate, increase the batch size": at each
+-- milestone where a step LR schedule would divide the LR by `factor`, multiply the batch by
+-- `factor` instead. Once the batch reaches `max`, increase it as far as the cap allows and
+-- decay the LR by the remaining factor — the rule of the C "smith" plugin: after n milestones
+-- the batch is B = min(round(batch · factor^n), max) and the LR factor is
+-- B / (batch · factor^n), so ε/B falls by exactly factor^n (the LR factor is 1 while uncapped,
+-- up to rounding with a fractional factor, and 1/factor per milestone past the cap when the
+-- cap is reached exactly at a milestone).
+-- @param opts `batch` (required), `factor` (> 1, required), `milestones` (epochs; or `epochs`,
+--   `steps`, `samples`), `max` (optional cap), `name`
+-- @return schedule returning `batch, lr_factor`
+function M.smith(opts)
+  local who = "schedules.smith"
+  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
+  local batch = C.count(who, opts, "batch", { required = true })
+  local factor = C.number(who, opts, "factor", { required = true, gt = 1,
+    hint = " (the factor by which a step LR schedule would divide the LR)" })
+  local max = C.count(who, opts, "max")
+  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
+  local clock, ms = milestones(who, opts)
+  local name = check_name(who, opts, "smith")
+  local k, bs, lrs, mb = #ms, {}, {}, batch
+  for n = 0, k do
+    local ideal = batch * factor ^ n           -- B_0 · factor^n
+    local b = grown(who, batch, factor, n, max)
+    bs[n + 1], lrs[n + 1] = b, b / ideal       -- 1 while uncapped (up to rounding)
+    if b > mb then mb = b end
+  end
+  return new(name, mb, function(_, s)
+    local t, n = clock(s), 1
+    for i = 1, k do
+      if t >= ms[i] then n = i + 1 else break end
+    end
+    return bs[n], lrs[n]
+  end)
+end
+
+--- Builds a linear or exponential ramp from opts[start_key] to opts[stop_key].
+local function ramp(who, opts, start_key, stop_key, default_name, exponential)
+  local start = C.count(who, opts, start_key, { required = true }, 3)
+  local stop = C.count(who, opts, stop_key, { required = true }, 3)
+  local multiple = C.count(who, opts, "multiple", { default = 1 }, 3)
+  local clock, inv = duration(who, opts, 3)
+  local name = check_name(who, opts, default_name, 3)
+  local lo, hi = start, stop
+  if lo > hi then lo, hi = hi, lo end
+  for _, key in ipairs { start_key, stop_key } do
+    local v = key == start_key and start or stop
+    if v % multiple ~= 0 then
+      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple), 3)
+    end
+  end
+  local d, logr = stop - start, log(stop / start)
+  return new(name, hi, function(_, s)
+    local p = clock(s) * inv
+    if p >= 1 then return stop end
+    if p < 0 then p = 0 end
+    local b
+    if exponential then b = start * exp(logr * p) else b = start + d * p end
+    b = floor(b / multiple + 0.5) * multiple     -- the nearest multiple
+    if b < lo then b = lo elseif b > hi then b = hi end
+    return b
+  end)
+end
+
+--- Linear ramp of the batch from `start` to `stop` over a duration, then `stop`. Every
+-- batch is the multiple of `multiple` nearest to the ramp's value (`start` and `stop` must be
+-- multiples), as in the C "ramp" plugin; `stop` < `start` ramps down.
+-- @param opts `start`, `stop` (required), one of `epochs` / `steps` / `samples` (the length of
+--   the ramp), `multiple` (default 1), `name`
+function M.linear_ramp(opts)
+  local who = "schedules.linear_ramp"
+  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
+  local s = ramp(who, opts, "start", "stop", "linear_ramp", false)  -- not a tail call: keeps error levels
+  return s
+end
+
+--- Exponential (geometric) ramp: batch = start · (stop/start)^p at progress p of the duration
+-- (equal factors per equal progress), rounded to the nearest multiple of `multiple`; `stop`
+-- afterwards.
+-- @param opts as for `linear_ramp`
+function M.exponential_ramp(opts)
+  local who = "schedules.exponential_ramp"
+  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
+  local s = ramp(who, opts, "start", "stop", "exponential_ramp", true)  -- not a tail call: keeps error levels
+  return s
+end
+
+--- Batch warmup: grow the batch linearly from `start` to `batch` over the warmup period, then
+-- keep `batch`. (For the Goyal et al. LR warmup use `lr_scaling.warmup_epochs` of `bl.train`.)
+-- @param opts `batch`, `start` (required), one of `epochs` / `steps` / `samples`,
+--   `multiple` (default 1), `name`
+function M.warmup(opts)
+  local who = "schedules.warmup"
+  C.options(who, opts, { "batch", "start", "epochs", "steps", "samples", "multiple", "name" })
+  local s = ramp(who, opts, "start", "batch", "warmup", false)  -- not a tail call: keeps error levels
+  return s
+end
+
+local PIECE_KEYS = { epoch = "epochs", step = "steps", samples = "samples" }
+
+--- Piecewise-constant schedule from a list of breakpoints, all keyed by the same unit:
+-- `{ {epoch = 0, batch = 32}, {epoch = 2, batch = 128, lr = 0.5}, ... }` (or `step =`,
+-- `samples =`). From each breakpoint on, its `batch` (and its LR factor `lr`, default 1) holds;
+-- before the first breakpoint the first entry's values hold. A string field `name` may sit
+-- next to the list.
+function M.piecewise(points)
+  local who = "schedules.piecewise"
+  if type(points) ~= "table" then
+    C.fail(who, "expected a list of breakpoints {epoch|step|samples = t, batch = b}, got " .. C.typename(points))
+  end
+  local k = #points
+  for key in pairs(points) do
+    if not (math.type(key) == "integer" and key >= 1 and key <= k) and key ~= "name" then
+      C.fail(who, format("unexpected key '%s' (give a list of breakpoints and optionally 'name')", tostring(key)))
+    end
+  end
+  if k == 0 then C.fail(who, "give at least one breakpoint {epoch = 0, batch = b}") end
+  local unit_key
+  local at, bs, lrs, has_lr, mb = {}, {}, {}, false, 0
+  for i = 1, k do
+    local p = points[i]
+    local where = format("%s (breakpoint %d)", who, i)
+    C.options(where, p, { "epoch", "step", "samples", "batch", "lr" })
+    local key, t = C.one_of(where, p, { "epoch", "step", "samples" }, true)
+    if unit_key == nil then unit_key = key
+    elseif key ~= unit_key then
+      C.fail(where, format("uses '%s' but breakpoint 1 uses '%s'; use one unit for all", key, unit_key))
+    end
+    if not C.is_finite(t) or t < 0 or (i > 1 and t <= at[i - 1]) then
+      C.fail(who, format("breakpoints must be increasing: %s = %s at breakpoint %d", key, tostring(t), i))
+    end
+    at[i] = t
+    bs[i] = C.count(where, p, "batch", { required = true })
+    lrs[i] = C.number(where, p, "lr", { default = 1.0, gt = 0 })
+    if p.lr ~= nil then has_lr = true end
+    if bs[i] > mb then mb = bs[i] end
+  end
+  local clock = clock_of(PIECE_KEYS[unit_key])
+  local name = check_name(who, points, "piecewise")
+  if has_lr then
+    return new(name, mb, function(_, s)
+      local t, n = clock(s), 1
+      for i = 2, k do
+        if t >= at[i] then n = i else break end
+      end
+      return bs[n], lrs[n]
+    end)
+  end
+  return new(name, mb, function(_, s)
+    local t, n = clock(s), 1
+    for i = 2, k do
+      if t >= at[i] then n = i else break end
+    end
+    return bs[n]
+  end)
+end
+
+--- Adaptive batch from the gradient noise scale (McCandlish et al. 2018): the batch follows
+-- k · state.gns, rounded to the nearest multiple of `multiple` and clamped to [min, max].
+-- Same rule as the C "gns" plugin:
+--  * until the noise scale is measured (state.gns NaN, missing, or not a positive finite
+--    number) the batch stays where it is: `batch` (default `min`) at the start;
+--  * the batch changes at most once every `every` steps (the starting batch counts as set at
+--    step 0);
+--  * with `monotonic` (default true) it never decreases: the noise scale grows as the loss
+--    falls, so a drop in the estimate is mostly measurement noise;
+--  * a call at step 0, or at a step before the previous call's, starts a new run.
+-- `min`, `max` and `batch` must be multiples of `multiple`, so every batch returned is one.
+-- @param opts `max` (default 4096), `k` (default 1), `min` (default: the smallest multiple of
+--   `multiple` ≥ 16, at most `max`), `multiple` (default 1), `every` (steps, default 50),
+--   `batch` (initial, default `min`), `monotonic`, `name`
+function M.gns(opts)
+  local who = "schedules.gns"
+  C.options(who, opts, { "k", "min", "max", "multiple", "every", "batch", "monotonic", "name" })
+  local k = C.number(who, opts, "k", { default = 1, gt = 0 })
+  local multiple = C.count(who, opts, "multiple", { default = 1 })
+  local max = C.count(who, opts, "max", { default = 4096 })
+  local min = C.count(who, opts, "min", { default = math.min(-(-16 // multiple) * multiple, max) })
+  if min > max then C.fail(who, format("'min' (%d) must be ≤ 'max' (%d)", min, max)) end
+  local start = C.count(who, opts, "batch", { default = min })
+  if start < min or start > max then
+    C.fail(who, format("'batch' (%d) must lie within [min, max] = [%d, %d]", start, min, max))
+  end
+  for _, key in ipairs { "min", "max", "batch" } do
+    local v = key == "min" and min or key == "max" and max or start
+    if v % multiple ~= 0 then
+      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple))
+    end
+  end
+  local every = C.count(who, opts, "every", { default = 50 })
+  local monotonic = opts.monotonic
+  if monotonic == nil then monotonic = true end
+  if type(monotonic) ~= "boolean" then C.fail(who, "'monotonic' must be a boolean") end
+  local name = check_name(who, opts, "gns")
+  local huge = math.huge
+
+  local cur, changed_at, last_step = start, 0, -1
+  return new(name, max, function(_, s)
+    local step = s.step or 0
+    if step == 0 or step < last_step then   -- a (new) run starts
+      cur, changed_at = start, step
+    end
+    last_step = step
+    local g = s.gns
+    if step - changed_at >= every and g ~= nil and g > 0 and g < huge then   -- NaN > 0 is false
+      local x = k * g
+      local b
+      if x <= min then b = min
+      elseif x >= max then b = max
+      else
+        b = floor(x / multiple + 0.5) * multiple
+        if b < min then b = min elseif b > max then b = max end
+      end
+      if monotonic and b < cur then b = cur end
+      if b ~= cur then cur, changed_at = b, step end
+    end
+    return cur
+  end, { needs_gns = true })
+end
+
+------------------------------------------------------------------------------------------------
+
+local BUILTIN = {
+  constant = M.constant, step = M.step, smith = M.smith, linear_ramp = M.linear_ramp,
+  exponential_ramp = M.exponential_ramp, warmup = M.warmup, piecewise = M.piecewise, gns = M.gns,
+}
+
+--- The constructor of the schedule called `name`: a built-in one above, or the function
+-- returned by the module `batchlab.schedules.<name>` on `package.path`.
+-- @return constructor, or nil and a message when there is none
+function M.get(name)
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
+    return nil, "schedules.get: a schedule name is letters, digits and '_', got " ..
+      (type(name) == "string" and ('"' .. name .. '"') or C.typename(name))
+  end
+  if BUILTIN[name] then return BUILTIN[name] end
+  local modname = "batchlab.schedules." .. name
+  if not package.loaded[modname] and not package.searchpath(modname, package.path) then
+    local names = {}
+    for n in pairs(BUILTIN) do names[#names + 1] = n end
+    table.sort(names)
+    local hint = C.nearest(name, names)
+    return nil, format("no schedule named '%s'%s: not built in (%s) and no module %s on package.path",
+      name, hint and format(" (did you mean '%s'?)", hint) or "", table.concat(names, ", "), modname)
+  end
+  local ctor = require(modname)
+  if not M.is_schedule(ctor) then
+    return nil, format("module %s must return a constructor function(opts), returned %s",
+      modname, C.typename(ctor))
+  end
+  return ctor
+end
+
+--- Creates the schedule `name` with `opts` (see `get`); raises when there is none.
+function M.create(name, opts)
+  local ctor, err = M.get(name)
+  if not ctor then error(err, 2) end
+  return ctor(opts)
+end
+
+return M

@@ -1,0 +1,473 @@
+/* The training engine (train.h): determinism, divergence, accumulation, the gradient noise
+ * scale against its analytic value, targets, LR rules, changing batches, no allocation per step. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* ---- malloc counting (the executable's definitions interpose libc's for the whole process);
+ * not under AddressSanitizer, which owns malloc itself */
+static volatile long malloc_calls;
+#ifndef __SANITIZE_ADDRESS__
+#define COUNTING_MALLOC 1
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+void *malloc(size_t n);
+void *calloc(size_t a, size_t b);
+void *realloc(void *p, size_t n);
+void free(void *p);
+void *malloc(size_t n)
+{
+    malloc_calls++;
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b)
+{
+    malloc_calls++;
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n)
+{
+    malloc_calls++;
+    return __libc_realloc(p, n);
+}
+void free(void *p)
+{
+    __libc_free(p);
+}
+#endif
+
+typedef struct fixture {
+    bl_ctx *ctx;
+    bl_device *dev;
+    bl_registry *reg;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->ctx = bl_ctx_new();
+    if (bl_device_cpu_open(f->ctx, 1, &f->dev) != BL_OK || bl_registry_new(f->ctx, &f->reg) != BL_OK ||
+        bl_registry_scan(f->ctx, f->reg) != BL_OK) {
+        fprintf(stderr, "setup: %s\n", bl_errmsg(f->ctx));
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    bl_registry_free(f->reg);
+    bl_device_free(f->dev);
+    bl_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+static bl_dataset *open_data(fixture *f, const char *assignments)
+{
+    const bl_plugin *p;
+    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p));
+    bl_config *cfg;
+    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", assignments);
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
+        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
+    bl_dataset *ds;
+    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
+    bl_config_free(cfg);
+    return ds;
+}
+
+static bl_net *build_model(fixture *f, const char *name, const char *assignments, bl_dataset *ds,
+                           uint64_t seed)
+{
+    const bl_plugin *p;
+    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, name, &p));
+    bl_config *cfg;
+    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", assignments ? assignments : "");
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
+        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
+    bl_net *net;
+    BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, seed, &net));
+    bl_config_free(cfg);
+    return net;
+}
+
+static float *params_copy(fixture *f, bl_net *net)
+{
+    size_t n = bl_net_num_params(net);
+    float *h = malloc(n * sizeof *h);
+    BL_ASSERT_OK(f->ctx, bl_device_download(f->ctx, f->dev, h, bl_net_params(net), n * sizeof *h));
+    return h;
+}
+
+#define BLOBS "task=blobs samples=1200 dim=8 classes=3 noise=1.0 seed=3 validation=200 test=200"
+
+static bl_train_config base_config(bl_net *net, bl_dataset *ds)
+{
+    bl_train_config c = bl_train_defaults();
+    c.net = net;
+    c.data = ds;
+    c.optim.lr = 0.05;
+    c.optim.momentum = 0.9;
+    c.batch = 32;
+    c.epochs = 2;
+    c.seed = 7;
+    return c;
+}
+
+static void same_seed_same_history(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_run_result r[2];
+    for (int i = 0; i < 2; i++) {
+        bl_net *net = build_model(f, "mlp", "hidden=16 dropout=0.1", ds, 11);
+        bl_train_config c = base_config(net, ds);
+        c.eval_unit = BL_EVAL_STEPS;
+        c.eval_every = 10;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r[i]));
+        assert_int_equal(r[i].status, BL_RUN_COMPLETED);
+        bl_net_free(net);
+    }
+    assert_int_equal(r[0].history_count, r[1].history_count);
+    assert_true(r[0].history_count >= 7);
+    for (size_t i = 0; i < r[0].history_count; i++) {
+        /* bit-identical, not merely close */
+        assert_memory_equal(&r[0].history[i].train_loss, &r[1].history[i].train_loss,
+                            sizeof(double));
+        assert_memory_equal(&r[0].history[i].val_loss, &r[1].history[i].val_loss,
+                            sizeof(double));
+    }
+    assert_true(r[0].final.val_accuracy > 0.8);
+    assert_false(isnan(r[0].test_accuracy));
+    assert_string_equal(r[0].stopped_by, "epochs");
+    assert_int_equal(r[0].samples, 2 * bl_dataset_info(ds)->count[BL_SPLIT_TRAIN]);
+    bl_run_result_free(&r[0]);
+    bl_run_result_free(&r[1]);
+    bl_dataset_close(ds);
+}
+
+static void divergence_is_reported(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    c.optim.lr = 1e6;
+    c.optim.momentum = 0;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_DIVERGED);
+    assert_true(r.diverged_step >= 1 && r.diverged_step < 100);
+    assert_true(bl_test_contains(r.error, "step"));
+    assert_string_equal(r.stopped_by, "diverged");
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* One step of batch 64: plain, as 4 micro-batches of 16, and with the noise scale measured
+ * (the chunked path) must give the same parameters within float tolerance. */
+static void accumulation_equals_full_batch(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    float *p[4];
+    for (int variant = 0; variant < 4; variant++) {
+        bl_net *net = build_model(f, "mlp", "hidden=32", ds, 5);
+        bl_train_config c = base_config(net, ds);
+        c.batch = 64;
+        c.epochs = 0;
+        c.max_steps = 3;
+        c.skip_eval = true;
+        if (variant == 1)
+            c.micro_batch = 16;
+        if (variant == 2)
+            c.measure_gns = true;
+        if (variant == 3) {
+            c.micro_batch = 24; /* 24 + 24 + 16: unequal last chunk */
+            c.measure_gns = true;
+        }
+        bl_run_result r;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+        assert_int_equal(r.status, BL_RUN_COMPLETED);
+        bl_run_result_free(&r);
+        p[variant] = params_copy(f, net);
+        size_t n = bl_net_num_params(net);
+        if (variant > 0) {
+            for (size_t i = 0; i < n; i++) {
+                double tol = 1e-5 * (1.0 + fabs(p[0][i]));
+                if (fabs((double)p[variant][i] - p[0][i]) > tol)
+                    fail_msg("variant %d param %zu: %.9g vs %.9g", variant, i, p[variant][i],
+                             p[0][i]);
+            }
+        }
+        bl_net_free(net);
+    }
+    for (int v = 0; v < 4; v++)
+        free(p[v]);
+    bl_dataset_close(ds);
+}
+
+/* Teacher–student regression y = w*·x + ε, x ~ N(0, I_D), student (w, b), loss (w·x + b − y)².
+ * Per-example gradient g = 2r(x, 1), r = d·x + b − ε, d = w − w*. With E[(d·x)² x xᵀ] =
+ * |d|² I + 2 d dᵀ:  |G|² = 4(|d|² + b²),  tr Σ = 4((D + 2)|d|² + D·b² + (D + 1)σ²), so
+ * B_simple = ((D + 2)|d|² + D·b² + (D + 1)σ²) / (|d|² + b²). The weights are held fixed (tiny
+ * LR) so that the smoothed estimate converges to the value at those weights. */
+static void gns_matches_analytic_value(void **state)
+{
+    fixture *f = *state;
+    const int D = 10;
+    bl_dataset *ds = open_data(f, "task=teacher samples=40000 dim=10 noise=0.5 seed=2 "
+                                  "validation=0 test=0");
+    double teacher[10], sigma;
+    int64_t n;
+    BL_ASSERT_OK(f->ctx, bl_dataset_property(f->ctx, ds, "teacher_weights", teacher, 10, &n));
+    assert_int_equal(n, D);
+    BL_ASSERT_OK(f->ctx, bl_dataset_property(f->ctx, ds, "noise_std", &sigma, 1, &n));
+
+    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    assert_int_equal(bl_net_num_params(net), D + 1);
+    float *w = params_copy(f, net);
+    double d2 = 0;
+    for (int i = 0; i < D; i++)
+        d2 += (w[i] - teacher[i]) * (w[i] - teacher[i]);
+    double b2 = (double)w[D] * w[D];
+    double expected = ((D + 2) * d2 + D * b2 + (D + 1) * sigma * sigma) / (d2 + b2);
+
+    bl_train_config c = bl_train_defaults();
+    c.net = net;
+    c.data = ds;
+    c.optim.lr = 1e-12;
+    c.batch = 256;
+    c.max_steps = 3000;
+    c.measure_gns = true;
+    c.gns_chunks = 8;
+    c.gns_ema = 0.995;
+    c.skip_eval = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    double got = r.final.gns;
+    print_message("gns: estimated %.3f, analytic %.3f (|d|² %.3f, b² %.4f, σ %.2f)\n", got,
+                  expected, d2, b2, sigma);
+    assert_true(fabs(got - expected) <= 0.15 * expected);
+    bl_run_result_free(&r);
+    free(w);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+static void target_is_timed_and_stops(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    c.epochs = 20;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 5;
+    c.has_target = true;
+    c.target_metric = BL_METRIC_VAL_ACCURACY;
+    c.target_value = 0.7;
+    c.stop_at_target = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_string_equal(r.stopped_by, "target");
+    assert_true(r.steps_to_target > 0 && r.steps_to_target == r.steps);
+    assert_true(r.samples_to_target == r.samples);
+    assert_true(r.time_to_target > 0 && r.time_to_target <= r.time + 1e-9);
+    assert_true(r.final.val_accuracy >= 0.7);
+    assert_true(r.epochs < 20);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* A batch function that grows the batch every 5 steps and counts its calls. */
+typedef struct grow {
+    int calls;
+} grow;
+
+static int grow_batch(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *batch,
+                      double *lr_factor)
+{
+    grow *g = user;
+    g->calls++;
+    *batch = 8 << (s->step / 5 < 4 ? s->step / 5 : 4);
+    *lr_factor = 0.5;
+    return BL_OK;
+}
+
+static void changing_batch_and_lr_rules(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    grow g = {0};
+    c.batch = 8;
+    c.batch_fn = grow_batch;
+    c.batch_user = &g;
+    c.max_batch = 128;
+    c.epochs = 1;
+    c.lr_scaling = BL_LR_SCALE_LINEAR;
+    c.base_batch = 8;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 1;
+    c.skip_eval = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_int_equal(g.calls, r.steps);
+    int64_t n_train = bl_dataset_info(ds)->count[BL_SPLIT_TRAIN];
+    assert_int_equal(r.samples, n_train); /* one epoch, last partial batch kept */
+    assert_int_equal(r.max_batch_used, 128);
+    for (size_t i = 0; i < r.history_count; i++) {
+        const bl_eval_point *p = &r.history[i];
+        /* lr = 0.05 · (B / 8) · 0.5 (linear scaling with the schedule's factor) */
+        double want = 0.05 * ((double)p->batch / 8.0) * 0.5;
+        assert_true(fabs(p->lr - want) < 1e-12 * want + 1e-15);
+    }
+    assert_int_equal(r.history[0].batch, 8);
+    assert_int_equal(r.history[5].batch, 16);
+    bl_run_result_free(&r);
+
+    /* warmup: the first step's LR is between lr/scale and lr, rising */
+    c.batch_fn = NULL;
+    c.batch = 32;
+    c.lr_scaling = BL_LR_SCALE_SQRT;
+    c.warmup_steps = 10;
+    c.max_steps = 12;
+    c.epochs = 0;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    double full = 0.05 * 2.0; /* sqrt(32/8) */
+    assert_true(r.history[0].lr < r.history[5].lr);
+    assert_true(fabs(r.history[0].lr - full * (0.5 + 0.5 * 0.1)) < 1e-12);
+    assert_true(fabs(r.history[11].lr - full) < 1e-12);
+    bl_run_result_free(&r);
+
+    /* drop_last: each epoch runs ⌊n/300⌋ full steps */
+    c.warmup_steps = 0;
+    c.lr_scaling = BL_LR_SCALE_NONE;
+    c.batch = 300;
+    c.drop_last = true;
+    c.max_steps = 0;
+    c.epochs = 2;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.steps, 2 * (n_train / 300));
+    assert_int_equal(r.samples, 2 * (n_train / 300) * 300);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+static void bad_configs_are_rejected(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    bl_run_result r;
+    c.epochs = 0;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "budget", bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_FAILED);
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.batch = 0;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "batch", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.batch_fn = grow_batch;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "max_batch", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.optim.lr = -1;
+    assert_int_not_equal(bl_train(f->ctx, &c, &r), BL_OK);
+    assert_true(bl_test_contains(bl_errmsg(f->ctx), "lr"));
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.batch = 5000;
+    c.drop_last = true;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "drop_last", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* Counts allocations between the second step and the last one. */
+typedef struct alloc_probe {
+    long at_step2;
+    long at_last;
+    int64_t last_step;
+} alloc_probe;
+
+static void probe_progress(void *user, const bl_train_state *s, double loss, int64_t total)
+{
+    alloc_probe *p = user;
+    if (s->step == 2)
+        p->at_step2 = malloc_calls;
+    if (s->step == p->last_step)
+        p->at_last = malloc_calls;
+}
+
+static void step_loop_allocates_nothing(void **state)
+{
+    fixture *f = *state;
+#ifndef COUNTING_MALLOC
+    skip();
+#endif
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+    for (int gns = 0; gns < 2; gns++) {
+        bl_train_config c = base_config(net, ds);
+        alloc_probe probe = {0, 0, 60};
+        c.epochs = 0;
+        c.max_steps = 60;
+        c.measure_gns = gns;
+        c.eval_unit = BL_EVAL_STEPS;
+        c.eval_every = 1000; /* no evaluation point until the end */
+        c.on_progress = probe_progress;
+        c.progress_user = &probe;
+        bl_run_result r;
+        size_t dev_allocs = f->dev->alloc_count;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+        assert_int_equal(r.status, BL_RUN_COMPLETED);
+        assert_true(probe.at_step2 > 0);
+        if (probe.at_last != probe.at_step2)
+            fail_msg("%ld allocations in steps 3..60 (gns %d)", probe.at_last - probe.at_step2,
+                     gns);
+        assert_true(f->dev->alloc_count > dev_allocs);
+        bl_run_result_free(&r);
+    }
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(same_seed_same_history),
+        cmocka_unit_test(divergence_is_reported),
+        cmocka_unit_test(accumulation_equals_full_batch),
+        cmocka_unit_test(gns_matches_analytic_value),
+        cmocka_unit_test(target_is_timed_and_stops),
+        cmocka_unit_test(changing_batch_and_lr_rules),
+        cmocka_unit_test(bad_configs_are_rejected),
+        cmocka_unit_test(step_loop_allocates_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
