@@ -10,7 +10,8 @@
 --
 -- Model: MLP 784-256-128-10 on Fashion-MNIST, SGD lr 0.05 momentum 0.9, batch 128, at most
 -- 30 epochs, evaluated every half epoch. Takes at most about 1.5 minutes on 2 CPU cores (the
--- 60-second training budget plus evaluation); patience usually stops it sooner.
+-- 60-second training budget plus evaluation); patience usually stops it sooner (after 8–10
+-- epochs, about 30–50 seconds).
 --
 -- Run:   batchlab run examples/custom_criterion.lua [seconds] [fashion-mnist dir]
 

@@ -8,8 +8,8 @@
 --   optimizer  SGD, lr 0.05, momentum 0.9
 --   batch      128, 3 epochs, 5,000 training images held out for validation
 --
--- Takes about 20–40 seconds on 2 CPU cores (well under a minute); expect a test accuracy
--- around 86–88 %.
+-- Takes about 5–10 seconds on 2 CPU cores (3 s of training when the machine is idle);
+-- expect a test accuracy around 86–87 %.
 --
 -- Run:   batchlab run examples/quickstart.lua [epochs] [fashion-mnist dir]
 -- Data:  the Debian package dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist.

@@ -19,7 +19,8 @@
 -- epochs; compare their accuracy with the step-LR run's to see Smith et al.'s equivalence.
 --
 -- Model: MLP 784-256-128-10 on Fashion-MNIST, SGD lr 0.05 momentum 0.9, 6 epochs per run.
--- Takes about 3–5 minutes on 2 CPU cores.
+-- Takes about 1–2 minutes on 2 CPU cores (measuring the noise scale makes the gns run the
+-- slowest).
 --
 -- Run:   batchlab run examples/schedules.lua [epochs] [fashion-mnist dir]
 

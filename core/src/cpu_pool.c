@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* How long an idle worker keeps polling for the next job before it sleeps. A training step
- * issues kernels every few microseconds, so workers stay awake through a step and between
- * steps; a pool left alone costs nothing after this. */
+/* An idle worker first polls without giving its CPU away (a training step issues kernels
+ * every few microseconds, and a worker that is switched out reacts late), then polls while
+ * yielding (so that OpenBLAS's threads and other programs run), then sleeps: a pool left
+ * alone costs nothing after SPIN_NS. */
+#define HOT_SPIN_NS 50000LL
 #define SPIN_NS 2000000LL
 
 /* The claim word packs the job generation (high 32 bits), the next chunk to hand out (16 bits)
@@ -82,17 +84,22 @@ static void *worker_main(void *p)
     for (;;) {
         uint32_t gen = atomic_load_explicit(&pool->gen, memory_order_acquire);
         if (gen == seen) {
-            /* Poll for a while, giving the CPU away between polls, then sleep. */
-            int64_t until = now_ns() + SPIN_NS;
+            int64_t start = now_ns(), hot_until = start + HOT_SPIN_NS, until = start + SPIN_NS;
+            bool hot = true;
             for (unsigned i = 1;; i++) {
                 gen = atomic_load_explicit(&pool->gen, memory_order_acquire);
                 if (gen != seen || atomic_load_explicit(&pool->stop, memory_order_relaxed))
                     break;
                 cpu_relax();
                 if ((i & 15) == 0) {
-                    sched_yield();
-                    if ((i & 255) == 0 && now_ns() > until)
-                        break;
+                    if (!hot)
+                        sched_yield();
+                    if ((i & (hot ? 63 : 255)) == 0) {
+                        int64_t t = now_ns();
+                        hot = t < hot_until;
+                        if (t > until)
+                            break;
+                    }
                 }
             }
             if (gen == seen && !atomic_load(&pool->stop)) {

@@ -477,7 +477,7 @@ void bl__cpu_bn_forward_eval(bl_device *dev, int64_t outer, int64_t channels, in
 
 /* With x̂ = (x − mean)·invstd and n = outer·inner, per channel:
  * dbeta += Σ dy, dgamma += Σ dy·x̂ (accumulate);
- * dx = gamma·invstd·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) (overwrite). */
+ * dx = gamma·invstd·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) (overwrite; skipped when dx is NULL). */
 void bl__cpu_bn_backward(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
                          const float *x, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, float *dx, float *dgamma,
@@ -502,6 +502,7 @@ void bl__cpu_bn_backward(bl_device *dev, int64_t outer, int64_t channels, int64_
             fg[c] = (float)(sdy[c] / n);
             fq[c] = (float)(sdx[c] * is * is / n);
         }
-        block_bn_dx(outer, channels, inner, c0, cn, mean + c0, fa, fg, fq, x, dy, dx);
+        if (dx)
+            block_bn_dx(outer, channels, inner, c0, cn, mean + c0, fa, fg, fq, x, dy, dx);
     }
 }

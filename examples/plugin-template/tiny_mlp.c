@@ -79,7 +79,7 @@ static int leaky_new(bl_ctx *ctx, float slope, bl_layer **out)
     return bl_layer_new(ctx, &leaky_ops, l, NULL, out); /* owns l from here on, even on error */
 }
 
-/* ---- the model -------------------------------------------------------------------------------- */
+/* ---- the model ------------------------------------------------------------------------------ */
 
 /* Adds the layers to `net` (empty; its input is info->sample). Errors name the option. */
 static int tiny_build(bl_ctx *ctx, const bl_config *opts, const bl_data_info *info,

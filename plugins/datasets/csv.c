@@ -2,7 +2,7 @@
  *
  * Format: fields separated by `separator` (default ","; "tab" or "\t" for tabs), records
  * ended by LF, CRLF or CR. A field may be quoted with '"' (a doubled "" inside is a quote; a
- * quoted field may span lines; spaces may follow the closing quote). A UTF-8 byte-order mark
+ * quoted field may span lines; spaces may surround the quotes). A UTF-8 byte-order mark
  * is skipped; blank lines are skipped; every other row must have as many fields as the first.
  * Feature cells must be finite numbers (strtod syntax, surrounding spaces allowed); an empty
  * cell is an error (no missing values).
@@ -105,7 +105,7 @@ static int read_file(bl_ctx *ctx, const char *path, char **out, size_t *len)
     size_t cap = 1 << 16, n = 0;
     int64_t hint = bl_ds_file_size(f);
     if (hint > 0 && (uint64_t)hint < SIZE_MAX / 2)
-        cap = (size_t)hint + 1;
+        cap = (size_t)hint + 2; /* room for the text, its NUL, and one byte to see EOF */
     char *buf = malloc(cap);
     for (;;) {
         if (!buf) {
@@ -163,6 +163,11 @@ static int tokenize(bl_ctx *ctx, const char *path, char sep, csv_table *t)
         size_t first = t->n_cells;
         long row_line = line;
         for (;;) {
+            char *q = p; /* spaces before an opening quote are allowed */
+            while (q < end && (*q == ' ' || *q == '\t') && *q != sep)
+                q++;
+            if (q < end && *q == '"')
+                p = q;
             char *w = p;
             size_t start = (size_t)(p - t->buf);
             if (p < end && *p == '"') {
@@ -491,16 +496,13 @@ static int cmp_str(const void *a, const void *b)
 static int parse_classes(bl_ctx *ctx, csv_ds *d, const csv_spec *spec, csv_table *tables[2],
                          const int has_header[2])
 {
-    int numeric = 1;
-    for (int f = 0; f < 2 && numeric; f++) {
-        if (!tables[f])
-            continue;
-        for (size_t r = has_header[f] ? 1 : 0; r < tables[f]->n_rows && numeric; r++) {
-            double v;
-            numeric = parse_number(cell_text(tables[f], r, spec->label_col), &v);
-        }
-    }
+    /* Numeric or text classes: decided by the training file alone. */
     csv_table *t = tables[0];
+    int numeric = 1;
+    for (size_t r = has_header[0] ? 1 : 0; r < t->n_rows && numeric; r++) {
+        double v;
+        numeric = parse_number(cell_text(t, r, spec->label_col), &v);
+    }
     size_t first = has_header[0] ? 1 : 0, n = t->n_rows - first;
     double *vals = NULL;
     char **strs = NULL;
@@ -568,8 +570,9 @@ static int parse_classes(bl_ctx *ctx, csv_ds *d, const csv_spec *spec, csv_table
             double v;
             const char *s;
             if (vals) {
-                parse_number(cell_text(tf, fr + r, spec->label_col), &v);
-                hit = bsearch(&v, vals, (size_t)k, sizeof *vals, cmp_double);
+                hit = NULL;
+                if (parse_number(cell_text(tf, fr + r, spec->label_col), &v))
+                    hit = bsearch(&v, vals, (size_t)k, sizeof *vals, cmp_double);
                 if (hit)
                     d->cls[f][r] = (int32_t)((const double *)hit - vals);
             } else {

@@ -12,9 +12,10 @@
  *   step 0), so each batch size runs long enough to be measured and the smoothed estimate can
  *   follow the change.
  * - With `monotonic` (the default) the batch never decreases. The noise scale grows as the
- *   loss falls (McCandlish et al. 2018: as training goes on the true gradient shrinks
- *   relative to its noise, so B_simple rises), so a drop in the estimate is mostly measurement noise, and following it
- *   down would make the batch oscillate; turn it off to track the estimate both ways.
+ *   loss falls (McCandlish et al. 2018: as training goes on, the true gradient shrinks
+ *   relative to its noise, so B_simple rises), so a drop in the estimate is mostly
+ *   measurement noise, and following it down would make the batch oscillate; turn it off to
+ *   track the estimate both ways.
  * - min, max and batch must be multiples of `multiple`, so every batch returned is one, and
  *   max_batch is exactly `max` (reached once k · gns ≥ max).
  * The learning rate is untouched: combine with an LR scaling rule in the run if it should

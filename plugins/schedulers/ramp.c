@@ -66,8 +66,7 @@ static int ramp_create(bl_ctx *ctx, const bl_config *opts, void **handle)
                         r.start % r.multiple ? r.start : r.end, r.multiple);
     if (r.samples < 0)
         return bl_error(ctx, BL_EOPTION,
-                        "option 'samples' must be ≥ 0 (0: use 'epochs'), got "
-                        "%" PRId64,
+                        "option 'samples' must be ≥ 0 (0: use 'epochs'), got %" PRId64,
                         r.samples);
     if (r.samples == 0 && !(r.epochs > 0.0 && isfinite(r.epochs)))
         return bl_error(ctx, BL_EOPTION,

@@ -29,13 +29,11 @@ BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index);
 #define BL_SCHED_BATCH_LIMIT ((int64_t)INT32_MAX)
 
 /* Checks 1 ≤ v ≤ BL_SCHED_BATCH_LIMIT for a batch-size option. */
-static inline int bl_sched_check_batch(bl_ctx *ctx, const char *option,
-                                       int64_t v)
+static inline int bl_sched_check_batch(bl_ctx *ctx, const char *option, int64_t v)
 {
     if (v < 1 || v > BL_SCHED_BATCH_LIMIT)
         return bl_error(ctx, BL_EOPTION,
-                        "option '%s' must be a batch size in 1..2^31-1, got %" PRId64,
-                        option, v);
+                        "option '%s' must be a batch size in 1..2^31-1, got %" PRId64, option, v);
     return BL_OK;
 }
 
@@ -47,13 +45,12 @@ static inline int bl_sched_check_cap(bl_ctx *ctx, int64_t max, int64_t start,
         return BL_OK;
     if (max < 0 || max > BL_SCHED_BATCH_LIMIT)
         return bl_error(ctx, BL_EOPTION,
-                        "option 'max' must be a batch size in 1..2^31-1 "
-                        "(0 = no cap), got %" PRId64,
+                        "option 'max' must be a batch size in 1..2^31-1 (0 = no cap), got %" PRId64,
                         max);
     if (max < start)
         return bl_error(ctx, BL_EOPTION,
-                        "option 'max' (%" PRId64 ") must be ≥ '%s' (%" PRId64 ")",
-                        max, start_option, start);
+                        "option 'max' (%" PRId64 ") must be ≥ '%s' (%" PRId64 ")", max,
+                        start_option, start);
     return BL_OK;
 }
 
@@ -64,8 +61,8 @@ static inline int bl_sched_check_milestones(bl_ctx *ctx, const char *option,
     for (size_t i = 0; i < n; i++) {
         if (m[i] < 1)
             return bl_error(ctx, BL_EOPTION,
-                            "option '%s': epochs must be ≥ 1 (epoch 0 is the "
-                            "start; set the starting batch instead), got %" PRId64,
+                            "option '%s': epochs must be ≥ 1 (epoch 0 is the start; set the "
+                            "starting batch instead), got %" PRId64,
                             option, m[i]);
         if (i > 0 && m[i] <= m[i - 1])
             return bl_error(ctx, BL_EOPTION,

@@ -46,8 +46,7 @@ static int step_create(bl_ctx *ctx, const bl_config *opts, void **handle)
     if (rc)
         return rc;
     if (!(factor > 0.0) || !isfinite(factor))
-        return bl_error(ctx, BL_EOPTION, "option 'factor' must be > 0, got %g",
-                        factor);
+        return bl_error(ctx, BL_EOPTION, "option 'factor' must be > 0, got %g", factor);
 
     step_sched *s = malloc(sizeof *s + (2 * n + 1) * sizeof(int64_t));
     if (!s)

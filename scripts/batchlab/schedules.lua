@@ -23,11 +23,13 @@
 -- Every constructor here returns a callable table with `max_batch` and `name`. They validate
 -- their options when called (a mistake raises "schedules.<name>: ..."), precompute what they
 -- can, and then allocate nothing and build no strings per step. Milestones and durations are
--- given in exactly one unit: `epochs` (compared with `state.epoch_progress`), `steps`
--- (`state.step`) or `samples` (`state.samples`).
+-- given in exactly one unit: `epochs` (the larger of `state.epoch` and
+-- `state.epoch_progress`), `steps` (`state.step`) or `samples` (`state.samples`).
 --
--- A schedule that keeps state between calls (`gns`) resets itself when it sees the step count
--- go back (a new run), so one object can serve several runs of a sweep in turn.
+-- A schedule that keeps state between calls (`gns`) starts over when it sees step 0 or the
+-- step count go back (a new run), so one object can serve several runs of a sweep in turn.
+-- (`bl.train` also accepts a table with a `next(state)` function and the same fields, and
+-- `bl.scheduler(name, opts)` makes a fresh schedule per run from a constructor found by name.)
 --
 -- Named schedules: `schedules.get(name)` returns the constructor of a built-in schedule or of a
 -- module `batchlab.schedules.<name>` found on `package.path` (for example

@@ -17,9 +17,9 @@ expect_out "fx_open_fails"
 line=$(printf '%s\n' "$OUT" | grep ' fx_model ')
 case "$line" in "model "*"1.2"*"$FX/fx_good.so"*"fixture model") ;; *) fail "bad row: $line" ;; esac
 # Columns line up: NAME starts at the same offset on every line.
-offsets=$(printf '%s\n' "$OUT" | awk '{ print index($0, $2) }' | sort -u | wc -l)
+offsets=$(printf '%s\n' "$OUT" | awk '{ match($0, /^[^ ]+ +/); print RLENGTH }' | sort -u | wc -l)
 [ "$offsets" -eq 1 ] || fail "the NAME column is not aligned"
-# model rows come before dataset rows? kinds are sorted model, dataset, scheduler
+# Rows are grouped by kind: models, then datasets, then schedulers.
 kinds=$(printf '%s\n' "$OUT" | awk 'NR > 1 { print $1 }' | uniq | tr '\n' ' ')
 case "$kinds" in "model dataset scheduler "*|"model dataset scheduler") ;; *) fail "kinds not grouped in order: $kinds" ;; esac
 # Files that fail to load: a warning each on stderr with the reason; nothing on stdout.

@@ -129,7 +129,7 @@ static void header_and_values(void **state)
     assert_string_equal(bl_dataset_info(ds)->class_names[0], "-5");
     bl_dataset_close(ds);
     BL_ASSERT_OK(f->ctx, open_csv(f, &ds, NULL, "standardize=false", "label=1", NULL));
-    assert_string_equal(bl_dataset_info(ds)->class_names[2], "6e1" + 0 ? "60" : "");
+    assert_string_equal(bl_dataset_info(ds)->class_names[2], "60"); /* 2, 4.5, 6e1 */
     bl_dataset_close(ds);
     BL_ASSERT_OK(f->ctx, open_csv(f, &ds, NULL, "standardize=false", "label=-1", NULL));
     assert_int_equal(bl_dataset_info(ds)->classes, 2);
@@ -228,15 +228,14 @@ static void quoting_separators_line_ends(void **state)
                   open_csv(f, &ds, "a,\"sec\nond\",c\n1,2,0\n3,x,1\n", NULL));
 
     /* other separators */
-    BL_ASSERT_OK(f->ctx, open_csv(f, &ds, "a;b;c\n1,5;2;0\n3;4;1\n", "separator=;",
+    BL_ASSERT_OK(f->ctx, open_csv(f, &ds, "a;b;c\n1.5;2;0\n3;4;1\n", "separator=;",
                                   "standardize=false", NULL));
-    gather(f, ds, BL_SPLIT_TRAIN, 1, x, y);
-    /* "1,5" is not a number with ';' separating fields */
+    gather(f, ds, BL_SPLIT_TRAIN, 2, x, y);
+    assert_float_equal(x[0], 1.5, 0);
+    assert_int_equal(y[1], 1);
     bl_dataset_close(ds);
-    (void)x;
     BL_ASSERT_ERR(f->ctx, BL_EFORMAT, "line 2, column 1 ('a'): expected a number, found '1,5'",
-                  open_csv(f, &ds, "a;b;c\n1,5;2;0\n3;4;1\n", "separator=;", "header=yes",
-                           "task=regression", NULL) == BL_OK ? BL_EFORMAT : BL_EFORMAT);
+                  open_csv(f, &ds, "a;b;c\n1,5;2;0\n3;4;1\n", "separator=;", NULL));
     BL_ASSERT_OK(f->ctx, open_csv(f, &ds, "a\tb\tc\n1\t2\t0\n3\t4\t1\n", "separator=tab",
                                   "standardize=false", NULL));
     gather(f, ds, BL_SPLIT_TRAIN, 2, x, y);
@@ -270,7 +269,7 @@ static void standardize_and_regression(void **state)
     assert_float_equal(y[3], 10, 0);
     bl_dataset_close(ds);
 
-    BL_ASSERT_ERR(f->ctx, BL_EFORMAT, "line 3, column 3: expected a number (regression target)",
+    BL_ASSERT_ERR(f->ctx, BL_EFORMAT, "line 2, column 3: expected a number (regression target)",
                   open_csv(f, &ds, "1,2,3\n1,2,x\n", "task=regression", NULL));
 }
 

@@ -1,14 +1,10 @@
 /* The "idx" dataset plugin (plugins/datasets/idx.c) on small IDX files written here, plain and
  * gzipped: shapes, values, normalization, the validation split and every error path. The real
  * Fashion-MNIST is checked by test_dataset_idx_real.c.
- *
- * Gzip files are written with zlib's gzopen/gzwrite, reached with dlopen("libz.so.1") because
- * the unit tests are not linked with zlib (only libbatchlab and the plugins are).
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,29 +21,6 @@
 #define PX (H * W)
 #define NTRAIN 50
 #define NTEST 20
-
-/* ---- zlib through dlopen ------------------------------------------------------------------- */
-
-static struct {
-    void *lib;
-    gzFile (*open)(const char *, const char *);
-    int (*write)(gzFile, const void *, unsigned);
-    int (*close)(gzFile);
-} z;
-
-static void load_zlib(void)
-{
-    if (z.lib)
-        return;
-    z.lib = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!z.lib)
-        fail_msg("cannot load zlib: %s", dlerror());
-    *(void **)&z.open = dlsym(z.lib, "gzopen");
-    *(void **)&z.write = dlsym(z.lib, "gzwrite");
-    *(void **)&z.close = dlsym(z.lib, "gzclose");
-    if (!z.open || !z.write || !z.close)
-        fail_msg("zlib lacks gzopen/gzwrite/gzclose");
-}
 
 /* ---- writing IDX files --------------------------------------------------------------------- */
 
@@ -85,11 +58,10 @@ static void write_bytes(const char *dir, const char *name, int gz, const unsigne
     char path[1200];
     snprintf(path, sizeof path, "%s/%s%s", dir, name, gz ? ".gz" : "");
     if (gz) {
-        load_zlib();
-        gzFile f = z.open(path, "wb9");
+        gzFile f = gzopen(path, "wb9");
         assert_non_null(f);
-        assert_int_equal(z.write(f, b, (unsigned)n), (int)n);
-        assert_int_equal(z.close(f), Z_OK);
+        assert_int_equal(gzwrite(f, b, (unsigned)n), (int)n);
+        assert_int_equal(gzclose(f), Z_OK);
     } else {
         FILE *f = fopen(path, "wb");
         assert_non_null(f);
@@ -513,6 +485,22 @@ static void truncated_and_oversized(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(truncate(path, st.st_size / 2), 0);
     expect_error(f, BL_EFORMAT, "train-labels-idx1-ubyte.gz", "byte offset", "(decompressed)");
+
+    /* a damaged CRC-32 in the gzip trailer (the last 8 bytes: CRC-32, size) */
+    write_set(make_dir(f, "idx_crc"), 0, 1);
+    remove_file(f->dir, "train-labels-idx1-ubyte");
+    write_labels(f->dir, "train-labels-idx1-ubyte", 1, NTRAIN, 0);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte.gz", f->dir);
+    assert_int_equal(stat(path, &st), 0);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, (long)st.st_size - 6, SEEK_SET), 0);
+    int c = fgetc(fp);
+    assert_int_equal(fseek(fp, (long)st.st_size - 6, SEEK_SET), 0);
+    fputc(c ^ 0x5A, fp);
+    fclose(fp);
+    expect_error(f, BL_EFORMAT, "train-labels-idx1-ubyte.gz: byte offset",
+                 "corrupt gzip data: incorrect data check", NULL);
 
     /* impossible sizes are refused before anything is allocated */
     unsigned char b[16];

@@ -241,8 +241,9 @@ static void test_mlp_defaults(void **state)
     bl_net *net = NULL;
     /* 784·256+256 = 200,960; 256·128+128 = 32,896; 128·10+10 = 1,290. */
     const want_layer w[] = {
-        {"flatten", 1, 784, 0, 0, 0},   {"linear", 1, 256, 0, 0, 200960}, {ACT, 1, 256, 0, 0, 0},
-        {"linear", 1, 128, 0, 0, 32896}, {ACT, 1, 128, 0, 0, 0},          {"linear", 1, 10, 0, 0, 1290},
+        {"flatten", 1, 784, 0, 0, 0},    {"linear", 1, 256, 0, 0, 200960},
+        {ACT, 1, 256, 0, 0, 0},          {"linear", 1, 128, 0, 0, 32896},
+        {ACT, 1, 128, 0, 0, 0},          {"linear", 1, 10, 0, 0, 1290},
     };
     bl_data_info flat = flat_info(784, 10, 1);
     BL_ASSERT_OK(fx->env->ctx, build(fx, "mlp", &flat, &net, NULL));
@@ -268,8 +269,9 @@ static void test_mlp_options(void **state)
     BL_ASSERT_OK(fx->env->ctx, build(fx, "mlp", &flat, &net, "hidden=64", "batch_norm=true",
                                      "activation=tanh", "dropout=0.5", "ghost_batch=4", NULL));
     const want_layer w[] = {
-        {"flatten", 1, 784, 0, 0, 0},    {"linear", 1, 64, 0, 0, 50240}, {"batchnorm", 1, 64, 0, 0, 128},
-        {"tanh", 1, 64, 0, 0, 0},        {"dropout", 1, 64, 0, 0, 0},    {"linear", 1, 10, 0, 0, 650},
+        {"flatten", 1, 784, 0, 0, 0},    {"linear", 1, 64, 0, 0, 50240},
+        {"batchnorm", 1, 64, 0, 0, 128}, {"tanh", 1, 64, 0, 0, 0},
+        {"dropout", 1, 64, 0, 0, 0},     {"linear", 1, 10, 0, 0, 650},
     };
     expect_layers(net, w, 6, 51018);
     assert_int_equal(bl_net_num_state(net), 128);

@@ -343,7 +343,8 @@ static void test_find_errors_and_paths(void **state)
     bl_registry *reg = new_registry(f->ctx);
     const bl_plugin *p = NULL;
     /* find scans on first use */
-    BL_ASSERT_ERR(f->ctx, BL_ENOTFOUND, "no model plugin named 'fx_modle'; did you mean 'fx_model'?",
+    BL_ASSERT_ERR(f->ctx, BL_ENOTFOUND,
+                  "no model plugin named 'fx_modle'; did you mean 'fx_model'?",
                   bl_registry_find(f->ctx, reg, BL_PLUGIN_MODEL, "fx_modle", &p));
     assert_true(bl_test_contains(bl_errmsg(f->ctx), "available models: "));
     assert_true(bl_test_contains(bl_errmsg(f->ctx), "fx_model"));
@@ -353,10 +354,12 @@ static void test_find_errors_and_paths(void **state)
                   bl_registry_find(f->ctx, reg, BL_PLUGIN_SCHEDULER, "fx_model", &p));
 
     /* By path: the first plugin of the kind in that file. */
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, reg, BL_PLUGIN_SCHEDULER, FX "/fx_good.so", &p));
+    BL_ASSERT_OK(f->ctx,
+                 bl_registry_find(f->ctx, reg, BL_PLUGIN_SCHEDULER, FX "/fx_good.so", &p));
     assert_string_equal(p->name, "fx_sched");
-    BL_ASSERT_ERR(f->ctx, BL_ENOTFOUND, "provides no dataset plugin (it provides: model 'fx_model', "
-                                        "scheduler 'fx_sched')",
+    BL_ASSERT_ERR(f->ctx, BL_ENOTFOUND,
+                  "provides no dataset plugin (it provides: model 'fx_model', scheduler "
+                  "'fx_sched')",
                   bl_registry_find(f->ctx, reg, BL_PLUGIN_DATASET, FX "/fx_good.so", &p));
     BL_ASSERT_ERR(f->ctx, BL_EPLUGIN, "plugin ABI 99",
                   bl_registry_find(f->ctx, reg, BL_PLUGIN_MODEL, FX "/fx_wrong_abi.so", &p));
@@ -531,7 +534,8 @@ static void test_dataset_checks(void **state)
                   "split of 10 samples",
                   bl_dataset_gather(ctx, ds, BL_SPLIT_TRAIN, idx, 3, x, y));
     idx[2] = -1;
-    BL_ASSERT_ERR(ctx, BL_EINVAL, "index -1", bl_dataset_gather(ctx, ds, BL_SPLIT_TRAIN, idx, 3, x, y));
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "index -1",
+                  bl_dataset_gather(ctx, ds, BL_SPLIT_TRAIN, idx, 3, x, y));
     idx[0] = 4;
     BL_ASSERT_ERR(ctx, BL_EINVAL, "index 4 (position 0 of 1) is out of range for the validation",
                   bl_dataset_gather(ctx, ds, BL_SPLIT_VALIDATION, idx, 1, x, y));

@@ -374,7 +374,8 @@ static void test_smith(void **state)
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'factor' must be > 1",
                   open_sched(fx, "smith", &s, "factor=0", NULL));
     assert_true(bl_test_contains(bl_errmsg(fx->ctx), "got 0"));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones' must be strictly increasing, got 30 after 60",
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION,
+                  "option 'milestones' must be strictly increasing, got 30 after 60",
                   open_sched(fx, "smith", &s, "milestones=60,30", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'max' (100) must be ≥ 'batch' (128)",
                   open_sched(fx, "smith", &s, "max=100", NULL));

@@ -116,7 +116,8 @@ typedef struct bl_device_ops {
     void (*bn_forward_eval)(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
                             const float *x, const float *gamma, const float *beta, float eps,
                             const float *running_mean, const float *running_var, float *y);
-    /* dx overwritten; dgamma, dbeta accumulate (+=) */
+    /* dx overwritten; dgamma, dbeta accumulate (+=). dx may be NULL: then only dgamma and dbeta
+     * are computed (the first trainable layer of a net gets no input gradient). */
     void (*bn_backward)(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
                         const float *x, const float *gamma, const float *mean,
                         const float *invstd, const float *dy, float *dx, float *dgamma,

@@ -88,14 +88,17 @@ BL_EXPORT size_t bl_registry_search_path(const bl_registry *reg, const char ***d
  * skipped). */
 BL_EXPORT int bl_registry_scan(bl_ctx *ctx, bl_registry *reg);
 
-/* Loads one shared object by path. Errors name the file and say what to do: not found,
+/* Loads one shared object by path (a bare file name, "bl_mlp.so", is looked up in the current
+ * directory after the search path). Errors name the file and say what to do: not found,
  * dlopen failure (with dlerror), no entry symbol, ABI mismatch (both numbers), descriptor too
  * short, unknown kind, missing name or ops. */
 BL_EXPORT int bl_registry_load(bl_ctx *ctx, bl_registry *reg, const char *path);
 
-/* Finds a plugin of `kind` by name. `name` may also be a path to a shared object ("./x.so"),
- * which is loaded first. BL_ENOTFOUND lists the names of that kind that are available and the
- * search path. On success *out stays valid while the registry lives. */
+/* Finds a plugin of `kind` by name, scanning the search path first if bl_registry_scan was
+ * never called on `reg`. `name` may also be a path to a shared object ("./x.so"), which is
+ * loaded first; its first plugin of `kind` is returned even when a plugin of the same name was
+ * found earlier. BL_ENOTFOUND lists the names of that kind that are available and the search
+ * path. On success *out stays valid while the registry lives. */
 BL_EXPORT int bl_registry_find(bl_ctx *ctx, bl_registry *reg, bl_plugin_kind kind,
                                const char *name, const bl_plugin **out);
 

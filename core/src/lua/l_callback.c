@@ -26,12 +26,16 @@ void bl__lua_prepare_schedule(lua_State *L, lbl_job *j)
     j->keys = lua_gettop(L);
     /* 16 hash slots: the 9 fields now and `last` later never make it grow. */
     lua_createtable(L, 0, 16);                                  /* [keys, state] */
-    for (int k = 0; k < LBL_K_LAST - 1; k++) {
-        lua_pushstring(L, state_keys[k]);
-        lua_pushinteger(L, 0);
+    for (int k = 1; k < LBL_K_LAST; k++) {
+        lua_pushstring(L, state_keys[k - 1]);
+        if (k == LBL_K_EPOCH_PROGRESS || k == LBL_K_WALL || k == LBL_K_LR || k == LBL_K_GNS)
+            lua_pushnumber(L, 0.0);
+        else
+            lua_pushinteger(L, 0);
         lua_rawset(L, -3);
     }
     j->state = lua_gettop(L);
+    memset(&j->shown, 0, sizeof j->shown);                     /* what the table holds */
 }
 
 static inline void set_integer(lua_State *L, const lbl_job *j, int key, int64_t v)
@@ -91,15 +95,20 @@ int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *
     lua_State *L = j->L;
     int top = lua_gettop(L);
 
-    set_integer(L, j, LBL_K_STEP, s->step);
-    set_integer(L, j, LBL_K_EPOCH, s->epoch);
-    set_number(L, j, LBL_K_EPOCH_PROGRESS, s->epoch_progress);
-    set_integer(L, j, LBL_K_SAMPLES, s->samples);
-    set_integer(L, j, LBL_K_TRAIN_SIZE, s->train_size);
-    set_number(L, j, LBL_K_WALL, s->wall);
-    set_integer(L, j, LBL_K_BATCH, s->batch);
-    set_number(L, j, LBL_K_LR, s->lr);
-    set_number(L, j, LBL_K_GNS, s->gns);
+    /* Only what changed since the last call (step, samples, wall and progress usually). */
+    bl_train_state *o = &j->shown;
+    if (s->step != o->step) set_integer(L, j, LBL_K_STEP, o->step = s->step);
+    if (s->epoch != o->epoch) set_integer(L, j, LBL_K_EPOCH, o->epoch = s->epoch);
+    if (s->epoch_progress != o->epoch_progress)
+        set_number(L, j, LBL_K_EPOCH_PROGRESS, o->epoch_progress = s->epoch_progress);
+    if (s->samples != o->samples) set_integer(L, j, LBL_K_SAMPLES, o->samples = s->samples);
+    if (s->train_size != o->train_size)
+        set_integer(L, j, LBL_K_TRAIN_SIZE, o->train_size = s->train_size);
+    if (s->wall != o->wall) set_number(L, j, LBL_K_WALL, o->wall = s->wall);
+    if (s->batch != o->batch) set_integer(L, j, LBL_K_BATCH, o->batch = s->batch);
+    if (s->lr != o->lr) set_number(L, j, LBL_K_LR, o->lr = s->lr);
+    if (memcmp(&s->gns, &o->gns, sizeof s->gns) != 0)     /* NaN-safe */
+        set_number(L, j, LBL_K_GNS, o->gns = s->gns);
     if (s->last && (!j->have_last || memcmp(&j->last, s->last, sizeof j->last) != 0)) {
         j->last = *s->last;
         j->have_last = true;

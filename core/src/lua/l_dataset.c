@@ -19,12 +19,14 @@ int bl__lua_dataset(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);                                       /* [name, opts] */
     const bl_plugin *plugin = bl__lua_find_plugin(L, BL_PLUGIN_DATASET, name);
     lbl_state *st = bl__lua_state(L);
     if (!plugin)
         return bl__lua_raise(L, st->ctx, NULL);
     lbl_dataset *d = lua_newuserdatauv(L, sizeof *d, 0);   /* closed first */
     d->ds = NULL;
+    d->busy = 0;
     d->plugin = plugin;
     snprintf(d->name, sizeof d->name, "%s", plugin->name);
     luaL_setmetatable(L, LBL_DATASET);
@@ -38,9 +40,14 @@ int bl__lua_dataset(lua_State *L)
     return 1;
 }
 
+/* __gc, __close and d:close(). A dataset in use by a run is on that run's stack, so it is
+ * never collected then; an explicit close during the run raises. */
 static int d_close(lua_State *L)
 {
     lbl_dataset *d = luaL_checkudata(L, 1, LBL_DATASET);
+    if (d->busy > 0)
+        return luaL_error(L, "dataset %s is in use by a run; close it after bl.train returns",
+                          d->name);
     if (d->ds) {
         bl_dataset_close(d->ds);
         d->ds = NULL;

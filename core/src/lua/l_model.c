@@ -20,6 +20,7 @@ int bl__lua_model(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);                                       /* [name, opts] */
     const bl_plugin *plugin = bl__lua_find_plugin(L, BL_PLUGIN_MODEL, name);
     if (!plugin)
         return bl__lua_raise(L, bl__lua_state(L)->ctx, NULL);

@@ -6,7 +6,8 @@
 #include "batchlab/version.h"
 #include "lua/lbl.h"
 
-#define LBL_STATE "batchlab.State"
+#define LBL_STATE "batchlab.State"          /* the metatable */
+#define LBL_STATE_KEY "batchlab.state"      /* the registry field holding the state */
 
 /* ---- module state -------------------------------------------------------------------------- */
 
@@ -22,7 +23,7 @@ static int state_gc(lua_State *L)
 
 lbl_state *bl__lua_state(lua_State *L)
 {
-    if (lua_getfield(L, LUA_REGISTRYINDEX, LBL_STATE) == LUA_TUSERDATA) {
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LBL_STATE_KEY) == LUA_TUSERDATA) {
         lbl_state *st = lua_touserdata(L, -1);
         lua_pop(L, 1);
         return st;
@@ -36,7 +37,7 @@ lbl_state *bl__lua_state(lua_State *L)
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, LBL_STATE);
+    lua_setfield(L, LUA_REGISTRYINDEX, LBL_STATE_KEY);
     st->ctx = bl_ctx_new();
     if (!st->ctx)
         luaL_error(L, "batchlab: out of memory");

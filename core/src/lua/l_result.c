@@ -85,10 +85,22 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
     set_number(L, lua_gettop(L), "test_accuracy", r->test_accuracy);
     lua_setfield(L, idx, "final");
 
-    lua_createtable(L, (int)r->history_count, 0);
+    /* The points the callbacks already made (run.history during the run) keep their
+     * identity: they are refreshed in place, and the rest are added. */
+    if (lua_getfield(L, idx, "history") != LUA_TTABLE ||
+        lua_rawlen(L, -1) > r->history_count) {
+        lua_pop(L, 1);
+        lua_createtable(L, (int)r->history_count, 0);
+    }
     for (size_t i = 0; i < r->history_count; i++) {
-        bl__lua_push_point(L, &r->history[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        if (lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TTABLE) {
+            bl__lua_fill_point(L, -1, &r->history[i]);
+            lua_pop(L, 1);
+        } else {
+            lua_pop(L, 1);
+            bl__lua_push_point(L, &r->history[i]);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
     }
     lua_setfield(L, idx, "history");
 

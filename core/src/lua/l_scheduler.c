@@ -127,24 +127,31 @@ static bool try_require(lua_State *L, const char *modname)
  * schedules, then module batchlab.schedules.<name>) comes first, then a module `name`. */
 static bool find_lua_schedule(lua_State *L, const char *name)
 {
-    if (try_require(L, "batchlab.schedules")) {            /* [lib] */
+    lua_pushliteral(L, "");                                     /* [why] */
+    if (try_require(L, "batchlab.schedules")) {                /* [why, lib] */
         if (lua_istable(L, -1)) {
-            if (lua_getfield(L, -1, "get") == LUA_TFUNCTION) {   /* [lib, get] */
+            if (lua_getfield(L, -1, "get") == LUA_TFUNCTION) { /* [why, lib, get] */
                 lua_pushstring(L, name);
-                lua_call(L, 1, 2);                              /* [lib, ctor, msg] */
-                lua_pop(L, 1);
-                if (!lua_isnil(L, -1)) {
-                    lua_remove(L, -2);
+                lua_call(L, 1, 2);                              /* [why, lib, ctor, msg] */
+                if (!lua_isnil(L, -2)) {
+                    lua_pop(L, 1);
+                    lua_replace(L, -3);                         /* [ctor, lib] */
+                    lua_pop(L, 1);
                     return true;
                 }
+                if (lua_type(L, -1) == LUA_TSTRING)
+                    lua_replace(L, -4);                         /* [msg, lib, nil] */
+                else
+                    lua_pop(L, 1);
             }
-            lua_pop(L, 1);                                      /* [lib] */
+            lua_pop(L, 1);                                      /* [why, lib] */
         }
         lua_pop(L, 1);
     }
     char modname[128];
     snprintf(modname, sizeof modname, "batchlab.schedules.%s", name);
-    if (try_require(L, modname) || try_require(L, name)) {
+    if (try_require(L, modname) || try_require(L, name)) {     /* [why, mod] */
+        lua_remove(L, -2);
         /* A module is the constructor, or a table with a `new` constructor. */
         if (lua_istable(L, -1)) {
             if (lua_getfield(L, -1, "new") == LUA_TFUNCTION) {
@@ -155,8 +162,13 @@ static bool find_lua_schedule(lua_State *L, const char *name)
         }
         return true;
     }
-    lua_pushfstring(L, "no Lua schedule '%s' either (not in batchlab.schedules, no module "
-                       "batchlab.schedules.%s or %s on package.path)", name, name, name);
+    const char *why = lua_tostring(L, -1);
+    if (*why)
+        lua_pushfstring(L, "no Lua schedule either: %s", why);
+    else
+        lua_pushfstring(L, "no Lua schedule '%s' either (no module batchlab.schedules.%s or %s "
+                           "on package.path)", name, name, name);
+    lua_remove(L, -2);
     return false;
 }
 

@@ -132,7 +132,9 @@ int bl__lua_sweep(lua_State *L)
                           luaL_typename(L, 6));
     lua_getfield(L, 1, "higher_is_better");                              /* 7 */
     bool higher = lua_toboolean(L, 7);
-    lua_getfield(L, 1, "quiet");                                         /* 8: quiet */
+    int qt = lua_getfield(L, 1, "quiet");                                /* 8: quiet */
+    if (qt != LUA_TNIL && qt != LUA_TBOOLEAN)
+        return luaL_error(L, "bl.sweep: 'quiet' must be a boolean, got %s", luaL_typename(L, 8));
     int ot = lua_getfield(L, 1, "on_run");                               /* 9: on_run */
     if (ot != LUA_TNIL && ot != LUA_TFUNCTION)
         return luaL_error(L, "bl.sweep: 'on_run' must be a function(run, i, n), got %s",
@@ -172,7 +174,7 @@ int bl__lua_sweep(lua_State *L)
     lua_createtable(L, 0, 6);                                            /* 13: result */
     lua_pushstring(L, name);
     lua_setfield(L, 13, "name");
-    lua_createtable(L, (int)total, 0);                                   /* 14: runs */
+    lua_createtable(L, total < (1 << 16) ? (int)total : 0, 0);           /* 14: runs */
     lua_Integer failed = 0;
     lbl_state *st = bl__lua_state(L);
 

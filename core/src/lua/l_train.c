@@ -30,6 +30,10 @@ static const char *const train_keys[] = {
 static int job_close(lua_State *L)
 {
     lbl_job *j = luaL_checkudata(L, 1, LBL_JOB);
+    if (j->data) {
+        j->data->busy--;
+        j->data = NULL;
+    }
     if (j->have_result) {
         bl_run_result_free(&j->result);
         j->have_result = false;
@@ -508,7 +512,9 @@ int bl__lua_train(lua_State *L)
     lbl_dataset *d = bl__lua_check_dataset(L, -1);
     cfg.data = d->ds;
     set_field_string(L, j->run, "dataset", d->name);
-    lua_pop(L, 1);
+    /* stays on the stack (never collected during the run) and may not be closed by it */
+    d->busy++;
+    j->data = d;
     if (get(L, "model") == LUA_TNIL)
         return luaL_error(L, "bl.train: 'model' is required (from bl.model)");
     if (!luaL_testudata(L, -1, LBL_MODEL))
@@ -547,7 +553,12 @@ int bl__lua_train(lua_State *L)
     opt_bool(L, "stop_at_target", &cfg.stop_at_target);
     bool quiet = st->quiet;
     opt_bool(L, "quiet", &quiet);
-    const char *label = opt_string(L, "label", NULL);
+    /* the label stays on the stack: the progress printer reads it during the run */
+    const char *label = NULL;
+    if (get(L, "label") == LUA_TSTRING)
+        label = lua_tostring(L, -1);
+    else if (!lua_isnil(L, -1))
+        type_error(L, "label", "a string");
     int64_t threads = st->threads;
     if (opt_integer(L, "threads", &threads) && (threads < 0 || threads > 4096))
         return luaL_error(L, "bl.train: 'threads' must be in [0, 4096], got %I",
@@ -585,7 +596,7 @@ int bl__lua_train(lua_State *L)
     int rc = strcmp(device, "cpu") == 0 ? bl_device_cpu_open(j->ctx, (int)threads, &j->dev)
                                         : bl_device_open(j->ctx, device, &j->dev);
     if (rc != BL_OK)
-        return bl__lua_raise(L, j->ctx, "bl.train: device");
+        return bl__lua_raise(L, j->ctx, "bl.train");
     rc = bl_model_build(j->ctx, m->plugin, m->opts, bl_dataset_info(d->ds), j->dev, cfg.seed,
                         &j->net);
     if (rc != BL_OK)
@@ -606,8 +617,13 @@ int bl__lua_train(lua_State *L)
     rc = bl_train(j->ctx, &cfg, &j->result);
     if (printer.live && printer.last_print > 0)
         fputc('\n', stderr);
-    if (rc != BL_OK)
+    if (rc != BL_OK) {
+        /* the engine's messages start with "train: " */
+        const char *msg = bl_errmsg(j->ctx);
+        if (strncmp(msg, "train: ", 7) == 0)
+            return luaL_error(L, "bl.train: %s", msg + 7);
         return bl__lua_raise(L, j->ctx, "bl.train");
+    }
     if (j->result.status == BL_RUN_INTERRUPTED) {
         st->interrupted = true;
         return luaL_error(L, "interrupted");

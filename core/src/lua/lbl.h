@@ -110,6 +110,7 @@ bl_config *bl__lua_validated_config(lua_State *L, int idx, const bl_plugin *plug
 
 typedef struct lbl_dataset {
     bl_dataset *ds;                    /* NULL once closed */
+    int busy;                          /* runs using it now: it cannot be closed */
     const bl_plugin *plugin;           /* valid while ds is open */
     char name[64];
 } lbl_dataset;
@@ -159,6 +160,7 @@ void bl__lua_schedule_result(lua_State *L, const char *who, int64_t *max_batch,
  * the thread that called bl.train, while bl.train's frame is live. */
 typedef struct lbl_job {
     bl_ctx *ctx;
+    lbl_dataset *data;   /* marked busy while the job holds it */
     bl_device *dev;
     bl_net *net;
     bl_scheduler *sched;
@@ -175,6 +177,7 @@ typedef struct lbl_job {
     int stop;            /* stop criterion */
     int on_point;        /* point observer */
     int point;           /* the table of the latest evaluation point */
+    bl_train_state shown; /* the values the state table holds now */
     int64_t max_batch;   /* for messages */
     bool have_last;      /* state.last is set */
     bl_eval_point last;  /* the point state.last shows */

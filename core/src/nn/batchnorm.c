@@ -17,12 +17,17 @@
  * a batch of k sub-batches has absorbed k momentum steps). g = 0, or g ≥ batch, is plain batch
  * norm. Evaluation ignores g.
  *
+ * A (sub-)batch with one value per channel (one sample of an [F] input) has no variance: its
+ * output is beta and it updates the running mean but not the running variance (PyTorch refuses
+ * such a batch in training; here a ghost batch's short tail may be one sample).
+ *
  * Scratch (ws), per training forward of `batch` samples with n_sub = ceil(batch/g) sub-batches:
  *   ws[2·channels·j ..]            mean of sub-batch j     [channels]
  *   ws[2·channels·j + channels ..] invstd of sub-batch j   [channels]
- * which 2·channels (ws_fixed) + ceil(2·channels/g) per sample always covers. The first layer of
- * a net is given no d_in, but the device's backward always writes dx, so a layer at index 0
- * also reserves channels·inner floats per sample after the statistics for a throw-away dx.
+ * which 2·channels (ws_fixed) + ceil(2·channels/g) per sample always covers.
+ *
+ * Backward without d_in (the first trainable layer of a net) computes only dgamma and dbeta:
+ * the device's bn_backward accepts dx = NULL for that.
  */
 #include "batchlab/nn.h"
 
@@ -35,7 +40,6 @@ typedef struct batchnorm {
     float momentum, eps;
     int64_t ghost_batch;
     int64_t channels, inner; /* set by setup */
-    bool dx_scratch;         /* setup reserved room for a throw-away dx */
 } batchnorm;
 
 static const char *layer_name(const bl_layer *self)
@@ -81,9 +85,6 @@ static int batchnorm_setup(bl_layer *self, bl_ctx *ctx)
     self->ws_fixed = (size_t)(2 * C);
     self->ws_per_sample =
         bn->ghost_batch > 0 ? (size_t)((2 * C + bn->ghost_batch - 1) / bn->ghost_batch) : 0;
-    bn->dx_scratch = self->index == 0;
-    if (bn->dx_scratch)
-        self->ws_per_sample += (size_t)(C * bn->inner);
     self->alias_input = false;
     return BL_OK;
 }
@@ -132,6 +133,7 @@ static int batchnorm_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool a
                               const float *in, const float *out, const float *d_out,
                               float *d_in)
 {
+    (void)ctx;
     (void)out;
     const batchnorm *bn = self->impl;
     bl_device *dev = self->dev;
@@ -139,17 +141,7 @@ static int batchnorm_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool a
     const float *gamma = self->params + self->param[0].offset;
     float *d_gamma = self->grads + self->param[0].offset; /* [C] */
     float *d_beta = self->grads + self->param[1].offset;  /* [C] */
-    const int64_t g = sub_batch(bn, batch), n_sub = (batch + g - 1) / g;
-
-    float *dx = d_in; /* [batch, C, inner] */
-    if (!dx) {
-        if (!bn->dx_scratch)
-            return bl_error(ctx, BL_EINVAL,
-                            "layer %s (batchnorm): backward without d_in is only supported for "
-                            "the first layer of a net",
-                            layer_name(self));
-        dx = self->ws + 2 * C * n_sub;
-    }
+    const int64_t g = sub_batch(bn, batch);
     if (!accumulate) {
         dev->ops->fill(dev, C, 0.0f, d_gamma);
         dev->ops->fill(dev, C, 0.0f, d_beta);
@@ -158,7 +150,8 @@ static int batchnorm_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool a
         const int64_t nb = batch - s < g ? batch - s : g;
         const float *mean = self->ws + 2 * C * j, *invstd = mean + C;
         dev->ops->bn_backward(dev, nb, C, inner, in + s * sample, gamma, mean, invstd,
-                              d_out + s * sample, dx + s * sample, d_gamma, d_beta);
+                              d_out + s * sample, d_in ? d_in + s * sample : NULL, d_gamma,
+                              d_beta);
     }
     return BL_OK;
 }

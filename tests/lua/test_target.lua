@@ -1,0 +1,58 @@
+-- Targets: the shorthand forms fill time_to_target (and the steps/samples/epochs to it).
+local bl = require "batchlab"
+local T = require "bltest"
+
+local data, model = T.data(), T.model()
+
+local function check_reached(r)
+  T.eq(r.status, "completed", r.error)
+  T.eq(r.reached_target, true)
+  T.eq(type(r.time_to_target), "number")
+  T.truthy(r.time_to_target > 0 and r.time_to_target <= r.time, "time_to_target in the run")
+  T.eq(math.type(r.steps_to_target), "integer")
+  T.truthy(r.steps_to_target >= 1 and r.steps_to_target <= r.steps)
+  T.eq(math.type(r.samples_to_target), "integer")
+  T.eq(type(r.epochs_to_target), "number")
+  -- it is the first point at or past the target
+  local first
+  for _, p in ipairs(r.history) do
+    local v = p[r.target.metric]
+    if (r.target.at_least and v >= r.target.at_least) or (r.target.at_most and v <= r.target.at_most) then
+      first = first or p
+    end
+  end
+  T.eq(first.step, r.steps_to_target)
+  T.eq(first.wall, r.time_to_target)
+end
+
+T.test("a number: val_accuracy at least", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 3, target = 0.6 }))
+  T.eq(r.target.metric, "val_accuracy")
+  T.eq(r.target.at_least, 0.6)
+  check_reached(r)
+  T.eq(r.stopped_by, "epochs", "goes on without stop_at_target")
+end)
+
+T.test("{metric = value} shorthand", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 3, target = { val_loss = 5.0 } }))
+  T.eq(r.target.metric, "val_loss")
+  T.eq(r.target.at_most, 5.0, "losses: at most")
+  check_reached(r)
+end)
+
+T.test("full form and stop_at_target", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 10, stop_at_target = true,
+    target = { metric = "train_accuracy", at_least = 0.5 } }))
+  check_reached(r)
+  T.eq(r.stopped_by, "target")
+  T.eq(r.steps, r.steps_to_target)
+end)
+
+T.test("not reached: the fields are absent", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 1, target = { val_loss = -1 } }))
+  T.eq(r.reached_target, false)
+  T.eq(r.time_to_target, nil)
+  T.eq(r.steps_to_target, nil)
+end)
+
+T.done()
