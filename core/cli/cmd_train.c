@@ -65,30 +65,6 @@ static int parse_f64(const char *opt, const char *text, double *out)
     return 0;
 }
 
-/* "512MB", "2G", "1048576" → bytes. */
-static int parse_bytes(const char *opt, const char *text, size_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text ? text : "", &end);
-    double mult = 1;
-    if (*end == 'K' || *end == 'k')
-        mult = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1024.0 * 1024.0, end++;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1024.0 * 1024.0 * 1024.0, end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (!text || errno || *end || end == text || !(v > 0)) {
-        fprintf(stderr, "batchlab: %s expects a size such as 512MB or 2G, got '%s'\n", opt,
-                text ? text : "");
-        return -1;
-    }
-    *out = (size_t)(v * mult);
-    return 0;
-}
-
 /* Consumes one option shared by train and find-batch at argv[*i]; returns 1 when taken,
  * 0 when not one of them, -1 on error. */
 static int common_option(bl_ctx *ctx, common_opts *o, int argc, char **argv, int *i)
@@ -415,8 +391,10 @@ int bl_cli_find_batch(int argc, char **argv)
             status = 0;
             goto out;
         } else if (strcmp(a, "--budget") == 0) {
-            if (parse_bytes(a, v, &fc.budget_bytes) != 0)
+            if (bl_parse_size(ctx, v, &fc.budget_bytes) != BL_OK) {
+                fprintf(stderr, "batchlab: --budget: %s\n", bl_errmsg(ctx));
                 goto out;
+            }
         } else if (strcmp(a, "--mode") == 0) {
             if (bl_find_mode_parse(ctx, v, &fc.mode) != BL_OK) {
                 fprintf(stderr, "batchlab: %s\n", bl_errmsg(ctx));

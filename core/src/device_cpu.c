@@ -811,7 +811,7 @@ HOT static void sgd_kernel(int64_t n, float lr, float mu, float damp, bool neste
                 w[i] -= lr * (g[i] + wd * w[i]);
     } else if (!nesterov) {
         if (wd == 0.0f && keep == 1.0f)
-            for (int64_t i = 0; i < n; i++) {
+            for (int64_t i = n - 1; i >= 0; i--) {
                 float vi = mu * v[i] + g[i];
                 v[i] = vi;
                 w[i] -= lr * vi;

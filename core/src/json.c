@@ -226,6 +226,10 @@ static int parse_number(parser *p, char **out)
         i++;
     if (s[i] == '0') {
         i++;
+        if (s[i] >= '0' && s[i] <= '9') {
+            p->pos = i;
+            return perr(p, "bad number (leading zero)");
+        }
     } else if (s[i] >= '1' && s[i] <= '9') {
         while (s[i] >= '0' && s[i] <= '9')
             i++;

@@ -152,7 +152,7 @@ static unsigned long long proc_start_time(long pid)
         return 0;
     /* After ") ": field 3 (state) … field 22 (starttime). */
     int field = 2;
-    for (p++; *p && field < 21; p++)
+    for (p++; *p && field < 22; p++)
         if (*p == ' ')
             field++;
     return strtoull(p, NULL, 10);

@@ -110,6 +110,16 @@ expect_status 2
 run "$BATCHLAB" run --help
 expect_status 0
 expect_out "usage: batchlab run"
+# --plugin-path and --threads reach the module.
+FX=${BATCHLAB_TEST_PLUGIN_DIR:-$BATCHLAB_BUILD_DIR/tests/fixtures}
+if [ -f "$FX/fx_good.so" ]; then
+    run "$BATCHLAB" run --quiet --threads 1 --plugin-path "$FX" -e '
+      for _, p in ipairs(require("batchlab").plugins()) do
+        if p.name == "fx_model" then print("found " .. p.file) end
+      end'
+    expect_status 0
+    expect_out "found $FX/fx_good.so"
+fi
 # os.exit keeps its status.
 run "$BATCHLAB" run -e 'os.exit(3)'
 expect_status 3

@@ -93,6 +93,15 @@ T.test("on_point sees every point", function()
   for i = 1, #seen do T.eq(seen[i], r.history[i], "the same point tables") end
 end)
 
+T.test("the dataset cannot be closed during its run", function()
+  local d = T.data()
+  local r = bl.train(T.cfg(d, model, { epochs = 1, on_point = function() d:close() end }))
+  T.eq(r.status, "failed")
+  T.contains(r.error, "in use by a run")
+  d:close()   -- fine afterwards
+  T.raises(function() bl.train(T.cfg(d, model)) end, "closed")
+end)
+
 T.test("skip_test, skip_eval", function()
   local r = bl.train(T.cfg(data, model, { skip_test = true, epochs = 1 }))
   T.truthy(r.final.test_loss ~= r.final.test_loss, "no test metrics")

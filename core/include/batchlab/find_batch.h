@@ -67,6 +67,10 @@ typedef struct bl_find_batch_result {
 BL_EXPORT int bl_find_max_batch(bl_ctx *ctx, const bl_find_batch_config *cfg,
                                 bl_find_batch_result *out);
 
+/* Parses a memory size: "1048576", "512K", "512MB", "2G", "1.5GiB" (binary units, case
+ * insensitive, optional B / iB). BL_EOPTION with the text when it is not a positive size. */
+BL_EXPORT int bl_parse_size(bl_ctx *ctx, const char *text, size_t *out);
+
 /* "power" / "binsearch" → mode; BL_EOPTION otherwise. */
 BL_EXPORT int bl_find_mode_parse(bl_ctx *ctx, const char *name, bl_find_mode *out);
 

@@ -1,4 +1,7 @@
 /* The max-batch finder: see find_batch.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -33,6 +36,33 @@ int bl_find_mode_parse(bl_ctx *ctx, const char *name, bl_find_mode *out)
     }
     return bl_error(ctx, BL_EOPTION, "find-batch: unknown mode '%s'; accepted: power, binsearch",
                     name ? name : "(null)");
+}
+
+int bl_parse_size(bl_ctx *ctx, const char *text, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = text ? strtod(text, &end) : 0;
+    double mult = 1;
+    if (end && *end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k': mult = 1024.0; end++; break;
+        case 'm': mult = 1024.0 * 1024.0; end++; break;
+        case 'g': mult = 1024.0 * 1024.0 * 1024.0; end++; break;
+        case 't': mult = 1024.0 * 1024.0 * 1024.0 * 1024.0; end++; break;
+        default: break;
+        }
+        if (mult > 1 && tolower((unsigned char)*end) == 'i')
+            end++;
+        if (tolower((unsigned char)*end) == 'b')
+            end++;
+    }
+    if (!text || end == text || *end || errno || !(v > 0) || !(v * mult < 1e19))
+        return bl_error(ctx, BL_EOPTION,
+                        "'%s' is not a memory size (expected e.g. 1048576, 512MB or 2G)",
+                        text ? text : "(null)");
+    *out = (size_t)(v * mult);
+    return BL_OK;
 }
 
 static double seconds_now(void)

@@ -222,6 +222,7 @@ static const luaL_Reg module_funcs[] = {
     {"scheduler", bl__lua_scheduler},
     {"train", bl__lua_train},
     {"sweep", bl__lua_sweep},
+    {"find_max_batch", bl__lua_find_max_batch},
     {NULL, NULL}};
 
 int luaopen_batchlab(lua_State *L)

@@ -38,7 +38,7 @@ static void read_decl(lua_State *L, int idx, const char *name, int64_t *max_batc
     lua_pop(L, 1);
 }
 
-static bool is_callable(lua_State *L, int idx)
+bool bl__lua_callable(lua_State *L, int idx)
 {
     if (lua_isfunction(L, idx))
         return true;
@@ -64,7 +64,7 @@ void bl__lua_schedule_result(lua_State *L, const char *who, int64_t *max_batch,
             return;
         }
         lua_pop(L, 1);
-        if (is_callable(L, top))
+        if (bl__lua_callable(L, top))
             return;
     }
     luaL_error(L, "%s: expected a schedule (a function(state), a callable table or a table "
@@ -195,7 +195,7 @@ int bl__lua_scheduler(lua_State *L)
     lua_pushstring(L, bl_errmsg(bl__lua_state(L)->ctx));   /* [name, opts, s, cmsg] */
     if (!find_lua_schedule(L, name))                       /* [.., cmsg, luamsg] */
         return luaL_error(L, "%s; %s", lua_tostring(L, 4), lua_tostring(L, 5));
-    if (!is_callable(L, -1))                               /* [name, opts, s, cmsg, ctor] */
+    if (!bl__lua_callable(L, -1))                               /* [name, opts, s, cmsg, ctor] */
         return luaL_error(L, "scheduler %s: the Lua schedule is a %s; expected a constructor "
                              "function(opts)", name, luaL_typename(L, -1));
     lua_setiuservalue(L, 3, 1);

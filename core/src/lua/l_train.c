@@ -377,17 +377,6 @@ static void read_target(lua_State *L, lbl_job *j, bl_train_config *cfg)
     lua_pop(L, 1);
 }
 
-static bool callable(lua_State *L, int idx)
-{
-    if (lua_isfunction(L, idx))
-        return true;
-    if (luaL_getmetafield(L, idx, "__call") != LUA_TNIL) {
-        lua_pop(L, 1);
-        return true;
-    }
-    return false;
-}
-
 /* A function (or callable) key into slot *slot; returns true when given. */
 static bool read_function(lua_State *L, const char *key, int *slot)
 {
@@ -396,7 +385,7 @@ static bool read_function(lua_State *L, const char *key, int *slot)
         lua_pop(L, 1);
         return false;
     }
-    if (!callable(L, -1))
+    if (!bl__lua_callable(L, -1))
         type_error(L, key, "a function");
     *slot = lua_gettop(L);
     return true;
@@ -462,7 +451,7 @@ static void read_batch(lua_State *L, lbl_job *j, bl_train_config *cfg)
 
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "lars", "lamb"};
 
-static void read_optimizer(lua_State *L, lbl_job *j, bl_train_config *cfg)
+static void read_optimizer(lua_State *L, bl_train_config *cfg)
 {
     int t = get(L, "optimizer");
     if (t == LUA_TSTRING) {
@@ -475,7 +464,6 @@ static void read_optimizer(lua_State *L, lbl_job *j, bl_train_config *cfg)
         cfg->optim = *bl__lua_check_optim(L, -1);
     }
     lua_pop(L, 1);
-    (void)j;
 }
 
 /* ---- bl.train ------------------------------------------------------------------------------ */
@@ -536,7 +524,7 @@ int bl__lua_train(lua_State *L)
     lua_setfield(L, j->run, "batch");
     opt_bool(L, "drop_last", &cfg.drop_last);
     opt_integer(L, "micro_batch", &cfg.micro_batch);
-    read_optimizer(L, j, &cfg);
+    read_optimizer(L, &cfg);
     read_lr_scaling(L, &cfg);
     read_lr_schedule(L, j, &cfg);
     read_eval_every(L, &cfg);
@@ -615,7 +603,10 @@ int bl__lua_train(lua_State *L)
     st->interrupted = false;
     j->have_result = true;
     rc = bl_train(j->ctx, &cfg, &j->result);
-    if (printer.live && printer.last_print > 0)
+    /* A live progress line is left open unless the run ended at its epoch budget. */
+    double n_train = (double)bl_dataset_info(d->ds)->count[BL_SPLIT_TRAIN];
+    int64_t planned = cfg.epochs > 0 ? (int64_t)(cfg.epochs * n_train) : 0;
+    if (printer.live && printer.last_print > 0 && !(planned > 0 && j->result.samples >= planned))
         fputc('\n', stderr);
     if (rc != BL_OK) {
         /* the engine's messages start with "train: " */

@@ -89,6 +89,9 @@ void bl__lua_check_keys(lua_State *L, int idx, const char *const *keys, const ch
  * the string, which stays valid while it is there. */
 const char *bl__lua_errstring(lua_State *L, int idx);
 
+/* True for a function or a value with a __call metamethod. */
+bool bl__lua_callable(lua_State *L, int idx);
+
 /* A message handler for lua_pcall: adds a traceback to the error message. */
 int bl__lua_traceback(lua_State *L);
 
@@ -219,6 +222,7 @@ int bl__lua_model(lua_State *L);
 int bl__lua_scheduler(lua_State *L);
 int bl__lua_train(lua_State *L);
 int bl__lua_sweep(lua_State *L);
+int bl__lua_find_max_batch(lua_State *L);
 /* Registers the metatables and pushes the `optim` subtable. */
 void bl__lua_open_dataset(lua_State *L);
 void bl__lua_open_model(lua_State *L);
