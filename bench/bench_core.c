@@ -2,10 +2,14 @@
  * cross-entropy, SGD with momentum 0.9) on the CPU device, against what the step's matrix
  * products alone allow.
  *
- * For each batch size the step (forward, loss, backward, SGD update) and the step's GEMMs alone
- * (the same cblas_sgemm shapes, forward and backward, with OpenBLAS on the same threads) are
- * timed in alternating rounds of the same run, so that both see the same machine; the best round
- * of each is reported. Data are random (inputs N(0, 1), labels uniform over 10 classes).
+ * For each batch size three things are timed in alternating rounds of the same run, so that all
+ * see the same machine, and the best round of each is reported:
+ *   step       forward, loss, backward and SGD update through bl_net on the CPU device;
+ *   cblas      the step's GEMMs alone: the same shapes, forward and backward, as plain
+ *              cblas_sgemm calls with OpenBLAS's own threading on the same thread count;
+ *   device     the same GEMMs alone through the device's gemm (how the step runs them).
+ * "fraction" is step / max(cblas, device): the step against the fastest way to do its GEMMs.
+ * Data are random (inputs N(0, 1), labels uniform over 10 classes).
  *
  *   bench_core [--threads N] [--seconds S] [--batches 1,8,32,...]
  */
@@ -22,7 +26,7 @@ void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 char *openblas_get_corename(void);
 
-#define ROUNDS 5
+#define ROUNDS 8
 #define MAX_BATCHES 32
 
 static const int64_t widths[4] = {784, 256, 128, 10};
@@ -72,11 +76,32 @@ typedef struct gemm_env {
     float *act[4];  /* [B × widths[i]] activations */
     float *dact[4]; /* their gradients */
     float *w[3], *dw[3];
+    bl_device *dev; /* for device_gemm_step */
+    int threads;    /* OpenBLAS threads for gemm_step */
 } gemm_env;
+
+static void device_gemm_step(gemm_env *g, int64_t b)
+{
+    const bl_device_ops *ops = g->dev->ops;
+    for (int l = 0; l < 3; l++) {
+        int64_t in = widths[l], out = widths[l + 1];
+        ops->gemm(g->dev, false, true, b, out, in, 1.0f, g->act[l], in, g->w[l], in, 0.0f,
+                  g->act[l + 1], out);
+    }
+    for (int l = 2; l >= 0; l--) {
+        int64_t in = widths[l], out = widths[l + 1];
+        ops->gemm(g->dev, true, false, out, in, b, 1.0f, g->dact[l + 1], out, g->act[l], in,
+                  0.0f, g->dw[l], in);
+        if (l > 0)
+            ops->gemm(g->dev, false, false, b, in, out, 1.0f, g->dact[l + 1], out, g->w[l], in,
+                      0.0f, g->dact[l], in);
+    }
+}
 
 static void gemm_step(gemm_env *g, int64_t batch)
 {
     int b = (int)batch;
+    openblas_set_num_threads(g->threads);
     for (int l = 0; l < 3; l++) { /* forward: Y = X · Wᵀ */
         int in = (int)widths[l], out = (int)widths[l + 1];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out, in, 1.0f, g->act[l], in,
@@ -123,6 +148,10 @@ static void run_train(void *env, int64_t batch)
 static void run_gemm(void *env, int64_t batch)
 {
     gemm_step(env, batch);
+}
+static void run_device_gemm(void *env, int64_t batch)
+{
+    device_gemm_step(env, batch);
 }
 
 static double rate(bench_fn fn, void *env, int64_t batch, double seconds)
@@ -237,6 +266,8 @@ int main(int argc, char **argv)
 
     /* GEMM-only buffers */
     gemm_env g;
+    g.dev = e.dev;
+    g.threads = threads;
     for (int l = 0; l < 4; l++) {
         g.act[l] = host_floats((size_t)max_batch * (size_t)widths[l], &rng);
         g.dact[l] = host_floats((size_t)max_batch * (size_t)widths[l], &rng);
@@ -249,30 +280,36 @@ int main(int argc, char **argv)
     const char *coretype = getenv("OPENBLAS_CORETYPE");
     printf("bench_core: MLP 784-256-128-10, cross-entropy, SGD momentum; %zu parameters\n",
            n_params);
-    printf("threads %d, OpenBLAS core %s%s%s, %.2f s per batch size and kind, best of %d rounds\n",
+    printf("threads %d, OpenBLAS core %s%s%s, %.2f s per batch size and kind, best of %d "
+           "rounds\n",
            threads, openblas_get_corename(), coretype ? ", OPENBLAS_CORETYPE=" : "",
            coretype ? coretype : "", seconds, ROUNDS);
     printf("raw cblas_sgemm 1024x1024x1024: %.1f GFLOP/s\n\n", raw_gflops(1024, 0.5));
-    printf("%7s %14s %11s %16s %9s %12s %12s\n", "batch", "samples/s", "step (us)",
-           "GEMM-only smp/s", "fraction", "step GFLOP/s", "GEMM GFLOP/s");
+    printf("%6s %11s %10s %14s %14s %9s %10s %10s\n", "batch", "samples/s", "step us",
+           "cblas smp/s", "device smp/s", "fraction", "step GF/s", "GEMM GF/s");
 
     for (int bi = 0; bi < n_batches; bi++) {
         int64_t b = batches[bi];
         for (int w = 0; w < 5; w++) { /* warm up: caches, OpenBLAS buffers, thread wake-up */
             train_step(&e, b);
             gemm_step(&g, b);
+            device_gemm_step(&g, b);
         }
-        double best_step = 0.0, best_gemm = 0.0;
+        double best_step = 0.0, best_cblas = 0.0, best_dev = 0.0;
         for (int r = 0; r < ROUNDS; r++) {
             double s = rate(run_train, &e, b, seconds / ROUNDS);
             double q = rate(run_gemm, &g, b, seconds / ROUNDS);
+            double d = rate(run_device_gemm, &g, b, seconds / ROUNDS);
             best_step = s > best_step ? s : best_step;
-            best_gemm = q > best_gemm ? q : best_gemm;
+            best_cblas = q > best_cblas ? q : best_cblas;
+            best_dev = d > best_dev ? d : best_dev;
         }
         double flops = step_flops(b);
-        printf("%7lld %14.0f %11.1f %16.0f %9.3f %12.1f %12.1f\n", (long long)b,
-               best_step * (double)b, 1e6 / best_step, best_gemm * (double)b,
-               best_step / best_gemm, best_step * flops / 1e9, best_gemm * flops / 1e9);
+        double best_gemm = best_cblas > best_dev ? best_cblas : best_dev;
+        printf("%6lld %11.0f %10.1f %14.0f %14.0f %9.3f %10.1f %10.1f\n", (long long)b,
+               best_step * (double)b, 1e6 / best_step, best_cblas * (double)b,
+               best_dev * (double)b, best_step / best_gemm, best_step * flops / 1e9,
+               best_gemm * flops / 1e9);
         fflush(stdout);
     }
     printf("\nlast loss %.4f (a sanity check: finite)\n", e.loss / (double)batches[n_batches - 1]);

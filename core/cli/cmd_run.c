@@ -56,6 +56,7 @@ static void usage(FILE *out)
             "  -e CODE            run CODE first (may be repeated)\n"
             "  --quiet            no progress lines and no warnings from runs\n"
             "  --threads N        CPU threads for training (default: OpenBLAS's)\n"
+            "  --tensorboard DIR  event files for every run without its own tensorboard key\n"
             "  --plugin-path DIR  search DIR for plugins first (also BATCHLAB_PLUGIN_PATH)\n"
             "  -h, --help         print this help\n"
             "\n"
@@ -194,6 +195,7 @@ int cmd_run(int argc, char **argv)
 
     bool quiet = false;
     long threads = 0;
+    const char *tensorboard = NULL;
     int i = 1, status = CLI_OK;
     while (i < argc) {
         const char *arg = argv[i], *value;
@@ -234,6 +236,12 @@ int cmd_run(int argc, char **argv)
                                          value);
                 goto done;
             }
+        } else if ((took = cli_take_value(name, argc, argv, &i, "--tensorboard", &value)) != 0) {
+            if (took < 0) {
+                status = CLI_USAGE;
+                goto done;
+            }
+            tensorboard = value;
         } else if ((took = cli_take_value(name, argc, argv, &i, "--plugin-path", &value)) != 0) {
             if (took < 0) {
                 status = CLI_USAGE;
@@ -270,6 +278,7 @@ int cmd_run(int argc, char **argv)
     bl_lua_set_interrupt(L, &interrupt_flag);
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
+    bl_lua_set_tensorboard(L, tensorboard);
 
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);

@@ -218,6 +218,46 @@ static void init_common(common_opts *o)
     o->seed = 1;
 }
 
+/* --tensorboard DIR: the run's points go to an event file as they are made. */
+static int tensorboard_point(void *user, bl_ctx *ctx, const bl_eval_point *p)
+{
+    return bl_tfevents_point(ctx, user, p);
+}
+
+/* Opens DIR/<model>-<batch or scheduler>-seed<N> and writes the run's hyperparameters. */
+static int tensorboard_open(bl_ctx *ctx, const char *dir, const common_opts *o, int64_t batch,
+                            bl_tfevents **out)
+{
+    char run[256];
+    if (o->scheduler)
+        snprintf(run, sizeof run, "%s-%s-seed%llu", o->model, o->scheduler,
+                 (unsigned long long)o->seed);
+    else
+        snprintf(run, sizeof run, "%s-b%lld-seed%llu", o->model, (long long)batch,
+                 (unsigned long long)o->seed);
+    bl_config *hp = NULL;
+    int rc = bl_tfevents_open(ctx, dir, run, out);
+    if (rc == BL_OK)
+        rc = bl_config_new(ctx, &hp);
+    if (rc == BL_OK)
+        rc = bl_config_set_string(ctx, hp, "model", o->model);
+    if (rc == BL_OK)
+        rc = bl_config_set_string(ctx, hp, "dataset", o->dataset);
+    if (rc == BL_OK)
+        rc = o->scheduler ? bl_config_set_string(ctx, hp, "batch", o->scheduler)
+                          : bl_config_set_int(ctx, hp, "batch", batch);
+    if (rc == BL_OK)
+        rc = bl_config_set_string(ctx, hp, "optimizer", bl_optim_name(o->optim.kind));
+    if (rc == BL_OK)
+        rc = bl_config_set_number(ctx, hp, "lr", o->optim.lr);
+    if (rc == BL_OK)
+        rc = bl_config_set_int(ctx, hp, "seed", (int64_t)o->seed);
+    if (rc == BL_OK)
+        rc = bl_tfevents_hparams(ctx, *out, hp, NULL, 0);
+    bl_config_free(hp);
+    return rc;
+}
+
 static void print_train_usage(FILE *out)
 {
     fprintf(out,
@@ -231,6 +271,7 @@ static void print_train_usage(FILE *out)
             "  --lr X --momentum X --weight-decay X\n"
             "  --micro-batch N         accumulate gradients over chunks of N\n"
             "  --gns                   measure the gradient noise scale\n"
+            "  --tensorboard DIR       write TensorBoard event files under DIR\n"
             "  --seed N --threads N --device cpu --quiet\n");
 }
 
@@ -243,6 +284,8 @@ int bl_cli_train(int argc, char **argv)
     int64_t batch = 128, max_steps = 0, micro = 0;
     double epochs = 0;
     bool gns = false;
+    const char *tensorboard = NULL;
+    bl_tfevents *tb = NULL;
     int status = 2;
     for (int i = 1; i < argc; i++) {
         int taken = common_option(ctx, &o, argc, argv, &i);
@@ -273,6 +316,13 @@ int bl_cli_train(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--gns") == 0) {
             gns = true;
+        } else if (strcmp(a, "--tensorboard") == 0) {
+            if (!v) {
+                fprintf(stderr, "batchlab: --tensorboard expects a directory\n");
+                goto out;
+            }
+            tensorboard = v;
+            i++;
         } else {
             fprintf(stderr, "batchlab train: unknown option '%s'\n", a);
             print_train_usage(stderr);
@@ -321,10 +371,26 @@ int bl_cli_train(int argc, char **argv)
         c.on_progress = bl_progress_print;
         c.progress_user = &printer;
     }
+    if (tensorboard) {
+        if (tensorboard_open(ctx, tensorboard, &o, batch, &tb) != BL_OK)
+            goto fail;
+        c.on_point = tensorboard_point;
+        c.point_user = tb;
+    }
     signal(SIGINT, on_sigint);
     bl_run_result r;
     int rc = bl_train(ctx, &c, &r);
     signal(SIGINT, SIG_DFL);
+    if (tb && rc == BL_OK && (bl_tfevents_end(ctx, tb, r.status) != BL_OK ||
+                              bl_tfevents_close(ctx, tb) != BL_OK)) {
+        tb = NULL;
+        bl_run_result_free(&r);
+        goto fail;
+    }
+    if (tb && rc == BL_OK) {
+        tb = NULL;
+        printf("tensorboard: %s\n", tensorboard);
+    }
     if (rc != BL_OK) {
         bl_run_result_free(&r);
         goto fail;
@@ -347,6 +413,8 @@ fail:
     fprintf(stderr, "batchlab: %s\n", bl_errmsg(ctx));
     status = 1;
 done:
+    if (tb)
+        bl_tfevents_close(ctx, tb);
     bl_scheduler_close(sched);
     bl_net_free(net);
     close_session(&s);

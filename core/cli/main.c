@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_results.h"
 #include "cmd_run.h"
 #include "cmd_train.h"
 
@@ -18,6 +19,9 @@ static const command commands[] = {
     {"train", bl_cli_train, "train one model with one batch size or schedule"},
     {"find-batch", bl_cli_find_batch, "find the largest batch that fits a memory budget"},
     {"plugins", cmd_plugins, "list the plugins found, or show one plugin's options"},
+    {"runs", cmd_runs, "list the runs of a results store"},
+    {"show", cmd_show, "show one run: its record, configuration and history"},
+    {"export", cmd_export, "export every evaluation point as CSV or JSON"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,7 +1,7 @@
 /* The CPU backend: 64-byte aligned host memory, OpenBLAS for large matrix products, own
  * register-blocked kernels for the small-batch products (cpu_gemm.c), and plain loops that the
- * compiler vectorizes for everything elementwise. Large elementwise kernels and the small-batch
- * products are split over a thread pool (cpu_pool.c) of as many threads as OpenBLAS uses.
+ * compiler vectorizes for everything elementwise. Every kernel large enough is split over the
+ * device's thread pool (cpu_pool.c); OpenBLAS runs single-threaded inside it.
  *
  * Numerics: elementwise results do not depend on the thread count or on which code path
  * (SSE2 or AVX2 clone) runs, because the build does not contract a·b + c into FMAs (ISO C mode)
@@ -44,10 +44,12 @@ int openblas_get_num_threads(void);
 
 #define ALIGNMENT 64
 
-/* Work per chunk below which a kernel runs on the calling thread alone. */
+/* Work per chunk below which a kernel runs on the calling thread alone (elements, or
+ * multiply-adds for the matrix products). */
 #define GRAIN_LIGHT 32768 /* elements: copies, fills, ReLU, bias */
 #define GRAIN_HEAVY 8192  /* elements: optimizer updates, exp-based activations, dropout */
-#define GRAIN_FLOPS 65536 /* multiply-adds per chunk in the small GEMM kernels */
+#define GRAIN_FLOPS 65536 /* multiply-adds per chunk in the own GEMM kernels */
+#define GRAIN_BLAS 262144 /* multiply-adds per chunk given to OpenBLAS (a call costs more) */
 
 /* The small-batch GEMM kernels take over when the batch dimension is at most this. */
 #define SMALL_GEMM_MAX 16
@@ -111,6 +113,7 @@ static void cpu_synchronize(bl_device *dev)
 /* ---- matrix products ---------------------------------------------------------------------- */
 
 typedef struct gemm_args {
+    bool ta, tb;
     int64_t m, n, k;
     float alpha, beta;
     const float *a, *b;
@@ -143,10 +146,41 @@ static void gemm_rows_by_col(void *p, int chunk, int64_t begin, int64_t end)
                         g->ldb, g->beta, g->c, g->ldc);
 }
 
+static void blas_sgemm(const gemm_args *g, int64_t m, int64_t n, const float *a, const float *b,
+                       float *c)
+{
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                g->tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)g->k,
+                g->alpha, a, (blasint)g->lda, b, (blasint)g->ldb, g->beta, c, (blasint)g->ldc);
+}
+
+/* One OpenBLAS call on a band of C's rows: op(A)'s rows are A's rows, or A's columns when
+ * transposed. */
+static void blas_rows_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    const float *a = g->ta ? g->a + begin : g->a + begin * g->lda;
+    blas_sgemm(g, end - begin, g->n, a, g->b, g->c + begin * g->ldc);
+}
+
+/* One OpenBLAS call on a band of C's columns. */
+static void blas_cols_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    const float *b = g->tb ? g->b + begin * g->ldb : g->b + begin;
+    blas_sgemm(g, g->m, end - begin, g->a, b, g->c + begin);
+}
+
+/* Units per chunk so that a chunk has at least `grain` multiply-adds. */
+static int64_t grain_of(int64_t grain, int64_t flops_per_unit, int64_t align)
+{
+    int64_t g = flops_per_unit > 0 ? grain / flops_per_unit : grain;
+    return g < align ? align : g;
+}
+
 static int64_t grain_units(int64_t flops_per_unit, int64_t align)
 {
-    int64_t g = flops_per_unit > 0 ? GRAIN_FLOPS / flops_per_unit : GRAIN_FLOPS;
-    return g < align ? align : g;
+    return grain_of(GRAIN_FLOPS, flops_per_unit, align);
 }
 
 static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
@@ -161,6 +195,26 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
     }
 }
 
+/* With a pool, the device is what runs in parallel: OpenBLAS runs single-threaded inside the
+ * pool's threads (two thread teams spinning against each other on the same cores cost more
+ * than OpenBLAS's own threading gains). OpenBLAS's setting is put back after each call, so
+ * code outside the device sees the thread count it set. */
+static int blas_enter(const cpu_impl *impl)
+{
+    if (!impl->pool)
+        return 0;
+    int prev = openblas_get_num_threads();
+    if (prev != 1)
+        openblas_set_num_threads(1);
+    return prev;
+}
+
+static void blas_leave(int prev)
+{
+    if (prev > 1)
+        openblas_set_num_threads(prev);
+}
+
 static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n,
                      int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                      int64_t ldb, float beta, float *c, int64_t ldc)
@@ -172,8 +226,8 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
         return;
     }
     cpu_impl *impl = dev->impl;
+    gemm_args g = {trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc};
     if (impl->small_gemm) {
-        gemm_args g = {m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc};
         if (!trans_a && trans_b && m <= SMALL_GEMM_MAX) {
             /* forward of a linear layer: out[batch × out] = in · Wᵀ */
             bl__pool_run(impl->pool, n, grain_units(m * k, 4), 4, gemm_nt_range, &g);
@@ -194,22 +248,51 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
             return;
         }
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha,
-                a, (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+    /* OpenBLAS on bands of C's rows or columns (the longer side), 16 at a time */
+    int prev = blas_enter(impl);
+    if (m >= n)
+        bl__pool_run(impl->pool, m, grain_of(GRAIN_BLAS, n * k, 16), 16, blas_rows_range, &g);
+    else
+        bl__pool_run(impl->pool, n, grain_of(GRAIN_BLAS, m * k, 16), 16, blas_cols_range, &g);
+    blas_leave(prev);
+}
+
+typedef struct gemv_args {
+    bool ta;
+    int64_t m, n, lda;
+    float alpha, beta;
+    const float *a, *x;
+    float *y;
+} gemv_args;
+
+/* y[begin..end) of y = alpha·op(A)·x + beta·y: rows of A, or columns when transposed. */
+static void gemv_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemv_args *g = p;
+    if (g->ta)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)g->m, (blasint)(end - begin), g->alpha,
+                    g->a + begin, (blasint)g->lda, g->x, 1, g->beta, g->y + begin, 1);
+    else
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)(end - begin), (blasint)g->n,
+                    g->alpha, g->a + begin * g->lda, (blasint)g->lda, g->x, 1, g->beta,
+                    g->y + begin, 1);
 }
 
 static void cpu_gemv(bl_device *dev, bool trans_a, int64_t m, int64_t n, float alpha,
                      const float *a, int64_t lda, const float *x, float beta, float *y)
 {
-    if (m <= 0 || n <= 0) {
-        int64_t len = trans_a ? n : m;
-        if (len > 0)
-            scale_matrix(1, len, beta, y, len);
+    int64_t len = trans_a ? n : m, inner = trans_a ? m : n;
+    if (len <= 0)
+        return;
+    if (inner <= 0) {
+        scale_matrix(1, len, beta, y, len);
         return;
     }
-    cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n,
-                alpha, a, (blasint)lda, x, 1, beta, y, 1);
+    cpu_impl *impl = dev->impl;
+    gemv_args g = {trans_a, m, n, lda, alpha, beta, a, x, y};
+    int prev = blas_enter(impl);
+    bl__pool_run(impl->pool, len, grain_of(GRAIN_BLAS, inner, 16), 16, gemv_range, &g);
+    blas_leave(prev);
 }
 
 /* ---- vector kernels ----------------------------------------------------------------------- */
@@ -475,7 +558,8 @@ static void cpu_sum_channels(bl_device *dev, int64_t outer, int64_t channels, in
  * result is 0, so exp never overflows and never returns a denormal. */
 static inline float fast_expf(float x)
 {
-    float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* written so that NaN lands on the clamp (never converted to an integer below) */
+    float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
     float t = xc * 1.44269504088896341f;
     float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest (|t| < 2^22) */
     float f = xc - n * 0.693359375f;
@@ -491,7 +575,7 @@ static inline float fast_expf(float x)
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     float r = p * scale;
-    return x < -87.0f ? 0.0f : r;
+    return x < -87.0f ? 0.0f : (x == x ? r : x); /* NaN in, NaN out */
 }
 
 /* tanh: an odd Taylor polynomial near 0 (where 1 − 2/(e^{2|x|}+1) would lose relative
@@ -811,7 +895,7 @@ HOT static void sgd_kernel(int64_t n, float lr, float mu, float damp, bool neste
                 w[i] -= lr * (g[i] + wd * w[i]);
     } else if (!nesterov) {
         if (wd == 0.0f && keep == 1.0f)
-            for (int64_t i = n - 1; i >= 0; i--) {
+            for (int64_t i = 0; i < n; i++) {
                 float vi = mu * v[i] + g[i];
                 v[i] = vi;
                 w[i] -= lr * vi;

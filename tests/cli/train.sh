@@ -11,6 +11,13 @@ expect_out "status completed (epochs)"
 expect_out "val accuracy"
 expect_out "test accuracy"
 
+# --tensorboard: one event file for the run, under DIR/<model>-b<batch>-seed<seed>
+run "$BATCHLAB" train --model mlp -m hidden=32 "${DATA[@]}" --epochs 1 --batch 64 --quiet \
+    --tensorboard "$SCRATCH/tb"
+expect_status 0
+expect_out "tensorboard: $SCRATCH/tb"
+ls "$SCRATCH"/tb/mlp-b64-seed1/events.out.tfevents.* >/dev/null 2>&1 || fail "no event file"
+
 # a schedule plugin and the noise scale
 run "$BATCHLAB" train --model mlp -m hidden=32 "${DATA[@]}" --epochs 1 --scheduler step \
     --sched-opt batch=32 --sched-opt epochs=1 --gns --quiet

@@ -806,8 +806,65 @@ static void test_concurrent_writers(void **state)
     bl_store_close(s);
 }
 
-int main(void)
+/* ---- a store for the CLI tests (tests/cli/results.sh) -------------------------------------- */
+
+/* `test_store --fixture FILE` writes a small store through the API: experiment "sweep" with
+ * two completed runs (3 points each, NaN included) and one failed run with no points, and one
+ * run outside any experiment. */
+static int make_fixture(const char *path)
 {
+    bl_ctx *ctx = bl_ctx_new();
+    bl_store *s;
+    int64_t exp, run;
+    if (bl_store_open(ctx, path, &s) != BL_OK || bl_store_experiment(ctx, s, "sweep", &exp))
+        goto fail;
+    static const char *const configs[] = {
+        "{\"batch\":32,\"epochs\":3,\"model\":{\"name\":\"mlp\",\"hidden\":[64,32]},"
+        "\"optimizer\":{\"name\":\"sgd\",\"lr\":0.05}}",
+        "{\"batch\":256,\"epochs\":3,\"model\":{\"name\":\"mlp\",\"hidden\":[64,32]},"
+        "\"optimizer\":{\"name\":\"sgd\",\"lr\":0.4}}",
+        "{\"batch\":4096,\"epochs\":3,\"optimizer\":{\"name\":\"sgd\",\"lr\":3.2}}",
+    };
+    static const char *const labels[] = {"b=32", "b=256, \"large\"", "b=4096"};
+    for (int k = 0; k < 3; k++) {
+        if (bl_store_run_begin(ctx, s, exp, labels[k], configs[k], 1, &run))
+            goto fail;
+        bl_run_result r = finished(k == 2 ? BL_RUN_FAILED : BL_RUN_COMPLETED, k == 2 ? 0 : 3);
+        for (size_t i = 0; i < r.history_count; i++) {
+            r.history[i].batch = k == 0 ? 32 : 256;
+            if (bl_store_add_point(ctx, s, run, &r.history[i]))
+                goto fail;
+        }
+        if (k == 2) {
+            snprintf(r.error, sizeof r.error, "%s", "out of memory for batch 4096");
+            snprintf(r.stopped_by, sizeof r.stopped_by, "%s", "error");
+            r.time_to_target = NAN;
+        }
+        int rc = bl_store_run_end(ctx, s, run, &r);
+        free(r.history);
+        if (rc)
+            goto fail;
+    }
+    if (bl_store_run_begin(ctx, s, 0, "loose", "{\"batch\":8,\"lr\":0.01}", 2, &run))
+        goto fail;
+    bl_run_result r = finished(BL_RUN_COMPLETED, 2);
+    int rc = bl_store_run_end(ctx, s, run, &r);
+    free(r.history);
+    if (rc)
+        goto fail;
+    bl_store_close(s);
+    bl_ctx_free(ctx);
+    return 0;
+fail:
+    fprintf(stderr, "test_store --fixture: %s\n", bl_errmsg(ctx));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--fixture") == 0)
+        return make_fixture(argv[2]);
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_schema),
         cmocka_unit_test(test_default_path),

@@ -16,5 +16,6 @@
 #include "batchlab/scheduler.h"
 #include "batchlab/train.h"
 #include "batchlab/find_batch.h"
+#include "batchlab/tfevents.h"
 
 #endif

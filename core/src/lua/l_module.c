@@ -1,6 +1,7 @@
 /* The `batchlab` Lua module: the module table, its per-lua_State state (plugin registry,
  * error context, host settings), bl.version and bl.plugins, and helpers every binding uses. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batchlab/version.h"
@@ -18,6 +19,8 @@ static int state_gc(lua_State *L)
     st->reg = NULL;
     bl_ctx_free(st->ctx);
     st->ctx = NULL;
+    free(st->tensorboard);
+    st->tensorboard = NULL;
     return 0;
 }
 
@@ -42,6 +45,16 @@ lbl_state *bl__lua_state(lua_State *L)
     if (!st->ctx)
         luaL_error(L, "batchlab: out of memory");
     return st;
+}
+
+void bl_lua_set_tensorboard(lua_State *L, const char *dir)
+{
+    lbl_state *st = bl__lua_state(L);
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        luaL_error(L, "batchlab: out of memory");
+    free(st->tensorboard);
+    st->tensorboard = copy;
 }
 
 bl_registry *bl__lua_registry(lua_State *L)

@@ -5,7 +5,8 @@
  * `vary` sets the optimizer's learning rate; every other key is a bl.train key. A run that
  * cannot start or fails is recorded (status "failed", its message in `error`) and the sweep
  * goes on; an interrupt ends the sweep by raising "interrupted". `on_run(run, i, n)` is called
- * after each run — the place where a results store can record it. */
+ * after each run — the place where a results store can record it. `tensorboard = "DIR"` gives
+ * every run an event file in DIR/<its label> (see l_tensorboard.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@
 #include "lua/lbl.h"
 
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
-                                         "higher_is_better", "quiet", "on_run", NULL};
+                                         "higher_is_better", "quiet", "on_run",
+                                         "tensorboard", NULL};
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -231,6 +233,13 @@ int bl__lua_sweep(lua_State *L)
             lua_pushvalue(L, 8);
             lua_setfield(L, ci, "quiet");
         }
+        /* tensorboard = "DIR": each run writes DIR/<its label> (a run's own key wins) */
+        if (lua_getfield(L, 1, "tensorboard") != LUA_TNIL &&
+            lua_getfield(L, ci, "tensorboard") == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_setfield(L, ci, "tensorboard");
+        }
+        lua_settop(L, li);
 
         /* the run */
         lua_pushcfunction(L, bl__lua_train);

@@ -23,7 +23,7 @@ static const char *const train_keys[] = {
     "max_batch", "drop_last", "micro_batch", "optimizer", "lr_scaling", "lr_schedule",
     "eval_every", "eval_batch", "train_eval_samples", "skip_test", "skip_eval", "measure_gns",
     "gns_chunks", "gns_ema", "target", "stop_at_target", "stop", "quiet", "label", "on_point",
-    "threads", NULL};
+    "threads", "tensorboard", NULL};
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
@@ -38,6 +38,8 @@ static int job_close(lua_State *L)
         bl_run_result_free(&j->result);
         j->have_result = false;
     }
+    bl_tfevents_close(NULL, j->tb);                /* left open only by a raised error */
+    j->tb = NULL;
     bl_scheduler_close(j->sched);
     j->sched = NULL;
     bl_net_free(j->net);
@@ -600,9 +602,12 @@ int bl__lua_train(lua_State *L)
         cfg.progress_user = &printer;
     }
 
+    bl__lua_tensorboard_open(L, j, &cfg, label);
+
     st->interrupted = false;
     j->have_result = true;
     rc = bl_train(j->ctx, &cfg, &j->result);
+    bl__lua_tensorboard_end(j, rc);
     /* A live progress line is left open unless the run ended at its epoch budget. */
     double n_train = (double)bl_dataset_info(d->ds)->count[BL_SPLIT_TRAIN];
     int64_t planned = cfg.epochs > 0 ? (int64_t)(cfg.epochs * n_train) : 0;

@@ -25,6 +25,7 @@
 #include "batchlab/error.h"
 #include "batchlab/optim.h"
 #include "batchlab/plugin.h"
+#include "batchlab/tfevents.h"
 #include "batchlab/train.h"
 
 /* ---- host interface (exported from libbatchlab) -------------------------------------------- */
@@ -44,6 +45,10 @@ BL_EXPORT void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag);
 BL_EXPORT void bl_lua_set_quiet(lua_State *L, bool quiet);
 BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
 
+/* A default log directory for runs without their own `tensorboard` key (`batchlab run
+ * --tensorboard DIR`); NULL clears it. The string is copied. */
+BL_EXPORT void bl_lua_set_tensorboard(lua_State *L, const char *dir);
+
 /* True when the last run ended because of the interrupt flag. */
 BL_EXPORT bool bl_lua_interrupted(lua_State *L);
 
@@ -61,6 +66,7 @@ typedef struct lbl_state {
     bool interrupted;                  /* the last run was interrupted */
     bool quiet;
     int threads;
+    char *tensorboard;                 /* default log directory, or NULL (owned) */
 } lbl_state;
 
 /* The module state of L (created on first use; never NULL: raises on out-of-memory). */
@@ -187,6 +193,7 @@ typedef struct lbl_job {
     bool have_point;     /* slot `point` holds the table of `point_seen` */
     bl_eval_point point_seen;
     char reason[128];    /* a stop criterion's reason */
+    bl_tfevents *tb;     /* tensorboard = "DIR": the run's event file, or NULL */
 } lbl_job;
 
 /* Keys of the schedule's state table. */
@@ -203,6 +210,16 @@ int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *state, int64
 int bl__lua_criterion(void *user, bl_ctx *ctx, const bl_eval_point *point,
                       const char **reason);
 int bl__lua_on_point(void *user, bl_ctx *ctx, const bl_eval_point *point);
+
+/* tensorboard = "DIR" (l_tensorboard.c). Open: when the bl.train table (index 1) has the
+ * key, creates the event file (j->tb), writes the hyperparameters and installs the point
+ * writer as cfg->on_point (chaining to bl__lua_on_point when j->point is in use); raises
+ * on a bad value or a file that cannot be made. End: after bl_train returned `rc`, writes
+ * the end status and closes the file; a failure there turns a completed run into a failed
+ * one. The job's __close closes a file still open. */
+void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
+                              const char *label);
+void bl__lua_tensorboard_end(lbl_job *j, int rc);
 
 /* ---- results (l_result.c) ------------------------------------------------------------------ */
 

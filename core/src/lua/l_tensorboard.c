@@ -1,0 +1,171 @@
+/* tensorboard = "DIR" on bl.train (bl.sweep hands it to every run): the run's evaluation
+ * points, hyperparameters and end status in a TensorBoard event file (batchlab/tfevents.h)
+ * under DIR/<label> — or DIR/<model>-<local time> for a run without a label. The run table's
+ * `tensorboard` field holds the event file's path.
+ *
+ * Hyperparameters: the keys of the bl.train table whose values are numbers, strings or
+ * booleans (label, quiet and tensorboard left out), then the run table's config echo
+ * (dataset, model, batch, lr, optimizer, seed, device), in sorted order.
+ *
+ * A file that cannot be created raises; a write that fails during the run ends the run as
+ * "failed" with the message naming the file, as an error in on_point would. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lua/lbl.h"
+
+static const char *const echo_keys[] = {"dataset", "model", "batch", "lr", "optimizer",
+                                        "seed", "device", NULL};
+
+static bool left_out(const char *key)
+{
+    return strcmp(key, "label") == 0 || strcmp(key, "quiet") == 0 ||
+           strcmp(key, "tensorboard") == 0;
+}
+
+static bool scalar(lua_State *L, int idx)
+{
+    int t = lua_type(L, idx);
+    return t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TBOOLEAN;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sets hp[name] from the Lua value at the stack top (a number, string or boolean). */
+static int set_value(lua_State *L, bl_ctx *ctx, bl_config *hp, const char *name)
+{
+    switch (lua_type(L, -1)) {
+    case LUA_TBOOLEAN: return bl_config_set_bool(ctx, hp, name, lua_toboolean(L, -1));
+    case LUA_TSTRING: return bl_config_set_string(ctx, hp, name, lua_tostring(L, -1));
+    default:
+        if (lua_isinteger(L, -1))
+            return bl_config_set_int(ctx, hp, name, (int64_t)lua_tointeger(L, -1));
+        return bl_config_set_number(ctx, hp, name, lua_tonumber(L, -1));
+    }
+}
+
+/* Writes the hyperparameters of the bl.train table at index 1 and the run table. */
+static void write_hparams(lua_State *L, lbl_job *j)
+{
+    lua_newtable(L);                                            /* [h] */
+    int hi = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {                                    /* [h, key, value] */
+        if (lua_type(L, -2) == LUA_TSTRING && !left_out(lua_tostring(L, -2)) &&
+            scalar(L, -1)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);                                  /* [h, key, key, value] */
+            lua_rawset(L, hi);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    for (int i = 0; echo_keys[i]; i++) {
+        lua_getfield(L, j->run, echo_keys[i]);
+        if (scalar(L, -1))
+            lua_setfield(L, hi, echo_keys[i]);
+        else
+            lua_pop(L, 1);
+    }
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, hi)) {
+        lua_pop(L, 1);
+        n++;
+    }
+    /* the names stay anchored in h */
+    const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);   /* [h, u] */
+    size_t k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, hi)) {
+        lua_pop(L, 1);
+        names[k++] = lua_tostring(L, -1);
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+
+    bl_config *hp = NULL;
+    int rc = bl_config_new(j->ctx, &hp);
+    for (k = 0; k < n && rc == BL_OK; k++) {
+        lua_getfield(L, hi, names[k]);
+        rc = set_value(L, j->ctx, hp, names[k]);
+        lua_pop(L, 1);
+    }
+    if (rc == BL_OK)
+        rc = bl_tfevents_hparams(j->ctx, j->tb, hp, NULL, 0);
+    bl_config_free(hp);
+    if (rc != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train: tensorboard");
+    lua_settop(L, hi - 1);
+}
+
+/* bl_point_fn: the point into the event file, then the job's own on_point / stop (installed
+ * as bl__lua_on_point whenever j->point is in use). */
+static int point_fn(void *user, bl_ctx *ctx, const bl_eval_point *p)
+{
+    lbl_job *j = user;
+    int rc = bl_tfevents_point(ctx, j->tb, p);
+    if (rc == BL_OK && j->point)
+        rc = bl__lua_on_point(user, ctx, p);
+    return rc;
+}
+
+void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
+                              const char *label)
+{
+    int t = lua_getfield(L, 1, "tensorboard");                  /* [dir] */
+    if (t == LUA_TNIL) {
+        /* the host's default (batchlab run --tensorboard DIR), if any */
+        const char *fallback = bl__lua_state(L)->tensorboard;
+        lua_pop(L, 1);
+        if (!fallback)
+            return;
+        lua_pushstring(L, fallback);
+        t = LUA_TSTRING;
+    }
+    if (t != LUA_TSTRING)
+        luaL_error(L, "bl.train: 'tensorboard' must be a string (a log directory), got %s",
+                   luaL_typename(L, -1));
+    char name[128];
+    if (!label) {
+        const char *model = "run";
+        if (lua_getfield(L, j->run, "model") == LUA_TSTRING)    /* [dir, model] */
+            model = lua_tostring(L, -1);
+        time_t now = time(NULL);
+        struct tm tm;
+        char stamp[32] = "";
+        if (localtime_r(&now, &tm))
+            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+        snprintf(name, sizeof name, "%s-%s", model, stamp);
+        lua_pop(L, 1);
+        label = name;
+    }
+    if (bl_tfevents_open(j->ctx, lua_tostring(L, -1), label, &j->tb) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+    lua_pop(L, 1);
+    lua_pushstring(L, bl_tfevents_path(j->tb));
+    lua_setfield(L, j->run, "tensorboard");
+    write_hparams(L, j);
+    cfg->on_point = point_fn;
+    cfg->point_user = j;
+}
+
+void bl__lua_tensorboard_end(lbl_job *j, int rc)
+{
+    if (!j->tb)
+        return;
+    /* When bl_train failed, ctx holds the message bl.train raises: keep it. */
+    bl_ctx *ctx = rc == BL_OK ? j->ctx : NULL;
+    bl_run_status status = rc == BL_OK ? j->result.status : BL_RUN_FAILED;
+    int wrc = bl_tfevents_end(ctx, j->tb, status);
+    int crc = bl_tfevents_close(wrc == BL_OK ? ctx : NULL, j->tb);
+    j->tb = NULL;
+    if ((wrc != BL_OK || crc != BL_OK) && ctx && j->result.status == BL_RUN_COMPLETED) {
+        j->result.status = BL_RUN_FAILED;
+        snprintf(j->result.stopped_by, sizeof j->result.stopped_by, "error");
+        snprintf(j->result.error, sizeof j->result.error, "%s", bl_errmsg(ctx));
+    }
+}
