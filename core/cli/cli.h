@@ -15,6 +15,7 @@ typedef int (*cli_command_fn)(int argc, char **argv);
 
 /* ---- subcommands (one file each: cmd_<name>.c) ---------------------------------------------- */
 int cmd_plugins(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* ---- shared helpers (cli_common.c) ---------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd_results.h"
@@ -244,7 +245,7 @@ static void write_row(exporter *x)
             if (x->cells[c].kind != V_NULL)
                 csv_field(f, x->cells[c].text);
         }
-        fputs("\r\n", f);
+        fputs("\n", f);
     }
     x->rows++;
 }
@@ -357,7 +358,7 @@ static int write_all(bl_ctx *ctx, bl_store *store, exporter *x)
                 fputc(',', x->out);
             csv_field(x->out, x->names[c]);
         }
-        fputs("\r\n", x->out);
+        fputs("\n", x->out);
     }
     for (size_t i = 0; i < x->n; i++) {
         fill_run_cells(x, &x->runs[i]);
@@ -404,6 +405,13 @@ int cmd_export(int argc, char **argv)
         return cli_usage_error("export", "--format must be csv or json, got '%s'", format);
     if (output && !*output)
         return cli_usage_error("export", "-o needs a file name");
+    struct stat so, sd;
+    if (output && stat(output, &so) == 0 && stat(db, &sd) == 0 && so.st_dev == sd.st_dev &&
+        so.st_ino == sd.st_ino) {
+        cli_error("refusing to write the export over the results store '%s' itself; give "
+                  "another file with -o", db);
+        return CLI_FAILED;
+    }
 
     bl_ctx *ctx = cli_ctx_new();
     if (!ctx)

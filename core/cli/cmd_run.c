@@ -22,6 +22,7 @@
 #include <lualib.h>
 
 #include "build_config.h"
+#include "batchlab/store.h"
 #include "cli.h"
 #include "cmd_run.h"
 #include "lua/lbl.h"
@@ -57,6 +58,9 @@ static void usage(FILE *out)
             "  --quiet            no progress lines and no warnings from runs\n"
             "  --threads N        CPU threads for training (default: OpenBLAS's)\n"
             "  --tensorboard DIR  event files for every run without its own tensorboard key\n"
+            "  --db FILE          the results store every run is recorded in (default:\n"
+            "                     $BATCHLAB_DB, else ./batchlab.db); a named sweep resumes\n"
+            "  --no-db            record nothing (a run's own db = \"FILE\" still records)\n"
             "  --plugin-path DIR  search DIR for plugins first (also BATCHLAB_PLUGIN_PATH)\n"
             "  -h, --help         print this help\n"
             "\n"
@@ -195,7 +199,8 @@ int cmd_run(int argc, char **argv)
 
     bool quiet = false;
     long threads = 0;
-    const char *tensorboard = NULL;
+    const char *tensorboard = NULL, *db = NULL;
+    bool no_db = false;
     int i = 1, status = CLI_OK;
     while (i < argc) {
         const char *arg = argv[i], *value;
@@ -242,6 +247,15 @@ int cmd_run(int argc, char **argv)
                 goto done;
             }
             tensorboard = value;
+        } else if (strcmp(arg, "--no-db") == 0) {
+            no_db = true;
+            i++;
+        } else if ((took = cli_take_value(name, argc, argv, &i, "--db", &value)) != 0) {
+            if (took < 0) {
+                status = CLI_USAGE;
+                goto done;
+            }
+            db = value;
         } else if ((took = cli_take_value(name, argc, argv, &i, "--plugin-path", &value)) != 0) {
             if (took < 0) {
                 status = CLI_USAGE;
@@ -279,6 +293,8 @@ int cmd_run(int argc, char **argv)
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
+    /* Every run of a script is recorded unless asked not to: results are not to be lost. */
+    bl_lua_set_db(L, no_db ? NULL : db ? db : bl_store_default_path());
 
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);

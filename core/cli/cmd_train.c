@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "batchlab/batchlab.h"
+#include "cli.h"
 #include "cmd_train.h"
 
 typedef struct common_opts {
@@ -29,13 +30,6 @@ static void on_sigint(int sig)
     if (interrupted)
         _exit(130); /* second Ctrl-C: leave at once */
     interrupted = 1;
-}
-
-static void log_to_stderr(void *user, bl_log_level level, const char *msg)
-{
-    (void)user;
-    if (level >= BL_LOG_WARN)
-        fprintf(stderr, "batchlab: warning: %s\n", msg);
 }
 
 static int parse_i64(const char *opt, const char *text, int64_t lo, int64_t *out)
@@ -277,8 +271,9 @@ static void print_train_usage(FILE *out)
 
 int bl_cli_train(int argc, char **argv)
 {
-    bl_ctx *ctx = bl_ctx_new();
-    bl_ctx_set_log(ctx, log_to_stderr, NULL);
+    bl_ctx *ctx = cli_ctx_new();
+    if (!ctx)
+        return CLI_FAILED;
     common_opts o;
     init_common(&o);
     int64_t batch = 128, max_steps = 0, micro = 0;
@@ -440,8 +435,9 @@ static void print_find_usage(FILE *out)
 
 int bl_cli_find_batch(int argc, char **argv)
 {
-    bl_ctx *ctx = bl_ctx_new();
-    bl_ctx_set_log(ctx, log_to_stderr, NULL);
+    bl_ctx *ctx = cli_ctx_new();
+    if (!ctx)
+        return CLI_FAILED;
     common_opts o;
     init_common(&o);
     bl_find_batch_config fc = bl_find_batch_defaults();

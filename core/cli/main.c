@@ -22,6 +22,7 @@ static const command commands[] = {
     {"runs", cmd_runs, "list the runs of a results store"},
     {"show", cmd_show, "show one run: its record, configuration and history"},
     {"export", cmd_export, "export every evaluation point as CSV or JSON"},
+    {"report", cmd_report, "write an HTML report with charts and the recommended batch"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -15,13 +15,16 @@
 #define HOT_SPIN_NS 50000LL
 #define SPIN_NS 2000000LL
 
-/* The claim word packs the job generation (high 32 bits), the next chunk to hand out (16 bits)
- * and the number of chunks (16 bits), so one compare-and-swap both checks that a chunk belongs
- * to the current job and takes it. */
-#define CLAIM(gen, next, count) (((uint64_t)(gen) << 32) | ((uint64_t)(next) << 16) | (count))
+/* The claim word packs the job generation (high 32 bits) and the range of chunks nobody has
+ * taken yet, [front, back) (16 bits each), so one compare-and-swap both checks that a chunk
+ * belongs to the current job and takes it. Workers take chunks from the front and the caller
+ * from the back: the caller then always works on the end of each range, in every kernel, so
+ * the data it touches alone between parallel kernels (the last layers' parameters, at the end
+ * of the block) stay in its own cache. */
+#define CLAIM(gen, front, back) (((uint64_t)(gen) << 32) | ((uint64_t)(front) << 16) | (back))
 #define CLAIM_GEN(c) ((uint32_t)((c) >> 32))
-#define CLAIM_NEXT(c) ((uint32_t)(((c) >> 16) & 0xffffu))
-#define CLAIM_COUNT(c) ((uint32_t)((c)&0xffffu))
+#define CLAIM_FRONT(c) ((uint32_t)(((c) >> 16) & 0xffffu))
+#define CLAIM_BACK(c) ((uint32_t)((c)&0xffffu))
 
 struct bl__pool {
     int threads;
@@ -58,20 +61,22 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Claims and runs chunks of job `gen` until none is left. */
-static void run_chunks(bl__pool *pool, uint32_t gen)
+/* Claims and runs chunks of job `gen` until none is left, from the front or from the back. */
+static void run_chunks(bl__pool *pool, uint32_t gen, bool from_back)
 {
     uint64_t cur = atomic_load_explicit(&pool->claim, memory_order_acquire);
     for (;;) {
-        if (CLAIM_GEN(cur) != gen || CLAIM_NEXT(cur) >= CLAIM_COUNT(cur))
+        uint32_t front = CLAIM_FRONT(cur), back = CLAIM_BACK(cur);
+        if (CLAIM_GEN(cur) != gen || front >= back)
             return;
-        uint64_t want = CLAIM(gen, CLAIM_NEXT(cur) + 1, CLAIM_COUNT(cur));
+        uint32_t mine = from_back ? back - 1 : front;
+        uint64_t want = from_back ? CLAIM(gen, front, back - 1) : CLAIM(gen, front + 1, back);
         if (!atomic_compare_exchange_weak_explicit(&pool->claim, &cur, want,
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;
-        int64_t begin = (int64_t)CLAIM_NEXT(cur) * pool->chunk;
+        int64_t begin = (int64_t)mine * pool->chunk;
         int64_t end = begin + pool->chunk < pool->n ? begin + pool->chunk : pool->n;
-        pool->fn(pool->arg, (int)CLAIM_NEXT(cur), begin, end);
+        pool->fn(pool->arg, (int)mine, begin, end);
         atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
         cur = atomic_load_explicit(&pool->claim, memory_order_acquire);
     }
@@ -114,7 +119,7 @@ static void *worker_main(void *p)
         if (atomic_load(&pool->stop))
             return NULL;
         seen = gen;
-        run_chunks(pool, gen);
+        run_chunks(pool, gen, false);
     }
 }
 
@@ -216,7 +221,7 @@ int bl__pool_run(bl__pool *pool, int64_t n, int64_t grain, int64_t align, bl__po
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->lock);
     }
-    run_chunks(pool, gen);
+    run_chunks(pool, gen, true);
     for (unsigned i = 1; atomic_load_explicit(&pool->done, memory_order_acquire) < chunks; i++) {
         cpu_relax();
         if ((i & 63) == 0)

@@ -1,7 +1,8 @@
 /* JSON text of run configurations: a small tree parser and three writers (canonical, pretty,
- * flat leaves). See batchlab/json.h. Number tokens are kept as text. */
+ * flat leaves). See batchlab/json.h. Numbers are kept as text (integers exactly as written). */
 #include "batchlab/json.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,12 +257,25 @@ static int parse_number(parser *p, char **out)
         while (s[i] >= '0' && s[i] <= '9')
             i++;
     }
-    char *t = malloc(i - start + 1);
+    char *t = malloc(i - start + 32);
     if (!t)
         return pnomem(p);
     memcpy(t, s + start, i - start);
     t[i - start] = '\0';
     p->pos = i;
+    /* A number with a fraction or an exponent is a double: write it in the fewest digits
+     * that read back as the same double, so "0.1", "0.10000000000000001" and "1e-1" agree.
+     * Integers stay as written (they may be beyond a double's exact range). */
+    if (strpbrk(t, ".eE")) {
+        double v = strtod(t, NULL);
+        if (isfinite(v)) {
+            for (int digits = 1; digits <= 17; digits++) {
+                snprintf(t, 32, "%.*g", digits, v);
+                if (strtod(t, NULL) == v)
+                    break;
+            }
+        }
+    }
     *out = t;
     return BL_OK;
 }

@@ -161,5 +161,93 @@ run "$BATCHLAB" export --db "$DB" -o "$SCRATCH/no/such/dir/out.csv"
 expect_status 1
 expect_err "cannot write '$SCRATCH/no/such/dir/out.csv'"
 ls "$SCRATCH"/all.csv.tmp.* >/dev/null 2>&1 && fail "a temporary file was left behind"
+cp "$DB" "$SCRATCH/before.db"
+run "$BATCHLAB" export --db "$DB" -o "$DB"
+expect_status 1
+expect_err "refusing to write the export over the results store '$DB'"
+cmp -s "$DB" "$SCRATCH/before.db" || fail "export -o overwrote the store"
+
+# ---- batchlab run --db: runs recorded by scripts; killed runs; a resumed sweep -------------
+LDB=$SCRATCH/lua.db
+cat > "$SCRATCH/long.lua" <<'EOF'
+-- One long run: evaluates every 2 steps and prints "point" after each point is stored.
+local bl = require "batchlab"
+local data = bl.dataset("synthetic", { samples = 4000, validation = 200, test = 200, dim = 16,
+                                       classes = 3, seed = 7 })
+local model = bl.model("mlp", { hidden = { 64 } })
+bl.train { dataset = data, model = model, batch = 8, epochs = 100000, max_seconds = 120,
+           eval_every = { steps = 2 }, experiment = "long", label = arg[1], quiet = true,
+           on_point = function() io.stdout:write("point\n"); io.stdout:flush() end }
+EOF
+# Waits (up to 60 s) until FILE has a line "point".
+wait_point() {
+    for _ in $(seq 600); do
+        grep -q point "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "no evaluation point was made in 60 s"
+}
+
+# Killed (SIGKILL): the row stays "running" until someone looks; then it is interrupted.
+"$BATCHLAB" run --db "$LDB" "$SCRATCH/long.lua" killed > "$SCRATCH/killed.out" 2>&1 &
+pid=$!
+wait_point "$SCRATCH/killed.out"
+kill -KILL $pid
+wait $pid 2>/dev/null || true
+run "$BATCHLAB" runs --db "$LDB"
+expect_status 0
+row=$(printf '%s\n' "$OUT" | awk '$1 == 1')
+case "$row" in *long*killed*interrupted*) ;; *) fail "the killed run is not interrupted: $row" ;; esac
+run "$BATCHLAB" show 1 --db "$LDB"
+expect_out "interrupted (stopped by stale)"
+expect_out "ended without recording the end of the run"
+points=$(printf '%s\n' "$OUT" | sed -n 's/^history (\([0-9]*\) points*):$/\1/p')
+[ "${points:-0}" -ge 1 ] || fail "the points made before the kill are lost"
+
+# Stopped with Ctrl-C (SIGINT): the run ends itself and is recorded interrupted, with its points.
+"$BATCHLAB" run --db "$LDB" "$SCRATCH/long.lua" stopped > "$SCRATCH/stopped.out" 2>&1 &
+pid=$!
+wait_point "$SCRATCH/stopped.out"
+kill -INT $pid
+status=0
+wait $pid || status=$?
+[ "$status" -eq 130 ] || fail "batchlab run ended with $status after SIGINT, not 130"
+run "$BATCHLAB" show 2 --db "$LDB"
+expect_out "label              stopped"
+expect_out "interrupted (stopped by interrupt)"
+expect_no_out "history (0 points)"
+
+# A sweep: recorded in experiment "grid", then resumed — finished runs are not trained again.
+cat > "$SCRATCH/sweep.lua" <<'EOF'
+local bl = require "batchlab"
+local data = bl.dataset("synthetic", { samples = 600, validation = 100, test = 100, dim = 8,
+                                       classes = 3, seed = 7 })
+local model = bl.model("mlp", { hidden = { 16 } })
+local sw = bl.sweep { name = "grid", base = { dataset = data, model = model, epochs = 2,
+                      seed = 1, optimizer = bl.optim.sgd { lr = 0.1, momentum = 0.9 } },
+                      vary = { batch = { 16, 32 } } }
+print(("resumed %d of %d"):format(sw.resumed, sw.total))
+EOF
+run "$BATCHLAB" run --db "$LDB" "$SCRATCH/sweep.lua"
+expect_status 0
+expect_out "resumed 0 of 2"
+run "$BATCHLAB" run --db "$LDB" "$SCRATCH/sweep.lua"
+expect_status 0
+expect_out "resumed 2 of 2"
+expect_err "grid batch=16: skipped: already completed as run 3 in '$LDB'"
+expect_err "grid batch=32: skipped: already completed as run 4 in '$LDB'"
+run "$BATCHLAB" runs --db "$LDB" --experiment grid
+[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 3 ] || fail "the resumed sweep recorded new runs"
+case "$OUT" in *"grid        grid batch=16  completed     16  0.1"*) ;; *) fail "bad sweep rows" ;; esac
+run "$BATCHLAB" export --db "$LDB" --experiment grid --format csv
+python3 -c '
+import csv, sys
+rows = list(csv.DictReader(sys.stdin))
+assert len(rows) == 4, len(rows)                          # 2 runs x 2 epochs
+assert {r["cfg.batch"] for r in rows} == {"16", "32"}
+assert {r["cfg.optimizer.lr"] for r in rows} == {"0.1"}
+assert all(r["cfg.dataset.name"] == "synthetic" and r["cfg.model.options.hidden"] == "[16]"
+           for r in rows)
+' <<< "$OUT" || fail "the sweep's export is wrong"
 
 echo "ok"

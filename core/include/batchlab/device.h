@@ -153,13 +153,16 @@ struct bl_device {
     const bl_device_ops *ops;  /* read-only */
     bl_device_kind kind;       /* read-only */
     int index;                 /* read-only: GPU ordinal, 0 for the CPU */
-    /* Allocation accounting, maintained by bl_device_alloc/free (read-only): */
+    /* Allocation accounting, maintained by bl_device_alloc/free (read-only); alloc_count is
+     * the number of allocations made so far (it never decreases): */
     size_t bytes_in_use, peak_bytes, alloc_count;
     size_t budget_bytes;       /* 0 = unlimited; allocations beyond it fail with BL_ENOMEM */
     void *impl;                /* private to the backend */
 };
 
-/* Opens the CPU device. `threads` sets OpenBLAS's thread count (0 = leave as is).
+/* Opens the CPU device. Its kernels run on `threads` threads (0 = as many as OpenBLAS is set to
+ * use); threads > 0 also sets OpenBLAS's thread count. Inside the device OpenBLAS runs
+ * single-threaded on the device's threads, and its setting is put back after each call.
  * On success *out is a device the caller frees with bl_device_free. */
 BL_EXPORT int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out);
 

@@ -5,8 +5,10 @@
  * configuration always gives the same text, so it can be hashed), a flat list of leaves
  * ("optimizer.lr" = 0.05) for CSV columns, and an indented form for people.
  *
- * The parser takes RFC 8259 JSON (UTF-8, nesting at most 64 deep). Number tokens are kept as
- * written, never converted through a double, so no digit is lost or invented.
+ * The parser takes RFC 8259 JSON (UTF-8, nesting at most 64 deep). Integers are kept exactly
+ * as written (also beyond the range a double holds exactly); a number with a fraction or an
+ * exponent is a double and is written in the fewest digits that read back as the same double
+ * ("0.10000000000000001" → "0.1", "1E+5" → "1e+05").
  */
 #ifndef BATCHLAB_JSON_H
 #define BATCHLAB_JSON_H
@@ -30,8 +32,9 @@ typedef enum {
 } bl_json_kind;
 
 /* The canonical form of `json`: object keys sorted (byte order), no whitespace, strings
- * escaped as bl_config_to_json escapes them, number tokens as written. Canonical text of a
- * flat config is exactly what bl_config_to_json wrote. On success *out is a malloc'd string
+ * escaped as bl_config_to_json escapes them, numbers as said above. Equal configurations
+ * give equal text whatever their key order, spacing or number spelling. On success *out is
+ * a malloc'd string
  * the caller frees with free(); on error (BL_EFORMAT naming the byte offset, BL_ENOMEM) *out
  * is untouched. A duplicate key in one object is an error (BL_EFORMAT). */
 BL_EXPORT int bl_json_canonical(bl_ctx *ctx, const char *json, char **out);

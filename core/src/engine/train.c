@@ -252,11 +252,6 @@ static bool eval_due(run *r)
 
 /* ---- one optimizer step -------------------------------------------------------------------- */
 
-static bool finite(double v)
-{
-    return isfinite(v);
-}
-
 /* Forward + backward over rows [offset, offset+n) of the batch held in slot s. */
 static int chunk_pass(run *r, const bl__slot *slot, int64_t offset, int64_t n, float loss_scale,
                       bool accumulate, double *loss_sum)
@@ -267,7 +262,7 @@ static int chunk_pass(run *r, const bl__slot *slot, int64_t offset, int64_t n, f
     int rc = bl_net_forward(r->ctx, r->net, x, n, true, NULL);
     if (rc == BL_OK)
         rc = bl_net_loss(r->ctx, r->net, n, y, &l, NULL);
-    if (rc == BL_OK && finite(l))
+    if (rc == BL_OK && isfinite(l))
         rc = bl_net_backward(r->ctx, r->net, n, loss_scale, accumulate);
     *loss_sum += l;
     return rc;
@@ -295,7 +290,7 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
         for (int64_t off = 0; off < B; off += step_chunk) {
             int64_t n = B - off < step_chunk ? B - off : step_chunk;
             int rc = chunk_pass(r, slot, off, n, inv_b, off > 0, loss_sum);
-            if (rc != BL_OK || !finite(*loss_sum))
+            if (rc != BL_OK || !isfinite(*loss_sum))
                 return rc;
         }
         return BL_OK;
@@ -310,7 +305,7 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
     float inv_chunk = 1.0f / (float)chunk;
     for (int64_t i = 0; i < k; i++) {
         int rc = chunk_pass(r, slot, i * chunk, chunk, inv_chunk, false, loss_sum);
-        if (rc != BL_OK || !finite(*loss_sum))
+        if (rc != BL_OK || !isfinite(*loss_sum))
             return rc;
         sum_sq += ops->sumsq(r->dev, (int64_t)np, grads);
         if (i == 0) {
@@ -328,7 +323,7 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
     int64_t rest = B - k * chunk;
     if (rest > 0) {
         int rc = chunk_pass(r, slot, k * chunk, rest, inv_b, false, loss_sum);
-        if (rc != BL_OK || !finite(*loss_sum))
+        if (rc != BL_OK || !isfinite(*loss_sum))
             return rc;
         ops->axpy(r->dev, (int64_t)np, 1.0f, grads, r->grad_acc);
     }
@@ -588,7 +583,7 @@ static int loop(run *r)
         double loss_sum;
         if ((rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum)) != BL_OK)
             return rc;
-        if (!finite(loss_sum)) {
+        if (!isfinite(loss_sum)) {
             r->train_time += now_seconds() - t0;
             res->status = BL_RUN_DIVERGED;
             res->diverged_step = r->state.step + 1;

@@ -6,7 +6,10 @@
  * cannot start or fails is recorded (status "failed", its message in `error`) and the sweep
  * goes on; an interrupt ends the sweep by raising "interrupted". `on_run(run, i, n)` is called
  * after each run — the place where a results store can record it. `tensorboard = "DIR"` gives
- * every run an event file in DIR/<its label> (see l_tensorboard.c). */
+ * every run an event file in DIR/<its label> (see l_tensorboard.c). `db = "FILE"` /
+ * `resume = true` (or batchlab run --db FILE) record every run in the results store under
+ * the experiment `name`, and resume: finished runs of the same configuration are given back
+ * instead of trained again (`resume = false` trains them afresh; see l_store.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +18,7 @@
 
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
                                          "higher_is_better", "quiet", "on_run",
-                                         "tensorboard", NULL};
+                                         "tensorboard", "db", "resume", NULL};
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -177,7 +180,7 @@ int bl__lua_sweep(lua_State *L)
     lua_pushstring(L, name);
     lua_setfield(L, 13, "name");
     lua_createtable(L, total < (1 << 16) ? (int)total : 0, 0);           /* 14: runs */
-    lua_Integer failed = 0;
+    lua_Integer failed = 0, resumed = 0;
     lbl_state *st = bl__lua_state(L);
 
     for (lua_Integer r = 1; r <= total; r++) {
@@ -240,6 +243,7 @@ int bl__lua_sweep(lua_State *L)
             lua_setfield(L, ci, "tensorboard");
         }
         lua_settop(L, li);
+        bl__lua_store_sweep(L, 1, ci, name);   /* db, experiment, resume (l_store.c) */
 
         /* the run */
         lua_pushcfunction(L, bl__lua_train);
@@ -270,6 +274,9 @@ int bl__lua_sweep(lua_State *L)
         lua_getfield(L, ri, "status");
         if (strcmp(lua_tostring(L, -1), "failed") == 0)
             failed++;
+        lua_pop(L, 1);
+        if (lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN)
+            resumed++;
         lua_pop(L, 1);
         lua_pushvalue(L, pi);
         lua_setfield(L, ri, "params");
@@ -345,6 +352,8 @@ int bl__lua_sweep(lua_State *L)
     }
     lua_pushinteger(L, failed);
     lua_setfield(L, 13, "failed");
+    lua_pushinteger(L, resumed);
+    lua_setfield(L, 13, "resumed");
     lua_pushinteger(L, total);
     lua_setfield(L, 13, "total");
     lua_pushvalue(L, 13);

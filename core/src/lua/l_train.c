@@ -23,13 +23,14 @@ static const char *const train_keys[] = {
     "max_batch", "drop_last", "micro_batch", "optimizer", "lr_scaling", "lr_schedule",
     "eval_every", "eval_batch", "train_eval_samples", "skip_test", "skip_eval", "measure_gns",
     "gns_chunks", "gns_ema", "target", "stop_at_target", "stop", "quiet", "label", "on_point",
-    "threads", "tensorboard", NULL};
+    "threads", "tensorboard", "db", "experiment", "resume", NULL};
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
 static int job_close(lua_State *L)
 {
     lbl_job *j = luaL_checkudata(L, 1, LBL_JOB);
+    bl__lua_store_close(j);                        /* before the result is freed */
     if (j->data) {
         j->data->busy--;
         j->data = NULL;
@@ -581,6 +582,8 @@ int bl__lua_train(lua_State *L)
         set_field_string(L, j->run, "label", label);
     lua_newtable(L);
     lua_setfield(L, j->run, "history");
+    if (bl__lua_store_prepare(L, j, &cfg, label, quiet))
+        return 1;                                             /* resumed: the stored run */
 
     /* the device and the net */
     int rc = strcmp(device, "cpu") == 0 ? bl_device_cpu_open(j->ctx, (int)threads, &j->dev)
@@ -603,11 +606,13 @@ int bl__lua_train(lua_State *L)
     }
 
     bl__lua_tensorboard_open(L, j, &cfg, label);
+    bl__lua_store_begin(L, j, &cfg, label);
 
     st->interrupted = false;
     j->have_result = true;
     rc = bl_train(j->ctx, &cfg, &j->result);
     bl__lua_tensorboard_end(j, rc);
+    bl__lua_store_end(j, rc);
     /* A live progress line is left open unless the run ended at its epoch budget. */
     double n_train = (double)bl_dataset_info(d->ds)->count[BL_SPLIT_TRAIN];
     int64_t planned = cfg.epochs > 0 ? (int64_t)(cfg.epochs * n_train) : 0;

@@ -49,6 +49,10 @@ BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
  * --tensorboard DIR`); NULL clears it. The string is copied. */
 BL_EXPORT void bl_lua_set_tensorboard(lua_State *L, const char *dir);
 
+/* The results store every run records in (batchlab run --db FILE), as if each bl.train had
+ * `db = path`; NULL = none (runs record only when they ask). See l_store.c. */
+BL_EXPORT void bl_lua_set_db(lua_State *L, const char *path);
+
 /* True when the last run ended because of the interrupt flag. */
 BL_EXPORT bool bl_lua_interrupted(lua_State *L);
 
@@ -194,6 +198,7 @@ typedef struct lbl_job {
     bl_eval_point point_seen;
     char reason[128];    /* a stop criterion's reason */
     bl_tfevents *tb;     /* tensorboard = "DIR": the run's event file, or NULL */
+    struct lbl_record *record; /* the run's row in the results store (l_store.c), or NULL */
 } lbl_job;
 
 /* Keys of the schedule's state table. */
@@ -220,6 +225,25 @@ int bl__lua_on_point(void *user, bl_ctx *ctx, const bl_eval_point *point);
 void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
                               const char *label);
 void bl__lua_tensorboard_end(lbl_job *j, int rc);
+
+/* The results store (l_store.c): db =, experiment =, resume = on bl.train. Prepare (after
+ * the configuration is read, before anything is built): opens the store when the run is to
+ * be recorded; with resume, when a finished run of the same configuration is there, fills the
+ * run table from it, pushes the run table and returns true (bl.train returns it). Begin
+ * (after the tensorboard hook): records the start and chains a point writer in front of
+ * cfg->on_point. End (after bl_train returned `rc`): records the result. Close (from the
+ * job's __close): records a begun run that never ended as failed, and closes the store. All
+ * do nothing for a run that is not recorded; prepare and begin raise on store errors. */
+bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
+                           const char *label, bool quiet);
+void bl__lua_store_begin(lua_State *L, lbl_job *j, bl_train_config *cfg, const char *label);
+void bl__lua_store_end(lbl_job *j, int rc);
+void bl__lua_store_close(lbl_job *j);
+/* For bl.sweep (table at `sweep`): gives the run's bl.train table at `ci` the sweep's `db`,
+ * and — when the sweep records (its db, resume = true, the run's own db / experiment /
+ * resume, or the host's store) — experiment = the sweep's `name` and resume = the sweep's
+ * `resume` (default true), unless the run's table has its own. Raises on bad values. */
+void bl__lua_store_sweep(lua_State *L, int sweep, int ci, const char *name);
 
 /* ---- results (l_result.c) ------------------------------------------------------------------ */
 

@@ -1,0 +1,119 @@
+/* batchlab report: one self-contained HTML page about the runs of an experiment — curves,
+ * steps and time to target against the batch size, a sortable table and the recommendation
+ * (batchlab/report.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "batchlab/report.h"
+#include "cmd_results.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: batchlab report [--db FILE] [--experiment NAME]\n"
+            "                       [--target VALUE [--target-metric METRIC]] [--title TEXT]\n"
+            "                       -o FILE\n"
+            "\n"
+            "Writes one self-contained HTML page (inline SVG charts, no network needed) about\n"
+            "the runs of an experiment: training loss against steps and wall time, validation\n"
+            "accuracy, steps and time to target against the batch size (log-log, with the\n"
+            "perfect-scaling line, the fit S(B) = S_min + E_min/B and the critical batch\n"
+            "size), final accuracy against the batch size over seeds, the gradient noise\n"
+            "scale when measured, a sortable table of the runs and the recommended batch size\n"
+            "with its reasons.\n"
+            "\n"
+            "options:\n"
+            "  --db FILE             the results store (default: $BATCHLAB_DB, else batchlab.db)\n"
+            "  --experiment NAME     the experiment to report on (needed when the store holds\n"
+            "                        several)\n"
+            "  --target VALUE        measure steps and time to this value of the target metric\n"
+            "                        (default: the targets recorded with the runs, if any)\n"
+            "  --target-metric NAME  val_accuracy (default), train_accuracy (reached at >= VALUE),\n"
+            "                        val_loss or train_loss (reached at <= VALUE)\n"
+            "  --title TEXT          the page's heading (default: from the experiment)\n"
+            "  -o, --output FILE     the HTML file to write ('-' for standard output)\n");
+}
+
+/* Parses a finite number; false when `s` is not one. */
+static bool parse_number(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    const char *db = bl_store_default_path(), *output = NULL, *target = NULL,
+               *metric = NULL;
+    bl_report_options opts = bl_report_defaults();
+    for (int i = 1; i < argc;) {
+        if (cli_is_help(argv[i])) {
+            usage(stdout);
+            return CLI_OK;
+        }
+        int took = cli_take_value("report", argc, argv, &i, "--db", &db);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "--experiment", &opts.experiment);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "--target", &target);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "--target-metric", &metric);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "--title", &opts.title);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "--output", &output);
+        if (took == 0)
+            took = cli_take_value("report", argc, argv, &i, "-o", &output);
+        if (took < 0)
+            return CLI_USAGE;
+        if (took == 0)
+            return cli_usage_error("report", "unexpected argument '%s'", argv[i]);
+    }
+    if (!output || !*output)
+        return cli_usage_error("report", "give the HTML file to write with -o FILE ('-' for "
+                                         "standard output)");
+    if (metric && !target)
+        return cli_usage_error("report", "--target-metric needs --target VALUE");
+    if (target) {
+        opts.has_target = true;
+        if (!parse_number(target, &opts.target))
+            return cli_usage_error("report", "--target must be a number, got '%s'", target);
+    }
+    if (opts.experiment && !*opts.experiment)
+        return cli_usage_error("report", "--experiment needs a name");
+
+    bl_ctx *ctx = cli_ctx_new();
+    if (!ctx)
+        return CLI_FAILED;
+    if (metric && bl_metric_parse(ctx, metric, &opts.target_metric) != BL_OK) {
+        cli_usage_error("report", "--target-metric: %s", bl_errmsg(ctx));
+        bl_ctx_free(ctx);
+        return CLI_USAGE;
+    }
+    bool to_stdout = strcmp(output, "-") == 0;
+    struct stat so, sd;
+    if (!to_stdout && stat(output, &so) == 0 && stat(db, &sd) == 0 &&
+        so.st_dev == sd.st_dev && so.st_ino == sd.st_ino) {
+        cli_error("refusing to write the report over the results store '%s' itself; give "
+                  "another file with -o", db);
+        bl_ctx_free(ctx);
+        return CLI_FAILED;
+    }
+    bl_store *store = NULL;
+    int status = results_open(ctx, db, &store);
+    if (status == CLI_OK) {
+        int rc = to_stdout ? bl_report_write(ctx, store, &opts, stdout)
+                           : bl_report_write_file(ctx, store, &opts, output);
+        if (rc != BL_OK)
+            status = cli_fail(ctx);
+    }
+    bl_store_close(store);
+    bl_ctx_free(ctx);
+    return status;
+}

@@ -1,0 +1,591 @@
+/* Recording runs in the results store (batchlab/store.h) from bl.train and bl.sweep.
+ *
+ * A run is recorded when its bl.train table has `db = "FILE"`, `experiment = "NAME"` or
+ * `resume = true`, or when the host set a store (bl_lua_set_db: `batchlab run` always does,
+ * with --db FILE, $BATCHLAB_DB or ./batchlab.db, unless --no-db); `db = false` turns it off. The file is `db`, else the host's, else $BATCHLAB_DB, else
+ * batchlab.db. The run's row is written when it starts, each evaluation point as it is made,
+ * and its result at the end — also when it fails, diverges or is interrupted. bl.sweep records
+ * each run in the experiment named after the sweep.
+ *
+ * Resume (`resume = true`; bl.sweep passes it to every run unless its own `resume = false`):
+ * when the experiment already has a finished run (completed or diverged) with the same
+ * configuration, bl.train does not train: it returns that run as it was recorded, with
+ * `resumed = true`, and says so on stderr (unless quiet). Failed, interrupted and unfinished
+ * runs are trained again.
+ *
+ * The configuration is the bl.train table as JSON, keys sorted: every key except label,
+ * quiet, threads, on_point, tensorboard, db, experiment and resume; a dataset or model as
+ * {name, options} (options with their defaults), a scheduler as {scheduler, options}, and
+ * the optimizer as bl.train resolved it (all its fields, defaults included). A Lua function cannot be compared, so it is written as
+ * "function" and the run's label is added to the configuration: such a run resumes only
+ * under the same label (a sweep's label names its parameters).
+ *
+ * The run table gets `db`, `experiment` (when given) and `run_id`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchlab/json.h"
+#include "batchlab/store.h"
+#include "lua/lbl.h"
+
+#define DEFAULT_DB_KEY "batchlab.store.default"
+
+struct lbl_record {
+    bl_store *store;         /* open from prepare to end */
+    char *path;
+    char *json;              /* the run's configuration */
+    int64_t experiment;      /* 0 = none */
+    int64_t run_id;          /* > 0 once begun */
+    bool ended;
+    bl_point_fn next;        /* the on_point this one chains to */
+    void *next_user;
+};
+
+/* ---- host default ----------------------------------------------------------------------- */
+
+void bl_lua_set_db(lua_State *L, const char *path)
+{
+    if (path && *path)
+        lua_pushstring(L, path);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY);
+}
+
+/* ---- the configuration as JSON ----------------------------------------------------------- */
+
+typedef struct jw {
+    char *p;
+    size_t n, cap;
+    bool nomem;
+    bool has_function;       /* a value that cannot be compared was written */
+} jw;
+
+static void put(jw *w, const char *s, size_t n)
+{
+    if (w->nomem)
+        return;
+    if (w->n + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 256;
+        while (cap < w->n + n + 1)
+            cap *= 2;
+        char *p = realloc(w->p, cap);
+        if (!p) {
+            w->nomem = true;
+            return;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->n, s, n);
+    w->n += n;
+    w->p[w->n] = '\0';
+}
+
+static void puts_(jw *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_string(jw *w, const char *s, size_t n)
+{
+    puts_(w, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put(w, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            puts_(w, esc);
+        } else {
+            put(w, (const char *)&c, 1);
+        }
+    }
+    puts_(w, "\"");
+}
+
+static void put_number(jw *w, double v)
+{
+    char num[40];
+    if (!isfinite(v)) {
+        puts_(w, "null");
+        return;
+    }
+    for (int digits = 15; digits <= 17; digits++) { /* the fewest that read back exactly */
+        snprintf(num, sizeof num, "%.*g", digits, v);
+        if (strtod(num, NULL) == v)
+            break;
+    }
+    puts_(w, num);
+}
+
+/* "name":<options as JSON> for a validated config. */
+static void put_config(jw *w, const char *name, const bl_config *cfg)
+{
+    char *json = NULL;
+    puts_(w, "{\"name\":");
+    put_string(w, name, strlen(name));
+    puts_(w, ",\"options\":");
+    if (cfg && bl_config_to_json(NULL, cfg, &json) == BL_OK) {
+        puts_(w, json);
+        free(json);
+    } else {
+        puts_(w, cfg ? "null" : "{}");
+        w->nomem = w->nomem || cfg != NULL;
+    }
+    puts_(w, "}");
+}
+
+static void put_value(jw *w, lua_State *L, int idx, int depth);
+
+typedef struct tkey {
+    const char *s;           /* string key (anchored in the table), or NULL */
+    char num[32];            /* a number key as text */
+    lua_Number n;
+} tkey;
+
+static int cmp_tkey(const void *a, const void *b)
+{
+    const tkey *x = a, *y = b;
+    return strcmp(x->s ? x->s : x->num, y->s ? y->s : y->num);
+}
+
+/* A plain table: a list as an array, anything else as an object with sorted keys. */
+static void put_table(jw *w, lua_State *L, int idx, int depth, const char *const *skip)
+{
+    size_t count = 0, len = lua_rawlen(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    if (!skip && len > 0 && count == len) {
+        puts_(w, "[");
+        for (size_t i = 1; i <= len; i++) {
+            if (i > 1)
+                puts_(w, ",");
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            put_value(w, L, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+        }
+        puts_(w, "]");
+        return;
+    }
+    tkey *keys = calloc(count ? count : 1, sizeof *keys);
+    if (!keys) {
+        w->nomem = true;
+        return;
+    }
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int t = lua_type(L, -1);
+        if (t == LUA_TSTRING) {
+            const char *s = lua_tostring(L, -1);
+            bool skipped = false;
+            for (size_t k = 0; skip && skip[k] && !skipped; k++)
+                skipped = strcmp(skip[k], s) == 0;
+            if (!skipped)
+                keys[n++].s = s;
+        } else if (t == LUA_TNUMBER && n < count) {
+            keys[n].n = lua_tonumber(L, -1);
+            if (lua_isinteger(L, -1))
+                snprintf(keys[n].num, sizeof keys[n].num, "%lld",
+                         (long long)lua_tointeger(L, -1));
+            else
+                snprintf(keys[n].num, sizeof keys[n].num, "%.17g", keys[n].n);
+            n++;
+        } else {
+            w->has_function = true; /* a key that cannot be written */
+        }
+    }
+    qsort(keys, n, sizeof *keys, cmp_tkey);
+    puts_(w, "{");
+    for (size_t k = 0; k < n; k++) {
+        const char *name = keys[k].s ? keys[k].s : keys[k].num;
+        if (k)
+            puts_(w, ",");
+        put_string(w, name, strlen(name));
+        puts_(w, ":");
+        if (keys[k].s)
+            lua_pushstring(L, keys[k].s);
+        else
+            lua_pushnumber(L, keys[k].n);
+        lua_rawget(L, idx);
+        put_value(w, L, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+    }
+    puts_(w, "}");
+    free(keys);
+}
+
+static void put_optim(jw *w, const bl_optim_config *o)
+{
+    struct { const char *k; double v; } f[] = {
+        {"lr", o->lr}, {"momentum", o->momentum}, {"dampening", o->dampening},
+        {"weight_decay", o->weight_decay}, {"beta1", o->beta1}, {"beta2", o->beta2},
+        {"eps", o->eps}, {"trust_coefficient", o->trust_coefficient},
+        {"clip_norm", o->clip_norm}};
+    puts_(w, "{\"name\":");
+    const char *name = bl_optim_name(o->kind);
+    put_string(w, name, strlen(name));
+    puts_(w, o->nesterov ? ",\"nesterov\":true" : ",\"nesterov\":false");
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        puts_(w, ",\"");
+        puts_(w, f[i].k);
+        puts_(w, "\":");
+        put_number(w, f[i].v);
+    }
+    puts_(w, "}");
+}
+
+/* A value of the configuration; never raises (no metamethods are called). */
+static void put_value(jw *w, lua_State *L, int idx, int depth)
+{
+    if (depth > 16) {
+        puts_(w, "\"(too deep)\"");
+        w->has_function = true;
+        return;
+    }
+    size_t len;
+    const char *s;
+    void *u;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: puts_(w, "null"); return;
+    case LUA_TBOOLEAN: puts_(w, lua_toboolean(L, idx) ? "true" : "false"); return;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            char num[32];
+            snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+            puts_(w, num);
+        } else {
+            put_number(w, lua_tonumber(L, idx));
+        }
+        return;
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &len);
+        put_string(w, s, len);
+        return;
+    case LUA_TTABLE: put_table(w, L, idx, depth, NULL); return;
+    case LUA_TUSERDATA:
+        if ((u = luaL_testudata(L, idx, LBL_DATASET)) != NULL) {
+            lbl_dataset *d = u;
+            put_config(w, d->name, d->ds ? bl_dataset_options(d->ds) : NULL);
+            return;
+        }
+        if ((u = luaL_testudata(L, idx, LBL_MODEL)) != NULL) {
+            lbl_model *m = u;
+            put_config(w, m->name, m->opts);
+            return;
+        }
+        if ((u = luaL_testudata(L, idx, LBL_OPTIM)) != NULL) {
+            put_optim(w, u);
+            return;
+        }
+        if ((u = luaL_testudata(L, idx, LBL_SCHEDULER)) != NULL) {
+            lbl_scheduler *sc = u;
+            puts_(w, "{\"options\":");
+            if (sc->kind == LBL_SCHED_PLUGIN) {
+                char *json = NULL;
+                if (sc->opts && bl_config_to_json(NULL, sc->opts, &json) == BL_OK) {
+                    puts_(w, json);
+                    free(json);
+                } else {
+                    puts_(w, "{}");
+                }
+            } else {
+                lua_getiuservalue(L, idx, 2);            /* [opts] */
+                put_value(w, L, lua_gettop(L), depth + 1);
+                lua_pop(L, 1);
+            }
+            puts_(w, ",\"scheduler\":");
+            put_string(w, sc->name, strlen(sc->name));
+            puts_(w, "}");
+            return;
+        }
+        break;
+    default: break;
+    }
+    /* functions, threads, other userdata: not comparable */
+    w->has_function = true;
+    puts_(w, "\"");
+    puts_(w, luaL_typename(L, idx));
+    puts_(w, "\"");
+}
+
+/* Not part of the configuration; "optimizer" is written as bl.train resolved it. */
+static const char *const not_configuration[] = {"label", "quiet", "threads", "on_point",
+                                                "tensorboard", "db", "experiment", "resume",
+                                                "optimizer", NULL};
+
+/* The configuration of the bl.train table at `idx` (read into `cfg`) as JSON: a malloc'd
+ * string, or NULL when memory ran out. */
+static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, const char *label)
+{
+    jw w = {0};
+    put_table(&w, L, idx, 0, not_configuration);
+    if (w.nomem || w.n < 2) {
+        free(w.p);
+        return NULL;
+    }
+    w.n--;                                                      /* reopen the object */
+    puts_(&w, w.n > 1 ? ",\"optimizer\":" : "\"optimizer\":");
+    put_optim(&w, &cfg->optim);
+    if (w.has_function) {
+        /* the label stands in for what cannot be compared */
+        puts_(&w, ",\"label\":");
+        if (label)
+            put_string(&w, label, strlen(label));
+        else
+            puts_(&w, "null");
+    }
+    puts_(&w, "}");
+    if (w.nomem) {
+        free(w.p);
+        return NULL;
+    }
+    return w.p;
+}
+
+/* ---- the run's life ----------------------------------------------------------------------- */
+
+static void close_record(lbl_job *j)
+{
+    struct lbl_record *r = j->record;
+    if (!r)
+        return;
+    bl_store_close(r->store);
+    free(r->path);
+    free(r->json);
+    free(r);
+    j->record = NULL;
+}
+
+/* Raises "bl.train: <message>" after forgetting the record. */
+static int fail(lua_State *L, lbl_job *j)
+{
+    close_record(j);
+    return bl__lua_raise(L, j->ctx, "bl.train");
+}
+
+static int point_fn(void *user, bl_ctx *ctx, const bl_eval_point *p)
+{
+    lbl_job *j = user;
+    struct lbl_record *r = j->record;
+    int rc = bl_store_add_point(ctx, r->store, r->run_id, p);
+    if (rc == BL_OK && r->next)
+        rc = r->next(r->next_user, ctx, p);
+    return rc;
+}
+
+bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
+                           const char *label, bool quiet)
+{
+    int top = lua_gettop(L);
+    int dbt = lua_getfield(L, 1, "db");                         /* [db] */
+    if (dbt == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {         /* db = false */
+        lua_settop(L, top);
+        return false;
+    }
+    if (dbt != LUA_TNIL && dbt != LUA_TSTRING)
+        luaL_error(L, "bl.train: 'db' must be a file name (or false), got %s",
+                   luaL_typename(L, -1));
+    int et = lua_getfield(L, 1, "experiment");                  /* [db, exp] */
+    if (et != LUA_TNIL && (et != LUA_TSTRING || lua_rawlen(L, -1) == 0))
+        luaL_error(L, "bl.train: 'experiment' must be a non-empty string, got %s",
+                   et == LUA_TSTRING ? "\"\"" : luaL_typename(L, -1));
+    int rt = lua_getfield(L, 1, "resume");                      /* [db, exp, resume] */
+    if (rt != LUA_TNIL && rt != LUA_TBOOLEAN)
+        luaL_error(L, "bl.train: 'resume' must be a boolean, got %s", luaL_typename(L, -1));
+    bool resume = lua_toboolean(L, -1);
+    const char *experiment = et == LUA_TSTRING ? lua_tostring(L, top + 2) : NULL;
+    const char *path = dbt == LUA_TSTRING ? lua_tostring(L, top + 1) : NULL;
+    if (!path && lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY) == LUA_TSTRING)
+        path = lua_tostring(L, -1);                             /* [.., host default] */
+    if (!path && !experiment && !resume) {
+        lua_settop(L, top);
+        return false;
+    }
+    if (!path)
+        path = bl_store_default_path();
+
+    struct lbl_record *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        luaL_error(L, "bl.train: out of memory");
+        return false;                                           /* not reached */
+    }
+    j->record = r;
+    if (bl_store_open(j->ctx, r->path, &r->store) != BL_OK)
+        fail(L, j);
+    if (experiment && bl_store_experiment(j->ctx, r->store, experiment, &r->experiment) != BL_OK)
+        fail(L, j);
+    if (!(r->json = config_json(L, 1, cfg, label))) {
+        close_record(j);
+        luaL_error(L, "bl.train: out of memory");
+    }
+    lua_pushstring(L, r->path);
+    lua_setfield(L, j->run, "db");
+    if (experiment) {
+        lua_pushstring(L, experiment);
+        lua_setfield(L, j->run, "experiment");
+    }
+    lua_settop(L, top);
+    if (!resume)
+        return false;
+
+    int64_t id;
+    int rc = bl_store_find_completed(j->ctx, r->store, r->experiment, r->json, &id);
+    if (rc == BL_ENOTFOUND) {
+        bl_clear_error(j->ctx);
+        return false;
+    }
+    if (rc != BL_OK)
+        fail(L, j);
+    bl_run_result res;
+    if (bl_store_load_result(j->ctx, r->store, id, &res, NULL) != BL_OK)
+        fail(L, j);
+    bl__lua_set_result(L, j->run, cfg, &res);
+    bl_run_status status = res.status;
+    bl_run_result_free(&res);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, j->run, "resumed");
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_setfield(L, j->run, "run_id");
+    if (!quiet)
+        fprintf(stderr, "batchlab: %s: skipped: already %s as run %lld in '%s'\n",
+                label ? label : "run", bl_run_status_name(status), (long long)id, r->path);
+    close_record(j);
+    lua_pushvalue(L, j->run);
+    return true;
+}
+
+void bl__lua_store_begin(lua_State *L, lbl_job *j, bl_train_config *cfg, const char *label)
+{
+    struct lbl_record *r = j->record;
+    if (!r)
+        return;
+    if (bl_store_run_begin(j->ctx, r->store, r->experiment, label, r->json, cfg->seed,
+                           &r->run_id) != BL_OK)
+        fail(L, j);
+    lua_pushinteger(L, (lua_Integer)r->run_id);
+    lua_setfield(L, j->run, "run_id");
+    r->next = cfg->on_point;
+    r->next_user = cfg->point_user;
+    cfg->on_point = point_fn;
+    cfg->point_user = j;
+}
+
+/* Records the end of the run with `status` forced when not running; store errors go to
+ * `ctx` (may be NULL). */
+static int end_run(bl_ctx *ctx, lbl_job *j, bl_run_status status, const char *why)
+{
+    struct lbl_record *r = j->record;
+    bl_run_result res;
+    if (j->have_result) {
+        res = j->result;
+    } else {
+        memset(&res, 0, sizeof res);
+        res.final = (bl_eval_point){.epoch = NAN, .wall = NAN, .lr = NAN, .train_loss = NAN,
+                                    .train_accuracy = NAN, .val_loss = NAN,
+                                    .val_accuracy = NAN, .gns = NAN, .samples_per_sec = NAN};
+        res.test_loss = res.test_accuracy = NAN;
+        res.time_to_target = res.epochs_to_target = NAN;
+        res.steps_to_target = res.samples_to_target = res.diverged_step = -1;
+    }
+    if (status != BL_RUN_RUNNING) {
+        res.status = status;
+        snprintf(res.stopped_by, sizeof res.stopped_by, "%s", "error");
+        snprintf(res.error, sizeof res.error, "%s", why);
+    }
+    if (res.status == BL_RUN_RUNNING) /* bl_train's status when it could not start */
+        res.status = BL_RUN_FAILED;
+    int rc = bl_store_run_end(ctx, r->store, r->run_id, &res);
+    r->ended = true;
+    return rc;
+}
+
+void bl__lua_store_end(lbl_job *j, int rc)
+{
+    struct lbl_record *r = j->record;
+    if (!r || r->run_id <= 0 || r->ended)
+        return;
+    if (rc != BL_OK) {
+        /* ctx holds the message bl.train raises: record it, keep it. */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", bl_errmsg(j->ctx));
+        end_run(NULL, j, BL_RUN_FAILED, why);
+    } else if (end_run(j->ctx, j, BL_RUN_RUNNING, NULL) != BL_OK &&
+               j->result.status == BL_RUN_COMPLETED) {
+        /* The run cannot be recorded: say so rather than lose it quietly. */
+        j->result.status = BL_RUN_FAILED;
+        snprintf(j->result.stopped_by, sizeof j->result.stopped_by, "error");
+        snprintf(j->result.error, sizeof j->result.error, "%s", bl_errmsg(j->ctx));
+    }
+    close_record(j);
+}
+
+void bl__lua_store_close(lbl_job *j)
+{
+    struct lbl_record *r = j->record;
+    if (!r)
+        return;
+    if (r->run_id > 0 && !r->ended)
+        end_run(NULL, j, BL_RUN_FAILED, "bl.train raised an error before the end of the run "
+                                        "was recorded");
+    close_record(j);
+}
+
+/* ---- bl.sweep ------------------------------------------------------------------------------ */
+
+/* True when the value of key `key` of the table at `idx` is a string / is true. */
+static bool field_is(lua_State *L, int idx, const char *key, int type)
+{
+    int t = lua_getfield(L, idx, key);
+    bool yes = t == type && (type != LUA_TBOOLEAN || lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    return yes;
+}
+
+void bl__lua_store_sweep(lua_State *L, int sweep, int ci, const char *name)
+{
+    int top = lua_gettop(L);
+    int dbt = lua_getfield(L, sweep, "db");                     /* [db] */
+    if (dbt != LUA_TNIL && dbt != LUA_TSTRING && dbt != LUA_TBOOLEAN)
+        luaL_error(L, "bl.sweep: 'db' must be a file name (or false), got %s",
+                   luaL_typename(L, -1));
+    int rt = lua_getfield(L, sweep, "resume");                  /* [db, resume] */
+    if (rt != LUA_TNIL && rt != LUA_TBOOLEAN)
+        luaL_error(L, "bl.sweep: 'resume' must be a boolean, got %s", luaL_typename(L, -1));
+    bool off = dbt == LUA_TBOOLEAN && !lua_toboolean(L, top + 1);
+    bool recording = !off && (dbt == LUA_TSTRING || (rt == LUA_TBOOLEAN && lua_toboolean(L, -1)) ||
+                              field_is(L, ci, "db", LUA_TSTRING) ||
+                              field_is(L, ci, "experiment", LUA_TSTRING) ||
+                              field_is(L, ci, "resume", LUA_TBOOLEAN) ||
+                              lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY) == LUA_TSTRING);
+    lua_settop(L, top + 2);
+    if (off || dbt == LUA_TSTRING) {                            /* the sweep's db for each run */
+        if (lua_getfield(L, ci, "db") == LUA_TNIL) {
+            lua_pushvalue(L, top + 1);
+            lua_setfield(L, ci, "db");
+        }
+        lua_pop(L, 1);
+    }
+    if (recording) {
+        if (lua_getfield(L, ci, "experiment") == LUA_TNIL) {
+            lua_pushstring(L, name);
+            lua_setfield(L, ci, "experiment");
+        }
+        if (lua_getfield(L, ci, "resume") == LUA_TNIL) {
+            lua_pushboolean(L, rt == LUA_TNIL || lua_toboolean(L, top + 2));
+            lua_setfield(L, ci, "resume");
+        }
+    }
+    lua_settop(L, top);
+}
