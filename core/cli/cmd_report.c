@@ -30,8 +30,8 @@ static void usage(FILE *out)
             "                        several)\n"
             "  --target VALUE        measure steps and time to this value of the target metric\n"
             "                        (default: the targets recorded with the runs, if any)\n"
-            "  --target-metric NAME  val_accuracy (default), train_accuracy (reached at >= VALUE),\n"
-            "                        val_loss or train_loss (reached at <= VALUE)\n"
+            "  --target-metric NAME  val_accuracy (default) or train_accuracy, reached at\n"
+            "                        >= VALUE; val_loss or train_loss, reached at <= VALUE\n"
             "  --title TEXT          the page's heading (default: from the experiment)\n"
             "  -o, --output FILE     the HTML file to write ('-' for standard output)\n");
 }

@@ -122,7 +122,7 @@ static void gns_paragraph(FILE *out, const bl__rdata *d, const bl_recommendation
     double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
     fprintf(out, "<p>The gradient noise scale B_simple, measured in %zu run%s, ended at %s%.3g",
             n, n > 1 ? "s" : "", n > 1 ? "a median of " : "", med);
-    if (n > 1)
+    if (n > 1 && v[0] < v[n - 1])
         fprintf(out, " (%.3g to %.3g)", v[0], v[n - 1]);
     fputs("; it estimates the critical batch size (McCandlish et al. 2018: B_crit &asymp; "
           "B_noise) and grows as the loss falls.", out);
@@ -216,9 +216,16 @@ static void td_num(FILE *out, double v, int decimals)
         fprintf(out, "<td data-v=\"%.17g\">%.*f</td>", v, decimals, v);
 }
 
-static void td_text(FILE *out, const char *s, const char *cls)
+/* A text cell; `title` (may be NULL or "") becomes its tooltip. */
+static void td_text(FILE *out, const char *s, const char *cls, const char *title)
 {
-    fprintf(out, "<td class=\"t%s%s\">", cls ? " " : "", cls ? cls : "");
+    fprintf(out, "<td class=\"t%s%s\"", cls ? " " : "", cls ? cls : "");
+    if (title && *title) {
+        fputs(" title=\"", out);
+        esc(out, title);
+        fputs("\"", out);
+    }
+    fputs(">", out);
     if (s && *s)
         esc(out, s);
     else
@@ -231,7 +238,9 @@ static void runs_table(FILE *out, const bl__rdata *d, size_t best)
     static const char *const heads[] = {"ID", "Label", "Status", "Batch / schedule", "LR",
                                         "Seed", "Steps", "Time (s)", "Val acc", "Test acc",
                                         "Time to target (s)", "Steps to target"};
-    static const bool text_col[] = {false, true, true, true};
+    /* Label and status sort as text; the batch column by its number (schedules last). */
+    static const char *const kind[] = {" data-type=\"num\"", " class=\"t\"", " class=\"t\"",
+                                       " class=\"t\" data-type=\"num\""};
     fputs("<section id=\"runs\">\n<h2>Runs</h2>\n<p class=\"caption\">Click a column to sort "
           "(again to reverse); &mdash; marks what was not recorded or not reached.",
           out);
@@ -239,17 +248,17 @@ static void runs_table(FILE *out, const bl__rdata *d, size_t best)
         fputs(" The highlighted row is the run behind the recommendation.", out);
     fputs("</p>\n<table class=\"runs\">\n<thead><tr>", out);
     for (size_t c = 0; c < sizeof heads / sizeof *heads; c++)
-        fprintf(out, "<th tabindex=\"0\"%s>%s</th>",
-                c < 4 && text_col[c] ? " class=\"t\"" : " data-type=\"num\"", heads[c]);
+        fprintf(out, "<th tabindex=\"0\"%s>%s</th>", c < 4 ? kind[c] : " data-type=\"num\"",
+                heads[c]);
     fputs("</tr></thead>\n<tbody>\n", out);
     for (size_t i = 0; i < d->run_count; i++) {
         const bl__rrun *r = &d->runs[i];
         char cls[32];
         fprintf(out, "<tr%s>", i == best ? " class=\"best\"" : "");
         fprintf(out, "<td data-v=\"%lld\">%lld</td>", (long long)r->id, (long long)r->id);
-        td_text(out, r->label, NULL);
+        td_text(out, r->label, NULL, NULL);
         snprintf(cls, sizeof cls, "s-%s", bl_run_status_name(r->status));
-        td_text(out, bl_run_status_name(r->status), cls);
+        td_text(out, bl_run_status_name(r->status), cls, r->error);
         if (isfinite(r->batch))
             fprintf(out, "<td class=\"t\" data-v=\"%.17g\">", r->batch);
         else

@@ -10,6 +10,7 @@
 enum { X_STEP, X_WALL };
 enum { Y_LOSS, Y_VAL_ACC, Y_GNS };
 enum { C_SUMMARY = 0, C_FIT = 3, C_REFERENCE = 7 };   /* palette indexes of the batch charts */
+enum { MAX_DRAWN = 600 };                              /* points drawn per training curve */
 
 /* Writes the chart and frees it; BL_ENOMEM when it could not be made. */
 static int emit(FILE *out, bl__chart *c)
@@ -67,15 +68,25 @@ static bl__chart *curves(const bl__rdata *d, const char *id, const char *title,
     }
     for (size_t i = 0; c && i < d->run_count; i++) {
         const bl__rrun *r = &d->runs[i];
+        /* At most about MAX_DRAWN points a line (every stride-th, the last, and the gaps), so
+         * a run evaluated every few steps does not make a page of megabytes. */
+        size_t stride = r->point_count / MAX_DRAWN + 1, m = 0, drawn = 0;
         for (size_t k = 0; k < r->point_count; k++) {
             const bl_eval_point *p = &r->points[k];
-            x[k] = xw == X_STEP ? (double)p->step : p->wall;
-            y[k] = y_of(p, yw);
+            double v = y_of(p, yw);
+            if (k % stride != 0 && k + 1 != r->point_count && isfinite(v))
+                continue;
+            x[m] = xw == X_STEP ? (double)p->step : p->wall;
+            y[m] = v;
+            drawn += isfinite(v) && (ys == BL__SCALE_LINEAR || v > 0);
+            m++;
         }
+        if (drawn == 0)
+            continue;                    /* e.g. no noise scale measured: not in the legend */
         const char *legend = named[r->group] ? NULL : d->groups[r->group].legend;
         named[r->group] = true;
-        unsigned style = BL__LINE | (r->point_count <= 3 ? BL__MARKERS : 0);
-        bl__chart_series(c, legend, r->group, style, x, y, r->point_count);
+        unsigned style = BL__LINE | (m <= 3 ? BL__MARKERS : 0);
+        bl__chart_series(c, legend, r->group, style, x, y, m);
     }
     free(named);
     free(x);
@@ -176,7 +187,7 @@ static bl__chart *target_chart(const bl__rdata *d, const bl_recommendation *rec,
                                                                                     : hi;
     if (m >= 2) {
         double px[2] = {x0, x1}, py[2] = {by[0] * bx[0] / x0, by[0] * bx[0] / x1};
-        bl__chart_series(c, "perfect scaling (slope \u22121)", C_REFERENCE,
+        bl__chart_series(c, "slope \u22121 (perfect)", C_REFERENCE,
                          BL__LINE | BL__DASHED, px, py, 2);
     }
     if (steps && f) {
@@ -186,7 +197,7 @@ static bl__chart *target_chart(const bl__rdata *d, const bl_recommendation *rec,
             fx[i] = x0 * pow(x1 / x0, (double)i / (K - 1));
             fy[i] = f->s_min + f->e_min / fx[i];
         }
-        bl__chart_series(c, "fit S(B) = S_min + E_min/B", C_FIT, BL__LINE, fx, fy, K);
+        bl__chart_series(c, "fit S_min + E_min/B", C_FIT, BL__LINE, fx, fy, K);
     }
     if (mark) {
         char label[64];

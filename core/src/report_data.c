@@ -115,6 +115,7 @@ static int on_run(void *user, const bl_store_run *r)
                                                                  : NAN};
     x->label = sdup(g, r->label);
     x->experiment = sdup(g, r->experiment);
+    x->error = sdup(g, r->error);
 
     cfg_view v = {0};
     bl_json_flatten(NULL, r->config_json, cfg_leaf, &v);   /* a bad config shows nothing */
@@ -380,6 +381,7 @@ void bl__report_data_free(bl__rdata *d)
     for (size_t i = 0; i < d->run_count; i++) {
         free(d->runs[i].label);
         free(d->runs[i].experiment);
+        free(d->runs[i].error);
         free(d->runs[i].batch_text);
         free(d->runs[i].lr_text);
         free(d->runs[i].points);

@@ -18,6 +18,7 @@ typedef struct bl__rrun {
     int64_t id, experiment_id;
     char *label, *experiment;
     bl_run_status status;
+    char *error;             /* why it failed or diverged ("" when none) */
     uint64_t seed;
     double batch;            /* the batch size; NAN for a schedule */
     char *batch_text;        /* "64", or the schedule's description */

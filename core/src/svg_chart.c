@@ -10,7 +10,7 @@
 #include "batchlab/error.h"
 
 /* Layout in SVG user units: the plot area, with the legend to its right. */
-enum { W = 700, H = 340, PL = 66, PR = 176, PT = 34, PB = 48 };
+enum { W = 720, H = 340, PL = 66, PR = 196, PT = 34, PB = 48 };
 #define PW (W - PL - PR)
 #define PH (H - PT - PB)
 #define MAX_TICKS 40
@@ -530,7 +530,7 @@ static void write_legend(const bl__chart *c, FILE *out)
         if (s->style & BL__MARKERS)
             fprintf(out, "<circle cx=\"%d\" cy=\"%d\" r=\"3.5\" fill=\"%s\"/>", x + 9, y, col);
         fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\">", x + 24, y + 4);
-        puts_cut(out, s->legend, 22);
+        puts_cut(out, s->legend, 23);
         fputs("</text></g>\n", out);
         row++;
     }

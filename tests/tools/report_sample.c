@@ -32,19 +32,22 @@ static int batch_at(const sample *s, int64_t step, int64_t total)
 }
 
 /* Makes one run; points every tenth of S(B), for 1.5·S(B) steps. */
-static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp, const sample *s)
+static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const sample *s)
 {
     double b = isnan(s->batch) ? 48 : s->batch;          /* the ramp behaves like ~48 */
+    /* accuracy rises from 0.1 to `top` (a bit lower for larger batches) */
     double target_steps = 1000 + 64000 / b;
-    double tau = target_steps / log(0.82 / 0.07) * (1 + 0.06 * (s->seed - 1.5));
+    double top = 0.935 - 0.006 * log2(b) - 0.002 * s->seed;
+    double tau = target_steps / log((top - 0.1) / (top - 0.85)) * (1 + 0.06 * (s->seed - 1.5));
     int64_t every = (int64_t)(target_steps / 10), total = (int64_t)(1.5 * target_steps);
     int npoints = s->status == BL_RUN_COMPLETED ? (int)(total / every) : 4;
     int64_t run;
-    if (bl_store_run_begin(ctx, st, exp, s->label, s->config, (uint64_t)s->seed, &run))
+    if (bl_store_run_begin(ctx, st, exp_id, s->label, s->config, (uint64_t)s->seed, &run))
         return -1;
     bl_run_result res = {.status = s->status, .diverged_step = -1, .steps_to_target = -1,
                          .samples_to_target = -1, .time_to_target = NAN,
                          .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
+    bl_eval_point hist[MAX_POINTS];
     double wall = 0;
     int64_t samples = 0, prev = 0;
     for (int i = 1; i <= npoints; i++) {
@@ -55,7 +58,7 @@ static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp, const sample *s)
             wall += 0.004 + 0.00012 * bk;
         }
         prev = step;
-        double acc = 0.92 - 0.82 * exp(-(double)step / tau);
+        double acc = top - (top - 0.1) * exp(-(double)step / tau);
         bl_eval_point p = {.step = step, .samples = samples, .epoch = samples / 50000.0,
                            .wall = wall, .batch = batch_at(s, step - 1, total),
                            .lr = 0.05 * batch_at(s, step - 1, total) / 32,
@@ -77,12 +80,15 @@ static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp, const sample *s)
         }
         if (bl_store_add_point(ctx, st, run, &p))
             return -1;
+        hist[i - 1] = p;
         res.final = p;
         res.steps = step;
         res.samples = samples;
         res.epochs = p.epoch;
         res.time = wall;
     }
+    res.history = hist;                  /* all added already: run_end adds none */
+    res.history_count = (size_t)npoints;
     res.eval_time = 0.1 * npoints;
     res.max_batch_used = isnan(s->batch) ? 128 : (int64_t)s->batch;
     if (s->status == BL_RUN_COMPLETED) {
@@ -125,14 +131,14 @@ int main(int argc, char **argv)
     };
     bl_ctx *ctx = bl_ctx_new();
     bl_store *st = NULL;
-    int64_t exp, other;
+    int64_t sweep, other;
     if (!ctx)
         return 1;
     int rc = bl_store_open(ctx, argv[1], &st);
     if (rc == BL_OK)
-        rc = bl_store_experiment(ctx, st, "bs-sweep", &exp);
+        rc = bl_store_experiment(ctx, st, "bs-sweep", &sweep);
     for (size_t i = 0; rc == BL_OK && i < sizeof runs / sizeof *runs; i++)
-        rc = make_run(ctx, st, exp, &runs[i]);
+        rc = make_run(ctx, st, sweep, &runs[i]);
     if (rc == BL_OK)
         rc = bl_store_experiment(ctx, st, "other", &other);
     if (rc == BL_OK) {
