@@ -32,7 +32,8 @@ static const char style[] =
     ".verdict{font-size:1.1em;background:#eef5fb;border-left:4px solid #1f77b4;"
     "padding:.5em .8em}\n"
     ".charts{display:flex;flex-wrap:wrap;gap:8px}\n"
-    "svg.chart{background:#fff;border:1px solid #e3e3e3;max-width:100%;height:auto}\n"
+    "svg.chart{background:#fff;border:1px solid #e3e3e3;flex:1 1 540px;width:100%;"
+    "max-width:720px;height:auto}\n"
     "svg.chart text{font-family:system-ui,sans-serif;fill:#333}\n"
     "svg.chart .title{font-size:14px;font-weight:600}svg.chart .tick{font-size:11px;"
     "fill:#555}\n"
@@ -81,10 +82,12 @@ static const char script[] =
     "  });\n"
     "});\n";
 
-/* As batchlab.tables formats seconds (and recommend.c). */
+/* As batchlab.tables formats seconds (and recommend.c), but in ms below a second. */
 static const char *seconds(char *buf, size_t cap, double v)
 {
-    if (v < 10)
+    if (v < 1)
+        snprintf(buf, cap, "%.3g ms", v * 1000);
+    else if (v < 10)
         snprintf(buf, cap, "%.2f s", v);
     else if (v < 60)
         snprintf(buf, cap, "%.1f s", v);
@@ -131,9 +134,10 @@ static void gns_paragraph(FILE *out, const bl__rdata *d, const bl_recommendation
                 rec->fit.b_crit / med);
     if (rec)
         fprintf(out, " The recommended batch is %.2g&times; B_simple%s", rec->batch / med,
-                rec->batch / med < 0.5 ? ": larger batches should still scale nearly "
-                                         "perfectly.</p>\n"
-                : rec->batch / med > 2 ? ": beyond it, extra batch buys few steps.</p>\n"
+                rec->batch / med < 0.5 ? ": by the noise scale alone, larger batches should "
+                                         "still scale nearly perfectly.</p>\n"
+                : rec->batch / med > 2 ? ": by the noise scale alone, beyond it extra batch "
+                                         "buys few steps.</p>\n"
                                        : ", near the noise scale.</p>\n");
     else
         fputs("</p>\n", out);
@@ -208,12 +212,16 @@ static void recommendation(FILE *out, const bl__rdata *d, const bl_recommendatio
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
+/* A number cell with `decimals` decimals; decimals < 0: seconds, 3 significant digits below
+ * one and two decimals above. */
 static void td_num(FILE *out, double v, int decimals)
 {
     if (!isfinite(v))
         fputs("<td data-v=\"\">&mdash;</td>", out);
+    else if (decimals < 0 && fabs(v) < 1)
+        fprintf(out, "<td data-v=\"%.17g\">%.3g</td>", v, v);
     else
-        fprintf(out, "<td data-v=\"%.17g\">%.*f</td>", v, decimals, v);
+        fprintf(out, "<td data-v=\"%.17g\">%.*f</td>", v, decimals < 0 ? 2 : decimals, v);
 }
 
 /* A text cell; `title` (may be NULL or "") becomes its tooltip. */
@@ -275,10 +283,10 @@ static void runs_table(FILE *out, const bl__rdata *d, size_t best)
         fprintf(out, "<td data-v=\"%llu\">%llu</td>", (unsigned long long)r->seed,
                 (unsigned long long)r->seed);
         td_num(out, r->steps >= 0 ? (double)r->steps : NAN, 0);
-        td_num(out, r->time, 2);
+        td_num(out, r->time, -1);
         td_num(out, r->val_accuracy, 4);
         td_num(out, r->test_accuracy, 4);
-        td_num(out, r->time_to_target, 2);
+        td_num(out, r->time_to_target, -1);
         td_num(out, r->steps_to_target, 0);
         fputs("</tr>\n", out);
     }

@@ -43,6 +43,8 @@ static int cfg_leaf(void *user, const char *path, bl_json_kind kind, const char 
              strcmp(k, "schedule") == 0)) {
             copy(v->sched, sizeof v->sched, value);
         } else {
+            if (strncmp(k, "options.", 8) == 0)               /* {scheduler =, options =} */
+                k += 8;
             size_t len = strlen(v->sched_opts);
             if (len + 1 < sizeof v->sched_opts)
                 snprintf(v->sched_opts + len, sizeof v->sched_opts - len, "%s%s=%s",

@@ -646,7 +646,6 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
                            &st);
     if (rc == BL_OK) {
         const bl_eval_point *f = &r->final;
-        bool have_final = r->history_count > 0;
         sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
         bind_text(st, 2, r->stopped_by);
         bind_text(st, 3, r->error);
@@ -656,11 +655,11 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
         bind_real(st, 7, r->epochs);
         bind_real(st, 8, r->time);
         bind_real(st, 9, r->eval_time);
-        bind_real(st, 10, have_final ? f->train_loss : NAN);
-        bind_real(st, 11, have_final ? f->train_accuracy : NAN);
-        bind_real(st, 12, have_final ? f->val_loss : NAN);
-        bind_real(st, 13, have_final ? f->val_accuracy : NAN);
-        bind_real(st, 14, have_final ? f->gns : NAN);
+        bind_real(st, 10, f->train_loss);
+        bind_real(st, 11, f->train_accuracy);
+        bind_real(st, 12, f->val_loss);
+        bind_real(st, 13, f->val_accuracy);
+        bind_real(st, 14, f->gns);
         bind_real(st, 15, r->test_loss);
         bind_real(st, 16, r->test_accuracy);
         bind_real(st, 17, r->time_to_target);

@@ -1,7 +1,8 @@
 # batchlab report: usage and store errors, the page's structure (balanced SVG, one table, the
 # recommendation, no network references, escaped labels) for a sample sweep written by
-# tests/tools/report_sample, and — when Debian's chromium is installed — the page rendered by
-# a headless browser: no script errors, the charts in the DOM, the table sorting on a click.
+# tests/tools/report_sample (known numbers: B_crit = 64) and for a real sweep trained by
+# `batchlab run`, and — when Debian's chromium is installed — the page rendered by a headless
+# browser: no script errors, the charts in the DOM, the table sorting on a click.
 . "$(dirname "$0")/lib/common.sh"
 
 SAMPLE=$BATCHLAB_BUILD_DIR/tests/tools/report_sample
@@ -89,6 +90,38 @@ expect_status 0
 expect_out 'Recommended batch size: <strong>8</strong>'
 expect_out 'val_loss ≤ 0.5'
 
+# ---- a real sweep, recorded by batchlab run ---------------------------------------------------
+REAL=$SCRATCH/real.db
+run "$BATCHLAB" run --quiet --db "$REAL" -e '
+local bl = require "batchlab"
+local data = bl.dataset("synthetic", { samples = 4000, validation = 500, test = 500, dim = 16,
+                                       classes = 4, seed = 3, noise = 2, spread = 1 })
+local base = { dataset = data, model = bl.model("mlp", { hidden = { 32 } }), epochs = 3,
+               eval_every = { steps = 10 }, train_eval_samples = 0, measure_gns = true,
+               optimizer = bl.optim.sgd { lr = 0.02, momentum = 0.5 } }
+local target = { metric = "val_accuracy", at_least = 0.7 }
+bl.sweep { name = "real", base = base, vary = { batch = { 16, 32, 64 }, seed = { 1, 2 } },
+           target = target }
+base.batch = bl.scheduler("ramp", { start = 16, ["end"] = 64, epochs = 2 })
+base.experiment, base.label, base.target = "real", "ramp <b>&", target
+bl.train(base)'
+expect_status 0
+REAL_HTML=$SCRATCH/real.html
+run "$BATCHLAB" report --db "$REAL" --experiment real -o "$REAL_HTML"
+expect_status 0
+[ "$(count '<svg' "$REAL_HTML")" -eq "$(count '</svg>' "$REAL_HTML")" ] || fail "unbalanced <svg>"
+[ "$(count '<svg' "$REAL_HTML")" -ge 6 ] || fail "charts are missing from the real sweep's page"
+[ "$(count '<table' "$REAL_HTML")" -eq 1 ] || fail "expected one table"
+[ "$(count '<tr' "$REAL_HTML")" -eq 8 ] || fail "expected 7 runs and a header row"
+contains 'Recommended batch size: <strong>' "$REAL_HTML"
+contains 'val_accuracy ≥ 0.7 (recorded with the runs)' "$REAL_HTML"
+contains 'ramp &lt;b&gt;&amp;' "$REAL_HTML"
+contains 'ramp (end=64, epochs=2' "$REAL_HTML"
+contains 'id="gns-step"' "$REAL_HTML"
+lacks 'ramp <b>' "$REAL_HTML"
+lacks 'http://' "$REAL_HTML"
+lacks 'https://' "$REAL_HTML"
+
 # ---- in a browser ------------------------------------------------------------------------------
 if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed: skipping the browser checks (the structural checks ran)"
@@ -109,6 +142,8 @@ browse "$HTML" "$SCRATCH/dom.html" "$SCRATCH/chromium.log"
 [ "$(count '<svg' "$SCRATCH/dom.html")" -eq 7 ] || fail "the browser's DOM lacks the charts"
 contains '<path' "$SCRATCH/dom.html"
 contains 'Recommended batch size' "$SCRATCH/dom.html"
+browse "$REAL_HTML" "$SCRATCH/real-dom.html" "$SCRATCH/real.log"
+contains '<path' "$SCRATCH/real-dom.html"
 
 # Click "Steps" (column 7): ascending puts the diverged run (448 steps, id 11) first; a second
 # click, descending, the batch-16 runs (7500 steps, ids 1 and 2, in that order). Then "Batch /

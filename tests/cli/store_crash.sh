@@ -13,7 +13,13 @@ q() { sqlite3 -batch -noheader "$DB" "$1"; }
 # A sweep of 4 runs; every evaluation point is announced on stdout once it is stored.
 cat > "$SCRATCH/sweep.lua" <<'EOF2'
 local bl = require "batchlab"
-local name, epochs = arg[1] or "crash", tonumber(arg[2] or "3")
+local name, epochs, slow = arg[1] or "crash", tonumber(arg[2] or "3"), arg[3] == "slow"
+-- "slow" (the run about to be killed) lingers 20 ms at each point, so the kill surely lands
+-- mid-run; on_point is not part of a run's configuration, so the rerun resumes the same runs
+local function linger()
+  local t = os.clock()
+  while slow and os.clock() - t < 0.02 do end
+end
 local data = bl.dataset("synthetic", { samples = 3000, validation = 200, test = 0, dim = 32,
                                        classes = 4, seed = 3 })
 local s = bl.sweep {
@@ -21,13 +27,15 @@ local s = bl.sweep {
   base = { dataset = data, model = bl.model("mlp", { hidden = { 128, 128 } }), epochs = epochs,
            seed = 1, quiet = true, eval_every = { steps = 5 }, train_eval_samples = 0,
            optimizer = bl.optim.sgd { lr = 0.05, momentum = 0.9 },
-           on_point = function(p, run) io.stdout:write("point ", run.label, "\n"); io.stdout:flush() end },
+           on_point = function(p, run)
+             io.stdout:write("point ", run.label, "\n"); io.stdout:flush(); linger()
+           end },
   vary = { batch = { 8, 16, 32, 64 } },
 }
 print(("done %d runs, %d resumed, %d failed"):format(s.total, s.resumed, s.failed))
 EOF2
 
-"$BATCHLAB" run --db "$DB" "$SCRATCH/sweep.lua" crash 3 > "$SCRATCH/first.out" 2>&1 &
+"$BATCHLAB" run --db "$DB" "$SCRATCH/sweep.lua" crash 3 slow > "$SCRATCH/first.out" 2>&1 &
 pid=$!
 # wait until the second configuration has stored a few points, then kill -9
 for _ in $(seq 600); do

@@ -522,6 +522,45 @@ static void test_report_errors(void **state)
     bl_store_close(st);
 }
 
+/* A run evaluated 5000 times is drawn with at most ~600 points a line. */
+static void test_report_long_run(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("long.db");
+    bl_store *st;
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, 0, "long", "{\"batch\":8}", 1, &run));
+    enum { N = 5000 };
+    bl_eval_point *h = calloc(N, sizeof *h);
+    assert_non_null(h);
+    for (int i = 0; i < N; i++)
+        h[i] = (bl_eval_point){.step = i + 1, .wall = 0.01 * (i + 1), .batch = 8,
+                               .train_loss = 1.0 / (i + 1), .val_accuracy = 0.5,
+                               .val_loss = NAN, .gns = NAN, .train_accuracy = NAN};
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .history = h, .history_count = N,
+                         .final = h[N - 1], .steps = N, .diverged_step = -1,
+                         .steps_to_target = -1, .samples_to_target = -1,
+                         .time_to_target = NAN, .epochs_to_target = NAN, .test_loss = NAN,
+                         .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));   /* all points, one commit */
+    free(h);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    BL_ASSERT_OK(ctx, bl_report_write(ctx, st, NULL, f));
+    fclose(f);
+    check_page(buf);
+    const char *chart = strstr(buf, "id=\"loss-step\""), *end = strstr(chart, "</svg>");
+    size_t segments = 0;
+    for (const char *p = chart; p < end; p++)
+        segments += p[0] == ' ' && p[1] == 'L';
+    assert_true(segments >= 500 && segments <= 700);
+    assert_true(len < 200000);
+    free(buf);
+    bl_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_chart),
         cmocka_unit_test(test_report_from_store),
         cmocka_unit_test(test_report_errors),
+        cmocka_unit_test(test_report_long_run),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
 }

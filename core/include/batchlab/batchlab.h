@@ -17,5 +17,9 @@
 #include "batchlab/train.h"
 #include "batchlab/find_batch.h"
 #include "batchlab/tfevents.h"
+#include "batchlab/json.h"
+#include "batchlab/store.h"
+#include "batchlab/recommend.h"
+#include "batchlab/report.h"
 
 #endif
