@@ -49,7 +49,7 @@ typedef struct cifar_ds {
     uint8_t *rec[2];                  /* [0] training records, [1] test records (3,073 B) */
     int64_t *map[BL_SPLIT_COUNT];     /* split position → record; NULL = identity */
     int64_t count[BL_SPLIT_COUNT];
-    float lut[3][256];                /* per channel: byte → normalized float */
+    bl_ds_affine norm[3];             /* per channel: byte → normalized float */
     char name_buf[CIFAR_CLASSES][CIFAR_NAME_MAX];
     const char *names[CIFAR_CLASSES];
 } cifar_ds;
@@ -241,7 +241,7 @@ static int cifar_open(bl_ctx *ctx, const bl_config *opts, void **handle)
             }
             bl_ds_hist_stats(hist, &mean, &std);
         }
-        bl_ds_byte_lut(norm, mean, std, d->lut[c]);
+        d->norm[c] = bl_ds_norm_affine(norm, mean, std);
     }
     free(path);
     *handle = d;
@@ -284,12 +284,8 @@ static int cifar_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t
         const uint8_t *r = base + (size_t)bl_ds_row(d->map[split], idx[i]) * CIFAR_RECORD;
         if (x) {
             float *o = x + (size_t)i * CIFAR_PIXELS;
-            for (int c = 0; c < 3; c++) {
-                const float *lut = d->lut[c];
-                const uint8_t *p = r + 1 + c * 1024;
-                for (int j = 0; j < 1024; j++)
-                    o[c * 1024 + j] = lut[p[j]];
-            }
+            for (int c = 0; c < 3; c++)
+                bl_ds_bytes_to_floats(r + 1 + c * 1024, o + c * 1024, 1024, d->norm[c]);
         }
         if (labels)
             labels[i] = r[0];

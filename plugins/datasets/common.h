@@ -175,15 +175,38 @@ static inline void bl_ds_hist_stats(const uint64_t hist[256], double *mean, doub
     *std = var > 1e-12 ? sqrt(var) : 1.0;
 }
 
-/* The float each byte value becomes under `norm` (mean/std used only for standard). */
-static inline void bl_ds_byte_lut(bl_ds_norm norm, double mean, double std, float lut[256])
+/* Every normalization is affine, byte·scale + offset (mean/std used only for standard). */
+typedef struct bl_ds_affine {
+    float scale, offset;
+} bl_ds_affine;
+
+static inline bl_ds_affine bl_ds_norm_affine(bl_ds_norm norm, double mean, double std)
 {
-    for (int v = 0; v < 256; v++) {
-        double x = norm == BL_DS_NORM_NONE ? (double)v : v / 255.0;
-        if (norm == BL_DS_NORM_STANDARD)
-            x = (x - mean) / std;
-        lut[v] = (float)x;
+    bl_ds_affine a = {1.0f, 0.0f};
+    if (norm == BL_DS_NORM_UNIT)
+        a.scale = (float)(1.0 / 255.0);
+    else if (norm == BL_DS_NORM_STANDARD) {
+        a.scale = (float)(1.0 / (255.0 * std));
+        a.offset = (float)(-mean / std);
     }
+    return a;
+}
+
+/* out[j] = in[j]·scale + offset. Written as fixed blocks of 16 so that the compiler
+ * vectorizes it at -O2 (byte → float → fma); a table lookup per byte does not vectorize and
+ * cost the engine about a tenth of an MLP epoch on Fashion-MNIST. */
+static inline void bl_ds_bytes_to_floats(const uint8_t *restrict in, float *restrict out,
+                                         size_t n, bl_ds_affine a)
+{
+    size_t blocks = n / 16;
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *ib = in + 16 * b;
+        float *ob = out + 16 * b;
+        for (int k = 0; k < 16; k++)
+            ob[k] = (float)ib[k] * a.scale + a.offset;
+    }
+    for (size_t j = 16 * blocks; j < n; j++)
+        out[j] = (float)in[j] * a.scale + a.offset;
 }
 
 #endif

@@ -7,7 +7,7 @@
  *   train-labels-idx1-ubyte  magic 0x00000801, count, then count bytes (0..9)
  *   t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte: the test split (optional: both absent →
  *   no test split).
- * Pixels stay bytes; gather turns them into floats through a 256-entry table. The validation
+ * Pixels stay bytes; gather turns them into floats with an affine map (vectorized). The validation
  * split is drawn from the training file (after `limit`), and the "standard" normalization uses
  * the mean and std of the training split (validation excluded) for every split.
  *
@@ -321,7 +321,7 @@ typedef struct idx_ds {
     int64_t *map[BL_SPLIT_COUNT];     /* split position → row; NULL = identity */
     int64_t count[BL_SPLIT_COUNT];
     int64_t h, w;
-    float lut[256];                   /* byte → normalized float */
+    bl_ds_affine norm;                /* byte → normalized float */
     const char *const *names;
 } idx_ds;
 
@@ -460,7 +460,7 @@ static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
         }
         bl_ds_hist_stats(hist, &mean, &std);
     }
-    bl_ds_byte_lut(norm, mean, std, d->lut);
+    d->norm = bl_ds_norm_affine(norm, mean, std);
     free(paths);
     *handle = d;
     return BL_OK;
@@ -508,9 +508,7 @@ static int idx_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t *
         int64_t row = bl_ds_row(map, idx[i]);
         const uint8_t *p = d->pix[src] + (size_t)row * px;
         if (x) {
-            float *o = x + (size_t)i * px;
-            for (size_t j = 0; j < px; j++)
-                o[j] = d->lut[p[j]];
+            bl_ds_bytes_to_floats(p, x + (size_t)i * px, px, d->norm);
         }
         if (labels)
             labels[i] = d->lab[src][row];

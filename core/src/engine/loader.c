@@ -141,8 +141,6 @@ void bl__loader_new_epoch(bl__loader *l)
 
 void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
 {
-    if (getenv("BL_NO_PREFETCH"))
-        count = 0;
     if (count > l->capacity)
         count = l->capacity;
     if (start + count > l->n)
