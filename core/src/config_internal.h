@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strbuf.h"
+
 #include "batchlab/config.h"
 
 /* One named value. Strings and arrays are owned by the entry. */
@@ -44,15 +46,6 @@ int bl__config_put(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_ent
 
 /* ---- config_text.c ------------------------------------------------------------------------ */
 
-/* A growable string; `failed` is set once an allocation fails (p stays valid or NULL). */
-typedef struct bl__sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} bl__sbuf;
-
-void bl__sb_putn(bl__sbuf *b, const char *s, size_t n);
-void bl__sb_puts(bl__sbuf *b, const char *s);
 
 /* Appends the value of `e` as option text ("0.5", "true", "256,128"). */
 void bl__config_format_entry(bl__sbuf *b, const bl__config_entry *e);

@@ -18,32 +18,6 @@
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
-void bl__sb_putn(bl__sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void bl__sb_puts(bl__sbuf *b, const char *s)
-{
-    bl__sb_putn(b, s, strlen(s));
-}
-
 /* The shortest of %.15g/%.16g/%.17g that reads back as exactly `v`. */
 static void format_number_short(char *buf, size_t cap, double v)
 {
@@ -287,31 +261,6 @@ int bl__config_parse_text(const char *text, bl_type type, bl__config_entry *out,
 
 /* ---- canonical JSON ------------------------------------------------------------------------- */
 
-static void json_string(bl__sbuf *b, const char *s)
-{
-    bl__sb_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        switch (*p) {
-        case '"': bl__sb_puts(b, "\\\""); break;
-        case '\\': bl__sb_puts(b, "\\\\"); break;
-        case '\b': bl__sb_puts(b, "\\b"); break;
-        case '\f': bl__sb_puts(b, "\\f"); break;
-        case '\n': bl__sb_puts(b, "\\n"); break;
-        case '\r': bl__sb_puts(b, "\\r"); break;
-        case '\t': bl__sb_puts(b, "\\t"); break;
-        default:
-            if (*p < 0x20 || *p == 0x7f) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
-                bl__sb_puts(b, esc);
-            } else {
-                bl__sb_putn(b, (const char *)p, 1);
-            }
-        }
-    }
-    bl__sb_puts(b, "\"");
-}
-
 static void json_number(bl__sbuf *b, double v)
 {
     char num[40];
@@ -348,7 +297,7 @@ int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out)
         const bl__config_entry *e = sorted[i];
         if (i)
             bl__sb_puts(&b, ",");
-        json_string(&b, e->name);
+        bl__sb_json_string(&b, e->name);
         bl__sb_puts(&b, ":");
         switch (e->type) {
         case BL_TYPE_NUMBER:
@@ -363,7 +312,7 @@ int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out)
             break;
         case BL_TYPE_STRING:
         case BL_TYPE_TEXT:
-            json_string(&b, e->v.s);
+            bl__sb_json_string(&b, e->v.s);
             break;
         case BL_TYPE_INT_LIST:
         case BL_TYPE_NUMBER_LIST:

@@ -1,6 +1,7 @@
 /* JSON text of run configurations: a small tree parser and three writers (canonical, pretty,
  * flat leaves). See batchlab/json.h. Numbers are kept as text (integers exactly as written). */
 #include "batchlab/json.h"
+#include "strbuf.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -9,40 +10,6 @@
 #include <string.h>
 
 #define MAX_DEPTH 64
-
-/* ---- a growable string ---------------------------------------------------------------------- */
-
-typedef struct jbuf {
-    char *p;
-    size_t n, cap;
-    bool failed;
-} jbuf;
-
-static void jb_putn(jbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void jb_puts(jbuf *b, const char *s)
-{
-    jb_putn(b, s, strlen(s));
-}
 
 /* ---- the tree ------------------------------------------------------------------------------- */
 
@@ -113,7 +80,7 @@ static int hex4(const char *s, unsigned *out)
     return 0;
 }
 
-static void put_utf8(jbuf *b, unsigned cp)
+static void put_utf8(bl__sbuf *b, unsigned cp)
 {
     char u[4];
     size_t n;
@@ -136,15 +103,15 @@ static void put_utf8(jbuf *b, unsigned cp)
         u[3] = (char)(0x80 | (cp & 0x3f));
         n = 4;
     }
-    jb_putn(b, u, n);
+    bl__sb_putn(b, u, n);
 }
 
 /* A string token at p->pos (the opening quote); *out is its decoded text (malloc'd). */
 static int parse_string(parser *p, char **out)
 {
-    jbuf b = {0};
+    bl__sbuf b = {0};
     p->pos++; /* opening quote */
-    jb_putn(&b, "", 0);
+    bl__sb_putn(&b, "", 0);
     for (;;) {
         unsigned char c = (unsigned char)p->s[p->pos];
         if (c == '"') {
@@ -164,7 +131,7 @@ static int parse_string(parser *p, char **out)
             while ((unsigned char)p->s[p->pos] >= 0x20 && p->s[p->pos] != '"' &&
                    p->s[p->pos] != '\\')
                 p->pos++;
-            jb_putn(&b, p->s + start, p->pos - start);
+            bl__sb_putn(&b, p->s + start, p->pos - start);
             continue;
         }
         char e = p->s[p->pos + 1];
@@ -184,7 +151,7 @@ static int parse_string(parser *p, char **out)
             return perr(p, "bad escape in a string");
         }
         if (plain) {
-            jb_puts(&b, plain);
+            bl__sb_puts(&b, plain);
             p->pos += 2;
             continue;
         }
@@ -431,67 +398,41 @@ static int parse(bl_ctx *ctx, const char *json, jnode **out)
 
 /* ---- writers -------------------------------------------------------------------------------- */
 
-/* Escapes as bl_config_to_json does: the two-character escapes, \u00XX for other control
- * characters and DEL, everything else (UTF-8 included) as it is. */
-static void write_string(jbuf *b, const char *s)
-{
-    jb_puts(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        switch (*c) {
-        case '"': jb_puts(b, "\\\""); break;
-        case '\\': jb_puts(b, "\\\\"); break;
-        case '\b': jb_puts(b, "\\b"); break;
-        case '\f': jb_puts(b, "\\f"); break;
-        case '\n': jb_puts(b, "\\n"); break;
-        case '\r': jb_puts(b, "\\r"); break;
-        case '\t': jb_puts(b, "\\t"); break;
-        default:
-            if (*c < 0x20 || *c == 0x7f) {
-                snprintf(esc, sizeof esc, "\\u%04x", *c);
-                jb_puts(b, esc);
-            } else {
-                jb_putn(b, (const char *)c, 1);
-            }
-        }
-    }
-    jb_puts(b, "\"");
-}
 
-static void newline(jbuf *b, int indent, int level)
+static void newline(bl__sbuf *b, int indent, int level)
 {
-    jb_puts(b, "\n");
+    bl__sb_puts(b, "\n");
     for (int i = 0; i < indent * level; i++)
-        jb_puts(b, " ");
+        bl__sb_puts(b, " ");
 }
 
 /* indent < 0: compact canonical text. */
-static void write_node(jbuf *b, const jnode *j, int indent, int level)
+static void write_node(bl__sbuf *b, const jnode *j, int indent, int level)
 {
     switch (j->kind) {
-    case BL_JSON_NULL: jb_puts(b, "null"); return;
+    case BL_JSON_NULL: bl__sb_puts(b, "null"); return;
     case BL_JSON_BOOL:
-    case BL_JSON_NUMBER: jb_puts(b, j->text); return;
-    case BL_JSON_STRING: write_string(b, j->text); return;
+    case BL_JSON_NUMBER: bl__sb_puts(b, j->text); return;
+    case BL_JSON_STRING: bl__sb_json_string(b, j->text); return;
     case BL_JSON_ARRAY:
     case BL_JSON_OBJECT: break;
     }
     bool object = j->kind == BL_JSON_OBJECT;
-    jb_puts(b, object ? "{" : "[");
+    bl__sb_puts(b, object ? "{" : "[");
     for (size_t i = 0; i < j->n; i++) {
         if (i)
-            jb_puts(b, ",");
+            bl__sb_puts(b, ",");
         if (indent >= 0)
             newline(b, indent, level + 1);
         if (object) {
-            write_string(b, j->kids[i]->key);
-            jb_puts(b, indent >= 0 ? ": " : ":");
+            bl__sb_json_string(b, j->kids[i]->key);
+            bl__sb_puts(b, indent >= 0 ? ": " : ":");
         }
         write_node(b, j->kids[i], indent, level + 1);
     }
     if (indent >= 0 && j->n)
         newline(b, indent, level);
-    jb_puts(b, object ? "}" : "]");
+    bl__sb_puts(b, object ? "}" : "]");
 }
 
 static int write_json(bl_ctx *ctx, const char *json, int indent, char **out)
@@ -500,7 +441,7 @@ static int write_json(bl_ctx *ctx, const char *json, int indent, char **out)
     int rc = parse(ctx, json, &root);
     if (rc != BL_OK)
         return rc;
-    jbuf b = {0};
+    bl__sbuf b = {0};
     write_node(&b, root, indent, 0);
     node_free(root);
     if (b.failed || !b.p) {
@@ -556,21 +497,21 @@ typedef struct walker {
     bl_ctx *ctx;
     bl_json_leaf_fn fn;
     void *user;
-    jbuf path;
+    bl__sbuf path;
 } walker;
 
 static int walk(walker *w, const jnode *j)
 {
     if (j->kind == BL_JSON_OBJECT && j->n > 0) {
-        size_t mark = w->path.n;
+        size_t mark = w->path.len;
         for (size_t i = 0; i < j->n; i++) {
             if (mark)
-                jb_puts(&w->path, ".");
-            jb_puts(&w->path, j->kids[i]->key);
+                bl__sb_puts(&w->path, ".");
+            bl__sb_puts(&w->path, j->kids[i]->key);
             if (w->path.failed)
                 return bl_error(w->ctx, BL_ENOMEM, "out of memory reading JSON");
             int rc = walk(w, j->kids[i]);
-            w->path.n = mark;
+            w->path.len = mark;
             w->path.p[mark] = '\0';
             if (rc != 0)
                 return rc;
@@ -579,7 +520,7 @@ static int walk(walker *w, const jnode *j)
     }
     const char *path = w->path.p ? w->path.p : "";
     if (j->kind == BL_JSON_ARRAY || j->kind == BL_JSON_OBJECT) {
-        jbuf b = {0};
+        bl__sbuf b = {0};
         write_node(&b, j, -1, 0);
         if (b.failed) {
             free(b.p);
@@ -601,7 +542,7 @@ int bl_json_flatten(bl_ctx *ctx, const char *json, bl_json_leaf_fn fn, void *use
     if (rc != BL_OK)
         return rc;
     walker w = {ctx, fn, user, {0}};
-    jb_putn(&w.path, "", 0);
+    bl__sb_putn(&w.path, "", 0);
     if (w.path.failed)
         rc = bl_error(ctx, BL_ENOMEM, "out of memory reading JSON");
     else

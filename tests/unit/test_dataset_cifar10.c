@@ -98,21 +98,6 @@ static void write_set(const char *dir, int with_test, int with_meta)
         write_text(dir, "batches.meta.txt", "c0\nc1\nc2\nc3\nc4\nc5\nc6\nc7\nc8\nc9\n\n");
 }
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    char path[1200];
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-}
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
@@ -142,7 +127,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     if (f->dir[0])
-        remove_dir(f->dir);
+        bl_test_rmdir(f->dir);
     bl_registry_free(f->reg);
     bl_ctx_free(f->ctx);
     free(f);
@@ -185,7 +170,7 @@ static void expect_error(fx *f, int code, const char *n1, const char *n2, const 
     for (int i = 0; i < 3; i++)
         if (needles[i] && !bl_test_contains(bl_errmsg(f->ctx), needles[i]))
             fail_msg("message \"%s\" lacks \"%s\"", bl_errmsg(f->ctx), needles[i]);
-    remove_dir(f->dir);
+    bl_test_rmdir(f->dir);
 }
 
 /* Checks one gathered sample against record r of a file with pattern `base` (r >= PATTERNED:

@@ -121,18 +121,6 @@ static void remove_file(const char *dir, const char *name)
     unlink(path);
 }
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            remove_file(dir, e->d_name);
-    closedir(d);
-    rmdir(dir);
-}
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
@@ -162,7 +150,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     if (f->dir[0])
-        remove_dir(f->dir);
+        bl_test_rmdir(f->dir);
     bl_registry_free(f->reg);
     bl_ctx_free(f->ctx);
     free(f);
@@ -425,7 +413,7 @@ static void expect_error(fx *f, int code, const char *n1, const char *n2, const 
         assert_msg(f, n2);
     if (n3)
         assert_msg(f, n3);
-    remove_dir(f->dir);
+    bl_test_rmdir(f->dir);
 }
 
 static void bad_headers(void **state)

@@ -44,4 +44,7 @@ int bl_test_teardown(void **state);
 /* A fresh temporary directory under the build tree's test data dir; returns a static buffer. */
 const char *bl_test_tmpdir(const char *name);
 
+/* Removes a directory made by bl_test_tmpdir and the files in it (not subdirectories). */
+void bl_test_rmdir(const char *dir);
+
 #endif
