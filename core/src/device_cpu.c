@@ -327,6 +327,7 @@ int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out)
     }
     cd->base.ops = &cpu_ops;
     cd->base.kind = BL_DEVICE_CPU;
+    cd->base.host_threads = cd->impl.pool ? threads : 1;
     cd->base.index = 0;
     cd->base.impl = &cd->impl;
     *out = &cd->base;

@@ -192,6 +192,24 @@ static inline bl_ds_affine bl_ds_norm_affine(bl_ds_norm norm, double mean, doubl
     return a;
 }
 
+/* Asks the memory system for `n` bytes at p ahead of use. Gathers read rows at random places
+ * of a large array, so each row costs a full memory latency per cache line unless the rows
+ * of the next samples are already on their way. */
+static inline void bl_ds_prefetch(const void *p, size_t n)
+{
+#if defined(__GNUC__)
+    const char *c = p;
+    for (size_t off = 0; off < n; off += 64)
+        __builtin_prefetch(c + off, 0, 0);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* How many samples ahead a gather prefetches. */
+#define BL_DS_PREFETCH_AHEAD 8
+
 /* out[j] = in[j]·scale + offset. Written as fixed blocks of 16 so that the compiler
  * vectorizes it at -O2 (byte → float → fma); a table lookup per byte does not vectorize and
  * cost the engine about a tenth of an MLP epoch on Fashion-MNIST. */

@@ -501,6 +501,9 @@ static int idx_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t *
     size_t px = (size_t)(d->h * d->w);
     int32_t *labels = y;
     for (int64_t i = 0; i < n; i++) {
+        int64_t ahead = i + BL_DS_PREFETCH_AHEAD;
+        if (x && ahead < n && idx[ahead] >= 0 && idx[ahead] < d->count[split])
+            bl_ds_prefetch(d->pix[src] + (size_t)bl_ds_row(map, idx[ahead]) * px, px);
         if (idx[i] < 0 || idx[i] >= d->count[split])
             return bl_error(ctx, BL_EINVAL, "sample %lld out of range for the %s split "
                             "of %lld", (long long)idx[i], bl_ds_split_name(split),

@@ -127,6 +127,9 @@ static bl_train_config base_config(bl_net *net, bl_dataset *ds)
     return c;
 }
 
+/* Twice the same configuration, once gathering batches on the prefetch thread and once in the
+ * step: the histories must be bit-identical (determinism, and prefetching never changes what
+ * is trained on). */
 static void same_seed_same_history(void **state)
 {
     fixture *f = *state;
@@ -135,6 +138,7 @@ static void same_seed_same_history(void **state)
     for (int i = 0; i < 2; i++) {
         bl_net *net = build_model(f, "mlp", "hidden=16 dropout=0.1", ds, 11);
         bl_train_config c = base_config(net, ds);
+        c.prefetch = i == 0 ? BL_PREFETCH_ON : BL_PREFETCH_OFF;
         c.eval_unit = BL_EVAL_STEPS;
         c.eval_every = 10;
         BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r[i]));
@@ -324,6 +328,7 @@ static void changing_batch_and_lr_rules(void **state)
     c.batch_user = &g;
     c.max_batch = 128;
     c.epochs = 1;
+    c.prefetch = BL_PREFETCH_ON; /* the prefetch guesses the old batch: a wrong guess is used */
     c.lr_scaling = BL_LR_SCALE_LINEAR;
     c.base_batch = 8;
     c.eval_unit = BL_EVAL_STEPS;

@@ -158,6 +158,8 @@ struct bl_device {
     size_t bytes_in_use, peak_bytes, alloc_count;
     size_t budget_bytes;       /* 0 = unlimited; allocations beyond it fail with BL_ENOMEM */
     void *impl;                /* private to the backend */
+    int host_threads;          /* read-only: host threads the device computes with (the CPU
+                                  device's pool; 0 for a GPU, whose host cores stay free) */
 };
 
 /* Opens the CPU device. Its kernels run on `threads` threads (0 = as many as OpenBLAS is set to

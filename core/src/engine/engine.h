@@ -61,13 +61,16 @@ typedef struct bl__loader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool thread_started, stop;
+    bool prefetching;       /* false: bl__loader_prefetch does nothing (gathers in fill) */
+    bool sync_ready;        /* mu and cv exist */
     int pending;            /* slot index requested from the thread, or -1 */
     int busy;               /* slot the thread is filling, or -1 */
 } bl__loader;
 
-/* Sizes two slots for `capacity` samples of the training split and starts the thread. */
+/* Sizes two slots for `capacity` samples of the training split and, when `prefetch`, starts
+ * the thread. */
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed);
+                    int64_t capacity, uint64_t seed, bool prefetch);
 void bl__loader_close(bl__loader *l);
 /* Draws the next epoch's permutation (waits for a prefetch in flight, and drops it). */
 void bl__loader_new_epoch(bl__loader *l);

@@ -52,7 +52,7 @@ static void wait_slot(bl__loader *l, int s)
 }
 
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed)
+                    int64_t capacity, uint64_t seed, bool prefetch)
 {
     memset(l, 0, sizeof *l);
     const bl_data_info *info = bl_dataset_info(data);
@@ -93,12 +93,19 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
                                    (long long)capacity);
         }
     }
-    if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0 ||
-        pthread_create(&l->thread, NULL, worker, l) != 0) {
+    if (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cv, NULL) != 0) {
         bl__loader_close(l);
-        return bl_error(ctx, BL_ENOMEM, "batch loader: cannot start the prefetch thread");
+        return bl_error(ctx, BL_ENOMEM, "batch loader: cannot make its lock");
     }
-    l->thread_started = true;
+    l->sync_ready = true;
+    if (prefetch) {
+        if (pthread_create(&l->thread, NULL, worker, l) != 0) {
+            bl__loader_close(l);
+            return bl_error(ctx, BL_ENOMEM, "batch loader: cannot start the prefetch thread");
+        }
+        l->thread_started = true;
+        l->prefetching = true;
+    }
     bl__loader_new_epoch(l);
     return BL_OK;
 }
@@ -111,9 +118,12 @@ void bl__loader_close(bl__loader *l)
         pthread_cond_broadcast(&l->cv);
         pthread_mutex_unlock(&l->mu);
         pthread_join(l->thread, NULL);
+        l->thread_started = false;
+    }
+    if (l->sync_ready) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
-        l->thread_started = false;
+        l->sync_ready = false;
     }
     size_t x_bytes = (size_t)(l->capacity * l->x_numel) * sizeof(float);
     size_t y_bytes = (size_t)(l->capacity * l->y_bytes_per_sample);
@@ -141,6 +151,10 @@ void bl__loader_new_epoch(bl__loader *l)
 
 void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
 {
+    if (!l->prefetching) {
+        l->slot[s].count = 0;
+        return;
+    }
     if (count > l->capacity)
         count = l->capacity;
     if (start + count > l->n)

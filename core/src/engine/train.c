@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batchlab/train.h"
 #include "engine/engine.h"
@@ -379,6 +380,8 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
                         "train: a batch function needs max_batch (the largest batch it returns)");
     if (cfg->micro_batch < 0)
         return bl_error(ctx, BL_EOPTION, "train: micro_batch must be ≥ 0");
+    if ((unsigned)cfg->prefetch > BL_PREFETCH_OFF)
+        return bl_error(ctx, BL_EOPTION, "train: prefetch must be auto, on or off");
     if (cfg->gns_chunks < 2 && (cfg->measure_gns || cfg->scheduler))
         return bl_error(ctx, BL_EOPTION, "train: gns_chunks must be ≥ 2, got %d",
                         cfg->gns_chunks);
@@ -391,6 +394,14 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     if (cfg->eval_batch < 0 || cfg->train_eval_samples < 0)
         return bl_error(ctx, BL_EOPTION, "train: eval_batch and train_eval_samples must be ≥ 0");
     return bl_optim_validate(ctx, &cfg->optim);
+}
+
+static bool use_prefetch_thread(const bl_train_config *cfg, const bl_device *dev)
+{
+    if (cfg->prefetch != BL_PREFETCH_AUTO)
+        return cfg->prefetch == BL_PREFETCH_ON;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return dev->host_threads < cores;
 }
 
 static int setup(run *r)
@@ -462,8 +473,8 @@ static int setup(run *r)
     if (!r->eval_idx || (r->dev->kind != BL_DEVICE_CPU && (!r->eval_x_host || !r->eval_y_host)))
         return bl_error(ctx, BL_ENOMEM, "train: out of memory");
 
-    if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed)) !=
-        BL_OK)
+    if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed,
+                              use_prefetch_thread(cfg, r->dev))) != BL_OK)
         return rc;
     r->loader_open = true;
 

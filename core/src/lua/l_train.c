@@ -23,7 +23,7 @@ static const char *const train_keys[] = {
     "max_batch", "drop_last", "micro_batch", "optimizer", "lr_scaling", "lr_schedule",
     "eval_every", "eval_batch", "train_eval_samples", "skip_test", "skip_eval", "measure_gns",
     "gns_chunks", "gns_ema", "target", "stop_at_target", "stop", "quiet", "label", "on_point",
-    "threads", "tensorboard", "db", "experiment", "resume", NULL};
+    "threads", "tensorboard", "db", "experiment", "resume", "prefetch", NULL};
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
@@ -527,6 +527,16 @@ int bl__lua_train(lua_State *L)
     lua_setfield(L, j->run, "batch");
     opt_bool(L, "drop_last", &cfg.drop_last);
     opt_integer(L, "micro_batch", &cfg.micro_batch);
+    const char *prefetch = opt_string(L, "prefetch", "auto");
+    if (strcmp(prefetch, "auto") == 0)
+        cfg.prefetch = BL_PREFETCH_AUTO;
+    else if (strcmp(prefetch, "on") == 0)
+        cfg.prefetch = BL_PREFETCH_ON;
+    else if (strcmp(prefetch, "off") == 0)
+        cfg.prefetch = BL_PREFETCH_OFF;
+    else
+        return luaL_error(L, "bl.train: 'prefetch' must be \"auto\", \"on\" or \"off\", got \"%s\"",
+                          prefetch);
     read_optimizer(L, &cfg);
     read_lr_scaling(L, &cfg);
     read_lr_schedule(L, j, &cfg);
