@@ -70,7 +70,7 @@ static void runs_usage(FILE *out)
 enum { C_ID, C_EXP, C_LABEL, C_STATUS, C_BATCH, C_LR, C_STEPS, C_TIME, C_VAL, C_TEST, C_TTT,
        C_COUNT };
 static const char *const headers[C_COUNT] = {"ID", "EXPERIMENT", "LABEL", "STATUS", "BATCH",
-                                             "LR", "STEPS", "TIME(S)", "VAL_ACC", "TEST_ACC",
+                                             "BASE_LR", "STEPS", "TIME(S)", "VAL_ACC", "TEST_ACC",
                                              "TIME_TO_TARGET"};
 static const bool right_aligned[C_COUNT] = {true, false, false, false, true, true, true, true,
                                             true, true, true};

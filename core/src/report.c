@@ -243,7 +243,7 @@ static void td_text(FILE *out, const char *s, const char *cls, const char *title
 
 static void runs_table(FILE *out, const bl__rdata *d, size_t best)
 {
-    static const char *const heads[] = {"ID", "Label", "Status", "Batch / schedule", "LR",
+    static const char *const heads[] = {"ID", "Label", "Status", "Batch / schedule", "Base LR",
                                         "Seed", "Steps", "Time (s)", "Val acc", "Test acc",
                                         "Time to target (s)", "Steps to target"};
     /* Label and status sort as text; the batch column by its number (schedules last). */

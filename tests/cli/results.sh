@@ -12,7 +12,7 @@ DB=$SCRATCH/results.db
 # ---- runs ----------------------------------------------------------------------------------
 run "$BATCHLAB" runs --db "$DB"
 expect_status 0
-for h in ID EXPERIMENT LABEL STATUS BATCH LR STEPS "TIME(S)" VAL_ACC TEST_ACC TIME_TO_TARGET; do
+for h in ID EXPERIMENT LABEL STATUS BATCH BASE_LR STEPS "TIME(S)" VAL_ACC TEST_ACC TIME_TO_TARGET; do
     expect_out "$h"
 done
 [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 5 ] || fail "expected a header and 4 rows"
@@ -238,7 +238,7 @@ expect_err "grid batch=16: skipped: already completed as run 3 in '$LDB'"
 expect_err "grid batch=32: skipped: already completed as run 4 in '$LDB'"
 run "$BATCHLAB" runs --db "$LDB" --experiment grid
 [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 3 ] || fail "the resumed sweep recorded new runs"
-case "$OUT" in *"grid        grid batch=16  completed     16  0.1"*) ;; *) fail "bad sweep rows" ;; esac
+case "$OUT" in *"grid        grid batch=16  completed     16      0.1"*) ;; *) fail "bad sweep rows" ;; esac
 run "$BATCHLAB" export --db "$LDB" --experiment grid --format csv
 python3 -c '
 import csv, sys
