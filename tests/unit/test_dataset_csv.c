@@ -27,12 +27,8 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof *f);
     if (!f)
         return -1;
-    f->ctx = bl_ctx_new();
-    if (!f->ctx || bl_registry_new(f->ctx, &f->reg) != BL_OK ||
-        bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, PLUGIN, &f->plugin) != BL_OK) {
-        fprintf(stderr, "cannot load %s: %s\n", PLUGIN, f->ctx ? bl_errmsg(f->ctx) : "");
+    if (bl_test_load_plugin(PLUGIN, BL_PLUGIN_DATASET, &f->ctx, &f->reg, &f->plugin) != 0)
         return -1;
-    }
     snprintf(f->dir, sizeof f->dir, "%s", bl_test_tmpdir("csv"));
     snprintf(f->path, sizeof f->path, "%s/data.csv", f->dir);
     snprintf(f->test_path, sizeof f->test_path, "%s/test.csv", f->dir);

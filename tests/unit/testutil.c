@@ -63,3 +63,15 @@ void bl_test_rmdir(const char *dir)
     closedir(d);
     rmdir(dir);
 }
+
+int bl_test_load_plugin(const char *path, bl_plugin_kind kind, bl_ctx **ctx, bl_registry **reg,
+                        const bl_plugin **plugin)
+{
+    *ctx = bl_ctx_new();
+    if (!*ctx || bl_registry_new(*ctx, reg) != BL_OK ||
+        bl_registry_find(*ctx, *reg, kind, path, plugin) != BL_OK) {
+        fprintf(stderr, "cannot load %s: %s\n", path, *ctx ? bl_errmsg(*ctx) : "out of memory");
+        return -1;
+    }
+    return 0;
+}

@@ -41,6 +41,11 @@ typedef struct bl_test_env {
 int bl_test_setup(void **state);    /* cmocka group/test setup: *state = bl_test_env* */
 int bl_test_teardown(void **state);
 
+/* Makes *ctx and *reg and loads the plugin file `path` of `kind` into the registry (*plugin).
+ * Returns 0, or -1 after printing why (for cmocka setup functions). */
+int bl_test_load_plugin(const char *path, bl_plugin_kind kind, bl_ctx **ctx, bl_registry **reg,
+                        const bl_plugin **plugin);
+
 /* A fresh temporary directory under the build tree's test data dir; returns a static buffer. */
 const char *bl_test_tmpdir(const char *name);
 

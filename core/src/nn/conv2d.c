@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "nn_internal.h"
+
 typedef struct conv2d {
     int64_t out_channels, kernel, stride, padding;
     bool bias;
@@ -199,18 +201,15 @@ int bl_conv2d(bl_ctx *ctx, int64_t out_channels, int64_t kernel, int64_t stride,
 {
     if (!out)
         return bl_error(ctx, BL_EINVAL, "bl_conv2d: out is NULL");
-    if (out_channels < 1 || out_channels > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_conv2d: out_channels must be in 1..2^31-1, got %" PRId64, out_channels);
-    if (kernel < 1 || kernel > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_conv2d: kernel must be in 1..2^31-1, got %" PRId64, kernel);
-    if (stride < 1 || stride > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_conv2d: stride must be in 1..2^31-1, got %" PRId64, stride);
-    if (padding < 0 || padding > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_conv2d: padding must be in 0..2^31-1, got %" PRId64, padding);
+    int rc = bl__check_size(ctx, "bl_conv2d", "out_channels", out_channels, 1);
+    if (rc == BL_OK)
+        rc = bl__check_size(ctx, "bl_conv2d", "kernel", kernel, 1);
+    if (rc == BL_OK)
+        rc = bl__check_size(ctx, "bl_conv2d", "stride", stride, 1);
+    if (rc == BL_OK)
+        rc = bl__check_size(ctx, "bl_conv2d", "padding", padding, 0);
+    if (rc != BL_OK)
+        return rc;
     conv2d *cv = calloc(1, sizeof *cv);
     if (!cv)
         return bl_error(ctx, BL_ENOMEM, "bl_conv2d: out of memory");

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "nn_internal.h"
+
 _Static_assert(sizeof(int32_t) == sizeof(float), "argmax slots reuse float scratch");
 
 typedef struct maxpool2d {
@@ -112,12 +114,11 @@ int bl_maxpool2d(bl_ctx *ctx, int64_t kernel, int64_t stride, bl_layer **out)
 {
     if (!out)
         return bl_error(ctx, BL_EINVAL, "bl_maxpool2d: out is NULL");
-    if (kernel < 1 || kernel > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_maxpool2d: kernel must be in 1..2^31-1, got %" PRId64, kernel);
-    if (stride < 1 || stride > INT32_MAX)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_maxpool2d: stride must be in 1..2^31-1, got %" PRId64, stride);
+    int rc = bl__check_size(ctx, "bl_maxpool2d", "kernel", kernel, 1);
+    if (rc == BL_OK)
+        rc = bl__check_size(ctx, "bl_maxpool2d", "stride", stride, 1);
+    if (rc != BL_OK)
+        return rc;
     maxpool2d *mp = calloc(1, sizeof *mp);
     if (!mp)
         return bl_error(ctx, BL_ENOMEM, "bl_maxpool2d: out of memory");

@@ -2,8 +2,11 @@
 #ifndef BATCHLAB_NN_INTERNAL_H
 #define BATCHLAB_NN_INTERNAL_H
 
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "batchlab/error.h"
 #include "batchlab/nn.h"
 
 /* True when a bl_layer_ops of this `size` has `field` (fields are only ever appended). */
@@ -15,6 +18,17 @@ static inline bl_shape bl__shape1(int64_t n)
 {
     bl_shape s = {1, {n, 1, 1}};
     return s;
+}
+
+/* Checks a layer constructor's size argument: lo ≤ v ≤ 2^31−1 (kernels index with int32).
+ * BL_EINVAL naming the constructor and the argument otherwise. */
+static inline int bl__check_size(bl_ctx *ctx, const char *fn, const char *arg, int64_t v,
+                                 int64_t lo)
+{
+    if (v < lo || v > INT32_MAX)
+        return bl_error(ctx, BL_EINVAL, "%s: %s must be in %" PRId64 "..2^31-1, got %" PRId64,
+                        fn, arg, lo, v);
+    return BL_OK;
 }
 
 #endif
