@@ -17,7 +17,7 @@
 #include "batchlab/store.h"
 #include "testutil.h"
 
-#include "svg_chart.c" /* internal: not exported by libbatchlab */
+#include "results/report/svg_chart.h" /* internal: linked from batchlab_internal */
 
 #define EVIL "<script>alert(1)</script> &\"'"
 #define EVIL_ESCAPED "&lt;script&gt;alert(1)&lt;/script&gt; &amp;&quot;&#39;"

@@ -1,0 +1,342 @@
+/* The CPU backend: the device, its memory and its matrix products: OpenBLAS for large
+ * products, own register-blocked kernels for the small-batch ones (cpu_gemm.c), every large
+ * enough call split over the device's thread pool (cpu_pool.c) with OpenBLAS single-threaded
+ * inside it. The vector kernels are in device_cpu_vec.c, the image and batch-norm kernels in
+ * device_cpu_image.c (device_cpu.h).
+ */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device/cpu/cpu_gemm.h"
+#include "device/cpu/device_cpu.h"
+#include "device/cpu/device_cpu_shared.h"
+#include "device/device_internal.h"
+
+/* OpenBLAS entry points that cblas.h of some versions does not declare. */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+#define ALIGNMENT 64
+
+/* Multiply-adds per chunk below which a product runs on the calling thread alone. */
+#define GRAIN_FLOPS 65536 /* own GEMM kernels */
+#define GRAIN_BLAS 262144 /* given to OpenBLAS (a call costs more) */
+
+/* The small-batch GEMM kernels take over when the batch dimension is at most this. */
+#define SMALL_GEMM_MAX 16
+
+typedef struct cpu_device {
+    bl_device base;
+    cpu_impl impl;
+} cpu_device;
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+static void *cpu_alloc(bl_device *dev, size_t bytes)
+{
+    size_t rounded = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    if (rounded < bytes)
+        return NULL; /* overflow */
+    if (rounded == 0)
+        rounded = ALIGNMENT;
+    return aligned_alloc(ALIGNMENT, rounded);
+}
+
+static void cpu_release(bl_device *dev, void *ptr)
+{
+    free(ptr);
+}
+
+static int cpu_upload(bl_device *dev, void *dst, const void *src_host, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst, src_host, bytes);
+    return BL_OK;
+}
+
+static int cpu_download(bl_device *dev, void *dst_host, const void *src, size_t bytes)
+{
+    if (bytes)
+        memcpy(dst_host, src, bytes);
+    return BL_OK;
+}
+
+static void cpu_copy(bl_device *dev, void *dst, const void *src, size_t bytes)
+{
+    if (bytes && dst != src)
+        memmove(dst, src, bytes);
+}
+
+static void cpu_synchronize(bl_device *dev)
+{
+}
+
+/* ---- matrix products ---------------------------------------------------------------------- */
+
+typedef struct gemm_args {
+    bool ta, tb;
+    int64_t m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, a_row, a_col;
+    float *c;
+    int64_t ldc;
+} gemm_args;
+
+/* C = A·Bᵀ over a range of B's rows (C's columns). */
+static void gemm_nt_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    bl__small_gemm_nt(g->m, begin, end, g->k, g->alpha, g->a, g->lda, g->b, g->ldb, g->beta,
+                      g->c, g->ldc);
+}
+
+/* C = Aᵀ·B over a range of C's rows. */
+static void gemm_rows_by_row(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    bl__small_gemm_rows(begin, end, 0, g->n, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b,
+                        g->ldb, g->beta, g->c, g->ldc);
+}
+
+/* C = A·B over a range of C's columns. */
+static void gemm_rows_by_col(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    bl__small_gemm_rows(0, g->m, begin, end, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b,
+                        g->ldb, g->beta, g->c, g->ldc);
+}
+
+static void blas_sgemm(const gemm_args *g, int64_t m, int64_t n, const float *a, const float *b,
+                       float *c)
+{
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                g->tb ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)g->k,
+                g->alpha, a, (blasint)g->lda, b, (blasint)g->ldb, g->beta, c, (blasint)g->ldc);
+}
+
+/* One OpenBLAS call on a band of C's rows: op(A)'s rows are A's rows, or A's columns when
+ * transposed. */
+static void blas_rows_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    const float *a = g->ta ? g->a + begin : g->a + begin * g->lda;
+    blas_sgemm(g, end - begin, g->n, a, g->b, g->c + begin * g->ldc);
+}
+
+/* One OpenBLAS call on a band of C's columns. */
+static void blas_cols_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemm_args *g = p;
+    const float *b = g->tb ? g->b + begin * g->ldb : g->b + begin;
+    blas_sgemm(g, g->m, end - begin, g->a, b, g->c + begin);
+}
+
+/* Units per chunk so that a chunk has at least `grain` multiply-adds. */
+static int64_t grain_of(int64_t grain, int64_t flops_per_unit, int64_t align)
+{
+    int64_t g = flops_per_unit > 0 ? grain / flops_per_unit : grain;
+    return g < align ? align : g;
+}
+
+static int64_t grain_units(int64_t flops_per_unit, int64_t align)
+{
+    return grain_of(GRAIN_FLOPS, flops_per_unit, align);
+}
+
+static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++) {
+        float *restrict row = c + i * ldc;
+        if (beta == 0.0f)
+            memset(row, 0, (size_t)n * sizeof *row);
+        else if (beta != 1.0f)
+            for (int64_t j = 0; j < n; j++)
+                row[j] *= beta;
+    }
+}
+
+/* With a pool, the device is what runs in parallel: OpenBLAS runs single-threaded inside the
+ * pool's threads (two thread teams spinning against each other on the same cores cost more
+ * than OpenBLAS's own threading gains). OpenBLAS's setting is put back after each call, so
+ * code outside the device sees the thread count it set. */
+static int blas_enter(const cpu_impl *impl)
+{
+    if (!impl->pool)
+        return 0;
+    int prev = openblas_get_num_threads();
+    if (prev != 1)
+        openblas_set_num_threads(1);
+    return prev;
+}
+
+static void blas_leave(int prev)
+{
+    if (prev > 1)
+        openblas_set_num_threads(prev);
+}
+
+static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                     int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || alpha == 0.0f) {
+        scale_matrix(m, n, beta, c, ldc);
+        return;
+    }
+    cpu_impl *impl = dev->impl;
+    gemm_args g = {trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc};
+    if (impl->small_gemm) {
+        if (!trans_a && trans_b && m <= SMALL_GEMM_MAX) {
+            /* forward of a linear layer: out[batch × out] = in · Wᵀ */
+            bl__pool_run(impl->pool, n, grain_units(m * k, 4), 4, gemm_nt_range, &g);
+            return;
+        }
+        if (trans_a && !trans_b && k <= SMALL_GEMM_MAX) {
+            /* weight gradient: dW[out × in] = d_outᵀ · in, A stored k×m */
+            g.a_row = 1;
+            g.a_col = lda;
+            bl__pool_run(impl->pool, m, grain_units(n * k, 4), 4, gemm_rows_by_row, &g);
+            return;
+        }
+        if (!trans_a && !trans_b && m <= SMALL_GEMM_MAX) {
+            /* input gradient: d_in[batch × in] = d_out · W */
+            g.a_row = lda;
+            g.a_col = 1;
+            bl__pool_run(impl->pool, n, grain_units(m * k, 16), 16, gemm_rows_by_col, &g);
+            return;
+        }
+    }
+    /* OpenBLAS on bands of C's rows or columns, 16 at a time: the longer side, except that a
+     * weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
+     * the same contiguous part that thread then updates in the optimizer's pass. */
+    int prev = blas_enter(impl);
+    if (m >= n || (trans_a && !trans_b && m >= 64))
+        bl__pool_run(impl->pool, m, grain_of(GRAIN_BLAS, n * k, 16), 16, blas_rows_range, &g);
+    else
+        bl__pool_run(impl->pool, n, grain_of(GRAIN_BLAS, m * k, 16), 16, blas_cols_range, &g);
+    blas_leave(prev);
+}
+
+typedef struct gemv_args {
+    bool ta;
+    int64_t m, n, lda;
+    float alpha, beta;
+    const float *a, *x;
+    float *y;
+} gemv_args;
+
+/* y[begin..end) of y = alpha·op(A)·x + beta·y: rows of A, or columns when transposed. */
+static void gemv_range(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const gemv_args *g = p;
+    if (g->ta)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)g->m, (blasint)(end - begin), g->alpha,
+                    g->a + begin, (blasint)g->lda, g->x, 1, g->beta, g->y + begin, 1);
+    else
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)(end - begin), (blasint)g->n,
+                    g->alpha, g->a + begin * g->lda, (blasint)g->lda, g->x, 1, g->beta,
+                    g->y + begin, 1);
+}
+
+static void cpu_gemv(bl_device *dev, bool trans_a, int64_t m, int64_t n, float alpha,
+                     const float *a, int64_t lda, const float *x, float beta, float *y)
+{
+    int64_t len = trans_a ? n : m, inner = trans_a ? m : n;
+    if (len <= 0)
+        return;
+    if (inner <= 0) {
+        scale_matrix(1, len, beta, y, len);
+        return;
+    }
+    cpu_impl *impl = dev->impl;
+    gemv_args g = {trans_a, m, n, lda, alpha, beta, a, x, y};
+    int prev = blas_enter(impl);
+    bl__pool_run(impl->pool, len, grain_of(GRAIN_BLAS, inner, 16), 16, gemv_range, &g);
+    blas_leave(prev);
+}
+
+/* ---- the device --------------------------------------------------------------------------- */
+
+static const bl_device_ops cpu_ops = {
+    .size = sizeof(bl_device_ops),
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .copy = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .gemm = cpu_gemm,
+    .gemv = cpu_gemv,
+    .axpy = bl__cpu_axpy,
+    .scale = bl__cpu_scale,
+    .fill = bl__cpu_fill,
+    .dot = bl__cpu_dot,
+    .sumsq = bl__cpu_sumsq,
+    .add_bias = bl__cpu_add_bias,
+    .sum_rows = bl__cpu_sum_rows,
+    .add_channel_bias = bl__cpu_add_channel_bias,
+    .sum_channels = bl__cpu_sum_channels,
+    .act_forward = bl__cpu_act_forward,
+    .act_backward = bl__cpu_act_backward,
+    .dropout_forward = bl__cpu_dropout_forward,
+    .mul = bl__cpu_mul,
+    .im2col = bl__cpu_im2col,
+    .col2im = bl__cpu_col2im,
+    .maxpool_forward = bl__cpu_maxpool_forward,
+    .maxpool_backward = bl__cpu_maxpool_backward,
+    .bn_forward_train = bl__cpu_bn_forward_train,
+    .bn_forward_eval = bl__cpu_bn_forward_eval,
+    .bn_backward = bl__cpu_bn_backward,
+    .xent_forward = bl__cpu_xent_forward,
+    .xent_backward = bl__cpu_xent_backward,
+    .mse_forward = bl__cpu_mse_forward,
+    .mse_backward = bl__cpu_mse_backward,
+    .sgd_update = bl__cpu_sgd_update,
+    .adam_direction = bl__cpu_adam_direction,
+};
+
+int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out)
+{
+    if (!out)
+        return bl_error(ctx, BL_EINVAL, "bl_device_cpu_open: out is NULL");
+    if (threads < 0)
+        return bl_error(ctx, BL_EINVAL,
+                        "bl_device_cpu_open: threads must be 0 (keep OpenBLAS's setting) or "
+                        "positive, got %d",
+                        threads);
+    cpu_device *cd = calloc(1, sizeof *cd);
+    if (!cd)
+        return bl_error(ctx, BL_ENOMEM, "cpu device: out of memory");
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    else
+        threads = openblas_get_num_threads();
+    if (threads > BL__POOL_MAX_THREADS)
+        threads = BL__POOL_MAX_THREADS;
+    cd->impl.small_gemm = bl__small_gemm_available();
+    if (threads > 1) {
+        cd->impl.pool = bl__pool_new(threads);
+        if (!cd->impl.pool)
+            bl_log(ctx, BL_LOG_WARN,
+                   "cpu device: could not start %d kernel threads; running them on one", threads);
+    }
+    cd->base.ops = &cpu_ops;
+    cd->base.kind = BL_DEVICE_CPU;
+    cd->base.host_threads = cd->impl.pool ? threads : 1;
+    cd->base.index = 0;
+    cd->base.impl = &cd->impl;
+    *out = &cd->base;
+    return BL_OK;
+}
+
+void bl__device_cpu_destroy(bl_device *dev)
+{
+    cpu_device *cd = (cpu_device *)dev;
+    bl__pool_free(cd->impl.pool);
+    free(cd);
+}

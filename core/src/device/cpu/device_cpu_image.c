@@ -1,0 +1,508 @@
+/* CPU kernels for images and normalization: im2col/col2im, max pooling, batch normalization.
+ *
+ * Wired into the CPU backend's bl_device_ops by device_cpu.c; the contracts are the comments in
+ * batchlab/device.h. Notes on choices those comments leave open:
+ *
+ * - maxpool argmax: the index of the winner inside its input *plane* (ih·W + iw, one [H, W]
+ *   channel of one image), not inside the whole image or batch. A window's first maximum wins
+ *   ties; NaN propagates (as in PyTorch). A window that lies entirely in the padding (only
+ *   possible when pad ≥ kernel) yields y = −inf and argmax = −1, which backward skips.
+ * - batch norm: statistics accumulate in double; the variance is two-pass (Σ(x − mean)²), so a
+ *   large mean costs no precision. When a channel has a single value (outer·inner = 1) the
+ *   unbiased variance is undefined: the running mean is updated and the running variance is
+ *   left as it was.
+ *
+ * Loops are written so that GCC vectorizes them at -O2: contiguous inner loops, reductions
+ * split over eight independent double lanes (no reassociation needed), and for inner = 1
+ * ([batch, features] layouts) loops that run across channels instead of down a column.
+ */
+#include "device/cpu/device_cpu.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- im2col / col2im ---------------------------------------------------------------------- */
+
+/* Output positions o in [*lo, *hi) for which the input index o·stride − pad + k is inside
+ * [0, size). */
+static void valid_range(int64_t k, int64_t pad, int64_t stride, int64_t size, int64_t out,
+                        int64_t *lo, int64_t *hi)
+{
+    const int64_t off = pad - k; /* input index = o·stride − off */
+    int64_t l = off > 0 ? (off + stride - 1) / stride : 0;
+    const int64_t last = size - 1 + off; /* need o·stride ≤ last */
+    int64_t h = last >= 0 ? last / stride + 1 : 0;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* image [C, H, W] → cols [C·kh·kw, out_h·out_w]; row (c·kh + ki)·kw + kj holds, at column
+ * oh·out_w + ow, image[c][oh·sh − ph + ki][ow·sw − pw + kj] or 0 in the padding. */
+void bl__cpu_im2col(bl_device *dev, const bl_window2d *w, const float *image, float *cols)
+{
+    (void)dev;
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t sh = w->stride_h, sw = w->stride_w;
+    for (int64_t c = 0; c < w->channels; c++) {
+        const float *plane = image + c * H * W; /* [H, W] */
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                int64_t lo, hi;
+                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
+                    const int64_t ih = oh * sh - w->pad_h + ki;
+                    if (ih < 0 || ih >= H) {
+                        memset(cols, 0, (size_t)OW * sizeof *cols);
+                        continue;
+                    }
+                    const float *row = plane + ih * W; /* row[ow·sw − pw + kj] */
+                    const int64_t base = kj - w->pad_w;
+                    for (int64_t ow = 0; ow < lo; ow++)
+                        cols[ow] = 0.0f;
+                    if (sw == 1) {
+                        if (hi > lo)
+                            memcpy(cols + lo, row + (base + lo), (size_t)(hi - lo) * sizeof *cols);
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            cols[ow] = row[ow * sw + base];
+                    }
+                    for (int64_t ow = hi; ow < OW; ow++)
+                        cols[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* dst[i] += src[i], in chunks of eight (see the batch-norm helpers below for why). */
+static void add_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            dst[i + k] += src[i + k];
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* The adjoint of im2col: image[c][ih][iw] += every cols entry that im2col copied from there.
+ * Padding entries are dropped. The caller zeroes the image first when it wants = . */
+void bl__cpu_col2im(bl_device *dev, const bl_window2d *w, const float *cols, float *image)
+{
+    (void)dev;
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t sh = w->stride_h, sw = w->stride_w;
+    for (int64_t c = 0; c < w->channels; c++) {
+        float *plane = image + c * H * W; /* [H, W] */
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                int64_t lo, hi;
+                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
+                    const int64_t ih = oh * sh - w->pad_h + ki;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    float *row = plane + ih * W;
+                    const int64_t base = kj - w->pad_w;
+                    if (sw == 1) {
+                        add_row(row + (base + lo), cols + lo, hi - lo);
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            row[ow * sw + base] += cols[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- max pooling -------------------------------------------------------------------------- */
+
+/* x [batch, C, H, W] → y, argmax [batch, C, out_h, out_w]; argmax = index in the [H, W] plane. */
+void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch,
+                             const float *x, float *y, int32_t *argmax)
+{
+    (void)dev;
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t planes = batch * w->channels;
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in = x + p * H * W;
+        float *out = y + p * OH * OW;
+        int32_t *arg = argmax + p * OH * OW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int64_t h0 = oh * w->stride_h - w->pad_h;
+            const int64_t hs = h0 < 0 ? 0 : h0;
+            const int64_t he = h0 + w->kernel_h < H ? h0 + w->kernel_h : H;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                const int64_t w0 = ow * w->stride_w - w->pad_w;
+                const int64_t ws = w0 < 0 ? 0 : w0;
+                const int64_t we = w0 + w->kernel_w < W ? w0 + w->kernel_w : W;
+                const int64_t o = oh * OW + ow;
+                if (hs >= he || ws >= we) {
+                    out[o] = -INFINITY;
+                    arg[o] = -1;
+                    continue;
+                }
+                int64_t best_i = hs * W + ws;
+                float best = in[best_i];
+                for (int64_t ih = hs; ih < he; ih++) {
+                    for (int64_t iw = ws; iw < we; iw++) {
+                        const float v = in[ih * W + iw];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            best_i = ih * W + iw;
+                        }
+                    }
+                }
+                out[o] = best;
+                arg[o] = (int32_t)best_i;
+            }
+        }
+    }
+}
+
+/* dx [batch, C, H, W] = 0, then dx[plane][argmax] += dy for every output (windows may overlap). */
+void bl__cpu_maxpool_backward(bl_device *dev, const bl_window2d *w, int64_t batch,
+                              const float *dy, const int32_t *argmax, float *dx)
+{
+    (void)dev;
+    const int64_t HW = w->height * w->width, OHW = w->out_h * w->out_w;
+    const int64_t planes = batch * w->channels;
+    memset(dx, 0, (size_t)(planes * HW) * sizeof *dx);
+    for (int64_t p = 0; p < planes; p++) {
+        float *d = dx + p * HW;
+        const float *g = dy + p * OHW;
+        const int32_t *arg = argmax + p * OHW;
+        for (int64_t o = 0; o < OHW; o++)
+            if (arg[o] >= 0)
+                d[arg[o]] += g[o];
+    }
+}
+
+/* ---- batch normalization ------------------------------------------------------------------ */
+
+/* Channels are processed in blocks of this many, with per-block double accumulators on the
+ * stack, so that [batch, features] layouts (inner = 1) run along rows. */
+#define BN_BLOCK 64
+
+/* The helpers below work on one contiguous row in chunks of eight followed by a scalar tail:
+ * GCC's -O2 cost model vectorizes a loop only when the vector code replaces it entirely, which
+ * the fixed eight-iteration inner loops allow. Double accumulators are per lane, so nothing is
+ * reassociated. Rows given as x and y (or dy and dx) must not overlap. */
+
+/* Σ p[i] over n floats, in double. */
+static double sum_f(const float *restrict p, int64_t n)
+{
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += p[i + k];
+    double s = 0;
+    for (; i < n; i++)
+        s += p[i];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+/* Σ (p[i] − m)² over n floats, in double. */
+static double sumsq_centered(const float *restrict p, int64_t n, double m)
+{
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const double d = p[i + k] - m;
+            acc[k] += d * d;
+        }
+    double s = 0;
+    for (; i < n; i++) {
+        const double d = p[i] - m;
+        s += d * d;
+    }
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+/* Σ g[i]·(p[i] − m) over n floats, in double. */
+static double dot_centered(const float *restrict g, const float *restrict p, int64_t n,
+                           double m)
+{
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)g[i + k] * (p[i + k] - m);
+    double s = 0;
+    for (; i < n; i++)
+        s += (double)g[i] * (p[i] - m);
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+/* Row versions for inner = 1, where channel c is element c of the row:
+ *   sum[c] += x[c];  sq[c] += (x[c] − mean[c])²;
+ *   sdy[c] += dy[c], sdx[c] += dy[c]·(x[c] − mean[c]) */
+static void row_sum(double *restrict sum, const float *restrict x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            sum[i + k] += x[i + k];
+    for (; i < n; i++)
+        sum[i] += x[i];
+}
+
+static void row_sumsq(double *restrict sq, const float *restrict x, const double *restrict mean,
+                      int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const double d = x[i + k] - mean[i + k];
+            sq[i + k] += d * d;
+        }
+    for (; i < n; i++) {
+        const double d = x[i] - mean[i];
+        sq[i] += d * d;
+    }
+}
+
+static void row_grad_sums(double *restrict sdy, double *restrict sdx, const float *restrict x,
+                          const float *restrict dy, const double *restrict mean, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            sdy[i + k] += dy[i + k];
+            sdx[i + k] += (double)dy[i + k] * (x[i + k] - mean[i + k]);
+        }
+    for (; i < n; i++) {
+        sdy[i] += dy[i];
+        sdx[i] += (double)dy[i] * (x[i] - mean[i]);
+    }
+}
+
+/* y[i] = (x[i] − m[i])·a[i] + b[i] (inner = 1: one channel per element) */
+static void row_affine(float *restrict y, const float *restrict x, const float *restrict m,
+                       const float *restrict a, const float *restrict b, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            y[i + k] = (x[i + k] - m[i + k]) * a[i + k] + b[i + k];
+    for (; i < n; i++)
+        y[i] = (x[i] - m[i]) * a[i] + b[i];
+}
+
+/* y[i] = (x[i] − m)·a + b (one channel along the row) */
+static void plane_affine(float *restrict y, const float *restrict x, float m, float a, float b,
+                         int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            y[i + k] = (x[i + k] - m) * a + b;
+    for (; i < n; i++)
+        y[i] = (x[i] - m) * a + b;
+}
+
+/* dx[i] = a[i]·(dy[i] − g[i] − (x[i] − m[i])·q[i]) (inner = 1) */
+static void row_bn_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
+                      const float *restrict m, const float *restrict a, const float *restrict g,
+                      const float *restrict q, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            dx[i + k] = a[i + k] * (dy[i + k] - g[i + k] - (x[i + k] - m[i + k]) * q[i + k]);
+    for (; i < n; i++)
+        dx[i] = a[i] * (dy[i] - g[i] - (x[i] - m[i]) * q[i]);
+}
+
+/* dx[i] = a·(dy[i] − g − (x[i] − m)·q) (one channel along the row) */
+static void plane_bn_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
+                        float m, float a, float g, float q, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            dx[i + k] = a * (dy[i + k] - g - (x[i + k] - m) * q);
+    for (; i < n; i++)
+        dx[i] = a * (dy[i] - g - (x[i] - m) * q);
+}
+
+/* Block walkers: for the cn channels starting at c0 of [outer, channels, inner] arrays. */
+
+/* sum[c] += Σ_{o,i} x[o][c0+c][i] */
+static void block_sum(int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t cn,
+                      const float *x, double *sum)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        const float *row = x + (o * channels + c0) * inner; /* [cn, inner] */
+        if (inner == 1)
+            row_sum(sum, row, cn);
+        else
+            for (int64_t c = 0; c < cn; c++)
+                sum[c] += sum_f(row + c * inner, inner);
+    }
+}
+
+/* sq[c] += Σ_{o,i} (x[o][c0+c][i] − mean[c])² */
+static void block_sumsq(int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t cn,
+                        const float *x, const double *mean, double *sq)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        const float *row = x + (o * channels + c0) * inner;
+        if (inner == 1)
+            row_sumsq(sq, row, mean, cn);
+        else
+            for (int64_t c = 0; c < cn; c++)
+                sq[c] += sumsq_centered(row + c * inner, inner, mean[c]);
+    }
+}
+
+/* sdy[c] += Σ dy, sdx[c] += Σ dy·(x − mean[c]) over the block */
+static void block_grad_sums(int64_t outer, int64_t channels, int64_t inner, int64_t c0,
+                            int64_t cn, const float *x, const float *dy, const double *mean,
+                            double *sdy, double *sdx)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        const int64_t at = (o * channels + c0) * inner;
+        const float *xr = x + at, *gr = dy + at;
+        if (inner == 1) {
+            row_grad_sums(sdy, sdx, xr, gr, mean, cn);
+        } else {
+            for (int64_t c = 0; c < cn; c++) {
+                sdy[c] += sum_f(gr + c * inner, inner);
+                sdx[c] += dot_centered(gr + c * inner, xr + c * inner, inner, mean[c]);
+            }
+        }
+    }
+}
+
+/* y[o][c0+c][i] = (x − m[c])·a[c] + b[c] */
+static void block_affine(int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t cn,
+                         const float *m, const float *a, const float *b, const float *x,
+                         float *y)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        const int64_t at = (o * channels + c0) * inner;
+        if (inner == 1)
+            row_affine(y + at, x + at, m, a, b, cn);
+        else
+            for (int64_t c = 0; c < cn; c++)
+                plane_affine(y + at + c * inner, x + at + c * inner, m[c], a[c], b[c], inner);
+    }
+}
+
+/* dx[o][c0+c][i] = a[c]·(dy − g[c] − (x − m[c])·q[c]) */
+static void block_bn_dx(int64_t outer, int64_t channels, int64_t inner, int64_t c0, int64_t cn,
+                        const float *m, const float *a, const float *g, const float *q,
+                        const float *x, const float *dy, float *dx)
+{
+    for (int64_t o = 0; o < outer; o++) {
+        const int64_t at = (o * channels + c0) * inner;
+        if (inner == 1)
+            row_bn_dx(dx + at, x + at, dy + at, m, a, g, q, cn);
+        else
+            for (int64_t c = 0; c < cn; c++) {
+                const int64_t r = at + c * inner;
+                plane_bn_dx(dx + r, x + r, dy + r, m[c], a[c], g[c], q[c], inner);
+            }
+    }
+}
+
+/* x, y [outer, C, inner]; gamma, beta, running_*, mean, invstd [C].
+ * mean = Σx/n, var = Σ(x − mean)²/n (biased), invstd = 1/sqrt(var + eps) with n = outer·inner;
+ * y = (x − mean)·invstd·gamma + beta;
+ * running_mean = (1 − m)·running_mean + m·mean,
+ * running_var  = (1 − m)·running_var  + m·var·n/(n − 1)   (left unchanged when n = 1). */
+void bl__cpu_bn_forward_train(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
+                              const float *x, const float *gamma, const float *beta, float eps,
+                              float momentum, float *running_mean, float *running_var,
+                              float *mean, float *invstd, float *y)
+{
+    (void)dev;
+    const int64_t n = outer * inner;
+    const double m = momentum;
+    for (int64_t c0 = 0; c0 < channels; c0 += BN_BLOCK) {
+        const int64_t cn = channels - c0 < BN_BLOCK ? channels - c0 : BN_BLOCK;
+        double mu[BN_BLOCK] = {0}, sq[BN_BLOCK] = {0};
+        block_sum(outer, channels, inner, c0, cn, x, mu);
+        for (int64_t c = 0; c < cn; c++)
+            mu[c] /= (double)n;
+        block_sumsq(outer, channels, inner, c0, cn, x, mu, sq);
+
+        float fm[BN_BLOCK], fa[BN_BLOCK], fb[BN_BLOCK];
+        for (int64_t c = 0; c < cn; c++) {
+            const int64_t ch = c0 + c;
+            const double var = sq[c] / (double)n;
+            const double is = 1.0 / sqrt(var + (double)eps);
+            mean[ch] = (float)mu[c];
+            invstd[ch] = (float)is;
+            running_mean[ch] = (float)((1.0 - m) * running_mean[ch] + m * mu[c]);
+            if (n > 1)
+                running_var[ch] = (float)((1.0 - m) * running_var[ch] +
+                                          m * sq[c] / (double)(n - 1));
+            fm[c] = (float)mu[c];
+            fa[c] = (float)(is * gamma[ch]);
+            fb[c] = beta[ch];
+        }
+        block_affine(outer, channels, inner, c0, cn, fm, fa, fb, x, y);
+    }
+}
+
+/* y = (x − running_mean)·gamma/sqrt(running_var + eps) + beta */
+void bl__cpu_bn_forward_eval(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
+                             const float *x, const float *gamma, const float *beta, float eps,
+                             const float *running_mean, const float *running_var, float *y)
+{
+    (void)dev;
+    for (int64_t c0 = 0; c0 < channels; c0 += BN_BLOCK) {
+        const int64_t cn = channels - c0 < BN_BLOCK ? channels - c0 : BN_BLOCK;
+        float fa[BN_BLOCK];
+        for (int64_t c = 0; c < cn; c++)
+            fa[c] = (float)(gamma[c0 + c] / sqrt((double)running_var[c0 + c] + (double)eps));
+        block_affine(outer, channels, inner, c0, cn, running_mean + c0, fa, beta + c0, x, y);
+    }
+}
+
+/* With x̂ = (x − mean)·invstd and n = outer·inner, per channel:
+ * dbeta += Σ dy, dgamma += Σ dy·x̂ (accumulate);
+ * dx = gamma·invstd·(dy − Σdy/n − x̂·Σ(dy·x̂)/n) (overwrite; skipped when dx is NULL). */
+void bl__cpu_bn_backward(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
+                         const float *x, const float *gamma, const float *mean,
+                         const float *invstd, const float *dy, float *dx, float *dgamma,
+                         float *dbeta)
+{
+    (void)dev;
+    const double n = (double)(outer * inner);
+    for (int64_t c0 = 0; c0 < channels; c0 += BN_BLOCK) {
+        const int64_t cn = channels - c0 < BN_BLOCK ? channels - c0 : BN_BLOCK;
+        double mu[BN_BLOCK], sdy[BN_BLOCK] = {0}, sdx[BN_BLOCK] = {0};
+        for (int64_t c = 0; c < cn; c++)
+            mu[c] = mean[c0 + c];
+        block_grad_sums(outer, channels, inner, c0, cn, x, dy, mu, sdy, sdx);
+
+        float fa[BN_BLOCK], fg[BN_BLOCK], fq[BN_BLOCK];
+        for (int64_t c = 0; c < cn; c++) {
+            const int64_t ch = c0 + c;
+            const double is = invstd[ch];
+            dbeta[ch] += (float)sdy[c];
+            dgamma[ch] += (float)(sdx[c] * is);
+            fa[c] = (float)(gamma[ch] * is);
+            fg[c] = (float)(sdy[c] / n);
+            fq[c] = (float)(sdx[c] * is * is / n);
+        }
+        if (dx)
+            block_bn_dx(outer, channels, inner, c0, cn, mean + c0, fa, fg, fq, x, dy, dx);
+    }
+}

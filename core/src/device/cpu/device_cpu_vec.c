@@ -1,0 +1,726 @@
+/* The CPU backend's vector kernels: BLAS-1, biases, activations, dropout, losses and the
+ * optimizer updates, as plain loops that the compiler vectorizes (an AVX2 clone next to the
+ * baseline one), split over the device's thread pool when large.
+ *
+ * Numerics: elementwise results do not depend on the thread count or on which clone runs,
+ * because the build does not contract a·b + c into FMAs (ISO C mode) and each output element
+ * is computed by exactly one thread. Reductions (dot, sumsq, loss sums) accumulate in double,
+ * in chunks that depend on the thread count only.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* -O2 only vectorizes loops whose trip count is known; these kernels need the full
+ * vectorizer. Without trapping math the selects in exp/tanh/erf if-convert; sqrt keeps its
+ * errno path whatever this says (see adam_kernel). */
+#pragma GCC optimize("O3", "no-math-errno", "no-trapping-math")
+#endif
+
+#include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <string.h>
+
+#include "batchlab/rng.h"
+#include "device/cpu/device_cpu_shared.h"
+
+/* Work per chunk below which a kernel runs on the calling thread alone. */
+#define GRAIN_LIGHT 8192 /* elements: copies, fills, ReLU, bias */
+#define GRAIN_HEAVY 8192  /* elements: optimizer updates, exp-based activations, dropout */
+
+/* ---- BLAS-1 ------------------------------------------------------------------------------- */
+
+/* Arguments of the elementwise jobs; each job uses the fields it needs. */
+typedef struct ew_args {
+    int64_t n, rows, cols, inner;
+    float f0, f1, f2, f3, f4, f5;
+    int i0;
+    bool b0;
+    uint64_t u0, u1;
+    const float *x, *y, *z, *w;
+    const int32_t *labels;
+    float *out0, *out1, *out2;
+    double part[BL__POOL_MAX_THREADS];
+    int64_t ipart[BL__POOL_MAX_THREADS];
+} ew_args;
+
+BL__HOT static void axpy_kernel(int64_t n, float alpha, const float *restrict x, float *restrict y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] += alpha * x[i];
+}
+
+static void axpy_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    axpy_kernel(e - b, a->f0, a->x + b, a->out0 + b);
+}
+
+void bl__cpu_axpy(bl_device *dev, int64_t n, float alpha, const float *x, float *y)
+{
+    ew_args a = {.f0 = alpha, .x = x, .out0 = y};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, axpy_range, &a);
+}
+
+BL__HOT static void scale_kernel(int64_t n, float alpha, float *restrict x)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= alpha;
+}
+
+static void scale_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    scale_kernel(e - b, a->f0, a->out0 + b);
+}
+
+void bl__cpu_scale(bl_device *dev, int64_t n, float alpha, float *x)
+{
+    if (alpha == 1.0f)
+        return;
+    ew_args a = {.f0 = alpha, .out0 = x};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, scale_range, &a);
+}
+
+BL__HOT static void fill_kernel(int64_t n, float value, float *restrict x)
+{
+    if (value == 0.0f && !signbit(value)) {
+        memset(x, 0, (size_t)n * sizeof *x);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        x[i] = value;
+}
+
+static void fill_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    fill_kernel(e - b, a->f0, a->out0 + b);
+}
+
+void bl__cpu_fill(bl_device *dev, int64_t n, float value, float *x)
+{
+    ew_args a = {.f0 = value, .out0 = x};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, fill_range, &a);
+}
+
+/* Σ x·y in double with eight independent partial sums (which the compiler keeps in vector
+ * registers: no reassociation is needed). y = NULL gives Σ x². */
+BL__HOT static double dot_kernel(int64_t n, const float *restrict x, const float *restrict y)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    if (y) {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += (double)x[i + j] * (double)y[i + j];
+        for (; i < n; i++)
+            acc[0] += (double)x[i] * (double)y[i];
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; j++)
+                acc[j] += (double)x[i + j] * (double)x[i + j];
+        for (; i < n; i++)
+            acc[0] += (double)x[i] * (double)x[i];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static void dot_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    a->part[chunk] = dot_kernel(e - b, a->x + b, a->y ? a->y + b : NULL);
+}
+
+static double sum_parts(const ew_args *a, int chunks)
+{
+    double s = 0.0;
+    for (int i = 0; i < chunks; i++)
+        s += a->part[i];
+    return s;
+}
+
+double bl__cpu_dot(bl_device *dev, int64_t n, const float *x, const float *y)
+{
+    ew_args a = {.x = x, .y = y};
+    int chunks = bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, dot_range, &a);
+    return sum_parts(&a, chunks);
+}
+
+double bl__cpu_sumsq(bl_device *dev, int64_t n, const float *x)
+{
+    return bl__cpu_dot(dev, n, x, NULL);
+}
+
+/* ---- biases ------------------------------------------------------------------------------- */
+
+BL__HOT static void add_bias_kernel(int64_t rows, int64_t cols, const float *restrict bias,
+                                    float *restrict y)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *restrict row = y + r * cols;
+        for (int64_t c = 0; c < cols; c++)
+            row[c] += bias[c];
+    }
+}
+
+static void add_bias_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    add_bias_kernel(e - b, a->cols, a->x, a->out0 + b * a->cols);
+}
+
+void bl__cpu_add_bias(bl_device *dev, int64_t rows, int64_t cols, const float *bias, float *y)
+{
+    if (cols <= 0)
+        return;
+    ew_args a = {.cols = cols, .x = bias, .out0 = y};
+    int64_t grain = GRAIN_LIGHT / cols > 0 ? GRAIN_LIGHT / cols : 1;
+    bl__pool_run(bl__cpu_pool(dev), rows, grain, 1, add_bias_range, &a);
+}
+
+/* out[c] = beta·out[c] + Σ_r x[r][c] for columns [c0, c1) */
+BL__HOT static void sum_rows_kernel(int64_t rows, int64_t cols, int64_t c0, int64_t c1,
+                                    const float *restrict x, float beta, float *restrict out)
+{
+    if (rows <= 0) {
+        for (int64_t c = c0; c < c1; c++)
+            out[c] = beta == 0.0f ? 0.0f : beta * out[c];
+        return;
+    }
+    if (beta == 0.0f)
+        for (int64_t c = c0; c < c1; c++)
+            out[c] = x[c];
+    else if (beta == 1.0f)
+        for (int64_t c = c0; c < c1; c++)
+            out[c] += x[c];
+    else
+        for (int64_t c = c0; c < c1; c++)
+            out[c] = beta * out[c] + x[c];
+    for (int64_t r = 1; r < rows; r++) {
+        const float *restrict row = x + r * cols;
+        for (int64_t c = c0; c < c1; c++)
+            out[c] += row[c];
+    }
+}
+
+static void sum_rows_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    sum_rows_kernel(a->rows, a->cols, b, e, a->x, a->f0, a->out0);
+}
+
+void bl__cpu_sum_rows(bl_device *dev, int64_t rows, int64_t cols, const float *x, float beta,
+                      float *out)
+{
+    ew_args a = {.rows = rows, .cols = cols, .f0 = beta, .x = x, .out0 = out};
+    int64_t per_col = rows > 1 ? rows : 1;
+    int64_t grain = GRAIN_LIGHT / per_col > 16 ? GRAIN_LIGHT / per_col : 16;
+    bl__pool_run(bl__cpu_pool(dev), cols, grain, 16, sum_rows_range, &a);
+}
+
+BL__HOT static void add_channel_bias_kernel(int64_t channels, int64_t inner,
+                                            const float *restrict bias, float *restrict y)
+{
+    for (int64_t c = 0; c < channels; c++) {
+        float b = bias[c];
+        float *restrict yc = y + c * inner;
+        for (int64_t i = 0; i < inner; i++)
+            yc[i] += b;
+    }
+}
+
+static void add_channel_bias_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    for (int64_t o = b; o < e; o++)
+        add_channel_bias_kernel(a->cols, a->inner, a->x, a->out0 + o * a->cols * a->inner);
+}
+
+void bl__cpu_add_channel_bias(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
+                              const float *bias, float *y)
+{
+    if (channels <= 0 || inner <= 0)
+        return;
+    ew_args a = {.cols = channels, .inner = inner, .x = bias, .out0 = y};
+    int64_t per = channels * inner;
+    bl__pool_run(bl__cpu_pool(dev), outer, GRAIN_LIGHT / per > 0 ? GRAIN_LIGHT / per : 1, 1,
+                 add_channel_bias_range, &a);
+}
+
+BL__HOT static double sum_kernel(int64_t n, const float *restrict x)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += (double)x[i + j];
+    for (; i < n; i++)
+        acc[0] += (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* channels [b, e): out[c] = beta·out[c] + Σ_{o,i} x[o][c][i] */
+static void sum_channels_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    for (int64_t c = b; c < e; c++) {
+        double s = 0.0;
+        for (int64_t o = 0; o < a->rows; o++)
+            s += sum_kernel(a->inner, a->x + (o * a->cols + c) * a->inner);
+        a->out0[c] = a->f0 == 0.0f ? (float)s : (float)((double)a->f0 * a->out0[c] + s);
+    }
+}
+
+void bl__cpu_sum_channels(bl_device *dev, int64_t outer, int64_t channels, int64_t inner,
+                          const float *x, float beta, float *out)
+{
+    ew_args a = {.rows = outer, .cols = channels, .inner = inner, .f0 = beta, .x = x,
+                 .out0 = out};
+    int64_t per = outer * inner > 0 ? outer * inner : 1;
+    bl__pool_run(bl__cpu_pool(dev), channels, GRAIN_LIGHT / per > 0 ? GRAIN_LIGHT / per : 1, 1,
+                 sum_channels_range, &a);
+}
+
+/* ---- activations -------------------------------------------------------------------------- */
+
+/* e^x for float x, written so that the loops calling it vectorize: Cody–Waite reduction
+ * x = n·ln2 + f with |f| ≤ ln2/2, a degree-6 Taylor polynomial for e^f (relative error below
+ * 2e-7) and 2^n built in the exponent bits. Inputs are clamped to [−87, 88]; below −87 the
+ * result is 0, so exp never overflows and never returns a denormal. */
+static inline float fast_expf(float x)
+{
+    /* written so that NaN lands on the clamp (never converted to an integer below) */
+    float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
+    float t = xc * 1.44269504088896341f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest (|t| < 2^22) */
+    float f = xc - n * 0.693359375f;
+    f = f - n * -2.12194440e-4f;
+    float p = 1.0f / 720.0f;
+    p = p * f + 1.0f / 120.0f;
+    p = p * f + 1.0f / 24.0f;
+    p = p * f + 1.0f / 6.0f;
+    p = p * f + 0.5f;
+    p = p * f + 1.0f;
+    p = p * f + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    float r = p * scale;
+    return x < -87.0f ? 0.0f : (x == x ? r : x); /* NaN in, NaN out */
+}
+
+/* tanh: an odd Taylor polynomial near 0 (where 1 − 2/(e^{2|x|}+1) would lose relative
+ * accuracy) and the exp form elsewhere; saturates cleanly, never NaN for finite x. */
+static inline float fast_tanhf(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    float e = fast_expf(2.0f * a);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    float x2 = a * a;
+    float small = 62.0f / 2835.0f;
+    small = small * x2 - 17.0f / 315.0f;
+    small = small * x2 + 2.0f / 15.0f;
+    small = small * x2 - 1.0f / 3.0f;
+    small = small * x2 * a + a;
+    float r = a < 0.25f ? small : big;
+    return x < 0.0f ? -r : r;
+}
+
+/* 1 / (1 + e^{−x}); e^{−x} is clamped, so no overflow for any finite x. */
+static inline float fast_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + fast_expf(-x));
+}
+
+/* erfc(z) for z ≥ 0 (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7 in exact
+ * arithmetic, a few float ulps here). */
+static inline float erfc_pos(float z)
+{
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    return t * fast_expf(p - z * z);
+}
+
+/* Φ(x), the standard normal CDF: written through erfc so both tails keep relative accuracy. */
+static inline float normal_cdf(float x)
+{
+    float a = x < 0.0f ? -x : x;
+    float half_erfc = 0.5f * erfc_pos(a * 0.70710678118654752f);
+    return x < 0.0f ? half_erfc : 1.0f - half_erfc;
+}
+
+BL__HOT static void act_forward_kernel(bl_activation act, int64_t n, const float *restrict x,
+                                       float *restrict y)
+{
+    switch (act) {
+    case BL_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] < 0.0f ? 0.0f : x[i];
+        break;
+    case BL_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fast_tanhf(x[i]);
+        break;
+    case BL_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            y[i] = fast_sigmoidf(x[i]);
+        break;
+    case BL_ACT_GELU: /* x·Φ(x), PyTorch's exact (erf) form */
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i] * normal_cdf(x[i]);
+        break;
+    }
+}
+
+BL__HOT static void act_backward_kernel(bl_activation act, int64_t n, const float *restrict x,
+                                        const float *restrict y, const float *restrict dy,
+                                        float *restrict dx)
+{
+    switch (act) {
+    case BL_ACT_RELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case BL_ACT_TANH:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case BL_ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (y[i] * (1.0f - y[i]));
+        break;
+    case BL_ACT_GELU: /* Φ(x) + x·φ(x) */
+        for (int64_t i = 0; i < n; i++) {
+            float xi = x[i];
+            float pdf = 0.39894228040143268f * fast_expf(-0.5f * xi * xi);
+            dx[i] = dy[i] * (normal_cdf(xi) + xi * pdf);
+        }
+        break;
+    }
+}
+
+static void act_forward_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    act_forward_kernel((bl_activation)a->i0, e - b, a->x + b, a->out0 + b);
+}
+
+static void act_backward_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    act_backward_kernel((bl_activation)a->i0, e - b, a->x ? a->x + b : NULL,
+                        a->y ? a->y + b : NULL, a->z + b, a->out0 + b);
+}
+
+void bl__cpu_act_forward(bl_device *dev, bl_activation act, int64_t n, const float *x, float *y)
+{
+    ew_args a = {.i0 = (int)act, .x = x, .out0 = y};
+    bl__pool_run(bl__cpu_pool(dev), n, act == BL_ACT_RELU ? GRAIN_LIGHT : GRAIN_HEAVY, 16,
+                 act_forward_range, &a);
+}
+
+void bl__cpu_act_backward(bl_device *dev, bl_activation act, int64_t n, const float *x,
+                          const float *y, const float *dy, float *dx)
+{
+    ew_args a = {.i0 = (int)act, .x = x, .y = y, .z = dy, .out0 = dx};
+    bl__pool_run(bl__cpu_pool(dev), n, act == BL_ACT_GELU ? GRAIN_HEAVY : GRAIN_LIGHT, 16,
+                 act_backward_range, &a);
+}
+
+/* ---- dropout and products ----------------------------------------------------------------- */
+
+static void dropout_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    float keep_scale = a->f1;
+    float prob = a->f0;
+    const float *restrict x = a->x;
+    float *restrict mask = a->out0;
+    float *restrict y = a->out1;
+    for (int64_t i = b; i < e; i++) {
+        float m = bl_hash_uniform(a->u0, a->u1 + (uint64_t)i) >= prob ? keep_scale : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+void bl__cpu_dropout_forward(bl_device *dev, int64_t n, float p, uint64_t seed, uint64_t counter,
+                             const float *x, float *mask, float *y)
+{
+    ew_args a = {.f0 = p, .f1 = 1.0f / (1.0f - p), .u0 = seed, .u1 = counter, .x = x,
+                 .out0 = mask, .out1 = y};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_HEAVY, 16, dropout_range, &a);
+}
+
+BL__HOT static void mul_kernel(int64_t n, const float *restrict a, const float *restrict b,
+                               float *restrict out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] * b[i];
+}
+
+static void mul_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    mul_kernel(e - b, a->x + b, a->y + b, a->out0 + b);
+}
+
+void bl__cpu_mul(bl_device *dev, int64_t n, const float *a, const float *b, float *out)
+{
+    ew_args args = {.x = a, .y = b, .out0 = out};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, mul_range, &args);
+}
+
+/* ---- losses ------------------------------------------------------------------------------- */
+
+/* Softmax of one row (max subtracted first); returns the log of the normalizer, so that
+ * −log p[l] = logsumexp − x[l]. *argmax gets the first index of the largest logit. */
+BL__HOT static double softmax_row(int64_t classes, const float *restrict x, float *restrict p,
+                                  int64_t *argmax)
+{
+    float mx = x[0];
+    int64_t best = 0;
+    for (int64_t c = 1; c < classes; c++)
+        if (x[c] > mx) {
+            mx = x[c];
+            best = c;
+        }
+    for (int64_t c = 0; c < classes; c++)
+        p[c] = fast_expf(x[c] - mx);
+    double sum = 0.0;
+    for (int64_t c = 0; c < classes; c++)
+        sum += p[c];
+    float inv = (float)(1.0 / sum);
+    for (int64_t c = 0; c < classes; c++)
+        p[c] *= inv;
+    *argmax = best;
+    return (double)mx + log(sum);
+}
+
+static void xent_forward_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    int64_t classes = a->cols;
+    double loss = 0.0;
+    int64_t correct = 0;
+    for (int64_t r = b; r < e; r++) {
+        const float *x = a->x + r * classes;
+        int64_t argmax;
+        double lse = softmax_row(classes, x, a->out0 + r * classes, &argmax);
+        int32_t label = a->labels[r];
+        if (label < 0 || label >= classes) {
+            loss += NAN; /* a label out of range poisons the loss instead of reading past x */
+            continue;
+        }
+        loss += lse - (double)x[label];
+        correct += argmax == label;
+    }
+    a->part[chunk] = loss;
+    a->ipart[chunk] = correct;
+}
+
+double bl__cpu_xent_forward(bl_device *dev, int64_t rows, int64_t classes, const float *logits,
+                            const int32_t *labels, float *probs, int64_t *correct)
+{
+    if (rows <= 0 || classes <= 0)
+        return 0.0;
+    ew_args a = {.cols = classes, .x = logits, .labels = labels, .out0 = probs};
+    int64_t grain = GRAIN_HEAVY / classes > 0 ? GRAIN_HEAVY / classes : 1;
+    int chunks = bl__pool_run(bl__cpu_pool(dev), rows, grain, 1, xent_forward_range, &a);
+    int64_t right = 0;
+    for (int i = 0; i < chunks; i++)
+        right += a.ipart[i];
+    if (correct)
+        *correct += right;
+    return sum_parts(&a, chunks);
+}
+
+void bl__cpu_xent_backward(bl_device *dev, int64_t rows, int64_t classes, const float *probs,
+                           const int32_t *labels, float scale, float *dlogits)
+{
+    int64_t n = rows * classes;
+    for (int64_t i = 0; i < n; i++)
+        dlogits[i] = probs[i] * scale;
+    for (int64_t r = 0; r < rows; r++) {
+        int32_t label = labels[r];
+        if (label >= 0 && label < classes)
+            dlogits[r * classes + label] = (probs[r * classes + label] - 1.0f) * scale;
+    }
+}
+
+BL__HOT static double sqdiff_kernel(int64_t n, const float *restrict y, const float *restrict t)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)y[i + j] - (double)t[i + j];
+            acc[j] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)y[i] - (double)t[i];
+        acc[0] += d * d;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static void mse_forward_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    a->part[chunk] = sqdiff_kernel(e - b, a->x + b, a->y + b);
+}
+
+double bl__cpu_mse_forward(bl_device *dev, int64_t n, const float *y, const float *target)
+{
+    ew_args a = {.x = y, .y = target};
+    int chunks = bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, mse_forward_range, &a);
+    return sum_parts(&a, chunks);
+}
+
+BL__HOT static void mse_backward_kernel(int64_t n, const float *restrict y, const float *restrict t,
+                                        float scale, float *restrict dy)
+{
+    for (int64_t i = 0; i < n; i++)
+        dy[i] = (y[i] - t[i]) * scale;
+}
+
+static void mse_backward_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    mse_backward_kernel(e - b, a->x + b, a->y + b, a->f0, a->out0 + b);
+}
+
+void bl__cpu_mse_backward(bl_device *dev, int64_t n, const float *y, const float *target,
+                          float scale, float *dy)
+{
+    ew_args a = {.f0 = scale, .x = y, .y = target, .out0 = dy};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, mse_backward_range, &a);
+}
+
+/* ---- optimizer updates -------------------------------------------------------------------- */
+
+/* torch.optim.SGD in one pass: g' = g + wd·w; v = μ·v + (1 − dampening)·g';
+ * d = g' + μ·v (Nesterov) or v; w −= lr·d. With μ = 0 there is no velocity: w −= lr·g'.
+ * The first step's "v = g'" is the caller's: zeroed v and dampening 0 on that step. */
+BL__HOT static void sgd_kernel(int64_t n, float lr, float mu, float damp, bool nesterov, float wd,
+                               const float *restrict g, float *restrict v, float *restrict w)
+{
+    float keep = 1.0f - damp;
+    if (mu == 0.0f) {
+        if (wd == 0.0f)
+            for (int64_t i = 0; i < n; i++)
+                w[i] -= lr * g[i];
+        else
+            for (int64_t i = 0; i < n; i++)
+                w[i] -= lr * (g[i] + wd * w[i]);
+    } else if (!nesterov) {
+        if (wd == 0.0f && keep == 1.0f)
+            for (int64_t i = 0; i < n; i++) {
+                float vi = mu * v[i] + g[i];
+                v[i] = vi;
+                w[i] -= lr * vi;
+            }
+        else
+            for (int64_t i = 0; i < n; i++) {
+                float gi = g[i] + wd * w[i];
+                float vi = mu * v[i] + keep * gi;
+                v[i] = vi;
+                w[i] -= lr * vi;
+            }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * w[i];
+            float vi = mu * v[i] + keep * gi;
+            v[i] = vi;
+            w[i] -= lr * (gi + mu * vi);
+        }
+    }
+}
+
+static void sgd_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    sgd_kernel(e - b, a->f0, a->f1, a->f2, a->b0, a->f3, a->x + b, a->out0 ? a->out0 + b : NULL,
+               a->out1 + b);
+}
+
+void bl__cpu_sgd_update(bl_device *dev, int64_t n, float lr, float momentum, float dampening,
+                        bool nesterov, float weight_decay, const float *grad, float *velocity,
+                        float *param)
+{
+    ew_args a = {.f0 = lr, .f1 = momentum, .f2 = dampening, .b0 = nesterov,
+                 .f3 = weight_decay, .x = grad, .out0 = velocity, .out1 = param};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_HEAVY, 16, sgd_range, &a);
+}
+
+/* Adam's moments and direction in one pass:
+ * m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; dir = (m/bias1) / (sqrt(v/bias2) + ε) + wd·w.
+ * The compiler will not vectorize sqrtf (it keeps errno semantics whatever the pragma says), so
+ * the x86-64 path spells the loop out in SSE, which every x86-64 CPU has; sqrtps rounds exactly
+ * like sqrtf, so both paths give the same bits. */
+static inline void adam_one(float b1, float b2, float c1, float c2, float inv1, float inv2,
+                            float eps, float wd, float g, const float *w, float *m, float *v,
+                            float *dir)
+{
+    float mi = b1 * *m + c1 * g;
+    float vi = b2 * *v + c2 * (g * g);
+    *m = mi;
+    *v = vi;
+    float d = (mi * inv1) / (sqrtf(vi * inv2) + eps);
+    *dir = wd != 0.0f ? d + wd * *w : d;
+}
+
+static void adam_kernel(int64_t n, float b1, float b2, float eps, float bias1, float bias2,
+                        float wd, const float *restrict g, const float *restrict w,
+                        float *restrict m, float *restrict v, float *restrict dir)
+{
+    float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    float inv1 = 1.0f / bias1, inv2 = 1.0f / bias2;
+    int64_t i = 0;
+#if defined(__x86_64__) && defined(__SSE2__)
+    __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(c1);
+    __m128 vc2 = _mm_set1_ps(c2), vi1 = _mm_set1_ps(inv1), vi2 = _mm_set1_ps(inv2);
+    __m128 veps = _mm_set1_ps(eps), vwd = _mm_set1_ps(wd);
+    for (; i + 4 <= n; i += 4) {
+        __m128 gi = _mm_loadu_ps(g + i);
+        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
+        __m128 vv = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
+                               _mm_mul_ps(vc2, _mm_mul_ps(gi, gi)));
+        _mm_storeu_ps(m + i, mi);
+        _mm_storeu_ps(v + i, vv);
+        __m128 d = _mm_div_ps(_mm_mul_ps(mi, vi1),
+                              _mm_add_ps(_mm_sqrt_ps(_mm_mul_ps(vv, vi2)), veps));
+        if (wd != 0.0f)
+            d = _mm_add_ps(d, _mm_mul_ps(vwd, _mm_loadu_ps(w + i)));
+        _mm_storeu_ps(dir + i, d);
+    }
+#endif
+    for (; i < n; i++)
+        adam_one(b1, b2, c1, c2, inv1, inv2, eps, wd, g[i], w ? w + i : NULL, m + i, v + i,
+                 dir + i);
+}
+
+static void adam_range(void *p, int chunk, int64_t b, int64_t e)
+{
+    ew_args *a = p;
+    adam_kernel(e - b, a->f0, a->f1, a->f2, a->f3, a->f4, a->f5, a->x + b,
+                a->y ? a->y + b : NULL, a->out0 + b, a->out1 + b, a->out2 + b);
+}
+
+void bl__cpu_adam_direction(bl_device *dev, int64_t n, float beta1, float beta2, float eps,
+                            float bias1, float bias2, float weight_decay, const float *grad,
+                            const float *param, float *m, float *v, float *dir)
+{
+    ew_args a = {.f0 = beta1, .f1 = beta2, .f2 = eps, .f3 = bias1, .f4 = bias2,
+                 .f5 = weight_decay, .x = grad, .y = param, .out0 = m, .out1 = v, .out2 = dir};
+    bl__pool_run(bl__cpu_pool(dev), n, GRAIN_HEAVY, 16, adam_range, &a);
+}
