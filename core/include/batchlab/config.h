@@ -102,7 +102,8 @@ BL_EXPORT size_t bl_config_format_value(const bl_config *cfg, size_t index, char
                                         size_t cap);
 
 /* The config as a JSON object with keys in sorted order and numbers printed round-trip
- * exactly ("%.17g"), so equal configs give equal text (used for hashing run configurations).
+ * exactly ("%.17g"; a negative zero as -0.0, a non-finite number as null), so equal configs
+ * give equal text (used for hashing run configurations).
  * On success *out is a malloc'd string the caller frees with free(). */
 BL_EXPORT int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out);
 

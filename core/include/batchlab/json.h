@@ -5,10 +5,16 @@
  * configuration always gives the same text, so it can be hashed), a flat list of leaves
  * ("optimizer.lr" = 0.05) for CSV columns, and an indented form for people.
  *
- * The parser takes RFC 8259 JSON (UTF-8, nesting at most 64 deep). Integers are kept exactly
- * as written (also beyond the range a double holds exactly); a number with a fraction or an
- * exponent is a double and is written in the fewest digits that read back as the same double
- * ("0.10000000000000001" → "0.1", "1E+5" → "1e+05").
+ * The text is read by jansson: RFC 8259 JSON in UTF-8, nesting at most 64 deep, no \u0000 in
+ * strings. Integers are exact 64-bit values (one beyond int64 is an error, not rounded; "-0"
+ * is the integer 0); a number with a fraction or an exponent is a double (one beyond a
+ * double's range is an error) and is written in the fewest digits that read back as the same
+ * double ("0.10000000000000001" → "0.1", "1E+5" → "1e+05", "-0.0" → "-0"). The writers are
+ * batchlab's own, so the canonical text — and the configuration hashes stored from it — stay
+ * the same from release to release.
+ *
+ * Parse errors are BL_EFORMAT with a message that names the line, the column and the byte
+ * offset where reading stopped ("... at line 2, column 4 (offset 7)").
  */
 #ifndef BATCHLAB_JSON_H
 #define BATCHLAB_JSON_H
@@ -34,9 +40,8 @@ typedef enum {
 /* The canonical form of `json`: object keys sorted (byte order), no whitespace, strings
  * escaped as bl_config_to_json escapes them, numbers as said above. Equal configurations
  * give equal text whatever their key order, spacing or number spelling. On success *out is
- * a malloc'd string
- * the caller frees with free(); on error (BL_EFORMAT naming the byte offset, BL_ENOMEM) *out
- * is untouched. A duplicate key in one object is an error (BL_EFORMAT). */
+ * a malloc'd string the caller frees with free(); on error (BL_EFORMAT naming the line, column
+ * and byte offset; BL_ENOMEM; BL_EINVAL for a NULL argument) *out is untouched. A duplicate key in one object is an error (BL_EFORMAT). */
 BL_EXPORT int bl_json_canonical(bl_ctx *ctx, const char *json, char **out);
 
 /* The canonical form indented by two spaces per level, one member per line. *out as above. */

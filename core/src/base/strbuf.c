@@ -1,26 +1,38 @@
+/* The growable string, JSON string escaper and number formatter of base/strbuf.h. */
 #include "base/strbuf.h"
 
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void bl__sb_putn(bl__sbuf *b, const char *s, size_t n)
+#include "base/grow.h"
+
+/* Room for `n` more bytes plus the NUL; false (and b->failed) when memory runs out. */
+static bool reserve(bl__sbuf *b, size_t n)
 {
     if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
+        return false;
+    if (n > (size_t)-1 - b->len - 1) {
+        b->failed = true;
+        return false;
     }
-    memcpy(b->p + b->len, s, n);
+    char *p = bl__grow(b->p, &b->cap, b->len + n + 1, 1);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->p = p;
+    return true;
+}
+
+void bl__sb_putn(bl__sbuf *b, const char *s, size_t n)
+{
+    if (!reserve(b, n))
+        return;
+    if (n)
+        memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
@@ -30,27 +42,92 @@ void bl__sb_puts(bl__sbuf *b, const char *s)
     bl__sb_putn(b, s, strlen(s));
 }
 
-void bl__sb_json_string(bl__sbuf *b, const char *s)
+void bl__sb_printf(bl__sbuf *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void bl__sb_clear(bl__sbuf *b)
+{
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+}
+
+void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n)
 {
     bl__sb_puts(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        switch (*c) {
-        case '"': bl__sb_puts(b, "\\\""); break;
-        case '\\': bl__sb_puts(b, "\\\\"); break;
-        case '\b': bl__sb_puts(b, "\\b"); break;
-        case '\f': bl__sb_puts(b, "\\f"); break;
-        case '\n': bl__sb_puts(b, "\\n"); break;
-        case '\r': bl__sb_puts(b, "\\r"); break;
-        case '\t': bl__sb_puts(b, "\\t"); break;
+    const unsigned char *c = (const unsigned char *)s;
+    size_t run = 0; /* bytes written as they are, not yet appended */
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        char hex[8];
+        switch (c[i]) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
         default:
-            if (*c < 0x20 || *c == 0x7f) {
-                snprintf(esc, sizeof esc, "\\u%04x", *c);
-                bl__sb_puts(b, esc);
-            } else {
-                bl__sb_putn(b, (const char *)c, 1);
+            if (c[i] < 0x20 || c[i] == 0x7f) {
+                snprintf(hex, sizeof hex, "\\u%04x", c[i]);
+                esc = hex;
             }
         }
+        if (!esc) {
+            run++;
+            continue;
+        }
+        bl__sb_putn(b, s + i - run, run);
+        run = 0;
+        bl__sb_puts(b, esc);
     }
+    bl__sb_putn(b, s + n - run, run);
     bl__sb_puts(b, "\"");
+}
+
+void bl__sb_json_string(bl__sbuf *b, const char *s)
+{
+    bl__sb_json_stringn(b, s, strlen(s));
+}
+
+void bl__format_double(char *buf, size_t cap, double v, int min_digits)
+{
+    if (min_digits < 1)
+        min_digits = 1;
+    if (min_digits > 17)
+        min_digits = 17;
+    for (int digits = min_digits; digits <= 17; digits++) {
+        snprintf(buf, cap, "%.*g", digits, v);
+        if (!isfinite(v) || strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+void bl__sb_json_number(bl__sbuf *b, double v, int min_digits)
+{
+    char num[40];
+    if (!isfinite(v)) {
+        bl__sb_puts(b, "null");
+        return;
+    }
+    if (v == 0 && signbit(v)) {
+        bl__sb_puts(b, "-0.0");
+        return;
+    }
+    bl__format_double(num, sizeof num, v, min_digits);
+    bl__sb_puts(b, num);
 }

@@ -18,23 +18,13 @@
 
 /* ---- text ----------------------------------------------------------------------------------- */
 
-/* The shortest of %.15g/%.16g/%.17g that reads back as exactly `v`. */
-static void format_number_short(char *buf, size_t cap, double v)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v || isnan(v))
-            return;
-    }
-}
-
 /* The value of `e` as option text. */
 void bl__config_format_entry(bl__sbuf *b, const bl__config_entry *e)
 {
     char num[40];
     switch (e->type) {
     case BL_TYPE_NUMBER:
-        format_number_short(num, sizeof num, e->v.num);
+        bl__format_double(num, sizeof num, e->v.num, 15);
         bl__sb_puts(b, num);
         break;
     case BL_TYPE_INT:
@@ -56,7 +46,7 @@ void bl__config_format_entry(bl__sbuf *b, const bl__config_entry *e)
             if (e->type == BL_TYPE_INT_LIST)
                 snprintf(num, sizeof num, "%" PRId64, ((const int64_t *)e->v.list.p)[i]);
             else
-                format_number_short(num, sizeof num, ((const double *)e->v.list.p)[i]);
+                bl__format_double(num, sizeof num, ((const double *)e->v.list.p)[i], 15);
             bl__sb_puts(b, num);
         }
         break;
@@ -261,17 +251,6 @@ int bl__config_parse_text(const char *text, bl_type type, bl__config_entry *out,
 
 /* ---- canonical JSON ------------------------------------------------------------------------- */
 
-static void json_number(bl__sbuf *b, double v)
-{
-    char num[40];
-    if (!isfinite(v)) {
-        bl__sb_puts(b, "null"); /* JSON has no NaN or infinity */
-        return;
-    }
-    snprintf(num, sizeof num, "%.17g", v);
-    bl__sb_puts(b, num);
-}
-
 static int cmp_key(const void *a, const void *b)
 {
     const bl__config_entry *x = *(const bl__config_entry *const *)a;
@@ -301,7 +280,7 @@ int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out)
         bl__sb_puts(&b, ":");
         switch (e->type) {
         case BL_TYPE_NUMBER:
-            json_number(&b, e->v.num);
+            bl__sb_json_number(&b, e->v.num, 17);
             break;
         case BL_TYPE_INT:
             snprintf(num, sizeof num, "%" PRId64, e->v.i);
@@ -324,7 +303,7 @@ int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out)
                     snprintf(num, sizeof num, "%" PRId64, ((const int64_t *)e->v.list.p)[k]);
                     bl__sb_puts(&b, num);
                 } else {
-                    json_number(&b, ((const double *)e->v.list.p)[k]);
+                    bl__sb_json_number(&b, ((const double *)e->v.list.p)[k], 17);
                 }
             }
             bl__sb_puts(&b, "]");

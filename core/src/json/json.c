@@ -1,396 +1,84 @@
-/* JSON text of run configurations: a small tree parser and three writers (canonical, pretty,
- * flat leaves). See batchlab/json.h. Numbers are kept as text (integers exactly as written). */
+/* JSON text of run configurations: jansson parses, and the project's own writers print the
+ * canonical, pretty and flat-leaf views (see batchlab/json.h). The canonical printer is ours,
+ * not jansson's, because stored configuration hashes are computed from its exact text: keys in
+ * byte order, integers in decimal, reals in the fewest digits that read back as the same
+ * double, strings escaped by the one escaper of base/strbuf.h. tests/unit/test_json_golden.c
+ * pins that text and its hash. */
 #include "batchlab/json.h"
-#include "base/strbuf.h"
 
-#include <math.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/strbuf.h"
+
 #define MAX_DEPTH 64
 
-/* ---- the tree ------------------------------------------------------------------------------- */
+/* ---- parsing -------------------------------------------------------------------------------- */
 
-typedef struct jnode {
-    bl_json_kind kind;
-    char *key;              /* member key (decoded); NULL for array elements and the root */
-    char *text;             /* number token, decoded string, "true" / "false"; else NULL */
-    struct jnode **kids;    /* array elements / object members */
-    size_t n, cap;
-} jnode;
-
-static void node_free(jnode *j)
+static int parse_error(bl_ctx *ctx, const json_error_t *e)
 {
-    if (!j)
-        return;
-    for (size_t i = 0; i < j->n; i++)
-        node_free(j->kids[i]);
-    free(j->kids);
-    free(j->key);
-    free(j->text);
-    free(j);
-}
-
-typedef struct parser {
-    bl_ctx *ctx;
-    const char *s;
-    size_t pos;
-    int rc;                 /* first error */
-} parser;
-
-static int perr(parser *p, const char *what)
-{
-    if (p->rc == BL_OK)
-        p->rc = bl_error(p->ctx, BL_EFORMAT, "JSON: %s at offset %zu", what, p->pos);
-    return p->rc;
-}
-
-static int pnomem(parser *p)
-{
-    if (p->rc == BL_OK)
-        p->rc = bl_error(p->ctx, BL_ENOMEM, "out of memory reading JSON");
-    return p->rc;
-}
-
-static void skip_ws(parser *p)
-{
-    while (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\n' ||
-           p->s[p->pos] == '\r')
-        p->pos++;
-}
-
-static int hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
+    const char *why = NULL; /* words of ours where jansson's alone would puzzle a user */
+    switch (json_error_code(e)) {
+    case json_error_out_of_memory:
+        return bl_error(ctx, BL_ENOMEM, "out of memory reading JSON");
+    case json_error_stack_overflow: why = "nesting deeper than 64 levels"; break;
+    case json_error_premature_end_of_input: why = "unexpected end of text"; break;
+    case json_error_end_of_input_expected: why = "text after the JSON value"; break;
+    case json_error_invalid_utf8: why = "text that is not UTF-8"; break;
+    case json_error_null_character: why = "\\u0000 in a string is not supported"; break;
+    case json_error_numeric_overflow:
+        why = "number out of range (integers must fit 64 bits, reals a double)";
+        break;
+    default: break;
     }
-    *out = v;
-    return 0;
+    /* jansson's position counts the bytes read, so the offending byte is the one before. */
+    size_t at = e->position > 0 ? (size_t)e->position - 1 : 0;
+    int column = e->column > 0 ? e->column : 1;
+    if (why)
+        return bl_error(ctx, BL_EFORMAT, "JSON: %s (%s) at line %d, column %d (offset %zu)",
+                        why, e->text, e->line, column, at);
+    return bl_error(ctx, BL_EFORMAT, "JSON: %s at line %d, column %d (offset %zu)", e->text,
+                    e->line, column, at);
 }
 
-static void put_utf8(bl__sbuf *b, unsigned cp)
+/* How many containers deep the deepest value below `j` lies ("1" and "[]" are 0, "[1]" and
+ * "[[]]" are 1), as the limit of batchlab/json.h counts. */
+static int depth_of(json_t *j)
 {
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
+    int deepest = 0, d;
+    size_t i;
+    json_t *kid;
+    const char *key;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, kid)
+            if ((d = depth_of(kid) + 1) > deepest)
+                deepest = d;
+    } else if (json_is_object(j)) {
+        json_object_foreach(j, key, kid)
+            if ((d = depth_of(kid) + 1) > deepest)
+                deepest = d;
     } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
+        return 0;
     }
-    bl__sb_putn(b, u, n);
+    return deepest;
 }
 
-/* A string token at p->pos (the opening quote); *out is its decoded text (malloc'd). */
-static int parse_string(parser *p, char **out)
-{
-    bl__sbuf b = {0};
-    p->pos++; /* opening quote */
-    bl__sb_putn(&b, "", 0);
-    for (;;) {
-        unsigned char c = (unsigned char)p->s[p->pos];
-        if (c == '"') {
-            p->pos++;
-            break;
-        }
-        if (c == '\0') {
-            free(b.p);
-            return perr(p, "unterminated string");
-        }
-        if (c < 0x20) {
-            free(b.p);
-            return perr(p, "control character in a string");
-        }
-        if (c != '\\') {
-            size_t start = p->pos;
-            while ((unsigned char)p->s[p->pos] >= 0x20 && p->s[p->pos] != '"' &&
-                   p->s[p->pos] != '\\')
-                p->pos++;
-            bl__sb_putn(&b, p->s + start, p->pos - start);
-            continue;
-        }
-        char e = p->s[p->pos + 1];
-        const char *plain = NULL;
-        switch (e) {
-        case '"': plain = "\""; break;
-        case '\\': plain = "\\"; break;
-        case '/': plain = "/"; break;
-        case 'b': plain = "\b"; break;
-        case 'f': plain = "\f"; break;
-        case 'n': plain = "\n"; break;
-        case 'r': plain = "\r"; break;
-        case 't': plain = "\t"; break;
-        case 'u': break;
-        default:
-            free(b.p);
-            return perr(p, "bad escape in a string");
-        }
-        if (plain) {
-            bl__sb_puts(&b, plain);
-            p->pos += 2;
-            continue;
-        }
-        unsigned cp, lo;
-        if (hex4(p->s + p->pos + 2, &cp) != 0) {
-            free(b.p);
-            return perr(p, "bad \\u escape");
-        }
-        p->pos += 6;
-        if (cp >= 0xd800 && cp < 0xdc00) {
-            if (p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u' ||
-                hex4(p->s + p->pos + 2, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff) {
-                free(b.p);
-                return perr(p, "unpaired surrogate in a \\u escape");
-            }
-            p->pos += 6;
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-            free(b.p);
-            return perr(p, "unpaired surrogate in a \\u escape");
-        } else if (cp == 0) {
-            free(b.p);
-            return perr(p, "\\u0000 in a string is not supported");
-        }
-        put_utf8(&b, cp);
-    }
-    if (b.failed) {
-        free(b.p);
-        return pnomem(p);
-    }
-    *out = b.p;
-    return BL_OK;
-}
-
-static int parse_number(parser *p, char **out)
-{
-    const char *s = p->s;
-    size_t start = p->pos, i = p->pos;
-    if (s[i] == '-')
-        i++;
-    if (s[i] == '0') {
-        i++;
-        if (s[i] >= '0' && s[i] <= '9') {
-            p->pos = i;
-            return perr(p, "bad number (leading zero)");
-        }
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return perr(p, "bad number");
-    }
-    if (s[i] == '.') {
-        i++;
-        if (!(s[i] >= '0' && s[i] <= '9')) {
-            p->pos = i;
-            return perr(p, "bad number (no digit after '.')");
-        }
-        while (s[i] >= '0' && s[i] <= '9')
-            i++;
-    }
-    if (s[i] == 'e' || s[i] == 'E') {
-        i++;
-        if (s[i] == '+' || s[i] == '-')
-            i++;
-        if (!(s[i] >= '0' && s[i] <= '9')) {
-            p->pos = i;
-            return perr(p, "bad number (no digit in the exponent)");
-        }
-        while (s[i] >= '0' && s[i] <= '9')
-            i++;
-    }
-    char *t = malloc(i - start + 32);
-    if (!t)
-        return pnomem(p);
-    memcpy(t, s + start, i - start);
-    t[i - start] = '\0';
-    p->pos = i;
-    /* A number with a fraction or an exponent is a double: write it in the fewest digits
-     * that read back as the same double, so "0.1", "0.10000000000000001" and "1e-1" agree.
-     * Integers stay as written (they may be beyond a double's exact range). */
-    if (strpbrk(t, ".eE")) {
-        double v = strtod(t, NULL);
-        if (isfinite(v)) {
-            for (int digits = 1; digits <= 17; digits++) {
-                snprintf(t, 32, "%.*g", digits, v);
-                if (strtod(t, NULL) == v)
-                    break;
-            }
-        }
-    }
-    *out = t;
-    return BL_OK;
-}
-
-static int add_kid(parser *p, jnode *parent, jnode *kid)
-{
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? 2 * parent->cap : 4;
-        jnode **k = realloc(parent->kids, cap * sizeof *k);
-        if (!k)
-            return pnomem(p);
-        parent->kids = k;
-        parent->cap = cap;
-    }
-    parent->kids[parent->n++] = kid;
-    return BL_OK;
-}
-
-static int parse_value(parser *p, int depth, jnode **out);
-
-static int parse_container(parser *p, int depth, jnode *j)
-{
-    bool object = j->kind == BL_JSON_OBJECT;
-    char close = object ? '}' : ']';
-    p->pos++; /* '{' or '[' */
-    skip_ws(p);
-    if (p->s[p->pos] == close) {
-        p->pos++;
-        return BL_OK;
-    }
-    for (;;) {
-        char *key = NULL;
-        skip_ws(p);
-        if (object) {
-            if (p->s[p->pos] != '"')
-                return perr(p, "expected a member name in quotes");
-            if (parse_string(p, &key) != BL_OK)
-                return p->rc;
-            skip_ws(p);
-            if (p->s[p->pos] != ':') {
-                free(key);
-                return perr(p, "expected ':'");
-            }
-            p->pos++;
-        }
-        jnode *kid = NULL;
-        if (parse_value(p, depth + 1, &kid) != BL_OK) {
-            free(key);
-            return p->rc;
-        }
-        kid->key = key;
-        if (add_kid(p, j, kid) != BL_OK) {
-            node_free(kid);
-            return p->rc;
-        }
-        skip_ws(p);
-        if (p->s[p->pos] == ',') {
-            p->pos++;
-            continue;
-        }
-        if (p->s[p->pos] == close) {
-            p->pos++;
-            return BL_OK;
-        }
-        return perr(p, object ? "expected ',' or '}'" : "expected ',' or ']'");
-    }
-}
-
-static int parse_value(parser *p, int depth, jnode **out)
-{
-    if (depth > MAX_DEPTH)
-        return perr(p, "nesting deeper than 64 levels");
-    skip_ws(p);
-    jnode *j = calloc(1, sizeof *j);
-    if (!j)
-        return pnomem(p);
-    const char *s = p->s + p->pos;
-    int rc = BL_OK;
-    if (*s == '{' || *s == '[') {
-        j->kind = *s == '{' ? BL_JSON_OBJECT : BL_JSON_ARRAY;
-        rc = parse_container(p, depth, j);
-    } else if (*s == '"') {
-        j->kind = BL_JSON_STRING;
-        rc = parse_string(p, &j->text);
-    } else if (*s == '-' || (*s >= '0' && *s <= '9')) {
-        j->kind = BL_JSON_NUMBER;
-        rc = parse_number(p, &j->text);
-    } else if (strncmp(s, "true", 4) == 0 || strncmp(s, "false", 5) == 0) {
-        j->kind = BL_JSON_BOOL;
-        j->text = strdup(*s == 't' ? "true" : "false");
-        p->pos += *s == 't' ? 4 : 5;
-        if (!j->text)
-            rc = pnomem(p);
-    } else if (strncmp(s, "null", 4) == 0) {
-        j->kind = BL_JSON_NULL;
-        p->pos += 4;
-    } else {
-        rc = perr(p, *s ? "unexpected character" : "unexpected end of text");
-    }
-    if (rc != BL_OK) {
-        node_free(j);
-        return rc;
-    }
-    *out = j;
-    return BL_OK;
-}
-
-static int cmp_member(const void *a, const void *b)
-{
-    return strcmp((*(const jnode *const *)a)->key, (*(const jnode *const *)b)->key);
-}
-
-/* Sorts every object's members and refuses duplicate keys. */
-static int sort_tree(parser *p, jnode *j)
-{
-    if (j->kind == BL_JSON_OBJECT && j->n > 1) {
-        qsort(j->kids, j->n, sizeof *j->kids, cmp_member);
-        for (size_t i = 1; i < j->n; i++)
-            if (strcmp(j->kids[i - 1]->key, j->kids[i]->key) == 0) {
-                if (p->rc == BL_OK)
-                    p->rc = bl_error(p->ctx, BL_EFORMAT, "JSON: duplicate key \"%s\"",
-                                     j->kids[i]->key);
-                return p->rc;
-            }
-    }
-    for (size_t i = 0; i < j->n; i++)
-        if (sort_tree(p, j->kids[i]) != BL_OK)
-            return p->rc;
-    return BL_OK;
-}
-
-/* Parses the whole text into a sorted tree; *out freed with node_free. */
-static int parse(bl_ctx *ctx, const char *json, jnode **out)
+/* Parses the whole text; *out is released with json_decref. */
+static int parse(bl_ctx *ctx, const char *json, json_t **out)
 {
     if (!json)
         return bl_error(ctx, BL_EINVAL, "JSON: NULL text");
-    parser p = {ctx, json, 0, BL_OK};
-    jnode *root = NULL;
-    if (parse_value(&p, 0, &root) != BL_OK)
-        return p.rc;
-    skip_ws(&p);
-    if (json[p.pos] != '\0') {
-        node_free(root);
-        return perr(&p, "text after the JSON value");
-    }
-    if (sort_tree(&p, root) != BL_OK) {
-        node_free(root);
-        return p.rc;
+    json_error_t e;
+    json_t *root = json_loadb(json, strlen(json), JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
+    if (!root)
+        return parse_error(ctx, &e);
+    if (depth_of(root) > MAX_DEPTH) {
+        json_decref(root);
+        return bl_error(ctx, BL_EFORMAT, "JSON: nesting deeper than %d levels", MAX_DEPTH);
     }
     *out = root;
     return BL_OK;
@@ -398,6 +86,50 @@ static int parse(bl_ctx *ctx, const char *json, jnode **out)
 
 /* ---- writers -------------------------------------------------------------------------------- */
 
+typedef struct member {
+    const char *key;
+    json_t *value;
+} member;
+
+static int cmp_member(const void *a, const void *b)
+{
+    return strcmp(((const member *)a)->key, ((const member *)b)->key);
+}
+
+/* The members of object `j` in key byte order (a new array the caller frees; NULL with n 0
+ * for an empty object); NULL with b->failed set when memory runs out. */
+static member *sorted_members(bl__sbuf *b, json_t *j, size_t *n)
+{
+    *n = json_object_size(j);
+    if (*n == 0)
+        return NULL;
+    member *m = malloc(*n * sizeof *m);
+    if (!m) {
+        b->failed = true;
+        return NULL;
+    }
+    size_t i = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(j, key, value) {
+        m[i].key = key;
+        m[i].value = value;
+        i++;
+    }
+    qsort(m, *n, sizeof *m, cmp_member);
+    return m;
+}
+
+/* A number as the canonical text writes it. */
+static void put_number(bl__sbuf *b, json_t *j)
+{
+    char num[40];
+    if (json_is_integer(j))
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    else
+        bl__format_double(num, sizeof num, json_real_value(j), 1);
+    bl__sb_puts(b, num);
+}
 
 static void newline(bl__sbuf *b, int indent, int level)
 {
@@ -407,43 +139,55 @@ static void newline(bl__sbuf *b, int indent, int level)
 }
 
 /* indent < 0: compact canonical text. */
-static void write_node(bl__sbuf *b, const jnode *j, int indent, int level)
+static void write_node(bl__sbuf *b, json_t *j, int indent, int level)
 {
-    switch (j->kind) {
-    case BL_JSON_NULL: bl__sb_puts(b, "null"); return;
-    case BL_JSON_BOOL:
-    case BL_JSON_NUMBER: bl__sb_puts(b, j->text); return;
-    case BL_JSON_STRING: bl__sb_json_string(b, j->text); return;
-    case BL_JSON_ARRAY:
-    case BL_JSON_OBJECT: break;
+    switch (json_typeof(j)) {
+    case JSON_NULL: bl__sb_puts(b, "null"); return;
+    case JSON_TRUE: bl__sb_puts(b, "true"); return;
+    case JSON_FALSE: bl__sb_puts(b, "false"); return;
+    case JSON_INTEGER:
+    case JSON_REAL: put_number(b, j); return;
+    case JSON_STRING: bl__sb_json_stringn(b, json_string_value(j), json_string_length(j)); return;
+    case JSON_ARRAY:
+    case JSON_OBJECT: break;
     }
-    bool object = j->kind == BL_JSON_OBJECT;
+    bool object = json_is_object(j);
+    size_t n = 0;
+    member *m = NULL;
+    if (object) {
+        m = sorted_members(b, j, &n);
+        if (b->failed)
+            return;
+    } else {
+        n = json_array_size(j);
+    }
     bl__sb_puts(b, object ? "{" : "[");
-    for (size_t i = 0; i < j->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i)
             bl__sb_puts(b, ",");
         if (indent >= 0)
             newline(b, indent, level + 1);
         if (object) {
-            bl__sb_json_string(b, j->kids[i]->key);
+            bl__sb_json_string(b, m[i].key);
             bl__sb_puts(b, indent >= 0 ? ": " : ":");
         }
-        write_node(b, j->kids[i], indent, level + 1);
+        write_node(b, object ? m[i].value : json_array_get(j, i), indent, level + 1);
     }
-    if (indent >= 0 && j->n)
+    free(m);
+    if (indent >= 0 && n)
         newline(b, indent, level);
     bl__sb_puts(b, object ? "}" : "]");
 }
 
 static int write_json(bl_ctx *ctx, const char *json, int indent, char **out)
 {
-    jnode *root;
+    json_t *root;
     int rc = parse(ctx, json, &root);
     if (rc != BL_OK)
         return rc;
     bl__sbuf b = {0};
     write_node(&b, root, indent, 0);
-    node_free(root);
+    json_decref(root);
     if (b.failed || !b.p) {
         free(b.p);
         return bl_error(ctx, BL_ENOMEM, "out of memory writing JSON");
@@ -487,7 +231,7 @@ int bl_json_hash(bl_ctx *ctx, const char *json, char hex[17])
         return rc;
     uint64_t h = bl_fnv1a64(canon, strlen(canon));
     free(canon);
-    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    snprintf(hex, 17, "%016" PRIx64, h);
     return BL_OK;
 }
 
@@ -498,56 +242,68 @@ typedef struct walker {
     bl_json_leaf_fn fn;
     void *user;
     bl__sbuf path;
+    bl__sbuf value;
 } walker;
 
-static int walk(walker *w, const jnode *j)
+static int nomem(walker *w)
 {
-    if (j->kind == BL_JSON_OBJECT && j->n > 0) {
-        size_t mark = w->path.len;
-        for (size_t i = 0; i < j->n; i++) {
+    return bl_error(w->ctx, BL_ENOMEM, "out of memory reading JSON");
+}
+
+static int walk(walker *w, json_t *j)
+{
+    if (json_is_object(j) && json_object_size(j) > 0) {
+        size_t n, mark = w->path.len;
+        member *m = sorted_members(&w->path, j, &n);
+        if (w->path.failed)
+            return nomem(w);
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
             if (mark)
                 bl__sb_puts(&w->path, ".");
-            bl__sb_puts(&w->path, j->kids[i]->key);
-            if (w->path.failed)
-                return bl_error(w->ctx, BL_ENOMEM, "out of memory reading JSON");
-            int rc = walk(w, j->kids[i]);
+            bl__sb_puts(&w->path, m[i].key);
+            rc = w->path.failed ? nomem(w) : walk(w, m[i].value);
             w->path.len = mark;
-            w->path.p[mark] = '\0';
-            if (rc != 0)
-                return rc;
+            if (w->path.p)
+                w->path.p[mark] = '\0';
         }
-        return 0;
-    }
-    const char *path = w->path.p ? w->path.p : "";
-    if (j->kind == BL_JSON_ARRAY || j->kind == BL_JSON_OBJECT) {
-        bl__sbuf b = {0};
-        write_node(&b, j, -1, 0);
-        if (b.failed) {
-            free(b.p);
-            return bl_error(w->ctx, BL_ENOMEM, "out of memory reading JSON");
-        }
-        int rc = w->fn(w->user, path, j->kind, b.p);
-        free(b.p);
+        free(m);
         return rc;
     }
-    return w->fn(w->user, path, j->kind, j->kind == BL_JSON_NULL ? "null" : j->text);
+    const char *path = w->path.p ? w->path.p : "";
+    bl_json_kind kind;
+    bl__sb_clear(&w->value);
+    switch (json_typeof(j)) {
+    case JSON_NULL: kind = BL_JSON_NULL; bl__sb_puts(&w->value, "null"); break;
+    case JSON_TRUE: kind = BL_JSON_BOOL; bl__sb_puts(&w->value, "true"); break;
+    case JSON_FALSE: kind = BL_JSON_BOOL; bl__sb_puts(&w->value, "false"); break;
+    case JSON_INTEGER:
+    case JSON_REAL: kind = BL_JSON_NUMBER; put_number(&w->value, j); break;
+    case JSON_STRING:
+        kind = BL_JSON_STRING;
+        bl__sb_putn(&w->value, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY: kind = BL_JSON_ARRAY; write_node(&w->value, j, -1, 0); break;
+    case JSON_OBJECT:
+    default: kind = BL_JSON_OBJECT; write_node(&w->value, j, -1, 0); break;
+    }
+    if (w->value.failed)
+        return nomem(w);
+    return w->fn(w->user, path, kind, w->value.p);
 }
 
 int bl_json_flatten(bl_ctx *ctx, const char *json, bl_json_leaf_fn fn, void *user)
 {
     if (!fn)
         return bl_error(ctx, BL_EINVAL, "bl_json_flatten: NULL callback");
-    jnode *root;
+    json_t *root;
     int rc = parse(ctx, json, &root);
     if (rc != BL_OK)
         return rc;
-    walker w = {ctx, fn, user, {0}};
-    bl__sb_putn(&w.path, "", 0);
-    if (w.path.failed)
-        rc = bl_error(ctx, BL_ENOMEM, "out of memory reading JSON");
-    else
-        rc = walk(&w, root);
+    walker w = {ctx, fn, user, {0}, {0}};
+    rc = walk(&w, root);
     free(w.path.p);
-    node_free(root);
+    free(w.value.p);
+    json_decref(root);
     return rc;
 }
