@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/strbuf.h"
 #include "cmd_results.h"
 
 static void usage(FILE *out)
@@ -201,22 +202,10 @@ static void csv_field(FILE *f, const char *s)
 
 static void json_string(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        switch (*c) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*c < 0x20 || *c == 0x7f)
-                fprintf(f, "\\u%04x", *c);
-            else
-                fputc(*c, f);
-        }
-    }
-    fputc('"', f);
+    bl__sbuf b = {0};
+    bl__sb_json_string(&b, s);
+    fputs(b.failed ? "null" : b.p, f);
+    free(b.p);
 }
 
 static void write_row(exporter *x)

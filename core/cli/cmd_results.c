@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/strbuf.h"
 #include "cmd_results.h"
 
 /* ---- shared ------------------------------------------------------------------------------- */
@@ -32,11 +33,7 @@ void results_number(char *buf, size_t cap, double v)
         snprintf(buf, cap, "%s", "");
         return;
     }
-    for (int digits = 6; digits <= 17; digits++) {
-        snprintf(buf, cap, "%.*g", digits, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
+    bl__format_double(buf, cap, v, 6);
 }
 
 /* Parses "--db FILE" / "--experiment NAME"-style options common to the reading commands.

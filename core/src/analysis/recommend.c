@@ -4,6 +4,7 @@
  * same sentences, so a sweep's script and `batchlab report` recommend the same batch. Keep
  * the two in step. (The C text adds one regime, the plateau, for batches far above B_crit.) */
 #include "batchlab/recommend.h"
+#include "base/strbuf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -70,37 +71,15 @@ const char *bl_regime_name(bl_regime regime)
 
 /* ---- text --------------------------------------------------------------------------------- */
 
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    bool nomem;
-} text;
+typedef bl__sbuf text;
 
 static void add(text *t, const char *fmt, ...) BL_PRINTF(2, 3);
 static void add(text *t, const char *fmt, ...)
 {
-    if (t->nomem)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+    bl__sb_vprintf(t, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->len + (size_t)n + 1) * 2;
-        char *p = realloc(t->s, cap);
-        if (!p) {
-            t->nomem = true;
-            return;
-        }
-        t->s = p;
-        t->cap = cap;
-        va_start(ap, fmt);
-        vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-    }
-    t->len += (size_t)n;
 }
 
 /* As batchlab.tables formats "seconds": "4.20 s", "12.3 s", "4m 05s", "1h 02m". */
@@ -388,12 +367,12 @@ int bl_recommend(bl_ctx *ctx, const bl_rec_run *runs, size_t n,
         rec.run = best->fastest;
     }
     fit_text(&rec, &t);
-    if (t.nomem) {
-        free(t.s);
+    if (t.failed) {
+        free(t.p);
         bl_recommendation_free(&rec);
         return bl_error(ctx, BL_ENOMEM, "out of memory making a recommendation");
     }
-    rec.reason = t.s;
+    rec.reason = t.p;
     *out = rec;
     return BL_OK;
 }

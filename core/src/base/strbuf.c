@@ -42,20 +42,26 @@ void bl__sb_puts(bl__sbuf *b, const char *s)
     bl__sb_putn(b, s, strlen(s));
 }
 
-void bl__sb_printf(bl__sbuf *b, const char *fmt, ...)
+void bl__sb_vprintf(bl__sbuf *b, const char *fmt, va_list ap)
 {
     if (b->failed)
         return;
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    if (n >= 0 && reserve(b, (size_t)n)) {
+        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+}
+
+void bl__sb_printf(bl__sbuf *b, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    bl__sb_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0 || !reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
 }
 
 void bl__sb_clear(bl__sbuf *b)
@@ -117,17 +123,19 @@ void bl__format_double(char *buf, size_t cap, double v, int min_digits)
     }
 }
 
+void bl__format_json_number(char *buf, size_t cap, double v, int min_digits)
+{
+    if (!isfinite(v))
+        snprintf(buf, cap, "null");
+    else if (v == 0 && signbit(v))
+        snprintf(buf, cap, "-0.0");
+    else
+        bl__format_double(buf, cap, v, min_digits);
+}
+
 void bl__sb_json_number(bl__sbuf *b, double v, int min_digits)
 {
     char num[40];
-    if (!isfinite(v)) {
-        bl__sb_puts(b, "null");
-        return;
-    }
-    if (v == 0 && signbit(v)) {
-        bl__sb_puts(b, "-0.0");
-        return;
-    }
-    bl__format_double(num, sizeof num, v, min_digits);
+    bl__format_json_number(num, sizeof num, v, min_digits);
     bl__sb_puts(b, num);
 }

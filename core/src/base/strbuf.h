@@ -3,6 +3,7 @@
 #ifndef BATCHLAB_STRBUF_H
 #define BATCHLAB_STRBUF_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,6 +21,8 @@ void bl__sb_putn(bl__sbuf *b, const char *s, size_t n);
 void bl__sb_puts(bl__sbuf *b, const char *s);
 /* Appends printf-formatted text. */
 void bl__sb_printf(bl__sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bl__sb_vprintf(bl__sbuf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Empties the buffer (keeps its memory and the `failed` flag). */
 void bl__sb_clear(bl__sbuf *b);
 
@@ -35,8 +38,11 @@ void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n);
  * 17 is "%.17g". Non-finite values are written as "%g" writes them ("nan", "-inf"). */
 void bl__format_double(char *buf, size_t cap, double v, int min_digits);
 
-/* Appends `v` as a JSON number: bl__format_double(min_digits), with "null" for a non-finite
- * value (JSON has none) and "-0.0" for negative zero (so a reader keeps it a double). */
+/* `v` as a JSON number into buf (cap >= 32): bl__format_double(min_digits), with "null" for
+ * a non-finite value (JSON has none) and "-0.0" for negative zero (so that a reader keeps it
+ * a double: "-0" reads back as the integer 0, and the canonical text and hash would change). */
+void bl__format_json_number(char *buf, size_t cap, double v, int min_digits);
+/* Appends bl__format_json_number's text. */
 void bl__sb_json_number(bl__sbuf *b, double v, int min_digits);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "base/grow.h"
 
 const char *bl_type_name(bl_type type)
 {
@@ -115,16 +116,12 @@ int bl__config_put(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_ent
         e->v = val->v;
         return BL_OK;
     }
-    if (cfg->n == cfg->cap) {
-        size_t cap = cfg->cap ? 2 * cfg->cap : 8;
-        bl__config_entry *grown = realloc(cfg->e, cap * sizeof *grown);
-        if (!grown) {
-            bl__config_entry_clear(val);
-            return bl_error(ctx, BL_ENOMEM, "out of memory setting option '%s'", name);
-        }
-        cfg->e = grown;
-        cfg->cap = cap;
+    bl__config_entry *grown = bl__grow(cfg->e, &cfg->cap, cfg->n + 1, sizeof *grown);
+    if (!grown) {
+        bl__config_entry_clear(val);
+        return bl_error(ctx, BL_ENOMEM, "out of memory setting option '%s'", name);
     }
+    cfg->e = grown;
     char *copy = strdup(name);
     if (!copy) {
         bl__config_entry_clear(val);

@@ -8,6 +8,7 @@
 #include "batchlab/find_batch.h"
 #include "batchlab/model.h"
 #include "batchlab/train.h"
+#include "base/clock.h"
 
 bl_find_batch_config bl_find_batch_defaults(void)
 {
@@ -65,13 +66,6 @@ int bl_parse_size(bl_ctx *ctx, const char *text, size_t *out)
     return BL_OK;
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* One trial: returns 1 when it fits, 0 when it ran out of memory, or an error. */
 static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl_find_trial *t)
 {
@@ -79,7 +73,7 @@ static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl
     size_t base_use = dev->bytes_in_use;
     size_t saved_peak = dev->peak_bytes;
     dev->peak_bytes = base_use;
-    double t0 = seconds_now();
+    double t0 = bl__now();
     t->batch = batch;
 
     bl_net *net = NULL;
@@ -106,7 +100,7 @@ static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl
     }
     bl_net_free(net);
     t->peak_bytes = dev->peak_bytes > base_use ? dev->peak_bytes - base_use : 0;
-    t->seconds = seconds_now() - t0;
+    t->seconds = bl__now() - t0;
     if (saved_peak > dev->peak_bytes)
         dev->peak_bytes = saved_peak;
     if (rc == BL_ENOMEM) {

@@ -4,18 +4,12 @@
 #include <time.h>
 
 #include "batchlab/train.h"
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "base/clock.h"
 
 void bl_progress_print(void *user, const bl_train_state *s, double loss, int64_t total_samples)
 {
     bl_progress_printer *p = user;
-    double now = wall_now();
+    double now = bl__now();
     if (p->start == 0)
         p->start = now;
     double interval = p->live ? 0.2 : (p->interval > 0 ? p->interval : 5.0);

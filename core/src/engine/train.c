@@ -8,13 +8,7 @@
 
 #include "batchlab/train.h"
 #include "engine/engine.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "base/clock.h"
 
 bl_train_config bl_train_defaults(void)
 {
@@ -161,7 +155,7 @@ static int append_history(run *r, const bl_eval_point *p)
 static int make_point(run *r, const char **stop_reason)
 {
     const bl_train_config *cfg = r->cfg;
-    double t0 = now_seconds();
+    double t0 = bl__now();
     bl_eval_point p;
     p.step = r->state.step;
     p.samples = r->state.samples;
@@ -189,7 +183,7 @@ static int make_point(run *r, const char **stop_reason)
         if (rc == BL_OK && !r->classify)
             p.train_accuracy = NAN;
     }
-    r->eval_time += now_seconds() - t0;
+    r->eval_time += bl__now() - t0;
     if (rc != BL_OK)
         return rc;
 
@@ -557,7 +551,7 @@ static int loop(run *r)
         if (stop)
             break;
 
-        double t0 = now_seconds();
+        double t0 = bl__now();
         int64_t B = pending_batch;
         double factor = pending_factor;
         if (B == 0 && (rc = next_batch(r, &B, &factor)) != BL_OK)
@@ -572,7 +566,7 @@ static int loop(run *r)
             /* the rest of this epoch is dropped; the batch carries over to the next */
             pending_batch = B;
             pending_factor = factor;
-            r->train_time += now_seconds() - t0;
+            r->train_time += bl__now() - t0;
             r->pos = r->n_train;
             if (cfg->eval_unit == BL_EVAL_EPOCHS && eval_due(r)) {
                 if ((rc = make_point(r, &stop)) < 0)
@@ -595,7 +589,7 @@ static int loop(run *r)
         if ((rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum)) != BL_OK)
             return rc;
         if (!isfinite(loss_sum)) {
-            r->train_time += now_seconds() - t0;
+            r->train_time += bl__now() - t0;
             res->status = BL_RUN_DIVERGED;
             res->diverged_step = r->state.step + 1;
             snprintf(res->error, sizeof res->error,
@@ -619,7 +613,7 @@ static int loop(run *r)
         if (n > res->max_batch_used)
             res->max_batch_used = n;
         cur = 1 - cur;
-        r->train_time += now_seconds() - t0;
+        r->train_time += bl__now() - t0;
         r->state.wall = r->train_time;
 
         if (cfg->on_progress)
@@ -676,10 +670,10 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     rc = loop(&r);
     if (rc == BL_OK && result->status == BL_RUN_COMPLETED && !cfg->skip_test && !cfg->skip_eval &&
         r.info->count[BL_SPLIT_TEST] > 0) {
-        double t0 = now_seconds();
+        double t0 = bl__now();
         rc = evaluate_split(&r, BL_SPLIT_TEST, r.info->count[BL_SPLIT_TEST], &result->test_loss,
                             &result->test_accuracy);
-        r.eval_time += now_seconds() - t0;
+        r.eval_time += bl__now() - t0;
     }
     if (rc != BL_OK) {
         result->status = BL_RUN_FAILED;

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "batchlab/json.h"
+#include "base/strbuf.h"
 #include "batchlab/store.h"
 #include "lua/lbl.h"
 
@@ -112,15 +113,7 @@ static void put_string(jw *w, const char *s, size_t n)
 static void put_number(jw *w, double v)
 {
     char num[40];
-    if (!isfinite(v)) {
-        puts_(w, "null");
-        return;
-    }
-    for (int digits = 15; digits <= 17; digits++) { /* the fewest that read back exactly */
-        snprintf(num, sizeof num, "%.*g", digits, v);
-        if (strtod(num, NULL) == v)
-            break;
-    }
+    bl__format_json_number(num, sizeof num, v, 15);
     puts_(w, num);
 }
 

@@ -18,6 +18,7 @@
 #include "batchlab/version.h"
 #include "config/config_internal.h"
 #include "plugin/plugin_internal.h"
+#include "base/grow.h"
 
 /* An entry function returning more descriptors than this is taken to be broken. */
 #define MAX_DESCRIPTORS 256
@@ -28,7 +29,7 @@ struct bl__plugin_lib {
     void *handle;               /* from dlopen; closed when refs reaches 0 */
     long refs;                  /* registries + live objects */
     const bl_plugin **plugins;  /* [n], checked descriptors in entry order */
-    size_t n;
+    size_t n, cap;
     bl__plugin_lib *next;
 };
 
@@ -210,7 +211,7 @@ static int read_descriptors(bl_ctx *ctx, bl__plugin_lib *lib, bl_plugin_entry_fn
         int rc = bl__plugin_check(ctx, p, path, i);
         if (rc)
             return rc;
-        const bl_plugin **grown = realloc(lib->plugins, (lib->n + 1) * sizeof *grown);
+        const bl_plugin **grown = bl__grow(lib->plugins, &lib->cap, lib->n + 1, sizeof *grown);
         if (!grown)
             return bl_error(ctx, BL_ENOMEM, "out of memory loading plugin file '%s'", path);
         lib->plugins = grown;

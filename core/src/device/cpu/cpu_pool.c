@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* sched_yield, clock_gettime */
 #include "device/cpu/cpu_pool.h"
+#include "base/clock.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -54,13 +55,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* Claims and runs chunks of job `gen` until none is left, from the front or from the back. */
 static void run_chunks(bl__pool *pool, uint32_t gen, bool from_back)
 {
@@ -89,7 +83,7 @@ static void *worker_main(void *p)
     for (;;) {
         uint32_t gen = atomic_load_explicit(&pool->gen, memory_order_acquire);
         if (gen == seen) {
-            int64_t start = now_ns(), hot_until = start + HOT_SPIN_NS, until = start + SPIN_NS;
+            int64_t start = bl__now_ns(), hot_until = start + HOT_SPIN_NS, until = start + SPIN_NS;
             bool hot = true;
             for (unsigned i = 1;; i++) {
                 gen = atomic_load_explicit(&pool->gen, memory_order_acquire);
@@ -100,7 +94,7 @@ static void *worker_main(void *p)
                     if (!hot)
                         sched_yield();
                     if ((i & (hot ? 63 : 255)) == 0) {
-                        int64_t t = now_ns();
+                        int64_t t = bl__now_ns();
                         hot = t < hot_until;
                         if (t > until)
                             break;

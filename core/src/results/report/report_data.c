@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "batchlab/json.h"
+#include "base/grow.h"
 
 /* What the report reads from a configuration. */
 typedef struct cfg_view {
@@ -97,16 +98,12 @@ static int on_run(void *user, const bl_store_run *r)
 {
     gather *g = user;
     bl__rdata *d = g->d;
-    if (d->run_count == d->run_cap) {
-        size_t cap = d->run_cap ? 2 * d->run_cap : 16;
-        bl__rrun *p = realloc(d->runs, cap * sizeof *p);
-        if (!p) {
-            g->nomem = true;
-            return 1;
-        }
-        d->runs = p;
-        d->run_cap = cap;
+    bl__rrun *p = bl__grow(d->runs, &d->run_cap, d->run_count + 1, sizeof *p);
+    if (!p) {
+        g->nomem = true;
+        return 1;
     }
+    d->runs = p;
     bl__rrun *x = &d->runs[d->run_count++];
     *x = (bl__rrun){.id = r->id, .experiment_id = r->experiment_id, .status = r->status,
                     .seed = r->seed, .batch = NAN, .lr = NAN, .steps = r->steps,
@@ -144,16 +141,12 @@ static int on_point(void *user, int64_t run_id, const bl_eval_point *p)
 {
     gather *g = user;
     bl__rrun *x = g->cur;
-    if (x->point_count == x->point_cap) {
-        size_t cap = x->point_cap ? 2 * x->point_cap : 32;
-        bl_eval_point *q = realloc(x->points, cap * sizeof *q);
-        if (!q) {
-            g->nomem = true;
-            return 1;
-        }
-        x->points = q;
-        x->point_cap = cap;
+    bl_eval_point *q = bl__grow(x->points, &x->point_cap, x->point_count + 1, sizeof *q);
+    if (!q) {
+        g->nomem = true;
+        return 1;
     }
+    x->points = q;
     x->points[x->point_count++] = *p;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "batchlab/error.h"
+#include "base/grow.h"
 
 /* Layout in SVG user units: the plot area, with the legend to its right. */
 enum { W = 720, H = 340, PL = 66, PR = 196, PT = 34, PB = 48 };
@@ -106,16 +107,12 @@ static double *dup_values(bl__chart *c, const double *v, size_t n)
 /* Makes room for one more element in *items (capacity *cap); false when out of memory. */
 static bool grow(bl__chart *c, void **items, size_t n, size_t *cap, size_t size)
 {
-    if (n < *cap)
-        return true;
-    size_t ncap = *cap ? 2 * *cap : 8;
-    void *p = realloc(*items, ncap * size);
+    void *p = bl__grow(*items, cap, n + 1, size);
     if (!p) {
         c->nomem = true;
         return false;
     }
     *items = p;
-    *cap = ncap;
     return true;
 }
 

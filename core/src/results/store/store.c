@@ -18,6 +18,8 @@
 #include "batchlab/json.h"
 #include "batchlab/version.h"
 #include "results/store/store_internal.h"
+#include "base/clock.h"
+#include "base/grow.h"
 
 const char *bl_store_default_path(void)
 {
@@ -55,13 +57,6 @@ void bl__store_now(char buf[32])
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Sleeps `*delay_ms` plus up to as much again at random (so writers that collided do not
  * collide again in step), then doubles the delay up to 200 ms. */
 static void backoff(unsigned *delay_ms, unsigned *seed)
@@ -83,7 +78,7 @@ static bool is_busy(int rc)
  * longer than one timeout. */
 static int exec_retry(bl_ctx *ctx, bl_store *s, const char *sql, const char *what)
 {
-    double deadline = monotonic_now() + BL__STORE_LOCK_DEADLINE_S;
+    double deadline = bl__now() + BL__STORE_LOCK_DEADLINE_S;
     unsigned delay = 1, seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     for (;;) {
         int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -92,7 +87,7 @@ static int exec_retry(bl_ctx *ctx, bl_store *s, const char *sql, const char *wha
         rc = sqlite3_extended_errcode(s->db);
         if (!is_busy(rc))
             return bl__store_fail(ctx, s, what);
-        if (monotonic_now() > deadline)
+        if (bl__now() > deadline)
             return bl_error(ctx, BL_ESTORE,
                             "results store '%s': %s: the database stayed locked by another "
                             "process for %.0f s",
@@ -122,11 +117,11 @@ void bl__store_rollback(bl_store *s)
 
 int bl__store_step(bl_store *s, sqlite3_stmt *stmt)
 {
-    double deadline = monotonic_now() + BL__STORE_LOCK_DEADLINE_S;
+    double deadline = bl__now() + BL__STORE_LOCK_DEADLINE_S;
     unsigned delay = 1, seed = (unsigned)getpid();
     for (;;) {
         int rc = sqlite3_step(stmt);
-        if (!is_busy(rc) || !sqlite3_get_autocommit(s->db) || monotonic_now() > deadline)
+        if (!is_busy(rc) || !sqlite3_get_autocommit(s->db) || bl__now() > deadline)
             return rc;
         sqlite3_reset(stmt);
         backoff(&delay, &seed);
@@ -712,17 +707,13 @@ int bl_store_mark_stale(bl_ctx *ctx, bl_store *store, int64_t experiment_id, int
         const char *ident = (const char *)sqlite3_column_text(st, 3);
         if (!process_gone(store, host, pid, ident))
             continue;
-        if (n == cap) {
-            size_t c = cap ? 2 * cap : 8;
-            int64_t *g = realloc(gone, c * sizeof *g);
-            if (!g) {
-                rc = bl_error(ctx, BL_ENOMEM, "out of memory reading results store '%s'",
-                              store->path);
-                break;
-            }
-            gone = g;
-            cap = c;
+        int64_t *g = bl__grow(gone, &cap, n + 1, sizeof *g);
+        if (!g) {
+            rc = bl_error(ctx, BL_ENOMEM, "out of memory reading results store '%s'",
+                          store->path);
+            break;
         }
+        gone = g;
         gone[n++] = sqlite3_column_int64(st, 0);
     }
     if (rc == BL_OK && step != SQLITE_DONE)

@@ -8,6 +8,7 @@
 
 #include "batchlab/json.h"
 #include "results/store/store_internal.h"
+#include "base/grow.h"
 
 static const char run_columns[] =
     "SELECT r.id, r.experiment_id, COALESCE(e.name, ''), r.label, r.config_json, "
@@ -281,16 +282,12 @@ static int load_point(void *user, int64_t run_id, const bl_eval_point *p)
     loader *l = user;
     bl_run_result *o = l->out;
     (void)run_id;
-    if (o->history_count == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        bl_eval_point *h = realloc(o->history, cap * sizeof *h);
-        if (!h) {
-            l->nomem = true;
-            return 1;
-        }
-        o->history = h;
-        l->cap = cap;
+    bl_eval_point *h = bl__grow(o->history, &l->cap, (size_t)o->history_count + 1, sizeof *h);
+    if (!h) {
+        l->nomem = true;
+        return 1;
     }
+    o->history = h;
     o->history[o->history_count++] = *p;
     return 0;
 }

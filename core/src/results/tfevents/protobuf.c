@@ -2,8 +2,11 @@
  * then a varint, 8 or 4 little-endian bytes, or a length varint and that many bytes. */
 #include "results/tfevents/protobuf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base/grow.h"
 
 enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
 
@@ -19,23 +22,13 @@ static void put(bl__pb *b, const void *p, size_t n)
 {
     if (b->failed || n == 0)
         return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                b->failed = true;
-                return;
-            }
-            cap *= 2;
-        }
-        unsigned char *data = realloc(b->data, cap);
-        if (!data) {
-            b->failed = true;
-            return;
-        }
-        b->data = data;
-        b->cap = cap;
+    unsigned char *data = n <= SIZE_MAX - b->len ? bl__grow(b->data, &b->cap, b->len + n, 1)
+                                                 : NULL;
+    if (!data) {
+        b->failed = true;
+        return;
     }
+    b->data = data;
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
