@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,4 +75,97 @@ int bl_test_load_plugin(const char *path, bl_plugin_kind kind, bl_ctx **ctx, bl_
         return -1;
     }
     return 0;
+}
+
+/* ---- device buffers and float comparisons (image and layer tests) ----------------------- */
+
+/* Device allocations of the current test, released by bl_test_release_all. */
+#define MAX_ALLOCS 64
+static struct {
+    void *ptr;
+    size_t bytes;
+} allocs[MAX_ALLOCS];
+static int n_allocs;
+
+float *bl_test_dev_floats(bl_test_env *env, size_t n)
+{
+    void *p = NULL;
+    size_t bytes = (n ? n : 1) * sizeof(float);
+    BL_ASSERT_OK(env->ctx, bl_device_alloc(env->ctx, env->dev, bytes, &p));
+    assert_true(n_allocs < MAX_ALLOCS);
+    allocs[n_allocs].ptr = p;
+    allocs[n_allocs].bytes = bytes;
+    n_allocs++;
+    return p;
+}
+
+void bl_test_release_all(bl_test_env *env)
+{
+    while (n_allocs > 0) {
+        n_allocs--;
+        bl_device_release(env->dev, allocs[n_allocs].ptr, allocs[n_allocs].bytes);
+    }
+}
+
+double *bl_test_host_doubles(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+void bl_test_fill_uniform(float *p, size_t n, bl_rng *rng, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = lo + (hi - lo) * bl_rng_uniform(rng);
+}
+
+void bl_test_fill_value(float *p, size_t n, float v)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
+}
+
+/* Distinct values 1e-2 apart in random order, centred on 0. */
+void bl_test_fill_distinct(float *p, size_t n, bl_rng *rng)
+{
+    int64_t *perm = malloc(n * sizeof *perm);
+    assert_non_null(perm);
+    bl_rng_permutation(rng, perm, (int64_t)n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = 0.01f * (float)(perm[i] - (int64_t)n / 2);
+    free(perm);
+}
+
+void bl_test_to_double(const float *src, double *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
+void bl_test_check_close(const char *what, const float *got, const double *want, size_t n,
+                        double atol, double rtol)
+{
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)got[i] - want[i]);
+        if (!(err <= atol + rtol * fabs(want[i])))
+            fail_msg("%s[%zu]: got %.9g, want %.9g (|err| %.3g > %.3g)", what, i,
+                     (double)got[i], want[i], err, atol + rtol * fabs(want[i]));
+    }
+}
+
+void bl_test_check_equal_f(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            fail_msg("%s[%zu]: got %.9g, want %.9g", what, i, (double)got[i], (double)want[i]);
+}
+
+bl_window2d bl_test_window2d(int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh,
+                          int64_t sw, int64_t ph, int64_t pw)
+{
+    bl_window2d w = {C, H, W, kh, kw, sh, sw, ph, pw, 0, 0};
+    w.out_h = (H + 2 * ph - kh) / sh + 1;
+    w.out_w = (W + 2 * pw - kw) / sw + 1;
+    return w;
 }

@@ -52,4 +52,26 @@ const char *bl_test_tmpdir(const char *name);
 /* Removes a directory made by bl_test_tmpdir and the files in it (not subdirectories). */
 void bl_test_rmdir(const char *dir);
 
+/* ---- device buffers and float comparisons (image and layer tests) ----------------------- */
+
+/* `n` floats on env->dev (at least one), released by bl_test_release_all; fails the test when
+ * the allocation fails or more than 64 are live. */
+float *bl_test_dev_floats(bl_test_env *env, size_t n);
+void bl_test_release_all(bl_test_env *env);
+/* `n` zeroed doubles on the host (at least one), freed with free(). */
+double *bl_test_host_doubles(size_t n);
+void bl_test_fill_uniform(float *p, size_t n, bl_rng *rng, float lo, float hi);
+void bl_test_fill_value(float *p, size_t n, float v);
+/* Distinct values 1e-2 apart in random order, centred on 0. */
+void bl_test_fill_distinct(float *p, size_t n, bl_rng *rng);
+void bl_test_to_double(const float *src, double *dst, size_t n);
+/* Fails unless |got - want| <= atol + rtol·|want| elementwise. */
+void bl_test_check_close(const char *what, const float *got, const double *want, size_t n,
+                         double atol, double rtol);
+/* Fails unless the floats are bit-identical. */
+void bl_test_check_equal_f(const char *what, const float *got, const float *want, size_t n);
+/* A 2-D window with its output size computed. */
+bl_window2d bl_test_window2d(int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                             int64_t sh, int64_t sw, int64_t ph, int64_t pw);
+
 #endif
