@@ -1,21 +1,12 @@
 # batchlab report: usage and store errors, the page's structure (balanced SVG, one table, the
 # recommendation, no network references, escaped labels) for a sample sweep written by
 # tests/tools/report_sample (known numbers: B_crit = 64) and for a real sweep trained by
-# `batchlab run`, and — when Debian's chromium is installed — the page rendered by a headless
-# browser: no script errors, the charts in the DOM, the table sorting on a click.
+# `batchlab run`. No browser is needed; tests/cli/report_browser.sh renders the same pages in
+# Debian's chromium (and says SKIP when it is not installed).
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/report_pages.sh"
 
-SAMPLE=$BATCHLAB_BUILD_DIR/tests/tools/report_sample
-[ -x "$SAMPLE" ] ||
-    skip "$SAMPLE is not built (tests/CMakeLists.txt must add_subdirectory(tools))"
-DB=$SCRATCH/sweep.db
-HTML=$SCRATCH/report.html
-run "$SAMPLE" "$DB"
-expect_status 0
-
-count() { grep -o -- "$1" "$2" | wc -l; }
-contains() { grep -q -F -- "$1" "$2" || fail "$2 lacks: $1"; }
-lacks() { ! grep -q -F -- "$1" "$2" || fail "$2 should not contain: $1"; }
+make_sample_store
 
 # ---- usage and errors --------------------------------------------------------------------------
 run "$BATCHLAB" report --help
@@ -51,9 +42,7 @@ expect_err "refusing"
 [ ! -e "$HTML" ] || fail "a failed report left $HTML behind"
 
 # ---- the page ----------------------------------------------------------------------------------
-run "$BATCHLAB" report --db "$DB" --experiment bs-sweep -o "$HTML"
-expect_status 0
-[ -s "$HTML" ] || fail "no report written"
+make_sample_page
 ls "$SCRATCH" | grep -q '\.tmp\.' && fail "a temporary file was left behind"
 head -c 15 "$HTML" | grep -q '<!DOCTYPE html>' || fail "not an HTML5 page"
 svgs=$(count '<svg' "$HTML")
@@ -91,24 +80,7 @@ expect_out 'Recommended batch size: <strong>8</strong>'
 expect_out 'val_loss ≤ 0.5'
 
 # ---- a real sweep, recorded by batchlab run ---------------------------------------------------
-REAL=$SCRATCH/real.db
-run "$BATCHLAB" run --quiet --db "$REAL" -e '
-local bl = require "batchlab"
-local data = bl.dataset("synthetic", { samples = 4000, validation = 500, test = 500, dim = 16,
-                                       classes = 4, seed = 3, noise = 2, spread = 1 })
-local base = { dataset = data, model = bl.model("mlp", { hidden = { 32 } }), epochs = 3,
-               eval_every = { steps = 10 }, train_eval_samples = 0, measure_gns = true,
-               optimizer = bl.optim.sgd { lr = 0.02, momentum = 0.5 } }
-local target = { metric = "val_accuracy", at_least = 0.7 }
-bl.sweep { name = "real", base = base, vary = { batch = { 16, 32, 64 }, seed = { 1, 2 } },
-           target = target }
-base.batch = bl.scheduler("ramp", { start = 16, ["end"] = 64, epochs = 2 })
-base.experiment, base.label, base.target = "real", "ramp <b>&", target
-bl.train(base)'
-expect_status 0
-REAL_HTML=$SCRATCH/real.html
-run "$BATCHLAB" report --db "$REAL" --experiment real -o "$REAL_HTML"
-expect_status 0
+make_real_page
 [ "$(count '<svg' "$REAL_HTML")" -eq "$(count '</svg>' "$REAL_HTML")" ] || fail "unbalanced <svg>"
 [ "$(count '<svg' "$REAL_HTML")" -ge 6 ] || fail "charts are missing from the real sweep's page"
 [ "$(count '<table' "$REAL_HTML")" -eq 1 ] || fail "expected one table"
@@ -121,41 +93,3 @@ contains 'id="gns-step"' "$REAL_HTML"
 lacks 'ramp <b>' "$REAL_HTML"
 lacks 'http://' "$REAL_HTML"
 lacks 'https://' "$REAL_HTML"
-
-# ---- in a browser ------------------------------------------------------------------------------
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "chromium is not installed: skipping the browser checks (the structural checks ran)"
-    exit 0
-fi
-browse() { # browse PAGE DOM LOG
-    timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
-        --disable-background-networking --disable-component-update --disable-sync \
-        --no-first-run --user-data-dir="$(mktemp -d "$SCRATCH/chromium.XXXXXX")" \
-        --enable-logging=stderr --v=0 --dump-dom "file://$1" >"$2" 2>"$3" ||
-        { tail -20 "$3" >&2; fail "chromium failed on $1"; }
-    if grep -q 'Uncaught' "$3"; then
-        grep 'Uncaught' "$3" >&2
-        fail "script errors in $1"
-    fi
-}
-browse "$HTML" "$SCRATCH/dom.html" "$SCRATCH/chromium.log"
-[ "$(count '<svg' "$SCRATCH/dom.html")" -eq 7 ] || fail "the browser's DOM lacks the charts"
-contains '<path' "$SCRATCH/dom.html"
-contains 'Recommended batch size' "$SCRATCH/dom.html"
-browse "$REAL_HTML" "$SCRATCH/real-dom.html" "$SCRATCH/real.log"
-contains '<path' "$SCRATCH/real-dom.html"
-
-# Click "Steps" (column 7): ascending puts the diverged run (448 steps, id 11) first; a second
-# click, descending, the batch-16 runs (7500 steps, ids 1 and 2, in that order). Then "Batch /
-# schedule" (column 4): by number, 16 (id 1) first, the schedule (id 9, no number) last.
-SORT=$SCRATCH/sort.html
-sed 's|</body>|<script>var ths = document.querySelectorAll("table.runs th"), th = ths[6];\
-var rows = function () { return document.querySelector("table.runs tbody").rows; };\
-var id = function (i) { var r = rows(); return r[i < 0 ? r.length + i : i].cells[0].textContent; };\
-th.click(); var up = id(0); th.click(); var down = id(0); ths[3].click();\
-document.body.setAttribute("data-sorted", [up, down, th.getAttribute("aria-sort"), id(0), id(-1),\
-ths[3].getAttribute("aria-sort")].join());</script></body>|' \
-    "$HTML" >"$SORT"
-browse "$SORT" "$SCRATCH/sort-dom.html" "$SCRATCH/sort.log"
-contains 'data-sorted="11,1,,1,9,ascending"' "$SCRATCH/sort-dom.html"
-echo "ok (rendered in chromium)"
