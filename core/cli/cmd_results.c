@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/grow.h"
 #include "base/strbuf.h"
 #include "cmd_results.h"
 
@@ -127,16 +128,12 @@ static char *cell_text(const char *s)
 static int add_row(void *user, const bl_store_run *r)
 {
     table *t = user;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 16;
-        char *(*c)[C_COUNT] = realloc(t->cells, cap * sizeof *c);
-        if (!c) {
-            t->nomem = true;
-            return 1;
-        }
-        t->cells = c;
-        t->cap = cap;
+    char *(*cells)[C_COUNT] = bl__grow(t->cells, &t->cap, t->n + 1, sizeof *cells);
+    if (!cells) {
+        t->nomem = true;
+        return 1;
     }
+    t->cells = cells;
     config_view v = {"", "", "", ""};
     bl_json_flatten(NULL, r->config_json, view_leaf, &v); /* a bad config shows '-' */
     char **row = t->cells[t->n++];

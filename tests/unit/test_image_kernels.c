@@ -37,7 +37,8 @@ static void test_im2col_col2im_match_naive(void **state)
         bl_window2d w = bl_test_window2d(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]);
         const int64_t img_n = w.channels * w.height * w.width;
         const int64_t rows = w.channels * w.kernel_h * w.kernel_w, P = w.out_h * w.out_w;
-        float *img = bl_test_dev_floats(env, (size_t)img_n), *cols = bl_test_dev_floats(env, (size_t)(rows * P));
+        float *img = bl_test_dev_floats(env, (size_t)img_n);
+        float *cols = bl_test_dev_floats(env, (size_t)(rows * P));
         float *back = bl_test_dev_floats(env, (size_t)img_n);
         double *want_cols = bl_test_host_doubles((size_t)(rows * P));
         double *want_img = bl_test_host_doubles((size_t)img_n);
@@ -129,11 +130,14 @@ static void test_maxpool_kernels_match_naive(void **state)
         bl_window2d w = bl_test_window2d(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8]);
         const int64_t in_n = batch * w.channels * w.height * w.width;
         const int64_t out_n = batch * w.channels * w.out_h * w.out_w;
-        float *x = bl_test_dev_floats(env, (size_t)in_n), *y = bl_test_dev_floats(env, (size_t)out_n);
-        float *dy = bl_test_dev_floats(env, (size_t)out_n), *dx = bl_test_dev_floats(env, (size_t)in_n);
+        float *x = bl_test_dev_floats(env, (size_t)in_n);
+        float *y = bl_test_dev_floats(env, (size_t)out_n);
+        float *dy = bl_test_dev_floats(env, (size_t)out_n);
+        float *dx = bl_test_dev_floats(env, (size_t)in_n);
         int32_t *arg = (int32_t *)(void *)bl_test_dev_floats(env, (size_t)out_n);
         int32_t *want_arg = malloc((size_t)out_n * sizeof *want_arg);
-        double *want_y = bl_test_host_doubles((size_t)out_n), *want_dx = bl_test_host_doubles((size_t)in_n);
+        double *want_y = bl_test_host_doubles((size_t)out_n);
+        double *want_dx = bl_test_host_doubles((size_t)in_n);
         assert_non_null(want_arg);
         /* ties on purpose in half the cases: the first maximum must win */
         if (t % 2)
@@ -196,9 +200,11 @@ static void test_bn_kernels_match_naive(void **state)
         const int64_t n = outer * C * inner, m = outer * inner;
         float *x = bl_test_dev_floats(env, (size_t)n), *y = bl_test_dev_floats(env, (size_t)n);
         float *dy = bl_test_dev_floats(env, (size_t)n), *dx = bl_test_dev_floats(env, (size_t)n);
-        float *gamma = bl_test_dev_floats(env, (size_t)C), *beta = bl_test_dev_floats(env, (size_t)C);
+        float *gamma = bl_test_dev_floats(env, (size_t)C);
+        float *beta = bl_test_dev_floats(env, (size_t)C);
         float *rm = bl_test_dev_floats(env, (size_t)C), *rv = bl_test_dev_floats(env, (size_t)C);
-        float *mean = bl_test_dev_floats(env, (size_t)C), *invstd = bl_test_dev_floats(env, (size_t)C);
+        float *mean = bl_test_dev_floats(env, (size_t)C);
+        float *invstd = bl_test_dev_floats(env, (size_t)C);
         float *dg = bl_test_dev_floats(env, (size_t)C), *db = bl_test_dev_floats(env, (size_t)C);
         double *wy = bl_test_host_doubles((size_t)n), *wdx = bl_test_host_doubles((size_t)n);
         double *wm = bl_test_host_doubles((size_t)C), *wis = bl_test_host_doubles((size_t)C);
@@ -256,7 +262,8 @@ static void test_bn_kernels_match_naive(void **state)
         bl_test_check_close("bn invstd", invstd, wis, (size_t)C, FWD_ATOL, FWD_RTOL);
         bl_test_check_close("bn running_mean", rm, wrm, (size_t)C, FWD_ATOL, FWD_RTOL);
         bl_test_check_close("bn running_var", rv, wrv, (size_t)C, FWD_ATOL, FWD_RTOL);
-        bl_test_check_close("bn y", y, wy, (size_t)n, 1e-4, FWD_RTOL); /* offset-100 case: ulp(100) */
+        /* offset-100 case: ulp(100) */
+        bl_test_check_close("bn y", y, wy, (size_t)n, 1e-4, FWD_RTOL);
 
         bl_test_fill_value(dx, (size_t)n, NAN);
         env->dev->ops->bn_backward(env->dev, outer, C, inner, x, gamma, mean, invstd, dy, dx, dg,

@@ -15,7 +15,8 @@ static const char *const inputs[] = {
     "{}",
     "{\"batch\":128,\"lr\":0.1}",
     "{ \"lr\": 0.10000000000000001,\n \"batch\": 128 }",
-    "{\"model\":{\"name\":\"mlp\",\"options\":{\"hidden\":[256,128],\"act\":\"relu\",\"dropout\":0.25}},"
+    "{\"model\":{\"name\":\"mlp\",\"options\":{\"hidden\":[256,128],\"act\":\"relu\","
+    "\"dropout\":0.25}},"
     "\"dataset\":{\"name\":\"fashion_mnist\",\"options\":{\"path\":\"/data/fm\"}},"
     "\"optimizer\":{\"name\":\"sgd\",\"lr\":0.050000000000000003,\"momentum\":0.90000000000000002,"
     "\"nesterov\":false,\"weight_decay\":0.00050000000000000001},"
@@ -25,7 +26,8 @@ static const char *const inputs[] = {
     "\"negzero\":-0.0,\"two\":2.0,\"third\":0.33333333333333331}",
     "{\"ints\":[9007199254740993,9223372036854775807,-9223372036854775808,0,-1]}",
     "{\"s\":\"tab\\there \\u00e9 \\ud83d\\ude00 \\/ \\u0001 \\\"q\\\" back\\\\slash \\u007f\"}",
-    "{\"unicode\":\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac\",\"Z\":1,\"a\":2,\"_\":3,\"aa\":{\"b\":[],\"a\":{}}}",
+    "{\"unicode\":\"\xc3\xa9t\xc3\xa9 \xe2\x82\xac\",\"Z\":1,\"a\":2,\"_\":3,\"aa\":{\"b\":[],"
+    "\"a\":{}}}",
     "[1,[2,[3,[4,{\"x\":true,\"w\":false}]]]]",
     "{\"hidden\":[256,128],\"lr\":0.10000000000000001,\"act\":\"re\\\"lu\\n\",\"bias\":true}",
 };
@@ -39,15 +41,23 @@ static const struct {
      "fae46992d9778501"},
     {"{\"batch\":128,\"lr\":0.1}",
      "fae46992d9778501"},
-    {"{\"dataset\":{\"name\":\"fashion_mnist\",\"options\":{\"path\":\"/data/fm\"}},\"epochs\":200,\"eval_batch\":null,\"model\":{\"name\":\"mlp\",\"options\":{\"act\":\"relu\",\"dropout\":0.25,\"hidden\":[256,128]}},\"optimizer\":{\"lr\":0.05,\"momentum\":0.9,\"name\":\"sgd\",\"nesterov\":false,\"weight_decay\":0.0005},\"schedule\":{\"name\":\"smith\",\"options\":{\"factor\":5,\"milestones\":[60,120,160]}},\"seed\":42}",
+    {"{\"dataset\":{\"name\":\"fashion_mnist\",\"options\":{\"path\":\"/data/fm\"}},\"epochs\":200,"
+     "\"eval_batch\":null,\"model\":{\"name\":\"mlp\","
+     "\"options\":{\"act\":\"relu\",\"dropout\":0.25,"
+     "\"hidden\":[256,128]}},\"optimizer\":{\"lr\":0.05,\"momentum\":0.9,\"name\":\"sgd\","
+     "\"nesterov\":false,\"weight_decay\":0.0005},\"schedule\":{\"name\":\"smith\","
+     "\"options\":{\"factor\":5,\"milestones\":[60,120,160]}},\"seed\":42}",
      "64060a810c25b625"},
-    {"{\"big\":1e+22,\"eps\":1e-08,\"lr\":0.0003,\"negzero\":-0,\"sum\":0.30000000000000004,\"third\":0.3333333333333333,\"tiny\":-2.5e-07,\"two\":2}",
+    {"{\"big\":1e+22,\"eps\":1e-08,\"lr\":0.0003,\"negzero\":-0,\"sum\":0.30000000000000004,"
+     "\"third\":0.3333333333333333,\"tiny\":-2.5e-07,\"two\":2}",
      "2f592aa018513cef"},
     {"{\"ints\":[9007199254740993,9223372036854775807,-9223372036854775808,0,-1]}",
      "9be6b5c4d4b0e83f"},
-    {"{\"s\":\"tab\\there \xc3""\xa9"" \xf0""\x9f""\x98""\x80"" / \\u0001 \\\"q\\\" back\\\\slash \\u007f\"}",
+    {"{\"s\":\"tab\\there \xc3""\xa9"" \xf0""\x9f""\x98""\x80"
+     " / \\u0001 \\\"q\\\" back\\\\slash \\u007f\"}",
      "7262f3cd9e28d65c"},
-    {"{\"Z\":1,\"_\":3,\"a\":2,\"aa\":{\"a\":{},\"b\":[]},\"unicode\":\"\xc3""\xa9""t\xc3""\xa9"" \xe2""\x82""\xac""\"}",
+    {"{\"Z\":1,\"_\":3,\"a\":2,\"aa\":{\"a\":{},\"b\":[]},"
+     "\"unicode\":\"\xc3""\xa9""t\xc3""\xa9"" \xe2""\x82""\xac""\"}",
      "ad4db3738e6f17a7"},
     {"[1,[2,[3,[4,{\"w\":false,\"x\":true}]]]]",
      "30e2ec1abf4a30e5"},
@@ -97,7 +107,10 @@ static void test_golden_config(void **state)
     BL_ASSERT_OK(ctx, bl_config_to_json(ctx, cfg, &json));
     BL_ASSERT_OK(ctx, bl_json_canonical(ctx, json, &canon));
     BL_ASSERT_OK(ctx, bl_json_hash(ctx, json, hash));
-    assert_string_equal(canon, "{\"act\":\"re\\\"lu\\n\xc3""\xa9""\",\"bias\":true,\"epochs\":200,\"fracs\":[0.5,0.25,0.001,-0],\"hidden\":[256,128],\"lr\":0.1,\"momentum\":0.9,\"third\":0.3333333333333333,\"weight_decay\":0.0005,\"zero\":-0}");
+    assert_string_equal(canon, "{\"act\":\"re\\\"lu\\n\xc3""\xa9""\",\"bias\":true,\"epochs\":200,"
+                               "\"fracs\":[0.5,0.25,0.001,-0],\"hidden\":[256,128],\"lr\":0.1,"
+                               "\"momentum\":0.9,\"third\":0.3333333333333333,"
+                               "\"weight_decay\":0.0005,\"zero\":-0}");
     assert_string_equal(hash, "d055672aa97bd24f");
     free(canon);
     free(json);

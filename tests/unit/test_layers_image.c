@@ -140,8 +140,12 @@ static void gradcheck(bl_test_env *env, rig *r, ref_forward_fn f, const void *sp
         bl_test_fill_uniform(L->params, pn, &rng, -1, 1);
     bl_test_fill_uniform(r->dy, yn, &rng, -1, 1);
 
-    double *xd = bl_test_host_doubles(xn), *pd = bl_test_host_doubles(pn), *rd = bl_test_host_doubles(yn);
-    double *yd = bl_test_host_doubles(yn), *gx = bl_test_host_doubles(xn), *gp = bl_test_host_doubles(pn);
+    double *xd = bl_test_host_doubles(xn);
+    double *pd = bl_test_host_doubles(pn);
+    double *rd = bl_test_host_doubles(yn);
+    double *yd = bl_test_host_doubles(yn);
+    double *gx = bl_test_host_doubles(xn);
+    double *gp = bl_test_host_doubles(pn);
     bl_test_to_double(r->x, xd, xn);
     bl_test_to_double(L->params, pd, pn);
     bl_test_to_double(r->dy, rd, yn);

@@ -41,7 +41,8 @@ typedef enum {
  * escaped as bl_config_to_json escapes them, numbers as said above. Equal configurations
  * give equal text whatever their key order, spacing or number spelling. On success *out is
  * a malloc'd string the caller frees with free(); on error (BL_EFORMAT naming the line, column
- * and byte offset; BL_ENOMEM; BL_EINVAL for a NULL argument) *out is untouched. A duplicate key in one object is an error (BL_EFORMAT). */
+ * and byte offset; BL_ENOMEM; BL_EINVAL for a NULL argument) *out is untouched. A duplicate
+ * key in one object is an error (BL_EFORMAT). */
 BL_EXPORT int bl_json_canonical(bl_ctx *ctx, const char *json, char **out);
 
 /* The canonical form indented by two spaces per level, one member per line. *out as above. */

@@ -7,8 +7,9 @@
 #include <unistd.h>
 
 #include "batchlab/train.h"
-#include "engine/engine.h"
 #include "base/clock.h"
+#include "base/grow.h"
+#include "engine/engine.h"
 
 bl_train_config bl_train_defaults(void)
 {
@@ -138,14 +139,11 @@ static int evaluate_split(run *r, bl_split split, int64_t count, double *loss, d
 static int append_history(run *r, const bl_eval_point *p)
 {
     bl_run_result *res = r->res;
-    if (res->history_count == r->history_cap) {
-        size_t cap = r->history_cap ? 2 * r->history_cap : 32;
-        bl_eval_point *h = realloc(res->history, cap * sizeof *h);
-        if (!h)
-            return bl_error(r->ctx, BL_ENOMEM, "out of memory for the run history");
-        res->history = h;
-        r->history_cap = cap;
-    }
+    bl_eval_point *h =
+        bl__grow(res->history, &r->history_cap, res->history_count + 1, sizeof *h);
+    if (!h)
+        return bl_error(r->ctx, BL_ENOMEM, "out of memory for the run history");
+    res->history = h;
     res->history[res->history_count++] = *p;
     return BL_OK;
 }
