@@ -43,6 +43,7 @@
 --   s.max_batch     --> 256
 
 local C = require "batchlab._check"
+local util = require("batchlab")._util
 
 local M = {}
 
@@ -165,19 +166,31 @@ end
 
 ------------------------------------------------------------------------------------------------
 
---- A constant batch.
--- @param b positive integer (or a table `{batch = b}`)
+--- A built-in schedule that is the scheduler plugin `plugin` (plugins/schedulers): its
+-- options, defaults, errors and batch sizes, as a callable table. `name` (a display name) is
+-- the one option the plugin does not see.
+local function from_plugin(who, plugin, opts, level)
+  level = (level or 2) + 1
+  if type(opts) ~= "table" then
+    C.fail(who, "expected a table of options, got " .. C.typename(opts), level)
+  end
+  local name = check_name(who, opts, plugin, level)
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k ~= "name" then copy[k] = v end
+  end
+  local obj, err = util.schedule(plugin, copy)
+  if not obj then error(err, level) end
+  return new(name, obj.max_batch, function(_, s) return obj(s) end,
+    { needs_gns = obj.needs_gns or nil })
+end
+
+--- A constant batch: the "constant" plugin.
+-- @param b the batch (or a table `{batch = b [, name =]}`)
 function M.constant(b)
-  local who = "schedules.constant"
-  if type(b) == "table" and getmetatable(b) == nil then
-    C.options(who, b, { "batch", "name" })
-    b = b.batch
-  end
-  local i = type(b) == "number" and tointeger(b) or nil
-  if not i or i < 1 then
-    C.fail(who, "the batch must be an integer ≥ 1, got " .. (type(b) == "number" and tostring(b) or C.typename(b)))
-  end
-  return new("constant", i, function() return i end)
+  if type(b) ~= "table" or getmetatable(b) ~= nil then b = { batch = b } end
+  local s = from_plugin("schedules.constant", "constant", b)  -- not a tail call: keeps error levels
+  return s
 end
 
 --- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`.
@@ -365,67 +378,17 @@ function M.piecewise(points)
   end)
 end
 
---- Adaptive batch from the gradient noise scale (McCandlish et al. 2018): the batch follows
--- k · state.gns, rounded to the nearest multiple of `multiple` and clamped to [min, max].
--- Same rule as the C "gns" plugin:
---  * until the noise scale is measured (state.gns NaN, missing, or not a positive finite
---    number) the batch stays where it is: `batch` (default `min`) at the start;
---  * the batch changes at most once every `every` steps (the starting batch counts as set at
---    step 0);
---  * with `monotonic` (default true) it never decreases: the noise scale grows as the loss
---    falls, so a drop in the estimate is mostly measurement noise;
---  * a call at step 0, or at a step before the previous call's, starts a new run.
--- `min`, `max` and `batch` must be multiples of `multiple`, so every batch returned is one.
+--- Adaptive batch from the gradient noise scale (McCandlish et al. 2018): the "gns" plugin.
+-- The batch follows k · state.gns, rounded to the nearest multiple of `multiple` and clamped
+-- to [min, max]; it stays at `batch` until the noise scale is measured, changes at most once
+-- every `every` steps, never decreases with `monotonic`, and starts over at step 0 or when
+-- the step goes back (a new run).
 -- @param opts `max` (default 4096), `k` (default 1), `min` (default: the smallest multiple of
 --   `multiple` ≥ 16, at most `max`), `multiple` (default 1), `every` (steps, default 50),
---   `batch` (initial, default `min`), `monotonic`, `name`
+--   `batch` (initial, default `min`), `monotonic` (default true), `name`
 function M.gns(opts)
-  local who = "schedules.gns"
-  C.options(who, opts, { "k", "min", "max", "multiple", "every", "batch", "monotonic", "name" })
-  local k = C.number(who, opts, "k", { default = 1, gt = 0 })
-  local multiple = C.count(who, opts, "multiple", { default = 1 })
-  local max = C.count(who, opts, "max", { default = 4096 })
-  local min = C.count(who, opts, "min", { default = math.min(-(-16 // multiple) * multiple, max) })
-  if min > max then C.fail(who, format("'min' (%d) must be ≤ 'max' (%d)", min, max)) end
-  local start = C.count(who, opts, "batch", { default = min })
-  if start < min or start > max then
-    C.fail(who, format("'batch' (%d) must lie within [min, max] = [%d, %d]", start, min, max))
-  end
-  for _, key in ipairs { "min", "max", "batch" } do
-    local v = key == "min" and min or key == "max" and max or start
-    if v % multiple ~= 0 then
-      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple))
-    end
-  end
-  local every = C.count(who, opts, "every", { default = 50 })
-  local monotonic = opts.monotonic
-  if monotonic == nil then monotonic = true end
-  if type(monotonic) ~= "boolean" then C.fail(who, "'monotonic' must be a boolean") end
-  local name = check_name(who, opts, "gns")
-  local huge = math.huge
-
-  local cur, changed_at, last_step = start, 0, -1
-  return new(name, max, function(_, s)
-    local step = s.step or 0
-    if step == 0 or step < last_step then   -- a (new) run starts
-      cur, changed_at = start, step
-    end
-    last_step = step
-    local g = s.gns
-    if step - changed_at >= every and g ~= nil and g > 0 and g < huge then   -- NaN > 0 is false
-      local x = k * g
-      local b
-      if x <= min then b = min
-      elseif x >= max then b = max
-      else
-        b = floor(x / multiple + 0.5) * multiple
-        if b < min then b = min elseif b > max then b = max end
-      end
-      if monotonic and b < cur then b = cur end
-      if b ~= cur then cur, changed_at = b, step end
-    end
-    return cur
-  end, { needs_gns = true })
+  local s = from_plugin("schedules.gns", "gns", opts)  -- not a tail call: keeps error levels
+  return s
 end
 
 ------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
  *   _util.lr_scale(rule, batch, base_batch) → factor   the LR scaling rule of bl.train (lr.c)
  *   _util.nearest(name, {names})            → name|nil "did you mean" (bl_nearest_name)
  *   _util.format_seconds(v)                 → "4m 05s" (base/duration.c)
+ *   _util.schedule(name, opts)              → a scheduler plugin as a callable (l_schedule.c)
  *   _util.grid{name = count, ...}           → {{name = i, ...}, ...}: the value indices
  *                                             (1-based) of each point, in the sweep's order */
 #include <stdlib.h>
@@ -103,6 +104,7 @@ static const luaL_Reg util_funcs[] = {
     {"nearest", u_nearest},
     {"format_seconds", u_format_seconds},
     {"grid", u_grid},
+    {"schedule", bl__lua_schedule_object},
     {NULL, NULL}};
 
 void bl__lua_open_util(lua_State *L)
