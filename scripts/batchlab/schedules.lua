@@ -47,7 +47,7 @@ local util = require("batchlab")._util
 
 local M = {}
 
-local type, format, floor, exp, log = type, string.format, math.floor, math.exp, math.log
+local type, format, floor = type, string.format, math.floor
 local setmetatable, getmetatable, tointeger = setmetatable, getmetatable, math.tointeger
 
 -- Epoch milestones are compared with a tiny tolerance so that an epoch_progress computed as
@@ -55,8 +55,6 @@ local setmetatable, getmetatable, tointeger = setmetatable, getmetatable, math.t
 local EPS = 1e-9
 -- Without an explicit cap, a schedule that grows past this is a mistake ('max' missing).
 local LIMIT = 1 << 31
-
-local UNITS = { "epochs", "steps", "samples" }
 
 --- A function of the state returning the schedule's clock in `unit`.
 local function clock_of(unit)
@@ -139,17 +137,6 @@ local function milestones(who, opts, level)
   local copy = {}
   for i = 1, #ms do copy[i] = ms[i] end
   return clock_of(unit), copy
-end
-
---- Reads the duration (one of epochs/steps/samples > 0): clock function and 1/duration.
-local function duration(who, opts, level)
-  level = (level or 2) + 1
-  local key, len = C.one_of(who, opts, UNITS, true, level)
-  if not C.is_finite(len) or len <= 0 then
-    C.fail(who, format("'%s' must be a positive number (the length of the ramp), got %s",
-      key, tostring(len)), level)
-  end
-  return clock_of(key), 1 / len
 end
 
 --- The batch multiplied by factor^n, rounded and capped; errors when it runs away uncapped.
@@ -257,65 +244,32 @@ function M.smith(opts)
   end)
 end
 
---- Builds a linear or exponential ramp from opts[start_key] to opts[stop_key].
-local function ramp(who, opts, start_key, stop_key, default_name, exponential)
-  local start = C.count(who, opts, start_key, { required = true }, 3)
-  local stop = C.count(who, opts, stop_key, { required = true }, 3)
-  local multiple = C.count(who, opts, "multiple", { default = 1 }, 3)
-  local clock, inv = duration(who, opts, 3)
-  local name = check_name(who, opts, default_name, 3)
-  local lo, hi = start, stop
-  if lo > hi then lo, hi = hi, lo end
-  for _, key in ipairs { start_key, stop_key } do
-    local v = key == start_key and start or stop
-    if v % multiple ~= 0 then
-      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple), 3)
-    end
-  end
-  local d, logr = stop - start, log(stop / start)
-  return new(name, hi, function(_, s)
-    local p = clock(s) * inv
-    if p >= 1 then return stop end
-    if p < 0 then p = 0 end
-    local b
-    if exponential then b = start * exp(logr * p) else b = start + d * p end
-    b = floor(b / multiple + 0.5) * multiple     -- the nearest multiple
-    if b < lo then b = lo elseif b > hi then b = hi end
-    return b
-  end)
-end
-
---- Linear ramp of the batch from `start` to `stop` over a duration, then `stop`. Every
--- batch is the multiple of `multiple` nearest to the ramp's value (`start` and `stop` must be
--- multiples), as in the C "ramp" plugin; `stop` < `start` ramps down.
+--- Linear ramp of the batch from `start` to `stop` over a length, then `stop`: the
+-- "linear_ramp" plugin. Every batch is the multiple of `multiple` nearest to the ramp's value
+-- (`start` and `stop` must be multiples); `stop` < `start` ramps down.
 -- @param opts `start`, `stop` (required), one of `epochs` / `steps` / `samples` (the length of
---   the ramp), `multiple` (default 1), `name`
+--   the ramp, required), `multiple` (default 1), `name`
 function M.linear_ramp(opts)
-  local who = "schedules.linear_ramp"
-  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "stop", "linear_ramp", false)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.linear_ramp", "linear_ramp", opts)  -- keeps error levels
   return s
 end
 
---- Exponential (geometric) ramp: batch = start · (stop/start)^p at progress p of the duration
+--- Exponential (geometric) ramp: batch = start · (stop/start)^p at progress p of the length
 -- (equal factors per equal progress), rounded to the nearest multiple of `multiple`; `stop`
--- afterwards.
+-- afterwards. The "exponential_ramp" plugin.
 -- @param opts as for `linear_ramp`
 function M.exponential_ramp(opts)
-  local who = "schedules.exponential_ramp"
-  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "stop", "exponential_ramp", true)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.exponential_ramp", "exponential_ramp", opts)
   return s
 end
 
---- Batch warmup: grow the batch linearly from `start` to `batch` over the warmup period, then
--- keep `batch`. (For the Goyal et al. LR warmup use `lr_scaling.warmup_epochs` of `bl.train`.)
--- @param opts `batch`, `start` (required), one of `epochs` / `steps` / `samples`,
+--- Batch warmup: grow the batch linearly from `start` to `batch` over the warmup length, then
+-- keep `batch`: the "warmup" plugin. (For the Goyal et al. LR warmup use
+-- `lr_scaling.warmup_epochs` of `bl.train`.)
+-- @param opts `batch`, `start` (required), one of `epochs` / `steps` / `samples` (required),
 --   `multiple` (default 1), `name`
 function M.warmup(opts)
-  local who = "schedules.warmup"
-  C.options(who, opts, { "batch", "start", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "batch", "warmup", false)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.warmup", "warmup", opts)
   return s
 end
 

@@ -239,7 +239,7 @@ static void test_ramp(void **state)
 
     /* Linear 32 → 256 over 1000 samples in multiples of 32: b = 32 + 224·t rounded to the
      * nearest multiple (half away from zero). */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=32", "end=256", "samples=1000",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=32", "stop=256", "samples=1000",
                                      "multiple=32", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 256);
     expect(fx, s, at_samples(0), 32, 1.0);
@@ -252,7 +252,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Exponential 16 → 1024 over 600 samples: 16·64^t. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=16", "end=1024", "samples=600",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=16", "stop=1024", "samples=600",
                                      "shape=exponential", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 1024);
     expect(fx, s, at_samples(0), 16, 1.0);
@@ -264,7 +264,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Over epochs (samples = 0): 10 → 20 over 2 epochs, by fractional epochs done. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=10", "end=20", "epochs=2", NULL));
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=10", "stop=20", "epochs=2", NULL));
     expect(fx, s, at_samples(0), 10, 1.0);
     expect(fx, s, at_samples(500), 13, 1.0);  /* 12.5 → 13 */
     expect(fx, s, at_samples(1000), 15, 1.0);
@@ -273,7 +273,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Downwards: max_batch is the start. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=256", "end=64", "samples=100",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=256", "stop=64", "samples=100",
                                      NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 256);
     expect(fx, s, at_samples(0), 256, 1.0);
@@ -281,8 +281,8 @@ static void test_ramp(void **state)
     expect(fx, s, at_samples(100), 64, 1.0);
     bl_scheduler_close(s);
 
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler ramp: option 'end' must be a batch size",
-                  open_sched(fx, "ramp", &s, "end=0", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler ramp: option 'stop' must be a batch size",
+                  open_sched(fx, "ramp", &s, "stop=0", NULL));
     assert_true(bl_test_contains(bl_errmsg(fx->ctx), "got 0"));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'start' must be a batch size",
                   open_sched(fx, "ramp", &s, "start=-1", NULL));
@@ -292,10 +292,17 @@ static void test_ramp(void **state)
                   open_sched(fx, "ramp", &s, "start=30", "multiple=32", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'multiple' must be ≥ 1",
                   open_sched(fx, "ramp", &s, "multiple=0", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be > 0 when 'samples' is 0",
-                  open_sched(fx, "ramp", &s, "epochs=0", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'samples' must be ≥ 0",
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be a positive number",
+                  open_sched(fx, "ramp", &s, "epochs=-1", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'samples' must be a positive number",
                   open_sched(fx, "ramp", &s, "samples=-10", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "give only one of 'epochs', 'steps', 'samples'",
+                  open_sched(fx, "ramp", &s, "samples=10", "steps=5", NULL));
+    /* the Lua library's ramps: ends and one length required */
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "one of 'epochs', 'steps', 'samples' is required",
+                  open_sched(fx, "linear_ramp", &s, "start=8", "stop=16", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "missing required option 'batch'",
+                  open_sched(fx, "warmup", &s, "start=8", "steps=10", NULL));
 }
 
 /* ---- smith ---------------------------------------------------------------------------------- */

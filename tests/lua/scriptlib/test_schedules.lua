@@ -144,8 +144,9 @@ T.test("linear_ramp", function()
   -- every value is an integer
   for i = 0, 1000, 37 do T.eq(math.type(s(st { samples = i })), "integer") end
   T.raises(function() S.linear_ramp { start = 32, stop = 256 } end, "one of 'epochs', 'steps', 'samples' is required", HERE)
-  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = 0 } end, "'epochs' must be a positive number", HERE)
-  T.raises(function() S.linear_ramp { start = 32, epochs = 1 } end, "option 'stop' is required", HERE)
+  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = -1 } end, "option 'epochs' must be a positive number", HERE)
+  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = 0 } end, "one of 'epochs', 'steps', 'samples' is required", HERE)
+  T.raises(function() S.linear_ramp { start = 32, epochs = 1 } end, "missing required option 'stop'", HERE)
 end)
 
 T.test("exponential_ramp", function()
@@ -170,8 +171,8 @@ T.test("warmup", function()
   local m = S.warmup { batch = 128, start = 16, steps = 100, multiple = 16 }
   T.same(seq(m, { st { step = 0 }, st { step = 50 }, st { step = 100 } }), { 16, 80, 128 })
   T.raises(function() S.warmup { batch = 128, start = 16, steps = 100, multiple = 32 } end,
-    "schedules.warmup: 'start' (16) must be a multiple of 'multiple' (32)", HERE)
-  T.raises(function() S.warmup { batch = 128, epochs = 1 } end, "schedules.warmup: option 'start' is required", HERE)
+    "scheduler warmup: option 'start' (16) must be a multiple of 'multiple' (32)", HERE)
+  T.raises(function() S.warmup { batch = 128, epochs = 1 } end, "scheduler warmup: missing required option 'start'", HERE)
 end)
 
 T.test("piecewise", function()
