@@ -53,8 +53,6 @@ local setmetatable, getmetatable, tointeger = setmetatable, getmetatable, math.t
 -- Epoch milestones are compared with a tiny tolerance so that an epoch_progress computed as
 -- samples / train_size that lands a hair under an integer still counts.
 local EPS = 1e-9
--- Without an explicit cap, a schedule that grows past this is a mistake ('max' missing).
-local LIMIT = 1 << 31
 
 --- A function of the state returning the schedule's clock in `unit`.
 local function clock_of(unit)
@@ -117,40 +115,6 @@ local function check_name(who, opts, default, level)
   return name
 end
 
---- Reads the milestone list (one of milestones/epochs/steps/samples): clock function and list.
-local function milestones(who, opts, level)
-  level = (level or 2) + 1
-  local key, ms = C.one_of(who, opts, { "milestones", "epochs", "steps", "samples" }, true, level)
-  local unit = key == "milestones" and "epochs" or key
-  local ok = C.is_list(ms) and #ms > 0
-  if ok then
-    local prev = -1
-    for i = 1, #ms do
-      local m = ms[i]
-      if not C.is_finite(m) or m < 0 or m <= prev then ok = false; break end
-      prev = m
-    end
-  end
-  if not ok then
-    C.fail(who, format("'%s' must be an increasing list of %s", key, unit), level)
-  end
-  local copy = {}
-  for i = 1, #ms do copy[i] = ms[i] end
-  return clock_of(unit), copy
-end
-
---- The batch multiplied by factor^n, rounded and capped; errors when it runs away uncapped.
-local function grown(who, batch, factor, n, max, level)
-  local b = floor(batch * factor ^ n + 0.5)
-  if b < 1 then b = 1 end
-  if max then
-    if b > max then b = max end
-  elseif b > LIMIT then
-    C.fail(who, "the batch would grow past 2^31; set 'max'", (level or 2) + 1)
-  end
-  return tointeger(b) or b
-end
-
 ------------------------------------------------------------------------------------------------
 
 --- A built-in schedule that is the scheduler plugin `plugin` (plugins/schedulers): its
@@ -180,68 +144,27 @@ function M.constant(b)
   return s
 end
 
---- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`.
--- @param opts `batch` (initial, required), `factor` (default 2), one of `epochs` / `milestones`
---   (epochs) / `steps` / `samples` (an increasing list), `max` (optional cap), `name`
+--- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`: the
+-- "step" plugin.
+-- @param opts `batch` (default 128), `factor` (default 2), `milestones` (increasing; none: a
+--   constant batch), `unit` ("epochs" (default), "steps" or "samples"), `max` (a cap; 0: none),
+--   `name`
 function M.step(opts)
-  local who = "schedules.step"
-  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
-  local batch = C.count(who, opts, "batch", { required = true })
-  local factor = C.number(who, opts, "factor", { default = 2, gt = 0 })
-  local max = C.count(who, opts, "max")
-  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
-  local clock, ms = milestones(who, opts)
-  local name = check_name(who, opts, "step")
-  local k, bs, mb = #ms, {}, 0
-  for n = 0, k do
-    local b = grown(who, batch, factor, n, max)
-    bs[n + 1] = b
-    if b > mb then mb = b end
-  end
-  return new(name, mb, function(_, s)
-    local t, n = clock(s), 1
-    for i = 1, k do
-      if t >= ms[i] then n = i + 1 else break end
-    end
-    return bs[n]
-  end)
+  local s = from_plugin("schedules.step", "step", opts)  -- not a tail call: keeps error levels
+  return s
 end
 
 --- Smith et al. 2017, "Don't decay the learning rate, increase the batch size": at each
 -- milestone where a step LR schedule would divide the LR by `factor`, multiply the batch by
--- `factor` instead. Once the batch reaches `max`, increase it as far as the cap allows and
--- decay the LR by the remaining factor — the rule of the C "smith" plugin: after n milestones
--- the batch is B = min(round(batch · factor^n), max) and the LR factor is
--- B / (batch · factor^n), so ε/B falls by exactly factor^n (the LR factor is 1 while uncapped,
--- up to rounding with a fractional factor, and 1/factor per milestone past the cap when the
--- cap is reached exactly at a milestone).
--- @param opts `batch` (required), `factor` (> 1, required), `milestones` (epochs; or `epochs`,
---   `steps`, `samples`), `max` (optional cap), `name`
+-- `factor` instead; past the cap `max`, the batch goes as far as the cap allows and the LR
+-- decays by the remaining factor. The "smith" plugin: after n milestones the batch is
+-- B = min(round(batch · factor^n), max) and the LR factor B / (batch · factor^n).
+-- @param opts `batch` (default 128), `factor` (> 1, default 5), `milestones` (default
+--   {60, 120, 160}, the paper's), `unit` (as for `step`), `max` (0: none), `name`
 -- @return schedule returning `batch, lr_factor`
 function M.smith(opts)
-  local who = "schedules.smith"
-  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
-  local batch = C.count(who, opts, "batch", { required = true })
-  local factor = C.number(who, opts, "factor", { required = true, gt = 1,
-    hint = " (the factor by which a step LR schedule would divide the LR)" })
-  local max = C.count(who, opts, "max")
-  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
-  local clock, ms = milestones(who, opts)
-  local name = check_name(who, opts, "smith")
-  local k, bs, lrs, mb = #ms, {}, {}, batch
-  for n = 0, k do
-    local ideal = batch * factor ^ n           -- B_0 · factor^n
-    local b = grown(who, batch, factor, n, max)
-    bs[n + 1], lrs[n + 1] = b, b / ideal       -- 1 while uncapped (up to rounding)
-    if b > mb then mb = b end
-  end
-  return new(name, mb, function(_, s)
-    local t, n = clock(s), 1
-    for i = 1, k do
-      if t >= ms[i] then n = i + 1 else break end
-    end
-    return bs[n], lrs[n]
-  end)
+  local s = from_plugin("schedules.smith", "smith", opts)
+  return s
 end
 
 --- Linear ramp of the batch from `start` to `stop` over a length, then `stop`: the

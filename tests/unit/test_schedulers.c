@@ -176,7 +176,7 @@ static void test_step(void **state)
     bl_scheduler *s = NULL;
 
     /* ×2 at epochs 2 and 5, capped at 300: 100 (0–1), 200 (2–4), 300 not 400 (5 on). */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=100", "factor=2", "epochs=2,5",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=100", "factor=2", "milestones=2,5",
                                      "max=300", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 300);
     const int64_t want[] = {100, 100, 200, 200, 200, 300, 300, 300};
@@ -189,7 +189,7 @@ static void test_step(void **state)
 
     /* A fractional factor, computed from the start each time: 128·1.5^k rounded. */
     BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=1.5",
-                                     "epochs=1,2,3,4", NULL));
+                                     "milestones=1,2,3,4", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 648);
     const int64_t want15[] = {128, 192, 288, 432, 648, 648};
     for (int64_t e = 0; e < 6; e++)
@@ -197,7 +197,7 @@ static void test_step(void **state)
     bl_scheduler_close(s);
 
     /* A factor below 1 shrinks the batch; max_batch is then the start. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=0.5", "epochs=3",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=0.5", "milestones=3",
                                      NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 128);
     expect(fx, s, at_epoch(2), 128, 1.0);
@@ -211,22 +211,24 @@ static void test_step(void **state)
     bl_scheduler_close(s);
 
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler step: option 'factor' must be > 0, got 0",
-                  open_sched(fx, "step", &s, "factor=0", "epochs=1", NULL));
+                  open_sched(fx, "step", &s, "factor=0", "milestones=1", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'factor' must be > 0, got -2",
                   open_sched(fx, "step", &s, "factor=-2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be strictly increasing, got 2 after 3",
-                  open_sched(fx, "step", &s, "epochs=1,3,2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be strictly increasing",
-                  open_sched(fx, "step", &s, "epochs=2,2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs': epochs must be ≥ 1",
-                  open_sched(fx, "step", &s, "epochs=0,4", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones' must be strictly increasing, got 2 after 3",
+                  open_sched(fx, "step", &s, "milestones=1,3,2", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones' must be strictly increasing",
+                  open_sched(fx, "step", &s, "milestones=2,2", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones': milestones must be ≥ 0",
+                  open_sched(fx, "step", &s, "milestones=-1,4", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'unit' must be epochs, steps or samples",
+                  open_sched(fx, "step", &s, "milestones=1", "unit=hours", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'max' (64) must be ≥ 'batch' (128)",
                   open_sched(fx, "step", &s, "max=64", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'batch' must be a batch size",
                   open_sched(fx, "step", &s, "batch=-5", NULL));
     /* Growing without a cap past 2^31-1 is refused, naming the epoch and the option to set. */
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "set option 'max'",
-                  open_sched(fx, "step", &s, "factor=10", "epochs=1,2,3,4,5,6,7,8", NULL));
+                  open_sched(fx, "step", &s, "factor=10", "milestones=1,2,3,4,5,6,7,8", NULL));
     assert_true(bl_test_contains(bl_errmsg(fx->ctx), "at epoch 8"));
 }
 

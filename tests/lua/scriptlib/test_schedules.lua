@@ -46,7 +46,7 @@ T.test("constant", function()
 end)
 
 T.test("step: milestones in epochs, capped", function()
-  local s = S.step { batch = 64, factor = 2, epochs = { 2, 4 }, max = 200 }
+  local s = S.step { batch = 64, factor = 2, milestones = { 2, 4 }, max = 200 }
   T.same(at_epochs(s, { 0, 1, 1.999, 2, 3.5, 4, 10 }), { 64, 64, 64, 128, 128, 200, 200 })
   T.eq(s.max_batch, 200)
   T.eq(s.name, "step")
@@ -55,38 +55,42 @@ T.test("step: milestones in epochs, capped", function()
   T.eq(math.type(s(st { ep = 3 })), "integer")
 end)
 
-T.test("step: milestones alias, steps and samples units, uncapped", function()
+T.test("step: milestones in steps and samples units, uncapped", function()
   local s = S.step { batch = 32, milestones = { 1 } }
   T.same(at_epochs(s, { 0, 1 }), { 32, 64 })
   T.eq(s.max_batch, 64)
-  local by_steps = S.step { batch = 10, factor = 3, steps = { 100, 200 } }
+  local by_steps = S.step { batch = 10, factor = 3, milestones = { 100, 200 }, unit = "steps" }
   T.same(seq(by_steps, { st { step = 0 }, st { step = 99 }, st { step = 100 }, st { step = 250 } }),
     { 10, 10, 30, 90 })
   T.eq(by_steps.max_batch, 90)
-  local by_samples = S.step { batch = 8, samples = { 500 }, name = "mine" }
+  local by_samples = S.step { batch = 8, milestones = { 500 }, unit = "samples", name = "mine" }
   T.same(seq(by_samples, { st { samples = 499 }, st { samples = 500 } }), { 8, 16 })
   T.eq(by_samples.name, "mine")
   -- a factor below 1 shrinks the batch; max_batch is then the initial batch
-  local shrink = S.step { batch = 256, factor = 0.5, epochs = { 1, 2 } }
+  local shrink = S.step { batch = 256, factor = 0.5, milestones = { 1, 2 } }
   T.same(at_epochs(shrink, { 0, 1, 2 }), { 256, 128, 64 })
   T.eq(shrink.max_batch, 256)
 end)
 
 T.test("step: errors", function()
-  T.raises(function() S.step { batch = 64, epochs = { 4, 2 } } end,
-    "schedules.step: 'epochs' must be an increasing list of epochs", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 4, 2 } } end,
+    "scheduler step: option 'milestones' must be strictly increasing, got 2 after 4", HERE)
   T.raises(function() S.step { batch = 64, milestones = { 1, 1 } } end,
-    "schedules.step: 'milestones' must be an increasing list of epochs", HERE)
-  T.raises(function() S.step { batch = 64, epochs = {} } end, "increasing list", HERE)
-  T.raises(function() S.step { batch = 64, steps = { -1 } } end, "'steps' must be an increasing list of steps", HERE)
-  T.raises(function() S.step { batch = 64 } end, "one of 'milestones', 'epochs', 'steps', 'samples' is required", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, steps = { 1 } } end, "give only one of", HERE)
-  T.raises(function() S.step { epochs = { 1 } } end, "schedules.step: option 'batch' is required", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, milestone = { 2 } } end,
-    "unknown option 'milestone' (did you mean 'milestones'?)", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, max = 32 } end, "'max' must be ≥ 'batch'", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, factor = 0 } end, "'factor' must be greater than 0", HERE)
-  T.raises(function() S.step { batch = 64, factor = 100, epochs = { 1, 2, 3, 4, 5, 6 } } end, "set 'max'", HERE)
+    "scheduler step: option 'milestones' must be strictly increasing", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { -1 }, unit = "steps" } end,
+    "option 'milestones': milestones must be ≥ 0", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, unit = "hours" } end,
+    "option 'unit' must be epochs, steps or samples", HERE)
+  -- the plugin's defaults: no milestones is a constant batch, the batch defaults to 128
+  T.same(at_epochs(S.step { batch = 64, milestones = {} }, { 0, 9 }), { 64, 64 })
+  T.same(at_epochs(S.step { batch = 64 }, { 0, 9 }), { 64, 64 })
+  T.same(at_epochs(S.step { milestones = { 1 } }, { 0, 1 }), { 128, 256 })
+  T.raises(function() S.step { batch = 64, epochs = { 1 } } end, "unknown option 'epochs'", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, milestone = { 2 } } end,
+    "unknown option 'milestone'; did you mean 'milestones'?", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, max = 32 } end, "option 'max' (32) must be ≥ 'batch' (64)", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, factor = 0 } end, "option 'factor' must be > 0", HERE)
+  T.raises(function() S.step { batch = 64, factor = 100, milestones = { 1, 2, 3, 4, 5, 6 } } end, "set option 'max'", HERE)
   T.raises(function() S.step(64) end, "schedules.step: expected a table of options, got number", HERE)
 end)
 
@@ -109,7 +113,7 @@ T.test("smith: grow the batch, then decay the LR by the remaining factor", funct
     T.near(lrs[n] / bs[n], 1 / (128 * 5 ^ (n - 1)), 1e-12, "lr/B after " .. (n - 1) .. " milestones")
   end
   -- without a cap, only the batch grows
-  local u = S.smith { batch = 32, factor = 2, epochs = { 1, 2 } }
+  local u = S.smith { batch = 32, factor = 2, milestones = { 1, 2 } }
   bs, lrs = at_epochs(u, { 0, 1, 2 })
   T.same(bs, { 32, 64, 128 })
   T.same(lrs, { 1, 1, 1 })
@@ -122,11 +126,12 @@ T.test("smith: grow the batch, then decay the LR by the remaining factor", funct
 end)
 
 T.test("smith: errors", function()
-  T.raises(function() S.smith { batch = 128, milestones = { 1 } } end,
-    "schedules.smith: option 'factor' is required", HERE)
-  T.raises(function() S.smith { batch = 128, factor = 1, milestones = { 1 } } end, "greater than 1", HERE)
+  -- the plugin's defaults: factor 5 and milestones 60, 120, 160 (the paper's)
+  T.same(at_epochs(S.smith { batch = 128, milestones = { 1 } }, { 0, 1 }), { 128, 640 })
+  T.same(at_epochs(S.smith {}, { 59, 60, 120, 160 }), { 128, 640, 3200, 16000 })
+  T.raises(function() S.smith { batch = 128, factor = 1, milestones = { 1 } } end, "option 'factor' must be > 1", HERE)
   T.raises(function() S.smith { batch = 128, factor = 2, milestones = { 2, 1 } } end,
-    "schedules.smith: 'milestones' must be an increasing list of epochs", HERE)
+    "scheduler smith: option 'milestones' must be strictly increasing", HERE)
 end)
 
 T.test("linear_ramp", function()
@@ -245,7 +250,7 @@ T.test("schedules allocate nothing per call", function()
   local state = st { ep = 0.5, step = 500, gns = 300 }
   local list = {
     S.constant(32),
-    S.step { batch = 64, epochs = { 1, 2, 3 }, max = 256 },
+    S.step { batch = 64, milestones = { 1, 2, 3 }, max = 256 },
     S.smith { batch = 64, factor = 2, milestones = { 0.25, 2 }, max = 100 },
     S.linear_ramp { start = 32, stop = 256, epochs = 1, multiple = 8 },
     S.exponential_ramp { start = 32, stop = 256, epochs = 1 },
