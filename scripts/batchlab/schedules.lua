@@ -20,11 +20,13 @@
 -- and `last` (the latest evaluation point, nil before the first). The schedule returns an
 -- integer batch ≥ 1 and optionally a factor on the learning rate (1 when omitted).
 --
--- Every constructor here returns a callable table with `max_batch` and `name`. They validate
--- their options when called (a mistake raises "schedules.<name>: ..."), precompute what they
--- can, and then allocate nothing and build no strings per step. Milestones and durations are
--- given in exactly one unit: `epochs` (the larger of `state.epoch` and
--- `state.epoch_progress`), `steps` (`state.step`) or `samples` (`state.samples`).
+-- Every constructor here returns a callable table with `max_batch` and `name`. The built-in
+-- schedules `constant`, `step`, `smith`, `linear_ramp`, `exponential_ramp`, `warmup` and `gns`
+-- are thin wrappers over the scheduler plugins of the same names (plugins/schedulers): the
+-- same options, defaults, error messages and batch sizes (`name` aside, a display name the
+-- plugin does not see). `piecewise` — a list of breakpoint tables, which plugin options (flat
+-- name = value pairs) cannot hold — and `wrap` are Lua's own; they validate their options when
+-- called (a mistake raises "schedules.<name>: ..."). None allocates per step.
 --
 -- A schedule that keeps state between calls (`gns`) starts over when it sees step 0 or the
 -- step count go back (a new run), so one object can serve several runs of a sweep in turn.
@@ -38,7 +40,7 @@
 -- @module batchlab.schedules
 -- @usage
 --   local schedules = require "batchlab.schedules"
---   local s = schedules.step { batch = 64, factor = 2, epochs = {2, 4}, max = 512 }
+--   local s = schedules.step { batch = 64, factor = 2, milestones = {2, 4}, max = 512 }
 --   s(state)        --> 64 before epoch 2, 128 from epoch 2, 256 from epoch 4
 --   s.max_batch     --> 256
 
