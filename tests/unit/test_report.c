@@ -1,7 +1,7 @@
 /* The HTML report: the S(B) fit and the recommendation rule (the one implementation;
- * bl.recommend and scripts/batchlab/recommend.lua use it too) on synthetic data, the SVG chart writer (compiled in here:
- * its functions are internal), HTML escaping, and whole reports made from stores written
- * with the store API. */
+ * bl.recommend and scripts/batchlab/recommend.lua use it too) on synthetic data, the SVG chart
+ * writer (its functions are internal), HTML escaping, and whole reports made from stores
+ * written with the store API. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
