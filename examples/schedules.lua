@@ -47,7 +47,7 @@ local candidates = {
   { label = "step LR", batch = 128,
     lr_schedule = { kind = "step", milestones = { 2, 4 }, gamma = 0.5 } },
   { label = "smith", batch = bl.scheduler("smith", { batch = 128, factor = 2, milestones = { 2, 4 }, max = 512 }) },
-  { label = "step (Lua)", batch = schedules.step { batch = 128, factor = 2, epochs = { 2, 4 }, max = 512 } },
+  { label = "step (Lua)", batch = schedules.step { batch = 128, factor = 2, milestones = { 2, 4 }, max = 512 } },
   { label = "gns", batch = bl.scheduler("gns", { batch = 32, min = 32, max = 1024, multiple = 32, every = 50 }) },
   { label = "function", batch = warm_then_large, max_batch = 256 },
 }

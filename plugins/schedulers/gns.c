@@ -7,7 +7,9 @@
  *     target = the multiple of `multiple` nearest to k · state->gns, clamped to [min, max]
  *
  * - Until the engine has an estimate (state->gns is NAN, or not a positive finite number, as
- *   a noisy |G|² estimate can make it) the batch stays where it is: `batch` at the start.
+ *   a noisy |G|² estimate can make it) the batch stays where it is: `batch` at the start
+ *   (default: `min`, whose default is the smallest multiple of `multiple` ≥ 16 — the
+ *   defaults of batchlab.schedules.gns, which wraps this plugin).
  * - The batch changes at most once every `every` steps (the starting batch counts as set at
  *   step 0), so each batch size runs long enough to be measured and the smoothed estimate can
  *   follow the change.
@@ -32,9 +34,10 @@
 #include <stdlib.h>
 
 static const bl_option gns_options[] = {
-    {"batch", BL_TYPE_INT, "32", "batch size until the noise scale has been measured"},
+    {"batch", BL_TYPE_INT, "0", "batch size until the noise scale has been measured (0: min)"},
     {"k", BL_TYPE_NUMBER, "1", "target batch = k × the gradient noise scale (> 0)"},
-    {"min", BL_TYPE_INT, "16", "smallest batch size"},
+    {"min", BL_TYPE_INT, "0",
+     "smallest batch size (0: the smallest multiple of 'multiple' ≥ 16, at most max)"},
     {"max", BL_TYPE_INT, "4096", "largest batch size"},
     {"multiple", BL_TYPE_INT, "1", "round every batch to a multiple of this"},
     {"every", BL_TYPE_INT, "50", "change the batch at most once every this many steps"},
@@ -73,11 +76,22 @@ static int gns_create(bl_ctx *ctx, const bl_config *opts, void **handle)
         .monotonic = bl_config_bool(opts, "monotonic"),
         .last_step = -1,
     };
-    int rc = bl_sched_check_batch(ctx, "batch", g.start);
+    if (g.multiple < 1 || g.multiple > BL_SCHED_BATCH_LIMIT)
+        return bl_error(ctx, BL_EOPTION,
+                        "option 'multiple' must be ≥ 1, got %" PRId64, g.multiple);
+    int rc = bl_sched_check_batch(ctx, "max", g.max);
+    if (rc)
+        return rc;
+    if (g.min == 0) {                /* the default: the first multiple ≥ 16, at most max */
+        g.min = (16 + g.multiple - 1) / g.multiple * g.multiple;
+        if (g.min > g.max)
+            g.min = g.max;
+    }
+    if (g.start == 0)                /* the default: start at min */
+        g.start = g.min;
+    rc = bl_sched_check_batch(ctx, "batch", g.start);
     if (!rc)
         rc = bl_sched_check_batch(ctx, "min", g.min);
-    if (!rc)
-        rc = bl_sched_check_batch(ctx, "max", g.max);
     if (rc)
         return rc;
     if (g.min > g.max)
@@ -89,9 +103,6 @@ static int gns_create(bl_ctx *ctx, const bl_config *opts, void **handle)
                         "option 'batch' (%" PRId64 ") must be in [min, max] = [%"
                         PRId64 ", %" PRId64 "]",
                         g.start, g.min, g.max);
-    if (g.multiple < 1 || g.multiple > BL_SCHED_BATCH_LIMIT)
-        return bl_error(ctx, BL_EOPTION,
-                        "option 'multiple' must be ≥ 1, got %" PRId64, g.multiple);
     if ((rc = check_multiple(ctx, "min", g.min, g.multiple)) ||
         (rc = check_multiple(ctx, "max", g.max, g.multiple)) ||
         (rc = check_multiple(ctx, "batch", g.start, g.multiple)))

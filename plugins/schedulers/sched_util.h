@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "batchlab/config.h"
 #include "batchlab/error.h"
@@ -54,32 +55,72 @@ static inline int bl_sched_check_cap(bl_ctx *ctx, int64_t max, int64_t start,
     return BL_OK;
 }
 
-/* Checks that epoch milestones are ≥ 1 and strictly increasing. */
-static inline int bl_sched_check_milestones(bl_ctx *ctx, const char *option,
-                                            const int64_t *m, size_t n)
+/* Milestones (step, smith) are counted in one unit, the option `unit`. */
+typedef enum { BL_SCHED_EPOCHS, BL_SCHED_STEPS, BL_SCHED_SAMPLES } bl_sched_unit;
+
+#define BL_SCHED_UNIT_OPTION                                                                  \
+    {"unit", BL_TYPE_STRING, "epochs",                                                       \
+     "what the milestones count: epochs (done, fractional), steps or samples"}
+
+/* Reads the option `unit`. */
+static inline int bl_sched_unit_of(bl_ctx *ctx, const bl_config *opts, bl_sched_unit *unit)
+{
+    const char *u = bl_config_string(opts, "unit");
+    if (u && strcmp(u, "epochs") == 0)
+        *unit = BL_SCHED_EPOCHS;
+    else if (u && strcmp(u, "steps") == 0)
+        *unit = BL_SCHED_STEPS;
+    else if (u && strcmp(u, "samples") == 0)
+        *unit = BL_SCHED_SAMPLES;
+    else
+        return bl_error(ctx, BL_EOPTION,
+                        "option 'unit' must be epochs, steps or samples, got '%s'", u ? u : "");
+    return BL_OK;
+}
+
+/* "epoch", "step", "sample": a milestone's unit in messages. */
+static inline const char *bl_sched_unit_name(bl_sched_unit unit)
+{
+    return unit == BL_SCHED_EPOCHS ? "epoch" : unit == BL_SCHED_STEPS ? "step" : "sample";
+}
+
+/* Checks that milestones are finite, ≥ 0 and strictly increasing. */
+static inline int bl_sched_check_milestones(bl_ctx *ctx, const char *option, const double *m,
+                                            size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (m[i] < 1)
+        if (!(m[i] >= 0) || m[i] > 1e300)
             return bl_error(ctx, BL_EOPTION,
-                            "option '%s': epochs must be ≥ 1 (epoch 0 is the start; set the "
-                            "starting batch instead), got %" PRId64,
-                            option, m[i]);
+                            "option '%s': milestones must be ≥ 0 (finite), got %g", option,
+                            m[i]);
         if (i > 0 && m[i] <= m[i - 1])
             return bl_error(ctx, BL_EOPTION,
-                            "option '%s' must be strictly increasing, got %" PRId64
-                            " after %" PRId64,
-                            option, m[i], m[i - 1]);
+                            "option '%s' must be strictly increasing, got %g after %g", option,
+                            m[i], m[i - 1]);
     }
     return BL_OK;
 }
 
-/* How many of the increasing milestones m[0..n) have been reached once `epoch` epochs are
- * complete: a milestone e takes effect at the start of epoch e (counting from 0), i.e. after e
- * completed epochs, as a step LR schedule (PyTorch's MultiStepLR) would decay there. */
-static inline size_t bl_sched_passed(const int64_t *m, size_t n, int64_t epoch)
+/* The schedule's clock in `unit`. Epochs done are the larger of the completed count and the
+ * fractional one, plus 1e-9, so that a fractional count computed as samples / train_size that
+ * lands a hair under a whole epoch still counts it; a milestone e then takes effect once e
+ * epochs are done, as a step LR schedule (PyTorch's MultiStepLR) would decay there. */
+static inline double bl_sched_clock(const bl_train_state *state, bl_sched_unit unit)
+{
+    if (unit == BL_SCHED_STEPS)
+        return (double)state->step;
+    if (unit == BL_SCHED_SAMPLES)
+        return (double)state->samples;
+    double e = state->epoch_progress > (double)state->epoch ? state->epoch_progress
+                                                           : (double)state->epoch;
+    return e + 1e-9;
+}
+
+/* How many of the increasing milestones m[0..n) the clock `t` has reached. */
+static inline size_t bl_sched_passed(const double *m, size_t n, double t)
 {
     size_t k = 0;
-    while (k < n && m[k] <= epoch)
+    while (k < n && m[k] <= t)
         k++;
     return k;
 }

@@ -20,7 +20,9 @@
  * Defaults: α = 5 and milestones 60, 120, 160 — the wide-ResNet step schedule on CIFAR-10
  * (LR divided by 5 at those epochs of 200) that the paper converts into batch increases
  * (B 128 → 640 → 3200 → 16000). No cap by default, so the default max_batch is 16000.
- * A milestone e takes effect once e epochs are complete, as with a step LR schedule.
+ * A milestone e takes effect once e epochs are done, as with a step LR schedule (or, with
+ * `unit`, once e steps or samples are). The Lua schedule batchlab.schedules.smith wraps this
+ * plugin, with the same defaults.
  *
  * Use it without an LR scaling rule in the run (lr_scaling none) and without the run's own
  * step LR schedule: scaling ε with B would undo the noise reduction the batch increase makes,
@@ -35,16 +37,18 @@ static const bl_option smith_options[] = {
     {"batch", BL_TYPE_INT, "128", "batch size before the first milestone"},
     {"factor", BL_TYPE_NUMBER, "5",
      "the step schedule's LR decay factor α (> 1): B × α at each milestone"},
-    {"milestones", BL_TYPE_INT_LIST, "60,120,160",
-     "epochs where a step LR schedule would decay (increasing, ≥ 1)"},
+    {"milestones", BL_TYPE_NUMBER_LIST, "60,120,160",
+     "where a step LR schedule would decay (increasing, ≥ 0)"},
+    BL_SCHED_UNIT_OPTION,
     {"max", BL_TYPE_INT, "0",
      "batch cap (0 = none); past it the LR decays by the remaining factor"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct smith_sched {
     size_t n;            /* milestones */
+    bl_sched_unit unit;
     int64_t max_batch;
-    int64_t *milestones; /* [n] increasing epochs */
+    double *milestones;  /* [n] increasing, in `unit` */
     int64_t *batch;      /* [n + 1] batch after k milestones */
     double *lr;          /* [n + 1] LR factor after k milestones */
 } smith_sched;
@@ -66,11 +70,14 @@ static int smith_create(bl_ctx *ctx, const bl_config *opts, void **handle)
     const int64_t cap = bl_config_int(opts, "max");
     const double alpha = bl_config_number(opts, "factor");
     size_t n = 0;
-    const int64_t *ms = bl_config_int_list(opts, "milestones", &n);
+    const double *ms = bl_config_number_list(opts, "milestones", &n);
+    bl_sched_unit unit = BL_SCHED_EPOCHS;
 
     int rc = bl_sched_check_batch(ctx, "batch", start);
     if (!rc)
         rc = bl_sched_check_cap(ctx, cap, start, "batch");
+    if (!rc)
+        rc = bl_sched_unit_of(ctx, opts, &unit);
     if (!rc)
         rc = bl_sched_check_milestones(ctx, "milestones", ms, n);
     if (rc)
@@ -85,6 +92,7 @@ static int smith_create(bl_ctx *ctx, const bl_config *opts, void **handle)
     if (!s)
         return bl_error(ctx, BL_ENOMEM, "out of memory");
     s->n = n;
+    s->unit = unit;
     s->milestones = malloc((n ? n : 1) * sizeof *s->milestones);
     s->batch = malloc((n + 1) * sizeof *s->batch);
     s->lr = malloc((n + 1) * sizeof *s->lr);
@@ -100,22 +108,21 @@ static int smith_create(bl_ctx *ctx, const bl_config *opts, void **handle)
         if (cap > 0 && b > (double)cap)
             b = (double)cap;
         if (!(b <= (double)BL_SCHED_BATCH_LIMIT)) {
-            int64_t at = ms[k - 1]; /* k ≥ 1: the start passed the check */
+            double at = ms[k - 1]; /* k ≥ 1: the start passed the check */
             smith_destroy(s);
             return bl_error(ctx, BL_EOPTION,
-                            "the batch would pass 2^31-1 at epoch %" PRId64
-                            " (%g); set option 'max' to cap it (the LR then decays instead)",
-                            at, b);
+                            "the batch would pass 2^31-1 at %s %g (%g); set option 'max' to "
+                            "cap it (the LR then decays instead)",
+                            bl_sched_unit_name(unit), at, b);
         }
         s->batch[k] = llround(b);
         s->lr[k] = (double)s->batch[k] / ideal;
         if (!(s->lr[k] > 0.0)) {
-            int64_t at = ms[k - 1];
+            double at = ms[k - 1];
             smith_destroy(s);
             return bl_error(ctx, BL_EOPTION,
-                            "the LR factor underflows to 0 at epoch %" PRId64
-                            "; use fewer milestones or a smaller 'factor'",
-                            at);
+                            "the LR factor underflows to 0 at %s %g; use fewer milestones or a "
+                            "smaller 'factor'", bl_sched_unit_name(unit), at);
         }
         if (s->batch[k] > s->max_batch)
             s->max_batch = s->batch[k];
@@ -133,7 +140,7 @@ static int smith_next(void *handle, bl_ctx *ctx, const bl_train_state *state, in
                       double *lr_factor)
 {
     const smith_sched *s = handle;
-    const size_t k = bl_sched_passed(s->milestones, s->n, state->epoch);
+    const size_t k = bl_sched_passed(s->milestones, s->n, bl_sched_clock(state, s->unit));
     *batch = s->batch[k];
     *lr_factor = s->lr[k];
     return BL_OK;
@@ -143,7 +150,7 @@ static const bl_scheduler_ops smith_ops = {sizeof(bl_scheduler_ops), smith_creat
                                            smith_destroy, smith_max_batch, smith_next, NULL};
 
 static const bl_plugin smith_plugin = {
-    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "smith", "1.0",
+    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "smith", "1.1",
     "increase the batch instead of decaying the LR (Smith et al. 2017); LR decays past the cap",
     smith_options, &smith_ops};
 

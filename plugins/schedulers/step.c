@@ -1,6 +1,7 @@
 /* Scheduler "step": a step schedule on the batch size. The batch starts at `batch` and is
- * multiplied by `factor` at the start of each epoch listed in `epochs` (a milestone e applies
- * once e epochs are complete), capped at `max`. The learning rate is untouched (combine with an
+ * multiplied by `factor` at each of the `milestones`, counted in `unit` (epochs by default: a
+ * milestone e applies once e epochs are done; or steps, or samples), capped at `max`. The Lua
+ * schedule batchlab.schedules.step wraps this plugin. The learning rate is untouched (combine with an
  * LR scaling rule in the run if it should follow the batch).
  *
  * After k milestones the batch is min(round(batch · factor^k), max), at least 1: computed from
@@ -17,17 +18,19 @@
 static const bl_option step_options[] = {
     {"batch", BL_TYPE_INT, "128", "batch size before the first milestone"},
     {"factor", BL_TYPE_NUMBER, "2", "multiplier applied at each milestone (> 0)"},
-    {"epochs", BL_TYPE_INT_LIST, "",
-     "milestones: multiply at the start of each of these epochs (increasing, ≥ 1)"},
+    {"milestones", BL_TYPE_NUMBER_LIST, "",
+     "multiply the batch at each of these (increasing, ≥ 0; none: a constant batch)"},
+    BL_SCHED_UNIT_OPTION,
     {"max", BL_TYPE_INT, "0", "cap on the batch size (0 = no cap)"},
     {NULL, 0, NULL, NULL}};
 
 typedef struct step_sched {
     size_t n;            /* milestones */
+    bl_sched_unit unit;
     int64_t max_batch;
-    int64_t *epochs;     /* [n] milestones, increasing */
+    double *milestones;  /* [n] increasing, in `unit` */
     int64_t *batch;      /* [n + 1] batch after k milestones */
-    int64_t data[];      /* storage for both arrays */
+    double data[];       /* storage for both arrays */
 } step_sched;
 
 static int step_create(bl_ctx *ctx, const bl_config *opts, void **handle)
@@ -36,38 +39,42 @@ static int step_create(bl_ctx *ctx, const bl_config *opts, void **handle)
     const int64_t cap = bl_config_int(opts, "max");
     const double factor = bl_config_number(opts, "factor");
     size_t n = 0;
-    const int64_t *epochs = bl_config_int_list(opts, "epochs", &n);
+    const double *ms = bl_config_number_list(opts, "milestones", &n);
+    bl_sched_unit unit = BL_SCHED_EPOCHS;
 
     int rc = bl_sched_check_batch(ctx, "batch", start);
     if (!rc)
         rc = bl_sched_check_cap(ctx, cap, start, "batch");
     if (!rc)
-        rc = bl_sched_check_milestones(ctx, "epochs", epochs, n);
+        rc = bl_sched_unit_of(ctx, opts, &unit);
+    if (!rc)
+        rc = bl_sched_check_milestones(ctx, "milestones", ms, n);
     if (rc)
         return rc;
     if (!(factor > 0.0) || !isfinite(factor))
         return bl_error(ctx, BL_EOPTION, "option 'factor' must be > 0, got %g", factor);
 
-    step_sched *s = malloc(sizeof *s + (2 * n + 1) * sizeof(int64_t));
+    _Static_assert(sizeof(double) == sizeof(int64_t), "one storage for both arrays");
+    step_sched *s = malloc(sizeof *s + (2 * n + 1) * sizeof(double));
     if (!s)
         return bl_error(ctx, BL_ENOMEM, "out of memory");
     s->n = n;
-    s->epochs = s->data;
-    s->batch = s->data + n;
+    s->unit = unit;
+    s->milestones = s->data;
+    s->batch = (int64_t *)(s->data + n);
     s->max_batch = 0;
     for (size_t k = 0; k <= n; k++) {
         if (k < n)
-            s->epochs[k] = epochs[k];
+            s->milestones[k] = ms[k];
         double b = (double)start * pow(factor, (double)k);
         if (cap > 0 && b > (double)cap)
             b = (double)cap;
         if (!(b <= (double)BL_SCHED_BATCH_LIMIT)) {
-            int64_t at = epochs[k - 1]; /* k ≥ 1: the start passed the check */
+            double at = ms[k - 1]; /* k ≥ 1: the start passed the check */
             free(s);
             return bl_error(ctx, BL_EOPTION,
-                            "the batch would pass 2^31-1 at epoch %" PRId64
-                            " (%g); set option 'max' to cap it",
-                            at, b);
+                            "the batch would pass 2^31-1 at %s %g (%g); set option 'max' to "
+                            "cap it", bl_sched_unit_name(unit), at, b);
         }
         int64_t v = llround(b);
         s->batch[k] = v < 1 ? 1 : v;
@@ -92,7 +99,7 @@ static int step_next(void *handle, bl_ctx *ctx, const bl_train_state *state, int
                      double *lr_factor)
 {
     const step_sched *s = handle;
-    *batch = s->batch[bl_sched_passed(s->epochs, s->n, state->epoch)];
+    *batch = s->batch[bl_sched_passed(s->milestones, s->n, bl_sched_clock(state, s->unit))];
     *lr_factor = 1.0;
     return BL_OK;
 }
@@ -101,7 +108,7 @@ static const bl_scheduler_ops step_ops = {sizeof(bl_scheduler_ops), step_create,
                                           step_max_batch, step_next, NULL};
 
 static const bl_plugin step_plugin = {
-    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "step", "1.0",
+    BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "step", "1.1",
     "multiply the batch size by a factor at given epochs", step_options, &step_ops};
 
 BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index)

@@ -8,48 +8,18 @@
 -- Not part of the public API: names and signatures may change.
 -- @module batchlab._check
 
+local util = require("batchlab")._util
+
 local M = {}
 
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 local math_type = math.type
 
---- Levenshtein distance between two short strings (for "did you mean" hints).
-local function distance(a, b)
-  local la, lb = #a, #b
-  if la == 0 then return lb end
-  if lb == 0 then return la end
-  local prev, cur = {}, {}
-  for j = 0, lb do prev[j] = j end
-  for i = 1, la do
-    cur[0] = i
-    local ca = a:byte(i)
-    for j = 1, lb do
-      local cost = (ca == b:byte(j)) and 0 or 1
-      local v = prev[j] + 1
-      if cur[j - 1] + 1 < v then v = cur[j - 1] + 1 end
-      if prev[j - 1] + cost < v then v = prev[j - 1] + cost end
-      cur[j] = v
-    end
-    prev, cur = cur, prev
-  end
-  return prev[lb]
-end
-M.distance = distance
-
---- The entry of `names` nearest to `name`, or nil when none is close.
+--- The entry of `names` nearest to `name`, or nil when none is close: the rule of every
+-- "did you mean" in batchlab (C's bl_nearest_name: a name of 3 or more characters that begins
+-- an entry abbreviates it, else at most 3 edits).
 function M.nearest(name, names)
-  local best, bestd = nil, math.huge
-  if #name >= 3 then            -- an abbreviation: "val_acc" → "val_accuracy"
-    for _, n in ipairs(names) do
-      if n:sub(1, #name) == name then return n end
-    end
-  end
-  for _, n in ipairs(names) do
-    local d = distance(name, n)
-    if d < bestd then best, bestd = n, d end
-  end
-  if best and bestd <= math.max(2, #name // 3) then return best end
-  return nil
+  return util.nearest(name, names)
 end
 
 --- A short description of a value's type for messages: "number", "string", "nil", "integer".

@@ -20,11 +20,13 @@
 -- and `last` (the latest evaluation point, nil before the first). The schedule returns an
 -- integer batch ≥ 1 and optionally a factor on the learning rate (1 when omitted).
 --
--- Every constructor here returns a callable table with `max_batch` and `name`. They validate
--- their options when called (a mistake raises "schedules.<name>: ..."), precompute what they
--- can, and then allocate nothing and build no strings per step. Milestones and durations are
--- given in exactly one unit: `epochs` (the larger of `state.epoch` and
--- `state.epoch_progress`), `steps` (`state.step`) or `samples` (`state.samples`).
+-- Every constructor here returns a callable table with `max_batch` and `name`. The built-in
+-- schedules `constant`, `step`, `smith`, `linear_ramp`, `exponential_ramp`, `warmup` and `gns`
+-- are thin wrappers over the scheduler plugins of the same names (plugins/schedulers): the
+-- same options, defaults, error messages and batch sizes (`name` aside, a display name the
+-- plugin does not see). `piecewise` — a list of breakpoint tables, which plugin options (flat
+-- name = value pairs) cannot hold — and `wrap` are Lua's own; they validate their options when
+-- called (a mistake raises "schedules.<name>: ..."). None allocates per step.
 --
 -- A schedule that keeps state between calls (`gns`) starts over when it sees step 0 or the
 -- step count go back (a new run), so one object can serve several runs of a sweep in turn.
@@ -38,24 +40,21 @@
 -- @module batchlab.schedules
 -- @usage
 --   local schedules = require "batchlab.schedules"
---   local s = schedules.step { batch = 64, factor = 2, epochs = {2, 4}, max = 512 }
+--   local s = schedules.step { batch = 64, factor = 2, milestones = {2, 4}, max = 512 }
 --   s(state)        --> 64 before epoch 2, 128 from epoch 2, 256 from epoch 4
 --   s.max_batch     --> 256
 
 local C = require "batchlab._check"
+local util = require("batchlab")._util
 
 local M = {}
 
-local type, format, floor, exp, log = type, string.format, math.floor, math.exp, math.log
+local type, format, floor = type, string.format, math.floor
 local setmetatable, getmetatable, tointeger = setmetatable, getmetatable, math.tointeger
 
 -- Epoch milestones are compared with a tiny tolerance so that an epoch_progress computed as
 -- samples / train_size that lands a hair under an integer still counts.
 local EPS = 1e-9
--- Without an explicit cap, a schedule that grows past this is a mistake ('max' missing).
-local LIMIT = 1 << 31
-
-local UNITS = { "epochs", "steps", "samples" }
 
 --- A function of the state returning the schedule's clock in `unit`.
 local function clock_of(unit)
@@ -118,191 +117,84 @@ local function check_name(who, opts, default, level)
   return name
 end
 
---- Reads the milestone list (one of milestones/epochs/steps/samples): clock function and list.
-local function milestones(who, opts, level)
-  level = (level or 2) + 1
-  local key, ms = C.one_of(who, opts, { "milestones", "epochs", "steps", "samples" }, true, level)
-  local unit = key == "milestones" and "epochs" or key
-  local ok = C.is_list(ms) and #ms > 0
-  if ok then
-    local prev = -1
-    for i = 1, #ms do
-      local m = ms[i]
-      if not C.is_finite(m) or m < 0 or m <= prev then ok = false; break end
-      prev = m
-    end
-  end
-  if not ok then
-    C.fail(who, format("'%s' must be an increasing list of %s", key, unit), level)
-  end
-  local copy = {}
-  for i = 1, #ms do copy[i] = ms[i] end
-  return clock_of(unit), copy
-end
-
---- Reads the duration (one of epochs/steps/samples > 0): clock function and 1/duration.
-local function duration(who, opts, level)
-  level = (level or 2) + 1
-  local key, len = C.one_of(who, opts, UNITS, true, level)
-  if not C.is_finite(len) or len <= 0 then
-    C.fail(who, format("'%s' must be a positive number (the length of the ramp), got %s",
-      key, tostring(len)), level)
-  end
-  return clock_of(key), 1 / len
-end
-
---- The batch multiplied by factor^n, rounded and capped; errors when it runs away uncapped.
-local function grown(who, batch, factor, n, max, level)
-  local b = floor(batch * factor ^ n + 0.5)
-  if b < 1 then b = 1 end
-  if max then
-    if b > max then b = max end
-  elseif b > LIMIT then
-    C.fail(who, "the batch would grow past 2^31; set 'max'", (level or 2) + 1)
-  end
-  return tointeger(b) or b
-end
-
 ------------------------------------------------------------------------------------------------
 
---- A constant batch.
--- @param b positive integer (or a table `{batch = b}`)
-function M.constant(b)
-  local who = "schedules.constant"
-  if type(b) == "table" and getmetatable(b) == nil then
-    C.options(who, b, { "batch", "name" })
-    b = b.batch
+--- A built-in schedule that is the scheduler plugin `plugin` (plugins/schedulers): its
+-- options, defaults, errors and batch sizes, as a callable table. `name` (a display name) is
+-- the one option the plugin does not see.
+local function from_plugin(who, plugin, opts, level)
+  level = (level or 2) + 1
+  if type(opts) ~= "table" then
+    C.fail(who, "expected a table of options, got " .. C.typename(opts), level)
   end
-  local i = type(b) == "number" and tointeger(b) or nil
-  if not i or i < 1 then
-    C.fail(who, "the batch must be an integer ≥ 1, got " .. (type(b) == "number" and tostring(b) or C.typename(b)))
+  local name = check_name(who, opts, plugin, level)
+  local copy = {}
+  for k, v in pairs(opts) do
+    if k ~= "name" then copy[k] = v end
   end
-  return new("constant", i, function() return i end)
+  local obj, err = util.schedule(plugin, copy)
+  if not obj then error(err, level) end
+  return new(name, obj.max_batch, function(_, s) return obj(s) end,
+    { needs_gns = obj.needs_gns or nil })
 end
 
---- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`.
--- @param opts `batch` (initial, required), `factor` (default 2), one of `epochs` / `milestones`
---   (epochs) / `steps` / `samples` (an increasing list), `max` (optional cap), `name`
+--- A constant batch: the "constant" plugin.
+-- @param b the batch (or a table `{batch = b [, name =]}`)
+function M.constant(b)
+  if type(b) ~= "table" or getmetatable(b) ~= nil then b = { batch = b } end
+  local s = from_plugin("schedules.constant", "constant", b)  -- not a tail call: keeps error levels
+  return s
+end
+
+--- Step schedule: multiply the batch by `factor` at each milestone, capped at `max`: the
+-- "step" plugin.
+-- @param opts `batch` (default 128), `factor` (default 2), `milestones` (increasing; none: a
+--   constant batch), `unit` ("epochs" (default), "steps" or "samples"), `max` (a cap; 0: none),
+--   `name`
 function M.step(opts)
-  local who = "schedules.step"
-  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
-  local batch = C.count(who, opts, "batch", { required = true })
-  local factor = C.number(who, opts, "factor", { default = 2, gt = 0 })
-  local max = C.count(who, opts, "max")
-  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
-  local clock, ms = milestones(who, opts)
-  local name = check_name(who, opts, "step")
-  local k, bs, mb = #ms, {}, 0
-  for n = 0, k do
-    local b = grown(who, batch, factor, n, max)
-    bs[n + 1] = b
-    if b > mb then mb = b end
-  end
-  return new(name, mb, function(_, s)
-    local t, n = clock(s), 1
-    for i = 1, k do
-      if t >= ms[i] then n = i + 1 else break end
-    end
-    return bs[n]
-  end)
+  local s = from_plugin("schedules.step", "step", opts)  -- not a tail call: keeps error levels
+  return s
 end
 
 --- Smith et al. 2017, "Don't decay the learning rate, increase the batch size": at each
 -- milestone where a step LR schedule would divide the LR by `factor`, multiply the batch by
--- `factor` instead. Once the batch reaches `max`, increase it as far as the cap allows and
--- decay the LR by the remaining factor — the rule of the C "smith" plugin: after n milestones
--- the batch is B = min(round(batch · factor^n), max) and the LR factor is
--- B / (batch · factor^n), so ε/B falls by exactly factor^n (the LR factor is 1 while uncapped,
--- up to rounding with a fractional factor, and 1/factor per milestone past the cap when the
--- cap is reached exactly at a milestone).
--- @param opts `batch` (required), `factor` (> 1, required), `milestones` (epochs; or `epochs`,
---   `steps`, `samples`), `max` (optional cap), `name`
+-- `factor` instead; past the cap `max`, the batch goes as far as the cap allows and the LR
+-- decays by the remaining factor. The "smith" plugin: after n milestones the batch is
+-- B = min(round(batch · factor^n), max) and the LR factor B / (batch · factor^n).
+-- @param opts `batch` (default 128), `factor` (> 1, default 5), `milestones` (default
+--   {60, 120, 160}, the paper's), `unit` (as for `step`), `max` (0: none), `name`
 -- @return schedule returning `batch, lr_factor`
 function M.smith(opts)
-  local who = "schedules.smith"
-  C.options(who, opts, { "batch", "factor", "milestones", "epochs", "steps", "samples", "max", "name" })
-  local batch = C.count(who, opts, "batch", { required = true })
-  local factor = C.number(who, opts, "factor", { required = true, gt = 1,
-    hint = " (the factor by which a step LR schedule would divide the LR)" })
-  local max = C.count(who, opts, "max")
-  if max and max < batch then C.fail(who, "'max' must be ≥ 'batch'") end
-  local clock, ms = milestones(who, opts)
-  local name = check_name(who, opts, "smith")
-  local k, bs, lrs, mb = #ms, {}, {}, batch
-  for n = 0, k do
-    local ideal = batch * factor ^ n           -- B_0 · factor^n
-    local b = grown(who, batch, factor, n, max)
-    bs[n + 1], lrs[n + 1] = b, b / ideal       -- 1 while uncapped (up to rounding)
-    if b > mb then mb = b end
-  end
-  return new(name, mb, function(_, s)
-    local t, n = clock(s), 1
-    for i = 1, k do
-      if t >= ms[i] then n = i + 1 else break end
-    end
-    return bs[n], lrs[n]
-  end)
-end
-
---- Builds a linear or exponential ramp from opts[start_key] to opts[stop_key].
-local function ramp(who, opts, start_key, stop_key, default_name, exponential)
-  local start = C.count(who, opts, start_key, { required = true }, 3)
-  local stop = C.count(who, opts, stop_key, { required = true }, 3)
-  local multiple = C.count(who, opts, "multiple", { default = 1 }, 3)
-  local clock, inv = duration(who, opts, 3)
-  local name = check_name(who, opts, default_name, 3)
-  local lo, hi = start, stop
-  if lo > hi then lo, hi = hi, lo end
-  for _, key in ipairs { start_key, stop_key } do
-    local v = key == start_key and start or stop
-    if v % multiple ~= 0 then
-      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple), 3)
-    end
-  end
-  local d, logr = stop - start, log(stop / start)
-  return new(name, hi, function(_, s)
-    local p = clock(s) * inv
-    if p >= 1 then return stop end
-    if p < 0 then p = 0 end
-    local b
-    if exponential then b = start * exp(logr * p) else b = start + d * p end
-    b = floor(b / multiple + 0.5) * multiple     -- the nearest multiple
-    if b < lo then b = lo elseif b > hi then b = hi end
-    return b
-  end)
-end
-
---- Linear ramp of the batch from `start` to `stop` over a duration, then `stop`. Every
--- batch is the multiple of `multiple` nearest to the ramp's value (`start` and `stop` must be
--- multiples), as in the C "ramp" plugin; `stop` < `start` ramps down.
--- @param opts `start`, `stop` (required), one of `epochs` / `steps` / `samples` (the length of
---   the ramp), `multiple` (default 1), `name`
-function M.linear_ramp(opts)
-  local who = "schedules.linear_ramp"
-  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "stop", "linear_ramp", false)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.smith", "smith", opts)
   return s
 end
 
---- Exponential (geometric) ramp: batch = start · (stop/start)^p at progress p of the duration
+--- Linear ramp of the batch from `start` to `stop` over a length, then `stop`: the
+-- "linear_ramp" plugin. Every batch is the multiple of `multiple` nearest to the ramp's value
+-- (`start` and `stop` must be multiples); `stop` < `start` ramps down.
+-- @param opts `start`, `stop` (required), one of `epochs` / `steps` / `samples` (the length of
+--   the ramp, required), `multiple` (default 1), `name`
+function M.linear_ramp(opts)
+  local s = from_plugin("schedules.linear_ramp", "linear_ramp", opts)  -- keeps error levels
+  return s
+end
+
+--- Exponential (geometric) ramp: batch = start · (stop/start)^p at progress p of the length
 -- (equal factors per equal progress), rounded to the nearest multiple of `multiple`; `stop`
--- afterwards.
+-- afterwards. The "exponential_ramp" plugin.
 -- @param opts as for `linear_ramp`
 function M.exponential_ramp(opts)
-  local who = "schedules.exponential_ramp"
-  C.options(who, opts, { "start", "stop", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "stop", "exponential_ramp", true)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.exponential_ramp", "exponential_ramp", opts)
   return s
 end
 
---- Batch warmup: grow the batch linearly from `start` to `batch` over the warmup period, then
--- keep `batch`. (For the Goyal et al. LR warmup use `lr_scaling.warmup_epochs` of `bl.train`.)
--- @param opts `batch`, `start` (required), one of `epochs` / `steps` / `samples`,
+--- Batch warmup: grow the batch linearly from `start` to `batch` over the warmup length, then
+-- keep `batch`: the "warmup" plugin. (For the Goyal et al. LR warmup use
+-- `lr_scaling.warmup_epochs` of `bl.train`.)
+-- @param opts `batch`, `start` (required), one of `epochs` / `steps` / `samples` (required),
 --   `multiple` (default 1), `name`
 function M.warmup(opts)
-  local who = "schedules.warmup"
-  C.options(who, opts, { "batch", "start", "epochs", "steps", "samples", "multiple", "name" })
-  local s = ramp(who, opts, "start", "batch", "warmup", false)  -- not a tail call: keeps error levels
+  local s = from_plugin("schedules.warmup", "warmup", opts)
   return s
 end
 
@@ -365,67 +257,17 @@ function M.piecewise(points)
   end)
 end
 
---- Adaptive batch from the gradient noise scale (McCandlish et al. 2018): the batch follows
--- k · state.gns, rounded to the nearest multiple of `multiple` and clamped to [min, max].
--- Same rule as the C "gns" plugin:
---  * until the noise scale is measured (state.gns NaN, missing, or not a positive finite
---    number) the batch stays where it is: `batch` (default `min`) at the start;
---  * the batch changes at most once every `every` steps (the starting batch counts as set at
---    step 0);
---  * with `monotonic` (default true) it never decreases: the noise scale grows as the loss
---    falls, so a drop in the estimate is mostly measurement noise;
---  * a call at step 0, or at a step before the previous call's, starts a new run.
--- `min`, `max` and `batch` must be multiples of `multiple`, so every batch returned is one.
+--- Adaptive batch from the gradient noise scale (McCandlish et al. 2018): the "gns" plugin.
+-- The batch follows k · state.gns, rounded to the nearest multiple of `multiple` and clamped
+-- to [min, max]; it stays at `batch` until the noise scale is measured, changes at most once
+-- every `every` steps, never decreases with `monotonic`, and starts over at step 0 or when
+-- the step goes back (a new run).
 -- @param opts `max` (default 4096), `k` (default 1), `min` (default: the smallest multiple of
 --   `multiple` ≥ 16, at most `max`), `multiple` (default 1), `every` (steps, default 50),
---   `batch` (initial, default `min`), `monotonic`, `name`
+--   `batch` (initial, default `min`), `monotonic` (default true), `name`
 function M.gns(opts)
-  local who = "schedules.gns"
-  C.options(who, opts, { "k", "min", "max", "multiple", "every", "batch", "monotonic", "name" })
-  local k = C.number(who, opts, "k", { default = 1, gt = 0 })
-  local multiple = C.count(who, opts, "multiple", { default = 1 })
-  local max = C.count(who, opts, "max", { default = 4096 })
-  local min = C.count(who, opts, "min", { default = math.min(-(-16 // multiple) * multiple, max) })
-  if min > max then C.fail(who, format("'min' (%d) must be ≤ 'max' (%d)", min, max)) end
-  local start = C.count(who, opts, "batch", { default = min })
-  if start < min or start > max then
-    C.fail(who, format("'batch' (%d) must lie within [min, max] = [%d, %d]", start, min, max))
-  end
-  for _, key in ipairs { "min", "max", "batch" } do
-    local v = key == "min" and min or key == "max" and max or start
-    if v % multiple ~= 0 then
-      C.fail(who, format("'%s' (%d) must be a multiple of 'multiple' (%d)", key, v, multiple))
-    end
-  end
-  local every = C.count(who, opts, "every", { default = 50 })
-  local monotonic = opts.monotonic
-  if monotonic == nil then monotonic = true end
-  if type(monotonic) ~= "boolean" then C.fail(who, "'monotonic' must be a boolean") end
-  local name = check_name(who, opts, "gns")
-  local huge = math.huge
-
-  local cur, changed_at, last_step = start, 0, -1
-  return new(name, max, function(_, s)
-    local step = s.step or 0
-    if step == 0 or step < last_step then   -- a (new) run starts
-      cur, changed_at = start, step
-    end
-    last_step = step
-    local g = s.gns
-    if step - changed_at >= every and g ~= nil and g > 0 and g < huge then   -- NaN > 0 is false
-      local x = k * g
-      local b
-      if x <= min then b = min
-      elseif x >= max then b = max
-      else
-        b = floor(x / multiple + 0.5) * multiple
-        if b < min then b = min elseif b > max then b = max end
-      end
-      if monotonic and b < cur then b = cur end
-      if b ~= cur then cur, changed_at = b, step end
-    end
-    return cur
-  end, { needs_gns = true })
+  local s = from_plugin("schedules.gns", "gns", opts)  -- not a tail call: keeps error levels
+  return s
 end
 
 ------------------------------------------------------------------------------------------------

@@ -25,11 +25,12 @@
 --   sweep.scaled_lr(0.05, 128, 512, "linear")   --> 0.2
 
 local C = require "batchlab._check"
+local util = require("batchlab")._util
 
 local M = {}
 
 local type, format, floor, tointeger = type, string.format, math.floor, math.tointeger
-local log, exp, sqrt = math.log, math.exp, math.sqrt
+local log, exp = math.log, math.exp
 
 local function shallow_copy(t, into)
   into = into or {}
@@ -96,26 +97,13 @@ function M.grid(space, base)
       C.fail(who, format("'%s' must be a non-empty list of values (write {v} for a single value)", k))
     end
   end
+  local lens = {}
+  for _, k in ipairs(keys) do lens[k] = #space[k] end
   local out = {}
-  local nk = #keys
-  local idx = {}
-  for i = 1, nk do idx[i] = 1 end
-  while true do
+  for i, at in ipairs(util.grid(lens)) do     -- the sweep's own order (engine/sweep.c)
     local row = shallow_copy(base)
-    for i = 1, nk do
-      local k = keys[i]
-      row[k] = space[k][idx[i]]
-    end
-    out[#out + 1] = row
-    -- advance the odometer: last key fastest
-    local i = nk
-    while i >= 1 do
-      idx[i] = idx[i] + 1
-      if idx[i] <= #space[keys[i]] then break end
-      idx[i] = 1
-      i = i - 1
-    end
-    if i < 1 then break end
+    for k, j in pairs(at) do row[k] = space[k][j] end
+    out[i] = row
   end
   return out
 end
@@ -291,9 +279,9 @@ function M.scaled_lr(base_lr, base_batch, batch, rule)
     C.fail(who, "batch (argument 3) must be a positive number, got " .. tostring(batch))
   end
   rule = rule or "linear"
-  if rule == "linear" then return base_lr * batch / base_batch end
-  if rule == "sqrt" then return base_lr * sqrt(batch / base_batch) end
-  if rule == "none" then return base_lr end
+  if rule == "linear" or rule == "sqrt" or rule == "none" then
+    return base_lr * util.lr_scale(rule, batch, base_batch)   -- bl.train's rule (lr.c)
+  end
   C.fail(who, format('rule (argument 4) must be "linear", "sqrt" or "none", got %s',
     type(rule) == "string" and ('"' .. rule .. '"') or C.typename(rule)))
 end

@@ -142,17 +142,7 @@ local function infer_kind(name)
   return "auto"
 end
 
-local function seconds(v)
-  if v < 0 then return format("%.2f s", v) end
-  if v < 10 then return format("%.2f s", v) end
-  if v < 60 then return format("%.1f s", v) end
-  if v < 3600 then
-    local s = floor(v + 0.5)
-    return format("%dm %02ds", s // 60, s % 60)
-  end
-  local m = floor(v / 60 + 0.5)
-  return format("%dh %02dm", m // 60, m % 60)
-end
+local seconds = require("batchlab")._util.format_seconds   -- the C formatter (report, CLI)
 
 --- One cell: `v` formatted as `kind` (see the module header; a string with '%' is a format).
 function M.format_value(v, kind)

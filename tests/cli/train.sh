@@ -20,7 +20,7 @@ ls "$SCRATCH"/tb/mlp-b64-seed1/events.out.tfevents.* >/dev/null 2>&1 || fail "no
 
 # a schedule plugin and the noise scale
 run "$BATCHLAB" train --model mlp -m hidden=32 "${DATA[@]}" --epochs 1 --scheduler step \
-    --sched-opt batch=32 --sched-opt epochs=1 --gns --quiet
+    --sched-opt batch=32 --sched-opt milestones=1 --gns --quiet
 expect_status 0
 expect_out "gradient noise scale"
 

@@ -108,13 +108,15 @@ T.test("optimizer objects", function()
 end)
 
 T.test("scheduler objects", function()
-  local s = bl.scheduler("step", { batch = 16, epochs = { 1 } })
+  local s = bl.scheduler("step", { batch = 16, milestones = { 1 } })
   T.eq(s:name(), "step")
   T.eq(s:kind(), "plugin")
   T.eq(s:options().factor, 2.0)
-  local l = bl.scheduler("linear_ramp", { start = 8, stop = 64, epochs = 1 })
+  -- linear_ramp is a plugin now (batchlab.schedules wraps it); warmup_double is Lua
+  T.eq(bl.scheduler("linear_ramp", { start = 8, stop = 64, epochs = 1 }):kind(), "plugin")
+  local l = bl.scheduler("warmup_double", { batch = 8, max = 64 })
   T.eq(l:kind(), "lua")
-  T.eq(l:options().stop, 64)
+  T.eq(l:options().max, 64)
   T.raises(function() bl.scheduler("no_such_schedule") end, "no_such_schedule")
 end)
 

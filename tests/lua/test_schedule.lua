@@ -68,7 +68,7 @@ T.test("an error in the schedule fails the run with the message and position", f
 end)
 
 T.test("schedule objects from batchlab.schedules", function()
-  local s = schedules.step { batch = 16, factor = 2, epochs = { 1 }, max = 64 }
+  local s = schedules.step { batch = 16, factor = 2, milestones = { 1 }, max = 64 }
   local r = bl.train(T.cfg(data, model, { batch = s }))    -- max_batch declared by the object
   T.eq(r.status, "completed", r.error)
   T.eq(r.batch, "step")
@@ -87,7 +87,7 @@ T.test("schedule objects from batchlab.schedules", function()
 end)
 
 T.test("bl.scheduler: plugins and Lua schedules by name", function()
-  local p = bl.scheduler("step", { batch = 16, epochs = { 1 }, max = 64 })
+  local p = bl.scheduler("step", { batch = 16, milestones = { 1 }, max = 64 })
   local r = bl.train(T.cfg(data, model, { batch = p }))
   T.eq(r.status, "completed", r.error)
   T.eq(r.batch, "step")
@@ -109,7 +109,7 @@ T.test("bl.scheduler: plugins and Lua schedules by name", function()
 end)
 
 T.test("errors inside the run fail it, they do not raise", function()
-  local s = bl.scheduler("step", { batch = 600, epochs = { 1 } })
+  local s = bl.scheduler("step", { batch = 600, milestones = { 1 } })
   local r = bl.train(T.cfg(data, model, { batch = s, drop_last = true, epochs = 1 }))
   T.eq(r.status, "failed")
   T.contains(r.error, "600")

@@ -1,7 +1,7 @@
-/* The HTML report: the S(B) fit and the recommendation rule (the C twin of
- * scripts/batchlab/recommend.lua) on synthetic data, the SVG chart writer (compiled in here:
- * its functions are internal), HTML escaping, and whole reports made from stores written
- * with the store API. */
+/* The HTML report: the S(B) fit and the recommendation rule (the one implementation;
+ * bl.recommend and scripts/batchlab/recommend.lua use it too) on synthetic data, the SVG chart
+ * writer (its functions are internal), HTML escaping, and whole reports made from stores
+ * written with the store API. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -134,7 +134,7 @@ static void test_recommend_by_target(void **state)
     assert_int_equal(r.fit.n, 4);
     assert_near(r.fit.b_crit, 64, 1e-6);
     assert_int_equal(r.regime, BL_REGIME_CRITICAL);
-    /* Word for word what scripts/batchlab/recommend.lua says for the same runs. */
+    /* Word for word what bl.recommend (and so batchlab.recommend) says for the same runs. */
     assert_string_equal(
         r.reason,
         "Batch 64 reached the target fastest, with a median time-to-target of 24.5 s over 2 "

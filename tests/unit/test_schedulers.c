@@ -176,7 +176,7 @@ static void test_step(void **state)
     bl_scheduler *s = NULL;
 
     /* ×2 at epochs 2 and 5, capped at 300: 100 (0–1), 200 (2–4), 300 not 400 (5 on). */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=100", "factor=2", "epochs=2,5",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=100", "factor=2", "milestones=2,5",
                                      "max=300", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 300);
     const int64_t want[] = {100, 100, 200, 200, 200, 300, 300, 300};
@@ -189,7 +189,7 @@ static void test_step(void **state)
 
     /* A fractional factor, computed from the start each time: 128·1.5^k rounded. */
     BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=1.5",
-                                     "epochs=1,2,3,4", NULL));
+                                     "milestones=1,2,3,4", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 648);
     const int64_t want15[] = {128, 192, 288, 432, 648, 648};
     for (int64_t e = 0; e < 6; e++)
@@ -197,7 +197,7 @@ static void test_step(void **state)
     bl_scheduler_close(s);
 
     /* A factor below 1 shrinks the batch; max_batch is then the start. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=0.5", "epochs=3",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "step", &s, "batch=128", "factor=0.5", "milestones=3",
                                      NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 128);
     expect(fx, s, at_epoch(2), 128, 1.0);
@@ -211,22 +211,24 @@ static void test_step(void **state)
     bl_scheduler_close(s);
 
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler step: option 'factor' must be > 0, got 0",
-                  open_sched(fx, "step", &s, "factor=0", "epochs=1", NULL));
+                  open_sched(fx, "step", &s, "factor=0", "milestones=1", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'factor' must be > 0, got -2",
                   open_sched(fx, "step", &s, "factor=-2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be strictly increasing, got 2 after 3",
-                  open_sched(fx, "step", &s, "epochs=1,3,2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be strictly increasing",
-                  open_sched(fx, "step", &s, "epochs=2,2", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs': epochs must be ≥ 1",
-                  open_sched(fx, "step", &s, "epochs=0,4", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones' must be strictly increasing, got 2 after 3",
+                  open_sched(fx, "step", &s, "milestones=1,3,2", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones' must be strictly increasing",
+                  open_sched(fx, "step", &s, "milestones=2,2", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'milestones': milestones must be ≥ 0",
+                  open_sched(fx, "step", &s, "milestones=-1,4", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'unit' must be epochs, steps or samples",
+                  open_sched(fx, "step", &s, "milestones=1", "unit=hours", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'max' (64) must be ≥ 'batch' (128)",
                   open_sched(fx, "step", &s, "max=64", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'batch' must be a batch size",
                   open_sched(fx, "step", &s, "batch=-5", NULL));
     /* Growing without a cap past 2^31-1 is refused, naming the epoch and the option to set. */
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "set option 'max'",
-                  open_sched(fx, "step", &s, "factor=10", "epochs=1,2,3,4,5,6,7,8", NULL));
+                  open_sched(fx, "step", &s, "factor=10", "milestones=1,2,3,4,5,6,7,8", NULL));
     assert_true(bl_test_contains(bl_errmsg(fx->ctx), "at epoch 8"));
 }
 
@@ -239,7 +241,7 @@ static void test_ramp(void **state)
 
     /* Linear 32 → 256 over 1000 samples in multiples of 32: b = 32 + 224·t rounded to the
      * nearest multiple (half away from zero). */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=32", "end=256", "samples=1000",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=32", "stop=256", "samples=1000",
                                      "multiple=32", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 256);
     expect(fx, s, at_samples(0), 32, 1.0);
@@ -252,7 +254,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Exponential 16 → 1024 over 600 samples: 16·64^t. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=16", "end=1024", "samples=600",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=16", "stop=1024", "samples=600",
                                      "shape=exponential", NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 1024);
     expect(fx, s, at_samples(0), 16, 1.0);
@@ -264,7 +266,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Over epochs (samples = 0): 10 → 20 over 2 epochs, by fractional epochs done. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=10", "end=20", "epochs=2", NULL));
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=10", "stop=20", "epochs=2", NULL));
     expect(fx, s, at_samples(0), 10, 1.0);
     expect(fx, s, at_samples(500), 13, 1.0);  /* 12.5 → 13 */
     expect(fx, s, at_samples(1000), 15, 1.0);
@@ -273,7 +275,7 @@ static void test_ramp(void **state)
     bl_scheduler_close(s);
 
     /* Downwards: max_batch is the start. */
-    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=256", "end=64", "samples=100",
+    BL_ASSERT_OK(fx->ctx, open_sched(fx, "ramp", &s, "start=256", "stop=64", "samples=100",
                                      NULL));
     assert_int_equal(bl_scheduler_max_batch(s), 256);
     expect(fx, s, at_samples(0), 256, 1.0);
@@ -281,8 +283,8 @@ static void test_ramp(void **state)
     expect(fx, s, at_samples(100), 64, 1.0);
     bl_scheduler_close(s);
 
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler ramp: option 'end' must be a batch size",
-                  open_sched(fx, "ramp", &s, "end=0", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "scheduler ramp: option 'stop' must be a batch size",
+                  open_sched(fx, "ramp", &s, "stop=0", NULL));
     assert_true(bl_test_contains(bl_errmsg(fx->ctx), "got 0"));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'start' must be a batch size",
                   open_sched(fx, "ramp", &s, "start=-1", NULL));
@@ -292,10 +294,17 @@ static void test_ramp(void **state)
                   open_sched(fx, "ramp", &s, "start=30", "multiple=32", NULL));
     BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'multiple' must be ≥ 1",
                   open_sched(fx, "ramp", &s, "multiple=0", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be > 0 when 'samples' is 0",
-                  open_sched(fx, "ramp", &s, "epochs=0", NULL));
-    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'samples' must be ≥ 0",
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'epochs' must be a positive number",
+                  open_sched(fx, "ramp", &s, "epochs=-1", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "option 'samples' must be a positive number",
                   open_sched(fx, "ramp", &s, "samples=-10", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "give only one of 'epochs', 'steps', 'samples'",
+                  open_sched(fx, "ramp", &s, "samples=10", "steps=5", NULL));
+    /* the Lua library's ramps: ends and one length required */
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "one of 'epochs', 'steps', 'samples' is required",
+                  open_sched(fx, "linear_ramp", &s, "start=8", "stop=16", NULL));
+    BL_ASSERT_ERR(fx->ctx, BL_EOPTION, "missing required option 'batch'",
+                  open_sched(fx, "warmup", &s, "start=8", "steps=10", NULL));
 }
 
 /* ---- smith ---------------------------------------------------------------------------------- */

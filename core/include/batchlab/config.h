@@ -107,7 +107,8 @@ BL_EXPORT size_t bl_config_format_value(const bl_config *cfg, size_t index, char
  * On success *out is a malloc'd string the caller frees with free(). */
 BL_EXPORT int bl_config_to_json(bl_ctx *ctx, const bl_config *cfg, char **out);
 
-/* The accepted name nearest to `name` by edit distance (at most 3 edits), or NULL. */
+/* The accepted name nearest to `name`, or NULL: the first candidate that `name` (3 or more
+ * characters) abbreviates, else the nearest by edit distance (at most 3 edits). */
 BL_EXPORT const char *bl_nearest_name(const char *name, const char *const *candidates,
                                       size_t n);
 

@@ -1,7 +1,8 @@
 /* batchlab — a batch-size recommendation from the runs of a sweep, and the fit of
  * steps-to-target S(B) = S_min + E_min/B (McCandlish et al. 2018; Shallue et al. 2018).
  *
- * The rule (the same as scripts/batchlab/recommend.lua, its Lua twin):
+ * The only implementation: Lua scripts reach it as bl.recommend / bl.fit_steps (and through
+ * scripts/batchlab/recommend.lua, a thin wrapper). The rule:
  *  1. Among completed runs that reached the target, the batch size with the lowest median
  *     time-to-target over its runs wins (ties go to the smaller batch).
  *  2. If no run reached the target, the batch of the completed run with the best final value

@@ -1,10 +1,11 @@
-/* The batch-size recommendation and the S(B) = S_min + E_min/B fit (batchlab/recommend.h).
- *
- * scripts/batchlab/recommend.lua is its Lua twin: the same rule, the same summaries and the
- * same sentences, so a sweep's script and `batchlab report` recommend the same batch. Keep
- * the two in step. (The C text adds one regime, the plateau, for batches far above B_crit.) */
+/* The batch-size recommendation and the S(B) = S_min + E_min/B fit (batchlab/recommend.h):
+ * the only implementation. Lua reaches it as bl.recommend / bl.fit_steps (l_recommend.c;
+ * scripts/batchlab/recommend.lua is a thin wrapper), so a sweep's script and `batchlab report`
+ * recommend the same batch in the same words. */
 #include "batchlab/recommend.h"
 #include "base/strbuf.h"
+
+#include "base/duration.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -82,24 +83,7 @@ static void add(text *t, const char *fmt, ...)
     va_end(ap);
 }
 
-/* As batchlab.tables formats "seconds": "4.20 s", "12.3 s", "4m 05s", "1h 02m". */
-static const char *seconds(char *buf, size_t cap, double v)
-{
-    if (v < 10)
-        snprintf(buf, cap, "%.2f s", v);
-    else if (v < 60)
-        snprintf(buf, cap, "%.1f s", v);
-    else if (v < 3600) {
-        long s = (long)floor(v + 0.5);
-        snprintf(buf, cap, "%ldm %02lds", s / 60, s % 60);
-    } else {
-        long m = (long)floor(v / 60 + 0.5);
-        snprintf(buf, cap, "%ldh %02ldm", m / 60, m % 60);
-    }
-    return buf;
-}
-
-/* recommend.lua's num(): whole numbers from 100 up, else 3 significant digits. */
+/* Whole numbers from 100 up, else 3 significant digits. */
 static const char *num(char *buf, size_t cap, double v)
 {
     snprintf(buf, cap, fabs(v) >= 100 ? "%.0f" : "%.3g", v);
@@ -202,7 +186,7 @@ static void list_batches(text *t, const double *b, size_t n, bool cap)
         add(t, "%s%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", bnum(buf, sizeof buf, b[i]));
 }
 
-/* The sentences about the fit (recommend.lua's fit_sentence), and the regime. */
+/* The sentences about the fit, and the regime. */
 static void fit_text(bl_recommendation *rec, text *t)
 {
     double bs[64], ss[64];
@@ -321,14 +305,16 @@ int bl_recommend(bl_ctx *ctx, const bl_rec_run *runs, size_t n,
         add(&t, "Batch %s reached the target fastest, with ", bnum(a, sizeof a, best->batch));
         if (best->reached > 1)
             add(&t, "a median time-to-target of %s over %d runs",
-                seconds(b, sizeof b, best->time_to_target), best->reached);
+                bl__format_seconds(b, sizeof b, best->time_to_target), best->reached);
         else
-            add(&t, "a time-to-target of %s", seconds(b, sizeof b, best->time_to_target));
+            add(&t, "a time-to-target of %s",
+                bl__format_seconds(b, sizeof b, best->time_to_target));
         if (best->reached < best->runs)
             add(&t, " (%d of its %d runs reached it)", best->reached, best->runs);
         if (second) {
             add(&t, "; the next best, batch %s, took %s (%.0f%% longer).",
-                bnum(a, sizeof a, second->batch), seconds(b, sizeof b, second->time_to_target),
+                bnum(a, sizeof a, second->batch),
+                bl__format_seconds(b, sizeof b, second->time_to_target),
                 (second->time_to_target / best->time_to_target - 1) * 100);
             if (nnever > 0) {
                 add(&t, " ");

@@ -32,12 +32,18 @@ static size_t edit_distance(const char *s, const char *t)
     return prev[m];
 }
 
-/* At most 3 edits, and fewer edits than the longer name has characters (so "xy" does not
- * suggest "lr"); on a tie the earlier candidate wins. */
+/* A name of 3 or more characters that begins a candidate is its abbreviation ("val_acc" →
+ * "val_accuracy"; the first such candidate). Otherwise at most 3 edits, and fewer edits than
+ * the longer name has characters (so "xy" does not suggest "lr"); on a tie the earlier
+ * candidate wins. The one rule for every "did you mean" (C and the Lua library). */
 const char *bl_nearest_name(const char *name, const char *const *candidates, size_t n)
 {
     if (!name || !candidates)
         return NULL;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < n && len >= 3; i++)
+        if (candidates[i] && strncmp(candidates[i], name, len) == 0)
+            return candidates[i];
     const char *best = NULL;
     size_t best_d = 4;
     for (size_t i = 0; i < n; i++) {

@@ -17,6 +17,11 @@
 /* Checks the LR part of a configuration (scaling base, warmup, schedule and its budget). */
 int bl__lr_validate(bl_ctx *ctx, const bl_train_config *cfg, int64_t base_batch);
 
+/* The factor a scaling rule puts on the learning rate at `batch` when it suits `base_batch`:
+ * 1 (none), batch / base_batch (linear, Goyal et al. 2017) or its square root (sqrt, Hoffer
+ * et al. 2017). The one place the rule is written (bl.train's lr_scaling, sweep.scaled_lr). */
+double bl__lr_scale(bl_lr_scaling rule, double batch, double base_batch);
+
 /* The effective learning rate of a step that uses `batch` samples, starting at `step` steps
  * and `samples` samples done, with the batch source's `factor`. */
 double bl__lr_at(const bl_train_config *cfg, int64_t base_batch, int64_t train_size,

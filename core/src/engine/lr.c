@@ -41,6 +41,15 @@ int bl__lr_validate(bl_ctx *ctx, const bl_train_config *cfg, int64_t base_batch)
     return BL_OK;
 }
 
+double bl__lr_scale(bl_lr_scaling rule, double batch, double base_batch)
+{
+    if (rule == BL_LR_SCALE_LINEAR)
+        return batch / base_batch;
+    if (rule == BL_LR_SCALE_SQRT)
+        return sqrt(batch / base_batch);
+    return 1.0;
+}
+
 static double progress(const bl_train_config *cfg, int64_t train_size, int64_t step,
                        int64_t samples)
 {
@@ -55,11 +64,7 @@ static double progress(const bl_train_config *cfg, int64_t train_size, int64_t s
 double bl__lr_at(const bl_train_config *cfg, int64_t base_batch, int64_t train_size,
                  int64_t batch, int64_t step, int64_t samples, double factor)
 {
-    double scale = 1.0;
-    if (cfg->lr_scaling == BL_LR_SCALE_LINEAR)
-        scale = (double)batch / (double)base_batch;
-    else if (cfg->lr_scaling == BL_LR_SCALE_SQRT)
-        scale = sqrt((double)batch / (double)base_batch);
+    double scale = bl__lr_scale(cfg->lr_scaling, (double)batch, (double)base_batch);
 
     double warm = 1.0;
     double warm_p = 1.0;

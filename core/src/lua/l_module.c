@@ -248,6 +248,9 @@ int luaopen_batchlab(lua_State *L)
     luaL_newlib(L, module_funcs);            /* [bl] */
     bl__lua_open_optim(L);                   /* [bl, optim] */
     lua_setfield(L, -2, "optim");
+    bl__lua_open_recommend(L);               /* bl.recommend, bl.fit_steps */
+    bl__lua_open_util(L);                    /* [bl, _util] */
+    lua_setfield(L, -2, "_util");
     lua_pushstring(L, bl_version());
     lua_setfield(L, -2, "version");
     return 1;

@@ -1,6 +1,9 @@
 /* bl.sweep{...}: the runs of a grid, trained one after the other with bl.train semantics.
  *
- * The grid is the cartesian product of `vary` over `base`: keys in sorted order, the first
+ * A translator onto the sweep of core/src/engine/sweep.c (batchlab/sweep.h), which owns the
+ * grid order, the order points run in, failed points, interrupts, scores and the best run.
+ * This file builds point i's bl.train table, runs it through bl__lua_train and tells the
+ * core what came of it. The grid is the cartesian product of `vary` over `base`: keys in sorted order, the first
  * key varying slowest, values in the order given (the order of batchlab.sweep.grid). `lr` in
  * `vary` sets the optimizer's learning rate; every other key is a bl.train key. A run that
  * cannot start or fails is recorded (status "failed", its message in `error`) and the sweep
@@ -14,16 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchlab/sweep.h"
 #include "lua/lbl.h"
 
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
                                          "higher_is_better", "quiet", "on_run",
                                          "tensorboard", "db", "resume", NULL};
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 /* The number of values of vary[key] (the value at the stack top): a list's length, or 1 for a
  * single non-table value. */
@@ -77,285 +76,311 @@ static void set_lr(lua_State *L, int ci)
     lua_setfield(L, ci, "optimizer");
 }
 
-/* The default score of a completed run at `ri`: time_to_target when `by_target`, else the final
- * validation loss; NAN when there is none. */
-static double default_score(lua_State *L, int ri, bool by_target)
+/* Checks the arguments and pushes them: slots 2..9 (S_NAME .. S_ON_RUN). */
+static void check_args(lua_State *L)
 {
-    double v = NAN;
-    if (by_target) {
-        if (lua_getfield(L, ri, "time_to_target") == LUA_TNUMBER)
-            v = lua_tonumber(L, -1);
+    int t = lua_getfield(L, 1, "name");
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        luaL_error(L, "bl.sweep: 'name' must be a string");
+    if (lua_getfield(L, 1, "base") != LUA_TTABLE)
+        luaL_error(L, "bl.sweep: 'base' must be a table of bl.train keys, got %s",
+                   luaL_typename(L, 3));
+    t = lua_getfield(L, 1, "vary");
+    if (t == LUA_TNIL) {
         lua_pop(L, 1);
-        return v;
+        lua_newtable(L);
+    } else if (t != LUA_TTABLE) {
+        luaL_error(L, "bl.sweep: 'vary' must be a table key → list of values, got %s",
+                   luaL_typename(L, 4));
     }
-    if (lua_getfield(L, ri, "final") == LUA_TTABLE) {
-        if (lua_getfield(L, -1, "val_loss") == LUA_TNUMBER)
-            v = lua_tonumber(L, -1);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    return v;
+    lua_getfield(L, 1, "target");
+    t = lua_getfield(L, 1, "score");
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        luaL_error(L, "bl.sweep: 'score' must be a function(run), got %s", luaL_typename(L, 6));
+    lua_getfield(L, 1, "higher_is_better");
+    t = lua_getfield(L, 1, "quiet");
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        luaL_error(L, "bl.sweep: 'quiet' must be a boolean, got %s", luaL_typename(L, 8));
+    t = lua_getfield(L, 1, "on_run");
+    if (t != LUA_TNIL && t != LUA_TFUNCTION)
+        luaL_error(L, "bl.sweep: 'on_run' must be a function(run, i, n), got %s",
+                   luaL_typename(L, 9));
 }
 
-static bool completed(lua_State *L, int ri)
+/* ---- the call: what the sweep's hooks need ------------------------------------------------- */
+
+/* Stack slots of bl__lua_sweep, the same in point_main (they are passed on as its arguments). */
+enum { S_ARGS = 1, S_NAME, S_BASE, S_VARY, S_TARGET, S_SCORE, S_HIGHER, S_QUIET, S_ON_RUN,
+       S_CALL, S_RUNS, S_ERR, S_NSLOTS = S_ERR };
+
+#define LBL_SWEEP_CALL "batchlab.SweepCall"
+
+typedef struct sweep_call {
+    lua_State *L;
+    const char *name;
+    const char **keys;        /* vary's keys as found (anchored in the vary table) */
+    size_t *at;               /* scratch: the value indices of one point, sorted key order */
+    bl_grid grid;
+    bl_sweep_summary sum;
+    bool interrupted;
+} sweep_call;
+
+static int call_gc(lua_State *L)
 {
-    lua_getfield(L, ri, "status");
-    bool ok = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "completed") == 0;
+    sweep_call *c = luaL_checkudata(L, 1, LBL_SWEEP_CALL);
+    bl_grid_free(&c->grid);
+    bl_sweep_summary_free(&c->sum);
+    return 0;
+}
+
+/* Sets cfg's values for point `index` (cfg at `ci`, params at `pi`) and pushes its label. */
+static void point_values(lua_State *L, sweep_call *c, size_t index, int ci, int pi)
+{
+    bl_grid_point(&c->grid, index, c->at);
+    lua_pushstring(L, c->name);                                          /* label */
+    for (size_t k = 0; k < c->grid.nk; k++) {
+        const char *key = c->keys[c->grid.order[k]];
+        lua_getfield(L, S_VARY, key);                                    /* [label, list] */
+        push_value(L, lua_gettop(L), (lua_Integer)c->at[k] + 1);         /* [label, list, v] */
+        lua_remove(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, pi, key);
+        luaL_tolstring(L, -1, NULL);                                     /* [label, v, s] */
+        lua_pushfstring(L, " %s=%s", key, lua_tostring(L, -1));
+        lua_replace(L, -2);                                              /* [label, v, piece] */
+        lua_insert(L, -2);                                               /* [label, piece, v] */
+        if (strcmp(key, "lr") == 0) {
+            set_lr(L, ci);
+            lua_pop(L, 1);
+        } else {
+            lua_setfield(L, ci, key);
+        }
+        lua_concat(L, 2);                                                /* [label] */
+    }
+}
+
+/* Sets t[key] = the value at `vi` unless that is nil or t has the key already. */
+static void set_default(lua_State *L, int t, const char *key, int vi)
+{
+    if (lua_isnil(L, vi))
+        return;
+    if (lua_getfield(L, t, key) == LUA_TNIL) {
+        lua_pushvalue(L, vi);
+        lua_setfield(L, t, key);
+    }
     lua_pop(L, 1);
+}
+
+/* Point `index` (argument S_NSLOTS + 1; slots as in bl__lua_sweep): builds its bl.train table,
+ * runs it, stores the run table in runs[index + 1]. Raises only on misuse or an interrupt. */
+static int point_main(lua_State *L)
+{
+    sweep_call *c = lua_touserdata(L, S_CALL);
+    size_t index = (size_t)lua_tointeger(L, S_NSLOTS + 1);
+    lua_newtable(L);                                                     /* cfg = copy of base */
+    int ci = lua_gettop(L);
+    for (lua_pushnil(L); lua_next(L, S_BASE); lua_rawset(L, ci)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+    }
+    lua_newtable(L);
+    int pi = lua_gettop(L);                                              /* params */
+    point_values(L, c, index, ci, pi);
+    int li = lua_gettop(L);                                              /* label */
+    set_default(L, ci, "label", li);
+    set_default(L, ci, "target", S_TARGET);
+    if (!lua_isnil(L, S_QUIET)) {
+        lua_pushvalue(L, S_QUIET);
+        lua_setfield(L, ci, "quiet");
+    }
+    lua_getfield(L, S_ARGS, "tensorboard");    /* DIR: each run writes DIR/<its label> */
+    set_default(L, ci, "tensorboard", lua_gettop(L));
+    lua_settop(L, li);
+    bl__lua_store_sweep(L, S_ARGS, ci, c->name);   /* db, experiment, resume (l_store.c) */
+
+    lua_pushcfunction(L, bl__lua_train);
+    lua_pushvalue(L, ci);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lbl_state *st = bl__lua_state(L);
+        if (st->interrupted || (st->interrupt && *st->interrupt)) {
+            c->interrupted = true;
+            return lua_error(L);
+        }
+        const char *msg = bl__lua_errstring(L, -1);
+        lua_createtable(L, 0, 8);
+        lua_pushliteral(L, "failed");
+        lua_setfield(L, -2, "status");
+        lua_pushliteral(L, "error");
+        lua_setfield(L, -2, "stopped_by");
+        lua_pushstring(L, msg);
+        lua_setfield(L, -2, "error");
+        lua_remove(L, -2);
+        for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
+            const char *key = c->keys[c->grid.order[k]];
+            if (strcmp(key, "lr") != 0) {
+                lua_getfield(L, pi, key);
+                lua_setfield(L, -2, key);
+            }
+        }
+        lua_pushvalue(L, li);
+        lua_setfield(L, -2, "label");
+    }
+    lua_pushvalue(L, pi);
+    lua_setfield(L, -2, "params");
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_setfield(L, -2, "index");
+    lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+    return 0;
+}
+
+/* What the sweep needs of the run table at the top. */
+static void read_point(lua_State *L, bl_sweep_point *p)
+{
+    int ri = lua_gettop(L);
+    lua_getfield(L, ri, "status");
+    const char *status = lua_tostring(L, -1);
+    p->status = !status ? BL_SWEEP_OTHER
+                : strcmp(status, "completed") == 0 ? BL_SWEEP_COMPLETED
+                : strcmp(status, "failed") == 0 ? BL_SWEEP_FAILED : BL_SWEEP_OTHER;
+    p->resumed = lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN;
+    p->has_target_time = lua_getfield(L, ri, "time_to_target") == LUA_TNUMBER;
+    p->time_to_target = p->has_target_time ? lua_tonumber(L, -1) : NAN;
+    if (lua_getfield(L, ri, "final") == LUA_TTABLE && lua_getfield(L, -1, "val_loss") ==
+        LUA_TNUMBER)
+        p->val_loss = lua_tonumber(L, -1);
+    lua_settop(L, ri);
+}
+
+/* A Lua error at the top: kept in S_ERR for bl__lua_sweep to raise again. */
+static int keep_error(lua_State *L, int code)
+{
+    lua_replace(L, S_ERR);
+    return code;
+}
+
+static int hook_run(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *out)
+{
+    sweep_call *c = user;
+    lua_State *L = c->L;
+    lua_pushcfunction(L, point_main);
+    for (int i = 1; i <= S_NSLOTS; i++)
+        lua_pushvalue(L, i);
+    lua_pushinteger(L, (lua_Integer)index);
+    if (lua_pcall(L, S_NSLOTS + 1, 0, 0) != LUA_OK)
+        return keep_error(L, c->interrupted ? BL_EINTERRUPTED : BL_ESCRIPT);
+    lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);
+    read_point(L, out);
+    lua_pop(L, 1);
+    return BL_OK;
+}
+
+static int hook_on_point(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
+                         size_t total)
+{
+    lua_State *L = ((sweep_call *)user)->L;
+    if (lua_isnil(L, S_ON_RUN))
+        return BL_OK;
+    lua_pushvalue(L, S_ON_RUN);
+    lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_pushinteger(L, (lua_Integer)total);
+    return lua_pcall(L, 3, 0, 0) == LUA_OK ? BL_OK : keep_error(L, BL_ESCRIPT);
+}
+
+static int hook_score(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
+                      double *score)
+{
+    lua_State *L = ((sweep_call *)user)->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, bl__lua_traceback);
+    lua_pushvalue(L, S_SCORE);
+    lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);
+    if (lua_pcall(L, 1, 1, top + 1) != LUA_OK) {
+        lua_pushfstring(L, "bl.sweep: score function: %s", lua_tostring(L, -1));
+        return keep_error(L, BL_ESCRIPT);
+    }
+    int ok = BL_OK;
+    if (lua_type(L, -1) == LUA_TNUMBER)
+        *score = lua_tonumber(L, -1);
+    else if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
+        lua_pushfstring(L, "bl.sweep: the score function returned a %s; expected a number "
+                           "(or nil for a run that does not count)", luaL_typename(L, -1));
+        ok = keep_error(L, BL_ESCRIPT);
+    }
+    lua_settop(L, top);
     return ok;
 }
 
 /* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =}
- * → {name =, runs = {...}, best = run | nil, failed = n, total = n} */
+ * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n} */
 int bl__lua_sweep(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_checkstack(L, 40, "bl.sweep");
     bl__lua_check_keys(L, 1, sweep_keys, "bl.sweep");
-    const char *name = "sweep";
-    if (lua_getfield(L, 1, "name") != LUA_TNIL) {                        /* 2: name */
-        if (lua_type(L, 2) != LUA_TSTRING)
-            return luaL_error(L, "bl.sweep: 'name' must be a string");
-        name = lua_tostring(L, 2);
-    }
-    if (lua_getfield(L, 1, "base") != LUA_TTABLE)                        /* 3: base */
-        return luaL_error(L, "bl.sweep: 'base' must be a table of bl.train keys, got %s",
-                          luaL_typename(L, 3));
-    int vt = lua_getfield(L, 1, "vary");                                 /* 4: vary */
-    if (vt == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-    } else if (vt != LUA_TTABLE) {
-        return luaL_error(L, "bl.sweep: 'vary' must be a table key → list of values, got %s",
-                          luaL_typename(L, 4));
-    }
-    lua_getfield(L, 1, "target");                                        /* 5: target */
-    int st_score = lua_getfield(L, 1, "score");                          /* 6: score */
-    if (st_score != LUA_TNIL && st_score != LUA_TFUNCTION)
-        return luaL_error(L, "bl.sweep: 'score' must be a function(run), got %s",
-                          luaL_typename(L, 6));
-    lua_getfield(L, 1, "higher_is_better");                              /* 7 */
-    bool higher = lua_toboolean(L, 7);
-    int qt = lua_getfield(L, 1, "quiet");                                /* 8: quiet */
-    if (qt != LUA_TNIL && qt != LUA_TBOOLEAN)
-        return luaL_error(L, "bl.sweep: 'quiet' must be a boolean, got %s", luaL_typename(L, 8));
-    int ot = lua_getfield(L, 1, "on_run");                               /* 9: on_run */
-    if (ot != LUA_TNIL && ot != LUA_TFUNCTION)
-        return luaL_error(L, "bl.sweep: 'on_run' must be a function(run, i, n), got %s",
-                          luaL_typename(L, 9));
-
-    /* the keys of vary, sorted; the strings stay anchored in the vary table */
+    check_args(L);                                                       /* slots 2..9 */
     size_t nk = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 4)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
+    for (lua_pushnil(L); lua_next(L, S_VARY); lua_pop(L, 1), nk++)
+        if (lua_type(L, -2) != LUA_TSTRING)
             return luaL_error(L, "bl.sweep: vary keys must be names, got a %s key",
-                              luaL_typename(L, -1));
-        nk++;
+                              luaL_typename(L, -2));
+    sweep_call *c = lua_newuserdatauv(L, sizeof *c, 0);                 /* S_CALL */
+    memset(c, 0, sizeof *c);
+    if (luaL_newmetatable(L, LBL_SWEEP_CALL)) {
+        lua_pushcfunction(L, call_gc);
+        lua_setfield(L, -2, "__gc");
     }
-    const char **keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *keys, 0);   /* 10 */
-    lua_Integer *len = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *len, 0);     /* 11 */
-    lua_Integer *at = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *at, 0);       /* 12 */
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 0, 0);                                            /* S_RUNS */
+    lua_pushnil(L);                                                      /* S_ERR */
+    c->L = L;
+    c->name = lua_isnil(L, S_NAME) ? "sweep" : lua_tostring(L, S_NAME);
+    c->keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->keys, 0);  /* kept on the stack */
+    c->at = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->at, 0);
+    size_t *len = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *len, 0);
     size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 4)) {
-        lua_pop(L, 1);
-        keys[k++] = lua_tostring(L, -1);
+    for (lua_pushnil(L); lua_next(L, S_VARY); lua_pop(L, 1), k++) {
+        c->keys[k] = lua_tostring(L, -2);
+        len[k] = (size_t)count_values(L, c->keys[k]);
     }
-    qsort(keys, nk, sizeof *keys, cmp_names);
-    lua_Integer total = 1;
-    for (k = 0; k < nk; k++) {
-        lua_getfield(L, 4, keys[k]);
-        len[k] = count_values(L, keys[k]);
-        lua_pop(L, 1);
-        at[k] = 1;
-        if (total > ((lua_Integer)1 << 40) / len[k])
-            return luaL_error(L, "bl.sweep: the grid is too large");
-        total *= len[k];
-    }
-
-    lua_createtable(L, 0, 6);                                            /* 13: result */
-    lua_pushstring(L, name);
-    lua_setfield(L, 13, "name");
-    lua_createtable(L, total < (1 << 16) ? (int)total : 0, 0);           /* 14: runs */
-    lua_Integer failed = 0, resumed = 0;
     lbl_state *st = bl__lua_state(L);
+    if (bl_grid_init(st->ctx, &c->grid, c->keys, len, nk) != BL_OK)
+        return bl__lua_raise(L, st->ctx, "bl.sweep");
 
-    for (lua_Integer r = 1; r <= total; r++) {
-        int top = lua_gettop(L);
-        /* cfg = copy of base, with this run's values */
-        lua_newtable(L);                                                 /* cfg */
-        int ci = lua_gettop(L);
-        lua_pushnil(L);
-        while (lua_next(L, 3)) {
-            lua_pushvalue(L, -2);
-            lua_insert(L, -2);
-            lua_rawset(L, ci);
-        }
-        lua_newtable(L);                                                 /* params */
-        int pi = lua_gettop(L);
-        for (k = 0; k < nk; k++) {
-            lua_getfield(L, 4, keys[k]);                                 /* [list] */
-            push_value(L, lua_gettop(L), at[k]);                         /* [list, v] */
-            lua_remove(L, -2);                                           /* [v] */
-            lua_pushvalue(L, -1);
-            lua_setfield(L, pi, keys[k]);
-            if (strcmp(keys[k], "lr") == 0) {
-                set_lr(L, ci);
-                lua_pop(L, 1);
-            } else {
-                lua_setfield(L, ci, keys[k]);
-            }
-        }
-        /* label "name batch=32 seed=1" */
-        lua_pushstring(L, name);                                         /* label */
-        int li = lua_gettop(L);
-        for (k = 0; k < nk; k++) {
-            lua_getfield(L, pi, keys[k]);                                /* [label, v] */
-            luaL_tolstring(L, -1, NULL);                                 /* [label, v, s] */
-            lua_pushfstring(L, " %s=%s", keys[k], lua_tostring(L, -1));
-            lua_replace(L, -3);                                          /* [label, piece, s] */
+    bl_sweep_options opts = {.points = c->grid.total, .higher_is_better =
+                             lua_toboolean(L, S_HIGHER)};
+    bl_sweep_hooks hooks = {.user = c, .run = hook_run, .on_point = hook_on_point,
+                            .score = lua_isnil(L, S_SCORE) ? NULL : hook_score};
+    int rc = bl_sweep_run(st->ctx, &opts, &hooks, NULL, &c->sum);
+    if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
+        lua_pushvalue(L, S_ERR);
+        return lua_error(L);
+    }
+    if (rc != BL_OK)
+        return bl__lua_raise(L, st->ctx, "bl.sweep");
+
+    lua_createtable(L, 0, 6);                                            /* the result */
+    lua_pushstring(L, c->name);
+    lua_setfield(L, -2, "name");
+    for (size_t i = 0; i < c->sum.total; i++)
+        if (isfinite(c->sum.points[i].score)) {
+            lua_rawgeti(L, S_RUNS, (lua_Integer)i + 1);
+            lua_pushnumber(L, c->sum.points[i].score);
+            lua_setfield(L, -2, "score");
             lua_pop(L, 1);
-            lua_concat(L, 2);                                            /* [label] */
         }
-        if (lua_getfield(L, ci, "label") == LUA_TNIL) {
-            lua_pushvalue(L, li);
-            lua_setfield(L, ci, "label");
-        }
-        lua_settop(L, li);
-        if (!lua_isnil(L, 5)) {
-            if (lua_getfield(L, ci, "target") == LUA_TNIL) {
-                lua_pushvalue(L, 5);
-                lua_setfield(L, ci, "target");
-            }
-            lua_settop(L, li);
-        }
-        if (!lua_isnil(L, 8)) {
-            lua_pushvalue(L, 8);
-            lua_setfield(L, ci, "quiet");
-        }
-        /* tensorboard = "DIR": each run writes DIR/<its label> (a run's own key wins) */
-        if (lua_getfield(L, 1, "tensorboard") != LUA_TNIL &&
-            lua_getfield(L, ci, "tensorboard") == LUA_TNIL) {
-            lua_pop(L, 1);
-            lua_setfield(L, ci, "tensorboard");
-        }
-        lua_settop(L, li);
-        bl__lua_store_sweep(L, 1, ci, name);   /* db, experiment, resume (l_store.c) */
-
-        /* the run */
-        lua_pushcfunction(L, bl__lua_train);
-        lua_pushvalue(L, ci);
-        if (lua_pcall(L, 1, 1, 0) != LUA_OK) {                           /* [.., run|msg] */
-            if (st->interrupted || (st->interrupt && *st->interrupt))
-                return lua_error(L);
-            const char *msg = bl__lua_errstring(L, -1);
-            lua_createtable(L, 0, 8);
-            lua_pushliteral(L, "failed");
-            lua_setfield(L, -2, "status");
-            lua_pushliteral(L, "error");
-            lua_setfield(L, -2, "stopped_by");
-            lua_pushstring(L, msg);
-            lua_setfield(L, -2, "error");
-            lua_remove(L, -2);
-            /* echo the parameters, as a run that started would */
-            for (k = 0; k < nk; k++) {
-                if (strcmp(keys[k], "lr") == 0)
-                    continue;
-                lua_getfield(L, pi, keys[k]);
-                lua_setfield(L, -2, keys[k]);
-            }
-            lua_pushvalue(L, li);
-            lua_setfield(L, -2, "label");
-        }
-        int ri = lua_gettop(L);
-        lua_getfield(L, ri, "status");
-        if (strcmp(lua_tostring(L, -1), "failed") == 0)
-            failed++;
-        lua_pop(L, 1);
-        if (lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN)
-            resumed++;
-        lua_pop(L, 1);
-        lua_pushvalue(L, pi);
-        lua_setfield(L, ri, "params");
-        lua_pushinteger(L, r);
-        lua_setfield(L, ri, "index");
-        lua_pushvalue(L, ri);
-        lua_rawseti(L, 14, r);
-        if (!lua_isnil(L, 9)) {
-            lua_pushvalue(L, 9);
-            lua_pushvalue(L, ri);
-            lua_pushinteger(L, r);
-            lua_pushinteger(L, total);
-            lua_call(L, 3, 0);
-        }
-        lua_settop(L, top);
-        /* the odometer: the last key fastest */
-        for (size_t kk = nk; kk-- > 0;) {
-            if (++at[kk] <= len[kk])
-                break;
-            at[kk] = 1;
-        }
+    lua_pushvalue(L, S_RUNS);
+    lua_setfield(L, -2, "runs");
+    if (c->sum.best != SIZE_MAX) {
+        lua_rawgeti(L, S_RUNS, (lua_Integer)c->sum.best + 1);
+        lua_setfield(L, -2, "best");
     }
-
-    /* scores and the best run */
-    bool by_target = false;
-    if (lua_isnil(L, 6)) {
-        for (lua_Integer r = 1; r <= total && !by_target; r++) {
-            lua_rawgeti(L, 14, r);
-            if (completed(L, -1) && lua_getfield(L, -1, "time_to_target") == LUA_TNUMBER)
-                by_target = true;
-            lua_settop(L, 14);
-        }
-    }
-    lua_Integer best = 0;
-    double best_score = NAN;
-    for (lua_Integer r = 1; r <= total; r++) {
-        lua_rawgeti(L, 14, r);                                           /* 15: run */
-        if (!completed(L, 15)) {
-            lua_settop(L, 14);
-            continue;
-        }
-        double s = NAN;
-        if (lua_isnil(L, 6)) {
-            s = default_score(L, 15, by_target);
-        } else {
-            lua_pushcfunction(L, bl__lua_traceback);
-            lua_pushvalue(L, 6);
-            lua_pushvalue(L, 15);
-            if (lua_pcall(L, 1, 1, 16) != LUA_OK)
-                return luaL_error(L, "bl.sweep: score function: %s", lua_tostring(L, -1));
-            if (lua_type(L, -1) == LUA_TNUMBER)
-                s = lua_tonumber(L, -1);
-            else if (!lua_isnil(L, -1) && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
-                return luaL_error(L, "bl.sweep: the score function returned a %s; expected a "
-                                     "number (or nil for a run that does not count)",
-                                  luaL_typename(L, -1));
-        }
-        if (isfinite(s)) {
-            lua_pushnumber(L, s);
-            lua_setfield(L, 15, "score");
-            if (best == 0 || (higher ? s > best_score : s < best_score)) {
-                best = r;
-                best_score = s;
-            }
-        }
-        lua_settop(L, 14);
-    }
-    lua_pushvalue(L, 14);
-    lua_setfield(L, 13, "runs");
-    if (best > 0) {
-        lua_rawgeti(L, 14, best);
-        lua_setfield(L, 13, "best");
-    }
-    lua_pushinteger(L, failed);
-    lua_setfield(L, 13, "failed");
-    lua_pushinteger(L, resumed);
-    lua_setfield(L, 13, "resumed");
-    lua_pushinteger(L, total);
-    lua_setfield(L, 13, "total");
-    lua_pushvalue(L, 13);
+    lua_pushinteger(L, (lua_Integer)c->sum.failed);
+    lua_setfield(L, -2, "failed");
+    lua_pushinteger(L, (lua_Integer)c->sum.resumed);
+    lua_setfield(L, -2, "resumed");
+    lua_pushinteger(L, (lua_Integer)c->sum.total);
+    lua_setfield(L, -2, "total");
     return 1;
 }

@@ -40,7 +40,7 @@ local base = { dataset = data, model = bl.model("mlp", { hidden = { 32 } }), epo
 local target = { metric = "val_accuracy", at_least = 0.7 }
 bl.sweep { name = "real", base = base, vary = { batch = { 16, 32, 64 }, seed = { 1, 2 } },
            target = target }
-base.batch = bl.scheduler("ramp", { start = 16, ["end"] = 64, epochs = 2 })
+base.batch = bl.scheduler("ramp", { start = 16, stop = 64, epochs = 2 })
 base.experiment, base.label, base.target = "real", "ramp <b>&", target
 bl.train(base)'
     expect_status 0

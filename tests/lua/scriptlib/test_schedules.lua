@@ -40,13 +40,13 @@ T.test("constant", function()
   T.eq(math.type(s(st {})), "integer")
   T.eq(S.constant { batch = 16 }(st {}), 16)
   T.eq(S.constant(32.0)(st {}), 32)
-  T.raises(function() S.constant(0) end, "schedules.constant: the batch must be an integer ≥ 1, got 0", HERE)
-  T.raises(function() S.constant(1.5) end, "got 1.5", HERE)
-  T.raises(function() S.constant("64") end, "got string", HERE)
+  T.raises(function() S.constant(0) end, "scheduler constant: option 'batch' must be a batch size in 1..2^31-1, got 0", HERE)
+  T.raises(function() S.constant(1.5) end, "got a number (1.5)", HERE)
+  T.raises(function() S.constant("64") end, "got a string", HERE)
 end)
 
 T.test("step: milestones in epochs, capped", function()
-  local s = S.step { batch = 64, factor = 2, epochs = { 2, 4 }, max = 200 }
+  local s = S.step { batch = 64, factor = 2, milestones = { 2, 4 }, max = 200 }
   T.same(at_epochs(s, { 0, 1, 1.999, 2, 3.5, 4, 10 }), { 64, 64, 64, 128, 128, 200, 200 })
   T.eq(s.max_batch, 200)
   T.eq(s.name, "step")
@@ -55,38 +55,42 @@ T.test("step: milestones in epochs, capped", function()
   T.eq(math.type(s(st { ep = 3 })), "integer")
 end)
 
-T.test("step: milestones alias, steps and samples units, uncapped", function()
+T.test("step: milestones in steps and samples units, uncapped", function()
   local s = S.step { batch = 32, milestones = { 1 } }
   T.same(at_epochs(s, { 0, 1 }), { 32, 64 })
   T.eq(s.max_batch, 64)
-  local by_steps = S.step { batch = 10, factor = 3, steps = { 100, 200 } }
+  local by_steps = S.step { batch = 10, factor = 3, milestones = { 100, 200 }, unit = "steps" }
   T.same(seq(by_steps, { st { step = 0 }, st { step = 99 }, st { step = 100 }, st { step = 250 } }),
     { 10, 10, 30, 90 })
   T.eq(by_steps.max_batch, 90)
-  local by_samples = S.step { batch = 8, samples = { 500 }, name = "mine" }
+  local by_samples = S.step { batch = 8, milestones = { 500 }, unit = "samples", name = "mine" }
   T.same(seq(by_samples, { st { samples = 499 }, st { samples = 500 } }), { 8, 16 })
   T.eq(by_samples.name, "mine")
   -- a factor below 1 shrinks the batch; max_batch is then the initial batch
-  local shrink = S.step { batch = 256, factor = 0.5, epochs = { 1, 2 } }
+  local shrink = S.step { batch = 256, factor = 0.5, milestones = { 1, 2 } }
   T.same(at_epochs(shrink, { 0, 1, 2 }), { 256, 128, 64 })
   T.eq(shrink.max_batch, 256)
 end)
 
 T.test("step: errors", function()
-  T.raises(function() S.step { batch = 64, epochs = { 4, 2 } } end,
-    "schedules.step: 'epochs' must be an increasing list of epochs", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 4, 2 } } end,
+    "scheduler step: option 'milestones' must be strictly increasing, got 2 after 4", HERE)
   T.raises(function() S.step { batch = 64, milestones = { 1, 1 } } end,
-    "schedules.step: 'milestones' must be an increasing list of epochs", HERE)
-  T.raises(function() S.step { batch = 64, epochs = {} } end, "increasing list", HERE)
-  T.raises(function() S.step { batch = 64, steps = { -1 } } end, "'steps' must be an increasing list of steps", HERE)
-  T.raises(function() S.step { batch = 64 } end, "one of 'milestones', 'epochs', 'steps', 'samples' is required", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, steps = { 1 } } end, "give only one of", HERE)
-  T.raises(function() S.step { epochs = { 1 } } end, "schedules.step: option 'batch' is required", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, milestone = { 2 } } end,
-    "unknown option 'milestone' (did you mean 'milestones'?)", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, max = 32 } end, "'max' must be ≥ 'batch'", HERE)
-  T.raises(function() S.step { batch = 64, epochs = { 1 }, factor = 0 } end, "'factor' must be greater than 0", HERE)
-  T.raises(function() S.step { batch = 64, factor = 100, epochs = { 1, 2, 3, 4, 5, 6 } } end, "set 'max'", HERE)
+    "scheduler step: option 'milestones' must be strictly increasing", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { -1 }, unit = "steps" } end,
+    "option 'milestones': milestones must be ≥ 0", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, unit = "hours" } end,
+    "option 'unit' must be epochs, steps or samples", HERE)
+  -- the plugin's defaults: no milestones is a constant batch, the batch defaults to 128
+  T.same(at_epochs(S.step { batch = 64, milestones = {} }, { 0, 9 }), { 64, 64 })
+  T.same(at_epochs(S.step { batch = 64 }, { 0, 9 }), { 64, 64 })
+  T.same(at_epochs(S.step { milestones = { 1 } }, { 0, 1 }), { 128, 256 })
+  T.raises(function() S.step { batch = 64, epochs = { 1 } } end, "unknown option 'epochs'", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, milestone = { 2 } } end,
+    "unknown option 'milestone'; did you mean 'milestones'?", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, max = 32 } end, "option 'max' (32) must be ≥ 'batch' (64)", HERE)
+  T.raises(function() S.step { batch = 64, milestones = { 1 }, factor = 0 } end, "option 'factor' must be > 0", HERE)
+  T.raises(function() S.step { batch = 64, factor = 100, milestones = { 1, 2, 3, 4, 5, 6 } } end, "set option 'max'", HERE)
   T.raises(function() S.step(64) end, "schedules.step: expected a table of options, got number", HERE)
 end)
 
@@ -109,7 +113,7 @@ T.test("smith: grow the batch, then decay the LR by the remaining factor", funct
     T.near(lrs[n] / bs[n], 1 / (128 * 5 ^ (n - 1)), 1e-12, "lr/B after " .. (n - 1) .. " milestones")
   end
   -- without a cap, only the batch grows
-  local u = S.smith { batch = 32, factor = 2, epochs = { 1, 2 } }
+  local u = S.smith { batch = 32, factor = 2, milestones = { 1, 2 } }
   bs, lrs = at_epochs(u, { 0, 1, 2 })
   T.same(bs, { 32, 64, 128 })
   T.same(lrs, { 1, 1, 1 })
@@ -122,11 +126,12 @@ T.test("smith: grow the batch, then decay the LR by the remaining factor", funct
 end)
 
 T.test("smith: errors", function()
-  T.raises(function() S.smith { batch = 128, milestones = { 1 } } end,
-    "schedules.smith: option 'factor' is required", HERE)
-  T.raises(function() S.smith { batch = 128, factor = 1, milestones = { 1 } } end, "greater than 1", HERE)
+  -- the plugin's defaults: factor 5 and milestones 60, 120, 160 (the paper's)
+  T.same(at_epochs(S.smith { batch = 128, milestones = { 1 } }, { 0, 1 }), { 128, 640 })
+  T.same(at_epochs(S.smith {}, { 59, 60, 120, 160 }), { 128, 640, 3200, 16000 })
+  T.raises(function() S.smith { batch = 128, factor = 1, milestones = { 1 } } end, "option 'factor' must be > 1", HERE)
   T.raises(function() S.smith { batch = 128, factor = 2, milestones = { 2, 1 } } end,
-    "schedules.smith: 'milestones' must be an increasing list of epochs", HERE)
+    "scheduler smith: option 'milestones' must be strictly increasing", HERE)
 end)
 
 T.test("linear_ramp", function()
@@ -144,8 +149,9 @@ T.test("linear_ramp", function()
   -- every value is an integer
   for i = 0, 1000, 37 do T.eq(math.type(s(st { samples = i })), "integer") end
   T.raises(function() S.linear_ramp { start = 32, stop = 256 } end, "one of 'epochs', 'steps', 'samples' is required", HERE)
-  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = 0 } end, "'epochs' must be a positive number", HERE)
-  T.raises(function() S.linear_ramp { start = 32, epochs = 1 } end, "option 'stop' is required", HERE)
+  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = -1 } end, "option 'epochs' must be a positive number", HERE)
+  T.raises(function() S.linear_ramp { start = 32, stop = 256, epochs = 0 } end, "one of 'epochs', 'steps', 'samples' is required", HERE)
+  T.raises(function() S.linear_ramp { start = 32, epochs = 1 } end, "missing required option 'stop'", HERE)
 end)
 
 T.test("exponential_ramp", function()
@@ -170,8 +176,8 @@ T.test("warmup", function()
   local m = S.warmup { batch = 128, start = 16, steps = 100, multiple = 16 }
   T.same(seq(m, { st { step = 0 }, st { step = 50 }, st { step = 100 } }), { 16, 80, 128 })
   T.raises(function() S.warmup { batch = 128, start = 16, steps = 100, multiple = 32 } end,
-    "schedules.warmup: 'start' (16) must be a multiple of 'multiple' (32)", HERE)
-  T.raises(function() S.warmup { batch = 128, epochs = 1 } end, "schedules.warmup: option 'start' is required", HERE)
+    "scheduler warmup: option 'start' (16) must be a multiple of 'multiple' (32)", HERE)
+  T.raises(function() S.warmup { batch = 128, epochs = 1 } end, "scheduler warmup: missing required option 'start'", HERE)
 end)
 
 T.test("piecewise", function()
@@ -233,18 +239,18 @@ T.test("gns: options and defaults", function()
   T.eq(d.max_batch, 4096)
   T.eq(S.gns { multiple = 32 } { step = 0 }, 32, "default min: the first multiple ≥ 16")
   T.raises(function() S.gns { max = 100, multiple = 32 } end,
-    "schedules.gns: 'max' (100) must be a multiple of 'multiple' (32)", HERE)
+    "scheduler gns: option 'max' (100) must be a multiple of 'multiple' (32)", HERE)
   T.raises(function() S.gns { max = 64, min = 128 } end, "'min' (128) must be ≤ 'max' (64)", HERE)
-  T.raises(function() S.gns { max = 64, batch = 128 } end, "'batch' (128) must lie within [min, max] = [16, 64]", HERE)
-  T.raises(function() S.gns { max = 64, monotonic = "yes" } end, "'monotonic' must be a boolean", HERE)
-  T.raises(function() S.gns { monotone = false } end, "unknown option 'monotone' (did you mean 'monotonic'?)", HERE)
+  T.raises(function() S.gns { max = 64, batch = 128 } end, "option 'batch' (128) must be in [min, max] = [16, 64]", HERE)
+  T.raises(function() S.gns { max = 64, monotonic = "yes" } end, "option 'monotonic' must be a boolean", HERE)
+  T.raises(function() S.gns { monotone = false } end, "unknown option 'monotone'; did you mean 'monotonic'?", HERE)
 end)
 
 T.test("schedules allocate nothing per call", function()
   local state = st { ep = 0.5, step = 500, gns = 300 }
   local list = {
     S.constant(32),
-    S.step { batch = 64, epochs = { 1, 2, 3 }, max = 256 },
+    S.step { batch = 64, milestones = { 1, 2, 3 }, max = 256 },
     S.smith { batch = 64, factor = 2, milestones = { 0.25, 2 }, max = 100 },
     S.linear_ramp { start = 32, stop = 256, epochs = 1, multiple = 8 },
     S.exponential_ramp { start = 32, stop = 256, epochs = 1 },

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/duration.h"
 #include "batchlab/version.h"
 #include "results/report/report_internal.h"
 #include "results/report/svg_chart.h"
@@ -82,23 +83,14 @@ static const char script[] =
     "  });\n"
     "});\n";
 
-/* As batchlab.tables formats seconds (and recommend.c), but in ms below a second. */
+/* bl__format_seconds, but in ms below a second. */
 static const char *seconds(char *buf, size_t cap, double v)
 {
-    if (v < 1)
+    if (v < 1) {
         snprintf(buf, cap, "%.3g ms", v * 1000);
-    else if (v < 10)
-        snprintf(buf, cap, "%.2f s", v);
-    else if (v < 60)
-        snprintf(buf, cap, "%.1f s", v);
-    else if (v < 3600) {
-        long s = (long)floor(v + 0.5);
-        snprintf(buf, cap, "%ldm %02lds", s / 60, s % 60);
-    } else {
-        long m = (long)floor(v / 60 + 0.5);
-        snprintf(buf, cap, "%ldh %02ldm", m / 60, m % 60);
+        return buf;
     }
-    return buf;
+    return bl__format_seconds(buf, cap, v);
 }
 
 /* ---- the recommendation ------------------------------------------------------------------- */

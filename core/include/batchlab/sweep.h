@@ -1,0 +1,158 @@
+/* batchlab — a sweep: the points of a grid run one after another, scored, with a best run.
+ *
+ * The sweep owns what every front end (bl.sweep today; a CLI command or an MPI driver later)
+ * would otherwise write again: the grid's order, the order the points are handed out, what a
+ * failed or resumed point means, when the sweep stops, the scores and the best point. Points
+ * are opaque to it: it hands out indices 0..n-1, and the caller's hooks build point i, run it
+ * and say what came of it (a bl_sweep_point). It knows nothing of Lua or of the store.
+ *
+ * Who runs a point is the executor's business (the seam for isolated and distributed runs):
+ *
+ *     bl_sweep_run ──► executor->execute(executor, sweep, ctx)
+ *                        loop: bl_sweep_next_index(sweep, &i)    the work queue: 0, 1, ..., n-1
+ *                              bl_sweep_run_point(sweep, ctx, i, &p)   resume hook, then run hook
+ *                              bl_sweep_record(sweep, ctx, i, &p)      counts, on_point hook
+ *                  ◄── scores and the best point, over the recorded points in index order
+ *
+ * bl_sweep_inprocess() is the only executor today: it runs each point in this process, in
+ * order. A fork-per-run executor calls bl_sweep_run_point in a child and sends the plain
+ * bl_sweep_point back over a pipe; an MPI executor lets rank 0 hand out the indices of
+ * bl_sweep_next_index to worker ranks and record what they send back. Neither changes the
+ * callers: they pass hooks and get the same summary.
+ */
+#ifndef BATCHLAB_SWEEP_H
+#define BATCHLAB_SWEEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "batchlab/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the grid ------------------------------------------------------------------------------ */
+
+/* The cartesian product of nk lists: keys in sorted (strcmp) order, the first key varying
+ * slowest, each key's values in the order given — like nested loops in key order. */
+typedef struct bl_grid {
+    size_t nk;          /* number of keys */
+    size_t total;       /* number of points: the product of the lengths (1 when nk is 0) */
+    size_t *order;      /* order[k]: position (in the arrays given) of the k-th sorted key */
+    size_t *len;        /* len[k]: the number of values of the k-th sorted key */
+} bl_grid;
+
+/* Makes the grid of nk keys (names[i] has len[i] ≥ 1 values; names are not copied and need
+ * not outlive the call). BL_EINVAL when a length is 0 (the message names the key) or the
+ * grid has more than 2^40 points, BL_ENOMEM; on error *grid is zeroed. Release with
+ * bl_grid_free. */
+BL_EXPORT int bl_grid_init(bl_ctx *ctx, bl_grid *grid, const char *const *names,
+                           const size_t *len, size_t nk);
+
+/* The values of point `index` (0 ≤ index < total): at[k] (0-based) is the value index of the
+ * k-th sorted key (whose position in the arrays given is grid->order[k]). */
+BL_EXPORT void bl_grid_point(const bl_grid *grid, size_t index, size_t *at);
+
+/* Releases a grid; a zeroed or released grid is fine. */
+BL_EXPORT void bl_grid_free(bl_grid *grid);
+
+/* ---- the sweep ----------------------------------------------------------------------------- */
+
+typedef enum {
+    BL_SWEEP_COMPLETED = 0,  /* finished normally: it is scored */
+    BL_SWEEP_FAILED = 1,     /* could not start or failed: counted in `failed`, not scored */
+    BL_SWEEP_OTHER = 2       /* ended otherwise (diverged, stopped): neither */
+} bl_sweep_status;
+
+/* What came of one point: all the sweep needs, plain data (a child process or another rank
+ * can send it as it is). */
+typedef struct bl_sweep_point {
+    bl_sweep_status status;
+    bool resumed;            /* given back from an earlier sweep instead of trained */
+    bool has_target_time;    /* the run reports a time to its target (a number, maybe NaN) */
+    double time_to_target;   /* seconds; NaN when not reached */
+    double val_loss;         /* final validation loss; NaN when none */
+    double score;            /* set by the sweep: the point's score, NaN when it has none */
+} bl_sweep_point;
+
+typedef struct bl_sweep bl_sweep;   /* one running sweep (opaque; lives inside bl_sweep_run) */
+
+/* The caller's side. Every hook returns 0, or a negative BL_E… code (message in ctx) that
+ * ends the sweep with that code; BL_EINTERRUPTED is the interrupt. */
+typedef struct bl_sweep_hooks {
+    void *user;
+    /* Required: runs point `index` and fills *out (pre-set: status FAILED, NaN numbers). A
+     * point that fails is not an error: set status FAILED and return 0. */
+    int (*run)(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *out);
+    /* Optional: when point `index` finished in an earlier sweep, fill *out, set *found and
+     * return 0; the point is then recorded as resumed without running. */
+    int (*resume)(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *out, bool *found);
+    /* Optional: called after each point is recorded, in the order recorded. */
+    int (*on_point)(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
+                    size_t total);
+    /* Optional: the score of a completed point (NaN or ±inf: the point has none). Without
+     * it the default score is used (see bl_sweep_options). Called in index order after every
+     * point ran. */
+    int (*score)(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
+                 double *score);
+} bl_sweep_hooks;
+
+/* How points are executed (see the header comment). `execute` takes indices with
+ * bl_sweep_next_index until it returns false, runs each with bl_sweep_run_point (or has them
+ * run elsewhere) and hands each result to bl_sweep_record; it returns 0 or the negative code
+ * that ended the sweep early. */
+typedef struct bl_sweep_executor {
+    const char *name;
+    int (*execute)(const struct bl_sweep_executor *self, bl_sweep *sweep, bl_ctx *ctx);
+    void *state;             /* the executor's own */
+} bl_sweep_executor;
+
+/* Runs each point in this process, in index order; stops at the first hook error. */
+BL_EXPORT const bl_sweep_executor *bl_sweep_inprocess(void);
+
+typedef struct bl_sweep_options {
+    size_t points;           /* how many points (indices 0..points-1) */
+    bool higher_is_better;   /* for the scores */
+} bl_sweep_options;
+
+/* What a sweep gives back. Scores: the score hook's, or by default — when some completed point
+ * has a target time (has_target_time) — time_to_target, else the final val_loss. Only
+ * completed points with a finite score have one. The best point has the lowest score (the
+ * highest with higher_is_better); ties keep the earlier index. */
+typedef struct bl_sweep_summary {
+    size_t total;            /* points */
+    size_t done;             /* points recorded (< total when the sweep ended early) */
+    size_t failed;           /* points with status FAILED */
+    size_t resumed;          /* points given back by the resume hook or marked resumed */
+    size_t best;             /* index of the best point; SIZE_MAX when none has a score */
+    double best_score;       /* NaN when none */
+    bl_sweep_point *points;  /* total entries, index order (unrecorded ones: FAILED, NaN); owned */
+} bl_sweep_summary;
+
+/* Runs a sweep through `executor` (NULL: bl_sweep_inprocess()). Returns 0 with *out filled;
+ * or the negative code that ended it (a hook's, BL_ENOMEM, BL_EINVAL for missing hooks) with
+ * *out still filled as far as it got (scores and best not computed); either way the caller
+ * releases *out with bl_sweep_summary_free. */
+BL_EXPORT int bl_sweep_run(bl_ctx *ctx, const bl_sweep_options *opts,
+                           const bl_sweep_hooks *hooks, const bl_sweep_executor *executor,
+                           bl_sweep_summary *out);
+
+/* Releases what bl_sweep_run gave; a zeroed summary is fine, and so is a second call. */
+BL_EXPORT void bl_sweep_summary_free(bl_sweep_summary *summary);
+
+/* ---- for executors ------------------------------------------------------------------------- */
+
+/* The next point to run: true with *index set, false when every index was handed out. */
+BL_EXPORT bool bl_sweep_next_index(bl_sweep *sweep, size_t *index);
+/* Runs point `index` here: the resume hook first, then the run hook. */
+BL_EXPORT int bl_sweep_run_point(bl_sweep *sweep, bl_ctx *ctx, size_t index,
+                                 bl_sweep_point *out);
+/* Records what came of point `index` (each index once) and calls the on_point hook. */
+BL_EXPORT int bl_sweep_record(bl_sweep *sweep, bl_ctx *ctx, size_t index,
+                              const bl_sweep_point *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,260 @@
+/* bl.recommend(runs [, opts]) and bl.fit_steps(points): the batch-size recommendation and the
+ * S(B) = S_min + E_min/B fit of core/src/analysis/recommend.c (batchlab/recommend.h), for
+ * Lua. `require "batchlab.recommend"` is a thin wrapper over these two.
+ *
+ * A run is a table: its batch is params.batch or batch (not a number: left out, e.g. a
+ * schedule); status "completed" or none counts as completed; time_to_target and
+ * steps_to_target (NaN, nil or negative: not reached); the metric is final[metric] or
+ * run[metric]. `runs` may also be a sweep result (a table with `runs`).
+ *
+ * The result: batch, reason, basis ("time_to_target" or the metric's name), run (a
+ * representative run table of that batch), time_to_target or [metric], regime, by_batch
+ * (one summary per batch size, ascending) and fit (when made). When no completed run has a
+ * numeric batch: nil and a message. Misuse raises, pointing at the caller. */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "batchlab/recommend.h"
+#include "lua/lbl.h"
+
+#define LBL_RECOMMENDATION "batchlab.Recommendation"
+
+/* Raises the message at the top, prefixed with the position of bl.recommend's caller. */
+static int raise_at_caller(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+static int fail(lua_State *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return raise_at_caller(L);
+}
+
+/* t[key] for a table t at `idx` (nil for anything else); pushes the value, returns its type. */
+static int get(lua_State *L, int idx, const char *key)
+{
+    if (!lua_istable(L, idx)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    return lua_getfield(L, idx, key);
+}
+
+static double number_or_nan(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+}
+
+static void push_number(lua_State *L, double v)
+{
+    if (v == floor(v) && fabs(v) < 0x1p53)
+        lua_pushinteger(L, (lua_Integer)v);
+    else
+        lua_pushnumber(L, v);
+}
+
+/* t[key] = v when v is not NaN. */
+static void set_number(lua_State *L, const char *key, double v)
+{
+    if (isnan(v))
+        return;
+    push_number(L, v);
+    lua_setfield(L, -2, key);
+}
+
+/* The run at `ri` as the recommendation sees it. */
+static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
+{
+    int top = lua_gettop(L);
+    bl_rec_run r;
+    get(L, ri, "params");
+    if (get(L, -1, "batch") == LUA_TNIL)
+        get(L, ri, "batch");
+    r.batch = number_or_nan(L, -1);
+    get(L, ri, "status");
+    r.completed = lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TSTRING &&
+                                       strcmp(lua_tostring(L, -1), "completed") == 0);
+    get(L, ri, "time_to_target");
+    r.time_to_target = number_or_nan(L, -1);
+    get(L, ri, "steps_to_target");
+    r.steps_to_target = number_or_nan(L, -1);
+    get(L, ri, "final");
+    if (get(L, -1, metric) == LUA_TNIL)
+        get(L, ri, metric);
+    r.metric = number_or_nan(L, -1);
+    lua_settop(L, top);
+    return r;
+}
+
+static void push_fit(lua_State *L, const bl_steps_fit *f)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushnumber(L, f->s_min);
+    lua_setfield(L, -2, "s_min");
+    lua_pushnumber(L, f->e_min);
+    lua_setfield(L, -2, "e_min");
+    lua_pushnumber(L, f->r2);
+    lua_setfield(L, -2, "r2");
+    lua_pushinteger(L, (lua_Integer)f->n);
+    lua_setfield(L, -2, "n");
+    lua_pushboolean(L, f->valid);
+    lua_setfield(L, -2, "valid");
+    if (f->valid) {
+        lua_pushnumber(L, f->b_crit);
+        lua_setfield(L, -2, "b_crit");
+    }
+}
+
+static int rec_gc(lua_State *L)
+{
+    bl_recommendation_free(luaL_checkudata(L, 1, LBL_RECOMMENDATION));
+    return 0;
+}
+
+static int check_opts(lua_State *L)
+{
+    static const char *const keys[] = {"metric", "higher_better", NULL};
+    bl__lua_check_keys(L, 1, keys, "recommend");
+    return 0;
+}
+
+/* bl.recommend(runs [, opts = {metric =, higher_better =}]) → table | nil, message */
+static int l_recommend(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0 && get(L, 1, "runs") == LUA_TTABLE)
+        lua_replace(L, 1);                                   /* a sweep: its runs */
+    lua_settop(L, 2);
+    if (!lua_istable(L, 1))
+        return fail(L, "recommend: expected a list of runs, got %s", luaL_typename(L, 1));
+    const char *metric = "val_accuracy";
+    bool higher;
+    if (!lua_isnil(L, 2)) {
+        if (!lua_istable(L, 2))
+            return fail(L, "recommend: 'opts' must be a table, got %s", luaL_typename(L, 2));
+        lua_pushcfunction(L, check_opts);
+        lua_pushvalue(L, 2);
+        if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+            return raise_at_caller(L);
+        int t = lua_getfield(L, 2, "metric");                /* 3 */
+        if (t != LUA_TNIL && t != LUA_TSTRING)
+            return fail(L, "recommend: 'metric' must be a string");
+        if (t == LUA_TSTRING)
+            metric = lua_tostring(L, 3);
+        t = lua_getfield(L, 2, "higher_better");             /* 4 */
+        if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+            return fail(L, "recommend: 'higher_better' must be a boolean");
+    }
+    lua_settop(L, 4);
+    higher = lua_isnil(L, 4) ? strstr(metric, "accuracy") != NULL : lua_toboolean(L, 4);
+
+    size_t n = lua_rawlen(L, 1);
+    bl_rec_run *runs = lua_newuserdatauv(L, (n ? n : 1) * sizeof *runs, 0);      /* 5 */
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        runs[i] = read_run(L, lua_gettop(L), metric);
+        lua_pop(L, 1);
+    }
+    bl_recommendation *rec = lua_newuserdatauv(L, sizeof *rec, 0);              /* 6 */
+    memset(rec, 0, sizeof *rec);
+    if (luaL_newmetatable(L, LBL_RECOMMENDATION)) {
+        lua_pushcfunction(L, rec_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    lbl_state *st = bl__lua_state(L);
+    bl_recommend_options o = {.metric = metric, .higher_better = higher};
+    int rc = bl_recommend(st->ctx, runs, n, &o, rec);
+    if (rc == BL_ENOTFOUND) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "recommend: %s", bl_errmsg(st->ctx));
+        return 2;
+    }
+    if (rc != BL_OK)
+        return bl__lua_raise(L, st->ctx, "recommend");
+
+    lua_createtable(L, 0, 10);
+    push_number(L, rec->batch);
+    lua_setfield(L, -2, "batch");
+    lua_pushstring(L, rec->reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, rec->basis == BL_REC_BY_TARGET ? "time_to_target" : metric);
+    lua_setfield(L, -2, "basis");
+    if (rec->run != SIZE_MAX) {
+        lua_rawgeti(L, 1, (lua_Integer)rec->run + 1);
+        lua_setfield(L, -2, "run");
+    }
+    set_number(L, "time_to_target", rec->time_to_target);
+    if (rec->basis == BL_REC_BY_METRIC)
+        set_number(L, metric, rec->metric);
+    lua_pushstring(L, bl_regime_name(rec->regime));
+    lua_setfield(L, -2, "regime");
+    if (rec->has_fit) {
+        push_fit(L, &rec->fit);
+        lua_setfield(L, -2, "fit");
+    }
+    lua_createtable(L, (int)rec->batch_count, 0);
+    for (size_t k = 0; k < rec->batch_count; k++) {
+        const bl_rec_batch *g = &rec->by_batch[k];
+        lua_createtable(L, 0, 7);
+        set_number(L, "batch", g->batch);
+        set_number(L, "runs", g->runs);
+        set_number(L, "completed", g->completed);
+        set_number(L, "reached", g->reached);
+        set_number(L, "time_to_target", g->time_to_target);
+        set_number(L, "steps_to_target", g->steps_to_target);
+        set_number(L, "metric", g->metric);
+        lua_rawseti(L, -2, (lua_Integer)k + 1);
+    }
+    lua_setfield(L, -2, "by_batch");
+    return 1;
+}
+
+/* bl.fit_steps({{batch =, steps =}, ...}) → {s_min, e_min, r2, n, valid [, b_crit]} |
+ * nil, message (fewer than 2 points, or one batch size only) */
+static int l_fit_steps(lua_State *L)
+{
+    if (!lua_istable(L, 1))
+        return fail(L, "recommend.fit_steps: expected a list of {batch =, steps =}, got %s",
+                    luaL_typename(L, 1));
+    size_t n = lua_rawlen(L, 1);
+    double *b = lua_newuserdatauv(L, 2 * (n ? n : 1) * sizeof *b, 0), *s = b + n;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        get(L, -1, "batch");
+        get(L, -2, "steps");
+        b[i] = number_or_nan(L, -2);
+        s[i] = number_or_nan(L, -1);
+        lua_pop(L, 3);
+        if (!(b[i] > 0) || !isfinite(b[i]) || !isfinite(s[i]))   /* bl_fit_steps's rule */
+            return fail(L, "recommend.fit_steps: point %d must be {batch = B > 0, steps = S}",
+                        (int)i + 1);
+    }
+    lbl_state *st = bl__lua_state(L);
+    bl_steps_fit f;
+    if (bl_fit_steps(st->ctx, b, s, n, &f) != BL_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, bl_errmsg(st->ctx));
+        return 2;
+    }
+    push_fit(L, &f);
+    return 1;
+}
+
+static const luaL_Reg recommend_funcs[] = {
+    {"recommend", l_recommend},
+    {"fit_steps", l_fit_steps},
+    {NULL, NULL}};
+
+void bl__lua_open_recommend(lua_State *L)
+{
+    luaL_setfuncs(L, recommend_funcs, 0);
+}
