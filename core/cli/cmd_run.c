@@ -26,22 +26,7 @@
 #include "cli.h"
 #include "cmd_run.h"
 #include "lua/lbl.h"
-
-#define EXIT_INTERRUPTED 130
-
-static volatile sig_atomic_t interrupt_flag = 0;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (interrupt_flag)
-        _exit(EXIT_INTERRUPTED);
-    interrupt_flag = 1;
-    static const char msg[] =
-        "\nbatchlab: interrupted; ending the run after this step (Ctrl-C again to quit now)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-}
+#include "signals.h"
 
 static void usage(FILE *out)
 {
@@ -288,34 +273,28 @@ int cmd_run(int argc, char **argv)
         status = CLI_FAILED;
         goto done;
     }
-    interrupt_flag = 0;
-    bl_lua_set_interrupt(L, &interrupt_flag);
+    cli_signals_install();
+    bl_lua_set_interrupt(L, &cli_interrupted);
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
     /* Every run of a script is recorded unless asked not to: results are not to be lost. */
     bl_lua_set_db(L, no_db ? NULL : db ? db : bl_store_default_path());
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-
     lua_pushcfunction(L, msghandler);               /* [msgh] */
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &a);
     int rc = lua_pcall(L, 1, 0, 1);
-    if (interrupt_flag) {
+    if (cli_interrupted) {
         fprintf(stderr, "batchlab: interrupted\n");
-        status = EXIT_INTERRUPTED;
+        status = CLI_EXIT_INTERRUPTED;
     } else if (rc != LUA_OK) {
         fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
         status = CLI_FAILED;
     }
     fflush(stdout);
     lua_close(L);
-    sigaction(SIGINT, &old, NULL);
+    cli_signals_restore();
 
 done:
     free(a.code);
