@@ -43,11 +43,20 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     optind = 1;
 #endif
     opterr = 0;
-    int c, index;
-    while ((index = -1, c = getopt_long(argc, argv, opts, longopts, &index)) != -1) {
-        const char *arg = argv[optind - 1];
+    int c, index, at;
+    while ((at = optind > 0 ? optind : 1, index = -1,
+            c = getopt_long(argc, argv, opts, longopts, &index)) != -1) {
+        /* the flag itself (getopt has moved past its value, if separate) */
+        const char *arg = at < argc ? argv[at] : argv[optind - 1];
+        /* no abbreviations: "--epoch" is not "--epochs" (the same rule as bl.train's keys) */
+        if (index >= 0 && strncmp(arg, "--", 2) == 0) {
+            size_t n = strcspn(arg + 2, "=");
+            if (n != strlen(longopts[index].name) ||
+                strncmp(arg + 2, longopts[index].name, n) != 0)
+                c = '?';
+        }
         if (c == '?') {
-            if (optopt && optopt < 256 && strncmp(arg, "--", 2) != 0)
+            if (optopt && optopt < 256 && index < 0 && strncmp(arg, "--", 2) != 0)
                 return cli_usage_error(cmd, "unknown option '-%c'", optopt);
             const char *near = nearest_flag(arg, longopts);
             char given[128];

@@ -182,8 +182,10 @@ static int setting_flag(bl_ctx *ctx, train_args *a, size_t index, const char *va
     if (rc != BL_OK) {
         char what[160];
         describe_setting(s, what, sizeof what);
-        return cli_usage_error("train", "%s expects %s, got '%s' (%s)", flag, what, text,
-                               bl_errmsg(ctx));
+        const char *why = bl_errmsg(ctx);
+        if (strncmp(why, "batchlab train: ", 16) == 0)
+            why += 16;
+        return cli_usage_error("train", "%s expects %s, got '%s' (%s)", flag, what, text, why);
     }
     if (bl_config_set_text(ctx, a->given, s->opt.name, text) != BL_OK)
         return cli_fail(ctx);
