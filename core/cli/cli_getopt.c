@@ -32,11 +32,16 @@ static const char *nearest_flag(const char *given, const struct option *longopts
 }
 
 int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
-               const struct option *longopts, cli_flag_fn fn, void *user, int *first_arg)
+               const struct option *longopts, unsigned flags, cli_flag_fn fn, void *user,
+               int *first_arg)
 {
     char opts[128];
-    /* '+': stop at the first operand (run's script arguments are its own); ':': we report */
-    snprintf(opts, sizeof opts, "+:%s", shortopts ? shortopts : "");
+    /* '+': stop at the first operand (run's script arguments are its own), unless operands
+     * may come anywhere (getopt then moves them to the end); ':': we report */
+    snprintf(opts, sizeof opts, "%s:%s", flags & CLI_OPERANDS_ANYWHERE ? "" : "+",
+             shortopts ? shortopts : "");
+    const char *unknown = flags & CLI_UNKNOWN_IS_ARGUMENT ? "unexpected argument"
+                                                          : "unknown option";
 #ifdef __GLIBC__
     optind = 0; /* full reinitialisation */
 #else
@@ -57,14 +62,14 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
         }
         if (c == '?') {
             if (optopt && optopt < 256 && index < 0 && strncmp(arg, "--", 2) != 0)
-                return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+                return cli_usage_error(cmd, "%s '-%c'", unknown, optopt);
             const char *near = nearest_flag(arg, longopts);
             char given[128];
             snprintf(given, sizeof given, "%.*s", (int)strcspn(arg, "="), arg);
             if (near)
-                return cli_usage_error(cmd, "unknown option '%s'; did you mean '--%s'?", given,
+                return cli_usage_error(cmd, "%s '%s'; did you mean '--%s'?", unknown, given,
                                        near);
-            return cli_usage_error(cmd, "unknown option '%s'", given);
+            return cli_usage_error(cmd, "%s '%s'", unknown, given);
         }
         if (c == ':') {
             if (optopt && optopt < 256 && strncmp(arg, "--", 2) != 0)
@@ -78,4 +83,47 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
     }
     *first_arg = optind;
     return CLI_CONTINUE;
+}
+
+/* ---- commands whose flags each store a value ------------------------------------------------- */
+
+typedef struct values {
+    const cli_value_flag *flags;
+    void (*usage)(FILE *out);
+} values;
+
+static int store_value(void *user, int id, const char *name, const char *value)
+{
+    (void)name;
+    values *v = user;
+    if (id == 'h') {
+        v->usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; v->flags[i].name; i++)
+        if (id == 256 + (int)i || (v->flags[i].short_name && id == v->flags[i].short_name)) {
+            *v->flags[i].slot = value;
+            return CLI_CONTINUE;
+        }
+    return CLI_USAGE;
+}
+
+int cli_getopt_values(const char *cmd, int argc, char **argv, const cli_value_flag *flags,
+                      unsigned opts, void (*usage)(FILE *out), int *first_arg)
+{
+    struct option longopts[32];
+    char shortopts[64] = "h";
+    size_t n = 0, s = 1;
+    for (; flags[n].name && n < 30; n++) {
+        longopts[n] = (struct option){flags[n].name, required_argument, NULL, 256 + (int)n};
+        if (flags[n].short_name && s + 2 < sizeof shortopts) {
+            shortopts[s++] = flags[n].short_name;
+            shortopts[s++] = ':';
+            shortopts[s] = '\0';
+        }
+    }
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+    values v = {flags, usage};
+    return cli_getopt(cmd, argc, argv, shortopts, longopts, opts, store_value, &v, first_arg);
 }

@@ -381,25 +381,18 @@ int cmd_export(int argc, char **argv)
 {
     const char *db = bl_store_default_path(), *experiment = NULL, *format = "csv";
     const char *output = NULL;
-    for (int i = 1; i < argc;) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        int took = cli_take_value("export", argc, argv, &i, "--db", &db);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--experiment", &experiment);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--format", &format);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--output", &output);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "-o", &output);
-        if (took < 0)
-            return CLI_USAGE;
-        if (took == 0)
-            return cli_usage_error("export", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_value_flag flags[] = {{"db", 0, &db},
+                                    {"experiment", 0, &experiment},
+                                    {"format", 0, &format},
+                                    {"output", 'o', &output},
+                                    {0}};
+    int first = 0;
+    int parsed = cli_getopt_values("export", argc, argv, flags, CLI_UNKNOWN_IS_ARGUMENT, usage,
+                                   &first);
+    if (parsed != CLI_CONTINUE)
+        return parsed;
+    if (first < argc)
+        return cli_usage_error("export", "unexpected argument '%s'", argv[first]);
     bool json = strcmp(format, "json") == 0;
     if (!json && strcmp(format, "csv") != 0)
         return cli_usage_error("export", "--format must be csv or json, got '%s'", format);

@@ -11,6 +11,7 @@
  * 1. The first Ctrl-C lets the current training run finish its step and end (bl.train then
  * raises "interrupted", which ends the script, exit 130); a second Ctrl-C quits at once. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,37 @@ static int pmain(lua_State *L)
 
 /* ---- the command --------------------------------------------------------------------------- */
 
+typedef struct run_flags {
+    run_args *a;
+    bool quiet, no_db;
+    long threads;
+    const char *tensorboard, *db;
+} run_flags;
+
+static int run_flag(void *user, int id, const char *flag, const char *value)
+{
+    (void)flag;
+    run_flags *f = user;
+    char *end = NULL;
+    switch (id) {
+    case 'h': usage(stdout); return CLI_OK;
+    case 'e': f->a->code[f->a->n_code++] = value; return CLI_CONTINUE;
+    case 'q': f->quiet = true; return CLI_CONTINUE;
+    case 'N': f->no_db = true; return CLI_CONTINUE;
+    case 'B': f->tensorboard = value; return CLI_CONTINUE;
+    case 'D': f->db = value; return CLI_CONTINUE;
+    case 'P': return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
+    case 'T':
+        errno = 0;
+        f->threads = strtol(value, &end, 10);
+        if (errno || !end || *end || f->threads < 0 || f->threads > 4096)
+            return cli_usage_error("run", "--threads needs a count in [0, 4096], got '%s'",
+                                   value);
+        return CLI_CONTINUE;
+    default: return CLI_USAGE;
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *name = "run";
@@ -182,79 +214,24 @@ int cmd_run(int argc, char **argv)
         a.argv[i + 1] = argv[i];
     a.argc = argc + 1;
 
-    bool quiet = false;
-    long threads = 0;
-    const char *tensorboard = NULL, *db = NULL;
-    bool no_db = false;
-    int i = 1, status = CLI_OK;
-    while (i < argc) {
-        const char *arg = argv[i], *value;
-        int took;
-        if (strcmp(arg, "--") == 0) {
-            i++;
-            break;
-        }
-        if (arg[0] != '-' || strcmp(arg, "-") == 0)
-            break;
-        if (cli_is_help(arg)) {
-            usage(stdout);
-            goto done;
-        }
-        if (strcmp(arg, "-e") == 0) {
-            if (i + 1 >= argc) {
-                status = cli_usage_error(name, "-e needs a chunk of Lua code");
-                goto done;
-            }
-            a.code[a.n_code++] = argv[i + 1];
-            i += 2;
-        } else if (strncmp(arg, "-e", 2) == 0) {
-            a.code[a.n_code++] = arg + 2;
-            i++;
-        } else if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
-            quiet = true;
-            i++;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--threads", &value)) != 0) {
-            char *end = NULL;
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            errno = 0;
-            threads = strtol(value, &end, 10);
-            if (errno || !end || *end || threads < 0 || threads > 4096) {
-                status = cli_usage_error(name, "--threads needs a count in [0, 4096], got '%s'",
-                                         value);
-                goto done;
-            }
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--tensorboard", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            tensorboard = value;
-        } else if (strcmp(arg, "--no-db") == 0) {
-            no_db = true;
-            i++;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--db", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            db = value;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--plugin-path", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            if (cli_add_plugin_path(value) != CLI_OK) {
-                status = CLI_FAILED;
-                goto done;
-            }
-        } else {
-            status = cli_usage_error(name, "unknown option '%s'", arg);
-            goto done;
-        }
+    run_flags f = {.a = &a};
+    int i = 0, status = CLI_OK;
+    static const struct option flags[] = {{"quiet", no_argument, NULL, 'q'},
+                                          {"threads", required_argument, NULL, 'T'},
+                                          {"tensorboard", required_argument, NULL, 'B'},
+                                          {"db", required_argument, NULL, 'D'},
+                                          {"no-db", no_argument, NULL, 'N'},
+                                          {"plugin-path", required_argument, NULL, 'P'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int parsed = cli_getopt(name, argc, argv, "e:qh", flags, 0, run_flag, &f, &i);
+    if (parsed != CLI_CONTINUE) {
+        status = parsed;
+        goto done;
     }
+    bool quiet = f.quiet, no_db = f.no_db;
+    long threads = f.threads;
+    const char *tensorboard = f.tensorboard, *db = f.db;
     if (i < argc)
         a.script = i + 1;      /* index in a.argv, which has "batchlab" in front */
     else if (a.n_code == 0) {

@@ -158,7 +158,7 @@ static void describe_setting(const bl_run_setting *s, char *buf, size_t cap)
         snprintf(buf, cap, "%s", s->metavar ? s->metavar : "text");
     if (!isnan(s->min) && len < cap)
         len += (size_t)snprintf(buf + len, cap - len, " ≥ %g", s->min);
-    if (!isnan(s->max) && len < cap)
+    if (!isnan(s->max) && !isinf(s->max) && len < cap)
         snprintf(buf + len, cap - len, "%s ≤ %g", isnan(s->min) ? "" : " and", s->max);
 }
 
@@ -247,7 +247,7 @@ int train_args_parse(bl_ctx *ctx, int argc, char **argv, train_args *a)
         return cli_fail(ctx);
     train_parse p = {ctx, a};
     int first = 0;
-    int status = cli_getopt("train", argc, argv, "m:d:hq", flags, train_flag, &p, &first);
+    int status = cli_getopt("train", argc, argv, "m:d:hq", flags, 0, train_flag, &p, &first);
     free(flags);
     if (status != CLI_CONTINUE)
         return status;
@@ -394,7 +394,7 @@ int find_args_parse(bl_ctx *ctx, int argc, char **argv, find_args *a)
     a->fc = bl_find_batch_defaults();
     find_parse p = {ctx, a};
     int first = 0;
-    int status = cli_getopt("find-batch", argc, argv, "m:d:hq", flags, find_flag, &p, &first);
+    int status = cli_getopt("find-batch", argc, argv, "m:d:hq", flags, 0, find_flag, &p, &first);
     if (status == CLI_CONTINUE && first < argc)
         status = cli_usage_error("find-batch", "unexpected argument '%s'", argv[first]);
     return status;
