@@ -76,7 +76,7 @@ typedef struct xrun {
     char *strings[N_RUN_STRINGS];
     double numbers[N_RUN_NUMBERS];  /* NaN when absent; counts are exact up to 2^53 */
     leaf *leaves;                   /* its configuration, flattened */
-    size_t n_leaves;
+    size_t n_leaves, cap_leaves;
 } xrun;
 
 typedef struct exporter {
@@ -103,10 +103,15 @@ static double count_or_nan(int64_t v)
 static int collect_leaf(void *user, const char *path, bl_json_kind kind, const char *value)
 {
     xrun *r = user;
-    leaf *l = realloc(r->leaves, (r->n_leaves + 1) * sizeof *l);
-    if (!l)
-        return BL_ENOMEM;
-    r->leaves = l;
+    if (r->n_leaves == r->cap_leaves) {           /* geometric growth */
+        size_t cap = r->cap_leaves ? 2 * r->cap_leaves : 16;
+        leaf *grown = realloc(r->leaves, cap * sizeof *grown);
+        if (!grown)
+            return BL_ENOMEM;
+        r->leaves = grown;
+        r->cap_leaves = cap;
+    }
+    leaf *l = r->leaves;
     size_t n = strlen(path) + 5;
     char *p = malloc(n);
     char *v = strdup(value);
