@@ -251,10 +251,8 @@ static int train(bl_ctx *ctx, train_args *a)
     if (resumed(ctx, a, &outs, json, &status))
         goto done;
 
-    cli_signals_install();
     bl_run_result r;
     int rc = bl_run(ctx, &plan, outs.o, outs.n, &r);
-    cli_signals_restore();
     if (rc != BL_OK) {
         bl_run_result_free(&r);
         goto fail;
@@ -286,8 +284,13 @@ int bl_cli_train(int argc, char **argv)
         return CLI_FAILED;
     train_args a;
     int status = train_args_parse(ctx, argc, argv, &a);
-    if (status == CLI_CONTINUE)
+    if (status == CLI_CONTINUE) {
+        /* from the start: a Ctrl-C while the data loads still ends the run as interrupted
+         * (the engine sees the flag at its first step) */
+        cli_signals_install();
         status = train(ctx, &a);
+        cli_signals_restore();
+    }
     train_args_free(&a);
     bl_ctx_free(ctx);
     return status;

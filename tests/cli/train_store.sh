@@ -86,7 +86,12 @@ rm -f "$SCRATCH/int.db"
     -d dim=256 -d classes=10 --epochs 1000 --batch 32 --db "$SCRATCH/int.db" --label long \
     >"$SCRATCH/int.out" 2>"$SCRATCH/int.err" &
 pid=$!
-sleep 2
+# wait for the first progress line (the run is training), not a fixed time: a loaded
+# machine may take longer to load the data
+for _ in $(seq 1 600); do
+    grep -q "step" "$SCRATCH/int.err" 2>/dev/null && break
+    sleep 0.1
+done
 kill -INT "$pid"
 set +e
 wait "$pid"

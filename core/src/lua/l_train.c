@@ -419,6 +419,7 @@ static void read_batch(lua_State *L, lbl_job *j, bl_run_plan *plan)
         lua_pushinteger(L, (lua_Integer)cfg->batch);          /* its own description */
         return;
     }
+    cfg->batch = 0;             /* a schedule chooses every batch, the first one included */
     lbl_scheduler *s = luaL_testudata(L, bi, LBL_SCHEDULER);
     if (s) {
         s = bl__lua_check_scheduler(L, bi);
