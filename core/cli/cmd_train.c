@@ -63,7 +63,7 @@ static int config_json(bl_ctx *ctx, const train_args *a, const session *s, char 
         fprintf(f, "%lld", (long long)bl_config_int(a->spec, "batch"));
     }
     if (rc == BL_OK)
-        rc = cli_optim_json(ctx, &a->common.optim, &json);
+        rc = bl_run_spec_optim_json(ctx, &a->common.optim, &json);
     fprintf(f, ",\"optimizer\":%s", json ? json : "{}");
     free(json);
     /* the settings given (and the budget the command chose), typed by the spec */

@@ -502,24 +502,3 @@ int cli_json_string(bl_ctx *ctx, FILE *f, const char *s)
     bl_config_free(one);
     return rc;
 }
-
-int cli_optim_json(bl_ctx *ctx, const bl_optim_config *o, char **out)
-{
-    bl_config *c = NULL;
-    int rc = bl_config_new(ctx, &c);
-    if (rc == BL_OK)
-        rc = bl_config_set_string(ctx, c, "name", bl_optim_name(o->kind));
-    if (rc == BL_OK)
-        rc = bl_config_set_bool(ctx, c, "nesterov", o->nesterov);
-    struct { const char *k; double v; } f[] = {
-        {"lr", o->lr}, {"momentum", o->momentum}, {"dampening", o->dampening},
-        {"weight_decay", o->weight_decay}, {"beta1", o->beta1}, {"beta2", o->beta2},
-        {"eps", o->eps}, {"trust_coefficient", o->trust_coefficient},
-        {"clip_norm", o->clip_norm}};
-    for (size_t i = 0; rc == BL_OK && i < sizeof f / sizeof f[0]; i++)
-        rc = bl_config_set_number(ctx, c, f[i].k, f[i].v);
-    if (rc == BL_OK)
-        rc = bl_config_to_json(ctx, c, out);
-    bl_config_free(c);
-    return rc;
-}

@@ -61,9 +61,6 @@ typedef struct session {
 int open_session(bl_ctx *ctx, common_opts *o, bool open_device, session *s);
 void close_session(session *s);
 
-/* The optimizer with all its fields as JSON ({"name":"sgd","lr":...}, bl.train's stored
- * form). *out is malloc'd. */
-int cli_optim_json(bl_ctx *ctx, const bl_optim_config *o, char **out);
 /* Writes `s` as a JSON string (the canonical escaper of bl_config_to_json). */
 int cli_json_string(bl_ctx *ctx, FILE *f, const char *s);
 

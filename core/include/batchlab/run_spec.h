@@ -83,6 +83,10 @@ BL_EXPORT int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_c
 BL_EXPORT int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text,
                                            bl_train_config *cfg);
 
+/* The optimizer as the stored configuration records it: {"name":"sgd","nesterov":false,
+ * "lr":...,"momentum":...,...} with every field (canonical JSON). *out is malloc'd; free it. */
+BL_EXPORT int bl_run_spec_optim_json(bl_ctx *ctx, const bl_optim_config *optim, char **out);
+
 /* The spec's default of `name` as option text ("1", "auto", ""), or NULL when the setting
  * does not exist or is required. */
 BL_EXPORT const char *bl_run_spec_default(const char *name);

@@ -28,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/strbuf.h"
 #include "batchlab/json.h"
+#include "batchlab/run_spec.h"
 #include "batchlab/store.h"
 #include "lua/lbl.h"
 
@@ -47,57 +49,23 @@ void bl_lua_set_db(lua_State *L, const char *path)
 
 /* ---- the configuration as JSON ----------------------------------------------------------- */
 
+/* The text is canonicalized by the store (bl_json_canonical: sorted keys, numbers in their
+ * shortest round-trip form, one escaping), so this writer only has to write valid JSON. */
 typedef struct jw {
-    char *p;
-    size_t n, cap;
-    bool nomem;
+    bl__sbuf b;
     bool has_function;       /* a value that cannot be compared was written */
 } jw;
 
-static void put(jw *w, const char *s, size_t n)
-{
-    if (w->nomem)
-        return;
-    if (w->n + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->n + n + 1)
-            cap *= 2;
-        char *p = realloc(w->p, cap);
-        if (!p) {
-            w->nomem = true;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, s, n);
-    w->n += n;
-    w->p[w->n] = '\0';
-}
-
 static void puts_(jw *w, const char *s)
 {
-    put(w, s, strlen(s));
+    bl__sb_puts(&w->b, s);
 }
 
+/* A Lua string (its bytes up to an embedded NUL, which a configuration does not hold). */
 static void put_string(jw *w, const char *s, size_t n)
 {
-    puts_(w, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(w, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            puts_(w, esc);
-        } else {
-            put(w, (const char *)&c, 1);
-        }
-    }
-    puts_(w, "\"");
+    (void)n;
+    bl__sb_json_string(&w->b, s);
 }
 
 static void put_number(jw *w, double v)
@@ -107,11 +75,7 @@ static void put_number(jw *w, double v)
         puts_(w, "null");
         return;
     }
-    for (int digits = 15; digits <= 17; digits++) { /* the fewest that read back exactly */
-        snprintf(num, sizeof num, "%.*g", digits, v);
-        if (strtod(num, NULL) == v)
-            break;
-    }
+    snprintf(num, sizeof num, "%.17g", v);
     puts_(w, num);
 }
 
@@ -127,7 +91,7 @@ static void put_config(jw *w, const char *name, const bl_config *cfg)
         free(json);
     } else {
         puts_(w, cfg ? "null" : "{}");
-        w->nomem = w->nomem || cfg != NULL;
+        w->b.failed = w->b.failed || cfg != NULL;
     }
     puts_(w, "}");
 }
@@ -169,7 +133,7 @@ static void put_table(jw *w, lua_State *L, int idx, int depth, const char *const
     }
     tkey *keys = calloc(count ? count : 1, sizeof *keys);
     if (!keys) {
-        w->nomem = true;
+        w->b.failed = true;
         return;
     }
     size_t n = 0;
@@ -218,22 +182,12 @@ static void put_table(jw *w, lua_State *L, int idx, int depth, const char *const
 
 static void put_optim(jw *w, const bl_optim_config *o)
 {
-    struct { const char *k; double v; } f[] = {
-        {"lr", o->lr}, {"momentum", o->momentum}, {"dampening", o->dampening},
-        {"weight_decay", o->weight_decay}, {"beta1", o->beta1}, {"beta2", o->beta2},
-        {"eps", o->eps}, {"trust_coefficient", o->trust_coefficient},
-        {"clip_norm", o->clip_norm}};
-    puts_(w, "{\"name\":");
-    const char *name = bl_optim_name(o->kind);
-    put_string(w, name, strlen(name));
-    puts_(w, o->nesterov ? ",\"nesterov\":true" : ",\"nesterov\":false");
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        puts_(w, ",\"");
-        puts_(w, f[i].k);
-        puts_(w, "\":");
-        put_number(w, f[i].v);
-    }
-    puts_(w, "}");
+    char *json = NULL;
+    if (bl_run_spec_optim_json(NULL, o, &json) == BL_OK)
+        puts_(w, json);
+    else
+        w->b.failed = true;
+    free(json);
 }
 
 /* A value of the configuration; never raises (no metamethods are called). */
@@ -321,12 +275,12 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
 {
     jw w = {0};
     put_table(&w, L, idx, 0, not_configuration);
-    if (w.nomem || w.n < 2) {
-        free(w.p);
+    if (w.b.failed || w.b.len < 2) {
+        free(w.b.p);
         return NULL;
     }
-    w.n--;                                                      /* reopen the object */
-    puts_(&w, w.n > 1 ? ",\"optimizer\":" : "\"optimizer\":");
+    w.b.len--;                                                  /* reopen the object */
+    puts_(&w, w.b.len > 1 ? ",\"optimizer\":" : "\"optimizer\":");
     put_optim(&w, &cfg->optim);
     if (w.has_function) {
         /* the label stands in for what cannot be compared */
@@ -337,11 +291,11 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
             puts_(&w, "null");
     }
     puts_(&w, "}");
-    if (w.nomem) {
-        free(w.p);
+    if (w.b.failed) {
+        free(w.b.p);
         return NULL;
     }
-    return w.p;
+    return w.b.p;
 }
 
 /* ---- the run's output ---------------------------------------------------------------------- */
