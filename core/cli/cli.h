@@ -49,6 +49,34 @@ int cli_add_plugin_path(const char *dir);
 int cli_take_value(const char *cmd, int argc, char **argv, int *i, const char *name,
                    const char **value);
 
+/* Flag parsing with getopt_long (cli_getopt.c). `fn` gets each flag: `id` is getopt's value
+ * (the short letter, or the long option's `val`), `name` the long name used (NULL for a short
+ * flag), `value` the argument or NULL; it returns CLI_CONTINUE to go on, or an exit status to
+ * stop with (after printing what it must). Unknown flags ("unknown option '--bogus'; did you
+ * mean '--batch'? (see 'batchlab train --help')") and missing values are usage errors
+ * (CLI_USAGE, printed). Parsing stops at the first operand or "--"; on success returns
+ * CLI_CONTINUE with *first_arg = the index of the first operand. */
+enum { CLI_CONTINUE = -1 };
+enum {
+    CLI_OPERANDS_ANYWHERE = 1u << 0,  /* operands may come between flags (show 3 --db F) */
+    CLI_UNKNOWN_IS_ARGUMENT = 1u << 1 /* say "unexpected argument '--x'" for unknown flags */
+};
+struct option;
+typedef int (*cli_flag_fn)(void *user, int id, const char *name, const char *value);
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts, unsigned flags, cli_flag_fn fn, void *user,
+               int *first_arg);
+
+/* For commands whose flags each store their value: --NAME VALUE (or -S VALUE) sets *slot;
+ * -h/--help prints `usage` on stdout and returns CLI_OK. Other returns as cli_getopt. */
+typedef struct cli_value_flag {
+    const char *name;        /* long name without "--"; NULL ends the array */
+    char short_name;         /* 0 = none */
+    const char **slot;
+} cli_value_flag;
+int cli_getopt_values(const char *cmd, int argc, char **argv, const cli_value_flag *flags,
+                      unsigned opts, void (*usage)(FILE *out), int *first_arg);
+
 /* True for "-h", "--help". */
 bool cli_is_help(const char *arg);
 

@@ -77,7 +77,7 @@ typedef struct xrun {
     char *strings[N_RUN_STRINGS];
     double numbers[N_RUN_NUMBERS];  /* NaN when absent; counts are exact up to 2^53 */
     leaf *leaves;                   /* its configuration, flattened */
-    size_t n_leaves;
+    size_t n_leaves, cap_leaves;
 } xrun;
 
 typedef struct exporter {
@@ -104,10 +104,15 @@ static double count_or_nan(int64_t v)
 static int collect_leaf(void *user, const char *path, bl_json_kind kind, const char *value)
 {
     xrun *r = user;
-    leaf *l = realloc(r->leaves, (r->n_leaves + 1) * sizeof *l);
-    if (!l)
-        return BL_ENOMEM;
-    r->leaves = l;
+    if (r->n_leaves == r->cap_leaves) {           /* geometric growth */
+        size_t cap = r->cap_leaves ? 2 * r->cap_leaves : 16;
+        leaf *grown = realloc(r->leaves, cap * sizeof *grown);
+        if (!grown)
+            return BL_ENOMEM;
+        r->leaves = grown;
+        r->cap_leaves = cap;
+    }
+    leaf *l = r->leaves;
     size_t n = strlen(path) + 5;
     char *p = malloc(n);
     char *v = strdup(value);
@@ -370,25 +375,18 @@ int cmd_export(int argc, char **argv)
 {
     const char *db = bl_store_default_path(), *experiment = NULL, *format = "csv";
     const char *output = NULL;
-    for (int i = 1; i < argc;) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        int took = cli_take_value("export", argc, argv, &i, "--db", &db);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--experiment", &experiment);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--format", &format);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "--output", &output);
-        if (took == 0)
-            took = cli_take_value("export", argc, argv, &i, "-o", &output);
-        if (took < 0)
-            return CLI_USAGE;
-        if (took == 0)
-            return cli_usage_error("export", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_value_flag flags[] = {{"db", 0, &db},
+                                    {"experiment", 0, &experiment},
+                                    {"format", 0, &format},
+                                    {"output", 'o', &output},
+                                    {0}};
+    int first = 0;
+    int parsed = cli_getopt_values("export", argc, argv, flags, CLI_UNKNOWN_IS_ARGUMENT, usage,
+                                   &first);
+    if (parsed != CLI_CONTINUE)
+        return parsed;
+    if (first < argc)
+        return cli_usage_error("export", "unexpected argument '%s'", argv[first]);
     bool json = strcmp(format, "json") == 0;
     if (!json && strcmp(format, "csv") != 0)
         return cli_usage_error("export", "--format must be csv or json, got '%s'", format);

@@ -1,4 +1,5 @@
 /* batchlab plugins: list the plugins found, or show one plugin's options. */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,30 +176,32 @@ static int show(bl_ctx *ctx, bl_registry *reg, const char *name)
     return shown ? CLI_OK : CLI_FAILED;
 }
 
+/* A flag of `plugins`: --plugin-path DIR (each added in order) and --help. */
+static int plugins_flag(void *user, int id, const char *name, const char *value)
+{
+    (void)user;
+    (void)name;
+    if (id == 'h') {
+        usage(stdout);
+        return CLI_OK;
+    }
+    return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
+}
+
 int cmd_plugins(int argc, char **argv)
 {
-    const char *name = NULL;
-    for (int i = 1; i < argc;) {
-        const char *dir;
-        int took;
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        if ((took = cli_take_value("plugins", argc, argv, &i, "--plugin-path", &dir)) != 0) {
-            if (took < 0)
-                return CLI_USAGE;
-            if (cli_add_plugin_path(dir) != CLI_OK)
-                return CLI_FAILED;
-            continue;
-        }
-        if (argv[i][0] == '-' && argv[i][1] != '\0')
-            return cli_usage_error("plugins", "unknown option '%s'", argv[i]);
-        if (name)
-            return cli_usage_error("plugins", "one plugin name at a time ('%s' and '%s')", name,
-                                   argv[i]);
-        name = argv[i++];
-    }
+    static const struct option flags[] = {{"plugin-path", required_argument, NULL, 'P'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int first = 0;
+    int parsed = cli_getopt("plugins", argc, argv, "h", flags, CLI_OPERANDS_ANYWHERE,
+                            plugins_flag, NULL, &first);
+    if (parsed != CLI_CONTINUE)
+        return parsed;
+    if (first + 1 < argc)
+        return cli_usage_error("plugins", "one plugin name at a time ('%s' and '%s')",
+                               argv[first], argv[first + 1]);
+    const char *name = first < argc ? argv[first] : NULL;
 
     bl_ctx *ctx = cli_ctx_new();
     if (!ctx)

@@ -52,29 +52,20 @@ int cmd_report(int argc, char **argv)
     const char *db = bl_store_default_path(), *output = NULL, *target = NULL,
                *metric = NULL;
     bl_report_options opts = bl_report_defaults();
-    for (int i = 1; i < argc;) {
-        if (cli_is_help(argv[i])) {
-            usage(stdout);
-            return CLI_OK;
-        }
-        int took = cli_take_value("report", argc, argv, &i, "--db", &db);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "--experiment", &opts.experiment);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "--target", &target);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "--target-metric", &metric);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "--title", &opts.title);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "--output", &output);
-        if (took == 0)
-            took = cli_take_value("report", argc, argv, &i, "-o", &output);
-        if (took < 0)
-            return CLI_USAGE;
-        if (took == 0)
-            return cli_usage_error("report", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_value_flag flags[] = {{"db", 0, &db},
+                                    {"experiment", 0, &opts.experiment},
+                                    {"target", 0, &target},
+                                    {"target-metric", 0, &metric},
+                                    {"title", 0, &opts.title},
+                                    {"output", 'o', &output},
+                                    {0}};
+    int first = 0;
+    int parsed = cli_getopt_values("report", argc, argv, flags, CLI_UNKNOWN_IS_ARGUMENT, usage,
+                                   &first);
+    if (parsed != CLI_CONTINUE)
+        return parsed;
+    if (first < argc)
+        return cli_usage_error("report", "unexpected argument '%s'", argv[first]);
     if (!output || !*output)
         return cli_usage_error("report", "give the HTML file to write with -o FILE ('-' for "
                                          "standard output)");

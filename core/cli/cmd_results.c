@@ -37,17 +37,6 @@ void results_number(char *buf, size_t cap, double v)
     bl__format_double(buf, cap, v, 6);
 }
 
-/* Parses "--db FILE" / "--experiment NAME"-style options common to the reading commands.
- * Returns 1 when argv[*i] was one of them, 0 when not, -1 on a usage error (printed). */
-static int common_option(const char *cmd, int argc, char **argv, int *i, const char **db,
-                         const char **experiment)
-{
-    int took = cli_take_value(cmd, argc, argv, i, "--db", db);
-    if (took == 0 && experiment)
-        took = cli_take_value(cmd, argc, argv, i, "--experiment", experiment);
-    return took;
-}
-
 /* ---- batchlab runs ---------------------------------------------------------------------- */
 
 static void runs_usage(FILE *out)
@@ -182,22 +171,19 @@ static void print_table(const table *t)
 int cmd_runs(int argc, char **argv)
 {
     const char *db = bl_store_default_path(), *experiment = NULL;
-    for (int i = 1; i < argc;) {
-        if (cli_is_help(argv[i])) {
-            runs_usage(stdout);
-            return CLI_OK;
-        }
-        int took = common_option("runs", argc, argv, &i, &db, &experiment);
-        if (took < 0)
-            return CLI_USAGE;
-        if (took == 0)
-            return cli_usage_error("runs", "unexpected argument '%s'", argv[i]);
-    }
+    const cli_value_flag flags[] = {{"db", 0, &db}, {"experiment", 0, &experiment}, {0}};
+    int first = 0;
+    int status = cli_getopt_values("runs", argc, argv, flags, CLI_UNKNOWN_IS_ARGUMENT,
+                                   runs_usage, &first);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (first < argc)
+        return cli_usage_error("runs", "unexpected argument '%s'", argv[first]);
     bl_ctx *ctx = cli_ctx_new();
     if (!ctx)
         return CLI_FAILED;
     bl_store *store = NULL;
-    int status = results_open(ctx, db, &store);
+    status = results_open(ctx, db, &store);
     table t = {0};
     if (status == CLI_OK) {
         int rc = bl_store_list_runs(ctx, store, experiment, add_row, &t);
@@ -360,20 +346,17 @@ static int print_point(void *user, int64_t run_id, const bl_eval_point *p)
 int cmd_show(int argc, char **argv)
 {
     const char *db = bl_store_default_path(), *which = NULL;
-    for (int i = 1; i < argc;) {
-        if (cli_is_help(argv[i])) {
-            show_usage(stdout);
-            return CLI_OK;
-        }
-        int took = common_option("show", argc, argv, &i, &db, NULL);
-        if (took < 0)
-            return CLI_USAGE;
-        if (took == 1)
-            continue;
-        if (argv[i][0] == '-' || which)
-            return cli_usage_error("show", "unexpected argument '%s'", argv[i]);
-        which = argv[i++];
-    }
+    const cli_value_flag flags[] = {{"db", 0, &db}, {0}};
+    int first = 0;
+    int status = cli_getopt_values("show", argc, argv, flags,
+                                   CLI_UNKNOWN_IS_ARGUMENT | CLI_OPERANDS_ANYWHERE, show_usage,
+                                   &first);
+    if (status != CLI_CONTINUE)
+        return status;
+    if (first + 1 < argc)
+        return cli_usage_error("show", "unexpected argument '%s'", argv[first + 1]);
+    if (first < argc)
+        which = argv[first];
     if (!which)
         return cli_usage_error("show", "which run? give its id (see 'batchlab runs')");
     char *end;
@@ -386,7 +369,7 @@ int cmd_show(int argc, char **argv)
     if (!ctx)
         return CLI_FAILED;
     bl_store *store = NULL;
-    int status = results_open(ctx, db, &store);
+    status = results_open(ctx, db, &store);
     if (status == CLI_OK) {
         if (bl_store_get_run(ctx, store, id, print_run, ctx) != BL_OK) {
             status = cli_fail(ctx);

@@ -11,6 +11,7 @@
  * 1. The first Ctrl-C lets the current training run finish its step and end (bl.train then
  * raises "interrupted", which ends the script, exit 130); a second Ctrl-C quits at once. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,22 +27,7 @@
 #include "cli.h"
 #include "cmd_run.h"
 #include "lua/lbl.h"
-
-#define EXIT_INTERRUPTED 130
-
-static volatile sig_atomic_t interrupt_flag = 0;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (interrupt_flag)
-        _exit(EXIT_INTERRUPTED);
-    interrupt_flag = 1;
-    static const char msg[] =
-        "\nbatchlab: interrupted; ending the run after this step (Ctrl-C again to quit now)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-}
+#include "signals.h"
 
 static void usage(FILE *out)
 {
@@ -180,6 +166,37 @@ static int pmain(lua_State *L)
 
 /* ---- the command --------------------------------------------------------------------------- */
 
+typedef struct run_flags {
+    run_args *a;
+    bool quiet, no_db;
+    long threads;
+    const char *tensorboard, *db;
+} run_flags;
+
+static int run_flag(void *user, int id, const char *flag, const char *value)
+{
+    (void)flag;
+    run_flags *f = user;
+    char *end = NULL;
+    switch (id) {
+    case 'h': usage(stdout); return CLI_OK;
+    case 'e': f->a->code[f->a->n_code++] = value; return CLI_CONTINUE;
+    case 'q': f->quiet = true; return CLI_CONTINUE;
+    case 'N': f->no_db = true; return CLI_CONTINUE;
+    case 'B': f->tensorboard = value; return CLI_CONTINUE;
+    case 'D': f->db = value; return CLI_CONTINUE;
+    case 'P': return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
+    case 'T':
+        errno = 0;
+        f->threads = strtol(value, &end, 10);
+        if (errno || !end || *end || f->threads < 0 || f->threads > 4096)
+            return cli_usage_error("run", "--threads needs a count in [0, 4096], got '%s'",
+                                   value);
+        return CLI_CONTINUE;
+    default: return CLI_USAGE;
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *name = "run";
@@ -197,79 +214,24 @@ int cmd_run(int argc, char **argv)
         a.argv[i + 1] = argv[i];
     a.argc = argc + 1;
 
-    bool quiet = false;
-    long threads = 0;
-    const char *tensorboard = NULL, *db = NULL;
-    bool no_db = false;
-    int i = 1, status = CLI_OK;
-    while (i < argc) {
-        const char *arg = argv[i], *value;
-        int took;
-        if (strcmp(arg, "--") == 0) {
-            i++;
-            break;
-        }
-        if (arg[0] != '-' || strcmp(arg, "-") == 0)
-            break;
-        if (cli_is_help(arg)) {
-            usage(stdout);
-            goto done;
-        }
-        if (strcmp(arg, "-e") == 0) {
-            if (i + 1 >= argc) {
-                status = cli_usage_error(name, "-e needs a chunk of Lua code");
-                goto done;
-            }
-            a.code[a.n_code++] = argv[i + 1];
-            i += 2;
-        } else if (strncmp(arg, "-e", 2) == 0) {
-            a.code[a.n_code++] = arg + 2;
-            i++;
-        } else if (strcmp(arg, "--quiet") == 0 || strcmp(arg, "-q") == 0) {
-            quiet = true;
-            i++;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--threads", &value)) != 0) {
-            char *end = NULL;
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            errno = 0;
-            threads = strtol(value, &end, 10);
-            if (errno || !end || *end || threads < 0 || threads > 4096) {
-                status = cli_usage_error(name, "--threads needs a count in [0, 4096], got '%s'",
-                                         value);
-                goto done;
-            }
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--tensorboard", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            tensorboard = value;
-        } else if (strcmp(arg, "--no-db") == 0) {
-            no_db = true;
-            i++;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--db", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            db = value;
-        } else if ((took = cli_take_value(name, argc, argv, &i, "--plugin-path", &value)) != 0) {
-            if (took < 0) {
-                status = CLI_USAGE;
-                goto done;
-            }
-            if (cli_add_plugin_path(value) != CLI_OK) {
-                status = CLI_FAILED;
-                goto done;
-            }
-        } else {
-            status = cli_usage_error(name, "unknown option '%s'", arg);
-            goto done;
-        }
+    run_flags f = {.a = &a};
+    int i = 0, status = CLI_OK;
+    static const struct option flags[] = {{"quiet", no_argument, NULL, 'q'},
+                                          {"threads", required_argument, NULL, 'T'},
+                                          {"tensorboard", required_argument, NULL, 'B'},
+                                          {"db", required_argument, NULL, 'D'},
+                                          {"no-db", no_argument, NULL, 'N'},
+                                          {"plugin-path", required_argument, NULL, 'P'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int parsed = cli_getopt(name, argc, argv, "e:qh", flags, 0, run_flag, &f, &i);
+    if (parsed != CLI_CONTINUE) {
+        status = parsed;
+        goto done;
     }
+    bool quiet = f.quiet, no_db = f.no_db;
+    long threads = f.threads;
+    const char *tensorboard = f.tensorboard, *db = f.db;
     if (i < argc)
         a.script = i + 1;      /* index in a.argv, which has "batchlab" in front */
     else if (a.n_code == 0) {
@@ -288,34 +250,28 @@ int cmd_run(int argc, char **argv)
         status = CLI_FAILED;
         goto done;
     }
-    interrupt_flag = 0;
-    bl_lua_set_interrupt(L, &interrupt_flag);
+    cli_signals_install();
+    bl_lua_set_interrupt(L, &cli_interrupted);
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
     /* Every run of a script is recorded unless asked not to: results are not to be lost. */
     bl_lua_set_db(L, no_db ? NULL : db ? db : bl_store_default_path());
 
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
-
     lua_pushcfunction(L, msghandler);               /* [msgh] */
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &a);
     int rc = lua_pcall(L, 1, 0, 1);
-    if (interrupt_flag) {
+    if (cli_interrupted) {
         fprintf(stderr, "batchlab: interrupted\n");
-        status = EXIT_INTERRUPTED;
+        status = CLI_EXIT_INTERRUPTED;
     } else if (rc != LUA_OK) {
         fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
         status = CLI_FAILED;
     }
     fflush(stdout);
     lua_close(L);
-    sigaction(SIGINT, &old, NULL);
+    cli_signals_restore();
 
 done:
     free(a.code);

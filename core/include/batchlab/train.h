@@ -134,7 +134,8 @@ typedef struct bl_train_config {
     /* Evaluation. */
     bl_eval_unit eval_unit;         /* default: every epoch */
     double eval_every;              /* in eval_unit (default 1) */
-    int64_t eval_batch;             /* batch for evaluation (default 1000) */
+    int64_t eval_batch;             /* batch for evaluation (default 0: the largest training
+                                       chunk, at least 256; see batchlab/run_spec.h) */
     int64_t train_eval_samples;     /* fixed training subset for train accuracy (default 2000;
                                        0 = off) */
     bool skip_test;                 /* do not evaluate the test split at the end */

@@ -247,3 +247,43 @@ int bl__lua_criterion(void *user, bl_ctx *ctx, const bl_eval_point *p, const cha
     lua_settop(L, top);
     return rc;
 }
+
+/* ---- the callbacks as a run output ----------------------------------------------------------- */
+
+void bl__lua_outputs_echo(lua_State *L, lbl_job *j)
+{
+    for (size_t i = 0; i < j->n_outputs; i++) {
+        int64_t id = bl_run_store_output_id(&j->outputs[i]);
+        const char *tb = bl_run_tensorboard_output_path(&j->outputs[i]);
+        if (id > 0) {
+            lua_pushinteger(L, (lua_Integer)id);
+            lua_setfield(L, j->run, "run_id");
+        }
+        if (tb) {
+            lua_pushstring(L, tb);
+            lua_setfield(L, j->run, "tensorboard");
+        }
+    }
+}
+
+/* The outputs before this one have begun: the run table shows the run id and event file. */
+static int callback_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
+{
+    (void)ctx;
+    (void)info;
+    lbl_job *j = self;
+    bl__lua_outputs_echo(j->L, j);
+    return BL_OK;
+}
+
+static int callback_point(void *self, bl_ctx *ctx, const bl_eval_point *p)
+{
+    lbl_job *j = self;
+    return j->point ? bl__lua_on_point(j, ctx, p) : BL_OK;
+}
+
+void bl__lua_callback_output(lbl_job *j, bl_run_output *out)
+{
+    *out = (bl_run_output){.name = "lua", .self = j, .begin = callback_begin,
+                           .point = callback_point};
+}

@@ -20,29 +20,21 @@
  * "function" and the run's label is added to the configuration: such a run resumes only
  * under the same label (a sweep's label names its parameters).
  *
- * The run table gets `db`, `experiment` (when given) and `run_id`. */
+ * The run table gets `db`, `experiment` (when given) and `run_id`. Recording itself is the
+ * core's store output (batchlab/run.h): the start, each point and the end — also when the
+ * run fails, diverges or is interrupted. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "batchlab/json.h"
 #include "base/strbuf.h"
+#include "batchlab/json.h"
+#include "batchlab/run_spec.h"
 #include "batchlab/store.h"
 #include "lua/lbl.h"
 
 #define DEFAULT_DB_KEY "batchlab.store.default"
-
-struct lbl_record {
-    bl_store *store;         /* open from prepare to end */
-    char *path;
-    char *json;              /* the run's configuration */
-    int64_t experiment;      /* 0 = none */
-    int64_t run_id;          /* > 0 once begun */
-    bool ended;
-    bl_point_fn next;        /* the on_point this one chains to */
-    void *next_user;
-};
 
 /* ---- host default ----------------------------------------------------------------------- */
 
@@ -57,57 +49,22 @@ void bl_lua_set_db(lua_State *L, const char *path)
 
 /* ---- the configuration as JSON ----------------------------------------------------------- */
 
+/* The text is canonicalized by the store (bl_json_canonical: sorted keys, numbers in their
+ * shortest round-trip form, one escaping), so this writer only has to write valid JSON. */
 typedef struct jw {
-    char *p;
-    size_t n, cap;
-    bool nomem;
+    bl__sbuf b;
     bool has_function;       /* a value that cannot be compared was written */
 } jw;
 
-static void put(jw *w, const char *s, size_t n)
-{
-    if (w->nomem)
-        return;
-    if (w->n + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->n + n + 1)
-            cap *= 2;
-        char *p = realloc(w->p, cap);
-        if (!p) {
-            w->nomem = true;
-            return;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    memcpy(w->p + w->n, s, n);
-    w->n += n;
-    w->p[w->n] = '\0';
-}
-
 static void puts_(jw *w, const char *s)
 {
-    put(w, s, strlen(s));
+    bl__sb_puts(&w->b, s);
 }
 
+/* A Lua string, embedded NULs included (escaped as \u0000). */
 static void put_string(jw *w, const char *s, size_t n)
 {
-    puts_(w, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put(w, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            puts_(w, esc);
-        } else {
-            put(w, (const char *)&c, 1);
-        }
-    }
-    puts_(w, "\"");
+    bl__sb_json_stringn(&w->b, s, n);
 }
 
 static void put_number(jw *w, double v)
@@ -129,7 +86,7 @@ static void put_config(jw *w, const char *name, const bl_config *cfg)
         free(json);
     } else {
         puts_(w, cfg ? "null" : "{}");
-        w->nomem = w->nomem || cfg != NULL;
+        w->b.failed = w->b.failed || cfg != NULL;
     }
     puts_(w, "}");
 }
@@ -171,7 +128,7 @@ static void put_table(jw *w, lua_State *L, int idx, int depth, const char *const
     }
     tkey *keys = calloc(count ? count : 1, sizeof *keys);
     if (!keys) {
-        w->nomem = true;
+        w->b.failed = true;
         return;
     }
     size_t n = 0;
@@ -220,22 +177,12 @@ static void put_table(jw *w, lua_State *L, int idx, int depth, const char *const
 
 static void put_optim(jw *w, const bl_optim_config *o)
 {
-    struct { const char *k; double v; } f[] = {
-        {"lr", o->lr}, {"momentum", o->momentum}, {"dampening", o->dampening},
-        {"weight_decay", o->weight_decay}, {"beta1", o->beta1}, {"beta2", o->beta2},
-        {"eps", o->eps}, {"trust_coefficient", o->trust_coefficient},
-        {"clip_norm", o->clip_norm}};
-    puts_(w, "{\"name\":");
-    const char *name = bl_optim_name(o->kind);
-    put_string(w, name, strlen(name));
-    puts_(w, o->nesterov ? ",\"nesterov\":true" : ",\"nesterov\":false");
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        puts_(w, ",\"");
-        puts_(w, f[i].k);
-        puts_(w, "\":");
-        put_number(w, f[i].v);
-    }
-    puts_(w, "}");
+    char *json = NULL;
+    if (bl_run_spec_optim_json(NULL, o, &json) == BL_OK)
+        puts_(w, json);
+    else
+        w->b.failed = true;
+    free(json);
 }
 
 /* A value of the configuration; never raises (no metamethods are called). */
@@ -323,12 +270,12 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
 {
     jw w = {0};
     put_table(&w, L, idx, 0, not_configuration);
-    if (w.nomem || w.n < 2) {
-        free(w.p);
+    if (w.b.failed || w.b.len < 2) {
+        free(w.b.p);
         return NULL;
     }
-    w.n--;                                                      /* reopen the object */
-    puts_(&w, w.n > 1 ? ",\"optimizer\":" : "\"optimizer\":");
+    w.b.len--;                                                  /* reopen the object */
+    puts_(&w, w.b.len > 1 ? ",\"optimizer\":" : "\"optimizer\":");
     put_optim(&w, &cfg->optim);
     if (w.has_function) {
         /* the label stands in for what cannot be compared */
@@ -339,46 +286,17 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
             puts_(&w, "null");
     }
     puts_(&w, "}");
-    if (w.nomem) {
-        free(w.p);
+    if (w.b.failed) {
+        free(w.b.p);
         return NULL;
     }
-    return w.p;
+    return w.b.p;
 }
 
-/* ---- the run's life ----------------------------------------------------------------------- */
+/* ---- the run's output ---------------------------------------------------------------------- */
 
-static void close_record(lbl_job *j)
-{
-    struct lbl_record *r = j->record;
-    if (!r)
-        return;
-    bl_store_close(r->store);
-    free(r->path);
-    free(r->json);
-    free(r);
-    j->record = NULL;
-}
-
-/* Raises "bl.train: <message>" after forgetting the record. */
-static int fail(lua_State *L, lbl_job *j)
-{
-    close_record(j);
-    return bl__lua_raise(L, j->ctx, "bl.train");
-}
-
-static int point_fn(void *user, bl_ctx *ctx, const bl_eval_point *p)
-{
-    lbl_job *j = user;
-    struct lbl_record *r = j->record;
-    int rc = bl_store_add_point(ctx, r->store, r->run_id, p);
-    if (rc == BL_OK && r->next)
-        rc = r->next(r->next_user, ctx, p);
-    return rc;
-}
-
-bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
-                           const char *label, bool quiet)
+bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
+                          const char *label, bool quiet)
 {
     int top = lua_gettop(L);
     int dbt = lua_getfield(L, 1, "db");                         /* [db] */
@@ -393,10 +311,7 @@ bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     if (et != LUA_TNIL && (et != LUA_TSTRING || lua_rawlen(L, -1) == 0))
         luaL_error(L, "bl.train: 'experiment' must be a non-empty string, got %s",
                    et == LUA_TSTRING ? "\"\"" : luaL_typename(L, -1));
-    int rt = lua_getfield(L, 1, "resume");                      /* [db, exp, resume] */
-    if (rt != LUA_TNIL && rt != LUA_TBOOLEAN)
-        luaL_error(L, "bl.train: 'resume' must be a boolean, got %s", luaL_typename(L, -1));
-    bool resume = lua_toboolean(L, -1);
+    bool resume = bl_config_bool(j->spec, "resume");            /* checked by the run spec */
     const char *experiment = et == LUA_TSTRING ? lua_tostring(L, top + 2) : NULL;
     const char *path = dbt == LUA_TSTRING ? lua_tostring(L, top + 1) : NULL;
     if (!path && lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY) == LUA_TSTRING)
@@ -408,22 +323,13 @@ bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     if (!path)
         path = bl_store_default_path();
 
-    struct lbl_record *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup(path))) {
-        free(r);
+    bl_run_output *out = &j->outputs[j->n_outputs];
+    if (bl_run_store_output(j->ctx, path, experiment, out) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+    j->n_outputs++;                                             /* closed with the job */
+    if (!(j->config_json = config_json(L, 1, cfg, label)))
         luaL_error(L, "bl.train: out of memory");
-        return false;                                           /* not reached */
-    }
-    j->record = r;
-    if (bl_store_open(j->ctx, r->path, &r->store) != BL_OK)
-        fail(L, j);
-    if (experiment && bl_store_experiment(j->ctx, r->store, experiment, &r->experiment) != BL_OK)
-        fail(L, j);
-    if (!(r->json = config_json(L, 1, cfg, label))) {
-        close_record(j);
-        luaL_error(L, "bl.train: out of memory");
-    }
-    lua_pushstring(L, r->path);
+    lua_pushstring(L, path);
     lua_setfield(L, j->run, "db");
     if (experiment) {
         lua_pushstring(L, experiment);
@@ -434,16 +340,14 @@ bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
         return false;
 
     int64_t id;
-    int rc = bl_store_find_completed(j->ctx, r->store, r->experiment, r->json, &id);
+    int rc = bl_run_store_output_find(j->ctx, out, j->config_json, &id);
     if (rc == BL_ENOTFOUND) {
         bl_clear_error(j->ctx);
         return false;
     }
-    if (rc != BL_OK)
-        fail(L, j);
     bl_run_result res;
-    if (bl_store_load_result(j->ctx, r->store, id, &res, NULL) != BL_OK)
-        fail(L, j);
+    if (rc != BL_OK || bl_run_store_output_load(j->ctx, out, id, &res) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
     bl__lua_set_result(L, j->run, cfg, &res);
     bl_run_status status = res.status;
     bl_run_result_free(&res);
@@ -453,86 +357,9 @@ bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     lua_setfield(L, j->run, "run_id");
     if (!quiet)
         fprintf(stderr, "batchlab: %s: skipped: already %s as run %lld in '%s'\n",
-                label ? label : "run", bl_run_status_name(status), (long long)id, r->path);
-    close_record(j);
+                label ? label : "run", bl_run_status_name(status), (long long)id, path);
     lua_pushvalue(L, j->run);
     return true;
-}
-
-void bl__lua_store_begin(lua_State *L, lbl_job *j, bl_train_config *cfg, const char *label)
-{
-    struct lbl_record *r = j->record;
-    if (!r)
-        return;
-    if (bl_store_run_begin(j->ctx, r->store, r->experiment, label, r->json, cfg->seed,
-                           &r->run_id) != BL_OK)
-        fail(L, j);
-    lua_pushinteger(L, (lua_Integer)r->run_id);
-    lua_setfield(L, j->run, "run_id");
-    r->next = cfg->on_point;
-    r->next_user = cfg->point_user;
-    cfg->on_point = point_fn;
-    cfg->point_user = j;
-}
-
-/* Records the end of the run with `status` forced when not running; store errors go to
- * `ctx` (may be NULL). */
-static int end_run(bl_ctx *ctx, lbl_job *j, bl_run_status status, const char *why)
-{
-    struct lbl_record *r = j->record;
-    bl_run_result res;
-    if (j->have_result) {
-        res = j->result;
-    } else {
-        memset(&res, 0, sizeof res);
-        res.final = (bl_eval_point){.epoch = NAN, .wall = NAN, .lr = NAN, .train_loss = NAN,
-                                    .train_accuracy = NAN, .val_loss = NAN,
-                                    .val_accuracy = NAN, .gns = NAN, .samples_per_sec = NAN};
-        res.test_loss = res.test_accuracy = NAN;
-        res.time_to_target = res.epochs_to_target = NAN;
-        res.steps_to_target = res.samples_to_target = res.diverged_step = -1;
-    }
-    if (status != BL_RUN_RUNNING) {
-        res.status = status;
-        snprintf(res.stopped_by, sizeof res.stopped_by, "%s", "error");
-        snprintf(res.error, sizeof res.error, "%s", why);
-    }
-    if (res.status == BL_RUN_RUNNING) /* bl_train's status when it could not start */
-        res.status = BL_RUN_FAILED;
-    int rc = bl_store_run_end(ctx, r->store, r->run_id, &res);
-    r->ended = true;
-    return rc;
-}
-
-void bl__lua_store_end(lbl_job *j, int rc)
-{
-    struct lbl_record *r = j->record;
-    if (!r || r->run_id <= 0 || r->ended)
-        return;
-    if (rc != BL_OK) {
-        /* ctx holds the message bl.train raises: record it, keep it. */
-        char why[1024];
-        snprintf(why, sizeof why, "%s", bl_errmsg(j->ctx));
-        end_run(NULL, j, BL_RUN_FAILED, why);
-    } else if (end_run(j->ctx, j, BL_RUN_RUNNING, NULL) != BL_OK &&
-               j->result.status == BL_RUN_COMPLETED) {
-        /* The run cannot be recorded: say so rather than lose it quietly. */
-        j->result.status = BL_RUN_FAILED;
-        snprintf(j->result.stopped_by, sizeof j->result.stopped_by, "error");
-        snprintf(j->result.error, sizeof j->result.error, "%s", bl_errmsg(j->ctx));
-    }
-    close_record(j);
-}
-
-void bl__lua_store_close(lbl_job *j)
-{
-    struct lbl_record *r = j->record;
-    if (!r)
-        return;
-    if (r->run_id > 0 && !r->ended)
-        end_run(NULL, j, BL_RUN_FAILED, "bl.train raised an error before the end of the run "
-                                        "was recorded");
-    close_record(j);
 }
 
 /* ---- bl.sweep ------------------------------------------------------------------------------ */

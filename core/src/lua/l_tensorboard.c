@@ -7,8 +7,9 @@
  * booleans (label, quiet and tensorboard left out), then the run table's config echo
  * (dataset, model, batch, lr, optimizer, seed, device), in sorted order.
  *
- * A file that cannot be created raises; a write that fails during the run ends the run as
- * "failed" with the message naming the file, as an error in on_point would. */
+ * The file is the core's TensorBoard output (batchlab/run.h). A file that cannot be created
+ * raises; a write that fails during the run ends the run as "failed" with the message naming
+ * the file, as an error in on_point would. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,8 +49,8 @@ static int set_value(lua_State *L, bl_ctx *ctx, bl_config *hp, const char *name)
     }
 }
 
-/* Writes the hyperparameters of the bl.train table at index 1 and the run table. */
-static void write_hparams(lua_State *L, lbl_job *j)
+/* The hyperparameters of the bl.train table at index 1 and the run table: a new config. */
+static bl_config *hparams(lua_State *L, lbl_job *j)
 {
     lua_newtable(L);                                            /* [h] */
     int hi = lua_gettop(L);
@@ -94,30 +95,18 @@ static void write_hparams(lua_State *L, lbl_job *j)
         rc = set_value(L, j->ctx, hp, names[k]);
         lua_pop(L, 1);
     }
-    if (rc == BL_OK)
-        rc = bl_tfevents_hparams(j->ctx, j->tb, hp, NULL, 0);
-    bl_config_free(hp);
-    if (rc != BL_OK)
-        bl__lua_raise(L, j->ctx, "bl.train: tensorboard");
     lua_settop(L, hi - 1);
+    if (rc != BL_OK) {
+        bl_config_free(hp);
+        bl__lua_raise(L, j->ctx, "bl.train: tensorboard");
+    }
+    return hp;
 }
 
-/* bl_point_fn: the point into the event file, then the job's own on_point / stop (installed
- * as bl__lua_on_point whenever j->point is in use). */
-static int point_fn(void *user, bl_ctx *ctx, const bl_eval_point *p)
-{
-    lbl_job *j = user;
-    int rc = bl_tfevents_point(ctx, j->tb, p);
-    if (rc == BL_OK && j->point)
-        rc = bl__lua_on_point(user, ctx, p);
-    return rc;
-}
-
-void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
-                              const char *label)
+void bl__lua_tensorboard_output(lua_State *L, lbl_job *j, const char *label)
 {
     int t = lua_getfield(L, 1, "tensorboard");                  /* [dir] */
-    if (t == LUA_TNIL) {
+    if (t == LUA_TNIL || (t == LUA_TSTRING && lua_rawlen(L, -1) == 0)) {
         /* the host's default (batchlab run --tensorboard DIR), if any */
         const char *fallback = bl__lua_state(L)->tensorboard;
         lua_pop(L, 1);
@@ -143,29 +132,12 @@ void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
         lua_pop(L, 1);
         label = name;
     }
-    if (bl_tfevents_open(j->ctx, lua_tostring(L, -1), label, &j->tb) != BL_OK)
+    bl_config *hp = hparams(L, j);
+    int rc = bl_run_tensorboard_output(j->ctx, lua_tostring(L, -1), label, hp,
+                                       &j->outputs[j->n_outputs]);
+    bl_config_free(hp);
+    if (rc != BL_OK)
         bl__lua_raise(L, j->ctx, "bl.train");
+    j->n_outputs++;
     lua_pop(L, 1);
-    lua_pushstring(L, bl_tfevents_path(j->tb));
-    lua_setfield(L, j->run, "tensorboard");
-    write_hparams(L, j);
-    cfg->on_point = point_fn;
-    cfg->point_user = j;
-}
-
-void bl__lua_tensorboard_end(lbl_job *j, int rc)
-{
-    if (!j->tb)
-        return;
-    /* When bl_train failed, ctx holds the message bl.train raises: keep it. */
-    bl_ctx *ctx = rc == BL_OK ? j->ctx : NULL;
-    bl_run_status status = rc == BL_OK ? j->result.status : BL_RUN_FAILED;
-    int wrc = bl_tfevents_end(ctx, j->tb, status);
-    int crc = bl_tfevents_close(wrc == BL_OK ? ctx : NULL, j->tb);
-    j->tb = NULL;
-    if ((wrc != BL_OK || crc != BL_OK) && ctx && j->result.status == BL_RUN_COMPLETED) {
-        j->result.status = BL_RUN_FAILED;
-        snprintf(j->result.stopped_by, sizeof j->result.stopped_by, "error");
-        snprintf(j->result.error, sizeof j->result.error, "%s", bl_errmsg(ctx));
-    }
 }

@@ -1,6 +1,9 @@
-/* bl.train{...}: one training run. Converts the Lua table to a bl_train_config (every key is
- * checked; a misspelt one raises with the nearest accepted name), builds the model's net on
- * the device, calls bl_train and returns the run table.
+/* bl.train{...}: one training run. A translator onto the run orchestrator (batchlab/run.h):
+ * the plain values of the table go through the run specification (batchlab/run_spec.h: the
+ * same types, bounds, defaults and "did you mean" messages as `batchlab train`'s flags), the
+ * objects (dataset, model, optimizer, schedule, stop, on_point) and the table forms of the
+ * composite keys are translated here, and bl_run trains with the outputs: TensorBoard, the
+ * results store, the script's callbacks and progress lines.
  *
  * Errors in the configuration raise. Errors inside the run — including errors raised by the
  * script's schedule, stop criterion or on_point — end the run with status "failed" and the
@@ -14,23 +17,19 @@
 
 #include "batchlab/device.h"
 #include "batchlab/model.h"
+#include "batchlab/run.h"
+#include "batchlab/run_spec.h"
 #include "lua/lbl.h"
 
 #define LBL_JOB "batchlab.Job"
-
-static const char *const train_keys[] = {
-    "dataset", "model", "device", "seed", "epochs", "max_steps", "max_seconds", "batch",
-    "max_batch", "drop_last", "micro_batch", "optimizer", "lr_scaling", "lr_schedule",
-    "eval_every", "eval_batch", "train_eval_samples", "skip_test", "skip_eval", "measure_gns",
-    "gns_chunks", "gns_ema", "target", "stop_at_target", "stop", "quiet", "label", "on_point",
-    "threads", "tensorboard", "db", "experiment", "resume", "prefetch", NULL};
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
 static int job_close(lua_State *L)
 {
     lbl_job *j = luaL_checkudata(L, 1, LBL_JOB);
-    bl__lua_store_close(j);                        /* before the result is freed */
+    bl_run_outputs_close(j->outputs, j->n_outputs);
+    j->n_outputs = 0;
     if (j->data) {
         j->data->busy--;
         j->data = NULL;
@@ -39,14 +38,10 @@ static int job_close(lua_State *L)
         bl_run_result_free(&j->result);
         j->have_result = false;
     }
-    bl_tfevents_close(NULL, j->tb);                /* left open only by a raised error */
-    j->tb = NULL;
-    bl_scheduler_close(j->sched);
-    j->sched = NULL;
-    bl_net_free(j->net);
-    j->net = NULL;
-    bl_device_free(j->dev);
-    j->dev = NULL;
+    bl_config_free(j->spec);
+    j->spec = NULL;
+    free(j->config_json);
+    j->config_json = NULL;
     free(j->milestones);
     j->milestones = NULL;
     bl_ctx_free(j->ctx);
@@ -86,18 +81,6 @@ static int type_error(lua_State *L, const char *key, const char *expected)
                       luaL_typename(L, -1));
 }
 
-static bool opt_number(lua_State *L, const char *key, double *out)
-{
-    int t = get(L, key);
-    if (t != LUA_TNIL) {
-        if (t != LUA_TNUMBER)
-            type_error(L, key, "a number");
-        *out = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return t != LUA_TNIL;
-}
-
 /* An integer at the stack top (a float with an integral value is accepted). */
 static int64_t to_integer(lua_State *L, const char *where, const char *key)
 {
@@ -113,86 +96,78 @@ static int64_t to_integer(lua_State *L, const char *where, const char *key)
     return (int64_t)v;
 }
 
-static bool opt_integer(lua_State *L, const char *key, int64_t *out)
+/* The accepted keys: the run spec's settings and object keys. */
+static void check_keys(lua_State *L)
 {
-    int t = get(L, key);
-    if (t != LUA_TNIL)
-        *out = to_integer(L, "bl.train", key);
-    lua_pop(L, 1);
-    return t != LUA_TNIL;
+    const char *keys[64];
+    size_t n_set, n = 0;
+    const bl_run_setting *set = bl_run_spec_settings(&n_set);
+    for (size_t i = 0; i < n_set && n < 63; i++)
+        keys[n++] = set[i].opt.name;
+    for (const bl_run_object_key *k = bl_run_spec_object_keys(); k->name && n < 63; k++)
+        keys[n++] = k->name;
+    keys[n] = NULL;
+    bl__lua_check_keys(L, 1, keys, "bl.train");
 }
 
-static bool opt_bool(lua_State *L, const char *key, bool *out)
+/* Sets given[name] from the plain Lua value at the stack top (raises when it is not one). */
+static void set_plain(lua_State *L, lbl_job *j, bl_config *given, const char *name)
 {
-    int t = get(L, key);
-    if (t != LUA_TNIL) {
-        if (t != LUA_TBOOLEAN)
-            type_error(L, key, "a boolean");
-        *out = lua_toboolean(L, -1);
+    int rc;
+    switch (lua_type(L, -1)) {
+    case LUA_TBOOLEAN: rc = bl_config_set_bool(j->ctx, given, name, lua_toboolean(L, -1)); break;
+    case LUA_TSTRING: rc = bl_config_set_string(j->ctx, given, name, lua_tostring(L, -1)); break;
+    case LUA_TNUMBER:
+        rc = lua_isinteger(L, -1)
+                 ? bl_config_set_int(j->ctx, given, name, (int64_t)lua_tointeger(L, -1))
+                 : bl_config_set_number(j->ctx, given, name, lua_tonumber(L, -1));
+        break;
+    default: {
+        const bl_run_setting *s = bl_run_spec_find(name);
+        char what[64];
+        snprintf(what, sizeof what, "%s %s", s->opt.type == BL_TYPE_INT ? "an" : "a",
+                 bl_type_name(s->opt.type));
+        type_error(L, name, what);
+        return;
+    }
+    }
+    if (rc != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+}
+
+/* Sets given[name] to the number at the stack top as text ("0.5"), for the composite keys
+ * whose spec type is their text form. */
+static void set_number_text(lua_State *L, lbl_job *j, bl_config *given, const char *name,
+                            const char *prefix)
+{
+    char text[64];
+    if (lua_isinteger(L, -1))
+        snprintf(text, sizeof text, "%s%lld", prefix, (long long)lua_tointeger(L, -1));
+    else
+        snprintf(text, sizeof text, "%s%.17g", prefix, lua_tonumber(L, -1));
+    if (bl_config_set_string(j->ctx, given, name, text) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+}
+
+/* lr_scaling = {rule =, base_batch =, warmup_epochs =, warmup_steps =}: the rule goes to the
+ * spec, the rest straight into cfg (after the spec is applied). */
+static void lr_scaling_rule(lua_State *L, lbl_job *j, bl_config *given, int ti)
+{
+    static const char *const keys[] = {"rule", "base_batch", "warmup_epochs", "warmup_steps",
+                                       NULL};
+    bl__lua_check_keys(L, ti, keys, "bl.train: lr_scaling");
+    if (lua_getfield(L, ti, "rule") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            type_error(L, "lr_scaling.rule", "a string");
+        set_plain(L, j, given, "lr_scaling");
     }
     lua_pop(L, 1);
-    return t != LUA_TNIL;
 }
 
-/* A string key; the string stays valid while the config table holds it. */
-static const char *opt_string(lua_State *L, const char *key, const char *def)
+static void lr_scaling_rest(lua_State *L, bl_train_config *cfg)
 {
-    int t = get(L, key);
-    const char *s = def;
-    if (t != LUA_TNIL) {
-        if (t != LUA_TSTRING)
-            type_error(L, key, "a string");
-        s = lua_tostring(L, -1);
-    }
-    lua_pop(L, 1);
-    return s;
-}
-
-/* Index of `name` in `names` (n entries), or raises naming the nearest. */
-static int choice(lua_State *L, const char *what, const char *name, const char *const *names,
-                  size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return (int)i;
-    const char *near = bl_nearest_name(name, names, n);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n; i++) {
-        luaL_addstring(&b, i ? ", " : "");
-        luaL_addstring(&b, names[i]);
-    }
-    luaL_pushresult(&b);
-    if (near)
-        return luaL_error(L, "bl.train: unknown %s '%s'; did you mean '%s'? (accepted: %s)",
-                          what, name, near, lua_tostring(L, -1));
-    return luaL_error(L, "bl.train: unknown %s '%s' (accepted: %s)", what, name,
-                      lua_tostring(L, -1));
-}
-
-/* ---- the composite keys -------------------------------------------------------------------- */
-
-static const char *const scaling_names[] = {"none", "linear", "sqrt"};
-
-/* lr_scaling = "linear" | {rule =, base_batch =, warmup_epochs =, warmup_steps =} */
-static void read_lr_scaling(lua_State *L, bl_train_config *cfg)
-{
-    int t = get(L, "lr_scaling");
-    if (t == LUA_TSTRING) {
-        cfg->lr_scaling = (bl_lr_scaling)choice(L, "lr_scaling rule", lua_tostring(L, -1),
-                                                scaling_names, 3);
-    } else if (t == LUA_TTABLE) {
-        static const char *const keys[] = {"rule", "base_batch", "warmup_epochs",
-                                           "warmup_steps", NULL};
+    if (get(L, "lr_scaling") == LUA_TTABLE) {
         int ti = lua_gettop(L);
-        bl__lua_check_keys(L, ti, keys, "bl.train: lr_scaling");
-        if (lua_getfield(L, ti, "rule") != LUA_TNIL) {
-            if (!lua_isstring(L, -1) || lua_type(L, -1) != LUA_TSTRING)
-                type_error(L, "lr_scaling.rule", "a string");
-            cfg->lr_scaling = (bl_lr_scaling)choice(L, "lr_scaling rule", lua_tostring(L, -1),
-                                                    scaling_names, 3);
-        }
-        lua_pop(L, 1);
         if (lua_getfield(L, ti, "base_batch") != LUA_TNIL)
             cfg->base_batch = to_integer(L, "bl.train: lr_scaling", "base_batch");
         lua_pop(L, 1);
@@ -205,96 +180,80 @@ static void read_lr_scaling(lua_State *L, bl_train_config *cfg)
         if (lua_getfield(L, ti, "warmup_steps") != LUA_TNIL)
             cfg->warmup_steps = to_integer(L, "bl.train: lr_scaling", "warmup_steps");
         lua_pop(L, 1);
-    } else if (t != LUA_TNIL) {
-        type_error(L, "lr_scaling", "a rule name or a table {rule =, base_batch =, ...}");
     }
     lua_pop(L, 1);
 }
 
-static const char *const schedule_names[] = {"constant", "step", "cosine", "linear"};
-
-/* lr_schedule = "cosine" | {kind = "step", milestones = {...}, gamma = 0.1} */
-static void read_lr_schedule(lua_State *L, lbl_job *j, bl_train_config *cfg)
+/* lr_schedule = {kind = "step", milestones = {...}, gamma = 0.1}: kind to the spec. */
+static void lr_schedule_kind(lua_State *L, lbl_job *j, bl_config *given, int ti)
 {
-    int t = get(L, "lr_schedule");
-    if (t == LUA_TSTRING) {
-        cfg->lr_schedule = (bl_lr_schedule)choice(L, "lr_schedule", lua_tostring(L, -1),
-                                                  schedule_names, 4);
-    } else if (t == LUA_TTABLE) {
-        static const char *const keys[] = {"kind", "milestones", "gamma", NULL};
-        int ti = lua_gettop(L);
-        bl__lua_check_keys(L, ti, keys, "bl.train: lr_schedule");
-        if (lua_getfield(L, ti, "kind") != LUA_TSTRING)
-            type_error(L, "lr_schedule.kind", "a string (\"step\", \"cosine\", ...)");
-        cfg->lr_schedule = (bl_lr_schedule)choice(L, "lr_schedule", lua_tostring(L, -1),
-                                                  schedule_names, 4);
-        lua_pop(L, 1);
-        if (lua_getfield(L, ti, "gamma") != LUA_TNIL) {
-            if (lua_type(L, -1) != LUA_TNUMBER)
-                type_error(L, "lr_schedule.gamma", "a number");
-            cfg->lr_gamma = lua_tonumber(L, -1);
-        }
-        lua_pop(L, 1);
-        int mt = lua_getfield(L, ti, "milestones");
-        if (mt == LUA_TNUMBER) {
-            j->milestones = malloc(sizeof *j->milestones);
-            if (!j->milestones)
-                luaL_error(L, "bl.train: out of memory");
-            j->milestones[0] = lua_tonumber(L, -1);
-            cfg->lr_milestone_count = 1;
-        } else if (mt == LUA_TTABLE) {
-            lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-            j->milestones = malloc((size_t)(n > 0 ? n : 1) * sizeof *j->milestones);
-            if (!j->milestones)
-                luaL_error(L, "bl.train: out of memory");
-            for (lua_Integer i = 1; i <= n; i++) {
-                if (lua_rawgeti(L, -1, i) != LUA_TNUMBER)
-                    luaL_error(L, "bl.train: lr_schedule.milestones[%d] must be a number (an "
-                                  "epoch), got %s", (int)i, luaL_typename(L, -1));
-                j->milestones[i - 1] = lua_tonumber(L, -1);
-                lua_pop(L, 1);
-            }
-            cfg->lr_milestone_count = (int)n;
-        } else if (mt != LUA_TNIL) {
-            type_error(L, "lr_schedule.milestones", "a list of epochs");
-        }
-        cfg->lr_milestones = j->milestones;
-        lua_pop(L, 1);
-    } else if (t != LUA_TNIL) {
-        type_error(L, "lr_schedule", "a name or a table {kind =, milestones =, gamma =}");
-    }
+    static const char *const keys[] = {"kind", "milestones", "gamma", NULL};
+    bl__lua_check_keys(L, ti, keys, "bl.train: lr_schedule");
+    if (lua_getfield(L, ti, "kind") != LUA_TSTRING)
+        type_error(L, "lr_schedule.kind", "a string (\"step\", \"cosine\", ...)");
+    set_plain(L, j, given, "lr_schedule");
     lua_pop(L, 1);
 }
 
-/* eval_every = 1 (epochs) | {steps = N} | {samples = N} | {epochs = x} */
-static void read_eval_every(lua_State *L, bl_train_config *cfg)
+static void lr_schedule_rest(lua_State *L, lbl_job *j, bl_train_config *cfg)
 {
-    int t = get(L, "eval_every");
-    if (t == LUA_TNUMBER) {
-        cfg->eval_unit = BL_EVAL_EPOCHS;
-        cfg->eval_every = lua_tonumber(L, -1);
-    } else if (t == LUA_TTABLE) {
-        static const char *const keys[] = {"epochs", "steps", "samples", NULL};
-        static const bl_eval_unit units[] = {BL_EVAL_EPOCHS, BL_EVAL_STEPS, BL_EVAL_SAMPLES};
-        int ti = lua_gettop(L);
-        bl__lua_check_keys(L, ti, keys, "bl.train: eval_every");
-        int found = 0;
-        for (int i = 0; i < 3; i++) {
-            if (lua_getfield(L, ti, keys[i]) != LUA_TNIL) {
-                if (lua_type(L, -1) != LUA_TNUMBER)
-                    type_error(L, "eval_every", "{epochs = x}, {steps = n} or {samples = n}");
-                cfg->eval_unit = units[i];
-                cfg->eval_every = lua_tonumber(L, -1);
-                found++;
-            }
+    if (get(L, "lr_schedule") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    int ti = lua_gettop(L);
+    if (lua_getfield(L, ti, "gamma") != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            type_error(L, "lr_schedule.gamma", "a number");
+        cfg->lr_gamma = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    int mt = lua_getfield(L, ti, "milestones");
+    if (mt == LUA_TNUMBER) {
+        j->milestones = malloc(sizeof *j->milestones);
+        if (!j->milestones)
+            luaL_error(L, "bl.train: out of memory");
+        j->milestones[0] = lua_tonumber(L, -1);
+        cfg->lr_milestone_count = 1;
+    } else if (mt == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+        j->milestones = malloc((size_t)(n > 0 ? n : 1) * sizeof *j->milestones);
+        if (!j->milestones)
+            luaL_error(L, "bl.train: out of memory");
+        for (lua_Integer i = 1; i <= n; i++) {
+            if (lua_rawgeti(L, -1, i) != LUA_TNUMBER)
+                luaL_error(L, "bl.train: lr_schedule.milestones[%d] must be a number (an "
+                              "epoch), got %s", (int)i, luaL_typename(L, -1));
+            j->milestones[i - 1] = lua_tonumber(L, -1);
             lua_pop(L, 1);
         }
-        if (found != 1)
-            luaL_error(L, "bl.train: eval_every: give exactly one of epochs, steps, samples");
-    } else if (t != LUA_TNIL) {
-        type_error(L, "eval_every", "a number of epochs or {steps = n} / {samples = n}");
+        cfg->lr_milestone_count = (int)n;
+    } else if (mt != LUA_TNIL) {
+        type_error(L, "lr_schedule.milestones", "a list of epochs");
     }
-    lua_pop(L, 1);
+    cfg->lr_milestones = j->milestones;
+    lua_pop(L, 2);
+}
+
+/* eval_every = {steps = N} | {samples = N} | {epochs = x}: its text form for the spec. */
+static void eval_every_text(lua_State *L, lbl_job *j, bl_config *given, int ti)
+{
+    static const char *const keys[] = {"epochs", "steps", "samples", NULL};
+    bl__lua_check_keys(L, ti, keys, "bl.train: eval_every");
+    int found = 0;
+    for (int i = 0; i < 3; i++) {
+        if (lua_getfield(L, ti, keys[i]) != LUA_TNIL) {
+            if (lua_type(L, -1) != LUA_TNUMBER)
+                type_error(L, "eval_every", "{epochs = x}, {steps = n} or {samples = n}");
+            char prefix[16];
+            snprintf(prefix, sizeof prefix, "%s=", keys[i]);
+            set_number_text(L, j, given, "eval_every", prefix);
+            found++;
+        }
+        lua_pop(L, 1);
+    }
+    if (found != 1)
+        luaL_error(L, "bl.train: eval_every: give exactly one of epochs, steps, samples");
 }
 
 /* The target's value from the table at `ti`, under at_least / at_most / value. */
@@ -333,51 +292,103 @@ static bool metric_higher_better(bl_metric m)
     return m == BL_METRIC_VAL_ACCURACY || m == BL_METRIC_TRAIN_ACCURACY;
 }
 
-/* target = 0.9 (val_accuracy ≥ 0.9) | {val_loss = 0.3} | {metric =, at_least = | at_most =} */
-static void read_target(lua_State *L, lbl_job *j, bl_train_config *cfg)
+/* target = {val_loss = 0.3} | {metric =, at_least = | at_most =} (a number goes through the
+ * spec's text form). */
+static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
 {
-    int t = get(L, "target");
-    if (t == LUA_TNUMBER) {
-        cfg->has_target = true;
-        cfg->target_metric = BL_METRIC_VAL_ACCURACY;
-        cfg->target_higher_better = true;
+    if (get(L, "target") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    int ti = lua_gettop(L);
+    cfg->has_target = true;
+    if (lua_getfield(L, ti, "metric") != LUA_TNIL) {
+        static const char *const keys[] = {"metric", "at_least", "at_most", "value", NULL};
+        bl__lua_check_keys(L, ti, keys, "bl.train: target");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            type_error(L, "target.metric", "a string");
+        if (bl_metric_parse(j->ctx, lua_tostring(L, -1), &cfg->target_metric) != BL_OK)
+            bl__lua_raise(L, j->ctx, "bl.train: target");
+        cfg->target_higher_better = metric_higher_better(cfg->target_metric);
+        target_value(L, ti, cfg);
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        /* the shorthand {val_loss = 0.3}: one metric name → value */
+        lua_pushnil(L);
+        if (!lua_next(L, ti))
+            luaL_error(L, "bl.train: target: empty table; give {metric =, at_least =} or "
+                          "{val_accuracy = x}");
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TNUMBER)
+            luaL_error(L, "bl.train: target: expected {metric =, at_least = | at_most =} "
+                          "or {<metric> = number}");
+        if (bl_metric_parse(j->ctx, lua_tostring(L, -2), &cfg->target_metric) != BL_OK)
+            bl__lua_raise(L, j->ctx, "bl.train: target");
+        cfg->target_higher_better = metric_higher_better(cfg->target_metric);
         cfg->target_value = lua_tonumber(L, -1);
-    } else if (t == LUA_TTABLE) {
-        int ti = lua_gettop(L);
-        cfg->has_target = true;
-        if (lua_getfield(L, ti, "metric") != LUA_TNIL) {
-            static const char *const keys[] = {"metric", "at_least", "at_most", "value", NULL};
-            bl__lua_check_keys(L, ti, keys, "bl.train: target");
-            if (lua_type(L, -1) != LUA_TSTRING)
-                type_error(L, "target.metric", "a string");
-            if (bl_metric_parse(j->ctx, lua_tostring(L, -1), &cfg->target_metric) != BL_OK)
-                bl__lua_raise(L, j->ctx, "bl.train: target");
-            cfg->target_higher_better = metric_higher_better(cfg->target_metric);
-            target_value(L, ti, cfg);
-            lua_pop(L, 1);
-        } else {
-            lua_pop(L, 1);
-            /* the shorthand {val_loss = 0.3}: one metric name → value */
-            lua_pushnil(L);
-            if (!lua_next(L, ti))
-                luaL_error(L, "bl.train: target: empty table; give {metric =, at_least =} or "
-                              "{val_accuracy = x}");
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TNUMBER)
-                luaL_error(L, "bl.train: target: expected {metric =, at_least = | at_most =} "
-                              "or {<metric> = number}");
-            if (bl_metric_parse(j->ctx, lua_tostring(L, -2), &cfg->target_metric) != BL_OK)
-                bl__lua_raise(L, j->ctx, "bl.train: target");
-            cfg->target_higher_better = metric_higher_better(cfg->target_metric);
-            cfg->target_value = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-            if (lua_next(L, ti))
-                luaL_error(L, "bl.train: target: the shorthand names one metric, e.g. "
-                              "{val_accuracy = 0.9}");
-        }
-    } else if (t != LUA_TNIL) {
-        type_error(L, "target", "a number or a table {metric =, at_least = | at_most =}");
+        lua_pop(L, 1);
+        if (lua_next(L, ti))
+            luaL_error(L, "bl.train: target: the shorthand names one metric, e.g. "
+                          "{val_accuracy = 0.9}");
     }
     lua_pop(L, 1);
+}
+
+/* The plain values of the table (and the spec parts of composite tables), validated by the
+ * run spec into j->spec. quiet and threads default to the host's settings. */
+static void read_settings(lua_State *L, lbl_job *j)
+{
+    lbl_state *st = bl__lua_state(L);
+    bl_config *given = NULL;
+    if (bl_config_new(j->ctx, &given) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+    /* freed with the job if anything below raises */
+    j->spec = given;
+    size_t n;
+    const bl_run_setting *set = bl_run_spec_settings(&n);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = set[i].opt.name;
+        int t = get(L, name);
+        int ti = lua_gettop(L);
+        if (t == LUA_TNIL) {
+            if (strcmp(name, "quiet") == 0 &&
+                bl_config_set_bool(j->ctx, given, name, st->quiet) != BL_OK)
+                bl__lua_raise(L, j->ctx, "bl.train");
+            if (strcmp(name, "threads") == 0 &&
+                bl_config_set_int(j->ctx, given, name, st->threads) != BL_OK)
+                bl__lua_raise(L, j->ctx, "bl.train");
+        } else if (strcmp(name, "batch") == 0 && t != LUA_TNUMBER) {
+            /* a schedule: read_batch */
+        } else if (strcmp(name, "lr_scaling") == 0 && t == LUA_TTABLE) {
+            lr_scaling_rule(L, j, given, ti);
+        } else if (strcmp(name, "lr_schedule") == 0 && t == LUA_TTABLE) {
+            lr_schedule_kind(L, j, given, ti);
+        } else if (strcmp(name, "eval_every") == 0 && t == LUA_TTABLE) {
+            eval_every_text(L, j, given, ti);
+        } else if (strcmp(name, "eval_every") == 0 && t == LUA_TNUMBER) {
+            set_number_text(L, j, given, name, "");
+        } else if (strcmp(name, "target") == 0 && t == LUA_TTABLE) {
+            /* target_table */
+        } else if (strcmp(name, "target") == 0 && t == LUA_TNUMBER) {
+            set_number_text(L, j, given, name, "");
+        } else if (strcmp(name, "lr_scaling") == 0 && t != LUA_TSTRING) {
+            type_error(L, name, "a rule name or a table {rule =, base_batch =, ...}");
+        } else if (strcmp(name, "lr_schedule") == 0 && t != LUA_TSTRING) {
+            type_error(L, name, "a name or a table {kind =, milestones =, gamma =}");
+        } else if (strcmp(name, "eval_every") == 0 || strcmp(name, "target") == 0) {
+            type_error(L, name, strcmp(name, "target") == 0
+                                    ? "a number or a table {metric =, at_least = | at_most =}"
+                                    : "a number of epochs or {steps = n} / {samples = n}");
+        } else {
+            set_plain(L, j, given, name);
+        }
+        lua_settop(L, ti - 1);
+    }
+    bl_config *spec = NULL;
+    if (bl_run_spec_validate(j->ctx, given, "bl.train", &spec) != BL_OK)
+        bl__lua_raise(L, j->ctx, NULL);
+    bl_config_free(given);
+    j->spec = spec;
 }
 
 /* A function (or callable) key into slot *slot; returns true when given. */
@@ -395,29 +406,27 @@ static bool read_function(lua_State *L, const char *key, int *slot)
 }
 
 /* batch = 128 | bl.scheduler(...) | function(state) ... end | a schedule object. Leaves the
- * batch's description (for the run table) at the stack top. */
-static void read_batch(lua_State *L, lbl_job *j, bl_train_config *cfg)
+ * batch's description (for the run table) at the stack top. A number came with the spec. */
+static void read_batch(lua_State *L, lbl_job *j, bl_run_plan *plan)
 {
+    bl_train_config *cfg = &plan->train;
     int t = get(L, "batch");
     int bi = lua_gettop(L);
     int64_t declared = 0;
     bool needs_gns = false;
-    if (t == LUA_TNIL)
-        luaL_error(L, "bl.train: 'batch' is required (a number, a scheduler or a function)");
-    if (t == LUA_TNUMBER) {
-        cfg->batch = to_integer(L, "bl.train", "batch");
-        if (cfg->batch < 1)
-            luaL_error(L, "bl.train: 'batch' must be ≥ 1, got %I", (lua_Integer)cfg->batch);
-        return;                                     /* [batch] is its own description */
+    if (t == LUA_TNIL || t == LUA_TNUMBER) {
+        lua_pop(L, 1);
+        lua_pushinteger(L, (lua_Integer)cfg->batch);          /* its own description */
+        return;
     }
+    cfg->batch = 0;             /* a schedule chooses every batch, the first one included */
     lbl_scheduler *s = luaL_testudata(L, bi, LBL_SCHEDULER);
     if (s) {
         s = bl__lua_check_scheduler(L, bi);
         lua_pushstring(L, s->name);                 /* [spec, name] */
         if (s->kind == LBL_SCHED_PLUGIN) {
-            if (bl_scheduler_open(j->ctx, s->plugin, s->opts, &j->sched) != BL_OK)
-                bl__lua_raise(L, j->ctx, "bl.train: batch");
-            cfg->scheduler = j->sched;
+            plan->scheduler_plugin = s->plugin;     /* the spec stays on the stack */
+            plan->scheduler_opts = s->opts;
             lua_replace(L, bi);
             return;
         }
@@ -438,10 +447,8 @@ static void read_batch(lua_State *L, lbl_job *j, bl_train_config *cfg)
         type_error(L, "batch", "a number, a scheduler (bl.scheduler) or a function(state)");
     }
     j->fn = bi;
-    cfg->max_batch = declared;
-    int64_t mb = 0;
-    if (opt_integer(L, "max_batch", &mb))
-        cfg->max_batch = mb;
+    if (cfg->max_batch == 0)
+        cfg->max_batch = declared;
     if (cfg->max_batch < 1)
         luaL_error(L, "bl.train: a batch function needs 'max_batch' (the largest batch it "
                       "returns; the engine sizes its buffers for it)");
@@ -454,13 +461,24 @@ static void read_batch(lua_State *L, lbl_job *j, bl_train_config *cfg)
 
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "lars", "lamb"};
 
+/* optimizer = "adam" | bl.optim.adam{...} */
 static void read_optimizer(lua_State *L, bl_train_config *cfg)
 {
     int t = get(L, "optimizer");
     if (t == LUA_TSTRING) {
-        bl_optim_kind kind = (bl_optim_kind)choice(L, "optimizer", lua_tostring(L, -1),
-                                                   optim_names, 5);
-        cfg->optim = bl_optim_defaults(kind);
+        const char *name = lua_tostring(L, -1);
+        size_t k = 0;
+        while (k < 5 && strcmp(optim_names[k], name) != 0)
+            k++;
+        if (k == 5) {
+            const char *near = bl_nearest_name(name, optim_names, 5);
+            if (near)
+                luaL_error(L, "bl.train: unknown optimizer '%s'; did you mean '%s'? (accepted: "
+                              "sgd, adam, adamw, lars, lamb)", name, near);
+            luaL_error(L, "bl.train: unknown optimizer '%s' (accepted: sgd, adam, adamw, lars, "
+                          "lamb)", name);
+        }
+        cfg->optim = bl_optim_defaults((bl_optim_kind)k);
     } else if (t != LUA_TNIL) {
         if (!luaL_testudata(L, -1, LBL_OPTIM))
             type_error(L, "optimizer", "an optimizer (bl.optim.sgd{...}) or a name");
@@ -477,12 +495,69 @@ static void set_field_string(lua_State *L, int idx, const char *key, const char 
     lua_setfield(L, idx, key);
 }
 
+/* dataset = and model = (both required); the dataset stays on the stack, marked busy. */
+static lbl_model *read_data_model(lua_State *L, lbl_job *j, bl_run_plan *plan)
+{
+    if (get(L, "dataset") == LUA_TNIL)
+        luaL_error(L, "bl.train: 'dataset' is required (from bl.dataset)");
+    if (!luaL_testudata(L, -1, LBL_DATASET))
+        type_error(L, "dataset", "a dataset (from bl.dataset)");
+    lbl_dataset *d = bl__lua_check_dataset(L, -1);
+    plan->train.data = d->ds;
+    set_field_string(L, j->run, "dataset", d->name);
+    /* stays on the stack (never collected during the run) and may not be closed by it */
+    d->busy++;
+    j->data = d;
+    if (get(L, "model") == LUA_TNIL)
+        luaL_error(L, "bl.train: 'model' is required (from bl.model)");
+    if (!luaL_testudata(L, -1, LBL_MODEL))
+        type_error(L, "model", "a model (from bl.model)");
+    lbl_model *m = bl__lua_check_model(L, -1);
+    set_field_string(L, j->run, "model", m->name);
+    lua_pop(L, 1);
+    plan->model = m->plugin;
+    plan->model_opts = m->opts;
+    return m;
+}
+
+/* stop = and on_point = */
+static void read_callbacks(lua_State *L, lbl_job *j, bl_train_config *cfg)
+{
+    bool have_stop = read_function(L, "stop", &j->stop);
+    bool have_on_point = read_function(L, "on_point", &j->on_point);
+    if (have_stop) {
+        cfg->criterion = bl__lua_criterion;
+        cfg->criterion_user = j;
+    }
+    if (have_stop || have_on_point) {
+        lua_pushnil(L);
+        j->point = lua_gettop(L);
+    }
+    if (j->fn)
+        bl__lua_prepare_schedule(L, j);
+}
+
+/* The run table's echo of the configuration. */
+static void echo_config(lua_State *L, lbl_job *j, const bl_run_plan *plan)
+{
+    lua_pushnumber(L, plan->train.optim.lr);
+    lua_setfield(L, j->run, "lr");
+    set_field_string(L, j->run, "optimizer", bl_optim_name(plan->train.optim.kind));
+    lua_pushinteger(L, (lua_Integer)plan->train.seed);
+    lua_setfield(L, j->run, "seed");
+    set_field_string(L, j->run, "device", plan->device);
+    if (plan->label)
+        set_field_string(L, j->run, "label", plan->label);
+    lua_newtable(L);
+    lua_setfield(L, j->run, "history");
+}
+
 int bl__lua_train(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_checkstack(L, 40, "bl.train");
-    bl__lua_check_keys(L, 1, train_keys, "bl.train");
+    check_keys(L);
     lbl_state *st = bl__lua_state(L);
     if (st->interrupt && *st->interrupt)
         return luaL_error(L, "interrupted");
@@ -493,141 +568,43 @@ int bl__lua_train(lua_State *L)
     j->msgh = 3;
     lua_newtable(L);                                          /* [.., run] */
     j->run = lua_gettop(L);
-    bl_train_config cfg = bl_train_defaults();
 
-    /* what to train */
-    if (get(L, "dataset") == LUA_TNIL)
-        return luaL_error(L, "bl.train: 'dataset' is required (from bl.dataset)");
-    if (!luaL_testudata(L, -1, LBL_DATASET))
-        type_error(L, "dataset", "a dataset (from bl.dataset)");
-    lbl_dataset *d = bl__lua_check_dataset(L, -1);
-    cfg.data = d->ds;
-    set_field_string(L, j->run, "dataset", d->name);
-    /* stays on the stack (never collected during the run) and may not be closed by it */
-    d->busy++;
-    j->data = d;
-    if (get(L, "model") == LUA_TNIL)
-        return luaL_error(L, "bl.train: 'model' is required (from bl.model)");
-    if (!luaL_testudata(L, -1, LBL_MODEL))
-        type_error(L, "model", "a model (from bl.model)");
-    lbl_model *m = bl__lua_check_model(L, -1);
-    set_field_string(L, j->run, "model", m->name);
-    lua_pop(L, 1);
-
-    int64_t seed = (int64_t)cfg.seed;
-    opt_integer(L, "seed", &seed);
-    if (seed < 0)
-        return luaL_error(L, "bl.train: 'seed' must be ≥ 0");
-    cfg.seed = (uint64_t)seed;
-    opt_number(L, "epochs", &cfg.epochs);
-    opt_integer(L, "max_steps", &cfg.max_steps);
-    opt_number(L, "max_seconds", &cfg.max_seconds);
-
-    read_batch(L, j, &cfg);                                   /* [.., (fn,) batch desc] */
+    bl_run_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.train = bl_train_defaults();
+    read_data_model(L, j, &plan);                             /* [.., dataset] */
+    read_settings(L, j);
+    if (bl_run_spec_apply(j->ctx, j->spec, "bl.train", &plan.train) != BL_OK)
+        return bl__lua_raise(L, j->ctx, NULL);
+    lr_scaling_rest(L, &plan.train);
+    lr_schedule_rest(L, j, &plan.train);
+    target_table(L, j, &plan.train);
+    read_optimizer(L, &plan.train);
+    read_batch(L, j, &plan);                                  /* [.., (fn,) batch desc] */
     lua_setfield(L, j->run, "batch");
-    opt_bool(L, "drop_last", &cfg.drop_last);
-    opt_integer(L, "micro_batch", &cfg.micro_batch);
-    const char *prefetch = opt_string(L, "prefetch", "auto");
-    if (strcmp(prefetch, "auto") == 0)
-        cfg.prefetch = BL_PREFETCH_AUTO;
-    else if (strcmp(prefetch, "on") == 0)
-        cfg.prefetch = BL_PREFETCH_ON;
-    else if (strcmp(prefetch, "off") == 0)
-        cfg.prefetch = BL_PREFETCH_OFF;
-    else
-        return luaL_error(L, "bl.train: 'prefetch' must be \"auto\", \"on\" or \"off\", got \"%s\"",
-                          prefetch);
-    read_optimizer(L, &cfg);
-    read_lr_scaling(L, &cfg);
-    read_lr_schedule(L, j, &cfg);
-    read_eval_every(L, &cfg);
-    opt_integer(L, "eval_batch", &cfg.eval_batch);
-    opt_integer(L, "train_eval_samples", &cfg.train_eval_samples);
-    opt_bool(L, "skip_test", &cfg.skip_test);
-    opt_bool(L, "skip_eval", &cfg.skip_eval);
-    opt_bool(L, "measure_gns", &cfg.measure_gns);
-    int64_t chunks = cfg.gns_chunks;
-    if (opt_integer(L, "gns_chunks", &chunks))
-        cfg.gns_chunks = (int)(chunks > 1000000 ? 1000000 : chunks < -1 ? -1 : chunks);
-    opt_number(L, "gns_ema", &cfg.gns_ema);
-    read_target(L, j, &cfg);
-    opt_bool(L, "stop_at_target", &cfg.stop_at_target);
-    bool quiet = st->quiet;
-    opt_bool(L, "quiet", &quiet);
-    /* the label stays on the stack: the progress printer reads it during the run */
-    const char *label = NULL;
-    if (get(L, "label") == LUA_TSTRING)
-        label = lua_tostring(L, -1);
-    else if (!lua_isnil(L, -1))
-        type_error(L, "label", "a string");
-    int64_t threads = st->threads;
-    if (opt_integer(L, "threads", &threads) && (threads < 0 || threads > 4096))
-        return luaL_error(L, "bl.train: 'threads' must be in [0, 4096], got %I",
-                          (lua_Integer)threads);
-    const char *device = opt_string(L, "device", "cpu");
+    read_callbacks(L, j, &plan.train);
+    plan.device = bl_config_string(j->spec, "device");
+    plan.threads = (int)bl_config_int(j->spec, "threads");
+    const char *label = bl_config_string(j->spec, "label");
+    plan.label = *label ? label : NULL;
+    bool quiet = bl_config_bool(j->spec, "quiet");
+    echo_config(L, j, &plan);
 
-    bool have_stop = read_function(L, "stop", &j->stop);
-    bool have_on_point = read_function(L, "on_point", &j->on_point);
-    if (have_stop) {
-        cfg.criterion = bl__lua_criterion;
-        cfg.criterion_user = j;
-    }
-    if (have_stop || have_on_point) {
-        cfg.on_point = bl__lua_on_point;
-        cfg.point_user = j;
-        lua_pushnil(L);
-        j->point = lua_gettop(L);
-    }
-    if (j->fn)
-        bl__lua_prepare_schedule(L, j);
-
-    /* the config echo */
-    lua_pushnumber(L, cfg.optim.lr);
-    lua_setfield(L, j->run, "lr");
-    set_field_string(L, j->run, "optimizer", bl_optim_name(cfg.optim.kind));
-    lua_pushinteger(L, (lua_Integer)cfg.seed);
-    lua_setfield(L, j->run, "seed");
-    set_field_string(L, j->run, "device", device);
-    if (label)
-        set_field_string(L, j->run, "label", label);
-    lua_newtable(L);
-    lua_setfield(L, j->run, "history");
-    if (bl__lua_store_prepare(L, j, &cfg, label, quiet))
+    /* the outputs, in order: the store, event files, the script's callbacks, progress */
+    if (bl__lua_store_output(L, j, &plan.train, plan.label, quiet))
         return 1;                                             /* resumed: the stored run */
-
-    /* the device and the net */
-    int rc = strcmp(device, "cpu") == 0 ? bl_device_cpu_open(j->ctx, (int)threads, &j->dev)
-                                        : bl_device_open(j->ctx, device, &j->dev);
-    if (rc != BL_OK)
+    bl__lua_tensorboard_output(L, j, plan.label);
+    bl__lua_callback_output(j, &j->outputs[j->n_outputs++]);
+    if (!quiet && bl_run_progress_output(j->ctx, plan.label, isatty(STDERR_FILENO),
+                                         &j->outputs[j->n_outputs++]) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.train");
-    rc = bl_model_build(j->ctx, m->plugin, m->opts, bl_dataset_info(d->ds), j->dev, cfg.seed,
-                        &j->net);
-    if (rc != BL_OK)
-        return bl__lua_raise(L, j->ctx, "bl.train");
-    cfg.net = j->net;
-    cfg.interrupt = st->interrupt;
-
-    bl_progress_printer printer = {0};
-    printer.label = label;
-    printer.live = isatty(STDERR_FILENO);
-    if (!quiet) {
-        cfg.on_progress = bl_progress_print;
-        cfg.progress_user = &printer;
-    }
-
-    bl__lua_tensorboard_open(L, j, &cfg, label);
-    bl__lua_store_begin(L, j, &cfg, label);
+    plan.config_json = j->config_json;
+    plan.train.interrupt = st->interrupt;
 
     st->interrupted = false;
     j->have_result = true;
-    rc = bl_train(j->ctx, &cfg, &j->result);
-    bl__lua_tensorboard_end(j, rc);
-    bl__lua_store_end(j, rc);
-    /* A live progress line is left open unless the run ended at its epoch budget. */
-    double n_train = (double)bl_dataset_info(d->ds)->count[BL_SPLIT_TRAIN];
-    int64_t planned = cfg.epochs > 0 ? (int64_t)(cfg.epochs * n_train) : 0;
-    if (printer.live && printer.last_print > 0 && !(planned > 0 && j->result.samples >= planned))
-        fputc('\n', stderr);
+    int rc = bl_run(j->ctx, &plan, j->outputs, j->n_outputs, &j->result);
+    bl__lua_outputs_echo(L, j);
     if (rc != BL_OK) {
         /* the engine's messages start with "train: " */
         const char *msg = bl_errmsg(j->ctx);
@@ -639,7 +616,7 @@ int bl__lua_train(lua_State *L)
         st->interrupted = true;
         return luaL_error(L, "interrupted");
     }
-    bl__lua_set_result(L, j->run, &cfg, &j->result);
+    bl__lua_set_result(L, j->run, &plan.train, &j->result);
     lua_pushvalue(L, j->run);
     return 1;
 }

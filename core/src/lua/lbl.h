@@ -25,6 +25,7 @@
 #include "batchlab/error.h"
 #include "batchlab/optim.h"
 #include "batchlab/plugin.h"
+#include "batchlab/run.h"
 #include "batchlab/tfevents.h"
 #include "batchlab/train.h"
 
@@ -174,9 +175,8 @@ void bl__lua_schedule_result(lua_State *L, const char *who, int64_t *max_batch,
 typedef struct lbl_job {
     bl_ctx *ctx;
     lbl_dataset *data;   /* marked busy while the job holds it */
-    bl_device *dev;
-    bl_net *net;
-    bl_scheduler *sched;
+    bl_config *spec;     /* the run spec's settings, validated */
+    char *config_json;   /* the configuration recorded in the store, or NULL */
     double *milestones;
     bl_run_result result;
     bool have_result;
@@ -197,8 +197,8 @@ typedef struct lbl_job {
     bool have_point;     /* slot `point` holds the table of `point_seen` */
     bl_eval_point point_seen;
     char reason[128];    /* a stop criterion's reason */
-    bl_tfevents *tb;     /* tensorboard = "DIR": the run's event file, or NULL */
-    struct lbl_record *record; /* the run's row in the results store (l_store.c), or NULL */
+    bl_run_output outputs[4]; /* the run's outputs (batchlab/run.h), closed with the job */
+    size_t n_outputs;
 } lbl_job;
 
 /* Keys of the schedule's state table. */
@@ -216,29 +216,25 @@ int bl__lua_criterion(void *user, bl_ctx *ctx, const bl_eval_point *point,
                       const char **reason);
 int bl__lua_on_point(void *user, bl_ctx *ctx, const bl_eval_point *point);
 
-/* tensorboard = "DIR" (l_tensorboard.c). Open: when the bl.train table (index 1) has the
- * key, creates the event file (j->tb), writes the hyperparameters and installs the point
- * writer as cfg->on_point (chaining to bl__lua_on_point when j->point is in use); raises
- * on a bad value or a file that cannot be made. End: after bl_train returned `rc`, writes
- * the end status and closes the file; a failure there turns a completed run into a failed
- * one. The job's __close closes a file still open. */
-void bl__lua_tensorboard_open(lua_State *L, lbl_job *j, bl_train_config *cfg,
-                              const char *label);
-void bl__lua_tensorboard_end(lbl_job *j, int rc);
-
-/* The results store (l_store.c): db =, experiment =, resume = on bl.train. Prepare (after
- * the configuration is read, before anything is built): opens the store when the run is to
- * be recorded; with resume, when a finished run of the same configuration is there, fills the
- * run table from it, pushes the run table and returns true (bl.train returns it). Begin
- * (after the tensorboard hook): records the start and chains a point writer in front of
- * cfg->on_point. End (after bl_train returned `rc`): records the result. Close (from the
- * job's __close): records a begun run that never ended as failed, and closes the store. All
- * do nothing for a run that is not recorded; prepare and begin raise on store errors. */
-bool bl__lua_store_prepare(lua_State *L, lbl_job *j, const bl_train_config *cfg,
-                           const char *label, bool quiet);
-void bl__lua_store_begin(lua_State *L, lbl_job *j, bl_train_config *cfg, const char *label);
-void bl__lua_store_end(lbl_job *j, int rc);
-void bl__lua_store_close(lbl_job *j);
+/* The outputs of a run (batchlab/run.h), appended to j->outputs.
+ *
+ * tensorboard = "DIR" (l_tensorboard.c): when the bl.train table (index 1) has the key, or
+ * the host set a default, adds an event file output for DIR/<label> with the table's
+ * hyperparameters; raises on a bad value.
+ *
+ * The results store (l_store.c): db =, experiment =, resume = on bl.train. When the run is to
+ * be recorded, opens the store, sets j->config_json and adds the store output; with resume,
+ * when a finished run of the same configuration is there, instead fills the run table from
+ * it, pushes the run table and returns true (bl.train returns it). Raises on store errors.
+ *
+ * The script's callbacks (l_callback.c): an output whose point hook calls on_point / feeds the
+ * stop criterion (bl__lua_on_point) and whose begin echoes the run id into the run table. */
+void bl__lua_tensorboard_output(lua_State *L, lbl_job *j, const char *label);
+bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
+                          const char *label, bool quiet);
+void bl__lua_callback_output(lbl_job *j, bl_run_output *out);
+/* Sets the run table's `run_id` and `tensorboard` from the job's outputs (once known). */
+void bl__lua_outputs_echo(lua_State *L, lbl_job *j);
 /* For bl.sweep (table at `sweep`): gives the run's bl.train table at `ci` the sweep's `db`,
  * and — when the sweep records (its db, resume = true, the run's own db / experiment /
  * resume, or the host's store) — experiment = the sweep's `name` and resume = the sweep's

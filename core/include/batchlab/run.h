@@ -1,0 +1,118 @@
+/* batchlab — the run orchestrator: one training run from a plan, with pluggable outputs.
+ *
+ * Every front end (bl.train in Lua, `batchlab train` on the command line) translates what it
+ * was given into a bl_run_plan — the training configuration (batchlab/run_spec.h applied to a
+ * bl_train_config, plus the objects: data, optimizer, batch source, criteria) and what to
+ * build (device, model plugin and options, scheduler plugin and options) — and calls bl_run.
+ * bl_run opens the device, builds the net, opens the scheduler, runs bl_train and drives the
+ * outputs: each is an object with begin / point / end hooks, called in the order given.
+ * Outputs shipped with the core: the results store, TensorBoard event files and progress
+ * lines; a binding adds its own (user callbacks) as one more output.
+ *
+ * Hook order: begin of every output (in order), then for each evaluation point the point hook
+ * of every output (in order; a negative return fails the run with the message in ctx, as
+ * bl_train's on_point does), then — once bl_train returned — end of every output (in order),
+ * also when the run failed to start after begin. `close` releases an output and is called by
+ * bl_run_outputs_close, never by bl_run.
+ */
+#ifndef BATCHLAB_RUN_H
+#define BATCHLAB_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "batchlab/config.h"
+#include "batchlab/device.h"
+#include "batchlab/error.h"
+#include "batchlab/plugin.h"
+#include "batchlab/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bl_run_plan {
+    /* The training configuration (run spec applied, data, optimizer, batch source, criteria,
+     * interrupt flag). bl_run fills in net and (with scheduler_plugin) scheduler; on_point
+     * must be NULL: points go to the outputs. on_progress may be set (or use the progress
+     * output). */
+    bl_train_config train;
+    const char *device;              /* "cpu", "cuda", ...; NULL = "cpu" */
+    int threads;                     /* CPU threads (0 = OpenBLAS's default) */
+    const bl_plugin *model;          /* required */
+    const bl_config *model_opts;     /* may be NULL (defaults) */
+    const bl_plugin *scheduler_plugin; /* optional batch-size scheduler */
+    const bl_config *scheduler_opts;
+    const char *label;               /* may be NULL */
+    const char *config_json;         /* the run's configuration (for the store), or NULL */
+} bl_run_plan;
+
+/* What the outputs see at begin: the plan, the built net and the device, and the training
+ * configuration about to be run (an output may install on_progress there). */
+typedef struct bl_run_info {
+    const bl_run_plan *plan;
+    const bl_net *net;
+    const bl_device *dev;
+    bl_train_config *train;
+} bl_run_info;
+
+/* One output. Hooks may be NULL. `rc` at end is what bl_train returned (an error leaves the
+ * message in ctx, which end must keep); end may turn a completed result into a failed one
+ * (e.g. when the end cannot be recorded) and returns BL_OK or an error that does not stop the
+ * other outputs' end hooks. */
+typedef struct bl_run_output {
+    const char *name;
+    void *self;
+    int (*begin)(void *self, bl_ctx *ctx, const bl_run_info *info);
+    int (*point)(void *self, bl_ctx *ctx, const bl_eval_point *point);
+    void (*end)(void *self, bl_ctx *ctx, int rc, bl_run_result *result);
+    void (*close)(void *self);
+} bl_run_output;
+
+/* Runs one training run. Returns what bl_train returns (BL_OK whenever the run could be
+ * carried out: look at result->status), or an error from opening the device, building the
+ * net, opening the scheduler or an output's begin hook (then no training was done, and
+ * result->status is failed). `result` is always initialized; release it with
+ * bl_run_result_free. The device, net and scheduler are freed before bl_run returns. */
+BL_EXPORT int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
+                     bl_run_result *result);
+
+/* Calls each output's close hook once. */
+BL_EXPORT void bl_run_outputs_close(bl_run_output *outputs, size_t n);
+
+/* ---- outputs shipped with the core ------------------------------------------------------------ */
+
+/* The results store at `path` (NULL = bl_store_default_path()), under `experiment` (NULL =
+ * none). begin records the start (label, plan->config_json, seed), point each evaluation
+ * point, end the result (a completed run whose end cannot be recorded becomes failed). The
+ * output owns the open store until close. */
+BL_EXPORT int bl_run_store_output(bl_ctx *ctx, const char *path, const char *experiment,
+                                  bl_run_output *out);
+/* The run id recorded by a store output's begin (0 before). */
+BL_EXPORT int64_t bl_run_store_output_id(const bl_run_output *out);
+/* The store path of a store output. */
+BL_EXPORT const char *bl_run_store_output_path(const bl_run_output *out);
+/* Resume: the id of a finished (completed or diverged) run of `config_json` in the store
+ * output's experiment; BL_ENOTFOUND when there is none. Call before bl_run. */
+BL_EXPORT int bl_run_store_output_find(bl_ctx *ctx, bl_run_output *out, const char *config_json,
+                                       int64_t *run_id);
+/* Loads a stored run's result (for resume). */
+BL_EXPORT int bl_run_store_output_load(bl_ctx *ctx, bl_run_output *out, int64_t run_id,
+                                       bl_run_result *result);
+
+/* TensorBoard event files: DIR/<run_name> with the hyperparameters `hparams` (copied; may be
+ * NULL), every point, and the end status. A write that fails fails the run. */
+BL_EXPORT int bl_run_tensorboard_output(bl_ctx *ctx, const char *dir, const char *run_name,
+                                        const bl_config *hparams, bl_run_output *out);
+/* The event file's path once begun (NULL before). */
+BL_EXPORT const char *bl_run_tensorboard_output_path(const bl_run_output *out);
+
+/* Progress lines on stderr (bl_progress_print): installs itself as the plan's on_progress at
+ * begin; at end finishes a live line the run left open. `label` is borrowed. */
+BL_EXPORT int bl_run_progress_output(bl_ctx *ctx, const char *label, bool live,
+                                     bl_run_output *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
