@@ -3,10 +3,15 @@
  * Kernels run on two devices: one thread, and two threads (so the pool's split is exercised,
  * with sizes above the split threshold). */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+
+/* OpenBLAS's process-wide thread count (not declared by every cblas.h) */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
 
 typedef struct fixture {
     bl_test_env *env;
@@ -694,6 +699,56 @@ static void test_adam_direction(void **state)
         }
 }
 
+/* ---- OpenBLAS's process-wide setting ------------------------------------------------------ */
+
+typedef struct blas_watch {
+    int expected;
+    int stop;
+    int changed; /* a different count was seen */
+} blas_watch;
+
+static void *watch_blas_threads(void *arg)
+{
+    blas_watch *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
+        if (openblas_get_num_threads() != w->expected)
+            __atomic_store_n(&w->changed, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* The device sets OpenBLAS's thread count once, at open: another thread watching it during
+ * GEMMs (large enough to go to OpenBLAS, split over the device's pool) never sees it change. */
+static void test_blas_threads_set_once(void **state)
+{
+    fixture *f = *state;
+    bl_ctx *ctx = f->env->ctx;
+    openblas_set_num_threads(2); /* the program's own choice */
+    bl_device *dev = NULL, *dev2 = NULL;
+    BL_ASSERT_OK(ctx, bl_device_cpu_open(ctx, 0, &dev));
+    assert_int_equal(dev->host_threads, 2); /* threads = 0: OpenBLAS's count, as it was set */
+    enum { N = 192 };
+    float *a = dalloc(f, dev, N * N), *b = dalloc(f, dev, N * N), *c = dalloc(f, dev, N * N);
+    fill_random(a, N * N, 1, 1.0f);
+    fill_random(b, N * N, 2, 1.0f);
+    blas_watch w = {.expected = openblas_get_num_threads()};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, watch_blas_threads, &w), 0);
+    for (int i = 0; i < 40; i++)
+        dev->ops->gemm(dev, false, i % 2 == 1, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    assert_int_equal(w.changed, 0);
+    assert_int_equal(openblas_get_num_threads(), w.expected);
+    /* a later device with threads = 0 still gets the program's count, not the 1 set above */
+    BL_ASSERT_OK(ctx, bl_device_cpu_open(ctx, 0, &dev2));
+    assert_int_equal(dev2->host_threads, 2);
+    bl_device_free(dev2);
+    dfree(dev, a, N * N);
+    dfree(dev, b, N * N);
+    dfree(dev, c, N * N);
+    bl_device_free(dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -704,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_activations),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_cross_entropy),    cmocka_unit_test(test_mse),
         cmocka_unit_test(test_sgd_update),       cmocka_unit_test(test_adam_direction),
+        cmocka_unit_test(test_blas_threads_set_once),
     };
     return cmocka_run_group_tests_name("device_cpu", tests, setup, teardown);
 }

@@ -223,8 +223,13 @@ typedef struct bl_device_watch {
     size_t peak;  /* read-only: the highest bytes_in_use since */
     size_t limit; /* 0 = none; else allocations that would take bytes_in_use beyond it fail
                      with BL_ENOMEM (as budget_bytes does) */
+    unsigned flags; /* read-only: BL_DEVICE_WATCH_* */
     struct bl_device_watch *next; /* private */
 } bl_device_watch;
+
+/* Allocations made while the watch is active do not raise the device's peak_bytes (only the
+ * watch's peak): for trial runs on a device that someone else owns. */
+#define BL_DEVICE_WATCH_PRIVATE 0x1u
 
 /* Opens the CPU device (the built-in "cpu" backend, through its descriptor like any other).
  * Its kernels run on `threads` threads (0 = as many as OpenBLAS was set to use before the
@@ -276,10 +281,12 @@ BL_EXPORT int bl_device_alloc(bl_ctx *ctx, bl_device *dev, size_t bytes, void **
 BL_EXPORT void bl_device_release(bl_device *dev, void *ptr, size_t bytes);
 
 /* Starts watching the device's allocations: w->base = w->peak = bytes_in_use, w->limit =
- * base + limit_bytes (0 = no limit). Watches nest; end them in reverse order with
- * bl_device_watch_end, after which w->peak holds the highest use seen. Neither touches the
- * device's budget_bytes or peak_bytes. Like the rest of the accounting, not thread-safe. */
-BL_EXPORT void bl_device_watch_begin(bl_device *dev, bl_device_watch *w, size_t limit_bytes);
+ * base + limit_bytes (0 = no limit), `flags` BL_DEVICE_WATCH_* (0 = none). Watches nest; end
+ * them in reverse order with bl_device_watch_end, after which w->peak holds the highest use
+ * seen. Neither writes the device's budget_bytes; with BL_DEVICE_WATCH_PRIVATE its peak_bytes
+ * is not raised either. Like the rest of the accounting, not thread-safe. */
+BL_EXPORT void bl_device_watch_begin(bl_device *dev, bl_device_watch *w, size_t limit_bytes,
+                                     unsigned flags);
 BL_EXPORT void bl_device_watch_end(bl_device *dev, bl_device_watch *w);
 
 /* Host ↔ device copies; they wait for completion. BL_OK, or the error (the sticky fault if

@@ -136,11 +136,14 @@ int bl_device_alloc(bl_ctx *ctx, bl_device *dev, size_t bytes, void **out)
                         dev->ops->name, human_bytes(bytes, want, sizeof want), bytes,
                         human_bytes(dev->bytes_in_use, used, sizeof used));
     dev->bytes_in_use += bytes;
-    if (dev->bytes_in_use > dev->peak_bytes)
-        dev->peak_bytes = dev->bytes_in_use;
-    for (bl_device_watch *w = dev->watches; w; w = w->next)
+    bool private_use = false;
+    for (bl_device_watch *w = dev->watches; w; w = w->next) {
         if (dev->bytes_in_use > w->peak)
             w->peak = dev->bytes_in_use;
+        private_use |= (w->flags & BL_DEVICE_WATCH_PRIVATE) != 0;
+    }
+    if (!private_use && dev->bytes_in_use > dev->peak_bytes)
+        dev->peak_bytes = dev->bytes_in_use;
     dev->alloc_count++;
     *out = p;
     return BL_OK;
@@ -154,10 +157,12 @@ void bl_device_release(bl_device *dev, void *ptr, size_t bytes)
     dev->bytes_in_use = bytes <= dev->bytes_in_use ? dev->bytes_in_use - bytes : 0;
 }
 
-void bl_device_watch_begin(bl_device *dev, bl_device_watch *w, size_t limit_bytes)
+void bl_device_watch_begin(bl_device *dev, bl_device_watch *w, size_t limit_bytes,
+                           unsigned flags)
 {
     if (!dev || !w)
         return;
+    w->flags = flags;
     w->base = w->peak = dev->bytes_in_use;
     w->limit = limit_bytes ? dev->bytes_in_use + limit_bytes : 0;
     w->next = dev->watches;

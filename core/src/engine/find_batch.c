@@ -79,7 +79,7 @@ static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl
 {
     bl_device *dev = cfg->dev;
     bl_device_watch watch;
-    bl_device_watch_begin(dev, &watch, cfg->budget_bytes);
+    bl_device_watch_begin(dev, &watch, cfg->budget_bytes, BL_DEVICE_WATCH_PRIVATE);
     double t0 = seconds_now();
     t->batch = batch;
 

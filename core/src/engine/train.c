@@ -673,7 +673,7 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     r.res = result;
     bl_device *dev = bl_net_device(cfg->net);
     bl_device_watch watch; /* the run's peak, without touching the device's own peak_bytes */
-    bl_device_watch_begin(dev, &watch, 0);
+    bl_device_watch_begin(dev, &watch, 0, 0);
 
     rc = setup(&r);
     if (rc != BL_OK) {
