@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchlab/device_backend.h"
 #include "testutil.h"
 
 /* OpenBLAS's process-wide thread count (not declared by every cblas.h) */
@@ -140,6 +141,15 @@ static void test_device_names(void **state)
     assert_int_equal(dev->kind, BL_DEVICE_CPU);
     assert_string_equal(dev->ops->name, "cpu");
     assert_int_equal(dev->ops->size, sizeof(bl_device_ops));
+    /* through the same descriptor path as a loaded backend */
+    assert_string_equal(dev->backend->name, "cpu");
+    assert_int_equal(bl_device_caps(dev), BL_DEVICE_CAP_HOST_ADDRESSABLE);
+    size_t free_b = 0, total_b = 0;
+    BL_ASSERT_OK(ctx, bl_device_memory(ctx, dev, &free_b, &total_b));
+    assert_true(total_b > 0 && free_b <= total_b);
+    bl_device *other = NULL;
+    BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "1 device", bl_device_open(ctx, "cpu:1", &other));
+    assert_null(other);
     bl_device_free(dev);
     dev = NULL;
     BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "libbatchlab-cuda.so", bl_device_open(ctx, "cuda", &dev));

@@ -116,16 +116,17 @@ static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **
     bl_device_backend_entry entry;
     void *sym = dlsym(handle, BL_DEVICE_BACKEND_SYMBOL);
     memcpy(&entry, &sym, sizeof entry);
+    const bl_device_backend *b = sym ? entry() : NULL;
     if (!sym)
         rc = bl_error(ctx, BL_EPLUGIN,
                       "device backend '%s': %s exports no %s(); it is not a batchlab device "
                       "backend",
                       name, found, BL_DEVICE_BACKEND_SYMBOL);
     else
-        rc = check_descriptor(ctx, entry(), name, found);
+        rc = check_descriptor(ctx, b, name, found);
     if (rc == BL_OK) {
         *lib = handle;
-        *out = entry();
+        *out = b;
     } else {
         dlclose(handle);
     }
