@@ -101,6 +101,9 @@ static void device_gemm_step(gemm_env *g, int64_t b)
 static void gemm_step(gemm_env *g, int64_t batch)
 {
     int b = (int)batch;
+    /* OpenBLAS's own threading for this reference; the CPU device set the process-wide count
+     * to 1 when it opened (its pool runs OpenBLAS single-threaded), so it is put back after */
+    int device_setting = openblas_get_num_threads();
     openblas_set_num_threads(g->threads);
     for (int l = 0; l < 3; l++) { /* forward: Y = X · Wᵀ */
         int in = (int)widths[l], out = (int)widths[l + 1];
@@ -115,6 +118,7 @@ static void gemm_step(gemm_env *g, int64_t batch)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, in, out, 1.0f,
                         g->dact[l + 1], out, g->w[l], in, 0.0f, g->dact[l], in);
     }
+    openblas_set_num_threads(device_setting);
 }
 
 static double step_flops(int64_t batch)
@@ -221,7 +225,7 @@ int main(int argc, char **argv)
     e.ctx = bl_ctx_new();
     if (!e.ctx || bl_device_cpu_open(e.ctx, threads, &e.dev) != BL_OK)
         die(e.ctx, "opening the CPU device");
-    threads = openblas_get_num_threads();
+    threads = e.dev->host_threads;
 
     /* the network */
     bl_shape input = {1, {784, 1, 1}};

@@ -3,10 +3,16 @@
  * Kernels run on two devices: one thread, and two threads (so the pool's split is exercised,
  * with sizes above the split threshold). */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchlab/device_backend.h"
 #include "testutil.h"
+
+/* OpenBLAS's process-wide thread count (not declared by every cblas.h) */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
 
 typedef struct fixture {
     bl_test_env *env;
@@ -135,12 +141,23 @@ static void test_device_names(void **state)
     assert_int_equal(dev->kind, BL_DEVICE_CPU);
     assert_string_equal(dev->ops->name, "cpu");
     assert_int_equal(dev->ops->size, sizeof(bl_device_ops));
+    /* through the same descriptor path as a loaded backend */
+    assert_string_equal(dev->backend->name, "cpu");
+    assert_int_equal(bl_device_caps(dev), BL_DEVICE_CAP_HOST_ADDRESSABLE);
+    size_t free_b = 0, total_b = 0;
+    BL_ASSERT_OK(ctx, bl_device_memory(ctx, dev, &free_b, &total_b));
+    assert_true(total_b > 0 && free_b <= total_b);
+    bl_device *other = NULL;
+    BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "1 device", bl_device_open(ctx, "cpu:1", &other));
+    assert_null(other);
     bl_device_free(dev);
     dev = NULL;
-    BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "without CUDA", bl_device_open(ctx, "cuda", &dev));
+    BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "libbatchlab-cuda.so", bl_device_open(ctx, "cuda", &dev));
     BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "cuda:1", bl_device_open(ctx, "cuda:1", &dev));
     BL_ASSERT_ERR(ctx, BL_EINVAL, "cuda:x", bl_device_open(ctx, "cuda:x", &dev));
-    BL_ASSERT_ERR(ctx, BL_EINVAL, "tpu", bl_device_open(ctx, "tpu", &dev));
+    /* any other name is a backend looked up on the plugin search path */
+    BL_ASSERT_ERR(ctx, BL_EUNSUPPORTED, "libbatchlab-tpu.so", bl_device_open(ctx, "tpu", &dev));
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "../x", bl_device_open(ctx, "../x", &dev));
     BL_ASSERT_ERR(ctx, BL_EINVAL, "NULL", bl_device_open(ctx, NULL, &dev));
     BL_ASSERT_ERR(ctx, BL_EINVAL, "threads", bl_device_cpu_open(ctx, -1, &dev));
     assert_null(dev);
@@ -156,8 +173,9 @@ static void test_transfers(void **state)
     fill_random(host, 100, 1, 1.0f);
     float *d = dalloc(f, dev, 100), *e = dalloc(f, dev, 100);
     BL_ASSERT_OK(ctx, bl_device_upload(ctx, dev, d, host, sizeof host));
-    dev->ops->copy(dev, e, d, sizeof host);
-    dev->ops->synchronize(dev);
+    assert_int_equal(dev->ops->copy(dev, e, d, sizeof host), BL_OK);
+    BL_ASSERT_OK(ctx, bl_device_synchronize(ctx, dev));
+    BL_ASSERT_OK(ctx, bl_device_status(ctx, dev));
     BL_ASSERT_OK(ctx, bl_device_download(ctx, dev, back, e, sizeof back));
     assert_memory_equal(host, back, sizeof host);
     BL_ASSERT_ERR(ctx, BL_EINVAL, "NULL", bl_device_upload(ctx, dev, NULL, host, 4));
@@ -292,11 +310,17 @@ static void test_blas1(void **state)
             dot += (double)x[i] * y[i];
             ss += (double)x[i] * x[i];
         }
-        assert_true(fabs(ops->dot(dev, BIG, x, y) - dot) <= 1e-12 * fabs(dot) + 1e-9);
-        assert_true(fabs(ops->sumsq(dev, BIG, x) - ss) <= 1e-12 * ss);
-        assert_true(ops->dot(dev, 0, x, y) == 0.0);
-        assert_true(ops->sumsq(dev, 3, x) ==
-                    (double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2]);
+        double slot[4] = {-1, -1, -1, -1}; /* device memory is host memory on the CPU */
+        ops->dot(dev, BIG, x, y, &slot[0]);
+        ops->sumsq(dev, BIG, x, &slot[1]);
+        ops->dot(dev, 0, x, y, &slot[2]);
+        ops->sumsq(dev, 3, x, &slot[3]);
+        double got[4];
+        BL_ASSERT_OK(f->env->ctx, bl_device_download(f->env->ctx, dev, got, slot, sizeof got));
+        assert_true(fabs(got[0] - dot) <= 1e-12 * fabs(dot) + 1e-9);
+        assert_true(fabs(got[1] - ss) <= 1e-12 * ss);
+        assert_true(got[2] == 0.0);
+        assert_true(got[3] == (double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2]);
 
         ops->fill(dev, BIG, 1.25f, y);
         for (int i = 0; i < BIG; i++)
@@ -685,6 +709,56 @@ static void test_adam_direction(void **state)
         }
 }
 
+/* ---- OpenBLAS's process-wide setting ------------------------------------------------------ */
+
+typedef struct blas_watch {
+    int expected;
+    int stop;
+    int changed; /* a different count was seen */
+} blas_watch;
+
+static void *watch_blas_threads(void *arg)
+{
+    blas_watch *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE))
+        if (openblas_get_num_threads() != w->expected)
+            __atomic_store_n(&w->changed, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* The device sets OpenBLAS's thread count once, at open: another thread watching it during
+ * GEMMs (large enough to go to OpenBLAS, split over the device's pool) never sees it change. */
+static void test_blas_threads_set_once(void **state)
+{
+    fixture *f = *state;
+    bl_ctx *ctx = f->env->ctx;
+    openblas_set_num_threads(2); /* the program's own choice */
+    bl_device *dev = NULL, *dev2 = NULL;
+    BL_ASSERT_OK(ctx, bl_device_cpu_open(ctx, 0, &dev));
+    assert_int_equal(dev->host_threads, 2); /* threads = 0: OpenBLAS's count, as it was set */
+    enum { N = 192 };
+    float *a = dalloc(f, dev, N * N), *b = dalloc(f, dev, N * N), *c = dalloc(f, dev, N * N);
+    fill_random(a, N * N, 1, 1.0f);
+    fill_random(b, N * N, 2, 1.0f);
+    blas_watch w = {.expected = openblas_get_num_threads()};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, watch_blas_threads, &w), 0);
+    for (int i = 0; i < 40; i++)
+        dev->ops->gemm(dev, false, i % 2 == 1, N, N, N, 1.0f, a, N, b, N, 0.0f, c, N);
+    __atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    assert_int_equal(w.changed, 0);
+    assert_int_equal(openblas_get_num_threads(), w.expected);
+    /* a later device with threads = 0 still gets the program's count, not the 1 set above */
+    BL_ASSERT_OK(ctx, bl_device_cpu_open(ctx, 0, &dev2));
+    assert_int_equal(dev2->host_threads, 2);
+    bl_device_free(dev2);
+    dfree(dev, a, N * N);
+    dfree(dev, b, N * N);
+    dfree(dev, c, N * N);
+    bl_device_free(dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_activations),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_cross_entropy),    cmocka_unit_test(test_mse),
         cmocka_unit_test(test_sgd_update),       cmocka_unit_test(test_adam_direction),
+        cmocka_unit_test(test_blas_threads_set_once),
     };
     return cmocka_run_group_tests_name("device_cpu", tests, setup, teardown);
 }

@@ -242,25 +242,25 @@ static void c_scale(bl_device *dev, int64_t n, float alpha, float *x)
     n_other++;
     real_ops->scale(dev, n, alpha, x);
 }
-static double c_sumsq(bl_device *dev, int64_t n, const float *x)
+static void c_sumsq(bl_device *dev, int64_t n, const float *x, double *out)
 {
     n_other++;
-    return real_ops->sumsq(dev, n, x);
+    real_ops->sumsq(dev, n, x, out);
 }
-static double c_dot(bl_device *dev, int64_t n, const float *x, const float *y)
+static void c_dot(bl_device *dev, int64_t n, const float *x, const float *y, double *out)
 {
     n_other++;
-    return real_ops->dot(dev, n, x, y);
+    real_ops->dot(dev, n, x, y, out);
 }
 static void c_fill(bl_device *dev, int64_t n, float value, float *x)
 {
     n_other++;
     real_ops->fill(dev, n, value, x);
 }
-static void c_copy(bl_device *dev, void *dst, const void *src, size_t bytes)
+static int c_copy(bl_device *dev, void *dst, const void *src, size_t bytes)
 {
     n_other++;
-    real_ops->copy(dev, dst, src, bytes);
+    return real_ops->copy(dev, dst, src, bytes);
 }
 static void c_adam_direction(bl_device *dev, int64_t n, float beta1, float beta2, float eps,
                              float bias1, float bias2, float weight_decay, const float *grad,

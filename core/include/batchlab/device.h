@@ -2,16 +2,24 @@
  *
  * A device owns memory and runs the kernels the layers and optimizers need. Layers never touch
  * device memory directly: they call these operations, so the same layer code runs on the CPU
- * (OpenBLAS) and on a GPU (CUDA + cuBLAS, loaded at run time).
+ * (OpenBLAS) and on a backend loaded at run time (a GPU). Every device is opened through a
+ * backend descriptor (batchlab/device_backend.h): the CPU's is built in, others are shared
+ * objects found on the plugin search path.
  *
  * Conventions
  * - All matrices are row-major float32; pointers given to kernels are device pointers obtained
  *   from bl_device_alloc (or offsets into such blocks).
  * - Kernels are launched in order on one stream; results are visible to later kernels and to
- *   bl_device_download, which waits for them. Functions that return a host value (dot,
- *   sum of squares, loss sums) also wait.
- * - Kernels do not check their arguments beyond what the layers guarantee (they are the hot
- *   path); the layers validate shapes once, at setup, and report errors there.
+ *   bl_device_download, which waits for them. The loss kernels (xent_forward, mse_forward)
+ *   return a host value and wait; dot and sumsq do not: they write into a device-side result
+ *   slot, so a step gathers its reductions and reads them back once.
+ * - Kernels are void: they do not check their arguments beyond what the layers guarantee (they
+ *   are the hot path; the layers validate shapes once, at setup). A backend whose kernel fails
+ *   asynchronously records a sticky fault (bl_device_fault); every int-returning call
+ *   (synchronize, copy, upload, download, bl_device_status) reports it from then on.
+ * - Host code asks capabilities (bl_device_caps), never the kind: BL_DEVICE_CAP_HOST_ADDRESSABLE
+ *   means device pointers are host pointers (the CPU); BL_DEVICE_CAP_ASYNC means copies can
+ *   overlap compute (upload_async returns before the copy is done).
  * - "Accumulate" kernels add into their output (+=) where the comment says so; all others
  *   overwrite (=).
  */
@@ -30,7 +38,20 @@ extern "C" {
 
 typedef struct bl_device bl_device;
 
-typedef enum { BL_DEVICE_CPU = 0, BL_DEVICE_CUDA = 1 } bl_device_kind;
+typedef struct bl_device_backend bl_device_backend;
+
+/* An opaque point in a device's stream of work (see upload_async); backend-defined. */
+typedef struct bl_device_event bl_device_event;
+
+/* Informational only: host code decides by capabilities (bl_device_caps), not by kind. */
+typedef enum { BL_DEVICE_CPU = 0, BL_DEVICE_CUDA = 1, BL_DEVICE_OTHER = 2 } bl_device_kind;
+
+/* Capability flags (bl_device.caps) */
+#define BL_DEVICE_CAP_HOST_ADDRESSABLE 0x1u /* device pointers are host pointers, and device
+                                               memory is the host's (the CPU): the host may read
+                                               them directly; allocation does not fail before
+                                               the host runs out */
+#define BL_DEVICE_CAP_ASYNC 0x2u            /* upload_async overlaps compute: events matter */
 
 typedef enum { BL_ACT_RELU = 0, BL_ACT_TANH = 1, BL_ACT_SIGMOID = 2, BL_ACT_GELU = 3 } bl_activation;
 
@@ -54,8 +75,10 @@ typedef struct bl_device_ops {
     void (*release)(bl_device *dev, void *ptr);                     /* NULL allowed */
     int (*upload)(bl_device *dev, void *dst, const void *src_host, size_t bytes);
     int (*download)(bl_device *dev, void *dst_host, const void *src, size_t bytes);
-    void (*copy)(bl_device *dev, void *dst, const void *src, size_t bytes);
-    void (*synchronize)(bl_device *dev);
+    /* device → device, in stream order; BL_OK or the sticky fault */
+    int (*copy)(bl_device *dev, void *dst, const void *src, size_t bytes);
+    /* waits for all queued work; BL_OK or the sticky fault */
+    int (*synchronize)(bl_device *dev);
 
     /* BLAS-like. C[m×n] = alpha·op(A)·op(B) + beta·C, op(A) is m×k, op(B) is k×n. */
     void (*gemm)(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
@@ -67,8 +90,11 @@ typedef struct bl_device_ops {
     void (*axpy)(bl_device *dev, int64_t n, float alpha, const float *x, float *y); /* y += a·x */
     void (*scale)(bl_device *dev, int64_t n, float alpha, float *x);               /* x *= a */
     void (*fill)(bl_device *dev, int64_t n, float value, float *x);
-    double (*dot)(bl_device *dev, int64_t n, const float *x, const float *y);       /* waits */
-    double (*sumsq)(bl_device *dev, int64_t n, const float *x);                     /* waits */
+    /* Reductions into a device-side slot: *out = Σ x·y, Σ x² (out is a device pointer to one
+     * double, e.g. an element of a small block from bl_device_alloc). They do not wait: read
+     * the slots back with one bl_device_download after the last reduction of a step. */
+    void (*dot)(bl_device *dev, int64_t n, const float *x, const float *y, double *out);
+    void (*sumsq)(bl_device *dev, int64_t n, const float *x, double *out);
 
     /* rows: y[r][c] += bias[c] for r < rows, c < cols */
     void (*add_bias)(bl_device *dev, int64_t rows, int64_t cols, const float *bias, float *y);
@@ -147,12 +173,32 @@ typedef struct bl_device_ops {
     void (*adam_direction)(bl_device *dev, int64_t n, float beta1, float beta2, float eps,
                            float bias1, float bias2, float weight_decay, const float *grad,
                            const float *param, float *m, float *v, float *dir);
+
+    /* Memory the device has: free and total bytes (the host's RAM on the CPU). */
+    int (*memory)(bl_device *dev, size_t *free_bytes, size_t *total_bytes);
+    /* Staging memory on the host for fast and asynchronous copies (pinned on a GPU; aligned
+     * malloc on the CPU). NULL on failure; host_free accepts NULL. */
+    void *(*host_alloc)(bl_device *dev, size_t bytes);
+    void (*host_free)(bl_device *dev, void *ptr);
+    /* Starts a host → device copy from staging memory (host_alloc) and records `ev` (may be
+     * NULL) when it completes; src_host must stay untouched until then. May be called from a
+     * thread other than the one that launches kernels (the loader's prefetch thread). Without
+     * BL_DEVICE_CAP_ASYNC it completes before returning. */
+    int (*upload_async)(bl_device *dev, void *dst, const void *src_host, size_t bytes,
+                        bl_device_event *ev);
+    /* Events: event_new gives one that is complete until first recorded; event_wait makes the
+     * host and the work launched after it wait until `ev` completes. */
+    int (*event_new)(bl_device *dev, bl_device_event **out);
+    void (*event_free)(bl_device *dev, bl_device_event *ev);
+    int (*event_wait)(bl_device *dev, bl_device_event *ev);
 } bl_device_ops;
 
+/* A device. The backend's open fills ops, kind, index, impl, host_threads and caps; the host
+ * fills backend and keeps the accounting; everything else is private. */
 struct bl_device {
     const bl_device_ops *ops;  /* read-only */
-    bl_device_kind kind;       /* read-only */
-    int index;                 /* read-only: GPU ordinal, 0 for the CPU */
+    bl_device_kind kind;       /* read-only, informational (see bl_device_kind) */
+    int index;                 /* read-only: device ordinal, 0 for the CPU */
     /* Allocation accounting, maintained by bl_device_alloc/free (read-only); alloc_count is
      * the number of allocations made so far (it never decreases): */
     size_t bytes_in_use, peak_bytes, alloc_count;
@@ -160,35 +206,109 @@ struct bl_device {
     void *impl;                /* private to the backend */
     int host_threads;          /* read-only: host threads the device computes with (the CPU
                                   device's pool; 0 for a GPU, whose host cores stay free) */
+    uint32_t caps;             /* read-only: BL_DEVICE_CAP_* */
+    const bl_device_backend *backend; /* read-only: the descriptor that opened it */
+    /* private to the host (device.c): */
+    void *lib;                 /* the backend's shared object (dlclose'd by bl_device_free) */
+    struct bl_device_watch *watches; /* active bl_device_watch scopes, innermost first */
+    int fault;                 /* sticky: 0, or the first fault's BL_E… code */
+    char fault_msg[200];       /* its message */
 };
 
-/* Opens the CPU device. Its kernels run on `threads` threads (0 = as many as OpenBLAS is set to
- * use); threads > 0 also sets OpenBLAS's thread count. Inside the device OpenBLAS runs
- * single-threaded on the device's threads, and its setting is put back after each call.
+/* A measurement scope over a device's allocations, so that a caller can measure (and limit)
+ * what one piece of work allocates without touching the device's own peak_bytes and
+ * budget_bytes, which other users of the device read. */
+typedef struct bl_device_watch {
+    size_t base;  /* read-only: bytes_in_use when the watch began */
+    size_t peak;  /* read-only: the highest bytes_in_use since */
+    size_t limit; /* 0 = none; else allocations that would take bytes_in_use beyond it fail
+                     with BL_ENOMEM (as budget_bytes does) */
+    unsigned flags; /* read-only: BL_DEVICE_WATCH_* */
+    struct bl_device_watch *next; /* private */
+} bl_device_watch;
+
+/* Allocations made while the watch is active do not raise the device's peak_bytes (only the
+ * watch's peak): for trial runs on a device that someone else owns. */
+#define BL_DEVICE_WATCH_PRIVATE 0x1u
+
+/* Opens the CPU device (the built-in "cpu" backend, through its descriptor like any other).
+ * Its kernels run on `threads` threads (0 = as many as OpenBLAS was set to use before the
+ * first CPU device opened). A device with more than one thread runs OpenBLAS single-threaded
+ * inside its own pool, so opening it sets OpenBLAS's process-wide thread count to 1, once,
+ * at open; it is never changed around a call. A program that sets OpenBLAS's count itself
+ * while such a device is open should set it back to 1 before the device computes again.
  * On success *out is a device the caller frees with bl_device_free. */
 BL_EXPORT int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out);
 
-/* Opens a device by name: "cpu", "cuda" or "cuda:N". A CUDA device is loaded from
- * libbatchlab-cuda.so at run time; where there is none (no build, no driver, no GPU) this
- * returns BL_EUNSUPPORTED with a message that says which. */
+/* Opens a device by name: "<backend>" or "<backend>:N" (device N; default 0). "cpu" is built
+ * in; any other backend is loaded from libbatchlab-<backend>.so on the plugin search path
+ * (BATCHLAB_PLUGIN_PATH, the build tree's plugin directory, the install prefix's). Fails with
+ * BL_EUNSUPPORTED when the file is not there (the message lists every file tried and what to
+ * do), when its probe says the backend cannot run here (the message gives its reason), or
+ * when N is beyond its count; with BL_EPLUGIN when the file is no backend or was built for
+ * another ABI (the message gives both versions). `threads` is passed to the backend's open
+ * (bl_device_open uses 0). On success *out is freed with bl_device_free. */
 BL_EXPORT int bl_device_open(bl_ctx *ctx, const char *name, bl_device **out);
+BL_EXPORT int bl_device_open_threads(bl_ctx *ctx, const char *name, int threads,
+                                     bl_device **out);
 
-/* Frees a device; every allocation made on it must have been freed first. NULL allowed. */
+/* Frees a device through its backend's destroy, then drops the host's reference to the
+ * backend's shared object; every allocation made on it must have been freed first. NULL
+ * allowed. */
 BL_EXPORT void bl_device_free(bl_device *dev);
 
+/* The device's BL_DEVICE_CAP_* flags (0 for NULL). */
+BL_EXPORT uint32_t bl_device_caps(const bl_device *dev);
+
+/* Free and total device memory in bytes (either pointer may be NULL). */
+BL_EXPORT int bl_device_memory(bl_ctx *ctx, bl_device *dev, size_t *free_bytes,
+                               size_t *total_bytes);
+
+/* BL_OK, or the device's sticky fault (the first asynchronous failure, see bl_device_fault)
+ * with its message in ctx. */
+BL_EXPORT int bl_device_status(bl_ctx *ctx, const bl_device *dev);
+
+/* Waits for all work queued on the device; BL_OK or the sticky fault. */
+BL_EXPORT int bl_device_synchronize(bl_ctx *ctx, bl_device *dev);
+
 /* Allocates `bytes` of device memory (64-byte aligned on the CPU). Fails with BL_ENOMEM and a
- * message giving the size, what is in use and the budget. On success *out is freed with
- * bl_device_release. Counted in bytes_in_use / peak_bytes / alloc_count. */
+ * message giving the size, what is in use and the budget (or an active watch's limit). On
+ * success *out is freed with bl_device_release. Counted in bytes_in_use / peak_bytes /
+ * alloc_count and in every active watch. */
 BL_EXPORT int bl_device_alloc(bl_ctx *ctx, bl_device *dev, size_t bytes, void **out);
 
 /* Frees memory from bl_device_alloc; NULL allowed. `bytes` must be the size allocated. */
 BL_EXPORT void bl_device_release(bl_device *dev, void *ptr, size_t bytes);
 
-/* Host ↔ device copies; they wait for completion. */
+/* Starts watching the device's allocations: w->base = w->peak = bytes_in_use, w->limit =
+ * base + limit_bytes (0 = no limit), `flags` BL_DEVICE_WATCH_* (0 = none). Watches nest; end
+ * them in reverse order with bl_device_watch_end, after which w->peak holds the highest use
+ * seen. Neither writes the device's budget_bytes; with BL_DEVICE_WATCH_PRIVATE its peak_bytes
+ * is not raised either. Like the rest of the accounting, not thread-safe. */
+BL_EXPORT void bl_device_watch_begin(bl_device *dev, bl_device_watch *w, size_t limit_bytes,
+                                     unsigned flags);
+BL_EXPORT void bl_device_watch_end(bl_device *dev, bl_device_watch *w);
+
+/* Host ↔ device copies; they wait for completion. BL_OK, or the error (the sticky fault if
+ * there is one). */
 BL_EXPORT int bl_device_upload(bl_ctx *ctx, bl_device *dev, void *dst, const void *src_host,
                                size_t bytes);
 BL_EXPORT int bl_device_download(bl_ctx *ctx, bl_device *dev, void *dst_host, const void *src,
                                  size_t bytes);
+
+/* Staging memory for uploads (see bl_device_ops.host_alloc). *out is freed with
+ * bl_device_host_free (NULL allowed). */
+BL_EXPORT int bl_device_host_alloc(bl_ctx *ctx, bl_device *dev, size_t bytes, void **out);
+BL_EXPORT void bl_device_host_free(bl_device *dev, void *ptr);
+
+/* An asynchronous upload from staging memory that records `ev` (may be NULL) when done, and
+ * the events to wait for it (see bl_device_ops). bl_device_event_new's *out is freed with
+ * bl_device_event_free (NULL allowed). */
+BL_EXPORT int bl_device_upload_async(bl_ctx *ctx, bl_device *dev, void *dst,
+                                     const void *src_host, size_t bytes, bl_device_event *ev);
+BL_EXPORT int bl_device_event_new(bl_ctx *ctx, bl_device *dev, bl_device_event **out);
+BL_EXPORT void bl_device_event_free(bl_device *dev, bl_device_event *ev);
+BL_EXPORT int bl_device_event_wait(bl_ctx *ctx, bl_device *dev, bl_device_event *ev);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,8 @@
  * batch buffers — measured, not estimated) exceed `budget_bytes`; on a GPU, when an
  * allocation fails. The recommended batch keeps a safety `margin` below the largest that fit.
  * Each trial builds its own network from the model plugin, so nothing of the caller's state is
- * touched; the device's budget is restored afterwards.
+ * touched; nor are the device's budget_bytes and peak_bytes (the budget applies through a
+ * bl_device_watch).
  */
 #ifndef BATCHLAB_FIND_BATCH_H
 #define BATCHLAB_FIND_BATCH_H

@@ -1,10 +1,12 @@
-/* Internal: what device.c needs from the backends. */
+/* Internal: what device.c and backend.c need from the built-in backend. */
 #ifndef BATCHLAB_DEVICE_INTERNAL_H
 #define BATCHLAB_DEVICE_INTERNAL_H
 
 #include "batchlab/device.h"
 
-/* Frees a device opened by bl_device_cpu_open (its thread pool and the struct). */
-void bl__device_cpu_destroy(bl_device *dev);
+#include "batchlab/device_backend.h"
+
+/* The built-in CPU backend's descriptor (device_cpu.c): opened like any other backend. */
+const bl_device_backend *bl__device_cpu_backend(void);
 
 #endif

@@ -33,9 +33,23 @@ typedef struct bl__gns {
     double beta;             /* EMA factor */
     double ema_g2, ema_trace; /* smoothed |G|² and tr(Σ) (same bias, so their ratio is exact) */
     int64_t updates;
+    /* reduction slots: the squared norms of a step stay on the device until one read-back */
+    bl_device *dev;
+    double *slots;           /* device [n_slots] */
+    double *slots_host;      /* host [n_slots] */
+    int64_t n_slots;
 } bl__gns;
 
 void bl__gns_init(bl__gns *g, double beta);
+/* Allocates n_slots device reduction slots (k chunk norms and one for the mean); released by
+ * bl__gns_release (safe on an unreserved or released g). */
+int bl__gns_reserve(bl_ctx *ctx, bl__gns *g, bl_device *dev, int64_t n_slots);
+void bl__gns_release(bl__gns *g);
+/* Slot i (< n_slots), a device pointer for a sumsq kernel. */
+double *bl__gns_slot(bl__gns *g, int64_t i);
+/* Reads slots 0..k back in one download: slots 0..k−1 hold |g_i|², slot k |Σ-scaled mean|²,
+ * which times f² is |mean_i g_i|²; then makes the update (see bl__gns_update). */
+int bl__gns_collect(bl_ctx *ctx, bl__gns *g, int64_t k, int64_t b, double f);
 /* One measurement from k ≥ 2 chunk gradients of b samples each: mean_sq = mean_i |g_i|²,
  * mean_grad_sq = |mean_i g_i|². */
 void bl__gns_update(bl__gns *g, int64_t k, int64_t b, double mean_sq, double mean_grad_sq);
@@ -47,10 +61,12 @@ double bl__gns_value(const bl__gns *g);
 typedef struct bl__slot {
     float *x;          /* device: [capacity × sample numel] */
     void *y;           /* device: int32 [capacity] or float [capacity × target_dim] */
-    float *x_stage;    /* host staging (devices other than the CPU), else NULL */
+    float *x_stage;    /* host staging from bl_device_host_alloc (devices whose memory the
+                          host cannot address), else NULL */
     void *y_stage;
+    bl_device_event *uploaded; /* with staging: recorded when the prefetch's upload is done */
     int64_t start, count; /* permutation range held (count 0 = empty) */
-    int rc;            /* result of the last gather */
+    int rc;            /* result of the last gather (and upload, for a prefetch) */
 } bl__slot;
 
 typedef struct bl__loader {

@@ -66,13 +66,14 @@ int bl_parse_size(bl_ctx *ctx, const char *text, size_t *out)
     return BL_OK;
 }
 
-/* One trial: returns 1 when it fits, 0 when it ran out of memory, or an error. */
+/* One trial: returns 1 when it fits, 0 when it ran out of memory, or an error. The trial's
+ * memory is measured, and limited to cfg->budget_bytes, by a watch: the device's own
+ * budget_bytes and peak_bytes, which other users of a shared device read, stay untouched. */
 static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl_find_trial *t)
 {
     bl_device *dev = cfg->dev;
-    size_t base_use = dev->bytes_in_use;
-    size_t saved_peak = dev->peak_bytes;
-    dev->peak_bytes = base_use;
+    bl_device_watch watch;
+    bl_device_watch_begin(dev, &watch, cfg->budget_bytes, BL_DEVICE_WATCH_PRIVATE);
     double t0 = bl__now();
     t->batch = batch;
 
@@ -99,10 +100,9 @@ static int trial(bl_ctx *ctx, const bl_find_batch_config *cfg, int64_t batch, bl
         bl_run_result_free(&res);
     }
     bl_net_free(net);
-    t->peak_bytes = dev->peak_bytes > base_use ? dev->peak_bytes - base_use : 0;
+    bl_device_watch_end(dev, &watch);
+    t->peak_bytes = watch.peak - watch.base;
     t->seconds = bl__now() - t0;
-    if (saved_peak > dev->peak_bytes)
-        dev->peak_bytes = saved_peak;
     if (rc == BL_ENOMEM) {
         t->fits = 0;
         return 0;
@@ -129,11 +129,10 @@ int bl_find_max_batch(bl_ctx *ctx, const bl_find_batch_config *cfg, bl_find_batc
     if (!(cfg->margin >= 0 && cfg->margin < 1))
         return bl_error(ctx, BL_EOPTION, "find-batch: margin must be in [0, 1), got %g",
                         cfg->margin);
-    bl_device *dev = cfg->dev;
-    size_t saved_budget = dev->budget_bytes;
-    if (cfg->budget_bytes > 0)
-        dev->budget_bytes = dev->bytes_in_use + cfg->budget_bytes;
-    if (dev->budget_bytes == 0 && dev->kind == BL_DEVICE_CPU)
+    const bl_device *dev = cfg->dev;
+    /* host memory does not run out before the machine swaps: a budget must stop the search */
+    if (cfg->budget_bytes == 0 && dev->budget_bytes == 0 &&
+        (bl_device_caps(dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE))
         return bl_error(ctx, BL_EOPTION,
                         "find-batch: on the CPU a memory budget is needed (e.g. --budget 512MB)");
 
@@ -170,7 +169,6 @@ int bl_find_max_batch(bl_ctx *ctx, const bl_find_batch_config *cfg, bl_find_batc
         }
         batch = next;
     }
-    dev->budget_bytes = saved_budget;
     if (rc != BL_OK)
         return rc;
     if (lo == 0) {

@@ -4,7 +4,12 @@
  * The engine does not know the next batch size until the schedule has seen the current step,
  * so the prefetch is a guess (the same size again, the common case). Whatever the guess,
  * consumption follows the permutation exactly: bl__loader_fill keeps the prefix of a prefetch
- * that matches and gathers any shortfall itself, so results never depend on timing. */
+ * that matches and gathers any shortfall itself, so results never depend on timing.
+ *
+ * On a device whose memory the host cannot address, batches are gathered into staging memory
+ * (bl_device_host_alloc: pinned on a GPU) and the prefetch thread starts the upload itself
+ * (bl_device_upload_async, recording the slot's event), so the copy overlaps the step that is
+ * computing; bl__loader_fill waits for the event. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +22,21 @@ static int gather_range(bl_ctx *ctx, bl__loader *l, bl__slot *s, int64_t offset,
     char *y = s->y_stage ? s->y_stage : s->y;
     return bl_dataset_gather(ctx, l->data, BL_SPLIT_TRAIN, l->perm + start, count,
                              x + offset * l->x_numel, y + offset * l->y_bytes_per_sample);
+}
+
+/* Starts the upload of rows [offset, offset + count) of a staged slot, recording its event. */
+static int upload_rows(bl_ctx *ctx, bl__loader *l, bl__slot *s, int64_t offset, int64_t count)
+{
+    int rc = bl_device_upload_async(ctx, l->dev, s->x + offset * l->x_numel,
+                                    s->x_stage + offset * l->x_numel,
+                                    (size_t)(count * l->x_numel) * sizeof(float), NULL);
+    if (rc == BL_OK) {
+        size_t yb = (size_t)l->y_bytes_per_sample;
+        rc = bl_device_upload_async(ctx, l->dev, (char *)s->y + (size_t)offset * yb,
+                                    (char *)s->y_stage + (size_t)offset * yb,
+                                    (size_t)count * yb, s->uploaded);
+    }
+    return rc;
 }
 
 static void *worker(void *arg)
@@ -34,6 +54,8 @@ static void *worker(void *arg)
         bl__slot *slot = &l->slot[s];
         pthread_mutex_unlock(&l->mu);
         slot->rc = gather_range(l->worker_ctx, l, slot, 0, slot->start, slot->count);
+        if (slot->rc == BL_OK && slot->x_stage)
+            slot->rc = upload_rows(l->worker_ctx, l, slot, 0, slot->count);
         pthread_mutex_lock(&l->mu);
         l->busy = -1;
         pthread_cond_broadcast(&l->cv);
@@ -81,11 +103,12 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         int rc = bl_device_alloc(ctx, dev, x_bytes, (void **)&slot->x);
         if (rc == BL_OK)
             rc = bl_device_alloc(ctx, dev, y_bytes, &slot->y);
-        if (rc == BL_OK && dev->kind != BL_DEVICE_CPU) {
-            slot->x_stage = malloc(x_bytes);
-            slot->y_stage = malloc(y_bytes);
-            if (!slot->x_stage || !slot->y_stage)
-                rc = bl_error(ctx, BL_ENOMEM, "batch loader: out of host memory");
+        if (rc == BL_OK && !(bl_device_caps(dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE)) {
+            rc = bl_device_host_alloc(ctx, dev, x_bytes, (void **)&slot->x_stage);
+            if (rc == BL_OK)
+                rc = bl_device_host_alloc(ctx, dev, y_bytes, &slot->y_stage);
+            if (rc == BL_OK)
+                rc = bl_device_event_new(ctx, dev, &slot->uploaded);
         }
         if (rc != BL_OK) {
             bl__loader_close(l);
@@ -130,8 +153,9 @@ void bl__loader_close(bl__loader *l)
     for (int s = 0; s < 2; s++) {
         bl_device_release(l->dev, l->slot[s].x, x_bytes);
         bl_device_release(l->dev, l->slot[s].y, y_bytes);
-        free(l->slot[s].x_stage);
-        free(l->slot[s].y_stage);
+        bl_device_host_free(l->dev, l->slot[s].x_stage);
+        bl_device_host_free(l->dev, l->slot[s].y_stage);
+        bl_device_event_free(l->dev, l->slot[s].uploaded);
         memset(&l->slot[s], 0, sizeof l->slot[s]);
     }
     free(l->perm);
@@ -183,21 +207,19 @@ int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t co
             return bl_error(ctx, slot->rc, "%s", bl_errmsg(l->worker_ctx));
         have = slot->count < count ? slot->count : count;
     }
-    if (have < count) {
-        int rc = gather_range(ctx, l, slot, have, start + have, count - have);
-        if (rc != BL_OK)
-            return rc;
+    int rc = BL_OK;
+    if (have > 0 && slot->x_stage) /* the prefetch thread's upload of the prefix */
+        rc = bl_device_event_wait(ctx, l->dev, slot->uploaded);
+    if (rc == BL_OK && have < count) {
+        rc = gather_range(ctx, l, slot, have, start + have, count - have);
+        if (rc == BL_OK && slot->x_stage)
+            rc = upload_rows(ctx, l, slot, have, count - have);
+        if (rc == BL_OK && slot->x_stage)
+            rc = bl_device_event_wait(ctx, l->dev, slot->uploaded);
     }
+    if (rc != BL_OK)
+        return rc;
     slot->start = start;
     slot->count = count;
-    if (slot->x_stage) {
-        int rc = bl_device_upload(ctx, l->dev, slot->x, slot->x_stage,
-                                  (size_t)(count * l->x_numel) * sizeof(float));
-        if (rc == BL_OK)
-            rc = bl_device_upload(ctx, l->dev, slot->y, slot->y_stage,
-                                  (size_t)(count * l->y_bytes_per_sample));
-        if (rc != BL_OK)
-            return rc;
-    }
     return BL_OK;
 }

@@ -294,13 +294,12 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
      * mean gradient) */
     size_t np = bl_net_num_params(r->net);
     float *grads = bl_net_grads(r->net);
-    double sum_sq = 0;
     float inv_chunk = 1.0f / (float)chunk;
     for (int64_t i = 0; i < k; i++) {
         int rc = chunk_pass(r, slot, i * chunk, chunk, inv_chunk, false, loss_sum);
         if (rc != BL_OK || !isfinite(*loss_sum))
             return rc;
-        sum_sq += ops->sumsq(r->dev, (int64_t)np, grads);
+        ops->sumsq(r->dev, (int64_t)np, grads, bl__gns_slot(&r->gns, i));
         if (i == 0) {
             ops->copy(r->dev, r->grad_acc, grads, np * sizeof(float));
             ops->scale(r->dev, (int64_t)np, (float)chunk * inv_b, r->grad_acc);
@@ -310,12 +309,14 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
     }
     /* mean of the k chunk gradients = grad_acc · B/(k·chunk) */
     double f = (double)B / (double)(k * chunk);
-    double mean_grad_sq = ops->sumsq(r->dev, (int64_t)np, r->grad_acc) * f * f;
-    bl__gns_update(&r->gns, k, chunk, sum_sq / (double)k, mean_grad_sq);
+    ops->sumsq(r->dev, (int64_t)np, r->grad_acc, bl__gns_slot(&r->gns, k));
+    int rc = bl__gns_collect(r->ctx, &r->gns, k, chunk, f); /* the one read-back */
+    if (rc != BL_OK)
+        return rc;
 
     int64_t rest = B - k * chunk;
     if (rest > 0) {
-        int rc = chunk_pass(r, slot, k * chunk, rest, inv_b, false, loss_sum);
+        rc = chunk_pass(r, slot, k * chunk, rest, inv_b, false, loss_sum);
         if (rc != BL_OK || !isfinite(*loss_sum))
             return rc;
         ops->axpy(r->dev, (int64_t)np, 1.0f, grads, r->grad_acc);
@@ -450,6 +451,12 @@ static int setup(run *r)
         (rc = bl_device_alloc(ctx, r->dev, bl_net_num_params(r->net) * sizeof(float),
                               (void **)&r->grad_acc)) != BL_OK)
         return rc;
+    /* norm slots for the most chunks a step can have: B/micro_batch, or B/⌊B/gns_chunks⌋ */
+    if (r->gns_on && (rc = bl__gns_reserve(ctx, &r->gns, r->dev,
+                                           (cfg->micro_batch > 0 ? r->max_batch / cfg->micro_batch
+                                                                 : 2 * cfg->gns_chunks) +
+                                               1)) != BL_OK)
+        return rc;
 
     r->eval_x_bytes = (size_t)(r->eval_batch * r->x_numel) * sizeof(float);
     r->eval_y_bytes = (size_t)r->eval_batch *
@@ -458,11 +465,12 @@ static int setup(run *r)
         (rc = bl_device_alloc(ctx, r->dev, r->eval_y_bytes, &r->eval_y)) != BL_OK)
         return rc;
     r->eval_idx = malloc((size_t)r->eval_batch * sizeof *r->eval_idx);
-    if (r->dev->kind != BL_DEVICE_CPU) {
+    bool staged = !(bl_device_caps(r->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE);
+    if (staged) {
         r->eval_x_host = malloc(r->eval_x_bytes);
         r->eval_y_host = malloc(r->eval_y_bytes);
     }
-    if (!r->eval_idx || (r->dev->kind != BL_DEVICE_CPU && (!r->eval_x_host || !r->eval_y_host)))
+    if (!r->eval_idx || (staged && (!r->eval_x_host || !r->eval_y_host)))
         return bl_error(ctx, BL_ENOMEM, "train: out of memory");
 
     if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed,
@@ -485,6 +493,7 @@ static void teardown(run *r)
     bl_optim_free(r->opt);
     if (r->dev) {
         bl_device_release(r->dev, r->grad_acc, bl_net_num_params(r->net) * sizeof(float));
+        bl__gns_release(&r->gns);
         bl_device_release(r->dev, r->eval_x, r->eval_x_bytes);
         bl_device_release(r->dev, r->eval_y, r->eval_y_bytes);
     }
@@ -655,14 +664,15 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     r.ctx = ctx;
     r.res = result;
     bl_device *dev = bl_net_device(cfg->net);
-    size_t peak_before = dev->peak_bytes;
-    dev->peak_bytes = dev->bytes_in_use;
+    bl_device_watch watch; /* the run's peak, without touching the device's own peak_bytes */
+    bl_device_watch_begin(dev, &watch, 0, 0);
 
     rc = setup(&r);
     if (rc != BL_OK) {
         snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));
         set_reason(result, "error");
         teardown(&r);
+        bl_device_watch_end(dev, &watch);
         return rc;
     }
     rc = loop(&r);
@@ -685,9 +695,8 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     result->eval_time = r.eval_time;
     if (r.have_last)
         result->final = r.last;
-    result->peak_device_bytes = dev->peak_bytes;
+    result->peak_device_bytes = watch.peak;
     teardown(&r);
-    if (dev->peak_bytes < peak_before)
-        dev->peak_bytes = peak_before;
+    bl_device_watch_end(dev, &watch);
     return BL_OK;
 }

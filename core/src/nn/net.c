@@ -510,11 +510,11 @@ int bl_net_forward(bl_ctx *ctx, bl_net *net, const float *x, int64_t batch, bool
     return BL_OK;
 }
 
-/* Labels live in host memory on the CPU device, so they can be checked there; other devices
- * rely on the kernel, which turns a bad label into a NaN loss. */
+/* Labels can be checked where the host can read device memory (the CPU); other devices rely
+ * on the kernel, which turns a bad label into a NaN loss. */
 static int check_labels(bl_ctx *ctx, const bl_net *net, int64_t batch, const int32_t *labels)
 {
-    if (net->dev->kind != BL_DEVICE_CPU)
+    if (!(bl_device_caps(net->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE))
         return BL_OK;
     int64_t classes = net->output.dim[0];
     for (int64_t i = 0; i < batch; i++)

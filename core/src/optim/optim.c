@@ -9,8 +9,12 @@
  * - LARS and LAMB follow optim.h and their papers: tensors with decay = false get no decay
  *   (and, for LARS, a local rate of 1); LAMB still applies its trust ratio to them.
  *
- * A step allocates nothing: the state (momentum or moment buffers) and the scratch block for
- * the Adam-family direction are allocated once, in bl_optim_new.
+ * A step allocates nothing: the state (momentum or moment buffers), the scratch block for
+ * the Adam-family direction and the reduction slots are allocated once, in bl_optim_new.
+ *
+ * Norms stay on the device: the sumsq kernels write into `red` (device memory), and the step
+ * reads the slots back once per phase that needs them (the clipping norm, which must be known
+ * before the update; the per-tensor norms of LARS or LAMB, all taken before any update).
  */
 #include "batchlab/optim.h"
 
@@ -30,6 +34,9 @@ struct bl_optim {
     float *state;
     size_t state_floats;
     float *dir;                   /* [n] scratch: Adam-family update direction; else NULL */
+    double *red;                  /* [n_red] device: reduction slots (norms) */
+    double *red_host;             /* [n_red] host: their read-back */
+    size_t n_red;                 /* 1 + 2·n_seg */
     int64_t steps;                /* updates made so far */
 };
 
@@ -130,6 +137,14 @@ int bl_optim_new(bl_ctx *ctx, bl_net *net, const bl_optim_config *cfg, bl_optim 
         goto fail;
     if (is_adam_family(cfg->kind) && (rc = alloc_zeroed(ctx, opt->dev, n, &opt->dir)) != BL_OK)
         goto fail;
+    opt->n_red = 1 + 2 * opt->n_seg;
+    opt->red_host = calloc(opt->n_red, sizeof *opt->red_host);
+    if (!opt->red_host) {
+        rc = bl_error(ctx, BL_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = alloc_zeroed(ctx, opt->dev, 2 * opt->n_red, (float **)&opt->red)) != BL_OK)
+        goto fail; /* doubles zeroed as pairs of float zeros */
     *out = opt;
     return BL_OK;
 
@@ -145,6 +160,8 @@ void bl_optim_free(bl_optim *opt)
         return;
     bl_device_release(opt->dev, opt->state, opt->state_floats * sizeof(float));
     bl_device_release(opt->dev, opt->dir, opt->dir ? opt->n * sizeof(float) : 0);
+    bl_device_release(opt->dev, opt->red, opt->n_red * sizeof(double));
+    free(opt->red_host);
     free(opt);
 }
 
@@ -169,18 +186,36 @@ static void step_sgd(bl_optim *opt, float *w, float *g, float lr, int64_t t)
                          (float)c->weight_decay, g, opt->state, w);
 }
 
-static void step_lars(bl_optim *opt, float *w, float *g, float lr)
+/* Reads the first `count` reduction slots back into red_host: the one wait of a phase. */
+static int read_slots(bl_ctx *ctx, bl_optim *opt, size_t count)
+{
+    return bl_device_download(ctx, opt->dev, opt->red_host, opt->red, count * sizeof(double));
+}
+
+static int step_lars(bl_ctx *ctx, bl_optim *opt, float *w, float *g, float lr)
 {
     const bl_optim_config *c = &opt->cfg;
     bl_device *dev = opt->dev;
+    /* every norm first (segments are disjoint, so this is the same as norm-then-update per
+     * segment), then one read-back */
+    for (size_t i = 0; i < opt->n_seg; i++) {
+        const bl_param_segment *s = &opt->seg[i];
+        if (s->decay) {
+            dev->ops->sumsq(dev, (int64_t)s->count, w + s->offset, &opt->red[1 + 2 * i]);
+            dev->ops->sumsq(dev, (int64_t)s->count, g + s->offset, &opt->red[2 + 2 * i]);
+        }
+    }
+    int rc = read_slots(ctx, opt, opt->n_red);
+    if (rc != BL_OK)
+        return rc;
     for (size_t i = 0; i < opt->n_seg; i++) {
         const bl_param_segment *s = &opt->seg[i];
         int64_t cnt = (int64_t)s->count;
         float *ws = w + s->offset, *gs = g + s->offset, *vs = opt->state + s->offset;
         float lambda = 1.0f, wd = 0.0f;
         if (s->decay) {
-            double wn = sqrt(dev->ops->sumsq(dev, cnt, ws));
-            double gn = sqrt(dev->ops->sumsq(dev, cnt, gs));
+            double wn = sqrt(opt->red_host[1 + 2 * i]);
+            double gn = sqrt(opt->red_host[2 + 2 * i]);
             if (wn > 0 && gn > 0)
                 lambda = (float)(c->trust_coefficient * wn / (gn + c->weight_decay * wn));
             /* g' = λ·(g + wd·w) = (λ·g) + (λ·wd)·w: scale g, let the kernel add the decay. */
@@ -192,6 +227,7 @@ static void step_lars(bl_optim *opt, float *w, float *g, float lr)
         dev->ops->sgd_update(dev, cnt, lr, (float)c->momentum, 0.0f, c->nesterov, wd, gs, vs,
                              ws);
     }
+    return BL_OK;
 }
 
 static void step_adam(bl_optim *opt, float *w, float *g, float lr, int64_t t)
@@ -216,13 +252,15 @@ static void step_adam(bl_optim *opt, float *w, float *g, float lr, int64_t t)
     dev->ops->axpy(dev, n, -lr, opt->dir, w);
 }
 
-static void step_lamb(bl_optim *opt, float *w, float *g, float lr, int64_t t)
+static int step_lamb(bl_ctx *ctx, bl_optim *opt, float *w, float *g, float lr, int64_t t)
 {
     const bl_optim_config *c = &opt->cfg;
     bl_device *dev = opt->dev;
     float bias1 = (float)(1.0 - pow(c->beta1, (double)t));
     float bias2 = (float)(1.0 - pow(c->beta2, (double)t));
     float *m = opt->state, *v = opt->state + opt->n;
+    /* directions and norms of every segment, one read-back, then the updates (segments are
+     * disjoint: the same result as doing each segment in turn) */
     for (size_t i = 0; i < opt->n_seg; i++) {
         const bl_param_segment *s = &opt->seg[i];
         int64_t cnt = (int64_t)s->count;
@@ -230,11 +268,21 @@ static void step_lamb(bl_optim *opt, float *w, float *g, float lr, int64_t t)
         float wd = s->decay ? (float)c->weight_decay : 0.0f;
         dev->ops->adam_direction(dev, cnt, (float)c->beta1, (float)c->beta2, (float)c->eps,
                                  bias1, bias2, wd, g + o, w + o, m + o, v + o, opt->dir + o);
-        double wn = sqrt(dev->ops->sumsq(dev, cnt, w + o));
-        double un = sqrt(dev->ops->sumsq(dev, cnt, opt->dir + o));
-        double r = (wn > 0 && un > 0) ? wn / un : 1.0;
-        dev->ops->axpy(dev, cnt, (float)(-(double)lr * r), opt->dir + o, w + o);
+        dev->ops->sumsq(dev, cnt, w + o, &opt->red[1 + 2 * i]);
+        dev->ops->sumsq(dev, cnt, opt->dir + o, &opt->red[2 + 2 * i]);
     }
+    int rc = read_slots(ctx, opt, opt->n_red);
+    if (rc != BL_OK)
+        return rc;
+    for (size_t i = 0; i < opt->n_seg; i++) {
+        const bl_param_segment *s = &opt->seg[i];
+        size_t o = s->offset;
+        double wn = sqrt(opt->red_host[1 + 2 * i]);
+        double un = sqrt(opt->red_host[2 + 2 * i]);
+        double r = (wn > 0 && un > 0) ? wn / un : 1.0;
+        dev->ops->axpy(dev, (int64_t)s->count, (float)(-(double)lr * r), opt->dir + o, w + o);
+    }
+    return BL_OK;
 }
 
 int bl_optim_step(bl_ctx *ctx, bl_optim *opt, double lr, double *grad_norm)
@@ -249,10 +297,14 @@ int bl_optim_step(bl_ctx *ctx, bl_optim *opt, double lr, double *grad_norm)
     float *w = bl_net_params(opt->net), *g = bl_net_grads(opt->net);
     int64_t n = (int64_t)opt->n;
 
-    /* The global norm costs a pass (and a wait); only when asked for or when clipping. */
+    /* The global norm costs a pass (and a read-back); only when asked for or when clipping. */
     double clip = opt->cfg.clip_norm;
     if (clip > 0 || grad_norm) {
-        double norm = sqrt(dev->ops->sumsq(dev, n, g));
+        dev->ops->sumsq(dev, n, g, &opt->red[0]);
+        int rc = read_slots(ctx, opt, 1);
+        if (rc != BL_OK)
+            return bl_error_prefix(ctx, "optimizer %s", name);
+        double norm = sqrt(opt->red_host[0]);
         if (grad_norm)
             *grad_norm = norm;
         if (!isfinite(norm))
@@ -266,21 +318,24 @@ int bl_optim_step(bl_ctx *ctx, bl_optim *opt, double lr, double *grad_norm)
 
     int64_t t = opt->steps + 1;
     float flr = (float)lr;
+    int rc = BL_OK;
     switch (opt->cfg.kind) {
     case BL_OPTIM_SGD:
         step_sgd(opt, w, g, flr, t);
         break;
     case BL_OPTIM_LARS:
-        step_lars(opt, w, g, flr);
+        rc = step_lars(ctx, opt, w, g, flr);
         break;
     case BL_OPTIM_ADAM:
     case BL_OPTIM_ADAMW:
         step_adam(opt, w, g, flr, t);
         break;
     case BL_OPTIM_LAMB:
-        step_lamb(opt, w, g, flr, t);
+        rc = step_lamb(ctx, opt, w, g, flr, t);
         break;
     }
+    if (rc != BL_OK)
+        return bl_error_prefix(ctx, "optimizer %s", name);
     opt->steps = t;
     return BL_OK;
 }

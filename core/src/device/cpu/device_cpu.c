@@ -3,10 +3,16 @@
  * enough call split over the device's thread pool (cpu_pool.c) with OpenBLAS single-threaded
  * inside it. The vector kernels are in device_cpu_vec.c, the image and batch-norm kernels in
  * device_cpu_image.c (device_cpu.h).
+ *
+ * OpenBLAS's thread count is process-wide. A device with a pool sets it to 1 once, when it
+ * opens, and never flips it around a call (another thread would see it change, and two devices
+ * flipping it could leave the wrong value behind).
  */
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "device/cpu/cpu_gemm.h"
 #include "device/cpu/device_cpu.h"
@@ -62,14 +68,54 @@ static int cpu_download(bl_device *dev, void *dst_host, const void *src, size_t 
     return BL_OK;
 }
 
-static void cpu_copy(bl_device *dev, void *dst, const void *src, size_t bytes)
+static int cpu_copy(bl_device *dev, void *dst, const void *src, size_t bytes)
 {
     if (bytes && dst != src)
         memmove(dst, src, bytes);
+    return BL_OK;
 }
 
-static void cpu_synchronize(bl_device *dev)
+static int cpu_synchronize(bl_device *dev)
 {
+    return BL_OK;
+}
+
+static int cpu_memory(bl_device *dev, size_t *free_bytes, size_t *total_bytes)
+{
+    long page = sysconf(_SC_PAGESIZE), total = sysconf(_SC_PHYS_PAGES),
+         avail = sysconf(_SC_AVPHYS_PAGES);
+    if (page <= 0 || total <= 0)
+        return BL_EUNSUPPORTED;
+    *total_bytes = (size_t)total * (size_t)page;
+    *free_bytes = avail > 0 ? (size_t)avail * (size_t)page : 0;
+    return BL_OK;
+}
+
+/* Staging memory is ordinary aligned host memory; uploads from it are plain copies, complete
+ * when they return, so every event is always complete. */
+static int cpu_upload_async(bl_device *dev, void *dst, const void *src_host, size_t bytes,
+                            bl_device_event *ev)
+{
+    if (bytes)
+        memcpy(dst, src_host, bytes);
+    return BL_OK;
+}
+
+static char cpu_event_token; /* the one (always complete) CPU event */
+
+static int cpu_event_new(bl_device *dev, bl_device_event **out)
+{
+    *out = (bl_device_event *)(void *)&cpu_event_token;
+    return BL_OK;
+}
+
+static void cpu_event_free(bl_device *dev, bl_device_event *ev)
+{
+}
+
+static int cpu_event_wait(bl_device *dev, bl_device_event *ev)
+{
+    return BL_OK;
 }
 
 /* ---- matrix products ---------------------------------------------------------------------- */
@@ -157,26 +203,6 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
     }
 }
 
-/* With a pool, the device is what runs in parallel: OpenBLAS runs single-threaded inside the
- * pool's threads (two thread teams spinning against each other on the same cores cost more
- * than OpenBLAS's own threading gains). OpenBLAS's setting is put back after each call, so
- * code outside the device sees the thread count it set. */
-static int blas_enter(const cpu_impl *impl)
-{
-    if (!impl->pool)
-        return 0;
-    int prev = openblas_get_num_threads();
-    if (prev != 1)
-        openblas_set_num_threads(1);
-    return prev;
-}
-
-static void blas_leave(int prev)
-{
-    if (prev > 1)
-        openblas_set_num_threads(prev);
-}
-
 static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n,
                      int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                      int64_t ldb, float beta, float *c, int64_t ldc)
@@ -213,12 +239,10 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
     /* OpenBLAS on bands of C's rows or columns, 16 at a time: the longer side, except that a
      * weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
      * the same contiguous part that thread then updates in the optimizer's pass. */
-    int prev = blas_enter(impl);
     if (m >= n || (trans_a && !trans_b && m >= 64))
         bl__pool_run(impl->pool, m, grain_of(GRAIN_BLAS, n * k, 16), 16, blas_rows_range, &g);
     else
         bl__pool_run(impl->pool, n, grain_of(GRAIN_BLAS, m * k, 16), 16, blas_cols_range, &g);
-    blas_leave(prev);
 }
 
 typedef struct gemv_args {
@@ -254,9 +278,7 @@ static void cpu_gemv(bl_device *dev, bool trans_a, int64_t m, int64_t n, float a
     }
     cpu_impl *impl = dev->impl;
     gemv_args g = {trans_a, m, n, lda, alpha, beta, a, x, y};
-    int prev = blas_enter(impl);
     bl__pool_run(impl->pool, len, grain_of(GRAIN_BLAS, inner, 16), 16, gemv_range, &g);
-    blas_leave(prev);
 }
 
 /* ---- the device --------------------------------------------------------------------------- */
@@ -298,24 +320,50 @@ static const bl_device_ops cpu_ops = {
     .mse_backward = bl__cpu_mse_backward,
     .sgd_update = bl__cpu_sgd_update,
     .adam_direction = bl__cpu_adam_direction,
+    .memory = cpu_memory,
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_release,
+    .upload_async = cpu_upload_async,
+    .event_new = cpu_event_new,
+    .event_free = cpu_event_free,
+    .event_wait = cpu_event_wait,
 };
 
-int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out)
+/* OpenBLAS's thread count before any CPU device set it: the default for threads = 0. */
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_threads_seen;  /* the count found before this file first set it, 0 = not yet */
+static bool blas_set_by_device; /* this file set OpenBLAS to 1 */
+
+/* The thread count threads = 0 stands for; the caller holds blas_lock. */
+static int default_threads_locked(void)
 {
-    if (!out)
-        return bl_error(ctx, BL_EINVAL, "bl_device_cpu_open: out is NULL");
-    if (threads < 0)
-        return bl_error(ctx, BL_EINVAL,
-                        "bl_device_cpu_open: threads must be 0 (keep OpenBLAS's setting) or "
-                        "positive, got %d",
-                        threads);
+    int now = openblas_get_num_threads();
+    /* 1 that we set is not the user's choice; anything else (set by the program since) is */
+    if (!(blas_set_by_device && now == 1))
+        blas_threads_seen = now;
+    return blas_threads_seen > 0 ? blas_threads_seen : 1;
+}
+
+static int cpu_probe(char *why, size_t cap)
+{
+    return BL_OK; /* the CPU is always there */
+}
+
+static int cpu_count(void)
+{
+    return 1;
+}
+
+static int cpu_open(bl_ctx *ctx, int index, int threads, bl_device **out)
+{
     cpu_device *cd = calloc(1, sizeof *cd);
     if (!cd)
         return bl_error(ctx, BL_ENOMEM, "cpu device: out of memory");
-    if (threads > 0)
-        openblas_set_num_threads(threads);
+    pthread_mutex_lock(&blas_lock);
+    if (threads == 0)
+        threads = default_threads_locked();
     else
-        threads = openblas_get_num_threads();
+        (void)default_threads_locked(); /* remember the program's count before changing it */
     if (threads > BL__POOL_MAX_THREADS)
         threads = BL__POOL_MAX_THREADS;
     cd->impl.small_gemm = bl__small_gemm_available();
@@ -325,18 +373,44 @@ int bl_device_cpu_open(bl_ctx *ctx, int threads, bl_device **out)
             bl_log(ctx, BL_LOG_WARN,
                    "cpu device: could not start %d kernel threads; running them on one", threads);
     }
+    /* The device's pool is what runs in parallel: OpenBLAS runs single-threaded inside its
+     * threads (two thread teams spinning against each other on the same cores cost more than
+     * OpenBLAS's own threading gains). Set once here, never around a call. A device without a
+     * pool that was asked for one thread keeps OpenBLAS at one too, as before. */
+    if ((cd->impl.pool || threads == 1) && openblas_get_num_threads() != 1) {
+        openblas_set_num_threads(1);
+        blas_set_by_device = true;
+    }
+    pthread_mutex_unlock(&blas_lock);
     cd->base.ops = &cpu_ops;
     cd->base.kind = BL_DEVICE_CPU;
+    cd->base.caps = BL_DEVICE_CAP_HOST_ADDRESSABLE;
     cd->base.host_threads = cd->impl.pool ? threads : 1;
-    cd->base.index = 0;
+    cd->base.index = index;
     cd->base.impl = &cd->impl;
     *out = &cd->base;
     return BL_OK;
 }
 
-void bl__device_cpu_destroy(bl_device *dev)
+static void cpu_destroy(bl_device *dev)
 {
     cpu_device *cd = (cpu_device *)dev;
     bl__pool_free(cd->impl.pool);
     free(cd);
+}
+
+static const bl_device_backend cpu_backend = {
+    .abi = BL_DEVICE_BACKEND_ABI,
+    .size = sizeof(bl_device_backend),
+    .name = "cpu",
+    .version = "OpenBLAS",
+    .probe = cpu_probe,
+    .count = cpu_count,
+    .open = cpu_open,
+    .destroy = cpu_destroy,
+};
+
+const bl_device_backend *bl__device_cpu_backend(void)
+{
+    return &cpu_backend;
 }

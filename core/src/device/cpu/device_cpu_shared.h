@@ -29,8 +29,8 @@ static inline bl__pool *bl__cpu_pool(bl_device *dev)
 void bl__cpu_axpy(bl_device *dev, int64_t n, float alpha, const float *x, float *y);
 void bl__cpu_scale(bl_device *dev, int64_t n, float alpha, float *x);
 void bl__cpu_fill(bl_device *dev, int64_t n, float value, float *x);
-double bl__cpu_dot(bl_device *dev, int64_t n, const float *x, const float *y);
-double bl__cpu_sumsq(bl_device *dev, int64_t n, const float *x);
+void bl__cpu_dot(bl_device *dev, int64_t n, const float *x, const float *y, double *out);
+void bl__cpu_sumsq(bl_device *dev, int64_t n, const float *x, double *out);
 void bl__cpu_add_bias(bl_device *dev, int64_t rows, int64_t cols, const float *bias, float *y);
 void bl__cpu_sum_rows(bl_device *dev, int64_t rows, int64_t cols, const float *x, float beta,
                       float *out);

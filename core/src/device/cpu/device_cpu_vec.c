@@ -139,16 +139,18 @@ static double sum_parts(const ew_args *a, int chunks)
     return s;
 }
 
-double bl__cpu_dot(bl_device *dev, int64_t n, const float *x, const float *y)
+/* The result goes to *out: device memory is host memory here, so the "slot" is written at
+ * once and its read-back is a plain copy. */
+void bl__cpu_dot(bl_device *dev, int64_t n, const float *x, const float *y, double *out)
 {
     ew_args a = {.x = x, .y = y};
     int chunks = bl__pool_run(bl__cpu_pool(dev), n, GRAIN_LIGHT, 16, dot_range, &a);
-    return sum_parts(&a, chunks);
+    *out = sum_parts(&a, chunks);
 }
 
-double bl__cpu_sumsq(bl_device *dev, int64_t n, const float *x)
+void bl__cpu_sumsq(bl_device *dev, int64_t n, const float *x, double *out)
 {
-    return bl__cpu_dot(dev, n, x, NULL);
+    bl__cpu_dot(dev, n, x, NULL, out);
 }
 
 /* ---- biases ------------------------------------------------------------------------------- */
