@@ -448,14 +448,9 @@ int open_session(bl_ctx *ctx, common_opts *o, bool open_device, session *s)
     if (resolve_optim(ctx, o) != 0)
         goto fail;
     if (open_device) {
-        if (bl_device_open(ctx, o->device ? o->device : "cpu", &s->dev) != BL_OK)
+        if (bl_device_open_threads(ctx, o->device ? o->device : "cpu", o->threads, &s->dev) !=
+            BL_OK)
             goto fail;
-        if (o->threads > 0 && s->dev->kind == BL_DEVICE_CPU) {
-            bl_device_free(s->dev);
-            s->dev = NULL;
-            if (bl_device_cpu_open(ctx, o->threads, &s->dev) != BL_OK)
-                goto fail;
-        }
     }
     const bl_plugin *dp;
     if (bl_registry_new(ctx, &s->reg) != BL_OK || bl_registry_scan(ctx, s->reg) != BL_OK ||

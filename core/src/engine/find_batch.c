@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "batchlab/find_batch.h"
 #include "batchlab/model.h"

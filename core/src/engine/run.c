@@ -40,13 +40,10 @@ static void blank_result(bl_run_result *r)
     snprintf(r->stopped_by, sizeof r->stopped_by, "error");
 }
 
-/* Opens the plan's device: the CPU with its thread count, or a device by name. */
+/* Opens the plan's device by name ("cpu" when none), with its host thread count. */
 static int open_device(bl_ctx *ctx, const bl_run_plan *plan, bl_device **dev)
 {
-    const char *name = plan->device ? plan->device : "cpu";
-    if (strcmp(name, "cpu") == 0)
-        return bl_device_cpu_open(ctx, plan->threads, dev);
-    return bl_device_open(ctx, name, dev);
+    return bl_device_open_threads(ctx, plan->device ? plan->device : "cpu", plan->threads, dev);
 }
 
 /* Begins every output; on a failure, ends those already begun with the error. */

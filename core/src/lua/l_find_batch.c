@@ -156,9 +156,7 @@ int bl__lua_find_max_batch(lua_State *L)
         device = lua_tostring(L, -1); /* stays on the stack while used */
     }
 
-    int rc = strcmp(device, "cpu") == 0 ? bl_device_cpu_open(j->ctx, (int)threads, &j->dev)
-                                        : bl_device_open(j->ctx, device, &j->dev);
-    if (rc != BL_OK)
+    if (bl_device_open_threads(j->ctx, device, (int)threads, &j->dev) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.find_max_batch");
     c.model = m->plugin;
     c.model_opts = m->opts;
