@@ -2,6 +2,7 @@
  * flat leaves). See batchlab/json.h. Numbers are kept as text (integers exactly as written). */
 #include "batchlab/json.h"
 #include "base/strbuf.h"
+#include "json/json_internal.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -466,7 +467,7 @@ int bl_json_pretty(bl_ctx *ctx, const char *json, char **out)
     return write_json(ctx, json, 2, out);
 }
 
-uint64_t bl_fnv1a64(const void *data, size_t n)
+uint64_t bl__fnv1a64(const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -485,7 +486,7 @@ int bl_json_hash(bl_ctx *ctx, const char *json, char hex[17])
     int rc = bl_json_canonical(ctx, json, &canon);
     if (rc != BL_OK)
         return rc;
-    uint64_t h = bl_fnv1a64(canon, strlen(canon));
+    uint64_t h = bl__fnv1a64(canon, strlen(canon));
     free(canon);
     snprintf(hex, 17, "%016llx", (unsigned long long)h);
     return BL_OK;
