@@ -257,6 +257,24 @@ int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
     void *handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char *why = dlerror();
+        const char *soname = why ? strstr(why, "libbatchlab.so.") : NULL;
+        unsigned long abi = soname ? strtoul(soname + strlen("libbatchlab.so."), NULL, 10) : 0;
+        const char *ver = bl_version();
+        if (soname && abi != BL_PLUGIN_ABI) {
+            /* Built against another libbatchlab: its SOVERSION is that build's plugin ABI. */
+            return bl_error(ctx, BL_EPLUGIN,
+                            "plugin file '%s' could not be loaded: %s; it was built for plugin "
+                            "ABI %lu (libbatchlab.so.%lu), but this batchlab (%s) uses plugin "
+                            "ABI %d (libbatchlab.so.%d); rebuild the plugin against batchlab %s",
+                            path, why, abi, abi, ver, BL_PLUGIN_ABI, BL_PLUGIN_ABI, ver);
+        }
+        if (why && strstr(why, "undefined symbol: bl_"))
+            /* Within one ABI functions are only added: the plugin needs a newer batchlab. */
+            return bl_error(ctx, BL_EPLUGIN,
+                            "plugin file '%s' could not be loaded: %s; it calls a function this "
+                            "batchlab (%s) does not have, so it was built against a newer one: "
+                            "use that batchlab, or rebuild the plugin against batchlab %s",
+                            path, why, ver, ver);
         return bl_error(ctx, BL_EPLUGIN,
                         "plugin file '%s' could not be loaded: %s; check that it is a shared "
                         "object built for this machine and that the libraries it needs are "
