@@ -45,7 +45,8 @@ BL_EXPORT char *bl_shape_format(const bl_shape *s, char *buf, size_t cap);
 typedef struct bl_layer bl_layer;
 
 /* Operations of a layer type. `size` is sizeof(bl_layer_ops) when the layer was built; fields
- * are only ever appended, and the host reads one only when `size` says it is there. Required: kind, setup, forward, backward. Optional: init, destroy. */
+ * are only ever appended, and the host reads one only when `size` says it is there.
+ * Required: kind, setup, forward, backward. Optional: init, destroy. */
 typedef struct bl_layer_ops {
     uint32_t size;
     const char *kind; /* "linear", "conv2d", ... (static string) */

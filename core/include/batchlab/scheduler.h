@@ -90,9 +90,9 @@ BL_EXPORT int bl_scheduler_open(bl_ctx *ctx, const bl_plugin *plugin, const bl_c
 BL_EXPORT void bl_scheduler_close(bl_scheduler *s);
 BL_EXPORT int64_t bl_scheduler_max_batch(const bl_scheduler *s);
 BL_EXPORT bool bl_scheduler_needs_gns(const bl_scheduler *s);
-/* Calls the plugin with a copy of *state whose `size` and `point_size` are the host's (and
- * whose `last` points at a copy of *state->last); a batch < 1 or above max_batch, or a non-finite or non-positive LR factor
- * from the plugin is an error naming the plugin. On error *batch and *lr_factor are untouched.
+/* Calls the plugin with a copy of *state whose `size` and `point_size` are the host's; a
+ * batch < 1 or above max_batch, or a non-finite or non-positive LR factor from the plugin is
+ * an error naming the plugin. On error *batch and *lr_factor are untouched.
  * `lr_factor` may be NULL. */
 BL_EXPORT int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
                                 int64_t *batch, double *lr_factor);

@@ -6,9 +6,10 @@
  * directory below LOGDIR is one run in TensorBoard.
  *
  * Format: TensorFlow's TFRecord framing of serialized tensorflow.Event protos (the framing,
- * CRC-32C and encoders are internal: core/src/results/tfevents/tfrecord.h). The first record is Event{wall_time, file_version = "brain.Event:2"}. Every write is flushed
- * to the operating system before the call returns, so a process that is killed loses nothing
- * it already wrote (a machine that crashes may).
+ * CRC-32C and encoders are internal: core/src/results/tfevents/tfrecord.h). The first record
+ * is Event{wall_time, file_version = "brain.Event:2"}. Every write is flushed to the operating
+ * system before the call returns, so a process that is killed loses nothing it already wrote
+ * (a machine that crashes may).
  *
  * Errors: every function returns BL_OK or a negative BL_E… code with a message in ctx that
  * names the file or directory. A bl_tfevents is used from one thread at a time.

@@ -97,15 +97,10 @@ int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
     int64_t b = 0;
     double lr = 1.0;
     /* The plugin sees the host's sizes whoever filled the state (the engine, Lua, a test):
-     * two small copies per step. */
+     * one small copy per step. */
     bl_train_state st = *state;
-    bl_eval_point last;
     st.size = (uint32_t)sizeof st;
-    st.point_size = (uint32_t)sizeof last;
-    if (state->last) {
-        last = *state->last;
-        st.last = &last;
-    }
+    st.point_size = (uint32_t)sizeof(bl_eval_point);
     bl_clear_error(ctx);
     int rc = s->ops->next(s->handle, ctx, &st, &b, &lr);
     if (rc) {
