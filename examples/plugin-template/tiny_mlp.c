@@ -10,7 +10,7 @@
  */
 #include <stdlib.h>
 
-#include <batchlab/batchlab.h>
+#include <batchlab/plugin_sdk.h>
 
 /* ---- a custom layer: leaky ReLU --------------------------------------------------------------
  * No parameters and no scratch: forward and backward only need the input, the output and the

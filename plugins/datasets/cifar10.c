@@ -18,7 +18,7 @@
 
 #include <errno.h>
 
-#include "batchlab/plugin.h"
+#include "batchlab/plugin_sdk.h"
 #include "common.h"
 
 #define CIFAR_CLASSES 10
@@ -256,7 +256,7 @@ fail:
 static void cifar_info(void *handle, bl_data_info *out)
 {
     const cifar_ds *d = handle;
-    memset(out, 0, sizeof *out);
+    bl_data_info_reset(out);
     out->sample.ndim = 3;
     out->sample.dim[0] = 3;
     out->sample.dim[1] = 32;

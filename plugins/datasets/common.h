@@ -16,10 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "batchlab/config.h"
-#include "batchlab/dataset.h"
-#include "batchlab/error.h"
-#include "batchlab/rng.h"
+#include "batchlab/plugin_sdk.h"
 
 /* Help texts of the options every dataset plugin declares the same way. */
 #define BL_DS_HELP_VALIDATION                                                                 \

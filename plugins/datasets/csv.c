@@ -33,7 +33,7 @@
 #include <errno.h>
 #include <stdarg.h>
 
-#include "batchlab/plugin.h"
+#include "batchlab/plugin_sdk.h"
 #include "common.h"
 
 static const bl_option csv_options[] = {
@@ -766,7 +766,7 @@ fail:
 static void csv_info(void *handle, bl_data_info *out)
 {
     const csv_ds *d = handle;
-    memset(out, 0, sizeof *out);
+    bl_data_info_reset(out);
     out->sample.ndim = 1;
     out->sample.dim[0] = d->dim;
     out->classes = d->names ? d->classes : 0;

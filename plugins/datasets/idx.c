@@ -30,7 +30,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "batchlab/plugin.h"
+#include "batchlab/plugin_sdk.h"
 #include "common.h"
 
 #define IDX_CLASSES 10
@@ -478,7 +478,7 @@ fail:
 static void idx_info(void *handle, bl_data_info *out)
 {
     const idx_ds *d = handle;
-    memset(out, 0, sizeof *out);
+    bl_data_info_reset(out);
     out->sample.ndim = 3;
     out->sample.dim[0] = 1;
     out->sample.dim[1] = d->h;

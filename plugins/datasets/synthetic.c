@@ -40,7 +40,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "batchlab/plugin.h"
+#include "batchlab/plugin_sdk.h"
 #include "common.h"
 
 #define SYN_MAX_DIM (1 << 24)
@@ -234,7 +234,7 @@ fail:
 static void syn_info(void *handle, bl_data_info *out)
 {
     const syn_ds *d = handle;
-    memset(out, 0, sizeof *out);
+    bl_data_info_reset(out);
     out->sample.ndim = 1;
     out->sample.dim[0] = d->dim;
     out->classes = d->classes;

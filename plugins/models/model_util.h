@@ -11,12 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "batchlab/config.h"
-#include "batchlab/dataset.h"
-#include "batchlab/error.h"
-#include "batchlab/model.h"
-#include "batchlab/nn.h"
-#include "batchlab/plugin.h"
+#include "batchlab/plugin_sdk.h"
 
 /* Every plugin file defines the entry symbol; declared here for -Wmissing-prototypes. */
 BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index);

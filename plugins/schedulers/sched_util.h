@@ -18,10 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "batchlab/config.h"
-#include "batchlab/error.h"
-#include "batchlab/plugin.h"
-#include "batchlab/scheduler.h"
+#include "batchlab/plugin_sdk.h"
 
 /* Every plugin file defines the entry symbol; declared here for -Wmissing-prototypes. */
 BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t index);

@@ -21,7 +21,10 @@ expect_status 0
 expect_out "batchlab "
 if command -v ldd >/dev/null; then
     run ldd "$prefix/bin/batchlab"
-    expect_out "libbatchlab.so.0 => $prefix/"
+    # libbatchlab's SOVERSION is the plugin ABI (docs/plugins.md)
+    abi=$(sed -n 's/^#define BL_PLUGIN_ABI \([0-9]*\).*/\1/p' \
+        "$BATCHLAB_SOURCE_DIR/core/include/batchlab/plugin.h")
+    expect_out "libbatchlab.so.$abi => $prefix/"
 fi
 
 run cmake -S "$BATCHLAB_SOURCE_DIR/examples/plugin-template" -B "$build" \

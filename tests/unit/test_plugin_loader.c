@@ -103,7 +103,7 @@ static void test_kind_and_split_names(void **state)
     assert_string_equal(bl_plugin_kind_name(BL_PLUGIN_MODEL), "model");
     assert_string_equal(bl_plugin_kind_name(BL_PLUGIN_DATASET), "dataset");
     assert_string_equal(bl_plugin_kind_name(BL_PLUGIN_SCHEDULER), "scheduler");
-    assert_string_equal(bl_plugin_kind_name((bl_plugin_kind)9), "unknown");
+    assert_string_equal(bl_plugin_kind_name(9), "unknown");
     assert_string_equal(bl_split_name(BL_SPLIT_TRAIN), "train");
     assert_string_equal(bl_split_name(BL_SPLIT_VALIDATION), "validation");
     assert_string_equal(bl_split_name(BL_SPLIT_TEST), "test");
@@ -143,7 +143,8 @@ static void test_every_loader_error(void **state)
 {
     fixture *f = *state;
     bl_ctx *ctx = f->ctx;
-    char ver[64], size_is[64], size_needs[64];
+    char ver[64], size_is[64], size_needs[64], abi_now[32];
+    snprintf(abi_now, sizeof abi_now, "plugin ABI %d", BL_PLUGIN_ABI);
     snprintf(ver, sizeof ver, "rebuild the plugin against batchlab %s", bl_version());
     snprintf(size_is, sizeof size_is, "size of %zu bytes", offsetof(bl_plugin, summary));
     snprintf(size_needs, sizeof size_needs, "at least %zu",
@@ -152,7 +153,7 @@ static void test_every_loader_error(void **state)
     expect_refused(ctx, "fx_not_elf.so", BL_EPLUGIN, "could not be loaded", "ldd", NULL);
     expect_refused(ctx, "fx_no_entry.so", BL_EPLUGIN, "no entry symbol 'batchlab_plugin'",
                    "BL_PLUGIN_EXPORT", NULL);
-    expect_refused(ctx, "fx_wrong_abi.so", BL_EPLUGIN, "plugin ABI 99", "plugin ABI 1", ver,
+    expect_refused(ctx, "fx_wrong_abi.so", BL_EPLUGIN, "plugin ABI 99", abi_now, ver,
                    NULL);
     expect_refused(ctx, "fx_short_size.so", BL_EPLUGIN, size_is, size_needs,
                    "sizeof(bl_plugin)", ver, NULL);

@@ -8,7 +8,9 @@
 #ifndef BATCHLAB_DATASET_H
 #define BATCHLAB_DATASET_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "batchlab/config.h"
 #include "batchlab/error.h"
@@ -25,7 +27,14 @@ typedef enum { BL_SPLIT_TRAIN = 0, BL_SPLIT_VALIDATION = 1, BL_SPLIT_TEST = 2 } 
 /* "train", "validation", "test". */
 BL_EXPORT const char *bl_split_name(bl_split split);
 
+/* What a dataset reports about its data.
+ * ABI: fields only appended. The host zeroes the struct and sets `size` to its own
+ * sizeof(bl_data_info) before it calls the plugin's info; the plugin keeps `size` as it is
+ * (clear with bl_data_info_reset, never memset the whole struct or assign it) and writes a
+ * field added after ABI 2 only when BL_HAS_FIELD(out, bl_data_info, field) is true. Fields a
+ * plugin does not know stay zero, which means "not reported" for every appended field. */
 typedef struct bl_data_info {
+    uint32_t size;             /* sizeof(bl_data_info) of the host */
     bl_shape sample;           /* shape of one input sample */
     int64_t classes;           /* ≥ 2: classification with int32 labels 0..classes-1;
                                   0: regression with float targets */
@@ -33,6 +42,16 @@ typedef struct bl_data_info {
     int64_t count[BL_SPLIT_COUNT]; /* samples per split; 0 = the split does not exist */
     const char *const *class_names; /* `classes` names, or NULL; owned by the dataset */
 } bl_data_info;
+
+/* For a plugin's info: zeroes every field of *out that the host's struct holds, keeping
+ * out->size (compiled into the plugin, so it is safe against a host with a shorter struct). */
+static inline void bl_data_info_reset(bl_data_info *out)
+{
+    uint32_t size = out->size;
+    size_t n = size < sizeof *out ? size : sizeof *out;
+    memset(out, 0, n);
+    out->size = size;
+}
 
 /* Operation table of a dataset plugin; `size` = sizeof(bl_dataset_ops) at build time. */
 typedef struct bl_dataset_ops {
@@ -42,6 +61,7 @@ typedef struct bl_dataset_ops {
      * offset or line for malformed data). */
     int (*open)(bl_ctx *ctx, const bl_config *opts, void **handle);
     void (*close)(void *handle);
+    /* Fills *out (see bl_data_info: keep out->size, start with bl_data_info_reset). */
     void (*info)(void *handle, bl_data_info *out);
     /* Fills x[n × sample numel] with floats and y with n int32 labels (classification) or
      * n × target_dim floats (regression), for samples idx[0..n) of `split` (host memory).

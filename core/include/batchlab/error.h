@@ -70,10 +70,13 @@ BL_EXPORT int bl_error(bl_ctx *ctx, int code, const char *fmt, ...) BL_PRINTF(3,
 BL_EXPORT int bl_verror(bl_ctx *ctx, int code, const char *fmt, va_list ap) BL_PRINTF(3, 0);
 
 /* Puts "<prefix>: " in front of the current message and returns the current code, for adding
- * context on the way up ("plugin mlp: layer linear2: ..."). */
+ * context on the way up ("plugin mlp: layer linear2: ..."). A NULL ctx keeps no message but
+ * still keeps the failure: it returns the code of the last error recorded with a NULL ctx on
+ * this thread (bl_error(NULL, ...)), or BL_EINVAL when there was none since the last
+ * bl_clear_error(NULL) — never BL_OK. */
 BL_EXPORT int bl_error_prefix(bl_ctx *ctx, const char *fmt, ...) BL_PRINTF(2, 3);
 
-/* Forgets the last error. */
+/* Forgets the last error (with a NULL ctx: the code bl_error_prefix(NULL, ...) would return). */
 BL_EXPORT void bl_clear_error(bl_ctx *ctx);
 
 /* Installs a callback for warnings and information (e.g. "two plugins named mlp; using ...").

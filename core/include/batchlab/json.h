@@ -65,9 +65,6 @@ BL_EXPORT int bl_json_flatten(bl_ctx *ctx, const char *json, bl_json_leaf_fn fn,
  * only in key order or whitespace hash the same. Errors as bl_json_canonical. */
 BL_EXPORT int bl_json_hash(bl_ctx *ctx, const char *json, char hex[17]);
 
-/* The 64-bit FNV-1a hash of `n` bytes (offset basis 0xcbf29ce484222325, prime 0x100000001b3). */
-BL_EXPORT uint64_t bl_fnv1a64(const void *data, size_t n);
-
 #ifdef __cplusplus
 }
 #endif

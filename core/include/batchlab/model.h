@@ -29,7 +29,8 @@ typedef struct bl_model_ops {
 } bl_model_ops;
 
 /* Validates `opts` (may be NULL) against the plugin's options, creates a network on `dev`,
- * lets the plugin add its layers, and builds it with the loss the data calls for
+ * lets the plugin add its layers (it sees a copy of *info whose `size` is the host's; callers
+ * need not set it), and builds it with the loss the data calls for
  * (cross-entropy when info->classes ≥ 2, MSE otherwise) and weights from `seed`. The plugin's
  * shared object stays loaded while the network exists. On success *out is freed with
  * bl_net_free. Errors are prefixed with "model NAME: ". */

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batchlab/abi.h"
 #include "batchlab/device.h"
 #include "batchlab/error.h"
 #include "batchlab/rng.h"
@@ -44,7 +45,8 @@ BL_EXPORT char *bl_shape_format(const bl_shape *s, char *buf, size_t cap);
 typedef struct bl_layer bl_layer;
 
 /* Operations of a layer type. `size` is sizeof(bl_layer_ops) when the layer was built; fields
- * are only ever appended. Required: kind, setup, forward, backward. Optional: init, destroy. */
+ * are only ever appended, and the host reads one only when `size` says it is there.
+ * Required: kind, setup, forward, backward. Optional: init, destroy. */
 typedef struct bl_layer_ops {
     uint32_t size;
     const char *kind; /* "linear", "conv2d", ... (static string) */
@@ -84,7 +86,11 @@ typedef struct bl_param_info {
     int64_t fan_in;    /* for initialization and LARS/LAMB bookkeeping; 0 if not meaningful */
 } bl_param_info;
 
+/* A layer. ABI: allocated and filled by the host (bl_layer_new), fields only appended; a
+ * layer type reads a field added after ABI 2 only when BL_HAS_FIELD(self, bl_layer, field)
+ * is true. bl_param_info and bl_shape keep their layout for the whole ABI. */
 struct bl_layer {
+    uint32_t size;           /* sizeof(bl_layer) of the host (read-only) */
     const bl_layer_ops *ops; /* read-only */
     void *impl;              /* private to the layer type */
     char name[48];           /* "linear1"; set by the net when empty */

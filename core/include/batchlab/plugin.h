@@ -2,10 +2,8 @@
  *
  * A plugin is a shared object exporting one C function, `batchlab_plugin`, that returns its
  * descriptors one index at a time (NULL ends the list). A shared object may provide several
- * plugins of any kinds. Each descriptor says which ABI it was built against and how large its
- * struct was; the host reads a field only when `size` says the field is there, and fields are
- * only ever appended, so a plugin built against an older batchlab of the same ABI keeps
- * working. A plugin never sees Lua: its options arrive as a validated bl_config.
+ * plugins of any kinds. A plugin includes <batchlab/plugin_sdk.h> and nothing else of
+ * batchlab, and never sees Lua: its options arrive as a validated bl_config.
  *
  *     static const bl_option opts[] = {
  *         {"hidden", BL_TYPE_INT_LIST, "256,128", "widths of the hidden layers"},
@@ -15,6 +13,19 @@
  *                                      "mine", "1.0", "my model", opts, &ops};
  *     BL_PLUGIN_EXPORT const bl_plugin *batchlab_plugin(uint32_t i)
  *     { return i == 0 ? &plugin : NULL; }
+ *
+ * ABI rules (docs/plugins.md has the whole story):
+ *   - BL_PLUGIN_ABI is bumped by every incompatible change, and libbatchlab's SOVERSION is
+ *     the same number (libbatchlab.so.BL_PLUGIN_ABI); a plugin of another ABI is refused
+ *     with a message naming the file, both ABI numbers and what to do.
+ *   - Within one ABI, structs that cross the boundary only grow at the end, and each carries
+ *     its size: the descriptor and the three operation tables (filled by the plugin, `size` =
+ *     sizeof at the plugin's build), bl_data_info (the host sets `size`, the plugin fills the
+ *     fields), bl_train_state and bl_layer (filled by the host). The reader of such a struct
+ *     reads a field only when the writer's size says it is there (BL_HAS_FIELD). bl_eval_point
+ *     is append-only too; its size travels as bl_train_state.point_size. Element types of
+ *     arrays (bl_option, bl_shape, bl_param_info) keep their layout for the whole ABI.
+ *   - Within one ABI, exported functions are only added, never removed or changed.
  *
  * Lifecycle rules: every object a host creates from a plugin (a dataset handle, a scheduler
  * handle, a network whose layers came from a model plugin) keeps the shared object loaded;
@@ -27,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batchlab/abi.h"
 #include "batchlab/config.h"
 #include "batchlab/error.h"
 
@@ -34,8 +46,11 @@
 extern "C" {
 #endif
 
-/* Bumped only when an incompatible change is made; a plugin of another ABI is refused. */
-#define BL_PLUGIN_ABI 1
+/* Bumped by every incompatible change (a field changed or moved, a function removed or changed);
+ * a plugin of another ABI is refused. libbatchlab's SOVERSION equals it. History: 1 — first
+ * release; 2 — size fields in bl_train_state, bl_data_info and bl_layer, the descriptor's kind
+ * a uint32_t, bl_train_state.point_size. */
+#define BL_PLUGIN_ABI 2
 
 #define BL_PLUGIN_ENTRY "batchlab_plugin"
 
@@ -45,19 +60,21 @@ extern "C" {
 #define BL_PLUGIN_EXPORT
 #endif
 
+/* The kinds of plugin. The descriptor stores the kind as a uint32_t (an enum's width is the
+ * compiler's choice); kinds are only ever added. */
 typedef enum {
     BL_PLUGIN_MODEL = 1,     /* ops: bl_model_ops (model.h) */
     BL_PLUGIN_DATASET = 2,   /* ops: bl_dataset_ops (dataset.h) */
     BL_PLUGIN_SCHEDULER = 3  /* ops: bl_scheduler_ops (scheduler.h) */
 } bl_plugin_kind;
 
-/* "model", "dataset", "scheduler" (or "unknown"). */
-BL_EXPORT const char *bl_plugin_kind_name(bl_plugin_kind kind);
+/* "model", "dataset", "scheduler" (or "unknown" for any other value). */
+BL_EXPORT const char *bl_plugin_kind_name(uint32_t kind);
 
 typedef struct bl_plugin {
     uint32_t abi;             /* BL_PLUGIN_ABI the plugin was built with */
     uint32_t size;            /* sizeof(bl_plugin) at build time */
-    bl_plugin_kind kind;
+    uint32_t kind;            /* a bl_plugin_kind */
     const char *name;         /* [a-z0-9_]+, unique per kind */
     const char *version;      /* the plugin's own version, e.g. "1.0" */
     const char *summary;      /* one line */

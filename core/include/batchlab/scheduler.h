@@ -8,6 +8,7 @@
 #define BATCHLAB_SCHEDULER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "batchlab/config.h"
@@ -18,7 +19,10 @@
 extern "C" {
 #endif
 
-/* One evaluation point of a run. Values not measured are NAN. */
+/* One evaluation point of a run. Values not measured are NAN.
+ * ABI: append-only (fields are only ever added at the end, within one BL_PLUGIN_ABI). It has no
+ * size of its own, because history arrays hold many of them; a scheduler plugin reading
+ * state->last reads a field only when BL_POINT_HAS(state, field) says the host has it. */
 typedef struct bl_eval_point {
     int64_t step;            /* optimizer steps done */
     int64_t samples;         /* training samples processed */
@@ -33,8 +37,14 @@ typedef struct bl_eval_point {
     double samples_per_sec;  /* training throughput since the previous point */
 } bl_eval_point;
 
-/* What a schedule sees before each step. */
+/* What a schedule sees before each step.
+ * ABI: filled by the host, fields only appended. bl_scheduler_next stamps `size` and
+ * `point_size` with the host's sizes before calling the plugin (callers need not set them);
+ * a plugin reads a field added after ABI 2 only when BL_HAS_FIELD(state, bl_train_state, f)
+ * is true. */
 typedef struct bl_train_state {
+    uint32_t size;           /* sizeof(bl_train_state) of the host */
+    uint32_t point_size;     /* sizeof(bl_eval_point) of the host, for *last */
     int64_t step;            /* steps done so far (0 before the first) */
     int64_t epoch;           /* completed epochs */
     double epoch_progress;   /* epochs done, fractional */
@@ -46,6 +56,11 @@ typedef struct bl_train_state {
     double gns;              /* smoothed B_simple estimate; NAN until measured */
     const bl_eval_point *last; /* latest evaluation point, NULL before the first */
 } bl_train_state;
+
+/* True when state->last (non-NULL) has `field`, by the host's bl_eval_point size. */
+#define BL_POINT_HAS(state, field)                                                            \
+    ((size_t)(state)->point_size >=                                                          \
+     offsetof(bl_eval_point, field) + sizeof(((bl_eval_point *)0)->field))
 
 /* Operation table of a scheduler plugin; `size` = sizeof(bl_scheduler_ops) at build time. */
 typedef struct bl_scheduler_ops {
@@ -75,8 +90,9 @@ BL_EXPORT int bl_scheduler_open(bl_ctx *ctx, const bl_plugin *plugin, const bl_c
 BL_EXPORT void bl_scheduler_close(bl_scheduler *s);
 BL_EXPORT int64_t bl_scheduler_max_batch(const bl_scheduler *s);
 BL_EXPORT bool bl_scheduler_needs_gns(const bl_scheduler *s);
-/* Calls the plugin; a batch < 1 or above max_batch, or a non-finite or non-positive LR factor
- * from the plugin is an error naming the plugin. On error *batch and *lr_factor are untouched.
+/* Calls the plugin with a copy of *state whose `size` and `point_size` are the host's; a
+ * batch < 1 or above max_batch, or a non-finite or non-positive LR factor from the plugin is
+ * an error naming the plugin. On error *batch and *lr_factor are untouched.
  * `lr_factor` may be NULL. */
 BL_EXPORT int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
                                 int64_t *batch, double *lr_factor);

@@ -5,12 +5,11 @@
  * tab). Layout: LOGDIR/RUN/events.out.tfevents.<10-digit unix time>.<hostname>; every
  * directory below LOGDIR is one run in TensorBoard.
  *
- * Format (TensorFlow's TFRecord framing of serialized tensorflow.Event protos):
- *   uint64 length (little-endian) | uint32 masked CRC-32C of those 8 bytes | data |
- *   uint32 masked CRC-32C of the data
- * The first record is Event{wall_time, file_version = "brain.Event:2"}. Every write is flushed
- * to the operating system before the call returns, so a process that is killed loses nothing
- * it already wrote (a machine that crashes may).
+ * Format: TensorFlow's TFRecord framing of serialized tensorflow.Event protos (the framing,
+ * CRC-32C and encoders are internal: core/src/results/tfevents/tfrecord.h). The first record
+ * is Event{wall_time, file_version = "brain.Event:2"}. Every write is flushed to the operating
+ * system before the call returns, so a process that is killed loses nothing it already wrote
+ * (a machine that crashes may).
  *
  * Errors: every function returns BL_OK or a negative BL_E… code with a message in ctx that
  * names the file or directory. A bl_tfevents is used from one thread at a time.
@@ -91,29 +90,6 @@ BL_EXPORT int bl_tfevents_hparams(bl_ctx *ctx, bl_tfevents *w, const bl_config *
  * failed and diverged → STATUS_FAILURE, running → STATUS_RUNNING, interrupted →
  * STATUS_UNKNOWN (it neither finished nor failed). Errors: BL_EIO, BL_ENOMEM. */
 BL_EXPORT int bl_tfevents_end(bl_ctx *ctx, bl_tfevents *w, bl_run_status status);
-
-/* ---- building blocks (the exact bytes the writer writes; for tests and other writers) ----- */
-
-/* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) of n bytes, continuing from `crc`
- * (0 to start): bl_crc32c(0, "123456789", 9) == 0xE3069283. */
-BL_EXPORT uint32_t bl_crc32c(uint32_t crc, const void *data, size_t n);
-
-/* The masked CRC the record framing stores: ((crc >> 15) | (crc << 17)) + 0xA282EAD8. */
-BL_EXPORT uint32_t bl_crc32c_mask(uint32_t crc);
-
-/* Frames n bytes of data as one record into out: 12 header bytes, the data, 4 footer bytes.
- * Returns the record's size, n + 16; writes nothing when cap is smaller than that. */
-BL_EXPORT size_t bl_tfrecord_frame(const void *data, size_t n, void *out, size_t cap);
-
-/* The framed record of Event{wall_time, file_version = "brain.Event:2"}. Returns its size;
- * writes nothing when cap is smaller than that. */
-BL_EXPORT size_t bl_tfevents_encode_version(double wall_time, void *out, size_t cap);
-
-/* The framed record of Event{wall_time, step, summary{value{tag, simple_value}}}, as
- * bl_tfevents_scalar writes it (step 0 is left out, as protobuf does). Returns its size (0 for
- * a NULL tag); writes nothing when cap is smaller than that. */
-BL_EXPORT size_t bl_tfevents_encode_scalar(const char *tag, int64_t step, double value,
-                                           double wall_time, void *out, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,11 @@
 
 #define MSG_CAP 1024
 
+/* The code of the last error recorded with a NULL context on this thread: a NULL ctx keeps no
+ * message, but bl_error_prefix(NULL, ...) must still return the code of the failure it wraps
+ * (never BL_OK), so callers that write `return bl_error_prefix(ctx, ...)` stay failures. */
+static _Thread_local int null_ctx_code = BL_OK;
+
 struct bl_ctx {
     int code;
     char msg[MSG_CAP];
@@ -56,8 +61,10 @@ const char *bl_strerror(int code)
 
 int bl_verror(bl_ctx *ctx, int code, const char *fmt, va_list ap)
 {
-    if (!ctx)
+    if (!ctx) {
+        null_ctx_code = code;
         return code;
+    }
     ctx->code = code;
     vsnprintf(ctx->msg, MSG_CAP, fmt, ap);
     return code;
@@ -75,7 +82,7 @@ int bl_error(bl_ctx *ctx, int code, const char *fmt, ...)
 int bl_error_prefix(bl_ctx *ctx, const char *fmt, ...)
 {
     if (!ctx)
-        return BL_OK;
+        return null_ctx_code != BL_OK ? null_ctx_code : BL_EINVAL;
     char joined[MSG_CAP];
     va_list ap;
     va_start(ap, fmt);
@@ -97,8 +104,10 @@ int bl_error_prefix(bl_ctx *ctx, const char *fmt, ...)
 
 void bl_clear_error(bl_ctx *ctx)
 {
-    if (!ctx)
+    if (!ctx) {
+        null_ctx_code = BL_OK;
         return;
+    }
     ctx->code = BL_OK;
     ctx->msg[0] = '\0';
 }

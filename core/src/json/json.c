@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/strbuf.h"
+#include "json/json_internal.h"
 
 #define MAX_DEPTH 64
 
@@ -210,7 +211,7 @@ int bl_json_pretty(bl_ctx *ctx, const char *json, char **out)
     return write_json(ctx, json, 2, out);
 }
 
-uint64_t bl_fnv1a64(const void *data, size_t n)
+uint64_t bl__fnv1a64(const void *data, size_t n)
 {
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ull;
@@ -229,7 +230,7 @@ int bl_json_hash(bl_ctx *ctx, const char *json, char hex[17])
     int rc = bl_json_canonical(ctx, json, &canon);
     if (rc != BL_OK)
         return rc;
-    uint64_t h = bl_fnv1a64(canon, strlen(canon));
+    uint64_t h = bl__fnv1a64(canon, strlen(canon));
     free(canon);
     snprintf(hex, 17, "%016" PRIx64, h);
     return BL_OK;

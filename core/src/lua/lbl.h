@@ -8,7 +8,7 @@
  *
  * The module keeps one state per lua_State (a userdata in the Lua registry): the plugin
  * registry (scanned once, on first use), an error context, and what the host set with the
- * bl_lua_set_* calls below (interrupt flag, quiet, threads).
+ * bl_lua_set_* calls of batchlab/lua.h (interrupt flag, quiet, threads).
  */
 #ifndef BATCHLAB_LUA_LBL_H
 #define BATCHLAB_LUA_LBL_H
@@ -20,6 +20,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "batchlab/lua.h" /* the host interface: luaopen_batchlab, bl_lua_set_* */
+
 #include "batchlab/config.h"
 #include "batchlab/dataset.h"
 #include "batchlab/error.h"
@@ -28,34 +30,6 @@
 #include "batchlab/run.h"
 #include "batchlab/tfevents.h"
 #include "batchlab/train.h"
-
-/* ---- host interface (exported from libbatchlab) -------------------------------------------- */
-
-/* Opens the module: `require "batchlab"` (package.preload, luaL_requiref, or the batchlab.so
- * Lua C module). Returns the module table. */
-BL_EXPORT int luaopen_batchlab(lua_State *L);
-
-/* Gives the module an interrupt flag (e.g. set by a SIGINT handler; NULL = none). Every run
- * started by bl.train watches it: once it is non-zero the run ends after the current step,
- * bl.train raises "interrupted", and bl.train refuses to start further runs. The flag must
- * outlive the lua_State. */
-BL_EXPORT void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag);
-
-/* Defaults for every run: `quiet` suppresses progress lines and warnings; `threads` is the CPU
- * thread count (0 = leave OpenBLAS's default). A run's own `quiet` / `threads` keys win. */
-BL_EXPORT void bl_lua_set_quiet(lua_State *L, bool quiet);
-BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
-
-/* A default log directory for runs without their own `tensorboard` key (`batchlab run
- * --tensorboard DIR`); NULL clears it. The string is copied. */
-BL_EXPORT void bl_lua_set_tensorboard(lua_State *L, const char *dir);
-
-/* The results store every run records in (batchlab run --db FILE), as if each bl.train had
- * `db = path`; NULL = none (runs record only when they ask). See l_store.c. */
-BL_EXPORT void bl_lua_set_db(lua_State *L, const char *path);
-
-/* True when the last run ended because of the interrupt flag. */
-BL_EXPORT bool bl_lua_interrupted(lua_State *L);
 
 /* ---- shared inside the module -------------------------------------------------------------- */
 

@@ -32,6 +32,7 @@ static void destroy_orphan(const bl_layer_ops *ops, void *impl)
     if (ops && BL__OPS_HAS(ops, destroy) && ops->destroy) {
         bl_layer tmp;
         memset(&tmp, 0, sizeof tmp);
+        tmp.size = (uint32_t)sizeof tmp;
         tmp.ops = ops;
         tmp.impl = impl;
         ops->destroy(&tmp);
@@ -62,6 +63,7 @@ int bl_layer_new(bl_ctx *ctx, const bl_layer_ops *ops, void *impl, const char *n
         destroy_orphan(ops, impl);
         return bl_error(ctx, BL_ENOMEM, "bl_layer_new: out of memory");
     }
+    layer->size = (uint32_t)sizeof *layer;
     layer->ops = ops;
     layer->impl = impl;
     if (name)

@@ -91,7 +91,17 @@ int bl_dataset_open(bl_ctx *ctx, const bl_plugin *plugin, const bl_config *opts,
         bl_plugin_release(plugin);
         return rc;
     }
+    ds->info.size = (uint32_t)sizeof ds->info; /* the rest is zero (calloc) */
     ds->ops->info(ds->handle, &ds->info);
+    if (ds->info.size != sizeof ds->info) {
+        rc = bl_error(ctx, BL_EPLUGIN,
+                      "dataset %s: the plugin's info changed out->size from %zu to %u; keep it "
+                      "(clear the struct with bl_data_info_reset, not memset, and fill its "
+                      "fields one by one)",
+                      plugin->name, sizeof ds->info, ds->info.size);
+        bl_dataset_close(ds);
+        return rc;
+    }
     if (ds->info.classes >= 2 && ds->info.target_dim == 0)
         ds->info.target_dim = 1;
     rc = check_info(ctx, plugin->name, &ds->info);

@@ -66,8 +66,11 @@ int bl_model_build(bl_ctx *ctx, const bl_plugin *plugin, const bl_config *opts,
         bl_config_free(valid);
         return bl_error_prefix(ctx, "%s", owner);
     }
+    /* The plugin sees the host's size whoever filled *info (a dataset, a test, Lua). */
+    bl_data_info host_info = *info;
+    host_info.size = (uint32_t)sizeof host_info;
     bl_clear_error(ctx);
-    rc = ops->build(ctx, valid, info, net);
+    rc = ops->build(ctx, valid, &host_info, net);
     if (rc)
         rc = bl__plugin_failed(ctx, rc, owner, "build");
     if (rc == BL_OK)

@@ -10,8 +10,7 @@
 
 /* True when an operation table of struct `type` whose first field is `size` is long enough to
  * hold `field`: the host reads a field only when the plugin's size says it is there. */
-#define BL__HAS_FIELD(tbl, type, field)                                                      \
-    ((size_t)(tbl)->size >= offsetof(type, field) + sizeof(((type *)0)->field))
+#define BL__HAS_FIELD(tbl, type, field) BL_HAS_FIELD(tbl, type, field)
 
 /* A shared object with its checked descriptors, in a process-wide table. References are held
  * by registries (one per registry that loaded it) and by bl_plugin_retain (one per live object
@@ -24,6 +23,11 @@ typedef struct bl__plugin_lib bl__plugin_lib;
  * dropped with bl__plugin_lib_release. Errors name the file and say what to do. */
 int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out);
 void bl__plugin_lib_release(bl__plugin_lib *lib);
+
+/* For tests: how many libraries the process-wide table holds, and one library's reference
+ * count (both read under the table's lock). */
+size_t bl__plugin_lib_table_size(void);
+long bl__plugin_lib_refs(const bl__plugin_lib *lib);
 
 /* The path the library was first opened with, and its descriptors in entry order. */
 const char *bl__plugin_lib_path(const bl__plugin_lib *lib);

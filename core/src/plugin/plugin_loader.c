@@ -37,7 +37,7 @@ struct bl__plugin_lib {
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static bl__plugin_lib *table;
 
-const char *bl_plugin_kind_name(bl_plugin_kind kind)
+const char *bl_plugin_kind_name(uint32_t kind)
 {
     switch (kind) {
     case BL_PLUGIN_MODEL: return "model";
@@ -64,7 +64,7 @@ typedef struct ops_rule {
 #define REQ(type, field) {#field, offsetof(type, field)}
 #define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
-static const ops_rule *rule_for(bl_plugin_kind kind)
+static const ops_rule *rule_for(uint32_t kind)
 {
     static const ops_rule model = {
         "bl_model_ops", END_OF(bl_model_ops, build), "build", {REQ(bl_model_ops, build)}};
@@ -132,10 +132,10 @@ int bl__plugin_check(bl_ctx *ctx, const bl_plugin *p, const char *file, uint32_t
     const ops_rule *rule = rule_for(p->kind);
     if (!rule)
         return bl_error(ctx, BL_EPLUGIN,
-                        "%splugin '%s' has unknown kind %d; this batchlab (%s) knows %d (model), "
+                        "%splugin '%s' has unknown kind %u; this batchlab (%s) knows %d (model), "
                         "%d (dataset) and %d (scheduler) — use one of those, or a newer batchlab "
                         "if the plugin needs another kind",
-                        where, p->name, (int)p->kind, ver, BL_PLUGIN_MODEL, BL_PLUGIN_DATASET,
+                        where, p->name, p->kind, ver, BL_PLUGIN_MODEL, BL_PLUGIN_DATASET,
                         BL_PLUGIN_SCHEDULER);
     const char *kind = bl_plugin_kind_name(p->kind);
     if (!p->ops)
@@ -180,10 +180,15 @@ int bl__plugin_expect(bl_ctx *ctx, const bl_plugin *plugin, bl_plugin_kind kind)
 
 int bl__plugin_failed(bl_ctx *ctx, int rc, const char *owner, const char *op)
 {
+    /* The code is decided here, not read back from ctx: a NULL ctx holds none, and a failure
+     * must never come back as BL_OK. */
+    int code = rc < 0 ? rc : BL_EPLUGIN;
     if (rc > 0 || bl_errcode(ctx) == BL_OK || bl_errmsg(ctx)[0] == '\0')
-        bl_error(ctx, rc < 0 ? rc : BL_EPLUGIN,
-                 "the plugin's %s failed (returned %d) without saying why", op, rc);
-    return bl_error_prefix(ctx, "%s", owner);
+        bl_error(ctx, code, "the plugin's %s failed (returned %d) without saying why", op, rc);
+    else
+        code = bl_errcode(ctx); /* the plugin's own message and code */
+    bl_error_prefix(ctx, "%s", owner);
+    return code;
 }
 
 /* ---- opening a shared object ---------------------------------------------------------------- */
@@ -225,6 +230,19 @@ static int read_descriptors(bl_ctx *ctx, bl__plugin_lib *lib, bl_plugin_entry_fn
     return BL_OK;
 }
 
+/* The open library with this dlopen handle, with one more reference for the caller; NULL
+ * when there is none. The caller holds table_lock. */
+static bl__plugin_lib *find_locked(void *handle)
+{
+    for (bl__plugin_lib *lib = table; lib; lib = lib->next) {
+        if (lib->handle == handle) {
+            lib->refs++;
+            return lib;
+        }
+    }
+    return NULL;
+}
+
 int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
 {
     if (!path || !out)
@@ -240,6 +258,24 @@ int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
     void *handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char *why = dlerror();
+        const char *soname = why ? strstr(why, "libbatchlab.so.") : NULL;
+        unsigned long abi = soname ? strtoul(soname + strlen("libbatchlab.so."), NULL, 10) : 0;
+        const char *ver = bl_version();
+        if (soname && abi != BL_PLUGIN_ABI) {
+            /* Built against another libbatchlab: its SOVERSION is that build's plugin ABI. */
+            return bl_error(ctx, BL_EPLUGIN,
+                            "plugin file '%s' could not be loaded: %s; it was built for plugin "
+                            "ABI %lu (libbatchlab.so.%lu), but this batchlab (%s) uses plugin "
+                            "ABI %d (libbatchlab.so.%d); rebuild the plugin against batchlab %s",
+                            path, why, abi, abi, ver, BL_PLUGIN_ABI, BL_PLUGIN_ABI, ver);
+        }
+        if (why && strstr(why, "undefined symbol: bl_"))
+            /* Within one ABI functions are only added: the plugin needs a newer batchlab. */
+            return bl_error(ctx, BL_EPLUGIN,
+                            "plugin file '%s' could not be loaded: %s; it calls a function this "
+                            "batchlab (%s) does not have, so it was built against a newer one: "
+                            "use that batchlab, or rebuild the plugin against batchlab %s",
+                            path, why, ver, ver);
         return bl_error(ctx, BL_EPLUGIN,
                         "plugin file '%s' could not be loaded: %s; check that it is a shared "
                         "object built for this machine and that the libraries it needs are "
@@ -248,16 +284,13 @@ int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
     }
 
     pthread_mutex_lock(&table_lock);
-    for (bl__plugin_lib *lib = table; lib; lib = lib->next) {
-        if (lib->handle == handle) {
-            lib->refs++;
-            pthread_mutex_unlock(&table_lock);
-            dlclose(handle); /* the table's own dlopen reference stays */
-            *out = lib;
-            return BL_OK;
-        }
-    }
+    bl__plugin_lib *known = find_locked(handle);
     pthread_mutex_unlock(&table_lock);
+    if (known) {
+        dlclose(handle); /* the table's own dlopen reference stays */
+        *out = known;
+        return BL_OK;
+    }
 
     bl__plugin_lib *lib = calloc(1, sizeof *lib);
     size_t len = strlen(path) + 1;
@@ -293,12 +326,42 @@ int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
         return rc;
     }
 
+    /* Another thread may have opened the same file while this one read its descriptors
+     * unlocked: look again under the lock, and insert only when it is still not there, so a
+     * library is in the table once. */
     pthread_mutex_lock(&table_lock);
-    lib->next = table;
-    table = lib;
+    known = find_locked(handle);
+    if (!known) {
+        lib->next = table;
+        table = lib;
+    }
     pthread_mutex_unlock(&table_lock);
+    if (known) {
+        lib_free(lib);
+        dlclose(handle); /* the other thread's entry holds the table's reference */
+        *out = known;
+        return BL_OK;
+    }
     *out = lib;
     return BL_OK;
+}
+
+size_t bl__plugin_lib_table_size(void)
+{
+    pthread_mutex_lock(&table_lock);
+    size_t n = 0;
+    for (const bl__plugin_lib *lib = table; lib; lib = lib->next)
+        n++;
+    pthread_mutex_unlock(&table_lock);
+    return n;
+}
+
+long bl__plugin_lib_refs(const bl__plugin_lib *lib)
+{
+    pthread_mutex_lock(&table_lock);
+    long refs = lib->refs;
+    pthread_mutex_unlock(&table_lock);
+    return refs;
 }
 
 /* Drops one reference; the caller holds table_lock. Returns the library to dlclose and free

@@ -96,8 +96,13 @@ int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
     const char *name = s->plugin->name;
     int64_t b = 0;
     double lr = 1.0;
+    /* The plugin sees the host's sizes whoever filled the state (the engine, Lua, a test):
+     * one small copy per step. */
+    bl_train_state st = *state;
+    st.size = (uint32_t)sizeof st;
+    st.point_size = (uint32_t)sizeof(bl_eval_point);
     bl_clear_error(ctx);
-    int rc = s->ops->next(s->handle, ctx, state, &b, &lr);
+    int rc = s->ops->next(s->handle, ctx, &st, &b, &lr);
     if (rc) {
         char owner[96];
         snprintf(owner, sizeof owner, "scheduler %s", name);

@@ -17,6 +17,7 @@
 
 #include "batchlab/json.h"
 #include "batchlab/version.h"
+#include "json/json_internal.h"
 #include "results/store/store_internal.h"
 #include "base/clock.h"
 #include "base/grow.h"
@@ -492,7 +493,7 @@ int bl_store_run_begin(bl_ctx *ctx, bl_store *store, int64_t experiment_id, cons
         return bl_error_prefix(ctx, "results store '%s': the run's configuration",
                                store->path);
     snprintf(hash, sizeof hash, "%016llx",
-             (unsigned long long)bl_fnv1a64(canon, strlen(canon)));
+             (unsigned long long)bl__fnv1a64(canon, strlen(canon)));
     bl__store_now(now);
 
     sqlite3_stmt *st = NULL;

@@ -1,7 +1,7 @@
 /* CRC-32C (Castagnoli), slice-by-8: eight 256-entry tables let the loop fold 8 input bytes per
  * iteration. Reflected polynomial 0x82F63B78, init and final xor 0xFFFFFFFF. Input bytes are
  * assembled explicitly, so the result does not depend on alignment or byte order. */
-#include "batchlab/tfevents.h"
+#include "results/tfevents/tfrecord.h"
 
 #include <pthread.h>
 
@@ -28,7 +28,7 @@ static uint32_t load_le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-uint32_t bl_crc32c(uint32_t crc, const void *data, size_t n)
+uint32_t bl__crc32c(uint32_t crc, const void *data, size_t n)
 {
     pthread_once(&table_once, build_table);
     const unsigned char *p = data;
@@ -45,7 +45,7 @@ uint32_t bl_crc32c(uint32_t crc, const void *data, size_t n)
     return ~crc;
 }
 
-uint32_t bl_crc32c_mask(uint32_t crc)
+uint32_t bl__crc32c_mask(uint32_t crc)
 {
     return ((crc >> 15) | (crc << 17)) + 0xA282EAD8u;
 }

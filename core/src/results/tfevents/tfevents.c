@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "results/tfevents/protobuf.h"
+#include "results/tfevents/tfrecord.h"
 
 enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5 };
 enum { SUMMARY_VALUE = 1 };
@@ -97,15 +98,15 @@ static void store_le(unsigned char *p, uint64_t v, size_t n)
 static void frame_header(unsigned char header[HEADER_BYTES], size_t n)
 {
     store_le(header, (uint64_t)n, 8);
-    store_le(header + 8, bl_crc32c_mask(bl_crc32c(0, header, 8)), 4);
+    store_le(header + 8, bl__crc32c_mask(bl__crc32c(0, header, 8)), 4);
 }
 
 static void frame_footer(unsigned char footer[FOOTER_BYTES], const void *data, size_t n)
 {
-    store_le(footer, bl_crc32c_mask(bl_crc32c(0, data, n)), 4);
+    store_le(footer, bl__crc32c_mask(bl__crc32c(0, data, n)), 4);
 }
 
-size_t bl_tfrecord_frame(const void *data, size_t n, void *out, size_t cap)
+size_t bl__tfrecord_frame(const void *data, size_t n, void *out, size_t cap)
 {
     size_t need = n + HEADER_BYTES + FOOTER_BYTES;
     if (!out || cap < need)
@@ -177,23 +178,23 @@ static void encode_hparams_event(bl__pb *ev, double wall_time, const char *tag, 
     bl__pb_free(&summary);
 }
 
-/* Frames an encoded event into out (see bl_tfrecord_frame); 0 when encoding ran out of
+/* Frames an encoded event into out (see bl__tfrecord_frame); 0 when encoding ran out of
  * memory. */
 static size_t frame_event(bl__pb *ev, void *out, size_t cap)
 {
-    size_t n = ev->failed ? 0 : bl_tfrecord_frame(ev->data, ev->len, out, cap);
+    size_t n = ev->failed ? 0 : bl__tfrecord_frame(ev->data, ev->len, out, cap);
     bl__pb_free(ev);
     return n;
 }
 
-size_t bl_tfevents_encode_version(double wall_time, void *out, size_t cap)
+size_t bl__tfevents_encode_version(double wall_time, void *out, size_t cap)
 {
     bl__pb ev = BL__PB_INIT;
     encode_version(&ev, wall_time);
     return frame_event(&ev, out, cap);
 }
 
-size_t bl_tfevents_encode_scalar(const char *tag, int64_t step, double value,
+size_t bl__tfevents_encode_scalar(const char *tag, int64_t step, double value,
                                  double wall_time, void *out, size_t cap)
 {
     if (!tag)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "batchlab/tfevents.h"
+#include "results/tfevents/tfrecord.h"
 #include "testutil.h"
 
 /* ---- an independent reader ------------------------------------------------------------------ */
@@ -191,18 +192,18 @@ static void event_file_in(const char *dir, char *out, size_t cap)
 
 static void test_crc32c(void **state)
 {
-    assert_int_equal(bl_crc32c(0, "123456789", 9), 0xE3069283u);
-    assert_int_equal(bl_crc32c(0, "", 0), 0u);
+    assert_int_equal(bl__crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(bl__crc32c(0, "", 0), 0u);
     /* continuing a CRC over pieces gives the CRC of the whole */
-    assert_int_equal(bl_crc32c(bl_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    assert_int_equal(bl__crc32c(bl__crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
     /* the 8-byte loop against the bitwise definition at every length and alignment */
     unsigned char buf[300];
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (unsigned char)(i * 131u + 7u);
     for (size_t off = 0; off < 8; off++)
         for (size_t n = 0; n + off <= sizeof buf; n += 1 + n / 16)
-            assert_int_equal(bl_crc32c(0, buf + off, n), crc32c_bitwise(buf + off, n));
-    assert_int_equal(bl_crc32c_mask(0xE3069283u), mask(0xE3069283u));
+            assert_int_equal(bl__crc32c(0, buf + off, n), crc32c_bitwise(buf + off, n));
+    assert_int_equal(bl__crc32c_mask(0xE3069283u), mask(0xE3069283u));
 }
 
 /* REFERENCES.md, "TensorBoard event files": payload, header and footer byte for byte. */
@@ -223,19 +224,19 @@ static void check_vector(const unsigned char *rec, size_t n, const char *payload
 static void test_reference_vectors(void **state)
 {
     unsigned char rec[128];
-    size_t n = bl_tfevents_encode_version(1700000000.0, rec, sizeof rec);
+    size_t n = bl__tfevents_encode_version(1700000000.0, rec, sizeof rec);
     check_vector(rec, n, "0900000040fc54d9411a0d627261696e2e4576656e743a32",
                  "1800000000000000a37f4b22", "eced8f9d");
 
-    n = bl_tfevents_encode_scalar("loss", 1, 0.5, 1700000001.0, rec, sizeof rec);
+    n = bl__tfevents_encode_scalar("loss", 1, 0.5, 1700000001.0, rec, sizeof rec);
     check_vector(rec, n, "0900004040fc54d94110012a0d0a0b0a046c6f7373150000003f",
                  "1a00000000000000129bd82d", "97d67404");
 
     /* too small a buffer: the size needed, nothing written */
     unsigned char small[8] = {0};
-    assert_int_equal(bl_tfevents_encode_scalar("loss", 1, 0.5, 1700000001.0, small, 8), n);
+    assert_int_equal(bl__tfevents_encode_scalar("loss", 1, 0.5, 1700000001.0, small, 8), n);
     assert_int_equal(small[0], 0);
-    assert_int_equal(bl_tfrecord_frame("", 0, NULL, 0), 16);
+    assert_int_equal(bl__tfrecord_frame("", 0, NULL, 0), 16);
 }
 
 static void test_written_file(void **state)

@@ -1,0 +1,62 @@
+/* batchlab — the `batchlab` Lua module, for a program that embeds Lua 5.4.
+ *
+ *     #include <lauxlib.h>
+ *     #include <lualib.h>
+ *     #include <batchlab/lua.h>
+ *
+ *     lua_State *L = luaL_newstate();
+ *     luaL_openlibs(L);
+ *     luaL_requiref(L, "batchlab", luaopen_batchlab, 0);   -- or package.preload
+ *     lua_pop(L, 1);
+ *     bl_lua_set_quiet(L, true);
+ *     luaL_dostring(L, "local bl = require 'batchlab' ...");
+ *
+ * Link libbatchlab and Lua 5.4. Each lua_State gets its own module state (plugin registry,
+ * error context and what the bl_lua_set_* calls set), freed when the state is closed.
+ * docs/lua-api.md describes the module's functions. A stock lua5.4 interpreter loads the
+ * module with `require "batchlab"` from the batchlab.so Lua C module instead.
+ */
+#ifndef BATCHLAB_LUA_H
+#define BATCHLAB_LUA_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include <lua.h>
+
+#include "batchlab/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opens the module: `require "batchlab"` (package.preload, luaL_requiref, or the batchlab.so
+ * Lua C module). Returns the module table. */
+BL_EXPORT int luaopen_batchlab(lua_State *L);
+
+/* Gives the module an interrupt flag (e.g. set by a SIGINT handler; NULL = none). Every run
+ * started by bl.train watches it: once it is non-zero the run ends after the current step,
+ * bl.train raises "interrupted", and bl.train refuses to start further runs. The flag must
+ * outlive the lua_State. */
+BL_EXPORT void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag);
+
+/* Defaults for every run: `quiet` suppresses progress lines and warnings; `threads` is the CPU
+ * thread count (0 = leave OpenBLAS's default). A run's own `quiet` / `threads` keys win. */
+BL_EXPORT void bl_lua_set_quiet(lua_State *L, bool quiet);
+BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
+
+/* A default log directory for runs without their own `tensorboard` key (`batchlab run
+ * --tensorboard DIR`); NULL clears it. The string is copied. */
+BL_EXPORT void bl_lua_set_tensorboard(lua_State *L, const char *dir);
+
+/* The results store every run records in (batchlab run --db FILE), as if each bl.train had
+ * `db = path`; NULL = none (runs record only when they ask). */
+BL_EXPORT void bl_lua_set_db(lua_State *L, const char *path);
+
+/* True when the last run ended because of the interrupt flag. */
+BL_EXPORT bool bl_lua_interrupted(lua_State *L);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
