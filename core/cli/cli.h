@@ -43,12 +43,6 @@ bl_ctx *cli_ctx_new(void);
  * CLI_OK or CLI_FAILED (printed). */
 int cli_add_plugin_path(const char *dir);
 
-/* Option parsing: when argv[*i] is "--name VALUE" or "--name=VALUE", stores VALUE, advances *i
- * past what it consumed and returns 1; returns 0 when argv[*i] is another argument and -1 (after
- * printing a usage error for `cmd`) when the value is missing. */
-int cli_take_value(const char *cmd, int argc, char **argv, int *i, const char *name,
-                   const char **value);
-
 /* Flag parsing with getopt_long (cli_getopt.c). `fn` gets each flag: `id` is getopt's value
  * (the short letter, or the long option's `val`), `name` the long name used (NULL for a short
  * flag), `value` the argument or NULL; it returns CLI_CONTINUE to go on, or an exit status to
@@ -76,8 +70,5 @@ typedef struct cli_value_flag {
 } cli_value_flag;
 int cli_getopt_values(const char *cmd, int argc, char **argv, const cli_value_flag *flags,
                       unsigned opts, void (*usage)(FILE *out), int *first_arg);
-
-/* True for "-h", "--help". */
-bool cli_is_help(const char *arg);
 
 #endif

@@ -111,31 +111,3 @@ int cli_add_plugin_path(const char *dir)
     }
     return CLI_OK;
 }
-
-int cli_take_value(const char *cmd, int argc, char **argv, int *i, const char *name,
-                   const char **value)
-{
-    const char *arg = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0)
-        return 0;
-    if (arg[n] == '=') {
-        *value = arg + n + 1;
-        *i += 1;
-        return 1;
-    }
-    if (arg[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        cli_usage_error(cmd, "%s needs a value", name);
-        return -1;
-    }
-    *value = argv[*i + 1];
-    *i += 2;
-    return 1;
-}
-
-bool cli_is_help(const char *arg)
-{
-    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
-}

@@ -1,4 +1,5 @@
 /* The batchlab command: global options, then dispatch to a subcommand (cmd_<name>.c). */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,34 +48,43 @@ static void print_usage(FILE *out)
             "'batchlab <command> --help' describes a command.\n");
 }
 
+enum { OPT_VERSION = 256, OPT_PLUGIN_PATH };
+
+static const struct option global_options[] = {
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"plugin-path", required_argument, NULL, OPT_PLUGIN_PATH},
+    {NULL, 0, NULL, 0},
+};
+
+static int global_flag(void *user, int id, const char *name, const char *value)
+{
+    (void)user;
+    (void)name;
+    switch (id) {
+    case OPT_VERSION:
+        printf("batchlab %s\n", bl_version());
+        return CLI_OK;
+    case 'h':
+        print_usage(stdout);
+        return CLI_OK;
+    case 'v':
+        cli_verbosity++;
+        return CLI_CONTINUE;
+    case OPT_PLUGIN_PATH:
+        return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
+    default:
+        return CLI_USAGE;
+    }
+}
+
 int main(int argc, char **argv)
 {
     int i = 1;
-    while (i < argc && argv[i][0] == '-') {
-        const char *arg = argv[i], *dir;
-        int took;
-        if (strcmp(arg, "--version") == 0) {
-            printf("batchlab %s\n", bl_version());
-            return CLI_OK;
-        }
-        if (cli_is_help(arg)) {
-            print_usage(stdout);
-            return CLI_OK;
-        }
-        if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
-            cli_verbosity++;
-            i++;
-        } else if (strcmp(arg, "-vv") == 0) {
-            cli_verbosity += 2;
-            i++;
-        } else if ((took = cli_take_value("", argc, argv, &i, "--plugin-path", &dir)) != 0) {
-            if (took < 0 || cli_add_plugin_path(dir) != CLI_OK)
-                return took < 0 ? CLI_USAGE : CLI_FAILED;
-        } else {
-            fprintf(stderr, "batchlab: unknown option '%s' (see 'batchlab --help')\n", arg);
-            return CLI_USAGE;
-        }
-    }
+    int status = cli_getopt("", argc, argv, "vh", global_options, 0, global_flag, NULL, &i);
+    if (status != CLI_CONTINUE)
+        return status;
     if (i >= argc) {
         print_usage(stderr);
         return CLI_USAGE;

@@ -103,4 +103,19 @@ if ls "$BATCHLAB_BUILD_DIR"/plugins/*.so >/dev/null 2>&1; then
     expect_status 0
     expect_out "options"
 fi
+# Device backends (libbatchlab-<name>.so) share the plugin search path: a scan leaves them
+# alone instead of warning that they are not plugins, and bl_device_open still finds them.
+if ls "$BATCHLAB_TEST_PLUGIN_DIR"/backends/libbatchlab-*.so >/dev/null 2>&1; then
+    run env BATCHLAB_PLUGIN_PATH="$BATCHLAB_TEST_PLUGIN_DIR/backends" "$BATCHLAB" -v plugins
+    expect_status 0
+    case "$ERR" in *libbatchlab-*) fail "a device backend was scanned as a plugin" ;; esac
+    run env BATCHLAB_PLUGIN_PATH="$BATCHLAB_TEST_PLUGIN_DIR/backends" "$BATCHLAB" run --no-db \
+        -e 'local bl = require "batchlab"
+            local d = bl.dataset("synthetic", { samples = 64, validation = 0, test = 0, dim = 4, classes = 2 })
+            local r = bl.train { dataset = d, model = bl.model("logreg"), device = "fixture",
+                                 epochs = 1, batch = 16, quiet = true, skip_test = true }
+            print(r.status)'
+    expect_status 0
+    expect_out "completed"
+fi
 echo "ok"

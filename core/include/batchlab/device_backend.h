@@ -32,6 +32,9 @@ extern "C" {
 
 #define BL_DEVICE_BACKEND_ABI 1
 #define BL_DEVICE_BACKEND_SYMBOL "batchlab_device_backend"
+/* A backend named N is the file BL_DEVICE_BACKEND_PREFIX N ".so" on the plugin search path;
+ * the plugin registry leaves such files alone. */
+#define BL_DEVICE_BACKEND_PREFIX "libbatchlab-"
 
 typedef struct bl_device_backend {
     uint32_t abi;     /* BL_DEVICE_BACKEND_ABI the backend was built with */

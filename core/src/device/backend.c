@@ -90,7 +90,7 @@ static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **
     size_t used = 0;
     const char *found = NULL;
     for (size_t i = 0; i < n && !found; i++) {
-        snprintf(path, sizeof path, "%s/libbatchlab-%s.so", dirs[i], name);
+        snprintf(path, sizeof path, "%s/" BL_DEVICE_BACKEND_PREFIX "%s.so", dirs[i], name);
         if (is_file(path))
             found = path;
         else if (used < sizeof tried)

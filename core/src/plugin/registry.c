@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "batchlab/device_backend.h"
 #include "batchlab/plugin.h"
+#include "base/grow.h"
 #include "build_config.h"
 #include "plugin/plugin_internal.h"
 
@@ -28,22 +30,16 @@ typedef struct seen_file {
 
 struct bl_registry {
     char **dirs;              /* [n_dirs] the search path */
-    size_t n_dirs;
+    size_t n_dirs, cap_dirs;
     bl__plugin_lib **libs;    /* [n_libs] libraries loaded, one reference each */
-    size_t n_libs;
+    size_t n_libs, cap_libs;
     reg_entry *entries;       /* [n] plugins in load order, one per (kind, name) */
-    size_t n;
+    size_t n, cap_entries;
     seen_file *seen;          /* [n_seen] */
-    size_t n_seen;
+    size_t n_seen, cap_seen;
     bool scanned;
 };
 
-/* `arr` (of n elements of `elem` bytes) reallocated to room for n + 1; NULL when memory runs
- * out (arr is then untouched). */
-static void *grow(void *arr, size_t n, size_t elem)
-{
-    return realloc(arr, (n + 1) * elem);
-}
 
 static char *dup_range(const char *s, size_t n)
 {
@@ -66,7 +62,8 @@ static int add_dir(bl_registry *reg, const char *dir, size_t len)
         if (strlen(reg->dirs[i]) == len && memcmp(reg->dirs[i], dir, len) == 0)
             return BL_OK;
     char *copy = dup_range(dir, len);
-    char **dirs = copy ? grow(reg->dirs, reg->n_dirs, sizeof *dirs) : NULL;
+    char **dirs =
+        copy ? bl__grow(reg->dirs, &reg->cap_dirs, reg->n_dirs + 1, sizeof *dirs) : NULL;
     if (!dirs) {
         free(copy);
         return BL_ENOMEM;
@@ -142,11 +139,11 @@ static const char *path_list(const bl_registry *reg, char *buf, size_t cap)
 /* Adds the plugins of a newly loaded library, keeping the first of each (kind, name). */
 static int add_lib(bl_ctx *ctx, bl_registry *reg, bl__plugin_lib *lib)
 {
-    bl__plugin_lib **libs = grow(reg->libs, reg->n_libs, sizeof *libs);
+    bl__plugin_lib **libs = bl__grow(reg->libs, &reg->cap_libs, reg->n_libs + 1, sizeof *libs);
     if (libs)
         reg->libs = libs;
-    reg_entry *entries = libs ? grow(reg->entries, reg->n + bl__plugin_lib_count(lib),
-                                     sizeof *entries)
+    reg_entry *entries = libs ? bl__grow(reg->entries, &reg->cap_entries,
+                                         reg->n + bl__plugin_lib_count(lib), sizeof *entries)
                               : NULL;
     if (!entries) {
         bl_error(ctx, BL_ENOMEM, "out of memory loading plugin file '%s'",
@@ -261,7 +258,7 @@ static bool seen_before(bl_registry *reg, const struct stat *st, bool *oom)
     for (size_t i = 0; i < reg->n_seen; i++)
         if (reg->seen[i].dev == st->st_dev && reg->seen[i].ino == st->st_ino)
             return true;
-    seen_file *seen = grow(reg->seen, reg->n_seen, sizeof *seen);
+    seen_file *seen = bl__grow(reg->seen, &reg->cap_seen, reg->n_seen + 1, sizeof *seen);
     if (!seen) {
         *oom = true;
         return false;
@@ -273,21 +270,25 @@ static bool seen_before(bl_registry *reg, const struct stat *st, bool *oom)
     return false;
 }
 
-/* The *.so file names of `dir`, sorted so that "first found" does not depend on readdir. */
+/* The *.so file names of `dir`, sorted so that "first found" does not depend on readdir.
+ * Device backends (libbatchlab-<name>.so, opened by bl_device_open) share the search path
+ * and are not plugins: they are left out. */
 static int list_dir(const char *dir, char ***names, size_t *count)
 {
     *names = NULL;
     *count = 0;
+    size_t cap = 0;
     DIR *d = opendir(dir);
     if (!d)
         return BL_OK; /* a missing directory on the path is normal */
     int rc = BL_OK;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".so"))
+        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".so") ||
+            strncmp(de->d_name, BL_DEVICE_BACKEND_PREFIX, strlen(BL_DEVICE_BACKEND_PREFIX)) == 0)
             continue;
         char *copy = dup_range(de->d_name, strlen(de->d_name));
-        char **grown = copy ? grow(*names, *count, sizeof *grown) : NULL;
+        char **grown = copy ? bl__grow(*names, &cap, *count + 1, sizeof *grown) : NULL;
         if (!grown) {
             free(copy);
             rc = BL_ENOMEM;
