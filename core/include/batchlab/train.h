@@ -80,6 +80,10 @@ typedef enum {
 BL_EXPORT int bl_metric_parse(bl_ctx *ctx, const char *name, bl_metric *out);
 BL_EXPORT const char *bl_metric_name(bl_metric metric);
 BL_EXPORT double bl_eval_point_metric(const bl_eval_point *p, bl_metric metric);
+/* The one rule for a metric's direction when nothing says otherwise: higher is better for an
+ * accuracy (any name containing "accuracy", so names read back from a store or given by a
+ * script follow it too), lower for everything else (losses). NULL → false. */
+BL_EXPORT bool bl_metric_name_higher_is_better(const char *name);
 
 /* Chooses the next batch (and an LR factor, 1 when untouched) before each step. */
 typedef int (*bl_batch_fn)(void *user, bl_ctx *ctx, const bl_train_state *state,

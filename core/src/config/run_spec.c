@@ -267,7 +267,7 @@ int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg
     int rc = bl_metric_parse(ctx, metric, &m);
     if (rc != BL_OK)
         return bl_error_prefix(ctx, "target");
-    bool higher = m == BL_METRIC_VAL_ACCURACY || m == BL_METRIC_TRAIN_ACCURACY;
+    bool higher = bl_metric_name_higher_is_better(bl_metric_name(m));
     const char *num = op + 1;
     if (op[0] == '>' && op[1] == '=') {
         higher = true;

@@ -14,6 +14,11 @@ const char *bl_metric_name(bl_metric metric)
     return (unsigned)metric < METRIC_COUNT ? metric_names[metric] : "unknown";
 }
 
+bool bl_metric_name_higher_is_better(const char *name)
+{
+    return name && strstr(name, "accuracy") != NULL;
+}
+
 int bl_metric_parse(bl_ctx *ctx, const char *name, bl_metric *out)
 {
     for (size_t i = 0; name && i < METRIC_COUNT; i++) {

@@ -154,7 +154,7 @@ static int l_recommend(lua_State *L)
             return fail(L, "recommend: 'higher_better' must be a boolean");
     }
     lua_settop(L, 4);
-    higher = lua_isnil(L, 4) ? strstr(metric, "accuracy") != NULL : lua_toboolean(L, 4);
+    higher = lua_isnil(L, 4) ? bl_metric_name_higher_is_better(metric) : lua_toboolean(L, 4);
 
     size_t n = lua_rawlen(L, 1);
     bl_rec_run *runs = lua_newuserdatauv(L, (n ? n : 1) * sizeof *runs, 0);      /* 5 */

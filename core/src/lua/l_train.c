@@ -287,11 +287,6 @@ static void target_value(lua_State *L, int ti, bl_train_config *cfg)
         luaL_error(L, "bl.train: target: give exactly one of at_least, at_most (or value)");
 }
 
-static bool metric_higher_better(bl_metric m)
-{
-    return m == BL_METRIC_VAL_ACCURACY || m == BL_METRIC_TRAIN_ACCURACY;
-}
-
 /* target = {val_loss = 0.3} | {metric =, at_least = | at_most =} (a number goes through the
  * spec's text form). */
 static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
@@ -309,7 +304,8 @@ static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
             type_error(L, "target.metric", "a string");
         if (bl_metric_parse(j->ctx, lua_tostring(L, -1), &cfg->target_metric) != BL_OK)
             bl__lua_raise(L, j->ctx, "bl.train: target");
-        cfg->target_higher_better = metric_higher_better(cfg->target_metric);
+        cfg->target_higher_better =
+            bl_metric_name_higher_is_better(bl_metric_name(cfg->target_metric));
         target_value(L, ti, cfg);
         lua_pop(L, 1);
     } else {
@@ -324,7 +320,8 @@ static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
                           "or {<metric> = number}");
         if (bl_metric_parse(j->ctx, lua_tostring(L, -2), &cfg->target_metric) != BL_OK)
             bl__lua_raise(L, j->ctx, "bl.train: target");
-        cfg->target_higher_better = metric_higher_better(cfg->target_metric);
+        cfg->target_higher_better =
+            bl_metric_name_higher_is_better(bl_metric_name(cfg->target_metric));
         cfg->target_value = lua_tonumber(L, -1);
         lua_pop(L, 1);
         if (lua_next(L, ti))

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "batchlab/json.h"
+#include "batchlab/train.h"
 #include "base/grow.h"
 
 /* What the report reads from a configuration. */
@@ -280,7 +281,7 @@ static void choose_target(gather *g, const bl_report_options *o)
     d->target_mode = BL__TARGET_RECORDED;
     if (t->target) {
         const char *m = t->t_metric[0] ? t->t_metric : "val_accuracy";
-        int dir = t->t_dir ? t->t_dir : strstr(m, "accuracy") ? 1 : -1;
+        int dir = t->t_dir ? t->t_dir : bl_metric_name_higher_is_better(m) ? 1 : -1;
         snprintf(d->target_text, sizeof d->target_text, "%s %s %g", m,
                  dir > 0 ? "\u2265" : "\u2264", t->t_value);
     }
