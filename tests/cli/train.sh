@@ -40,21 +40,8 @@ expect_status 2
 expect_err "unknown option '--bogus'"
 
 # Ctrl-C: the run stops after the current step, is reported interrupted, exit status 130
-"$BATCHLAB" train --model mlp -m hidden=256,256 --dataset synthetic -d task=blobs -d samples=20000 \
-    -d dim=256 -d classes=10 --epochs 1000 --batch 32 >"$SCRATCH/int.out" 2>"$SCRATCH/int.err" &
-pid=$!
-# wait for the first progress line (the run is training), not a fixed time: a loaded
-# machine may take longer to load the data
-for _ in $(seq 1 600); do
-    grep -q "step" "$SCRATCH/int.err" 2>/dev/null && break
-    sleep 0.1
-done
-kill -INT "$pid"
-set +e
-wait "$pid"
-STATUS=$?
-set -e
-OUT=$(cat "$SCRATCH/int.out"); ERR=$(cat "$SCRATCH/int.err"); LAST="train (interrupted)"
+interrupt_when_training "$BATCHLAB" train --model mlp -m hidden=256,256 --dataset synthetic \
+    -d task=blobs -d samples=20000 -d dim=256 -d classes=10 --epochs 1000 --batch 32
 expect_status 130
 expect_out "status interrupted (interrupt)"
 

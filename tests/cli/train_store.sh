@@ -82,22 +82,9 @@ expect_out "(default 2000)"
 
 # Ctrl-C: the run ends after its step, is recorded as interrupted, exit status 130
 rm -f "$SCRATCH/int.db"
-"$BATCHLAB" train --model mlp -m hidden=256,256 --dataset synthetic -d task=blobs -d samples=20000 \
-    -d dim=256 -d classes=10 --epochs 1000 --batch 32 --db "$SCRATCH/int.db" --label long \
-    >"$SCRATCH/int.out" 2>"$SCRATCH/int.err" &
-pid=$!
-# wait for the first progress line (the run is training), not a fixed time: a loaded
-# machine may take longer to load the data
-for _ in $(seq 1 600); do
-    grep -q "step" "$SCRATCH/int.err" 2>/dev/null && break
-    sleep 0.1
-done
-kill -INT "$pid"
-set +e
-wait "$pid"
-STATUS=$?
-set -e
-OUT=$(cat "$SCRATCH/int.out"); ERR=$(cat "$SCRATCH/int.err"); LAST="train (interrupted)"
+interrupt_when_training "$BATCHLAB" train --model mlp -m hidden=256,256 --dataset synthetic \
+    -d task=blobs -d samples=20000 -d dim=256 -d classes=10 --epochs 1000 --batch 32 \
+    --db "$SCRATCH/int.db" --label long
 expect_status 130
 expect_out "status interrupted (interrupt)"
 expect_err "interrupted; ending the run after this step"

@@ -8,6 +8,8 @@
 #   expect_no_out TEXT    fails if stdout contains TEXT
 #   fail MESSAGE          prints MESSAGE and what the last run printed, exits 1
 #   skip REASON           prints "SKIP: REASON" and exits 77
+#   interrupt_when_training CMD...  runs CMD in the background, sends it SIGINT once its stderr
+#                         shows a progress line (it is training), and sets OUT, ERR, STATUS
 set -eu
 
 BATCHLAB=${BATCHLAB:-${1:-}}
@@ -65,4 +67,23 @@ expect_err() {
 
 expect_no_out() {
     case "$OUT" in *"$1"*) fail "stdout should not contain: $1" ;; *) ;; esac
+}
+
+interrupt_when_training() {
+    LAST="$* (interrupted)"
+    "$@" >"$SCRATCH/.stdout" 2>"$SCRATCH/.stderr" &
+    local pid=$!
+    # wait for the first progress line, not a fixed time: a loaded machine may take longer to
+    # load the data, and a SIGINT before the handler is installed would be lost
+    for _ in $(seq 1 600); do
+        grep -q "step" "$SCRATCH/.stderr" 2>/dev/null && break
+        sleep 0.1
+    done
+    kill -INT "$pid"
+    set +e
+    wait "$pid"
+    STATUS=$?
+    set -e
+    OUT=$(cat "$SCRATCH/.stdout")
+    ERR=$(cat "$SCRATCH/.stderr")
 }
