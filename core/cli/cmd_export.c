@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/grow.h"
 #include "base/strbuf.h"
 #include "cmd_results.h"
 
@@ -104,15 +105,10 @@ static double count_or_nan(int64_t v)
 static int collect_leaf(void *user, const char *path, bl_json_kind kind, const char *value)
 {
     xrun *r = user;
-    if (r->n_leaves == r->cap_leaves) {           /* geometric growth */
-        size_t cap = r->cap_leaves ? 2 * r->cap_leaves : 16;
-        leaf *grown = realloc(r->leaves, cap * sizeof *grown);
-        if (!grown)
-            return BL_ENOMEM;
-        r->leaves = grown;
-        r->cap_leaves = cap;
-    }
-    leaf *l = r->leaves;
+    leaf *l = bl__grow(r->leaves, &r->cap_leaves, r->n_leaves + 1, sizeof *l);
+    if (!l)
+        return BL_ENOMEM;
+    r->leaves = l;
     size_t n = strlen(path) + 5;
     char *p = malloc(n);
     char *v = strdup(value);
@@ -129,16 +125,12 @@ static int collect_leaf(void *user, const char *path, bl_json_kind kind, const c
 static int collect_run(void *user, const bl_store_run *r)
 {
     exporter *x = user;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? 2 * x->cap : 16;
-        xrun *runs = realloc(x->runs, cap * sizeof *runs);
-        if (!runs) {
-            x->nomem = true;
-            return 1;
-        }
-        x->runs = runs;
-        x->cap = cap;
+    xrun *runs = bl__grow(x->runs, &x->cap, x->n + 1, sizeof *runs);
+    if (!runs) {
+        x->nomem = true;
+        return 1;
     }
+    x->runs = runs;
     xrun *o = &x->runs[x->n++];
     memset(o, 0, sizeof *o);
     o->id = r->id;

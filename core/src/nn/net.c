@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "batchlab/tensor.h"
+#include "base/grow.h"
 #include "nn_internal.h"
 
 #define ALIGN_FLOATS 16 /* 64 bytes */
@@ -36,9 +37,11 @@ struct bl_net {
     bl_shape input, output;
 
     bl_layer **layers;
-    int n_layers, cap_layers;
+    int n_layers;
+    size_t cap_layers;
     free_hook *hooks;
-    int n_hooks, cap_hooks;
+    int n_hooks;
+    size_t cap_hooks;
 
     bool built;
     bl_loss_kind loss;
@@ -209,16 +212,13 @@ int bl_net_add(bl_ctx *ctx, bl_net *net, bl_layer *layer)
         bl_layer_free(layer);
         return rc;
     }
-    if (net->n_layers == net->cap_layers) {
-        int cap = net->cap_layers ? 2 * net->cap_layers : 8;
-        bl_layer **grown = realloc(net->layers, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            bl_layer_free(layer);
-            return bl_error(ctx, BL_ENOMEM, "bl_net_add: out of memory");
-        }
-        net->layers = grown;
-        net->cap_layers = cap;
+    bl_layer **grown =
+        bl__grow(net->layers, &net->cap_layers, (size_t)net->n_layers + 1, sizeof *grown);
+    if (!grown) {
+        bl_layer_free(layer);
+        return bl_error(ctx, BL_ENOMEM, "bl_net_add: out of memory");
     }
+    net->layers = grown;
     if (!layer->name[0])
         default_name(net, layer);
     layer->in = net->output;
@@ -244,14 +244,11 @@ int bl_net_on_free(bl_ctx *ctx, bl_net *net, void (*fn)(void *), void *arg)
 {
     if (!net || !fn)
         return bl_error(ctx, BL_EINVAL, "bl_net_on_free: %s is NULL", !net ? "net" : "fn");
-    if (net->n_hooks == net->cap_hooks) {
-        int cap = net->cap_hooks ? 2 * net->cap_hooks : 4;
-        free_hook *grown = realloc(net->hooks, (size_t)cap * sizeof *grown);
-        if (!grown)
-            return bl_error(ctx, BL_ENOMEM, "bl_net_on_free: out of memory");
-        net->hooks = grown;
-        net->cap_hooks = cap;
-    }
+    free_hook *grown =
+        bl__grow(net->hooks, &net->cap_hooks, (size_t)net->n_hooks + 1, sizeof *grown);
+    if (!grown)
+        return bl_error(ctx, BL_ENOMEM, "bl_net_on_free: out of memory");
+    net->hooks = grown;
     net->hooks[net->n_hooks++] = (free_hook){fn, arg};
     return BL_OK;
 }
