@@ -3,8 +3,8 @@
  * A translator onto the sweep of core/src/engine/sweep.c (batchlab/sweep.h), which owns the
  * grid order, the order points run in, failed points, interrupts, scores and the best run.
  * This file builds point i's bl.train table, runs it through bl__lua_train and tells the
- * core what came of it. The grid is the cartesian product of `vary` over `base`: keys in sorted order, the first
- * key varying slowest, values in the order given (the order of batchlab.sweep.grid). `lr` in
+ * core what came of it. The grid is the cartesian product of `vary` over `base`: keys in
+ * sorted order, the first key varying slowest, values in the order given (bl_grid). `lr` in
  * `vary` sets the optimizer's learning rate; every other key is a bl.train key. A run that
  * cannot start or fails is recorded (status "failed", its message in `error`) and the sweep
  * goes on; an interrupt ends the sweep by raising "interrupted". `on_run(run, i, n)` is called
