@@ -98,6 +98,33 @@ static inline int bl_sched_check_milestones(bl_ctx *ctx, const char *option, con
     return BL_OK;
 }
 
+/* The options step and smith share, read and checked: the starting `batch`, the cap `max`,
+ * the `milestones` and their `unit`. `at` points into opts (valid while opts is). */
+typedef struct bl_sched_milestone_opts {
+    int64_t start, cap;
+    bl_sched_unit unit;
+    const double *at;    /* [n] strictly increasing, in `unit` */
+    size_t n;
+} bl_sched_milestone_opts;
+
+static inline int bl_sched_read_milestones(bl_ctx *ctx, const bl_config *opts,
+                                           bl_sched_milestone_opts *m)
+{
+    m->start = bl_config_int(opts, "batch");
+    m->cap = bl_config_int(opts, "max");
+    m->unit = BL_SCHED_EPOCHS;
+    m->n = 0;
+    m->at = bl_config_number_list(opts, "milestones", &m->n);
+    int rc = bl_sched_check_batch(ctx, "batch", m->start);
+    if (!rc)
+        rc = bl_sched_check_cap(ctx, m->cap, m->start, "batch");
+    if (!rc)
+        rc = bl_sched_unit_of(ctx, opts, &m->unit);
+    if (!rc)
+        rc = bl_sched_check_milestones(ctx, "milestones", m->at, m->n);
+    return rc;
+}
+
 /* The schedule's clock in `unit`. Epochs done are the larger of the completed count and the
  * fractional one, plus 1e-9, so that a fractional count computed as samples / train_size that
  * lands a hair under a whole epoch still counts it; a milestone e then takes effect once e

@@ -35,22 +35,15 @@ typedef struct step_sched {
 
 static int step_create(bl_ctx *ctx, const bl_config *opts, void **handle)
 {
-    const int64_t start = bl_config_int(opts, "batch");
-    const int64_t cap = bl_config_int(opts, "max");
     const double factor = bl_config_number(opts, "factor");
-    size_t n = 0;
-    const double *ms = bl_config_number_list(opts, "milestones", &n);
-    bl_sched_unit unit = BL_SCHED_EPOCHS;
-
-    int rc = bl_sched_check_batch(ctx, "batch", start);
-    if (!rc)
-        rc = bl_sched_check_cap(ctx, cap, start, "batch");
-    if (!rc)
-        rc = bl_sched_unit_of(ctx, opts, &unit);
-    if (!rc)
-        rc = bl_sched_check_milestones(ctx, "milestones", ms, n);
+    bl_sched_milestone_opts m;
+    int rc = bl_sched_read_milestones(ctx, opts, &m);
     if (rc)
         return rc;
+    const int64_t start = m.start, cap = m.cap;
+    const bl_sched_unit unit = m.unit;
+    const double *ms = m.at;
+    const size_t n = m.n;
     if (!(factor > 0.0) || !isfinite(factor))
         return bl_error(ctx, BL_EOPTION, "option 'factor' must be > 0, got %g", factor);
 
