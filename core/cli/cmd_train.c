@@ -151,8 +151,10 @@ static void print_result(const bl_run_result *r)
     if (!isnan(r->final.gns))
         printf("gradient noise scale %.1f\n", r->final.gns);
     if (!isnan(r->time_to_target))
-        printf("target reached at step %lld, epoch %.2f, after %.2fs\n",
-               (long long)r->steps_to_target, r->epochs_to_target, r->time_to_target);
+        printf("target reached at step %lld (± %lld, between evaluations), epoch %.2f, after "
+               "%.2fs\n",
+               (long long)r->steps_to_target, (long long)r->steps_to_target_error,
+               r->epochs_to_target, r->time_to_target);
 }
 
 /* The outputs of the run, in order: store, TensorBoard, net description, progress. */

@@ -248,7 +248,7 @@ static void test_refuses_newer_store(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
     bl_store_close(s);
     raw_exec(path, "PRAGMA user_version = 7;");
-    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 1");
+    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 2");
     assert_true(bl_test_contains(bl_errmsg(ctx), bl_version()));
     /* The run it had is still there, still "running": nothing marked it. */
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);

@@ -46,7 +46,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 1
+#define BL_STORE_SCHEMA_VERSION 2
 
 typedef struct bl_store bl_store;
 
@@ -166,6 +166,7 @@ typedef struct bl_store_run {
     double test_loss, test_accuracy;
     double time_to_target, epochs_to_target;
     int64_t steps_to_target, samples_to_target;
+    int64_t steps_to_target_error;   /* -1 also for runs stored before schema version 2 */
     int64_t diverged_step;
     int64_t max_batch_used;
     int64_t peak_device_bytes;
