@@ -145,8 +145,8 @@ static int collect_run(void *user, const bl_store_run *r)
         count_or_nan(r->steps), count_or_nan(r->samples), r->epochs, r->time, r->eval_time,
         r->train_loss, r->train_accuracy, r->val_loss, r->val_accuracy, r->gns, r->test_loss,
         r->test_accuracy, r->time_to_target, count_or_nan(r->steps_to_target),
-        count_or_nan(r->steps_to_target_error), count_or_nan(r->samples_to_target), r->epochs_to_target,
-        count_or_nan(r->diverged_step), count_or_nan(r->max_batch_used)};
+        count_or_nan(r->steps_to_target_error), count_or_nan(r->samples_to_target),
+        r->epochs_to_target, count_or_nan(r->diverged_step), count_or_nan(r->max_batch_used)};
     memcpy(o->numbers, d, sizeof d);
     /* A configuration that does not parse gives no cfg. columns (it is shown by 'show'). */
     if (bl_json_flatten(NULL, r->config_json, collect_leaf, o) == BL_ENOMEM)

@@ -61,8 +61,8 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
     X("stop_at_target", BL_TYPE_BOOL, "false", "end the run when the target is reached", NAN, \
       NAN, NULL, NULL) \
     X("diverge_loss_factor", BL_TYPE_NUMBER, "3", \
-      "diverged when the training loss exceeds this × its first value (0 = off)", 0, INF, NULL, \
-      "X") \
+      "diverged when the training loss exceeds this × its starting value (0 = off)", 0, INF, \
+      NULL, "X") \
     X("diverge_chance_evals", BL_TYPE_INT, "3", \
       "diverged after N evaluations in a row at chance accuracy past epoch 1 (0 = off)", 0, \
       INF, NULL, "N") \
