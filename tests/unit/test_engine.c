@@ -524,6 +524,14 @@ static void bad_configs_are_rejected(void **state)
     c.drop_last = true;
     BL_ASSERT_ERR(f->ctx, BL_EOPTION, "drop_last", bl_train(f->ctx, &c, &r));
     bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.diverge_chance_margin = NAN;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "diverge_chance_margin", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.diverge_loss_factor = -1;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "diverge_loss_factor", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
     bl_net_free(net);
     bl_dataset_close(ds);
 }

@@ -448,6 +448,13 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
                         cfg->eval_every);
     if (cfg->eval_batch < 0 || cfg->train_eval_samples < 0)
         return bl_error(ctx, BL_EOPTION, "train: eval_batch and train_eval_samples must be ≥ 0");
+    if (!(cfg->diverge_loss_factor >= 0) || cfg->diverge_chance_evals < 0 ||
+        !(cfg->diverge_chance_margin >= 0 && cfg->diverge_chance_margin <= 1))
+        return bl_error(ctx, BL_EOPTION,
+                        "train: diverge_loss_factor and diverge_chance_evals must be ≥ 0 and "
+                        "diverge_chance_margin in [0, 1], got %g, %lld, %g",
+                        cfg->diverge_loss_factor, (long long)cfg->diverge_chance_evals,
+                        cfg->diverge_chance_margin);
     return bl_optim_validate(ctx, &cfg->optim);
 }
 
