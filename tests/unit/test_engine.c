@@ -227,7 +227,8 @@ static void chance_accuracy_is_divergence(void **state)
 }
 
 /* A loss growing (finite) far above its start ends the run at the point that shows it:
- * least squares at an LR past the stability limit grows the loss ×25 per step. */
+ * least squares at an LR past the stability limit grows the loss ×25 per step. The start is
+ * the mean over the first 512 samples (steps 1-2 of 256), and so is each window judged. */
 static void growing_loss_is_divergence(void **state)
 {
     fixture *f = *state;
@@ -245,17 +246,54 @@ static void growing_loss_is_divergence(void **state)
     BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
     assert_int_equal(r.status, BL_RUN_DIVERGED);
     assert_string_equal(r.stopped_by, "diverged");
-    assert_true(bl_test_contains(r.error, "more than 3× its starting value"));
-    /* point 1 is the start itself; point 2's loss is already far above it */
-    assert_int_equal(r.diverged_step, 2);
-    assert_int_equal(r.steps, 2);
+    assert_true(bl_test_contains(r.error, "(mean over steps 3-4) is more than 3× its starting "
+                                          "value"));
+    /* points 1 and 3 close no window; point 2's window is the start itself */
+    assert_int_equal(r.diverged_step, 4);
+    assert_int_equal(r.steps, 4);
     assert_true(isfinite(r.final.train_loss) && r.final.train_loss > 3 * r.history[0].train_loss);
     bl_run_result_free(&r);
 
     /* a larger factor lets it go on (to the non-finite loss, or its budget) */
     c.diverge_loss_factor = 1e300;
     BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
-    assert_true(r.steps > 2);
+    assert_true(r.steps > 4);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* A healthy run with a point after every single-sample step: one sample's loss is often
+ * several times the start, the mean over a window of 512 samples is not. */
+static void noisy_points_are_not_divergence(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, "task=teacher samples=2000 dim=10 noise=1 seed=2 "
+                                  "validation=0 test=0");
+    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_train_config c = base_config(net, ds);
+    c.batch = 1;
+    c.optim.lr = 0.002;
+    c.optim.momentum = 0;
+    c.epochs = 0;
+    c.max_steps = 2000;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 1;
+    c.skip_eval = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_int_equal(r.steps, 2000);
+    double start = 0, late = 0;
+    int over = 0;
+    for (size_t i = 0; i < 512; i++)
+        start += r.history[i].train_loss / 512;
+    for (size_t i = 0; i < r.history_count; i++)
+        over += r.history[i].train_loss > 3 * start;    /* points judged alone would be */
+    for (size_t i = 1500; i < 2000; i++)
+        late += r.history[i].train_loss / 500;
+    assert_true(over > 0);
+    assert_true(late < start);                          /* and it did learn */
     bl_run_result_free(&r);
     bl_net_free(net);
     bl_dataset_close(ds);
@@ -592,6 +630,7 @@ int main(void)
         cmocka_unit_test(divergence_is_reported),
         cmocka_unit_test(chance_accuracy_is_divergence),
         cmocka_unit_test(growing_loss_is_divergence),
+        cmocka_unit_test(noisy_points_are_not_divergence),
         cmocka_unit_test(target_is_interpolated),
         cmocka_unit_test(accumulation_equals_full_batch),
         cmocka_unit_test(gns_matches_analytic_value),

@@ -189,11 +189,12 @@ typedef struct bl_train_config {
 
     /* Divergence: besides a non-finite loss (always), the run ends as diverged at an
      * evaluation point when
-     *  - its training loss (the mean since the previous point) is more than diverge_loss_factor
-     *    × the starting loss: the mean loss of the run's first steps (the first 10, or those
-     *    before the first point when fewer) — for classification at least ln(classes), the
-     *    loss of a uniform guess, so that a net that starts trained is not flagged for noise
-     *    around a tiny loss; default 3; 0 = off;
+     *  - its training loss is more than diverge_loss_factor × the starting loss; both are
+     *    means over whole steps of at least 512 samples (the start: the run's first steps;
+     *    the loss judged: the steps since the last point judged, so with frequent points only
+     *    some are judged, and the noise of small batches never counts); the starting loss is
+     *    for classification at least ln(classes), the loss of a uniform guess, so that a net
+     *    that starts trained is not flagged for noise around a tiny loss; default 3; 0 = off;
      *  - or, for classification with a validation split, the validation accuracy has been at
      *    most 1/classes + diverge_chance_margin at diverge_chance_evals consecutive points
      *    made after the first epoch (points before it do not count: a healthy run may sit at

@@ -94,17 +94,19 @@ typedef struct run {
     bool have_last;
     size_t history_cap;
 
-    /* divergence at evaluation points */
-    double ref_loss_sum;    /* summed loss of the first steps (the reference) */
-    int64_t ref_loss_count; /* their samples */
-    int ref_steps;          /* steps in the reference */
+    /* divergence at evaluation points: the loss of the first steps (the start) and of the
+     * steps since the last point judged (the window), each a sum over samples */
+    double ref_loss_sum, win_loss_sum;
+    int64_t ref_count, win_count;   /* samples */
+    bool ref_done;
+    int64_t win_from;       /* the first step of the window */
     int64_t chance_run;     /* consecutive points at chance after the first epoch */
     bool diverged;          /* a point showed divergence (status, step and error are set) */
 } run;
 
-/* Steps whose mean loss is the reference of diverge_loss_factor (fewer when the first point
- * comes sooner). */
-enum { REF_STEPS = 10 };
+/* The start, and each window judged against it, span at least this many samples, so that
+ * the noise of a few small batches is never taken for divergence (train.h). */
+enum { DIVERGE_SAMPLES = 512 };
 
 static double epoch_progress(const run *r)
 {
@@ -168,13 +170,22 @@ static bool check_divergence(run *r, const bl_eval_point *p)
 {
     const bl_train_config *cfg = r->cfg;
     bl_run_result *res = r->res;
-    double ref = r->ref_loss_count > 0 ? r->ref_loss_sum / (double)r->ref_loss_count : NAN;
+    double ref = r->ref_count > 0 ? r->ref_loss_sum / (double)r->ref_count : NAN;
     /* a net that starts trained has a tiny first loss; for classification nothing below the
      * loss of a uniform guess, ln(classes), is taken as the start */
     if (r->classify && isfinite(ref) && ref < log((double)r->info->classes))
         ref = log((double)r->info->classes);
-    bool why_loss = cfg->diverge_loss_factor > 0 && isfinite(ref) && ref > 0 &&
-                    p->train_loss > cfg->diverge_loss_factor * ref;
+    bool why_loss = false;
+    double win = NAN;
+    int64_t win_from = r->win_from;
+    if (r->ref_done && r->win_count >= DIVERGE_SAMPLES) {
+        win = r->win_loss_sum / (double)r->win_count;
+        why_loss = cfg->diverge_loss_factor > 0 && isfinite(ref) && ref > 0 &&
+                   win > cfg->diverge_loss_factor * ref;
+        r->win_loss_sum = 0;
+        r->win_count = 0;
+        r->win_from = p->step + 1;
+    }
     bool why_chance = false;
     double chance = r->classify ? 1.0 / (double)r->info->classes : NAN;
     if (cfg->diverge_chance_evals > 0 && r->classify && p->epoch >= 1 - 1e-9) {
@@ -190,9 +201,9 @@ static bool check_divergence(run *r, const bl_eval_point *p)
     res->diverged_step = p->step;
     if (why_loss)
         snprintf(res->error, sizeof res->error,
-                 "the training loss %.3g at step %lld is more than %g× its starting value %.3g "
-                 "(batch %lld, lr %g)",
-                 p->train_loss, (long long)p->step, cfg->diverge_loss_factor, ref,
+                 "the training loss %.3g (mean over steps %lld-%lld) is more than %g× its "
+                 "starting value %.3g (batch %lld, lr %g)",
+                 win, (long long)win_from, (long long)p->step, cfg->diverge_loss_factor, ref,
                  (long long)p->batch, p->lr);
     else
         snprintf(res->error, sizeof res->error,
@@ -552,6 +563,7 @@ static int setup(run *r)
     r->state.lr = cfg->optim.lr;
     r->state.gns = NAN;
     r->next_eval = cfg->eval_every;
+    r->win_from = 1;
     return BL_OK;
 }
 
@@ -686,11 +698,13 @@ static int loop(run *r)
         r->state.epoch_progress = epoch_progress(r);
         r->loss_sum += loss_sum;
         r->loss_count += n;
-        if (!r->have_last && r->ref_steps < REF_STEPS) {
+        if (!r->ref_done) {
             r->ref_loss_sum += loss_sum;
-            r->ref_loss_count += n;
-            r->ref_steps++;
+            r->ref_count += n;
+            r->ref_done = r->ref_count >= DIVERGE_SAMPLES;
         }
+        r->win_loss_sum += loss_sum;
+        r->win_count += n;
         if (n > res->max_batch_used)
             res->max_batch_used = n;
         cur = 1 - cur;
