@@ -286,7 +286,14 @@ static int print_run(void *user, const bl_store_run *r)
     field_num("test accuracy", r->test_accuracy);
     field_num("gns", r->gns);
     field_num("time to target", r->time_to_target);
-    field_count("steps to target", r->steps_to_target);
+    if (r->steps_to_target >= 0 && r->steps_to_target_error >= 0) {
+        /* interpolated; the error is the gap between the evaluations around the crossing */
+        snprintf(buf, sizeof buf, "%lld ± %lld", (long long)r->steps_to_target,
+                 (long long)r->steps_to_target_error);
+        field("steps to target", buf);
+    } else {
+        field_count("steps to target", r->steps_to_target);
+    }
     field_count("samples to target", r->samples_to_target);
     field_num("epochs to target", r->epochs_to_target);
     field_count("diverged at step", r->diverged_step);

@@ -150,9 +150,12 @@ static void print_result(const bl_run_result *r)
         printf("test loss %.4f  test accuracy %.4f\n", r->test_loss, r->test_accuracy);
     if (!isnan(r->final.gns))
         printf("gradient noise scale %.1f\n", r->final.gns);
-    if (!isnan(r->time_to_target))
-        printf("target reached at step %lld, epoch %.2f, after %.2fs\n",
-               (long long)r->steps_to_target, r->epochs_to_target, r->time_to_target);
+    if (!isnan(r->time_to_target)) {
+        printf("target reached at step %lld", (long long)r->steps_to_target);
+        if (r->steps_to_target_error >= 0)    /* unknown for a run resumed from an old store */
+            printf(" (± %lld, between evaluations)", (long long)r->steps_to_target_error);
+        printf(", epoch %.2f, after %.2fs\n", r->epochs_to_target, r->time_to_target);
+    }
 }
 
 /* The outputs of the run, in order: store, TensorBoard, net description, progress. */

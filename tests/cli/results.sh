@@ -88,6 +88,7 @@ expect_out "completed (stopped by epochs)"
 expect_out '"lr": 0.4'
 expect_out '"hidden": ['
 expect_out "history (3 points):"
+expect_out "steps to target    20 ± 10"      # interpolated, ± the evaluation resolution
 for h in STEP SAMPLES EPOCH WALL BATCH LR TRAIN_LOSS TRAIN_ACC VAL_LOSS VAL_ACC GNS SAMPLES/S; do
     expect_out "$h"
 done
@@ -125,6 +126,7 @@ assert float(r["val_accuracy"]) == 0.51 and float(r["train_loss"]) == 1 / 11
 assert r["train_accuracy"] == "" and r["gns"] == ""      # NaN -> NULL -> empty
 assert r["final_val_accuracy"] == rows[5]["val_accuracy"]
 assert r["time_to_target"] == "2.5" and r["test_accuracy"] == ""
+assert r["steps_to_target"] == "20" and r["steps_to_target_error"] == "10", r
 loose = rows[6]
 assert loose["experiment"] == "" and loose["cfg.lr"] == "0.01" and loose["cfg.optimizer.lr"] == ""
 assert "cfg.epochs" in rows[0] and rows[0]["cfg.epochs"] == "3"

@@ -13,16 +13,30 @@ local function check_reached(r)
   T.truthy(r.steps_to_target >= 1 and r.steps_to_target <= r.steps)
   T.eq(math.type(r.samples_to_target), "integer")
   T.eq(type(r.epochs_to_target), "number")
-  -- it is the first point at or past the target
-  local first
+  T.eq(math.type(r.steps_to_target_error), "integer")
+  -- interpolated between the last point short of the target and the first at or past it
+  local before, first
   for _, p in ipairs(r.history) do
     local v = p[r.target.metric]
     if (r.target.at_least and v >= r.target.at_least) or (r.target.at_most and v <= r.target.at_most) then
       first = first or p
+    elseif not first then
+      before = p
     end
   end
-  T.eq(first.step, r.steps_to_target)
-  T.eq(first.wall, r.time_to_target)
+  if before then
+    local t = r.target.at_least or r.target.at_most
+    local m = r.target.metric
+    local f = (t - before[m]) / (first[m] - before[m])
+    T.eq(r.steps_to_target, math.floor(before.step + f * (first.step - before.step) + 0.5))
+    T.truthy(math.abs(r.time_to_target - (before.wall + f * (first.wall - before.wall))) < 1e-9)
+    T.eq(r.steps_to_target_error, first.step - before.step)
+  else   -- the first point: the crossing is somewhere in [0, its step]
+    T.eq(r.steps_to_target, first.step)
+    T.eq(r.time_to_target, first.wall)
+    T.eq(r.steps_to_target_error, first.step)
+  end
+  return before
 end
 
 T.test("a number: val_accuracy at least", function()
@@ -40,12 +54,20 @@ T.test("{metric = value} shorthand", function()
   check_reached(r)
 end)
 
+T.test("interpolated between evaluation points", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 3, eval_every = { steps = 5 }, batch = 16,
+    optimizer = bl.optim.sgd { lr = 0.01 }, target = { metric = "val_accuracy", at_least = 0.9 } }))
+  T.truthy(check_reached(r), "reached after the first point")
+  T.truthy(r.steps_to_target_error == 5)
+end)
+
 T.test("full form and stop_at_target", function()
   local r = bl.train(T.cfg(data, model, { epochs = 10, stop_at_target = true,
     target = { metric = "train_accuracy", at_least = 0.5 } }))
   check_reached(r)
   T.eq(r.stopped_by, "target")
-  T.eq(r.steps, r.steps_to_target)
+  T.truthy(r.steps_to_target <= r.steps and r.steps_to_target > r.steps - r.steps_to_target_error,
+    "stopped at the first point at the target, the crossing just before")
 end)
 
 T.test("not reached: the fields are absent", function()
@@ -53,6 +75,7 @@ T.test("not reached: the fields are absent", function()
   T.eq(r.reached_target, false)
   T.eq(r.time_to_target, nil)
   T.eq(r.steps_to_target, nil)
+  T.eq(r.steps_to_target_error, nil)
 end)
 
 T.done()

@@ -124,6 +124,7 @@ bl_run_result finished(bl_run_status status, size_t n)
     r.time_to_target = 2.5;
     r.epochs_to_target = 2;
     r.steps_to_target = 20;
+    r.steps_to_target_error = 10;
     r.samples_to_target = 640;
     r.max_batch_used = 32;
     return r;

@@ -182,6 +182,159 @@ static void divergence_is_reported(void **state)
     bl_dataset_close(ds);
 }
 
+/* Ten classes of overlapping blobs: the net can learn them, but not at a far too large LR. */
+#define TEN_CLASSES "task=blobs samples=3000 dim=16 classes=10 noise=2 seed=7 validation=500 test=0"
+
+/* The case of issue 10: a large batch at a far too large LR ended at chance accuracy with
+ * status completed. It now ends early as diverged, saying why, at the point that showed it. */
+static void chance_accuracy_is_divergence(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, TEN_CLASSES);
+    bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    c.batch = 1024;
+    c.optim.lr = 4;
+    c.optim.momentum = 0;
+    c.seed = 1;
+    c.epochs = 6;
+    c.eval_every = 0.5;
+    c.diverge_loss_factor = 0;      /* the chance rule alone */
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_DIVERGED);
+    assert_string_equal(r.stopped_by, "diverged");
+    assert_true(bl_test_contains(r.error, "at chance (1/10 classes) for 3 evaluations"));
+    assert_true(r.epochs < 6);                              /* early */
+    assert_true(r.final.epoch >= 2 - 1e-9);                 /* points from epoch 1 on count */
+    assert_int_equal(r.diverged_step, r.steps);
+    assert_int_equal(r.final.step, r.steps);
+    assert_true(r.final.val_accuracy <= 0.1 + 0.02);
+    assert_true(isnan(r.test_accuracy));
+    bl_run_result_free(&r);
+
+    /* the same run with the check off trains its whole budget (as before) */
+    bl_net_free(net);
+    net = build_model(f, "mlp", "hidden=32", ds, 1);
+    c.net = net;
+    c.diverge_chance_evals = 0;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_true(fabs(r.epochs - 6) < 1e-9);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* A loss growing (finite) far above its start ends the run at the point that shows it:
+ * least squares at an LR past the stability limit grows the loss ×25 per step. The start is
+ * the mean over the first 512 samples (steps 1-2 of 256), and so is each window judged. */
+static void growing_loss_is_divergence(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, "task=teacher samples=2000 dim=10 noise=0.1 seed=2 "
+                                  "validation=200 test=0");
+    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_train_config c = base_config(net, ds);
+    c.batch = 256;
+    c.optim.lr = 3;
+    c.optim.momentum = 0;
+    c.epochs = 10;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 1;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_DIVERGED);
+    assert_string_equal(r.stopped_by, "diverged");
+    assert_true(bl_test_contains(r.error, "(mean over steps 3-4) is more than 3× its starting "
+                                          "value"));
+    /* points 1 and 3 close no window; point 2's window is the start itself */
+    assert_int_equal(r.diverged_step, 4);
+    assert_int_equal(r.steps, 4);
+    assert_true(isfinite(r.final.train_loss) && r.final.train_loss > 3 * r.history[0].train_loss);
+    bl_run_result_free(&r);
+
+    /* a larger factor lets it go on (to the non-finite loss, or its budget) */
+    c.diverge_loss_factor = 1e300;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_true(r.steps > 4);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* A healthy run with a point after every single-sample step: one sample's loss is often
+ * several times the start, the mean over a window of 512 samples is not. */
+static void noisy_points_are_not_divergence(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, "task=teacher samples=2000 dim=10 noise=1 seed=2 "
+                                  "validation=0 test=0");
+    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_train_config c = base_config(net, ds);
+    c.batch = 1;
+    c.optim.lr = 0.002;
+    c.optim.momentum = 0;
+    c.epochs = 0;
+    c.max_steps = 2000;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 1;
+    c.skip_eval = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_int_equal(r.steps, 2000);
+    double start = 0, late = 0;
+    int over = 0;
+    for (size_t i = 0; i < 512; i++)
+        start += r.history[i].train_loss / 512;
+    for (size_t i = 0; i < r.history_count; i++)
+        over += r.history[i].train_loss > 3 * start;    /* points judged alone would be */
+    for (size_t i = 1500; i < 2000; i++)
+        late += r.history[i].train_loss / 500;
+    assert_true(over > 0);
+    assert_true(late < start);                          /* and it did learn */
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* Steps to target are interpolated between the points around the crossing, as
+ * bl_target_crossing_find does on the history, with the point gap as their error. */
+static void target_is_interpolated(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    c.optim.lr = 0.001;
+    c.epochs = 20;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 10;
+    c.has_target = true;
+    c.target_metric = BL_METRIC_VAL_ACCURACY;
+    c.target_value = 0.8;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    size_t k = 0;
+    while (k < r.history_count && !(r.history[k].val_accuracy >= 0.8))
+        k++;
+    assert_true(k > 0 && k < r.history_count);              /* reached, not at the first point */
+    const bl_eval_point *a = &r.history[k - 1], *b = &r.history[k];
+    double frac = (0.8 - a->val_accuracy) / (b->val_accuracy - a->val_accuracy);
+    assert_int_equal(r.steps_to_target, llround(a->step + frac * (double)(b->step - a->step)));
+    assert_int_equal(r.samples_to_target,
+                     llround((double)a->samples + frac * (double)(b->samples - a->samples)));
+    assert_true(fabs(r.time_to_target - (a->wall + frac * (b->wall - a->wall))) < 1e-12);
+    assert_true(fabs(r.epochs_to_target - (a->epoch + frac * (b->epoch - a->epoch))) < 1e-12);
+    assert_int_equal(r.steps_to_target_error, 10);
+    assert_true(r.steps_to_target > a->step && r.steps_to_target <= b->step);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
 /* One step of batch 64: plain, as 4 micro-batches of 16, and with the noise scale measured
  * (the chunked path) must give the same parameters within float tolerance. */
 static void accumulation_equals_full_batch(void **state)
@@ -409,6 +562,14 @@ static void bad_configs_are_rejected(void **state)
     c.drop_last = true;
     BL_ASSERT_ERR(f->ctx, BL_EOPTION, "drop_last", bl_train(f->ctx, &c, &r));
     bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.diverge_chance_margin = NAN;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "diverge_chance_margin", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
+    c = base_config(net, ds);
+    c.diverge_loss_factor = -1;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "diverge_loss_factor", bl_train(f->ctx, &c, &r));
+    bl_run_result_free(&r);
     bl_net_free(net);
     bl_dataset_close(ds);
 }
@@ -467,6 +628,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_seed_same_history),
         cmocka_unit_test(divergence_is_reported),
+        cmocka_unit_test(chance_accuracy_is_divergence),
+        cmocka_unit_test(growing_loss_is_divergence),
+        cmocka_unit_test(noisy_points_are_not_divergence),
+        cmocka_unit_test(target_is_interpolated),
         cmocka_unit_test(accumulation_equals_full_batch),
         cmocka_unit_test(gns_matches_analytic_value),
         cmocka_unit_test(target_is_timed_and_stops),

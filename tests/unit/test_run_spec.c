@@ -99,6 +99,9 @@ static void test_defaults_agree_with_engine(void **state)
     assert_int_equal(from_spec.micro_batch, engine.micro_batch);
     assert_int_equal(from_spec.drop_last, engine.drop_last);
     assert_int_equal(from_spec.has_target, engine.has_target);
+    assert_true(from_spec.diverge_loss_factor == engine.diverge_loss_factor);
+    assert_int_equal(from_spec.diverge_chance_evals, engine.diverge_chance_evals);
+    assert_true(from_spec.diverge_chance_margin == engine.diverge_chance_margin);
     bl_config_free(spec);
     bl_ctx_free(ctx);
 }

@@ -248,10 +248,57 @@ static void test_refuses_newer_store(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
     bl_store_close(s);
     raw_exec(path, "PRAGMA user_version = 7;");
-    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 1");
+    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 2");
     assert_true(bl_test_contains(bl_errmsg(ctx), bl_version()));
     /* The run it had is still there, still "running": nothing marked it. */
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
+}
+
+/* A store of schema version 1 (before steps_to_target_error) keeps opening: read-only as it is
+ * (the column it lacks reads as -1, the file is not changed), and for writing migrated. */
+static void test_version_1_store_still_opens(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *path = fresh_path("v1.db");
+    bl_store *s;
+    int64_t exp, run;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, s, "old", &exp));
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
+    bl_run_result r = finished(BL_RUN_COMPLETED, 3);
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run, &r));
+    bl_store_close(s);
+    /* what version 1 wrote: no such column */
+    raw_exec(path, "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
+                   "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+                   "PRAGMA user_version = 1;");
+
+    seen_runs v;
+    memset(&v, 0, sizeof v);
+    BL_ASSERT_OK(ctx, bl_store_open_flags(ctx, path, BL_STORE_READONLY, &s));
+    BL_ASSERT_OK(ctx, bl_store_list_runs(ctx, s, "old", see_run, &v));
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.last.steps_to_target, 20);
+    assert_int_equal(v.last.steps_to_target_error, -1);
+    bl_run_result back;
+    BL_ASSERT_OK(ctx, bl_store_load_result(ctx, s, run, &back, NULL));
+    assert_int_equal(back.steps_to_target_error, -1);
+    bl_run_result_free(&back);
+    bl_store_close(s);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), BL_STORE_SCHEMA_VERSION);
+    memset(&v, 0, sizeof v);
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run, see_run, &v));
+    assert_int_equal(v.last.steps_to_target_error, -1);
+    int64_t run2;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r2", "{}", 1, &run2));
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run2, &r));
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
+    assert_int_equal(v.last.steps_to_target_error, 10);
+    bl_store_close(s);
+    free(r.history);
 }
 
 static void test_bad_paths(void **state)
@@ -331,6 +378,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refuses_text_file),
         cmocka_unit_test(test_refuses_foreign_database),
         cmocka_unit_test(test_refuses_newer_store),
+        cmocka_unit_test(test_version_1_store_still_opens),
         cmocka_unit_test(test_bad_paths),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);

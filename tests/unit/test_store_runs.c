@@ -173,6 +173,7 @@ static void test_run_life_and_load(void **state)
     assert_true(isnan(v.last.test_accuracy));
     assert_int_equal(v.last.diverged_step, -1);
     assert_int_equal(v.last.steps_to_target, 20);
+    assert_int_equal(v.last.steps_to_target_error, 10);
     assert_true(v.last.val_accuracy == r.final.val_accuracy);
     BL_ASSERT_ERR(ctx, BL_ENOTFOUND, "'sweep'", bl_store_list_runs(ctx, s, "nope", see_run, &v));
     BL_ASSERT_ERR(ctx, BL_ENOTFOUND, "no run 555", bl_store_get_run(ctx, s, 555, see_run, &v));
@@ -195,6 +196,8 @@ static void test_run_life_and_load(void **state)
     assert_true(back.test_loss == 0.3 && isnan(back.test_accuracy));
     assert_true(back.time_to_target == 2.5 && back.epochs_to_target == 2);
     assert_int_equal(back.samples_to_target, 640);
+    assert_int_equal(back.steps_to_target, 20);
+    assert_int_equal(back.steps_to_target_error, 10);
     assert_int_equal(back.diverged_step, -1);
     assert_int_equal(back.max_batch_used, 32);
     bl_run_result_free(&back);

@@ -7,7 +7,8 @@
  *   runs         id, experiment_id (NULL for a run outside any experiment), label, config_json
  *                (canonical, see batchlab/json.h), config_hash, seed, status, stopped_by,
  *                error, started, ended (ISO-8601 UTC), host, pid, pid_start, batchlab_version,
- *                and the final metrics (steps … max_batch_used, peak_device_bytes)
+ *                and the final metrics (steps … max_batch_used, peak_device_bytes,
+ *                steps_to_target_error since schema version 2)
  *   points       run_id, step, samples, epoch, wall, batch, lr, train_loss, train_accuracy,
  *                val_loss, val_accuracy, gns, samples_per_sec — one row per evaluation point
  * NaN and infinite values are stored as NULL and read back as NaN.
@@ -46,7 +47,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 1
+#define BL_STORE_SCHEMA_VERSION 2
 
 typedef struct bl_store bl_store;
 
@@ -70,8 +71,9 @@ enum {
 BL_EXPORT int bl_store_open(bl_ctx *ctx, const char *path, bl_store **out);
 
 /* As bl_store_open with BL_STORE_* `flags`. Without BL_STORE_CREATE an absent file is
- * BL_ENOTFOUND ("no results store at 'x'"). With BL_STORE_READONLY an older schema is
- * BL_ESTORE (it would need a migration, which writes). */
+ * BL_ENOTFOUND ("no results store at 'x'"). With BL_STORE_READONLY an older store (schema
+ * version ≥ 1) is read as it is, what its schema lacks reading as not recorded (-1, NaN); a
+ * database without the first layout is BL_ESTORE (it would need a migration, which writes). */
 BL_EXPORT int bl_store_open_flags(bl_ctx *ctx, const char *path, unsigned flags,
                                   bl_store **out);
 
@@ -166,6 +168,7 @@ typedef struct bl_store_run {
     double test_loss, test_accuracy;
     double time_to_target, epochs_to_target;
     int64_t steps_to_target, samples_to_target;
+    int64_t steps_to_target_error;   /* -1 also for runs stored before schema version 2 */
     int64_t diverged_step;
     int64_t max_batch_used;
     int64_t peak_device_bytes;

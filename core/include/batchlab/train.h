@@ -60,7 +60,9 @@ typedef enum {
     BL_RUN_RUNNING = 0,
     BL_RUN_COMPLETED = 1,   /* reached its budget, a target or a stop criterion */
     BL_RUN_FAILED = 2,      /* an error (message in the result) */
-    BL_RUN_DIVERGED = 3,    /* loss or gradient became NaN or infinite */
+    BL_RUN_DIVERGED = 3,    /* loss or gradient became NaN or infinite, the loss grew far
+                               above its start, or the accuracy stayed at chance (see
+                               diverge_loss_factor); the reason is in `error` */
     BL_RUN_INTERRUPTED = 4  /* the user stopped it */
 } bl_run_status;
 
@@ -84,6 +86,31 @@ BL_EXPORT double bl_eval_point_metric(const bl_eval_point *p, bl_metric metric);
  * accuracy (any name containing "accuracy", so names read back from a store or given by a
  * script follow it too), lower for everything else (losses). NULL → false. */
 BL_EXPORT bool bl_metric_name_higher_is_better(const char *name);
+
+/* Where a run first reached a target, read off its evaluation points. The metric is only
+ * known at evaluation points, so the crossing is interpolated linearly, on the metric's scale,
+ * between the last point short of the target and the first point at or past it (in the
+ * target's direction): with f = (target − v_before) / (v_at − v_before), each quantity is
+ * before + f·(at − before); steps and samples are rounded to the nearest integer. The
+ * crossing lies somewhere in that bracket, so `steps_error` is its full width in steps (the
+ * evaluation resolution, not half of it). When the first point is already at the target, the
+ * bracket is [0, its step]: the estimate is that point (step, samples, epoch, wall) and
+ * steps_error is its step. When the point before has no value of the metric (NaN), the
+ * estimate is the point at the target, with the same bracket width. */
+typedef struct bl_target_crossing {
+    int64_t steps, samples;         /* interpolated, rounded */
+    double epochs, wall;            /* interpolated; wall in training seconds */
+    int64_t steps_error;            /* width of the bracket in steps (≥ 0) */
+} bl_target_crossing;
+
+/* The first of points[0 .. count) whose `metric` is at or past `target` (≥ when
+ * higher_better, ≤ otherwise; NaN never is), and the crossing before it as above. Returns true
+ * and fills *out when one is, false (out untouched) when the target is not reached. The one
+ * rule for steps and time to target: the step loop applies it as each point is made, the
+ * report to stored points. */
+BL_EXPORT bool bl_target_crossing_find(const bl_eval_point *points, size_t count,
+                                       bl_metric metric, double target, bool higher_better,
+                                       bl_target_crossing *out);
 
 /* Chooses the next batch (and an LR factor, 1 when untouched) before each step. */
 typedef int (*bl_batch_fn)(void *user, bl_ctx *ctx, const bl_train_state *state,
@@ -152,12 +179,29 @@ typedef struct bl_train_config {
     int gns_chunks;                 /* default 4 */
     double gns_ema;                 /* EMA factor β (default 0.95) */
 
-    /* Target: the first evaluation point where `metric` ≥ (higher_better) or ≤ target. */
+    /* Target: reached at the first evaluation point where `metric` ≥ (higher_better) or ≤
+     * target; the *_to_target figures are interpolated before it (bl_target_crossing_find). */
     bool has_target;
     bl_metric target_metric;
     double target_value;
     bool target_higher_better;
     bool stop_at_target;
+
+    /* Divergence: besides a non-finite loss (always), the run ends as diverged at an
+     * evaluation point when
+     *  - its training loss is more than diverge_loss_factor × the starting loss; both are
+     *    means over whole steps of at least 512 samples (the start: the run's first steps;
+     *    the loss judged: the steps since the last point judged, so with frequent points only
+     *    some are judged, and the noise of small batches never counts); the starting loss is
+     *    for classification at least ln(classes), the loss of a uniform guess, so that a net
+     *    that starts trained is not flagged for noise around a tiny loss; default 3; 0 = off;
+     *  - or, for classification with a validation split, the validation accuracy has been at
+     *    most 1/classes + diverge_chance_margin at diverge_chance_evals consecutive points
+     *    made after the first epoch (points before it do not count: a healthy run may sit at
+     *    chance while it starts); default 3; 0 = off. */
+    double diverge_loss_factor;     /* default 3; 0 = off */
+    int64_t diverge_chance_evals;   /* default 3; 0 = off */
+    double diverge_chance_margin;   /* default 0.02 */
 
     /* Callbacks (all optional). */
     bl_criterion_fn criterion;
@@ -179,16 +223,20 @@ typedef struct bl_run_result {
     bl_run_status status;
     char stopped_by[128];           /* "epochs", "max_steps", "max_seconds", "target", a
                                        criterion's reason, "interrupt", "diverged", "error" */
-    char error[1024];               /* message when failed / diverged */
+    char error[1024];               /* message when failed / diverged (why it diverged) */
     int64_t steps, samples;
     double epochs;                  /* fractional */
     double time, eval_time;         /* seconds */
     bl_eval_point final;            /* the last evaluation point */
     double test_loss, test_accuracy;/* NAN when there is no test split */
-    int64_t diverged_step;          /* -1 unless diverged */
-    /* Target (has_target): NAN / -1 when not reached. */
+    int64_t diverged_step;          /* -1 unless diverged: the step of the non-finite loss, or
+                                       of the evaluation point that showed the divergence */
+    /* Target (has_target): interpolated between evaluation points (bl_target_crossing_find);
+     * NAN / -1 when not reached. steps_to_target_error: the width in steps of the bracket the
+     * crossing lies in (the evaluation resolution), -1 when not reached. */
     double time_to_target, epochs_to_target;
     int64_t steps_to_target, samples_to_target;
+    int64_t steps_to_target_error;
     /* Every evaluation point in order; owned by the result. */
     bl_eval_point *history;
     size_t history_count;

@@ -60,6 +60,14 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       NULL, "TARGET") \
     X("stop_at_target", BL_TYPE_BOOL, "false", "end the run when the target is reached", NAN, \
       NAN, NULL, NULL) \
+    X("diverge_loss_factor", BL_TYPE_NUMBER, "3", \
+      "diverged when the training loss exceeds this × its starting value (0 = off)", 0, INF, \
+      NULL, "X") \
+    X("diverge_chance_evals", BL_TYPE_INT, "3", \
+      "diverged after N evaluations in a row at chance accuracy past epoch 1 (0 = off)", 0, \
+      INF, NULL, "N") \
+    X("diverge_chance_margin", BL_TYPE_NUMBER, "0.02", \
+      "accuracy up to 1/classes + this counts as chance", 0, 1, NULL, "X") \
     X("label", BL_TYPE_STRING, "", "a name shown in progress lines and stored with the run", \
       NAN, NAN, NULL, "TEXT") \
     X("quiet", BL_TYPE_BOOL, "false", "no progress lines", NAN, NAN, NULL, NULL) \
@@ -320,6 +328,9 @@ int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *owner,
     cfg->gns_chunks = (int)bl_config_int(spec, "gns_chunks");
     cfg->gns_ema = bl_config_number(spec, "gns_ema");
     cfg->stop_at_target = bl_config_bool(spec, "stop_at_target");
+    cfg->diverge_loss_factor = bl_config_number(spec, "diverge_loss_factor");
+    cfg->diverge_chance_evals = bl_config_int(spec, "diverge_chance_evals");
+    cfg->diverge_chance_margin = bl_config_number(spec, "diverge_chance_margin");
     int rc = bl_run_spec_parse_eval_every(ctx, bl_config_string(spec, "eval_every"), cfg);
     if (rc == BL_OK)
         rc = bl_run_spec_parse_target(ctx, bl_config_string(spec, "target"), cfg);

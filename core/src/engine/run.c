@@ -37,6 +37,7 @@ static void blank_result(bl_run_result *r)
     r->test_loss = r->test_accuracy = NAN;
     r->time_to_target = r->epochs_to_target = NAN;
     r->steps_to_target = r->samples_to_target = r->diverged_step = -1;
+    r->steps_to_target_error = -1;
     snprintf(r->stopped_by, sizeof r->stopped_by, "error");
 }
 

@@ -24,6 +24,9 @@ bl_train_config bl_train_defaults(void)
     c.gns_chunks = 4;
     c.gns_ema = 0.95;
     c.target_higher_better = true;
+    c.diverge_loss_factor = 3;
+    c.diverge_chance_evals = 3;
+    c.diverge_chance_margin = 0.02;
     return c;
 }
 
@@ -90,7 +93,20 @@ typedef struct run {
     bl_eval_point last;
     bool have_last;
     size_t history_cap;
+
+    /* divergence at evaluation points: the loss of the first steps (the start) and of the
+     * steps since the last point judged (the window), each a sum over samples */
+    double ref_loss_sum, win_loss_sum;
+    int64_t ref_count, win_count;   /* samples */
+    bool ref_done;
+    int64_t win_from;       /* the first step of the window */
+    int64_t chance_run;     /* consecutive points at chance after the first epoch */
+    bool diverged;          /* a point showed divergence (status, step and error are set) */
 } run;
+
+/* The start, and each window judged against it, span at least this many samples, so that
+ * the noise of a few small batches is never taken for divergence (train.h). */
+enum { DIVERGE_SAMPLES = 512 };
 
 static double epoch_progress(const run *r)
 {
@@ -148,8 +164,58 @@ static int append_history(run *r, const bl_eval_point *p)
     return BL_OK;
 }
 
-/* Makes an evaluation point now. Returns 1 when the run should stop (target, criterion),
- * 0 to go on, or an error. */
+/* Whether point p shows divergence (train.h, diverge_loss_factor); if so marks the run
+ * diverged with the reason. */
+static bool check_divergence(run *r, const bl_eval_point *p)
+{
+    const bl_train_config *cfg = r->cfg;
+    bl_run_result *res = r->res;
+    double ref = r->ref_count > 0 ? r->ref_loss_sum / (double)r->ref_count : NAN;
+    /* a net that starts trained has a tiny first loss; for classification nothing below the
+     * loss of a uniform guess, ln(classes), is taken as the start */
+    if (r->classify && isfinite(ref) && ref < log((double)r->info->classes))
+        ref = log((double)r->info->classes);
+    bool why_loss = false;
+    double win = NAN;
+    int64_t win_from = r->win_from;
+    if (r->ref_done && r->win_count >= DIVERGE_SAMPLES) {
+        win = r->win_loss_sum / (double)r->win_count;
+        why_loss = cfg->diverge_loss_factor > 0 && isfinite(ref) && ref > 0 &&
+                   win > cfg->diverge_loss_factor * ref;
+        r->win_loss_sum = 0;
+        r->win_count = 0;
+        r->win_from = p->step + 1;
+    }
+    bool why_chance = false;
+    double chance = r->classify ? 1.0 / (double)r->info->classes : NAN;
+    if (cfg->diverge_chance_evals > 0 && r->classify && p->epoch >= 1 - 1e-9) {
+        if (p->val_accuracy <= chance + cfg->diverge_chance_margin)   /* NaN: not at chance */
+            r->chance_run++;
+        else
+            r->chance_run = 0;
+        why_chance = r->chance_run >= cfg->diverge_chance_evals;
+    }
+    if (!why_loss && !why_chance)
+        return false;
+    r->diverged = true;
+    res->diverged_step = p->step;
+    if (why_loss)
+        snprintf(res->error, sizeof res->error,
+                 "the training loss %.3g (mean over steps %lld-%lld) is more than %g× its "
+                 "starting value %.3g (batch %lld, lr %g)",
+                 win, (long long)win_from, (long long)p->step, cfg->diverge_loss_factor, ref,
+                 (long long)p->batch, p->lr);
+    else
+        snprintf(res->error, sizeof res->error,
+                 "validation accuracy %.3f at chance (1/%lld classes) for %lld evaluations, up "
+                 "to step %lld (batch %lld, lr %g)",
+                 p->val_accuracy, (long long)r->info->classes, (long long)r->chance_run,
+                 (long long)p->step, (long long)p->batch, p->lr);
+    return true;
+}
+
+/* Makes an evaluation point now. Returns 1 when the run should stop (target, criterion,
+ * divergence: r->diverged), 0 to go on, or an error. */
 static int make_point(run *r, const char **stop_reason)
 {
     const bl_train_config *cfg = r->cfg;
@@ -198,16 +264,23 @@ static int make_point(run *r, const char **stop_reason)
     if (cfg->on_point && (rc = cfg->on_point(cfg->point_user, r->ctx, &p)) < 0)
         return rc;
 
+    if (check_divergence(r, &p)) {
+        *stop_reason = "diverged";
+        return 1;
+    }
     bl_run_result *res = r->res;
     if (cfg->has_target && res->steps_to_target < 0) {
-        double v = bl_eval_point_metric(&p, cfg->target_metric);
-        bool reached = cfg->target_higher_better ? v >= cfg->target_value
-                                                 : v <= cfg->target_value;
-        if (reached) {
-            res->time_to_target = p.wall;
-            res->steps_to_target = p.step;
-            res->samples_to_target = p.samples;
-            res->epochs_to_target = p.epoch;
+        /* every point before the previous one is short of the target: the window of the last
+         * two holds the bracket */
+        size_t n = res->history_count, from = n >= 2 ? n - 2 : 0;
+        bl_target_crossing x;
+        if (bl_target_crossing_find(res->history + from, n - from, cfg->target_metric,
+                                    cfg->target_value, cfg->target_higher_better, &x)) {
+            res->time_to_target = x.wall;
+            res->steps_to_target = x.steps;
+            res->samples_to_target = x.samples;
+            res->epochs_to_target = x.epochs;
+            res->steps_to_target_error = x.steps_error;
             if (cfg->stop_at_target) {
                 *stop_reason = "target";
                 return 1;
@@ -386,6 +459,13 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
                         cfg->eval_every);
     if (cfg->eval_batch < 0 || cfg->train_eval_samples < 0)
         return bl_error(ctx, BL_EOPTION, "train: eval_batch and train_eval_samples must be ≥ 0");
+    if (!(cfg->diverge_loss_factor >= 0) || cfg->diverge_chance_evals < 0 ||
+        !(cfg->diverge_chance_margin >= 0 && cfg->diverge_chance_margin <= 1))
+        return bl_error(ctx, BL_EOPTION,
+                        "train: diverge_loss_factor and diverge_chance_evals must be ≥ 0 and "
+                        "diverge_chance_margin in [0, 1], got %g, %lld, %g",
+                        cfg->diverge_loss_factor, (long long)cfg->diverge_chance_evals,
+                        cfg->diverge_chance_margin);
     return bl_optim_validate(ctx, &cfg->optim);
 }
 
@@ -483,6 +563,7 @@ static int setup(run *r)
     r->state.lr = cfg->optim.lr;
     r->state.gns = NAN;
     r->next_eval = cfg->eval_every;
+    r->win_from = 1;
     return BL_OK;
 }
 
@@ -508,7 +589,7 @@ static void init_result(bl_run_result *res)
     res->status = BL_RUN_FAILED;
     res->test_loss = res->test_accuracy = NAN;
     res->time_to_target = res->epochs_to_target = NAN;
-    res->steps_to_target = res->samples_to_target = -1;
+    res->steps_to_target = res->samples_to_target = res->steps_to_target_error = -1;
     res->diverged_step = -1;
     bl_eval_point *f = &res->final;
     f->train_loss = f->train_accuracy = f->val_loss = f->val_accuracy = NAN;
@@ -617,6 +698,13 @@ static int loop(run *r)
         r->state.epoch_progress = epoch_progress(r);
         r->loss_sum += loss_sum;
         r->loss_count += n;
+        if (!r->ref_done) {
+            r->ref_loss_sum += loss_sum;
+            r->ref_count += n;
+            r->ref_done = r->ref_count >= DIVERGE_SAMPLES;
+        }
+        r->win_loss_sum += loss_sum;
+        r->win_count += n;
         if (n > res->max_batch_used)
             res->max_batch_used = n;
         cur = 1 - cur;
@@ -640,8 +728,8 @@ static int loop(run *r)
         if ((rc = make_point(r, &late)) < 0)
             return rc;
     }
-    res->status = BL_RUN_COMPLETED;
-    set_reason(res, stop);
+    res->status = r->diverged ? BL_RUN_DIVERGED : BL_RUN_COMPLETED;
+    set_reason(res, r->diverged ? "diverged" : stop);
     return BL_OK;
 }
 

@@ -118,6 +118,8 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
             set_integer(L, idx, "steps_to_target", r->steps_to_target);
             set_integer(L, idx, "samples_to_target", r->samples_to_target);
             set_number(L, idx, "epochs_to_target", r->epochs_to_target);
+            if (r->steps_to_target_error >= 0)    /* unknown for runs stored before it was */
+                set_integer(L, idx, "steps_to_target_error", r->steps_to_target_error);
         }
     }
 }

@@ -255,13 +255,11 @@ static void choose_target(gather *g, const bl_report_options *o)
         for (size_t i = 0; i < d->run_count; i++) {
             bl__rrun *x = &d->runs[i];
             x->time_to_target = x->steps_to_target = NAN;
-            for (size_t k = 0; k < x->point_count; k++) {
-                double v = bl_eval_point_metric(&x->points[k], o->target_metric);
-                if (isfinite(v) && (higher ? v >= o->target : v <= o->target)) {
-                    x->time_to_target = x->points[k].wall;
-                    x->steps_to_target = (double)x->points[k].step;
-                    break;
-                }
+            bl_target_crossing c;   /* interpolated as the step loop does */
+            if (bl_target_crossing_find(x->points, x->point_count, o->target_metric,
+                                        o->target, higher, &c)) {
+                x->time_to_target = c.wall;
+                x->steps_to_target = (double)c.steps;
             }
         }
         return;

@@ -309,7 +309,9 @@ int bl_store_open_flags(bl_ctx *ctx, const char *path, unsigned flags, bl_store 
     if (exists && (rc = inspect_readonly(ctx, path, &version)) != BL_OK)
         return rc;
     bool readonly = (flags & BL_STORE_READONLY) != 0;
-    if (readonly && version < BL_STORE_SCHEMA_VERSION)
+    /* An older store is read as it is (the readers leave out the columns it lacks); only one
+     * without the first layout cannot be. */
+    if (readonly && version < 1)
         return bl_error(ctx, BL_ESTORE,
                         "results store '%s' has schema version %d and needs a migration to "
                         "version %d, which writes: open it once for writing",
@@ -321,6 +323,7 @@ int bl_store_open_flags(bl_ctx *ctx, const char *path, unsigned flags, bl_store 
         return bl_error(ctx, BL_ENOMEM, "out of memory opening results store '%s'", path);
     }
     s->readonly = readonly;
+    s->version = readonly ? version : BL_STORE_SCHEMA_VERSION;
     if (gethostname(s->host, sizeof s->host - 1) != 0)
         s->host[0] = '\0';
     proc_identity(s->proc_id, sizeof s->proc_id);
@@ -638,7 +641,7 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
                            "val_accuracy = ?, gns = ?, test_loss = ?, test_accuracy = ?, "
                            "time_to_target = ?, steps_to_target = ?, samples_to_target = ?, "
                            "epochs_to_target = ?, diverged_step = ?, max_batch_used = ?, "
-                           "peak_device_bytes = ? WHERE id = ?",
+                           "peak_device_bytes = ?, steps_to_target_error = ? WHERE id = ?",
                            &st);
     if (rc == BL_OK) {
         const bl_eval_point *f = &r->final;
@@ -665,7 +668,8 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
         bind_count(st, 21, r->diverged_step);
         sqlite3_bind_int64(st, 22, r->max_batch_used);
         sqlite3_bind_int64(st, 23, (sqlite3_int64)r->peak_device_bytes);
-        sqlite3_bind_int64(st, 24, run_id);
+        bind_count(st, 24, r->steps_to_target_error);
+        sqlite3_bind_int64(st, 25, run_id);
         rc = step_done(ctx, store, st, "recording the end of a run");
         sqlite3_finalize(st);
         if (rc == BL_OK && sqlite3_changes(store->db) == 0)

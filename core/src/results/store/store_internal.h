@@ -17,6 +17,8 @@ struct bl_store {
     sqlite3 *db;
     char *path;
     bool readonly;
+    int version;            /* the schema version: BL_STORE_SCHEMA_VERSION once writable; a
+                               read-only store may be older (readers leave out what it lacks) */
     char host[256];         /* this process: host name, */
     char proc_id[192];      /* and identity (see bl__store_proc_id); "" when unknown */
 };

@@ -17,8 +17,16 @@ static const char run_columns[] =
     "r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.gns, r.test_loss, "
     "r.test_accuracy, r.time_to_target, r.epochs_to_target, r.steps_to_target, "
     "r.samples_to_target, r.diverged_step, r.max_batch_used, r.peak_device_bytes, "
-    "(SELECT count(*) FROM points p WHERE p.run_id = r.id) "
-    "FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id ";
+    "(SELECT count(*) FROM points p WHERE p.run_id = r.id), ";
+static const char run_from[] = " FROM runs r LEFT JOIN experiments e ON e.id = r.experiment_id ";
+
+/* The SELECT of run_columns for this store, then `rest` (a read-only store may be older than
+ * this batchlab: what its schema lacks reads as NULL). */
+static void run_select(const bl_store *s, char *sql, size_t cap, const char *rest)
+{
+    snprintf(sql, cap, "%s%s%s%s", run_columns,
+             s->version >= 2 ? "r.steps_to_target_error" : "NULL", run_from, rest);
+}
 
 static const char *col_text(sqlite3_stmt *st, int i)
 {
@@ -84,6 +92,7 @@ static void read_run(sqlite3_stmt *st, bl_store_run *r)
     r->max_batch_used = col_count(st, 32);
     r->peak_device_bytes = col_count(st, 33);
     r->point_count = sqlite3_column_int64(st, 34);
+    r->steps_to_target_error = col_count(st, 35);
 }
 
 /* Steps `st` (bound by the caller) and calls fn for each run; *count = runs seen. */
@@ -116,9 +125,9 @@ int bl_store_list_runs(bl_ctx *ctx, bl_store *store, const char *experiment, bl_
     int rc;
     if (experiment && (rc = bl_store_find_experiment(ctx, store, experiment, &exp_id)) != BL_OK)
         return rc;
-    char sql[sizeof run_columns + 64];
-    snprintf(sql, sizeof sql, "%s%s ORDER BY r.id", run_columns,
-             experiment ? "WHERE r.experiment_id = ?" : "");
+    char sql[sizeof run_columns + sizeof run_from + 128];
+    run_select(store, sql, sizeof sql,
+               experiment ? "WHERE r.experiment_id = ? ORDER BY r.id" : " ORDER BY r.id");
     sqlite3_stmt *st;
     if ((rc = bl__store_prepare(ctx, store, sql, &st)) != BL_OK)
         return rc;
@@ -132,8 +141,8 @@ int bl_store_get_run(bl_ctx *ctx, bl_store *store, int64_t run_id, bl_store_run_
 {
     if (!store || !fn)
         return bl_error(ctx, BL_EINVAL, "bl_store_get_run: NULL argument");
-    char sql[sizeof run_columns + 64];
-    snprintf(sql, sizeof sql, "%sWHERE r.id = ?", run_columns);
+    char sql[sizeof run_columns + sizeof run_from + 128];
+    run_select(store, sql, sizeof sql, "WHERE r.id = ?");
     sqlite3_stmt *st;
     int rc = bl__store_prepare(ctx, store, sql, &st);
     if (rc != BL_OK)
@@ -263,6 +272,7 @@ static int load_run(void *user, const bl_store_run *r)
     o->epochs_to_target = r->epochs_to_target;
     o->steps_to_target = r->steps_to_target;
     o->samples_to_target = r->samples_to_target;
+    o->steps_to_target_error = r->steps_to_target_error;
     o->max_batch_used = r->max_batch_used < 0 ? 0 : r->max_batch_used;
     o->peak_device_bytes = r->peak_device_bytes < 0 ? 0 : (size_t)r->peak_device_bytes;
     /* The final point when the run has none stored: what the row says. */

@@ -74,6 +74,9 @@ static const char *const migrations[] = {
     "  gns             REAL,"
     "  samples_per_sec REAL);"
     "CREATE INDEX points_run ON points (run_id, id);",
+    /* 1 → 2: the evaluation resolution of steps_to_target (steps_to_target and
+     * samples_to_target are interpolated between points since this version). */
+    "ALTER TABLE runs ADD COLUMN steps_to_target_error INTEGER;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
