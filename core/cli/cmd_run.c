@@ -22,7 +22,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "build_config.h"
 #include "batchlab/store.h"
 #include "cli.h"
 #include "cmd_run.h"
@@ -91,7 +90,7 @@ static void add_dir(luaL_Buffer *b, const char *dir, size_t len)
     }
 }
 
-/* package.path = script dir; BATCHLAB_PATH dirs; build scripts; installed scripts; default. */
+/* package.path = script dir; BATCHLAB_PATH dirs; this libbatchlab's Lua library; default. */
 static void set_path(lua_State *L, const char *script)
 {
     luaL_Buffer b;
@@ -112,8 +111,8 @@ static void set_path(lua_State *L, const char *script)
         add_dir(&b, env, len);
         env = colon ? colon + 1 : NULL;
     }
-    add_dir(&b, BATCHLAB_BUILD_SCRIPT_DIR, strlen(BATCHLAB_BUILD_SCRIPT_DIR));
-    add_dir(&b, BATCHLAB_INSTALL_SCRIPT_DIR, strlen(BATCHLAB_INSTALL_SCRIPT_DIR));
+    const char *lib = bl_lua_script_dir();         /* the install's, or the source tree's */
+    add_dir(&b, lib, strlen(lib));
     lua_getfield(L, pkg, "path");                    /* [package, buf..., old] */
     luaL_addvalue(&b);
     luaL_pushresult(&b);                             /* [package, path] */

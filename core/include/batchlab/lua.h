@@ -50,8 +50,17 @@ BL_EXPORT void bl_lua_set_threads(lua_State *L, int threads);
 BL_EXPORT void bl_lua_set_tensorboard(lua_State *L, const char *dir);
 
 /* The results store every run records in (batchlab run --db FILE), as if each bl.train had
- * `db = path`; NULL = none (runs record only when they ask). */
+ * `db = path`; NULL = none (runs record only when they ask). Until the host calls this (a
+ * stock lua5.4), $BATCHLAB_DB is that store when it is set, as in `batchlab run`. */
 BL_EXPORT void bl_lua_set_db(lua_State *L, const char *path);
+
+/* The folder of the Lua library that belongs to this libbatchlab (the one holding
+ * batchlab/schedules.lua): <prefix>/share/batchlab/lua beside an installed library, wherever
+ * the install tree was moved, or the source tree's scripts/ for a library in the build tree.
+ * `require "batchlab"` adds it to package.path (unless already there); a host that wants
+ * `require "batchlab.schedules"` to work before that adds it itself. A static string, never
+ * NULL. */
+BL_EXPORT const char *bl_lua_script_dir(void);
 
 /* True when the last run ended because of the interrupt flag. */
 BL_EXPORT bool bl_lua_interrupted(lua_State *L);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/paths.h"
 #include "batchlab/version.h"
 #include "lua/lbl.h"
 
@@ -238,8 +239,34 @@ static const luaL_Reg module_funcs[] = {
     {"find_max_batch", bl__lua_find_max_batch},
     {NULL, NULL}};
 
+const char *bl_lua_script_dir(void)
+{
+    return bl__script_dir();
+}
+
+/* Adds "<dir>/?.lua;<dir>/?/init.lua;" in front of package.path unless it is there already
+ * (a host such as `batchlab run` may have placed it after the user's folders), so that
+ * `require "batchlab.schedules"` finds the library that belongs to this libbatchlab. */
+static void add_script_path(lua_State *L)
+{
+    if (lua_getglobal(L, "package") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    const char *dir = bl__script_dir();
+    lua_getfield(L, -1, "path");                     /* [package, path] */
+    const char *path = lua_tostring(L, -1);
+    lua_pushfstring(L, "%s/?.lua;", dir);            /* [package, path, entry] */
+    if (!path || !strstr(path, lua_tostring(L, -1))) {
+        lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, path ? path : "");
+        lua_setfield(L, -4, "path");
+    }
+    lua_pop(L, 3);
+}
+
 int luaopen_batchlab(lua_State *L)
 {
+    add_script_path(L);
     lbl_state *st = bl__lua_state(L);
     bl_ctx_set_log(st->ctx, log_to_stderr, st);
     bl__lua_open_dataset(L);

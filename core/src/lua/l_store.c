@@ -2,8 +2,9 @@
  *
  * A run is recorded when its bl.train table has `db = "FILE"`, `experiment = "NAME"` or
  * `resume = true`, or when the host set a store (bl_lua_set_db: `batchlab run` always does,
- * with --db FILE, $BATCHLAB_DB or ./batchlab.db, unless --no-db); `db = false` turns it off. The file is `db`, else the host's, else $BATCHLAB_DB, else
- * batchlab.db. The run's row is written when it starts, each evaluation point as it is made,
+ * with --db FILE, $BATCHLAB_DB or ./batchlab.db, unless --no-db), or when the host never set
+ * one and $BATCHLAB_DB is set (a stock lua5.4); `db = false` turns it off. The file is `db`,
+ * else the host's, else $BATCHLAB_DB, else batchlab.db. The run's row is written when it starts, each evaluation point as it is made,
  * and its result at the end — also when it fails, diverges or is interrupted. bl.sweep records
  * each run in the experiment named after the sweep.
  *
@@ -16,14 +17,16 @@
  * The configuration is the bl.train table as JSON, keys sorted: every key except label,
  * quiet, threads, on_point, tensorboard, db, experiment and resume; a dataset or model as
  * {name, options} (options with their defaults), a scheduler as {scheduler, options}, and
- * the optimizer as bl.train resolved it (all its fields, defaults included). A Lua function cannot be compared, so it is written as
- * "function" and the run's label is added to the configuration: such a run resumes only
- * under the same label (a sweep's label names its parameters).
+ * the optimizer as bl.train resolved it (all its fields, defaults included). A Lua function
+ * is written as its identity, "function <file>:<line> #<hash>" (a hash of its stripped
+ * bytecode and its upvalues' values; see put_function), and the run's label is added to the
+ * configuration: such a run resumes only under the same label and the same function.
  *
  * The run table gets `db`, `experiment` (when given) and `run_id`. Recording itself is the
  * core's store output (batchlab/run.h): the start, each point and the end — also when the
  * run fails, diverges or is interrupted. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,13 +41,29 @@
 
 /* ---- host default ----------------------------------------------------------------------- */
 
+/* The registry field is nil until the host calls bl_lua_set_db, then the file or false. */
 void bl_lua_set_db(lua_State *L, const char *path)
 {
     if (path && *path)
         lua_pushstring(L, path);
     else
-        lua_pushnil(L);
+        lua_pushboolean(L, 0);
     lua_setfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY);
+}
+
+/* The store every run records in unless its table says otherwise: the host's (bl_lua_set_db),
+ * or — when the host never chose, as under a stock lua5.4 — $BATCHLAB_DB when set, as in
+ * `batchlab run`. NULL = none. Pushes nothing. */
+static const char *host_db(lua_State *L)
+{
+    int t = lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY);
+    const char *path = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* anchored there */
+    lua_pop(L, 1);
+    if (t == LUA_TNIL) {
+        const char *env = getenv("BATCHLAB_DB");
+        path = env && *env ? env : NULL;
+    }
+    return path;
 }
 
 /* ---- the configuration as JSON ----------------------------------------------------------- */
@@ -185,6 +204,123 @@ static void put_optim(jw *w, const bl_optim_config *o)
     free(json);
 }
 
+/* ---- a function's identity ----------------------------------------------------------------
+ *
+ * A function is written as "function <file>:<line> #<hash>": where it was defined (for the
+ * reader) and a 64-bit FNV-1a hash of its bytecode (lua_dump, debug information stripped) and
+ * of its upvalues, so two functions that can behave differently never match, while the same
+ * function in a rerun of the same script does. Upvalues are hashed by value: numbers (integer
+ * and float told apart), strings and booleans as they are; a table by its keys and values
+ * (order-independent); a Lua function by its own identity; C functions, userdata and threads
+ * by their type only. `_ENV` is left out (the globals are the whole program), recursion stops
+ * at IDENT_DEPTH and after IDENT_BUDGET values. Nothing here raises or calls a metamethod. */
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME 0x100000001b3ull
+#define IDENT_DEPTH 8
+#define IDENT_BUDGET 100000
+
+typedef struct ident {
+    size_t budget;           /* values left to visit */
+} ident;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ c[i]) * FNV_PRIME;
+    return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+    return fnv(h, s, strlen(s) + 1);
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+    uint64_t *h = ud;
+    *h = fnv(*h, p, n);
+    return 0;
+}
+
+static uint64_t hash_value(lua_State *L, int idx, int depth, ident *id);
+
+static uint64_t hash_function(lua_State *L, int idx, int depth, ident *id)
+{
+    uint64_t h = fnv_str(FNV_OFFSET, "function");
+    if (lua_iscfunction(L, idx))
+        return fnv_str(h, "C");
+    lua_pushvalue(L, idx);                          /* [f] */
+    lua_dump(L, dump_writer, &h, 1);
+    lua_pop(L, 1);
+    for (int i = 1;; i++) {
+        const char *name = lua_getupvalue(L, idx, i); /* [up] */
+        if (!name)
+            break;
+        h = fnv_str(h, name);
+        if (strcmp(name, "_ENV") != 0)
+            h = fnv(h, &(uint64_t){hash_value(L, lua_gettop(L), depth + 1, id)},
+                    sizeof(uint64_t));
+        lua_pop(L, 1);
+    }
+    return h;
+}
+
+static uint64_t hash_value(lua_State *L, int idx, int depth, ident *id)
+{
+    int t = lua_type(L, idx);
+    uint64_t h = fnv(FNV_OFFSET, &t, sizeof t);
+    if (depth > IDENT_DEPTH || id->budget == 0)
+        return fnv_str(h, "(deep)");
+    id->budget--;
+    switch (t) {
+    case LUA_TBOOLEAN: return fnv_str(h, lua_toboolean(L, idx) ? "true" : "false");
+    case LUA_TNUMBER: {
+        char num[48];
+        if (lua_isinteger(L, idx))
+            snprintf(num, sizeof num, "i%lld", (long long)lua_tointeger(L, idx));
+        else
+            snprintf(num, sizeof num, "f%.17g", (double)lua_tonumber(L, idx));
+        return fnv_str(h, num);
+    }
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        return fnv(h, s, len);
+    }
+    case LUA_TFUNCTION: return hash_function(L, idx, depth, id);
+    case LUA_TTABLE: {
+        uint64_t sum = 0;                           /* order-independent */
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {                  /* [k, v] */
+            int top = lua_gettop(L);
+            uint64_t k = hash_value(L, top - 1, depth + 1, id);
+            uint64_t v = hash_value(L, top, depth + 1, id);
+            sum += fnv(k, &v, sizeof v);
+            lua_pop(L, 1);
+        }
+        return fnv(h, &sum, sizeof sum);
+    }
+    default: return h;                              /* nil, userdata, threads: the type */
+    }
+}
+
+static void put_function(jw *w, lua_State *L, int idx)
+{
+    ident id = {IDENT_BUDGET};
+    uint64_t h = hash_function(L, idx, 0, &id);
+    lua_Debug ar;
+    lua_pushvalue(L, idx);
+    lua_getinfo(L, ">S", &ar);
+    const char *src = ar.short_src;
+    const char *slash = strrchr(src, '/');
+    char text[LUA_IDSIZE + 64];
+    snprintf(text, sizeof text, "function %s:%d #%016llx", slash ? slash + 1 : src,
+             ar.linedefined, (unsigned long long)h);
+    put_string(w, text, strlen(text));
+    w->has_function = true;
+}
+
 /* A value of the configuration; never raises (no metamethods are called). */
 static void put_value(jw *w, lua_State *L, int idx, int depth)
 {
@@ -250,9 +386,10 @@ static void put_value(jw *w, lua_State *L, int idx, int depth)
             return;
         }
         break;
+    case LUA_TFUNCTION: put_function(w, L, idx); return;
     default: break;
     }
-    /* functions, threads, other userdata: not comparable */
+    /* threads, other userdata: not comparable */
     w->has_function = true;
     puts_(w, "\"");
     puts_(w, luaL_typename(L, idx));
@@ -314,8 +451,8 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     bool resume = bl_config_bool(j->spec, "resume");            /* checked by the run spec */
     const char *experiment = et == LUA_TSTRING ? lua_tostring(L, top + 2) : NULL;
     const char *path = dbt == LUA_TSTRING ? lua_tostring(L, top + 1) : NULL;
-    if (!path && lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY) == LUA_TSTRING)
-        path = lua_tostring(L, -1);                             /* [.., host default] */
+    if (!path)
+        path = host_db(L);
     if (!path && !experiment && !resume) {
         lua_settop(L, top);
         return false;
@@ -388,7 +525,7 @@ void bl__lua_store_sweep(lua_State *L, int sweep, int ci, const char *name)
                               field_is(L, ci, "db", LUA_TSTRING) ||
                               field_is(L, ci, "experiment", LUA_TSTRING) ||
                               field_is(L, ci, "resume", LUA_TBOOLEAN) ||
-                              lua_getfield(L, LUA_REGISTRYINDEX, DEFAULT_DB_KEY) == LUA_TSTRING);
+                              host_db(L) != NULL);
     lua_settop(L, top + 2);
     if (off || dbt == LUA_TSTRING) {                            /* the sweep's db for each run */
         if (lua_getfield(L, ci, "db") == LUA_TNIL) {

@@ -14,7 +14,7 @@
 #include "batchlab/device_backend.h"
 #include "batchlab/plugin.h"
 #include "base/grow.h"
-#include "build_config.h"
+#include "base/paths.h"
 #include "plugin/plugin_internal.h"
 
 typedef struct reg_entry {
@@ -88,10 +88,11 @@ int bl_registry_new(bl_ctx *ctx, bl_registry **out)
         rc = add_dir(reg, env, len);
         env = colon ? colon + 1 : NULL;
     }
+    /* Then this libbatchlab's own plugin folder: the install's, or the build tree's when the
+     * library runs from there (base/paths.c). */
+    const char *own = bl__plugin_dir();
     if (rc == BL_OK)
-        rc = add_dir(reg, BATCHLAB_BUILD_PLUGIN_DIR, strlen(BATCHLAB_BUILD_PLUGIN_DIR));
-    if (rc == BL_OK)
-        rc = add_dir(reg, BATCHLAB_INSTALL_PLUGIN_DIR, strlen(BATCHLAB_INSTALL_PLUGIN_DIR));
+        rc = add_dir(reg, own, strlen(own));
     if (rc) {
         bl_registry_free(reg);
         return bl_error(ctx, BL_ENOMEM, "out of memory creating the plugin registry");
