@@ -59,10 +59,13 @@ static void locate(void)
     int n = snprintf(plugin_dir, sizeof plugin_dir, "%s/%s", self,
                      BATCHLAB_LIBDIR_TO_PLUGIN_DIR);
     if (n > 0 && (size_t)n < sizeof plugin_dir && is_dir(plugin_dir)) {
-        n = snprintf(script_dir, sizeof script_dir, "%s/%s", self,
-                     BATCHLAB_LIBDIR_TO_SCRIPT_DIR);
-        if (n > 0 && (size_t)n < sizeof script_dir)
+        char rel[PATH_MAX];
+        n = snprintf(rel, sizeof rel, "%s/%s", self, BATCHLAB_LIBDIR_TO_SCRIPT_DIR);
+        if (n > 0 && (size_t)n < sizeof rel) {
+            if (!realpath(rel, script_dir))                 /* "lib/../share" → "share" */
+                memcpy(script_dir, rel, (size_t)n + 1);
             return;
+        }
     }
     if (realpath(BATCHLAB_BUILD_DIR, root) && is_under(self, root)) {
         snprintf(plugin_dir, sizeof plugin_dir, "%s", BATCHLAB_BUILD_PLUGIN_DIR);
