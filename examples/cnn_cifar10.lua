@@ -12,7 +12,8 @@
 --
 -- Takes about 5–10 minutes per epoch on 2 CPU cores with all 45,000 training images (2
 -- epochs by default: expect roughly 50–60 % test accuracy); give a sample limit to try it
--- faster, e.g. 10000 (about 1–2 minutes per epoch). A GPU build runs it with device "cuda".
+-- faster, e.g. 10000 (about 1–2 minutes per epoch). device "cuda" needs a CUDA backend
+-- (libbatchlab-cuda.so), which does not ship yet.
 --
 -- Run:   batchlab run examples/cnn_cifar10.lua [cifar-10-batches-bin dir] [epochs] [limit] [device]
 

@@ -7,6 +7,7 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,13 +411,17 @@ int cmd_export(int argc, char **argv)
         }
     }
     if (status == CLI_OK && output) {
-        /* A temporary file in the same directory, renamed over FILE at the end. */
-        size_t n = strlen(output) + 16;
+        /* A temporary file in the same directory, renamed over FILE at the end; created
+         * 0666 less the umask like `report -o` (mkstemp would make it 0600). */
+        size_t n = strlen(output) + 48;
         tmp = malloc(n);
         int fd = -1;
-        if (tmp) {
-            snprintf(tmp, n, "%s.tmp.XXXXXX", output);
-            fd = mkstemp(tmp);
+        errno = 0;
+        for (int attempt = 0; tmp && fd < 0 && attempt < 100; attempt++) {
+            snprintf(tmp, n, "%s.tmp.%ld.%d", output, (long)getpid(), attempt);
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+            if (fd < 0 && errno != EEXIST)
+                break;
         }
         if (fd < 0 || !(x.out = fdopen(fd, "w"))) {
             cli_error("cannot write '%s': %s", output, strerror(errno ? errno : ENOMEM));

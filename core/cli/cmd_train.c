@@ -325,7 +325,8 @@ int bl_cli_find_batch(int argc, char **argv)
     fc.seed = a.common.seed;
     bl_find_batch_result res;
     int rc = bl_find_max_batch(ctx, &fc, &res);
-    printf("%8s  %-6s  %12s  %8s\n", "batch", "fits", "memory", "seconds");
+    if (res.trial_count > 0)   /* an error before any trial is printed alone */
+        printf("%8s  %-6s  %12s  %8s\n", "batch", "fits", "memory", "seconds");
     for (int i = 0; i < res.trial_count; i++) {
         const bl_find_trial *t = &res.trials[i];
         printf("%8lld  %-6s  %9.1f MB  %8.3f\n", (long long)t->batch, t->fits ? "yes" : "no",

@@ -17,7 +17,9 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
 /* The settings, once: X(name, type, default, help, min, max, choices, metavar). The table of
  * bl_run_setting and the bl_option array for bl_config_validate are both made from it. */
 #define RUN_SETTINGS(X) \
-    X("device", BL_TYPE_STRING, "cpu", "the device: cpu, cuda, cuda:N", NAN, NAN, NULL, "NAME") \
+    X("device", BL_TYPE_STRING, "cpu", \
+      "the device: cpu, or NAME[:N] (libbatchlab-NAME.so; none ships yet)", NAN, NAN, NULL, \
+      "NAME") \
     X("seed", BL_TYPE_INT, "1", "seed of weights, shuffling and dropout", 0, INF, NULL, "N") \
     X("epochs", BL_TYPE_NUMBER, "0", "budget in epochs, may be fractional (0 = no limit)", 0, \
       INF, NULL, "X") \
