@@ -42,4 +42,19 @@ expect_out "status completed steps 5"
 case "$OUT$ERR" in *"$BATCHLAB_SOURCE_DIR/scripts"*) fail "the source tree's scripts are used" ;; esac
 run "$BIN" run --no-db -e 'print(package.path)'
 case "$OUT" in *"$BATCHLAB_SOURCE_DIR/scripts"*) fail "package.path has the source tree" ;; esac
+
+# a stock lua5.4 with the installed module finds the moved install's library too
+LUA54=$(command -v lua5.4 || true)
+if [ -n "$LUA54" ] && ! ldd "$BIN" 2>/dev/null | grep -q libasan; then
+    run env -u LUA_PATH -u LUA_PATH_5_4 "$LUA54" -e "
+package.cpath = '$(echo "$P2"/lib*/lua/5.4)/?.so;' .. package.cpath
+local bl = require 'batchlab'
+require 'batchlab.schedules'
+print('stock ' .. package.searchpath('batchlab.schedules', package.path))
+for _, p in ipairs(bl.plugins()) do print('plugin ' .. p.file) end"
+    expect_status 0
+    expect_out "stock $P2/share/batchlab/lua/batchlab/schedules.lua"
+    expect_out "plugin $PLUGDIR/bl_synthetic.so"
+    expect_no_out "$BATCHLAB_BUILD_DIR/plugins"
+fi
 echo "install.sh: all checks passed"

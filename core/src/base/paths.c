@@ -51,9 +51,9 @@ static void locate(void)
         use_configured();
         return;
     }
-    *slash = '\0';                               /* self = the library's directory */
     if (slash == self)
-        self[0] = '/', self[1] = '\0';
+        slash++;                                 /* a library in "/": keep the "/" */
+    *slash = '\0';                               /* self = the library's directory */
     /* The install layout next to the library wins: an install tree placed anywhere (even
      * inside the build folder) is itself. */
     int n = snprintf(plugin_dir, sizeof plugin_dir, "%s/%s", self,

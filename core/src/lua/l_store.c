@@ -213,7 +213,9 @@ static void put_optim(jw *w, const bl_optim_config *o)
  * and float told apart), strings and booleans as they are; a table by its keys and values
  * (order-independent); a Lua function by its own identity; C functions, userdata and threads
  * by their type only. `_ENV` is left out (the globals are the whole program), recursion stops
- * at IDENT_DEPTH and after IDENT_BUDGET values. Nothing here raises or calls a metamethod. */
+ * at IDENT_DEPTH and after IDENT_BUDGET values (past the budget, which values were seen depends
+ * on table order, so such a function may not resume; it never matches a different one).
+ * Nothing here raises or calls a metamethod. */
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
 #define IDENT_DEPTH 8
@@ -270,7 +272,7 @@ static uint64_t hash_value(lua_State *L, int idx, int depth, ident *id)
 {
     int t = lua_type(L, idx);
     uint64_t h = fnv(FNV_OFFSET, &t, sizeof t);
-    if (depth > IDENT_DEPTH || id->budget == 0)
+    if (depth > IDENT_DEPTH || id->budget == 0 || !lua_checkstack(L, 4))
         return fnv_str(h, "(deep)");
     id->budget--;
     switch (t) {
