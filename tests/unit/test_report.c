@@ -354,6 +354,7 @@ static void add_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const char *label
     bl_eval_point hist[12];
     bl_run_result res = {.status = status, .diverged_step = -1, .steps_to_target = -1,
                          .samples_to_target = -1, .time_to_target = NAN,
+                         .wall_time_to_target = NAN, .step_time_median = NAN,
                          .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = 0.8};
     for (int i = 0; i < 12; i++) {
         int64_t step = (int64_t)((i + 1) * target / 8);
@@ -542,7 +543,8 @@ static void test_report_long_run(void **state)
                          .final = h[N - 1], .steps = N, .diverged_step = -1,
                          .steps_to_target = -1, .samples_to_target = -1,
                          .time_to_target = NAN, .epochs_to_target = NAN, .test_loss = NAN,
-                         .test_accuracy = NAN};
+                         .test_accuracy = NAN, .wall_time_to_target = NAN,
+                         .step_time_median = NAN};
     BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));   /* all points, one commit */
     free(h);
     char *buf = NULL;

@@ -102,6 +102,10 @@ typedef struct run {
     int64_t win_from;       /* the first step of the window */
     int64_t chance_run;     /* consecutive points at chance after the first epoch */
     bool diverged;          /* a point showed divergence (status, step and error are set) */
+
+    /* the robust per-step time: the last steps' times and the batch last asked for */
+    bl__step_times step_times;
+    int64_t last_asked;
 } run;
 
 /* The start, and each window judged against it, span at least this many samples, so that
@@ -276,7 +280,8 @@ static int make_point(run *r, const char **stop_reason)
         bl_target_crossing x;
         if (bl_target_crossing_find(res->history + from, n - from, cfg->target_metric,
                                     cfg->target_value, cfg->target_higher_better, &x)) {
-            res->time_to_target = x.wall;
+            /* time_to_target (steps × the median step time) is set when the run ends */
+            res->wall_time_to_target = x.wall;
             res->steps_to_target = x.steps;
             res->samples_to_target = x.samples;
             res->epochs_to_target = x.epochs;
@@ -557,6 +562,8 @@ static int setup(run *r)
                               use_prefetch_thread(cfg, r->dev))) != BL_OK)
         return rc;
     r->loader_open = true;
+    if ((rc = bl__step_times_reserve(ctx, &r->step_times, BL__STEP_TIMES_KEPT)) != BL_OK)
+        return rc;
 
     r->state.train_size = r->n_train;
     r->state.batch = cfg->batch > 0 ? cfg->batch : 0;
@@ -581,6 +588,7 @@ static void teardown(run *r)
     free(r->eval_idx);
     free(r->eval_x_host);
     free(r->eval_y_host);
+    bl__step_times_release(&r->step_times);
 }
 
 static void init_result(bl_run_result *res)
@@ -588,7 +596,8 @@ static void init_result(bl_run_result *res)
     memset(res, 0, sizeof *res);
     res->status = BL_RUN_FAILED;
     res->test_loss = res->test_accuracy = NAN;
-    res->time_to_target = res->epochs_to_target = NAN;
+    res->time_to_target = res->wall_time_to_target = res->epochs_to_target = NAN;
+    res->step_time_median = NAN;
     res->steps_to_target = res->samples_to_target = res->steps_to_target_error = -1;
     res->diverged_step = -1;
     bl_eval_point *f = &res->final;
@@ -708,7 +717,10 @@ static int loop(run *r)
         if (n > res->max_batch_used)
             res->max_batch_used = n;
         cur = 1 - cur;
-        r->train_time += bl__now() - t0;
+        double dt = bl__now() - t0;
+        r->train_time += dt;
+        bl__step_times_push(&r->step_times, dt, n);
+        r->last_asked = B;
         r->state.wall = r->train_time;
 
         if (cfg->on_progress)
@@ -731,6 +743,21 @@ static int loop(run *r)
     res->status = r->diverged ? BL_RUN_DIVERGED : BL_RUN_COMPLETED;
     set_reason(res, r->diverged ? "diverged" : stop);
     return BL_OK;
+}
+
+/* step_time_median and the robust time_to_target (train.h): the median over the kept steps
+ * of the batch last asked for (all kept steps when none of them was that full batch: every
+ * step was an epoch's partial rest), times the interpolated steps to target. */
+static void set_robust_time(run *r)
+{
+    bl_run_result *res = r->res;
+    double m = bl__step_times_median(&r->step_times, r->last_asked);
+    if (isnan(m))
+        m = bl__step_times_median(&r->step_times, 0);
+    res->step_time_median = m;
+    if (res->steps_to_target >= 0)
+        res->time_to_target = isnan(m) ? res->wall_time_to_target
+                                        : (double)res->steps_to_target * m;
 }
 
 int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
@@ -780,6 +807,7 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     result->samples = r.state.samples;
     result->epochs = (double)r.epoch + (double)r.pos / (double)r.n_train;
     result->time = r.train_time;
+    set_robust_time(&r);
     result->eval_time = r.eval_time;
     if (r.have_last)
         result->final = r.last;
