@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batchlab/run_spec.h"
 #include "testutil.h"
 
 /* ---- malloc counting (the executable's definitions interpose libc's for the whole process);
@@ -520,6 +521,65 @@ static void robust_time_ignores_slow_steps(void **state)
     bl_dataset_close(ds);
 }
 
+/* Points before the first point at the target (the crossing's history). */
+static int points_before_target(const bl_run_result *r, double target)
+{
+    int n = 0;
+    while ((size_t)n < r->history_count && !(r->history[n].val_accuracy >= target))
+        n++;
+    return n;
+}
+
+/* eval_every = "auto" (BL_EVAL_AUTO): a sweep of batch sizes 16 … 1024 gets at least 4 points
+ * before the target at every batch size, with points at steps 1, 2, …, 8, then growing by
+ * 1/8; the default cadence (every epoch) gives the small batches none. */
+static void auto_cadence_gives_every_batch_points(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, "task=blobs samples=4400 dim=8 classes=3 noise=1.0 seed=3 "
+                                  "validation=200 test=200");
+    for (int64_t b = 16; b <= 1024; b *= 2) {
+        for (int autoc = 0; autoc < 2; autoc++) {
+            bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+            bl_train_config c = base_config(net, ds);
+            c.batch = b;
+            c.optim.lr = 0.01;
+            c.epochs = 200;
+            c.skip_test = true;
+            c.train_eval_samples = 0;
+            if (autoc)
+                BL_ASSERT_OK(f->ctx, bl_run_spec_parse_eval_every(f->ctx, "auto", &c));
+            c.has_target = true;
+            c.target_metric = BL_METRIC_VAL_ACCURACY;
+            c.target_value = 0.85;
+            c.stop_at_target = true;
+            bl_run_result r;
+            BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+            assert_int_equal(r.status, BL_RUN_COMPLETED);
+            assert_true(r.steps_to_target > 0);
+            int before = points_before_target(&r, 0.85);
+            if (autoc) {
+                if (before < 4)
+                    fail_msg("batch %lld: %d points before the target (step %lld)",
+                             (long long)b, before, (long long)r.steps_to_target);
+                /* the cadence: 1, 2, …, 8, then ⌈s·9/8⌉ */
+                assert_int_equal(r.history[0].step, 1);
+                for (size_t i = 0; i + 1 < r.history_count; i++) {
+                    int64_t s = r.history[i].step, want = (s * 9 + 7) / 8;
+                    assert_int_equal(r.history[i + 1].step, want > s + 1 ? want : s + 1);
+                }
+                /* the resolution follows the steps: the bracket is within 1/8 of them + 1 */
+                assert_true(r.steps_to_target_error <= r.steps_to_target / 8 + 1);
+            } else if (b == 16) {
+                assert_true(before < 4);   /* what "auto" is for */
+            }
+            bl_run_result_free(&r);
+            bl_net_free(net);
+        }
+    }
+    bl_dataset_close(ds);
+}
+
 static void changing_batch_and_lr_rules(void **state)
 {
     fixture *f = *state;
@@ -687,6 +747,7 @@ int main(void)
         cmocka_unit_test(gns_matches_analytic_value),
         cmocka_unit_test(target_is_timed_and_stops),
         cmocka_unit_test(robust_time_ignores_slow_steps),
+        cmocka_unit_test(auto_cadence_gives_every_batch_points),
         cmocka_unit_test(changing_batch_and_lr_rules),
         cmocka_unit_test(bad_configs_are_rejected),
         cmocka_unit_test(step_loop_allocates_nothing),

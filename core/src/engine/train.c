@@ -305,6 +305,15 @@ static int make_point(run *r, const char **stop_reason)
     return 0;
 }
 
+/* The point after `at`, in the unit of cfg->eval_unit (BL_EVAL_AUTO: train.h). */
+static double next_auto_point(const bl_train_config *cfg, double at)
+{
+    if (cfg->eval_unit != BL_EVAL_AUTO)
+        return at + cfg->eval_every;
+    double grown = ceil(at * (1 + 1 / cfg->eval_every) - 1e-9);
+    return grown > at + 1 ? grown : at + 1;
+}
+
 /* Whether an evaluation point is due after the step just done. */
 static bool eval_due(run *r)
 {
@@ -312,12 +321,13 @@ static bool eval_due(run *r)
     switch (r->cfg->eval_unit) {
     case BL_EVAL_STEPS: now = (double)r->state.step; break;
     case BL_EVAL_SAMPLES: now = (double)r->state.samples; break;
+    case BL_EVAL_AUTO: now = (double)r->state.step; break;
     default: now = epoch_progress(r); break;
     }
     if (now + 1e-9 < r->next_eval)
         return false;
     while (r->next_eval <= now + 1e-9)
-        r->next_eval += r->cfg->eval_every;
+        r->next_eval = next_auto_point(r->cfg, r->next_eval);
     return true;
 }
 
@@ -459,6 +469,9 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     if (!(cfg->gns_ema >= 0 && cfg->gns_ema < 1))
         return bl_error(ctx, BL_EOPTION, "train: gns_ema must be in [0, 1), got %g",
                         cfg->gns_ema);
+    if ((unsigned)cfg->eval_unit > BL_EVAL_AUTO)
+        return bl_error(ctx, BL_EOPTION, "train: eval_unit must be epochs, steps, samples or "
+                        "auto");
     if (!(cfg->eval_every > 0))
         return bl_error(ctx, BL_EOPTION, "train: eval_every must be > 0, got %g",
                         cfg->eval_every);
@@ -569,7 +582,7 @@ static int setup(run *r)
     r->state.batch = cfg->batch > 0 ? cfg->batch : 0;
     r->state.lr = cfg->optim.lr;
     r->state.gns = NAN;
-    r->next_eval = cfg->eval_every;
+    r->next_eval = cfg->eval_unit == BL_EVAL_AUTO ? 1 : cfg->eval_every;
     r->win_from = 1;
     return BL_OK;
 }
