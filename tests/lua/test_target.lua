@@ -65,6 +65,24 @@ T.test("interpolated between evaluation points", function()
   T.truthy(r.steps_to_target_error == 5)
 end)
 
+T.test("eval_every = \"auto\" and {auto = n}: every step to step n, then 1/n further", function()
+  for _, form in ipairs { { "auto", 8 }, { { auto = 4 }, 4 } } do
+    local r = bl.train(T.cfg(data, model, { epochs = 3, eval_every = form[1], batch = 16,
+      optimizer = bl.optim.sgd { lr = 0.01 }, target = { metric = "val_accuracy", at_least = 0.9 } }))
+    local n, want = form[2], 1
+    for i, p in ipairs(r.history) do
+      if i < #r.history then    -- the last may be the end of the run
+        T.eq(p.step, want, "point " .. i)
+        want = math.max(want + 1, math.ceil(want * (1 + 1 / n) - 1e-9))
+      end
+    end
+    T.truthy(#r.history > n, "dense points")
+    check_reached(r)
+  end
+  T.raises(function() bl.train(T.cfg(data, model, { epochs = 1, eval_every = "often" })) end,
+    "eval_every")
+end)
+
 T.test("full form and stop_at_target", function()
   local r = bl.train(T.cfg(data, model, { epochs = 10, stop_at_target = true,
     target = { metric = "train_accuracy", at_least = 0.5 } }))
