@@ -248,8 +248,7 @@ int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text, bl_train_config 
     double v;
     if (!parse_number(num, &v) || !(v > 0))
         return bl_error(ctx, BL_EOPTION, "eval_every must be > 0 (X epochs, steps=N, samples=N, "
-                        "auto=N), "
-                        "got '%s'", text);
+                        "auto=N), got '%s'", text);
     cfg->eval_unit = unit;
     cfg->eval_every = v;
     return BL_OK;

@@ -305,8 +305,9 @@ static int make_point(run *r, const char **stop_reason)
     return 0;
 }
 
-/* The point after `at`, in the unit of cfg->eval_unit (BL_EVAL_AUTO: train.h). */
-static double next_auto_point(const bl_train_config *cfg, double at)
+/* The point after `at`, in the unit of cfg->eval_unit: eval_every later, or for BL_EVAL_AUTO
+ * the next step of the growing cadence (train.h). */
+static double next_point(const bl_train_config *cfg, double at)
 {
     if (cfg->eval_unit != BL_EVAL_AUTO)
         return at + cfg->eval_every;
@@ -327,7 +328,7 @@ static bool eval_due(run *r)
     if (now + 1e-9 < r->next_eval)
         return false;
     while (r->next_eval <= now + 1e-9)
-        r->next_eval = next_auto_point(r->cfg, r->next_eval);
+        r->next_eval = next_point(r->cfg, r->next_eval);
     return true;
 }
 
