@@ -89,6 +89,9 @@ expect_out '"lr": 0.4'
 expect_out '"hidden": ['
 expect_out "history (3 points):"
 expect_out "steps to target    20 ± 10"      # interpolated, ± the evaluation resolution
+expect_out "time to target     2.5"          # steps × the median step time
+expect_out "wall to target     2.75"
+expect_out "median step (s)    0.125"
 for h in STEP SAMPLES EPOCH WALL BATCH LR TRAIN_LOSS TRAIN_ACC VAL_LOSS VAL_ACC GNS SAMPLES/S; do
     expect_out "$h"
 done
