@@ -64,7 +64,8 @@ static const char *const run_number_names[] = {
     "run_steps", "run_samples", "run_epochs", "run_time", "run_eval_time", "final_train_loss",
     "final_train_accuracy", "final_val_loss", "final_val_accuracy", "final_gns", "test_loss",
     "test_accuracy", "time_to_target", "steps_to_target", "steps_to_target_error",
-    "samples_to_target", "epochs_to_target", "diverged_step", "max_batch_used"};
+    "samples_to_target", "epochs_to_target", "diverged_step", "max_batch_used",
+    "wall_time_to_target", "step_time_median"};
 #define N_RUN_NUMBERS (sizeof run_number_names / sizeof run_number_names[0])
 static const char *const point_names[] = {"step", "samples", "epoch", "wall", "batch", "lr",
                                           "train_loss", "train_accuracy", "val_loss",
@@ -147,7 +148,8 @@ static int collect_run(void *user, const bl_store_run *r)
         r->train_loss, r->train_accuracy, r->val_loss, r->val_accuracy, r->gns, r->test_loss,
         r->test_accuracy, r->time_to_target, count_or_nan(r->steps_to_target),
         count_or_nan(r->steps_to_target_error), count_or_nan(r->samples_to_target),
-        r->epochs_to_target, count_or_nan(r->diverged_step), count_or_nan(r->max_batch_used)};
+        r->epochs_to_target, count_or_nan(r->diverged_step), count_or_nan(r->max_batch_used),
+        r->wall_time_to_target, r->step_time_median};
     memcpy(o->numbers, d, sizeof d);
     /* A configuration that does not parse gives no cfg. columns (it is shown by 'show'). */
     if (bl_json_flatten(NULL, r->config_json, collect_leaf, o) == BL_ENOMEM)

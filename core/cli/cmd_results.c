@@ -285,7 +285,9 @@ static int print_run(void *user, const bl_store_run *r)
     field_num("test loss", r->test_loss);
     field_num("test accuracy", r->test_accuracy);
     field_num("gns", r->gns);
-    field_num("time to target", r->time_to_target);
+    field_num("time to target", r->time_to_target);     /* steps × the median step time */
+    field_num("wall to target", r->wall_time_to_target);
+    field_num("median step (s)", r->step_time_median);
     if (r->steps_to_target >= 0 && r->steps_to_target_error >= 0) {
         /* interpolated; the error is the gap between the evaluations around the crossing */
         snprintf(buf, sizeof buf, "%lld ± %lld", (long long)r->steps_to_target,

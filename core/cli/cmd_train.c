@@ -154,7 +154,11 @@ static void print_result(const bl_run_result *r)
         printf("target reached at step %lld", (long long)r->steps_to_target);
         if (r->steps_to_target_error >= 0)    /* unknown for a run resumed from an old store */
             printf(" (± %lld, between evaluations)", (long long)r->steps_to_target_error);
-        printf(", epoch %.2f, after %.2fs\n", r->epochs_to_target, r->time_to_target);
+        printf(", epoch %.2f, after %.2fs", r->epochs_to_target, r->time_to_target);
+        if (!isnan(r->step_time_median))  /* time_to_target is steps × the median step */
+            printf(" (median step %.3gs; wall %.2fs)", r->step_time_median,
+                   r->wall_time_to_target);
+        printf("\n");
     }
 }
 

@@ -7,9 +7,10 @@
 -- `runs` is a list of run result tables (what `bl.train` returns, or `sweep.runs`; a sweep
 -- object with a `runs` field is accepted too). A **column** is either a name or a table:
 --
---  * a name of a known column: batch, status, stopped_by, time_to_target, steps_to_target,
---    epochs_to_target, samples_to_target, val_accuracy, val_loss, train_loss, train_accuracy,
---    test_accuracy, test_loss, time, steps, epochs, samples, lr, seed, gns, samples_per_sec,
+--  * a name of a known column: batch, status, stopped_by, time_to_target (steps × the median
+--    step time), wall_time_to_target, step_time_median, steps_to_target, epochs_to_target,
+--    samples_to_target, val_accuracy, val_loss, train_loss, train_accuracy, test_accuracy,
+--    test_loss, time, steps, epochs, samples, lr, seed, gns, samples_per_sec,
 --    max_batch_used. Known columns look in the places a run keeps them (`run.final.val_accuracy`,
 --    `run.final.test_accuracy`, `run.params.batch` or `run.batch`, ...).
 --  * any other name: looked up as `row[name]`, then `row.params[name]`, then
@@ -110,6 +111,8 @@ local KNOWN = {
   status = { title = "status", kind = "string" },
   stopped_by = { title = "stopped by", kind = "string" },
   time_to_target = { title = "time→target", kind = "seconds" },
+  wall_time_to_target = { title = "wall→target", kind = "seconds" },
+  step_time_median = { title = "step (s)", kind = "%.3g" },
   steps_to_target = { title = "steps→target", kind = "count" },
   samples_to_target = { title = "samples→target", kind = "count" },
   epochs_to_target = { title = "epochs→target", kind = "%.2f" },

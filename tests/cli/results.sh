@@ -89,6 +89,9 @@ expect_out '"lr": 0.4'
 expect_out '"hidden": ['
 expect_out "history (3 points):"
 expect_out "steps to target    20 ± 10"      # interpolated, ± the evaluation resolution
+expect_out "time to target     2.5"          # steps × the median step time
+expect_out "wall to target     2.75"
+expect_out "median step (s)    0.125"
 for h in STEP SAMPLES EPOCH WALL BATCH LR TRAIN_LOSS TRAIN_ACC VAL_LOSS VAL_ACC GNS SAMPLES/S; do
     expect_out "$h"
 done
@@ -127,6 +130,7 @@ assert r["train_accuracy"] == "" and r["gns"] == ""      # NaN -> NULL -> empty
 assert r["final_val_accuracy"] == rows[5]["val_accuracy"]
 assert r["time_to_target"] == "2.5" and r["test_accuracy"] == ""
 assert r["steps_to_target"] == "20" and r["steps_to_target_error"] == "10", r
+assert r["wall_time_to_target"] == "2.75" and r["step_time_median"] == "0.125", r
 loose = rows[6]
 assert loose["experiment"] == "" and loose["cfg.lr"] == "0.01" and loose["cfg.optimizer.lr"] == ""
 assert "cfg.epochs" in rows[0] and rows[0]["cfg.epochs"] == "3"

@@ -14,6 +14,7 @@ expect_status 0
 expect_out "status completed (epochs)"
 expect_out "run 1 in $DB"
 expect_out "target reached"
+expect_out "(median step "                       # time to target = steps × the median step
 ls "$SCRATCH"/tb/mlp-b50-seed1/events.out.tfevents.* >/dev/null 2>&1 || fail "no event file"
 
 run "$BATCHLAB" runs --db "$DB"

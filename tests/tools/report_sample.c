@@ -46,6 +46,7 @@ static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const sample *s)
         return -1;
     bl_run_result res = {.status = s->status, .diverged_step = -1, .steps_to_target = -1,
                          .samples_to_target = -1, .time_to_target = NAN,
+                         .wall_time_to_target = NAN, .step_time_median = NAN,
                          .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
     bl_eval_point hist[MAX_POINTS];
     double wall = 0;
@@ -75,7 +76,7 @@ static int make_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const sample *s)
         if (acc >= 0.85 && res.steps_to_target < 0 && s->status == BL_RUN_COMPLETED) {
             res.steps_to_target = step;
             res.samples_to_target = samples;
-            res.time_to_target = wall;
+            res.time_to_target = res.wall_time_to_target = wall;
             res.epochs_to_target = p.epoch;
         }
         if (bl_store_add_point(ctx, st, run, &p))

@@ -121,7 +121,9 @@ bl_run_result finished(bl_run_status status, size_t n)
     r.test_loss = 0.3;
     r.test_accuracy = NAN;
     r.diverged_step = -1;
-    r.time_to_target = 2.5;
+    r.time_to_target = 2.5;         /* 20 steps × 0.125 s */
+    r.step_time_median = 0.125;
+    r.wall_time_to_target = 2.75;
     r.epochs_to_target = 2;
     r.steps_to_target = 20;
     r.steps_to_target_error = 10;

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "batchlab/run_spec.h"
 #include "testutil.h"
 
 /* ---- malloc counting (the executable's definitions interpose libc's for the whole process);
@@ -326,7 +328,9 @@ static void target_is_interpolated(void **state)
     assert_int_equal(r.steps_to_target, llround(a->step + frac * (double)(b->step - a->step)));
     assert_int_equal(r.samples_to_target,
                      llround((double)a->samples + frac * (double)(b->samples - a->samples)));
-    assert_true(fabs(r.time_to_target - (a->wall + frac * (b->wall - a->wall))) < 1e-12);
+    assert_true(fabs(r.wall_time_to_target - (a->wall + frac * (b->wall - a->wall))) < 1e-12);
+    assert_true(r.step_time_median > 0);
+    assert_true(r.time_to_target == (double)r.steps_to_target * r.step_time_median);
     assert_true(fabs(r.epochs_to_target - (a->epoch + frac * (b->epoch - a->epoch))) < 1e-12);
     assert_int_equal(r.steps_to_target_error, 10);
     assert_true(r.steps_to_target > a->step && r.steps_to_target <= b->step);
@@ -446,7 +450,8 @@ static void target_is_timed_and_stops(void **state)
     assert_string_equal(r.stopped_by, "target");
     assert_true(r.steps_to_target > 0 && r.steps_to_target == r.steps);
     assert_true(r.samples_to_target == r.samples);
-    assert_true(r.time_to_target > 0 && r.time_to_target <= r.time + 1e-9);
+    assert_true(r.wall_time_to_target > 0 && r.wall_time_to_target <= r.time + 1e-9);
+    assert_true(r.time_to_target == (double)r.steps_to_target * r.step_time_median);
     assert_true(r.final.val_accuracy >= 0.7);
     assert_true(r.epochs < 20);
     bl_run_result_free(&r);
@@ -467,6 +472,112 @@ static int grow_batch(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t 
     *batch = 8 << (s->step / 5 < 4 ? s->step / 5 : 4);
     *lr_factor = 0.5;
     return BL_OK;
+}
+
+/* A batch source that sleeps 40 ms at every fifth step: another process slowing the machine
+ * now and then, inside the timed step. */
+static int slow_now_and_then(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *batch,
+                             double *lr_factor)
+{
+    (void)user;
+    (void)ctx;
+    *batch = 32;
+    *lr_factor = 1;
+    if (s->step % 5 == 4)
+        nanosleep(&(struct timespec){.tv_nsec = 40000000}, NULL);
+    return BL_OK;
+}
+
+/* time_to_target = steps_to_target × the median step time: slow steps move the wall time to
+ * target (kept as wall_time_to_target), not the robust one. */
+static void robust_time_ignores_slow_steps(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_train_config c = base_config(net, ds);
+    c.batch = 32;
+    c.batch_fn = slow_now_and_then;
+    c.max_batch = 32;
+    c.optim.lr = 0.001;
+    c.epochs = 20;
+    c.eval_unit = BL_EVAL_STEPS;
+    c.eval_every = 5;
+    c.has_target = true;
+    c.target_metric = BL_METRIC_VAL_ACCURACY;
+    c.target_value = 0.8;
+    c.stop_at_target = true;
+    bl_run_result r;
+    BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+    assert_int_equal(r.status, BL_RUN_COMPLETED);
+    assert_true(r.steps_to_target >= 10);
+    /* a step of this tiny net takes well under a millisecond; a fifth of them 40 ms */
+    assert_true(r.step_time_median > 0 && r.step_time_median < 0.005);
+    assert_true(r.time_to_target == (double)r.steps_to_target * r.step_time_median);
+    assert_true(r.wall_time_to_target >= 0.04 * (double)(r.steps_to_target / 5 - 1));
+    assert_true(r.time_to_target < 0.2 * r.wall_time_to_target);
+    bl_run_result_free(&r);
+    bl_net_free(net);
+    bl_dataset_close(ds);
+}
+
+/* Points before the first point at the target (the crossing's history). */
+static int points_before_target(const bl_run_result *r, double target)
+{
+    int n = 0;
+    while ((size_t)n < r->history_count && !(r->history[n].val_accuracy >= target))
+        n++;
+    return n;
+}
+
+/* eval_every = "auto" (BL_EVAL_AUTO): a sweep of batch sizes 16 … 1024 gets at least 4 points
+ * before the target at every batch size, with points at steps 1, 2, …, 8, then growing by
+ * 1/8; the default cadence (every epoch) gives the small batches none. */
+static void auto_cadence_gives_every_batch_points(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, "task=blobs samples=4400 dim=8 classes=3 noise=1.0 seed=3 "
+                                  "validation=200 test=200");
+    for (int64_t b = 16; b <= 1024; b *= 2) {
+        for (int autoc = 0; autoc < 2; autoc++) {
+            bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+            bl_train_config c = base_config(net, ds);
+            c.batch = b;
+            c.optim.lr = 0.01;
+            c.epochs = 200;
+            c.skip_test = true;
+            c.train_eval_samples = 0;
+            if (autoc)
+                BL_ASSERT_OK(f->ctx, bl_run_spec_parse_eval_every(f->ctx, "auto", &c));
+            c.has_target = true;
+            c.target_metric = BL_METRIC_VAL_ACCURACY;
+            c.target_value = 0.85;
+            c.stop_at_target = true;
+            bl_run_result r;
+            BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
+            assert_int_equal(r.status, BL_RUN_COMPLETED);
+            assert_true(r.steps_to_target > 0);
+            int before = points_before_target(&r, 0.85);
+            if (autoc) {
+                if (before < 4)
+                    fail_msg("batch %lld: %d points before the target (step %lld)",
+                             (long long)b, before, (long long)r.steps_to_target);
+                /* the cadence: 1, 2, …, 8, then ⌈s·9/8⌉ */
+                assert_int_equal(r.history[0].step, 1);
+                for (size_t i = 0; i + 1 < r.history_count; i++) {
+                    int64_t s = r.history[i].step, want = (s * 9 + 7) / 8;
+                    assert_int_equal(r.history[i + 1].step, want > s + 1 ? want : s + 1);
+                }
+                /* the resolution follows the steps: the bracket is within 1/8 of them + 1 */
+                assert_true(r.steps_to_target_error <= r.steps_to_target / 8 + 1);
+            } else if (b == 16) {
+                assert_true(before < 4);   /* what "auto" is for */
+            }
+            bl_run_result_free(&r);
+            bl_net_free(net);
+        }
+    }
+    bl_dataset_close(ds);
 }
 
 static void changing_batch_and_lr_rules(void **state)
@@ -635,6 +746,8 @@ int main(void)
         cmocka_unit_test(accumulation_equals_full_batch),
         cmocka_unit_test(gns_matches_analytic_value),
         cmocka_unit_test(target_is_timed_and_stops),
+        cmocka_unit_test(robust_time_ignores_slow_steps),
+        cmocka_unit_test(auto_cadence_gives_every_batch_points),
         cmocka_unit_test(changing_batch_and_lr_rules),
         cmocka_unit_test(bad_configs_are_rejected),
         cmocka_unit_test(step_loop_allocates_nothing),

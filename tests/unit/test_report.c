@@ -354,6 +354,7 @@ static void add_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const char *label
     bl_eval_point hist[12];
     bl_run_result res = {.status = status, .diverged_step = -1, .steps_to_target = -1,
                          .samples_to_target = -1, .time_to_target = NAN,
+                         .wall_time_to_target = NAN, .step_time_median = NAN,
                          .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = 0.8};
     for (int i = 0; i < 12; i++) {
         int64_t step = (int64_t)((i + 1) * target / 8);
@@ -479,6 +480,70 @@ static void test_report_from_store(void **state)
     bl_store_close(st);
 }
 
+/* A run of batch b whose points reach val_accuracy 0.85 at step `hit` (linearly), with the
+ * wall clock running `wall_per_step` per step and a median step time `median`. */
+static void add_timed_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, int b, int64_t hit,
+                          double wall_per_step, double median)
+{
+    char cfg[128], label[32];
+    snprintf(cfg, sizeof cfg, "{\"batch\":%d,\"optimizer\":{\"name\":\"sgd\",\"lr\":0.05}}", b);
+    snprintf(label, sizeof label, "b%d", b);
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, exp_id, label, cfg, 1, &run));
+    bl_eval_point hist[4];
+    for (int i = 0; i < 4; i++) {
+        int64_t step = hit * (i + 1) / 2;                   /* hit/2, hit, 3hit/2, 2hit */
+        hist[i] = (bl_eval_point){.step = step, .samples = step * b, .epoch = step * b / 5e4,
+                                  .wall = (double)step * wall_per_step, .batch = b, .lr = 0.05,
+                                  .train_loss = 1, .train_accuracy = NAN, .val_loss = 1,
+                                  .val_accuracy = 0.85 * (double)step / (double)hit,
+                                  .gns = NAN, .samples_per_sec = NAN};
+        BL_ASSERT_OK(ctx, bl_store_add_point(ctx, st, run, &hist[i]));
+    }
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .diverged_step = -1, .history = hist,
+                         .history_count = 4, .final = hist[3], .steps = hist[3].step,
+                         .time = hist[3].wall, .steps_to_target = hit,
+                         .samples_to_target = hit * b, .steps_to_target_error = hit / 2,
+                         .time_to_target = (double)hit * median, .step_time_median = median,
+                         .wall_time_to_target = (double)hit * wall_per_step,
+                         .epochs_to_target = hist[1].epoch, .test_loss = NAN,
+                         .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));
+}
+
+/* The report ranks by the robust time to target (steps × median step time), also under a
+ * target of its own: batch 64 had a noisy machine (its wall clock ran 1 s a step) but takes
+ * 1 ms a step, so its 1000 steps (1 s) beat batch 128's 600 steps of 10 ms (6 s), though by the
+ * wall clock (1000 s against 6 s) batch 128 would win. */
+static void test_report_uses_robust_time(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("robust.db");
+    bl_store *st;
+    int64_t exp;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "robust", &exp));
+    add_timed_run(ctx, st, exp, 64, 1000, 1.0, 0.001);
+    add_timed_run(ctx, st, exp, 128, 600, 0.01, 0.01);
+    for (int own = 0; own < 2; own++) {
+        bl_report_options o = bl_report_defaults();
+        o.experiment = "robust";
+        if (own) {                      /* the report's own target: recomputed from points */
+            o.has_target = true;
+            o.target = 0.85;
+        }
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        BL_ASSERT_OK(ctx, bl_report_write(ctx, st, &o, f));
+        fclose(f);
+        if (!bl_test_contains(buf, "Recommended batch size: <strong>64</strong>"))
+            fail_msg("own target %d: not batch 64", own);
+        free(buf);
+    }
+    bl_store_close(st);
+}
+
 static void test_report_errors(void **state)
 {
     bl_ctx *ctx = *state;
@@ -542,7 +607,8 @@ static void test_report_long_run(void **state)
                          .final = h[N - 1], .steps = N, .diverged_step = -1,
                          .steps_to_target = -1, .samples_to_target = -1,
                          .time_to_target = NAN, .epochs_to_target = NAN, .test_loss = NAN,
-                         .test_accuracy = NAN};
+                         .test_accuracy = NAN, .wall_time_to_target = NAN,
+                         .step_time_median = NAN};
     BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));   /* all points, one commit */
     free(h);
     char *buf = NULL;
@@ -572,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_escape),
         cmocka_unit_test(test_chart),
         cmocka_unit_test(test_report_from_store),
+        cmocka_unit_test(test_report_uses_robust_time),
         cmocka_unit_test(test_report_errors),
         cmocka_unit_test(test_report_long_run),
     };

@@ -47,6 +47,17 @@ static void test_validation(void **state)
                   validate_fails(ctx, "lr_scaling=lineer"));
     BL_ASSERT_ERR(ctx, BL_EOPTION, "integer", validate_fails(ctx, "batch=2.5"));
     BL_ASSERT_ERR(ctx, BL_EOPTION, "eval_every", validate_fails(ctx, "eval_every=stepz=3"));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "eval_every", validate_fails(ctx, "eval_every=auto=0"));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "eval_every", validate_fails(ctx, "eval_every=autos"));
+    {   /* the adaptive cadence: "auto" is N = 8, "auto=N" any N > 0 */
+        bl_train_config a = bl_train_defaults();
+        BL_ASSERT_OK(ctx, bl_run_spec_parse_eval_every(ctx, "auto", &a));
+        assert_int_equal(a.eval_unit, BL_EVAL_AUTO);
+        assert_true(a.eval_every == 8);
+        BL_ASSERT_OK(ctx, bl_run_spec_parse_eval_every(ctx, "auto=4", &a));
+        assert_int_equal(a.eval_unit, BL_EVAL_AUTO);
+        assert_true(a.eval_every == 4);
+    }
     BL_ASSERT_ERR(ctx, BL_EOPTION, "val_accuracy", validate_fails(ctx, "target=val_acc>=0.5"));
 
     bl_config *spec = validated(ctx, "epochs=2 eval_every=steps=50 target=val_loss<=0.3 "

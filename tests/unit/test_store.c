@@ -248,7 +248,7 @@ static void test_refuses_newer_store(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
     bl_store_close(s);
     raw_exec(path, "PRAGMA user_version = 7;");
-    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 2");
+    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 3");
     assert_true(bl_test_contains(bl_errmsg(ctx), bl_version()));
     /* The run it had is still there, still "running": nothing marked it. */
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
@@ -270,6 +270,8 @@ static void test_version_1_store_still_opens(void **state)
     bl_store_close(s);
     /* what version 1 wrote: no such column */
     raw_exec(path, "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
+                   "ALTER TABLE runs DROP COLUMN step_time_median;"
+                   "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
                    "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
                    "PRAGMA user_version = 1;");
 
@@ -297,6 +299,59 @@ static void test_version_1_store_still_opens(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run2, &r));
     BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
     assert_int_equal(v.last.steps_to_target_error, 10);
+    bl_store_close(s);
+    free(r.history);
+}
+
+/* A store of schema version 2 (before step_time_median and wall_time_to_target) keeps
+ * opening: read-only as it is, its time_to_target (then the wall time) read as the wall time
+ * too and no median; for writing migrated the same way, and new runs keep all three. */
+static void test_version_2_store_still_opens(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *path = fresh_path("v2.db");
+    bl_store *s;
+    int64_t exp, run;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, s, "old", &exp));
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
+    bl_run_result r = finished(BL_RUN_COMPLETED, 3);
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run, &r));
+    bl_store_close(s);
+    raw_exec(path, "ALTER TABLE runs DROP COLUMN step_time_median;"
+                   "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
+                   "UPDATE runs SET time_to_target = 2.75;"
+                   "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                   "PRAGMA user_version = 2;");
+
+    seen_runs v;
+    memset(&v, 0, sizeof v);
+    BL_ASSERT_OK(ctx, bl_store_open_flags(ctx, path, BL_STORE_READONLY, &s));
+    BL_ASSERT_OK(ctx, bl_store_list_runs(ctx, s, "old", see_run, &v));
+    assert_int_equal(v.n, 1);
+    assert_true(isnan(v.last.step_time_median));
+    assert_true(v.last.time_to_target == 2.75 && v.last.wall_time_to_target == 2.75);
+    assert_int_equal(v.last.steps_to_target_error, 10);
+    bl_run_result back;
+    BL_ASSERT_OK(ctx, bl_store_load_result(ctx, s, run, &back, NULL));
+    assert_true(isnan(back.step_time_median));
+    assert_true(back.time_to_target == 2.75 && back.wall_time_to_target == 2.75);
+    bl_run_result_free(&back);
+    bl_store_close(s);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), BL_STORE_SCHEMA_VERSION);
+    memset(&v, 0, sizeof v);
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run, see_run, &v));
+    assert_true(isnan(v.last.step_time_median));
+    assert_true(v.last.time_to_target == 2.75 && v.last.wall_time_to_target == 2.75);
+    int64_t run2;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r2", "{}", 1, &run2));
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run2, &r));
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
+    assert_true(v.last.step_time_median == 0.125);
+    assert_true(v.last.time_to_target == 2.5 && v.last.wall_time_to_target == 2.75);
     bl_store_close(s);
     free(r.history);
 }
@@ -379,6 +434,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refuses_foreign_database),
         cmocka_unit_test(test_refuses_newer_store),
         cmocka_unit_test(test_version_1_store_still_opens),
+        cmocka_unit_test(test_version_2_store_still_opens),
         cmocka_unit_test(test_bad_paths),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);

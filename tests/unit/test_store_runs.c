@@ -170,6 +170,7 @@ static void test_run_life_and_load(void **state)
     assert_int_equal(v.last.seed, 3);
     assert_int_equal(v.last.steps, 40);
     assert_true(v.last.time_to_target == 2.5);
+    assert_true(v.last.step_time_median == 0.125 && v.last.wall_time_to_target == 2.75);
     assert_true(isnan(v.last.test_accuracy));
     assert_int_equal(v.last.diverged_step, -1);
     assert_int_equal(v.last.steps_to_target, 20);
@@ -195,6 +196,7 @@ static void test_run_life_and_load(void **state)
     assert_true(back.time == r.time && back.eval_time == r.eval_time);
     assert_true(back.test_loss == 0.3 && isnan(back.test_accuracy));
     assert_true(back.time_to_target == 2.5 && back.epochs_to_target == 2);
+    assert_true(back.step_time_median == 0.125 && back.wall_time_to_target == 2.75);
     assert_int_equal(back.samples_to_target, 640);
     assert_int_equal(back.steps_to_target, 20);
     assert_int_equal(back.steps_to_target_error, 10);

@@ -14,7 +14,8 @@
  * Composite settings have a text form that every front end shares:
  *   lr_scaling   "none" | "linear" | "sqrt"            (rule; base_batch, warmup_* apart)
  *   lr_schedule  "constant" | "step" | "cosine" | "linear"  (lr_gamma, lr_milestones apart)
- *   eval_every   "X" (epochs) | "steps=N" | "samples=N" | "epochs=X"
+ *   eval_every   "X" (epochs) | "steps=N" | "samples=N" | "epochs=X" | "auto" | "auto=N"
+ *                (BL_EVAL_AUTO, batchlab/train.h; "auto" is N = 8)
  *   target       "" (none) | "X" (val_accuracy ≥ X) | "METRIC>=X" | "METRIC<=X" | "METRIC=X"
  *                (METRIC=X: at least for accuracies, at most for losses)
  */

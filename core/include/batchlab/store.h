@@ -8,7 +8,8 @@
  *                (canonical, see batchlab/json.h), config_hash, seed, status, stopped_by,
  *                error, started, ended (ISO-8601 UTC), host, pid, pid_start, batchlab_version,
  *                and the final metrics (steps … max_batch_used, peak_device_bytes,
- *                steps_to_target_error since schema version 2)
+ *                steps_to_target_error since schema version 2, step_time_median and
+ *                wall_time_to_target since version 3)
  *   points       run_id, step, samples, epoch, wall, batch, lr, train_loss, train_accuracy,
  *                val_loss, val_accuracy, gns, samples_per_sec — one row per evaluation point
  * NaN and infinite values are stored as NULL and read back as NaN.
@@ -47,7 +48,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 2
+#define BL_STORE_SCHEMA_VERSION 3
 
 typedef struct bl_store bl_store;
 
@@ -169,6 +170,9 @@ typedef struct bl_store_run {
     double time_to_target, epochs_to_target;
     int64_t steps_to_target, samples_to_target;
     int64_t steps_to_target_error;   /* -1 also for runs stored before schema version 2 */
+    /* Since schema version 3 (bl_run_result). Runs stored before: step_time_median NAN, and
+     * time_to_target and wall_time_to_target both the wall time (what time_to_target was). */
+    double step_time_median, wall_time_to_target;
     int64_t diverged_step;
     int64_t max_batch_used;
     int64_t peak_device_bytes;

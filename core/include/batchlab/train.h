@@ -8,7 +8,11 @@
  * computes (bl_prefetch_mode).
  *
  * Time is split: `time` counts training (data wait, forward, backward, update, schedule
- * calls); `eval_time` counts evaluation. Time-to-target uses training time.
+ * calls); `eval_time` counts evaluation. Each step's training time is kept (the last 4096
+ * steps, in a ring sized before the loop), and the run reports their median as
+ * step_time_median. time_to_target is steps_to_target × step_time_median, a figure that does
+ * not follow machine noise (a step slowed by another process moves the mean, not the median);
+ * the raw training wall time to the target is wall_time_to_target.
  */
 #ifndef BATCHLAB_TRAIN_H
 #define BATCHLAB_TRAIN_H
@@ -43,7 +47,15 @@ typedef enum {
 typedef enum {
     BL_EVAL_EPOCHS = 0,  /* every eval_every epochs (and at the end) */
     BL_EVAL_STEPS = 1,   /* every eval_every steps */
-    BL_EVAL_SAMPLES = 2  /* every eval_every training samples */
+    BL_EVAL_SAMPLES = 2, /* every eval_every training samples */
+    /* A cadence that adapts to the run ("auto"): points after steps s_1 = 1 and
+     * s_{k+1} = max(s_k + 1, ⌈s_k · (1 + 1/N)⌉) with N = eval_every (default 8): every step up
+     * to step N, then each point about 1/N further than the one before. Whatever the batch
+     * size, a target first met at step S is bracketed within about S/N steps (a relative
+     * resolution of 1/N), and a run gets about N·(1 + ln(S/N)) points before it — every
+     * point before S when S ≤ N. Points grow logarithmically with the run's length: a run of
+     * 10 000 steps gets about 65 with N = 8. */
+    BL_EVAL_AUTO = 3
 } bl_eval_unit;
 
 /* Whether a second thread gathers the next batch while a step computes. It pays only when a
@@ -164,7 +176,7 @@ typedef struct bl_train_config {
 
     /* Evaluation. */
     bl_eval_unit eval_unit;         /* default: every epoch */
-    double eval_every;              /* in eval_unit (default 1) */
+    double eval_every;              /* in eval_unit (default 1); BL_EVAL_AUTO: N above */
     int64_t eval_batch;             /* batch for evaluation (default 0: the largest training
                                        chunk, at least 256; see batchlab/run_spec.h) */
     int64_t train_eval_samples;     /* fixed training subset for train accuracy (default 2000;
@@ -231,10 +243,20 @@ typedef struct bl_run_result {
     double test_loss, test_accuracy;/* NAN when there is no test split */
     int64_t diverged_step;          /* -1 unless diverged: the step of the non-finite loss, or
                                        of the evaluation point that showed the divergence */
+    /* Robust per-step time, seconds: the median training time of a step (data wait, forward,
+     * backward, update, as `time` counts) over the last 4096 steps of the batch size last
+     * asked for (the final batch of a run whose batch changes; an epoch's partial last batch
+     * is a different size and does not count, unless no full step was kept); NAN when no step
+     * ran. */
+    double step_time_median;
     /* Target (has_target): interpolated between evaluation points (bl_target_crossing_find);
      * NAN / -1 when not reached. steps_to_target_error: the width in steps of the bracket the
-     * crossing lies in (the evaluation resolution), -1 when not reached. */
-    double time_to_target, epochs_to_target;
+     * crossing lies in (the evaluation resolution), -1 when not reached.
+     * time_to_target = steps_to_target × step_time_median (the robust time: what sweeps,
+     * recommendations and reports compare); wall_time_to_target: the training wall time at
+     * the crossing, interpolated like the steps (follows machine noise). When no step time
+     * is known time_to_target is the wall time. */
+    double time_to_target, wall_time_to_target, epochs_to_target;
     int64_t steps_to_target, samples_to_target;
     int64_t steps_to_target_error;
     /* Every evaluation point in order; owned by the result. */

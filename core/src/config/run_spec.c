@@ -42,7 +42,8 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
     X("lr_schedule", BL_TYPE_STRING, "constant", "LR schedule: constant, step, cosine, linear", \
       NAN, NAN, schedule_choices, "KIND") \
     X("eval_every", BL_TYPE_STRING, "1", \
-      "evaluation cadence: X epochs, steps=N, samples=N or epochs=X", NAN, NAN, NULL, "WHEN") \
+      "evaluation cadence: X epochs, steps=N, samples=N, epochs=X, or auto (auto=N): every " \
+      "step to step N, then each point 1/N further (N = 8)", NAN, NAN, NULL, "WHEN") \
     X("eval_batch", BL_TYPE_INT, "0", \
       "batch for evaluation (0 = the largest training chunk, at least 256)", 0, INF, NULL, "N") \
     X("train_eval_samples", BL_TYPE_INT, "2000", \
@@ -227,24 +228,29 @@ static bool parse_number(const char *text, double *out)
 
 int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text, bl_train_config *cfg)
 {
-    static const char *const units[] = {"epochs", "steps", "samples"};
+    static const char *const units[] = {"epochs", "steps", "samples", "auto"};
+    if (strcmp(text, "auto") == 0) {    /* the adaptive cadence with its default N (train.h) */
+        cfg->eval_unit = BL_EVAL_AUTO;
+        cfg->eval_every = 8;
+        return BL_OK;
+    }
     const char *eq = strchr(text, '=');
     bl_eval_unit unit = BL_EVAL_EPOCHS;
     const char *num = text;
     if (eq) {
         size_t n = (size_t)(eq - text), k = 0;
-        while (k < 3 && !(strlen(units[k]) == n && strncmp(units[k], text, n) == 0))
+        while (k < 4 && !(strlen(units[k]) == n && strncmp(units[k], text, n) == 0))
             k++;
-        if (k == 3)
+        if (k == 4)
             return bl_error(ctx, BL_EOPTION, "eval_every: unknown unit '%.*s' (give epochs=X, "
-                            "steps=N or samples=N)", (int)n, text);
+                            "steps=N, samples=N, auto or auto=N)", (int)n, text);
         unit = (bl_eval_unit)k;
         num = eq + 1;
     }
     double v;
     if (!parse_number(num, &v) || !(v > 0))
-        return bl_error(ctx, BL_EOPTION, "eval_every must be > 0 (X epochs, steps=N, samples=N), "
-                        "got '%s'", text);
+        return bl_error(ctx, BL_EOPTION, "eval_every must be > 0 (X epochs, steps=N, samples=N, "
+                        "auto=N), got '%s'", text);
     cfg->eval_unit = unit;
     cfg->eval_every = v;
     return BL_OK;

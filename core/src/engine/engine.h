@@ -101,4 +101,37 @@ void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count);
  * it matches, gathers the rest here, and uploads when the device needs it. */
 int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count);
 
+/* ---- step times (steptime.c) ---- */
+
+/* The times of the last `cap` training steps, each with the batch the step was asked for (a
+ * ring sized once before the loop: pushing never allocates). The robust per-step time of a
+ * run is the median over the kept steps of its final batch (train.h, step_time_median). */
+typedef struct bl__step_times {
+    double *t;              /* [cap] seconds per step */
+    int64_t *batch;         /* [cap] the batch asked for at that step */
+    double *scratch;        /* [cap] for the median */
+    size_t cap, n, next;    /* n kept (≤ cap); next: where the next one goes */
+} bl__step_times;
+
+enum { BL__STEP_TIMES_KEPT = 4096 };
+
+int bl__step_times_reserve(bl_ctx *ctx, bl__step_times *s, size_t cap);
+void bl__step_times_release(bl__step_times *s);
+static inline void bl__step_times_push(bl__step_times *s, double seconds, int64_t batch)
+{
+    if (s->cap == 0)
+        return;
+    s->t[s->next] = seconds;
+    s->batch[s->next] = batch;
+    s->next = s->next + 1 == s->cap ? 0 : s->next + 1;
+    if (s->n < s->cap)
+        s->n++;
+}
+/* The median of the kept step times whose batch is `batch` (all kept steps when batch ≤ 0);
+ * NAN when there are none. Uses the scratch buffer; does not allocate. */
+double bl__step_times_median(bl__step_times *s, int64_t batch);
+/* The median of times[0 .. n) (the mean of the middle two for even n), sorting a copy in
+ * scratch[0 .. n); NAN when n is 0. Depends only on the values, not on their order. */
+double bl__median(const double *times, size_t n, double *scratch);
+
 #endif

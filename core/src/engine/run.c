@@ -35,7 +35,8 @@ static void blank_result(bl_run_result *r)
                                .train_accuracy = NAN, .val_loss = NAN, .val_accuracy = NAN,
                                .gns = NAN, .samples_per_sec = NAN};
     r->test_loss = r->test_accuracy = NAN;
-    r->time_to_target = r->epochs_to_target = NAN;
+    r->time_to_target = r->wall_time_to_target = r->epochs_to_target = NAN;
+    r->step_time_median = NAN;
     r->steps_to_target = r->samples_to_target = r->diverged_step = -1;
     r->steps_to_target_error = -1;
     snprintf(r->stopped_by, sizeof r->stopped_by, "error");

@@ -102,6 +102,10 @@ typedef struct run {
     int64_t win_from;       /* the first step of the window */
     int64_t chance_run;     /* consecutive points at chance after the first epoch */
     bool diverged;          /* a point showed divergence (status, step and error are set) */
+
+    /* the robust per-step time: the last steps' times and the batch last asked for */
+    bl__step_times step_times;
+    int64_t last_asked;
 } run;
 
 /* The start, and each window judged against it, span at least this many samples, so that
@@ -276,7 +280,8 @@ static int make_point(run *r, const char **stop_reason)
         bl_target_crossing x;
         if (bl_target_crossing_find(res->history + from, n - from, cfg->target_metric,
                                     cfg->target_value, cfg->target_higher_better, &x)) {
-            res->time_to_target = x.wall;
+            /* time_to_target (steps × the median step time) is set when the run ends */
+            res->wall_time_to_target = x.wall;
             res->steps_to_target = x.steps;
             res->samples_to_target = x.samples;
             res->epochs_to_target = x.epochs;
@@ -300,6 +305,16 @@ static int make_point(run *r, const char **stop_reason)
     return 0;
 }
 
+/* The point after `at`, in the unit of cfg->eval_unit: eval_every later, or for BL_EVAL_AUTO
+ * the next step of the growing cadence (train.h). */
+static double next_point(const bl_train_config *cfg, double at)
+{
+    if (cfg->eval_unit != BL_EVAL_AUTO)
+        return at + cfg->eval_every;
+    double grown = ceil(at * (1 + 1 / cfg->eval_every) - 1e-9);
+    return grown > at + 1 ? grown : at + 1;
+}
+
 /* Whether an evaluation point is due after the step just done. */
 static bool eval_due(run *r)
 {
@@ -307,12 +322,13 @@ static bool eval_due(run *r)
     switch (r->cfg->eval_unit) {
     case BL_EVAL_STEPS: now = (double)r->state.step; break;
     case BL_EVAL_SAMPLES: now = (double)r->state.samples; break;
+    case BL_EVAL_AUTO: now = (double)r->state.step; break;
     default: now = epoch_progress(r); break;
     }
     if (now + 1e-9 < r->next_eval)
         return false;
     while (r->next_eval <= now + 1e-9)
-        r->next_eval += r->cfg->eval_every;
+        r->next_eval = next_point(r->cfg, r->next_eval);
     return true;
 }
 
@@ -454,6 +470,9 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     if (!(cfg->gns_ema >= 0 && cfg->gns_ema < 1))
         return bl_error(ctx, BL_EOPTION, "train: gns_ema must be in [0, 1), got %g",
                         cfg->gns_ema);
+    if ((unsigned)cfg->eval_unit > BL_EVAL_AUTO)
+        return bl_error(ctx, BL_EOPTION, "train: eval_unit must be epochs, steps, samples or "
+                        "auto");
     if (!(cfg->eval_every > 0))
         return bl_error(ctx, BL_EOPTION, "train: eval_every must be > 0, got %g",
                         cfg->eval_every);
@@ -557,12 +576,14 @@ static int setup(run *r)
                               use_prefetch_thread(cfg, r->dev))) != BL_OK)
         return rc;
     r->loader_open = true;
+    if ((rc = bl__step_times_reserve(ctx, &r->step_times, BL__STEP_TIMES_KEPT)) != BL_OK)
+        return rc;
 
     r->state.train_size = r->n_train;
     r->state.batch = cfg->batch > 0 ? cfg->batch : 0;
     r->state.lr = cfg->optim.lr;
     r->state.gns = NAN;
-    r->next_eval = cfg->eval_every;
+    r->next_eval = cfg->eval_unit == BL_EVAL_AUTO ? 1 : cfg->eval_every;
     r->win_from = 1;
     return BL_OK;
 }
@@ -581,6 +602,7 @@ static void teardown(run *r)
     free(r->eval_idx);
     free(r->eval_x_host);
     free(r->eval_y_host);
+    bl__step_times_release(&r->step_times);
 }
 
 static void init_result(bl_run_result *res)
@@ -588,7 +610,8 @@ static void init_result(bl_run_result *res)
     memset(res, 0, sizeof *res);
     res->status = BL_RUN_FAILED;
     res->test_loss = res->test_accuracy = NAN;
-    res->time_to_target = res->epochs_to_target = NAN;
+    res->time_to_target = res->wall_time_to_target = res->epochs_to_target = NAN;
+    res->step_time_median = NAN;
     res->steps_to_target = res->samples_to_target = res->steps_to_target_error = -1;
     res->diverged_step = -1;
     bl_eval_point *f = &res->final;
@@ -708,7 +731,10 @@ static int loop(run *r)
         if (n > res->max_batch_used)
             res->max_batch_used = n;
         cur = 1 - cur;
-        r->train_time += bl__now() - t0;
+        double dt = bl__now() - t0;
+        r->train_time += dt;
+        bl__step_times_push(&r->step_times, dt, n);
+        r->last_asked = B;
         r->state.wall = r->train_time;
 
         if (cfg->on_progress)
@@ -731,6 +757,21 @@ static int loop(run *r)
     res->status = r->diverged ? BL_RUN_DIVERGED : BL_RUN_COMPLETED;
     set_reason(res, r->diverged ? "diverged" : stop);
     return BL_OK;
+}
+
+/* step_time_median and the robust time_to_target (train.h): the median over the kept steps
+ * of the batch last asked for (all kept steps when none of them was that full batch: every
+ * step was an epoch's partial rest), times the interpolated steps to target. */
+static void set_robust_time(run *r)
+{
+    bl_run_result *res = r->res;
+    double m = bl__step_times_median(&r->step_times, r->last_asked);
+    if (isnan(m))
+        m = bl__step_times_median(&r->step_times, 0);
+    res->step_time_median = m;
+    if (res->steps_to_target >= 0)
+        res->time_to_target = isnan(m) ? res->wall_time_to_target
+                                        : (double)res->steps_to_target * m;
 }
 
 int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
@@ -780,6 +821,7 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
     result->samples = r.state.samples;
     result->epochs = (double)r.epoch + (double)r.pos / (double)r.n_train;
     result->time = r.train_time;
+    set_robust_time(&r);
     result->eval_time = r.eval_time;
     if (r.have_last)
         result->final = r.last;

@@ -74,6 +74,7 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
     set_number(L, idx, "epochs", r->epochs);
     set_number(L, idx, "time", r->time);
     set_number(L, idx, "eval_time", r->eval_time);
+    set_number(L, idx, "step_time_median", r->step_time_median);
     set_integer(L, idx, "max_batch_used", r->max_batch_used);
     set_integer(L, idx, "peak_device_bytes", (int64_t)r->peak_device_bytes);
     if (r->diverged_step >= 0)
@@ -115,6 +116,7 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
         lua_setfield(L, idx, "reached_target");
         if (reached) {
             set_number(L, idx, "time_to_target", r->time_to_target);
+            set_number(L, idx, "wall_time_to_target", r->wall_time_to_target);
             set_integer(L, idx, "steps_to_target", r->steps_to_target);
             set_integer(L, idx, "samples_to_target", r->samples_to_target);
             set_number(L, idx, "epochs_to_target", r->epochs_to_target);

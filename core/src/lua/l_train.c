@@ -235,16 +235,18 @@ static void lr_schedule_rest(lua_State *L, lbl_job *j, bl_train_config *cfg)
     lua_pop(L, 2);
 }
 
-/* eval_every = {steps = N} | {samples = N} | {epochs = x}: its text form for the spec. */
+/* eval_every = {steps = N} | {samples = N} | {epochs = x} | {auto = N}: its text form for the
+ * spec. */
 static void eval_every_text(lua_State *L, lbl_job *j, bl_config *given, int ti)
 {
-    static const char *const keys[] = {"epochs", "steps", "samples", NULL};
+    static const char *const keys[] = {"epochs", "steps", "samples", "auto", NULL};
     bl__lua_check_keys(L, ti, keys, "bl.train: eval_every");
     int found = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (lua_getfield(L, ti, keys[i]) != LUA_TNIL) {
             if (lua_type(L, -1) != LUA_TNUMBER)
-                type_error(L, "eval_every", "{epochs = x}, {steps = n} or {samples = n}");
+                type_error(L, "eval_every",
+                           "{epochs = x}, {steps = n}, {samples = n} or {auto = n}");
             char prefix[16];
             snprintf(prefix, sizeof prefix, "%s=", keys[i]);
             set_number_text(L, j, given, "eval_every", prefix);
@@ -253,7 +255,7 @@ static void eval_every_text(lua_State *L, lbl_job *j, bl_config *given, int ti)
         lua_pop(L, 1);
     }
     if (found != 1)
-        luaL_error(L, "bl.train: eval_every: give exactly one of epochs, steps, samples");
+        luaL_error(L, "bl.train: eval_every: give exactly one of epochs, steps, samples, auto");
 }
 
 /* The target's value from the table at `ti`, under at_least / at_most / value. */
@@ -364,6 +366,8 @@ static void read_settings(lua_State *L, lbl_job *j)
             eval_every_text(L, j, given, ti);
         } else if (strcmp(name, "eval_every") == 0 && t == LUA_TNUMBER) {
             set_number_text(L, j, given, name, "");
+        } else if (strcmp(name, "eval_every") == 0 && t == LUA_TSTRING) {
+            set_plain(L, j, given, name);   /* "auto", checked by the run spec */
         } else if (strcmp(name, "target") == 0 && t == LUA_TTABLE) {
             /* target_table */
         } else if (strcmp(name, "target") == 0 && t == LUA_TNUMBER) {
@@ -375,7 +379,8 @@ static void read_settings(lua_State *L, lbl_job *j)
         } else if (strcmp(name, "eval_every") == 0 || strcmp(name, "target") == 0) {
             type_error(L, name, strcmp(name, "target") == 0
                                     ? "a number or a table {metric =, at_least = | at_most =}"
-                                    : "a number of epochs or {steps = n} / {samples = n}");
+                                    : "a number of epochs, \"auto\" or {steps = n} / "
+                                      "{samples = n} / {auto = n}");
         } else {
             set_plain(L, j, given, name);
         }

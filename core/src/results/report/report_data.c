@@ -111,6 +111,7 @@ static int on_run(void *user, const bl_store_run *r)
                     .time = r->time, .val_accuracy = r->val_accuracy,
                     .test_accuracy = r->test_accuracy, .final_gns = NAN,
                     .time_to_target = r->time_to_target,
+                    .step_time_median = r->step_time_median,
                     .steps_to_target = r->steps_to_target >= 0 ? (double)r->steps_to_target
                                                                  : NAN};
     x->label = sdup(g, r->label);
@@ -255,10 +256,12 @@ static void choose_target(gather *g, const bl_report_options *o)
         for (size_t i = 0; i < d->run_count; i++) {
             bl__rrun *x = &d->runs[i];
             x->time_to_target = x->steps_to_target = NAN;
-            bl_target_crossing c;   /* interpolated as the step loop does */
+            bl_target_crossing c;   /* interpolated as the step loop does, timed the same */
             if (bl_target_crossing_find(x->points, x->point_count, o->target_metric,
                                         o->target, higher, &c)) {
-                x->time_to_target = c.wall;
+                x->time_to_target = x->step_time_median > 0
+                                        ? (double)c.steps * x->step_time_median
+                                        : c.wall;
                 x->steps_to_target = (double)c.steps;
             }
         }

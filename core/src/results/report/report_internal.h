@@ -26,7 +26,9 @@ typedef struct bl__rrun {
     double lr;
     int64_t steps;           /* -1 when not recorded */
     double time, val_accuracy, test_accuracy;
-    double time_to_target, steps_to_target;   /* under the report's target; NAN: not reached */
+    double time_to_target, steps_to_target;   /* under the report's target; NAN: not reached;
+                                                 time: steps × step_time_median (train.h) */
+    double step_time_median; /* NAN for runs stored before it was (their time is the wall) */
     double final_gns;        /* the last measured gradient noise scale; NAN: none */
     bl_eval_point *points;   /* in order */
     size_t point_count, point_cap;

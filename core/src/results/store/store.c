@@ -641,7 +641,8 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
                            "val_accuracy = ?, gns = ?, test_loss = ?, test_accuracy = ?, "
                            "time_to_target = ?, steps_to_target = ?, samples_to_target = ?, "
                            "epochs_to_target = ?, diverged_step = ?, max_batch_used = ?, "
-                           "peak_device_bytes = ?, steps_to_target_error = ? WHERE id = ?",
+                           "peak_device_bytes = ?, steps_to_target_error = ?, "
+                           "step_time_median = ?, wall_time_to_target = ? WHERE id = ?",
                            &st);
     if (rc == BL_OK) {
         const bl_eval_point *f = &r->final;
@@ -669,7 +670,9 @@ int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id, const bl_run_
         sqlite3_bind_int64(st, 22, r->max_batch_used);
         sqlite3_bind_int64(st, 23, (sqlite3_int64)r->peak_device_bytes);
         bind_count(st, 24, r->steps_to_target_error);
-        sqlite3_bind_int64(st, 25, run_id);
+        bind_real(st, 25, r->step_time_median);
+        bind_real(st, 26, r->wall_time_to_target);
+        sqlite3_bind_int64(st, 27, run_id);
         rc = step_done(ctx, store, st, "recording the end of a run");
         sqlite3_finalize(st);
         if (rc == BL_OK && sqlite3_changes(store->db) == 0)

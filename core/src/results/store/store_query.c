@@ -24,8 +24,11 @@ static const char run_from[] = " FROM runs r LEFT JOIN experiments e ON e.id = r
  * this batchlab: what its schema lacks reads as NULL). */
 static void run_select(const bl_store *s, char *sql, size_t cap, const char *rest)
 {
-    snprintf(sql, cap, "%s%s%s%s", run_columns,
-             s->version >= 2 ? "r.steps_to_target_error" : "NULL", run_from, rest);
+    snprintf(sql, cap, "%s%s, %s%s%s", run_columns,
+             s->version >= 2 ? "r.steps_to_target_error" : "NULL",
+             s->version >= 3 ? "r.step_time_median, r.wall_time_to_target"
+                             : "NULL, r.time_to_target",
+             run_from, rest);
 }
 
 static const char *col_text(sqlite3_stmt *st, int i)
@@ -93,6 +96,8 @@ static void read_run(sqlite3_stmt *st, bl_store_run *r)
     r->peak_device_bytes = col_count(st, 33);
     r->point_count = sqlite3_column_int64(st, 34);
     r->steps_to_target_error = col_count(st, 35);
+    r->step_time_median = col_real(st, 36);
+    r->wall_time_to_target = col_real(st, 37);
 }
 
 /* Steps `st` (bound by the caller) and calls fn for each run; *count = runs seen. */
@@ -273,6 +278,8 @@ static int load_run(void *user, const bl_store_run *r)
     o->steps_to_target = r->steps_to_target;
     o->samples_to_target = r->samples_to_target;
     o->steps_to_target_error = r->steps_to_target_error;
+    o->step_time_median = r->step_time_median;
+    o->wall_time_to_target = r->wall_time_to_target;
     o->max_batch_used = r->max_batch_used < 0 ? 0 : r->max_batch_used;
     o->peak_device_bytes = r->peak_device_bytes < 0 ? 0 : (size_t)r->peak_device_bytes;
     /* The final point when the run has none stored: what the row says. */

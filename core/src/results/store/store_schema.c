@@ -77,6 +77,12 @@ static const char *const migrations[] = {
     /* 1 → 2: the evaluation resolution of steps_to_target (steps_to_target and
      * samples_to_target are interpolated between points since this version). */
     "ALTER TABLE runs ADD COLUMN steps_to_target_error INTEGER;",
+    /* 2 → 3: the robust per-step time; time_to_target is steps × that median since this
+     * version, and the raw wall time to target moves beside it. Older runs have no median:
+     * their time_to_target was the wall time, which both columns keep. */
+    "ALTER TABLE runs ADD COLUMN step_time_median REAL;"
+    "ALTER TABLE runs ADD COLUMN wall_time_to_target REAL;"
+    "UPDATE runs SET wall_time_to_target = time_to_target;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
