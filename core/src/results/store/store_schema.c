@@ -87,15 +87,24 @@ static const char *const migrations[] = {
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
 
-static int pragma_int(sqlite3 *db, const char *sql, long long *out)
+/* The application id, user_version and table count, read by one statement so that they come
+ * from one snapshot: read one by one, a store created by another process between two reads
+ * looked like "another application's database" (an id of 0 with batchlab's tables). */
+static int read_header(sqlite3 *db, long long *app, long long *ver, long long *tables)
 {
     sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT (SELECT application_id FROM pragma_application_id),"
+                                " (SELECT user_version FROM pragma_user_version),"
+                                " (SELECT count(*) FROM sqlite_master)",
+                                -1, &st, NULL);
     if (rc != SQLITE_OK)
         return rc;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *out = sqlite3_column_int64(st, 0);
+        *app = sqlite3_column_int64(st, 0);
+        *ver = sqlite3_column_int64(st, 1);
+        *tables = sqlite3_column_int64(st, 2);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
@@ -105,11 +114,7 @@ static int pragma_int(sqlite3 *db, const char *sql, long long *out)
 int bl__store_inspect(bl_ctx *ctx, sqlite3 *db, const char *path, int *version)
 {
     long long app = 0, ver = 0, tables = 0;
-    int rc = pragma_int(db, "PRAGMA application_id", &app);
-    if (rc == SQLITE_OK)
-        rc = pragma_int(db, "PRAGMA user_version", &ver);
-    if (rc == SQLITE_OK)
-        rc = pragma_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+    int rc = read_header(db, &app, &ver, &tables);
     if (rc != SQLITE_OK) {
         if ((rc & 0xff) == SQLITE_NOTADB)
             return bl_error(ctx, BL_ESTORE,
