@@ -254,26 +254,39 @@ static void test_refuses_newer_store(void **state)
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
 }
 
+/* A store holding one finished run (3 points), then turned back into what an older schema
+ * wrote by `downgrade` (SQL run on the file). *r is the result recorded (free r->history). */
+static const char *old_store(bl_ctx *ctx, const char *name, const char *downgrade, int64_t *exp,
+                             int64_t *run, bl_run_result *r)
+{
+    const char *path = fresh_path(name);
+    bl_store *s;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, s, "old", exp));
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, *exp, "r", "{}", 1, run));
+    *r = finished(BL_RUN_COMPLETED, 3);
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, *run, r));
+    bl_store_close(s);
+    raw_exec(path, downgrade);
+    return path;
+}
+
 /* A store of schema version 1 (before steps_to_target_error) keeps opening: read-only as it is
  * (the column it lacks reads as -1, the file is not changed), and for writing migrated. */
 static void test_version_1_store_still_opens(void **state)
 {
     bl_ctx *ctx = *state;
-    const char *path = fresh_path("v1.db");
     bl_store *s;
     int64_t exp, run;
-    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
-    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, s, "old", &exp));
-    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
-    bl_run_result r = finished(BL_RUN_COMPLETED, 3);
-    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run, &r));
-    bl_store_close(s);
+    bl_run_result r;
     /* what version 1 wrote: no such column */
-    raw_exec(path, "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
-                   "ALTER TABLE runs DROP COLUMN step_time_median;"
-                   "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
-                   "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
-                   "PRAGMA user_version = 1;");
+    const char *path = old_store(ctx, "v1.db",
+                                 "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
+                                 "ALTER TABLE runs DROP COLUMN step_time_median;"
+                                 "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
+                                 "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+                                 "PRAGMA user_version = 1;",
+                                 &exp, &run, &r);
 
     seen_runs v;
     memset(&v, 0, sizeof v);
@@ -309,20 +322,16 @@ static void test_version_1_store_still_opens(void **state)
 static void test_version_2_store_still_opens(void **state)
 {
     bl_ctx *ctx = *state;
-    const char *path = fresh_path("v2.db");
     bl_store *s;
     int64_t exp, run;
-    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
-    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, s, "old", &exp));
-    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
-    bl_run_result r = finished(BL_RUN_COMPLETED, 3);
-    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run, &r));
-    bl_store_close(s);
-    raw_exec(path, "ALTER TABLE runs DROP COLUMN step_time_median;"
-                   "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
-                   "UPDATE runs SET time_to_target = 2.75;"
-                   "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
-                   "PRAGMA user_version = 2;");
+    bl_run_result r;
+    const char *path = old_store(ctx, "v2.db",
+                                 "ALTER TABLE runs DROP COLUMN step_time_median;"
+                                 "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
+                                 "UPDATE runs SET time_to_target = 2.75;"
+                                 "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                                 "PRAGMA user_version = 2;",
+                                 &exp, &run, &r);
 
     seen_runs v;
     memset(&v, 0, sizeof v);
