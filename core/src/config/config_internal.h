@@ -57,6 +57,9 @@ int bl__config_parse_text(const char *text, bl_type type, bl__config_entry *out,
 
 /* An integral double in the range of int64_t, converted. */
 bool bl__integral(double v, int64_t *out);
+/* Parses the whole of [a, b) (at most 63 characters) as a finite number: the one number
+ * reader of option texts (config values, lists, run-spec composite texts). */
+bool bl__parse_number(const char *a, const char *b, double *out);
 
 /* ---- config_validate.c -------------------------------------------------------------------- */
 

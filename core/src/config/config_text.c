@@ -86,7 +86,7 @@ static void trim(const char *s, size_t len, const char **a, const char **b)
 }
 
 /* Parses the whole of [a, b) as a finite number. */
-static bool parse_number(const char *a, const char *b, double *out)
+bool bl__parse_number(const char *a, const char *b, double *out)
 {
     char buf[64];
     size_t n = (size_t)(b - a);
@@ -131,7 +131,7 @@ static bool parse_int(const char *a, const char *b, int64_t *out)
         return true;
     }
     double d;
-    return errno != ERANGE && parse_number(a, b, &d) && bl__integral(d, out);
+    return errno != ERANGE && bl__parse_number(a, b, &d) && bl__integral(d, out);
 }
 
 static bool word_is(const char *a, const char *b, const char *word)
@@ -188,7 +188,7 @@ static int parse_list(const char *text, bl_type type, bl__config_entry *out, cha
         if (ea == eb && k == pieces - 1 && k > 0)
             break; /* the trailing comma of "256,128," */
         bool ok = type == BL_TYPE_INT_LIST ? parse_int(ea, eb, &((int64_t *)items)[n])
-                                           : parse_number(ea, eb, &((double *)items)[n]);
+                                           : bl__parse_number(ea, eb, &((double *)items)[n]);
         if (!ok) {
             snprintf(bad, bad_cap, "%.*s", (int)(eb - ea), ea);
             free(items);
@@ -215,7 +215,7 @@ int bl__config_parse_text(const char *text, bl_type type, bl__config_entry *out,
     out->type = type;
     switch (type) {
     case BL_TYPE_NUMBER:
-        if (parse_number(a, b, &out->v.num))
+        if (bl__parse_number(a, b, &out->v.num))
             return BL_OK;
         snprintf(why, why_cap, "expected a number such as 0.5 or 1e-3");
         return BL_EOPTION;

@@ -1,12 +1,12 @@
 /* The run specification (batchlab/run_spec.h): the one declaration of a training run's
  * settings, their checks, and their translation into a bl_train_config. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batchlab/run_spec.h"
+#include "config/config_internal.h"
 
 static const char *const prefetch_choices[] = {"auto", "on", "off", NULL};
 static const char *const scaling_choices[] = {"none", "linear", "sqrt", NULL};
@@ -215,15 +215,10 @@ int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner, bl
 }
 
 /* A finite number filling all of `text`. */
+/* The whole of `text` as a finite number (config_text.c's reader). */
 static bool parse_number(const char *text, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || *end || errno || !isfinite(v))
-        return false;
-    *out = v;
-    return true;
+    return bl__parse_number(text, text + strlen(text), out);
 }
 
 int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text, bl_train_config *cfg)
