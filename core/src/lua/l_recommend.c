@@ -129,6 +129,12 @@ static int check_opts(lua_State *L)
 /* bl.recommend(runs [, opts = {metric =, higher_better =}]) → table | nil, message */
 static int l_recommend(lua_State *L)
 {
+    /* one configuration (a table with `model`, not a list of runs): the probe's prediction
+     * before any sweep (l_probe.c, batchlab/probe.h) */
+    if (lua_istable(L, 1) && lua_getfield(L, 1, "model") != LUA_TNIL) {
+        lua_settop(L, 1);
+        return bl__lua_probe(L);
+    }
     lua_settop(L, 2);
     if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0 && get(L, 1, "runs") == LUA_TTABLE)
         lua_replace(L, 1);                                   /* a sweep: its runs */

@@ -554,7 +554,7 @@ static void echo_config(lua_State *L, lbl_job *j, const bl_run_plan *plan)
     lua_setfield(L, j->run, "history");
 }
 
-int bl__lua_train(lua_State *L)
+lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -562,7 +562,7 @@ int bl__lua_train(lua_State *L)
     check_keys(L);
     lbl_state *st = bl__lua_state(L);
     if (st->interrupt && *st->interrupt)
-        return luaL_error(L, "interrupted");
+        luaL_error(L, "interrupted");
 
     lbl_job *j = new_job(L);                                  /* [cfg, job] */
     lua_toclose(L, 2);
@@ -577,7 +577,7 @@ int bl__lua_train(lua_State *L)
     read_data_model(L, j, &plan);                             /* [.., dataset] */
     read_settings(L, j);
     if (bl_run_spec_apply(j->ctx, j->spec, "bl.train", &plan.train) != BL_OK)
-        return bl__lua_raise(L, j->ctx, NULL);
+        bl__lua_raise(L, j->ctx, NULL);
     lr_scaling_rest(L, &plan.train);
     lr_schedule_rest(L, j, &plan.train);
     target_table(L, j, &plan.train);
@@ -589,8 +589,18 @@ int bl__lua_train(lua_State *L)
     plan.threads = (int)bl_config_int(j->spec, "threads");
     const char *label = bl_config_string(j->spec, "label");
     plan.label = *label ? label : NULL;
-    bool quiet = bl_config_bool(j->spec, "quiet");
+    plan.train.interrupt = st->interrupt;
     echo_config(L, j, &plan);
+    *plan_out = plan;
+    return j;
+}
+
+int bl__lua_train(lua_State *L)
+{
+    bl_run_plan plan;
+    lbl_job *j = bl__lua_train_plan(L, &plan);
+    lbl_state *st = bl__lua_state(L);
+    bool quiet = bl_config_bool(j->spec, "quiet");
 
     /* the outputs, in order: the store, event files, the script's callbacks, progress */
     if (bl__lua_store_output(L, j, &plan.train, plan.label, quiet))
@@ -601,7 +611,6 @@ int bl__lua_train(lua_State *L)
                                          &j->outputs[j->n_outputs++]) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.train");
     plan.config_json = j->config_json;
-    plan.train.interrupt = st->interrupt;
 
     st->interrupted = false;
     j->have_result = true;

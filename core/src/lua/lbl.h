@@ -175,6 +175,14 @@ typedef struct lbl_job {
     size_t n_outputs;
 } lbl_job;
 
+/* Translates the bl.train table at index 1 (the only value on the stack) into *plan: checks
+ * its keys, pushes a new job (index 2, to-be-closed: it holds what the plan borrows — the
+ * spec's strings, the dataset marked busy, the milestones) and the values its callbacks
+ * need, and echoes the configuration into the run table (j->run). Adds no outputs and runs
+ * nothing (bl.train adds its outputs and calls bl_run; bl.probe calls bl_probe). Raises on a
+ * bad table, and "interrupted" when the host's flag is up. */
+lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan);
+
 /* Keys of the schedule's state table. */
 enum {
     LBL_K_STEP = 1, LBL_K_EPOCH, LBL_K_EPOCH_PROGRESS, LBL_K_SAMPLES, LBL_K_TRAIN_SIZE,
@@ -234,6 +242,7 @@ int bl__lua_scheduler(lua_State *L);
 int bl__lua_train(lua_State *L);
 int bl__lua_sweep(lua_State *L);
 int bl__lua_find_max_batch(lua_State *L);
+int bl__lua_probe(lua_State *L);
 /* Registers the metatables and pushes the `optim` subtable. */
 void bl__lua_open_dataset(lua_State *L);
 void bl__lua_open_model(lua_State *L);
