@@ -132,18 +132,24 @@ static void set_arg(lua_State *L, const run_args *a)
     lua_setglobal(L, "arg");
 }
 
-static int pmain(lua_State *L)
+void cli_lua_prepare(lua_State *L, int argc, char **argv, int script)
 {
-    const run_args *a = lua_touserdata(L, 1);
+    run_args a = {.argc = argc, .argv = argv, .script = script};
     luaL_checkversion(L);
     luaL_openlibs(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_batchlab);
     lua_setfield(L, -2, "batchlab");
     lua_pop(L, 1);
-    set_path(L, a->script ? a->argv[a->script] : NULL);
-    set_arg(L, a);
+    set_path(L, script ? argv[script] : NULL);
+    set_arg(L, &a);
     lua_gc(L, LUA_GCGEN, 0, 0);
+}
+
+static int pmain(lua_State *L)
+{
+    const run_args *a = lua_touserdata(L, 1);
+    cli_lua_prepare(L, a->argc, a->argv, a->script);
 
     for (int i = 0; i < a->n_code; i++) {
         if (luaL_loadbuffer(L, a->code[i], strlen(a->code[i]), "=(command line)") != LUA_OK)

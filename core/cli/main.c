@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_recommend.h"
 #include "cmd_results.h"
 #include "cmd_run.h"
 #include "cmd_train.h"
@@ -19,6 +20,7 @@ static const command commands[] = {
     {"run", cmd_run, "run an experiment script (Lua)"},
     {"train", bl_cli_train, "train one model with one batch size or schedule"},
     {"find-batch", bl_cli_find_batch, "find the largest batch that fits a memory budget"},
+    {"recommend", cmd_recommend, "predict the best batch size with a short probe, before a sweep"},
     {"plugins", cmd_plugins, "list the plugins found, or show one plugin's options"},
     {"runs", cmd_runs, "list the runs of a results store"},
     {"show", cmd_show, "show one run: its record, configuration and history"},
