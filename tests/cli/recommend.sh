@@ -63,7 +63,7 @@ sed 's/probe_steps = 200/probe_step = 100/' "$SCRATCH/probe.lua" > "$SCRATCH/typ
 run "$BATCHLAB" recommend --quiet "$SCRATCH/typo.lua"
 expect_status 1
 expect_err "typo.lua"
-expect_err "probe_step"
+expect_err "unknown key 'probe_step'; did you mean 'probe_steps'"
 sed 's/target = { val_loss = 0.3 },//' "$SCRATCH/probe.lua" > "$SCRATCH/notarget.lua"
 run "$BATCHLAB" recommend --quiet "$SCRATCH/notarget.lua"
 expect_status 1

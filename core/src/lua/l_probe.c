@@ -23,6 +23,7 @@
 
 #include "batchlab/find_batch.h"
 #include "batchlab/probe.h"
+#include "batchlab/run_spec.h"
 #include "lua/lbl.h"
 
 #define LBL_PROBE "batchlab.Probe"
@@ -125,6 +126,22 @@ static void read_probe_keys(lua_State *L, int args, probe_job *p, bl_probe_confi
                    luaL_typename(L, -1));
     }
     lua_pop(L, 1);
+}
+
+/* Every key of the table is bl.train's or the probe's: "did you mean" looks at both. */
+static void check_all_keys(lua_State *L, int args)
+{
+    const char *keys[96];
+    size_t n_set, n = 0;
+    const bl_run_setting *set = bl_run_spec_settings(&n_set);
+    for (size_t i = 0; i < n_set && n < 80; i++)
+        keys[n++] = set[i].opt.name;
+    for (const bl_run_object_key *k = bl_run_spec_object_keys(); k->name && n < 80; k++)
+        keys[n++] = k->name;
+    for (size_t i = 0; probe_keys[i]; i++)
+        keys[n++] = probe_keys[i];
+    keys[n] = NULL;
+    bl__lua_check_keys(L, args, keys, "bl.probe");
 }
 
 /* A copy of the table at `args` without the probe's keys (bl.train's part); raises on a key
@@ -255,6 +272,7 @@ int bl__lua_probe(lua_State *L)
     lua_setmetatable(L, -2);
     lua_toclose(L, 2);
     bl_probe_config c = bl_probe_defaults();
+    check_all_keys(L, 1);
     read_probe_keys(L, 1, p, &c);
     lua_pushcfunction(L, probe_run);                            /* [args, probe, fn] */
     train_part(L, 1);                                           /* [.., fn, train] */
