@@ -1,7 +1,7 @@
 /* batchlab recommend [options] SCRIPT.lua [ARGS...]
  *
  * A prediction before any sweep: the script returns one configuration — a table of bl.train's
- * keys plus the probe's own (batches, probe_steps, time_steps, warmup_steps, min_batch,
+ * keys plus the probe's own (batches, probe_steps, time_steps, rounds, warmup_steps, min_batch,
  * batch_limit, budget, tie; docs/probe.md) — and the command runs bl.probe on it (the one
  * translation of the table, lua/l_probe.c, and the one probe, engine/probe.c), then prints
  * the predicted curve and the sentence, or the whole result as JSON with --json.
@@ -36,8 +36,9 @@ static void usage(FILE *out)
             "a table of bl.train's keys (dataset, model, batch, optimizer, lr_scaling,\n"
             "target, device, seed, ...), where batch is the batch the gradient noise scale is\n"
             "measured at, plus the probe's own keys (batches, probe_steps, time_steps,\n"
-            "warmup_steps, min_batch, batch_limit, budget, tie). The probe measures the noise\n"
-            "scale B_noise over a short run and the step time of each batch, and predicts\n"
+            "rounds, warmup_steps, min_batch, batch_limit, budget, tie). The probe measures\n"
+            "the noise scale B_noise over a short run and the step time of each batch, and\n"
+            "predicts\n"
             "  steps S(B) = S_min (1 + B_noise/B),  time to target = S(B) x step time(B).\n"
             "See docs/probe.md for what the prediction assumes.\n"
             "\n"

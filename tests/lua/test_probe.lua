@@ -43,7 +43,7 @@ end)
 
 T.test("batches given are timed as given; bl.recommend dispatches a configuration", function()
   local p = bl.recommend(config { batches = { 16, 48, 96 }, probe_steps = 40, time_steps = 3,
-                                  warmup_steps = 0, tie = 0.5 })
+                                  rounds = 1, warmup_steps = 0, tie = 0.5 })
   T.eq(#p.curve, 3)
   T.eq(p.curve[2].batch, 48)
   T.eq(p.curve[3].timed_steps, 3)

@@ -10,10 +10,12 @@
  *     over the points of the run's later half (the EMA needs time to settle, and B_simple
  *     grows as training goes on: the later value is the one that governs the approach to a
  *     target). The run is not stopped at the target, so the estimate always has its steps.
- *  2. a timing run per batch: powers of two from min_batch up to the largest that fits (see
- *     max_batch and budget_bytes), or the batches given; warmup_steps untimed steps, then
- *     time_steps timed ones, and the median of the timed steps is the step time — taken with
- *     the engine's step-time ring, as a run's own step_time_median is.
+ *  2. timing runs: powers of two from min_batch up to the largest that fits (see max_batch
+ *     and budget_bytes), or the batches given, in `rounds` passes over the ladder (up, down,
+ *     up, ...: a stretch of load on the machine falls on different batches in each), each run
+ *     warmup_steps untimed steps then time_steps timed ones. A batch's step time is the
+ *     median of its timed steps over all rounds — taken with the engine's step-time ring, as
+ *     a run's own step_time_median is.
  *  3. the prediction (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training"):
  *        S(B) = S_min (1 + B_noise / B),   time(B) = S(B) × step_time(B),
  *     the best batch is the one of least predicted time, and every batch within
@@ -22,8 +24,9 @@
  * S_min. The noise run gives S(b), the steps it took to reach the target at its batch b
  * (interpolated between evaluation points, bl_target_crossing_find), and the model gives
  * S_min = S(b) / (1 + B_noise/b). When the noise run does not reach the target, S(b) is
- * extrapolated linearly from the run's progress on the target's metric between its first and
- * last evaluation points: a lower bound when progress slows down, as it usually does
+ * extrapolated linearly from the run's progress on the target's metric over its later half
+ * (its first evaluation point there to its last): a lower bound when progress slows down, as
+ * it usually does
  * (s_min_basis says which). When the metric did not move towards the target, S_min (and so
  * every S and time) is NAN, but the ranking still stands: see below.
  *
@@ -61,7 +64,8 @@ extern "C" {
 typedef struct bl_probe_config {
     int64_t probe_steps;      /* steps of the noise run (default 300, ≥ 20) */
     int64_t warmup_steps;     /* untimed steps before each timing (default 3) */
-    int64_t time_steps;       /* timed steps per batch (default 20, ≥ 3) */
+    int64_t time_steps;       /* timed steps per batch and round (default 10, ≥ 3) */
+    int rounds;               /* timing runs per batch (default 2, in [1, 16]) */
     int64_t min_batch;        /* smallest batch of the power-of-two ladder (default 1) */
     int64_t max_batch;        /* largest batch tried (default 4096); the training split's size
                                  also bounds it */
@@ -96,8 +100,8 @@ typedef struct bl_probe_point {
     double time;              /* S(B) × step_time, NAN when S_min is unknown */
     double relative_time;     /* time / the best time: (1 + B_noise/B) · step_time, divided by
                                  the least of those; known even without S_min */
-    int64_t timed_steps;      /* steps the median was taken over */
-    size_t peak_bytes;        /* device memory of its timing run */
+    int64_t timed_steps;      /* steps the median was taken over (all rounds) */
+    size_t peak_bytes;        /* device memory of its timing runs (the most) */
     bool within;              /* relative_time ≤ 1 + tie_fraction */
 } bl_probe_point;
 

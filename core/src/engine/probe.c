@@ -20,7 +20,8 @@ bl_probe_config bl_probe_defaults(void)
     memset(&c, 0, sizeof c);
     c.probe_steps = 300;
     c.warmup_steps = 3;
-    c.time_steps = 20;
+    c.time_steps = 10;
+    c.rounds = 2;
     c.min_batch = 1;
     c.max_batch = 4096;
     c.tie_fraction = 0.10;
@@ -79,6 +80,9 @@ static int check(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_config *c)
     if (c->probe_steps < 20)
         return bl_error(ctx, BL_EOPTION, "probe: 'probe_steps' must be ≥ 20, got %lld",
                         (long long)c->probe_steps);
+    if (c->rounds < 1 || c->rounds > 16)
+        return bl_error(ctx, BL_EOPTION, "probe: 'rounds' must be in [1, 16], got %d",
+                        c->rounds);
     if (c->time_steps < 3 || c->warmup_steps < 0)
         return bl_error(ctx, BL_EOPTION,
                         "probe: 'time_steps' must be ≥ 3 and 'warmup_steps' ≥ 0, got %lld and "
@@ -126,14 +130,15 @@ static int run_error(bl_ctx *ctx, int rc, const bl_run_result *r, const char *wh
 
 /* ---- 1. the noise run ---------------------------------------------------------------------- */
 
-/* S(b) extrapolated from the progress of `metric` between the first and the last point that
- * have it; NAN when it did not move towards the target. */
+/* S(b) extrapolated from the progress of the target's metric over the run's later half
+ * (from its first point there to its last that have the metric): the recent rate, not the
+ * fast start's; NAN when the metric did not move towards the target. */
 static double extrapolate_steps(const bl_run_result *r, const bl_train_config *t)
 {
     const bl_eval_point *first = NULL, *last = NULL;
     for (size_t i = 0; i < r->history_count; i++) {
         double v = bl_eval_point_metric(&r->history[i], t->target_metric);
-        if (!isfinite(v))
+        if (!isfinite(v) || 2 * r->history[i].step < r->steps)
             continue;
         if (!first)
             first = &r->history[i];
@@ -212,11 +217,14 @@ static int noise_run(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_config
 
 /* ---- 2. step times ------------------------------------------------------------------------- */
 
-/* An output that times the steps of a timing run: per-step training time from the state's
- * wall clock, kept after the warmup in the engine's step-time ring (sized once). */
+/* An output that times the steps of the timing runs: per-step training time from the state's
+ * wall clock, kept after the warmup in the engine's step-time ring, each with its batch. One
+ * ring for every run of the probe (sized once for all of them), so a batch's median spans
+ * its rounds. */
 typedef struct timer {
     bl__step_times ring;
     int64_t warmup, batch;
+    int64_t timed;            /* steps kept by the current run */
     double last_wall;
     bl_progress_fn chained;   /* the on_progress an earlier output installed */
     void *chained_user;
@@ -227,8 +235,10 @@ static void timer_progress(void *user, const bl_train_state *s, double loss, int
     timer *tm = user;
     double dt = s->wall - tm->last_wall;
     tm->last_wall = s->wall;
-    if (s->step > tm->warmup && s->batch == tm->batch)
+    if (s->step > tm->warmup && s->batch == tm->batch) {
         bl__step_times_push(&tm->ring, dt, s->batch);
+        tm->timed++;
+    }
     if (tm->chained)
         tm->chained(tm->chained_user, s, loss, total);
 }
@@ -242,7 +252,7 @@ static int timer_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
     info->train->on_progress = timer_progress;
     info->train->progress_user = tm;
     tm->last_wall = 0;
-    tm->ring.n = tm->ring.next = 0;
+    tm->timed = 0;
     return BL_OK;
 }
 
@@ -292,7 +302,8 @@ static int find_largest(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_con
     return rc;
 }
 
-/* Times batch B; *fits false (and BL_OK) when it ran out of memory. */
+/* One timing run of batch B (its steps go into tm's ring); *fits false (and BL_OK) when it
+ * ran out of memory. */
 static int time_batch(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_config *c,
                       timer *tm, bl_run_output *outputs, size_t n_outputs, int64_t B,
                       bl_probe_point *pt, bool *fits)
@@ -337,18 +348,16 @@ static int time_batch(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_confi
     snprintf(what, sizeof what, "the step-time run at batch %lld", (long long)B);
     /* a run that diverged still timed its steps before it */
     if (rc != BL_OK || (r.status != BL_RUN_COMPLETED &&
-                        !(r.status == BL_RUN_DIVERGED && tm->ring.n > 0))) {
+                        !(r.status == BL_RUN_DIVERGED && tm->timed > 0))) {
         rc = run_error(ctx, rc, &r, what);
         bl_run_result_free(&r);
         return rc;
     }
     pt->batch = B;
-    pt->step_time = bl__step_times_median(&tm->ring, B);
-    pt->timed_steps = (int64_t)tm->ring.n;
-    pt->peak_bytes = r.peak_device_bytes;
+    pt->timed_steps += tm->timed;
+    if (r.peak_device_bytes > pt->peak_bytes)
+        pt->peak_bytes = r.peak_device_bytes;
     bl_run_result_free(&r);
-    if (!(pt->step_time > 0))
-        return bl_error(ctx, BL_EINVAL, "probe: %s timed no step", what);
     return BL_OK;
 }
 
@@ -385,22 +394,38 @@ static int step_times(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_confi
         memcpy(outputs, c->outputs, n_out * sizeof *outputs);
     timer tm;
     memset(&tm, 0, sizeof tm);
-    if ((rc = bl__step_times_reserve(ctx, &tm.ring, (size_t)c->time_steps)) != BL_OK)
+    size_t per_batch = (size_t)c->time_steps * (size_t)c->rounds;
+    if ((rc = bl__step_times_reserve(ctx, &tm.ring, n * per_batch)) != BL_OK)
         return rc;
     outputs[n_out++] = (bl_run_output){.name = "probe timer", .self = &tm, .begin = timer_begin};
 
-    for (size_t i = 0; i < n; i++) {
-        bool fits;
-        rc = time_batch(ctx, plan, c, &tm, outputs, n_out, batches[i], &out->points[i], &fits);
-        if (rc != BL_OK)
-            break;
-        if (!fits) {
-            if (i == 0)
-                rc = bl_error(ctx, BL_ENOMEM, "probe: not even batch %lld fits in memory",
-                              (long long)batches[i]);
-            break;
+    /* round 0 climbs the ladder until a batch does not fit; later rounds go down and up it
+     * again, so that a stretch of load on the machine falls on different batches each time */
+    for (int round = 0; round < c->rounds && rc == BL_OK; round++) {
+        size_t todo = round == 0 ? n : out->count;
+        for (size_t k = 0; k < todo; k++) {
+            size_t i = round % 2 ? todo - 1 - k : k;
+            bool fits;
+            rc = time_batch(ctx, plan, c, &tm, outputs, n_out, batches[i], &out->points[i],
+                            &fits);
+            if (rc != BL_OK)
+                break;
+            if (!fits) {
+                if (i == 0)
+                    rc = bl_error(ctx, BL_ENOMEM, "probe: not even batch %lld fits in memory",
+                                  (long long)batches[i]);
+                break;
+            }
+            if (round == 0)
+                out->count++;
         }
-        out->count++;
+    }
+    for (size_t i = 0; i < out->count && rc == BL_OK; i++) {
+        bl_probe_point *pt = &out->points[i];
+        pt->step_time = bl__step_times_median(&tm.ring, pt->batch);
+        if (!(pt->step_time > 0))
+            rc = bl_error(ctx, BL_EINVAL, "probe: the step-time runs at batch %lld timed no step",
+                          (long long)pt->batch);
     }
     bl__step_times_release(&tm.ring);
     return rc;

@@ -7,7 +7,7 @@
  *
  * The table takes bl.train's keys (translated by bl.train's own code, bl__lua_train_plan; the
  * batch is the one the noise scale is measured at) and the probe's: batches, probe_steps,
- * time_steps, warmup_steps, min_batch, batch_limit, budget, tie. Keys that record or observe
+ * time_steps, rounds, warmup_steps, min_batch, batch_limit, budget, tie. Keys that record or observe
  * a run (db, experiment, resume, tensorboard, stop, on_point) raise: the probe's short runs
  * are not recorded. bl.recommend{...} given one configuration (a table with `model`) calls
  * this.
@@ -28,7 +28,7 @@
 
 #define LBL_PROBE "batchlab.Probe"
 
-static const char *const probe_keys[] = {"batches",   "probe_steps", "time_steps",
+static const char *const probe_keys[] = {"batches",   "probe_steps", "time_steps", "rounds",
                                          "warmup_steps", "min_batch", "batch_limit",
                                          "budget",    "tie",         NULL};
 static const char *const refused_keys[] = {"db", "experiment", "resume", "tensorboard", "stop",
@@ -79,6 +79,9 @@ static void read_probe_keys(lua_State *L, int args, probe_job *p, bl_probe_confi
 {
     opt_integer(L, args, "probe_steps", 1, &c->probe_steps);
     opt_integer(L, args, "time_steps", 1, &c->time_steps);
+    int64_t rounds = c->rounds;
+    opt_integer(L, args, "rounds", 1, &rounds);
+    c->rounds = rounds > 16 ? 17 : (int)rounds;
     opt_integer(L, args, "warmup_steps", 0, &c->warmup_steps);
     opt_integer(L, args, "min_batch", 1, &c->min_batch);
     opt_integer(L, args, "batch_limit", 1, &c->max_batch);
