@@ -129,9 +129,10 @@ static int check_opts(lua_State *L)
 /* bl.recommend(runs [, opts = {metric =, higher_better =}]) → table | nil, message */
 static int l_recommend(lua_State *L)
 {
-    /* one configuration (a table with `model`, not a list of runs): the probe's prediction
-     * before any sweep (l_probe.c, batchlab/probe.h) */
-    if (lua_istable(L, 1) && lua_getfield(L, 1, "model") != LUA_TNIL) {
+    /* one configuration (a table whose `model` is a bl.model, not a list of runs): the
+     * probe's prediction before any sweep (l_probe.c, batchlab/probe.h) */
+    if (lua_istable(L, 1) && lua_getfield(L, 1, "model") == LUA_TUSERDATA &&
+        luaL_testudata(L, -1, LBL_MODEL)) {
         lua_settop(L, 1);
         return bl__lua_probe(L);
     }
