@@ -83,12 +83,15 @@ typedef struct analytic {
     int64_t steps[128];
     double value[128];
     int n, runs;
+    int64_t batch[64];      /* the batch of each run, in order */
 } analytic;
 
 static int an_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 {
     (void)ctx;
     analytic *a = self;
+    if (a->runs < 64)
+        a->batch[a->runs] = info->train->batch;
     a->runs++;
     a->net = info->train->measure_gns ? (bl_net *)info->net : NULL;
     return BL_OK;
@@ -148,6 +151,10 @@ static void b_noise_matches_the_analytic_value(void **state)
     assert_int_equal(r.noise_steps, 200);
     assert_int_equal(r.count, 9);
     assert_int_equal(an.runs, 1 + 2 * 9);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(an.batch[1 + i], (int64_t)1 << i);       /* up the ladder */
+        assert_int_equal(an.batch[18 - i], (int64_t)1 << i);      /* and down again */
+    }
     assert_int_equal(r.s_min_basis, BL_PROBE_S_MIN_TARGET);
     assert_true(r.noise_steps_to_target > 0 && r.noise_steps_to_target < 200);
     assert_true(fabs(r.s_min * (1 + r.b_noise / 64) - r.noise_steps_to_target) < 1e-6);
@@ -281,7 +288,15 @@ static void bad_inputs_are_clear_errors(void **state)
     c.max_batch = 4;
     BL_ASSERT_ERR(f->ctx, BL_EOPTION, "min_batch", bl_probe(f->ctx, &plan, &c, &r));
 
+    /* the interrupt flag (Ctrl-C) ends the probe */
+    volatile sig_atomic_t flag = 1;
+    plan = teacher_plan(f);
+    plan.train.interrupt = &flag;
+    BL_ASSERT_ERR(f->ctx, BL_EINTERRUPTED, "interrupted during the noise-scale run",
+                  bl_probe(f->ctx, &plan, NULL, &r));
+
     /* an LR that diverges at the probe's batch */
+    plan = teacher_plan(f);
     plan.train.optim.lr = 1e6;
     c = bl_probe_defaults();
     c.probe_steps = 20;
