@@ -69,7 +69,9 @@ typedef struct bl_probe_config {
     int64_t min_batch;        /* smallest batch of the power-of-two ladder (default 1) */
     int64_t max_batch;        /* largest batch tried (default 4096); the training split's size
                                  also bounds it */
-    size_t budget_bytes;      /* memory budget for the finder; 0 = none */
+    size_t budget_bytes;      /* memory budget: the finder bounds the ladder, and a timing run
+                                 that exceeds it ends the ladder (or the batches given) there;
+                                 0 = none */
     const int64_t *batches;   /* the batches to time instead of the ladder (borrowed; each ≥ 1
                                  and ≤ the training split; increasing); NULL = the ladder */
     size_t batch_count;

@@ -1,7 +1,7 @@
 /* bl.probe{...}: the probe's prediction of the best batch size (batchlab/probe.h) from Lua.
  *
- *   local p = bl.probe { dataset = data, model = model, batch = 32, lr = 0.05,
- *                        target = { val_loss = 0.2 },
+ *   local p = bl.probe { dataset = data, model = model, batch = 32,
+ *                        optimizer = bl.optim.sgd{ lr = 0.05 }, target = { val_loss = 0.2 },
  *                        probe_steps = 300, batches = { 8, 16, 32, 64 } }
  *   print(p.summary)   -- "predicted best batch 64 ...; 32–64 within 10%; B_noise ≈ ..."
  *
