@@ -61,6 +61,7 @@ T.test("bad inputs are clear errors", function()
   T.raises(function() bl.probe(config { stop = function() end }) end, "'stop' is not accepted")
   T.raises(function() bl.probe(config { budget = "lots" }) end, "not a memory size")
   T.raises(function() bl.probe(config { probe_steps = 5 }) end, "'probe_steps' must be ≥ 20")
+  T.raises(function() bl.probe(config { rounds = 100 }) end, "'rounds' must be in [1, 16], got 100")
   T.raises(function() bl.probe(config { batch = bl.scheduler("constant", { batch = 32 }) }) end,
            "not a schedule")
   T.raises(function() bl.probe(config { model = "mlp" }) end, "model")

@@ -81,7 +81,9 @@ static void read_probe_keys(lua_State *L, int args, probe_job *p, bl_probe_confi
     opt_integer(L, args, "time_steps", 1, &c->time_steps);
     int64_t rounds = c->rounds;
     opt_integer(L, args, "rounds", 1, &rounds);
-    c->rounds = rounds > 16 ? 17 : (int)rounds;
+    if (rounds > 16)
+        luaL_error(L, "bl.probe: 'rounds' must be in [1, 16], got %I", (lua_Integer)rounds);
+    c->rounds = (int)rounds;
     opt_integer(L, args, "warmup_steps", 0, &c->warmup_steps);
     opt_integer(L, args, "min_batch", 1, &c->min_batch);
     opt_integer(L, args, "batch_limit", 1, &c->max_batch);
