@@ -30,6 +30,7 @@ static int ctx_teardown(void **state)
 typedef struct fake {
     double loss[G][F][R];            /* final val_loss of candidate f of group g at rung j */
     double ttt[G][F][R];             /* time to target; NAN: none */
+    double steps[G][F][R];           /* steps to target; NAN: none */
     bl_sweep_status status[G][F][R];
     double repeat_loss;              /* val_loss of every repeat */
     size_t nran;
@@ -56,6 +57,7 @@ static int fake_run(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *
     out->val_loss = fk->loss[r->group][r->factor][r->rung];
     out->time_to_target = fk->ttt[r->group][r->factor][r->rung];
     out->has_target_time = !isnan(out->time_to_target);
+    out->steps_to_target = fk->steps[r->group][r->factor][r->rung];
     return BL_OK;
 }
 
@@ -80,6 +82,7 @@ static void make(fake *fk, size_t best)
                 fk->loss[g][f][j] = 1.0 + fabs((double)f - (double)best) + 0.1 * (double)g -
                                     0.01 * (double)j;
                 fk->ttt[g][f][j] = NAN;
+                fk->steps[g][f][j] = NAN;
                 fk->status[g][f][j] = BL_SWEEP_COMPLETED;
             }
 }
@@ -241,6 +244,16 @@ static void test_target_time_ranks_first(void **state)
     assert_int_equal(got[0], 2);
     assert_int_equal(s.groups[0].factor, 2);
     assert_true(s.best_score == 5);                     /* the sweep's score: time to target */
+    bl_tune_summary_free(&s);
+
+    /* with steps to target, steps decide (one batch size: no step-time noise): 1 needs fewer
+     * steps although its time is longer */
+    make(&fk, 0);
+    fk.ttt[0][1][0] = 9, fk.ttt[0][2][0] = 4;
+    fk.steps[0][1][0] = 10, fk.steps[0][2][0] = 11;
+    BL_ASSERT_OK(ctx, bl_tune_run(ctx, &o, &h, NULL, &s));
+    assert_int_equal(ran_at(&fk, 0, 1, got), 1);
+    assert_int_equal(got[0], 1);
     bl_tune_summary_free(&s);
 }
 

@@ -15,9 +15,9 @@
  * A trial that diverges or fails is dropped at its rung (it never counts and is never
  * promoted). Trials are ranked within their group and rung: by the caller's score hook when
  * given (a finite score ranks ahead of none; then by the rule below), else reached-the-target
- * ahead of not (a time_to_target that is a finite number), reached ones by time_to_target
- * (within one batch size the same order as steps to target), the others by final val_loss
- * (NaN last); ties keep the earlier candidate (factor order).
+ * ahead of not, reached ones by steps_to_target (within one batch size the order of the time
+ * to target, without its step-time noise; time_to_target when the steps are not known), the
+ * others by final val_loss (NaN last); ties keep the earlier candidate (factor order).
  *
  * Every rung, and the repeats, is one bl_sweep_run through the executor given, so an executor
  * that runs points elsewhere (a child process, an MPI rank) runs trials like any run; their

@@ -17,7 +17,7 @@ typedef struct tuner {
 } tuner;
 
 static const bl_sweep_point unrun = {.status = BL_SWEEP_FAILED, .time_to_target = NAN,
-                                     .val_loss = NAN, .score = NAN};
+                                     .val_loss = NAN, .score = NAN, .steps_to_target = NAN};
 
 /* ---- a stage: a list of runs handed to bl_sweep_run ------------------------------------------ */
 
@@ -110,7 +110,9 @@ static int rank_key(tuner *t, bl_ctx *ctx, size_t k, ranked *out)
         }
         base = 1;
     }
-    if (p->has_target_time && isfinite(p->time_to_target))
+    if (isfinite(p->steps_to_target))          /* one batch size: steps order as time does */
+        *out = (ranked){k, base, p->steps_to_target};
+    else if (p->has_target_time && isfinite(p->time_to_target))
         *out = (ranked){k, base, p->time_to_target};
     else if (isfinite(p->val_loss))
         *out = (ranked){k, base + 1, p->val_loss};

@@ -518,6 +518,8 @@ static void read_point(lua_State *L, bl_sweep_point *p)
     p->resumed = lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN;
     p->has_target_time = lua_getfield(L, ri, "time_to_target") == LUA_TNUMBER;
     p->time_to_target = p->has_target_time ? lua_tonumber(L, -1) : NAN;
+    if (lua_getfield(L, ri, "steps_to_target") == LUA_TNUMBER)
+        p->steps_to_target = lua_tonumber(L, -1);
     if (lua_getfield(L, ri, "final") == LUA_TTABLE && lua_getfield(L, -1, "val_loss") ==
         LUA_TNUMBER)
         p->val_loss = lua_tonumber(L, -1);
