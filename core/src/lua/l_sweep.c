@@ -22,10 +22,9 @@
  * trial never resumes as a counted run — and reads back what came of it. Trials run on the
  * first seed; the winner's LR runs with the others. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stdio.h>
 
 #include "batchlab/run_spec.h"
 #include "batchlab/sweep.h"
@@ -596,7 +595,7 @@ static int hook_score(void *user, bl_ctx *ctx, size_t index, const bl_sweep_poin
     return ok;
 }
 
-/* ---- a tuned sweep: the tuner's hooks and what it returns -------------------------------------- */
+/* ---- a tuned sweep: the tuner's hooks and what it returns ---------------------------------- */
 
 static int tune_run(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
                     bl_sweep_point *out)
@@ -703,11 +702,11 @@ static void tuned_results(lua_State *L, sweep_call *c, bool quiet)
             lua_setfield(L, -4, "factor");
             lua_getfield(L, -2, "params");
             lua_setfield(L, -4, "params");
-            lua_getfield(L, -3, "lr");
+            lua_getfield(L, -1, "lr");                                   /* [e, run, tune, lr] */
             if (!isnan(order[i].batch)) {
+                distinct += nfit == 0 || fb[nfit - 1] != order[i].batch;  /* sorted */
                 fb[nfit] = order[i].batch;
                 flr[nfit++] = lua_tonumber(L, -1);
-                distinct += i == 0 || order[i - 1].batch != order[i].batch;
             }
             lua_pop(L, 3);
         }
@@ -720,7 +719,8 @@ static void tuned_results(lua_State *L, sweep_call *c, bool quiet)
     lua_setfield(L, res, "tuned");
     lbl_state *st = bl__lua_state(L);
     bl_lr_fit fit;
-    bool fitted = nfit >= 3 && distinct == nfit && bl_fit_lr(st->ctx, fb, flr, nfit, &fit) == BL_OK;
+    bool fitted = nfit >= 3 && distinct == nfit &&
+                  bl_fit_lr(st->ctx, fb, flr, nfit, &fit) == BL_OK;
     if (fitted) {
         push_lr_fit(L, &fit);
         lua_setfield(L, res, "lr_fit");
@@ -792,8 +792,10 @@ static void tuned_result(lua_State *L, sweep_call *c, bool quiet)
     tuned_results(L, c, quiet);
 }
 
-/* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =}
- * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n} */
+/* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =,
+ *          seeds = | repeats =, tune =}
+ * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n
+ *    [, tuned = {...}, lr_fit = {...}]} */
 int bl__lua_sweep(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
