@@ -1,0 +1,39 @@
+/* What l_sweep.c (bl.sweep) and l_tune.c (its seeds, LR tuning and bl.fit_lr) share: the
+ * stack slots of a bl.sweep call and the call's state. Internal to the Lua module. */
+#ifndef BATCHLAB_LUA_L_SWEEP_H
+#define BATCHLAB_LUA_L_SWEEP_H
+
+#include <stdbool.h>
+
+#include "batchlab/sweep.h"
+#include "batchlab/tune.h"
+#include "lua/lbl.h"
+
+/* Stack slots of bl__lua_sweep, the same in point_main (they are passed on as its arguments). */
+enum { S_ARGS = 1, S_NAME, S_BASE, S_VARY, S_TARGET, S_SCORE, S_HIGHER, S_QUIET, S_ON_RUN,
+       S_SEEDS, S_FACTORS, S_CALL, S_RUNS, S_ERR, S_NSLOTS = S_ERR };
+
+#define LBL_SWEEP_CALL "batchlab.SweepCall"
+
+typedef struct sweep_call {
+    lua_State *L;
+    const char *name;
+    const char **keys;        /* vary's keys as found (anchored in the vary table) */
+    size_t *at;               /* scratch: the value indices of one point, sorted key order */
+    bl_grid grid;
+    bl_sweep_summary sum;
+    bl_tune_summary tuned;    /* a tuned sweep's */
+    bool interrupted;
+} sweep_call;
+
+/* l_sweep.c */
+bl_optim_config bl__sweep_cfg_optim(lua_State *L, int ci);
+void bl__sweep_set_lr(lua_State *L, int ci);
+
+/* l_tune.c */
+void bl__sweep_check_seeds(lua_State *L);
+void bl__sweep_check_tune(lua_State *L, double *eta, lua_Integer *rungs);
+void bl__sweep_tune_config(lua_State *L, const bl_tune_entry *tr, int ci, int pi, int li);
+void bl__sweep_tuned_result(lua_State *L, sweep_call *c, bool quiet);
+
+#endif
