@@ -48,6 +48,10 @@ static int fake_run(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *
     if ((int)fk->nran == fk->fail_at)
         return bl_error(ctx, BL_EINTERRUPTED, "interrupted at run %zu", index);
     fk->ran[fk->nran++] = *r;
+    if (r->range) {
+        out->status = BL_SWEEP_COMPLETED;
+        return BL_OK;
+    }
     if (r->repeat) {
         out->status = BL_SWEEP_COMPLETED;
         out->val_loss = fk->repeat_loss + (double)r->seed;
@@ -389,6 +393,82 @@ static void test_executor_seam(void **state)
     bl_tune_summary_free(&s);
 }
 
+/* The range test: a stage of one run per group before rung 0; the centre hook's answer
+ * multiplies the group's candidates (a centre that is not a positive number leaves 1). */
+static int centre_hook(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                       double *centre)
+{
+    fake *fk = user;
+    assert_true(r->range);
+    assert_int_equal(fk->ran[index].group, r->group);
+    *centre = r->group == 0 ? 2.5 : r->group == 1 ? NAN : -1;
+    return BL_OK;
+}
+
+static void test_range_test_centres(void **state)
+{
+    bl_ctx *ctx = *state;
+    fake fk;
+    make(&fk, 1);
+    bl_tune_options o = {.groups = 3, .factors = 3, .eta = 3, .seeds = 2, .range_test = true};
+    bl_tune_hooks h = {.user = &fk, .run = fake_run};
+    bl_tune_summary s;
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "centre hook", bl_tune_run(ctx, &o, &h, NULL, &s));
+    bl_tune_summary_free(&s);
+    h.centre = centre_hook;
+    BL_ASSERT_OK(ctx, bl_tune_run(ctx, &o, &h, NULL, &s));
+    for (size_t g = 0; g < 3; g++) {                    /* the range tests run first */
+        assert_true(fk.ran[g].range);
+        assert_int_equal(fk.ran[g].group, g);
+        assert_int_equal(s.groups[g].range_run, g);
+        assert_false(s.runs[g].best);
+    }
+    assert_true(s.groups[0].centre == 2.5);
+    assert_true(s.groups[1].centre == 1);
+    assert_true(s.groups[2].centre == 1);
+    for (size_t k = 3; k < fk.nran; k++) {
+        assert_false(fk.ran[k].range);
+        assert_true(fk.ran[k].centre == s.groups[fk.ran[k].group].centre);
+    }
+    assert_int_equal(s.groups[0].trials, 3 + 1);        /* the range test is not a trial */
+    assert_int_equal(s.counted, 6);
+    assert_int_equal(s.n_runs, s.planned);
+    bl_tune_summary_free(&s);
+}
+
+static void test_lr_range_pick(void **state)
+{
+    bl_ctx *ctx = *state;
+    /* 100 points from 1e-4 to 10; the loss falls steepest at 1e-2 (a sigmoid in log lr), then
+     * blows up past 1 */
+    double lr[100], loss[100], pick;
+    for (size_t i = 0; i < 100; i++) {
+        lr[i] = pow(10, -4 + 5 * (double)i / 99);
+        double x = log10(lr[i]);
+        loss[i] = 2 - 1 / (1 + exp(-3 * (x + 2)));
+        if (x > 0)
+            loss[i] += exp(10 * x) - 1;
+    }
+    BL_ASSERT_OK(ctx, bl_lr_range_pick(ctx, lr, loss, 100, &pick));
+    assert_true(pick > 1e-2 / 1.3 && pick < 1e-2 * 1.3);
+    /* a blow-up cuts the curve: a steeper fall after it does not count */
+    for (size_t i = 60; i < 100; i++)
+        loss[i] = i < 70 ? 100 : 10 - (double)i / 10;
+    BL_ASSERT_OK(ctx, bl_lr_range_pick(ctx, lr, loss, 100, &pick));
+    assert_true(pick < lr[60]);
+    loss[50] = NAN;
+    BL_ASSERT_OK(ctx, bl_lr_range_pick(ctx, lr, loss, 100, &pick));
+    assert_true(pick < lr[48]);
+    /* a loss that never falls: no pick */
+    for (size_t i = 0; i < 100; i++)
+        loss[i] = 1 + 0.01 * (double)i;
+    BL_ASSERT_OK(ctx, bl_lr_range_pick(ctx, lr, loss, 100, &pick));
+    assert_true(isnan(pick));
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "at least 5", bl_lr_range_pick(ctx, lr, loss, 4, &pick));
+    lr[3] = lr[2];
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "point 4", bl_lr_range_pick(ctx, lr, loss, 10, &pick));
+}
+
 /* ---- the fit of ε_opt(B) --------------------------------------------------------------------- */
 
 static void test_fit_lr_recovers_parameters(void **state)
@@ -452,6 +532,8 @@ int main(void)
         cmocka_unit_test(test_score_hook_and_repeats),
         cmocka_unit_test(test_interrupt_and_errors),
         cmocka_unit_test(test_executor_seam),
+        cmocka_unit_test(test_range_test_centres),
+        cmocka_unit_test(test_lr_range_pick),
         cmocka_unit_test(test_fit_lr_recovers_parameters),
         cmocka_unit_test(test_fit_lr_refuses),
     };

@@ -12,6 +12,10 @@
  *   rung R-1: full budget; its best trial is the group's winner and counts
  *   repeats:  the winner's LR trained with seeds 1 … seeds-1 (full budget); these count too
  *
+ * With range_test, an LR range test (Smith 2017) runs first, one per group (seed 0): a short
+ * run whose LR grows exponentially; the centre hook reads the LR it suggests (bl_lr_range_pick)
+ * as a multiple of the group's LR, and that group's candidates are its factors × that centre.
+ *
  * A trial that diverges or fails is dropped at its rung (it never counts and is never
  * promoted). Trials are ranked within their group and rung: by the caller's score hook when
  * given (a finite score ranks ahead of none; then by the rule below), else reached-the-target
@@ -48,6 +52,7 @@ typedef struct bl_tune_options {
                                 rung has one trial); 1: every candidate at full budget */
     size_t seeds;            /* runs per group with the winner's LR (≥ 1; 0: 1) */
     bool higher_is_better;   /* for the score hook's scores */
+    bool range_test;         /* an LR range test per group first (needs the centre hook) */
 } bl_tune_options;
 
 /* One run of a tuned sweep: a trial (a candidate at a rung) or a repeat (the winner's LR with
@@ -59,6 +64,9 @@ typedef struct bl_tune_entry {
     size_t rung;             /* 0 … rungs-1 (repeats: rungs-1) */
     double budget;           /* fraction of the full budget: η^-(rungs-1-rung) (repeats: 1) */
     bool repeat;             /* a repeat (counts; not a trial) */
+    bool range;              /* the group's LR range test (factor 0, rung 0; never counts) */
+    double centre;           /* the candidates' factor is multiplied by this (1 without a
+                                range test) */
     bool best;               /* counts: the group's winner at the last rung, or a repeat */
     bl_sweep_point point;    /* what came of it; score set for counted runs that have one */
 } bl_tune_entry;
@@ -69,6 +77,8 @@ typedef struct bl_tune_group {
     size_t factor;           /* the winner's candidate; SIZE_MAX without a winner */
     size_t trials;           /* trial runs of the group (all rungs) */
     size_t abandoned;        /* candidates that did not run at the last rung */
+    size_t range_run;        /* index into runs of its range test; SIZE_MAX: none */
+    double centre;           /* what the range test suggests, × the group's LR; 1 without */
 } bl_tune_group;
 
 /* The caller's side; every hook returns 0 or a negative BL_E… code (message in ctx) that ends
@@ -86,6 +96,11 @@ typedef struct bl_tune_hooks {
     /* Optional: the run's score (NaN or ±inf: none), for ranking trials and for the counted
      * runs' scores; without it the sweep's default score (bl_sweep_summary) is used. */
     int (*score)(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r, double *score);
+    /* Required with range_test: the range test run `index` was recorded; set *centre to the LR
+     * it suggests as a multiple of the group's LR (NaN, ≤ 0 or ±inf: none, the centre stays
+     * 1). */
+    int (*centre)(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                  double *centre);
 } bl_tune_hooks;
 
 typedef struct bl_tune_summary {
@@ -127,6 +142,15 @@ typedef struct bl_lr_fit {
     size_t n;                /* pairs fitted */
     bool valid;              /* a > 0 and b ≥ 0: a maximum LR within reach, B_noise ≥ 0 */
 } bl_lr_fit;
+
+/* The learning rate an LR range test suggests (Smith 2017, "Cyclical learning rates"): n
+ * points (lr[i] > 0 increasing, the training loss at it), the loss smoothed over a window of 5
+ * points; the curve is cut where the smoothed loss first exceeds 4 × its lowest so far or is
+ * not finite (it blew up); *pick is the LR of the steepest descent of the smoothed loss against
+ * log lr before the cut, NaN when the loss never falls there. BL_EINVAL when n < 5 or an lr is
+ * not positive, finite and increasing (the message says which). */
+BL_EXPORT int bl_lr_range_pick(bl_ctx *ctx, const double *lr, const double *loss, size_t n,
+                               double *pick);
 
 /* Fits the n pairs (batch[i] > 0, lr[i] > 0, both finite) with at least 3 distinct batch
  * sizes. BL_EINVAL (the message names the pair or says why) otherwise; *out is then

@@ -1,5 +1,6 @@
 /* The fit of the optimal LR per batch, ε_opt(B) = ε_max / (1 + B_noise/B) (batchlab/tune.h):
- * 1/ε = a + b/B by least squares on the relative errors of ε. */
+ * 1/ε = a + b/B by least squares on the relative errors of ε; and the LR an LR range test
+ * suggests. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -61,5 +62,49 @@ int bl_fit_lr(bl_ctx *ctx, const double *batch, const double *lr, size_t n, bl_l
         .n = n,
         .valid = a > 0 && b >= 0,
     };
+    return BL_OK;
+}
+
+#define RANGE_WINDOW 5          /* points in the smoothing window */
+#define RANGE_BLOWUP 4.0        /* the curve ends where the loss exceeds this × its lowest */
+
+int bl_lr_range_pick(bl_ctx *ctx, const double *lr, const double *loss, size_t n, double *pick)
+{
+    if (!pick || (n > 0 && (!lr || !loss)))
+        return bl_error(ctx, BL_EINVAL, "bl_lr_range_pick: NULL argument");
+    if (n < RANGE_WINDOW)
+        return bl_error(ctx, BL_EINVAL, "LR range test: needs at least %d points, got %zu",
+                        RANGE_WINDOW, n);
+    for (size_t i = 0; i < n; i++)
+        if (!(lr[i] > 0) || !isfinite(lr[i]) || (i > 0 && !(lr[i] > lr[i - 1])))
+            return bl_error(ctx, BL_EINVAL, "LR range test: point %zu's lr (%g) must be "
+                            "positive, finite and above the previous one", i + 1, lr[i]);
+    double *sm = malloc(n * sizeof *sm);
+    if (!sm)
+        return bl_error(ctx, BL_ENOMEM, "out of memory in the LR range test");
+    /* centred moving average (shorter at the ends); a non-finite loss poisons its window */
+    size_t h = RANGE_WINDOW / 2, end = n;
+    double lowest = INFINITY;
+    for (size_t i = 0; i < n && end == n; i++) {
+        size_t a = i >= h ? i - h : 0, b = i + h < n ? i + h : n - 1;
+        double sum = 0;
+        for (size_t k = a; k <= b; k++)
+            sum += loss[k];
+        sm[i] = sum / (double)(b - a + 1);
+        if (!isfinite(sm[i]) || sm[i] > RANGE_BLOWUP * lowest)
+            end = i;                 /* blew up: the curve before i */
+        else if (sm[i] < lowest)
+            lowest = sm[i];
+    }
+    double best_slope = 0;
+    *pick = NAN;
+    for (size_t i = 1; i + 1 < end; i++) {
+        double slope = (sm[i + 1] - sm[i - 1]) / (log(lr[i + 1]) - log(lr[i - 1]));
+        if (slope < best_slope) {
+            best_slope = slope;
+            *pick = lr[i];
+        }
+    }
+    free(sm);
     return BL_OK;
 }

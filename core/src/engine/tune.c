@@ -69,10 +69,31 @@ static bl_tune_entry *add_run(tuner *t, size_t group, size_t factor, size_t seed
     bl_tune_entry *r = &s->runs[s->n_runs++];
     *r = (bl_tune_entry){.group = group, .factor = factor, .seed = seed, .rung = rung,
                        .budget = pow(s->eta, -(double)(r_last - rung)), .repeat = repeat,
-                       .best = repeat, .point = unrun};
+                       .best = repeat, .centre = s->groups[group].centre, .point = unrun};
     if (!repeat)
         s->groups[group].trials++;
     return r;
+}
+
+/* The LR range test of every group (a stage of its own), then each group's centre. */
+static int range_tests(tuner *t, bl_ctx *ctx, const bl_sweep_executor *executor)
+{
+    bl_tune_summary *s = t->sum;
+    size_t first = s->n_runs;
+    for (size_t g = 0; g < s->n_groups; g++) {
+        s->groups[g].range_run = s->n_runs;
+        s->runs[s->n_runs++] = (bl_tune_entry){.group = g, .budget = 1, .range = true,
+                                               .centre = 1, .point = unrun};
+    }
+    int rc = run_stage(t, ctx, first, executor);
+    for (size_t g = 0; g < s->n_groups && rc == BL_OK; g++) {
+        size_t k = s->groups[g].range_run;
+        double c = NAN;
+        rc = t->hooks->centre(t->hooks->user, ctx, k, &s->runs[k], &c);
+        if (rc == BL_OK && c > 0 && isfinite(c))
+            s->groups[g].centre = c;
+    }
+    return rc;
 }
 
 /* ---- ranking a rung's trials ----------------------------------------------------------------- */
@@ -236,12 +257,14 @@ int bl_tune_run(bl_ctx *ctx, const bl_tune_options *opts, const bl_tune_hooks *h
                 const bl_sweep_executor *executor, bl_tune_summary *out)
 {
     if (!out)
-        return bl_error(ctx, BL_EINVAL, "bl_tune_entry: NULL summary");
+        return bl_error(ctx, BL_EINVAL, "bl_tune_run: NULL summary");
     memset(out, 0, sizeof *out);
     out->best = SIZE_MAX;
     out->best_score = NAN;
     if (!opts || !hooks || !hooks->run)
-        return bl_error(ctx, BL_EINVAL, "bl_tune_entry: options and a run hook are required");
+        return bl_error(ctx, BL_EINVAL, "bl_tune_run: options and a run hook are required");
+    if (opts->range_test && !hooks->centre)
+        return bl_error(ctx, BL_EINVAL, "bl_tune_run: a range test needs the centre hook");
     double eta = 3;
     size_t rungs = 1, seeds = 1;
     int rc = check_options(ctx, opts, &eta, &rungs, &seeds);
@@ -255,7 +278,7 @@ int bl_tune_run(bl_ctx *ctx, const bl_tune_options *opts, const bl_tune_hooks *h
     }
     for (size_t j = 0; j < rungs; j++)
         per_group += planned[j];
-    per_group += seeds - 1;
+    per_group += seeds - 1 + opts->range_test;
 
     tuner t = {.opts = opts, .hooks = hooks, .sum = out, .cap = opts->groups * per_group};
     out->n_groups = opts->groups;
@@ -273,11 +296,14 @@ int bl_tune_run(bl_ctx *ctx, const bl_tune_options *opts, const bl_tune_hooks *h
         goto done;
     }
     for (size_t g = 0; g < opts->groups; g++) {
-        out->groups[g] = (bl_tune_group){.winner = SIZE_MAX, .factor = SIZE_MAX};
+        out->groups[g] = (bl_tune_group){.winner = SIZE_MAX, .factor = SIZE_MAX,
+                                         .range_run = SIZE_MAX, .centre = 1};
         n_alive[g] = opts->factors;
         for (size_t f = 0; f < opts->factors; f++)
             alive[g * opts->factors + f] = f;
     }
+    if (opts->range_test && (rc = range_tests(&t, ctx, executor)) != BL_OK)
+        goto done;
     for (size_t j = 0; j < rungs; j++) {
         size_t first = out->n_runs;
         for (size_t g = 0; g < opts->groups; g++) {
