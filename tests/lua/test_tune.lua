@@ -108,6 +108,36 @@ T.test("a target: trials ranked by time to target; a diverging LR is dropped", f
   T.eq(s.best.score, s.best.time_to_target)
 end)
 
+T.test("an LR range test centres the candidates", function()
+  local s = bl.sweep { name = "range", base = base, vary = { batch = { 32 } },
+    tune = { lr = { factors = { 0.5, 1 }, rungs = 1, range_test = { steps = 60, from = 1e-3, to = 1e3 } } } }
+  local rt = s.runs[1]
+  T.eq(rt.tune.range_test, true, "the range test runs first")
+  T.eq(rt.tune.best, false, "and does not count")
+  T.eq(rt.steps <= 60, true)
+  T.truthy(#rt.history >= 5, "a point per step")
+  T.truthy(rt.history[2].lr > rt.history[1].lr, "the LR grows")
+  T.eq(rt.score, nil)
+  local c = rt.tune.centre
+  T.truthy(c and c > 1e-3 and c < 1e3, "a centre within the range: " .. tostring(c))
+  T.truthy(math.abs(rt.tune.suggested_lr - c * rt.tune.lr) < 1e-12 * rt.tune.suggested_lr)
+  T.eq(#s.runs, 3)
+  for i = 2, 3 do
+    local r = s.runs[i]
+    T.truthy(math.abs(r.tune.factor - ({ 0.5, 1 })[r.tune.trial] * c) < 1e-12 * c,
+      "factors × the centre")
+  end
+  T.eq(s.tuned[1].centre, c)
+  T.eq(s.tuned[1].trials, 2)
+  T.raises(function()
+    bl.sweep { base = base, vary = { batch = { 32 } },
+               tune = { lr = { range_test = { from = 1, to = 0.5 } } } }
+  end, "'tune.lr.range_test'", "0 < from < to")
+  T.raises(function()
+    bl.sweep { base = base, vary = { batch = { 32 } }, tune = { lr = { range_test = { step = 9 } } } }
+  end, "tune.lr.range_test", "'step'")
+end)
+
 T.test("bl.fit_lr and s.lr_fit", function()
   local pts = {}
   for _, b in ipairs { 16, 64, 256, 1024 } do
@@ -138,7 +168,8 @@ end)
 T.test("resume: a tuned sweep trains nothing new; trials and counted runs stay apart", function()
   local db = fresh("tune")
   local args = { name = "resumed", db = db, base = base, vary = { batch = { 16, 32 } },
-                 tune = { lr = { factors = { 0.5, 2 }, eta = 2 } }, repeats = 2 }
+                 tune = { lr = { factors = { 0.5, 2 }, eta = 2, range_test = { steps = 20 } } },
+                 repeats = 2 }
   local first = bl.sweep(args)
   T.eq(first.resumed, 0)
   local again = bl.sweep(args)
@@ -152,6 +183,7 @@ T.test("resume: a tuned sweep trains nothing new; trials and counted runs stay a
   end
   T.eq(again.best.run_id, first.best.run_id)
   T.eq(again.tuned[1].lr, first.tuned[1].lr)
+  T.eq(again.tuned[1].centre, first.tuned[1].centre)
 
   -- the untuned sweep of the winner's LR: the same training as the counted seed-1 run, but
   -- a counted run of a plain sweep is not a trial: trained, not resumed
@@ -167,8 +199,10 @@ T.test("resume: a tuned sweep trains nothing new; trials and counted runs stay a
   -- and a tuned sweep whose only candidate is that LR (one rung: full budget) does not take
   -- the plain run, nor a repeat, as its trial
   local one = bl.sweep { name = "resumed", db = db, base = base, vary = { batch = { w.batch } },
-                         tune = { lr = { factors = { w.factor }, rungs = 1 } } }
-  T.eq(one.resumed, 0)
+                         tune = { lr = { factors = { w.factor / w.centre }, rungs = 1,
+                                         range_test = { steps = 20 } } }, seeds = { 1 } }
+  T.eq(one.resumed, 1, "only its range test is given back")
+  T.eq(one.runs[1].tune.range_test, true)
 end)
 
 T.test("seeds without tune are vary.seed", function()

@@ -190,7 +190,7 @@ static int point_main(lua_State *L)
     point_values(L, c, tr ? tr->group : index, ci, pi);
     int li = lua_gettop(L);                                              /* label */
     if (tr)
-        bl__sweep_tune_config(L, tr, ci, pi, li);                        /* [label, tune] */
+        bl__sweep_tune_config(L, c, tr, ci, pi, li);                        /* [label, tune] */
     int ti = lua_gettop(L);
     set_default(L, ci, "label", li);
     set_default(L, ci, "target", S_TARGET);
@@ -352,6 +352,12 @@ static int tune_score(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry
     return hook_score(user, ctx, index, &r->point, score);
 }
 
+static int tune_centre(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                       double *centre)
+{
+    return bl__sweep_range_centre(((sweep_call *)user)->L, index, centre);
+}
+
 /* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =,
  *          seeds = | repeats =, tune =}
  * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n
@@ -364,9 +370,8 @@ int bl__lua_sweep(lua_State *L)
     bl__lua_check_keys(L, 1, sweep_keys, "bl.sweep");
     check_args(L);                                                       /* slots 2..9 */
     bl__sweep_check_seeds(L);                                            /* S_SEEDS */
-    double eta;
-    lua_Integer rungs;
-    bl__sweep_check_tune(L, &eta, &rungs);                               /* S_FACTORS */
+    sweep_tune_args targs;
+    bl__sweep_check_tune(L, &targs);                                     /* S_FACTORS */
     bool tuning = !lua_isnil(L, S_FACTORS);
     if (!tuning && !lua_isnil(L, S_SEEDS)) {     /* seeds without tuning: vary.seed */
         lua_newtable(L);
@@ -394,6 +399,7 @@ int bl__lua_sweep(lua_State *L)
     lua_createtable(L, 0, 0);                                            /* S_RUNS */
     lua_pushnil(L);                                                      /* S_ERR */
     c->L = L;
+    c->tune = targs;
     c->name = lua_isnil(L, S_NAME) ? "sweep" : lua_tostring(L, S_NAME);
     c->keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->keys, 0);  /* kept on the stack */
     c->at = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->at, 0);
@@ -409,11 +415,13 @@ int bl__lua_sweep(lua_State *L)
 
     if (tuning) {
         bl_tune_options to = {.groups = c->grid.total, .factors = lua_rawlen(L, S_FACTORS),
-                              .eta = eta, .rungs = (size_t)rungs,
+                              .eta = targs.eta, .rungs = (size_t)targs.rungs,
+                              .range_test = targs.range_test,
                               .seeds = lua_isnil(L, S_SEEDS) ? 1 : lua_rawlen(L, S_SEEDS),
                               .higher_is_better = lua_toboolean(L, S_HIGHER)};
         bl_tune_hooks th = {.user = c, .run = tune_run, .on_run = tune_on_run,
-                            .score = lua_isnil(L, S_SCORE) ? NULL : tune_score};
+                            .score = lua_isnil(L, S_SCORE) ? NULL : tune_score,
+                            .centre = tune_centre};
         int rc = bl_tune_run(st->ctx, &to, &th, NULL, &c->tuned);
         if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
             lua_pushvalue(L, S_ERR);

@@ -15,6 +15,15 @@ enum { S_ARGS = 1, S_NAME, S_BASE, S_VARY, S_TARGET, S_SCORE, S_HIGHER, S_QUIET,
 
 #define LBL_SWEEP_CALL "batchlab.SweepCall"
 
+/* tune.lr's settings (check_tune). */
+typedef struct sweep_tune_args {
+    double eta;               /* 0: the tuner's default */
+    lua_Integer rungs;        /* 0: the tuner's default */
+    bool range_test;          /* an LR range test per point centres its candidates */
+    lua_Integer range_steps;  /* its length in steps */
+    double range_from, range_to;   /* its LR, as multiples of the point's (scaled) LR */
+} sweep_tune_args;
+
 typedef struct sweep_call {
     lua_State *L;
     const char *name;
@@ -23,6 +32,7 @@ typedef struct sweep_call {
     bl_grid grid;
     bl_sweep_summary sum;
     bl_tune_summary tuned;    /* a tuned sweep's */
+    sweep_tune_args tune;
     bool interrupted;
 } sweep_call;
 
@@ -32,8 +42,10 @@ void bl__sweep_set_lr(lua_State *L, int ci);
 
 /* l_tune.c */
 void bl__sweep_check_seeds(lua_State *L);
-void bl__sweep_check_tune(lua_State *L, double *eta, lua_Integer *rungs);
-void bl__sweep_tune_config(lua_State *L, const bl_tune_entry *tr, int ci, int pi, int li);
+void bl__sweep_check_tune(lua_State *L, sweep_tune_args *out);
+void bl__sweep_tune_config(lua_State *L, const sweep_call *c, const bl_tune_entry *tr, int ci,
+                           int pi, int li);
+int bl__sweep_range_centre(lua_State *L, size_t index, double *centre);
 void bl__sweep_tuned_result(lua_State *L, sweep_call *c, bool quiet);
 
 #endif

@@ -63,15 +63,47 @@ void bl__sweep_check_seeds(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* Pushes S_FACTORS: nil when not tuning, else tune.lr's factors (default 1/4 … 4); *eta and
- * *rungs get tune.lr.eta and .rungs (0: the tuner's defaults). */
-void bl__sweep_check_tune(lua_State *L, double *eta, lua_Integer *rungs)
+/* tune.lr.range_test (in the table at `li`): true, or {steps =, from =, to =}. */
+static void check_range_test(lua_State *L, int li, sweep_tune_args *out)
+{
+    static const char *const keys[] = {"steps", "from", "to", NULL};
+    int t = lua_getfield(L, li, "range_test");
+    out->range_test = t == LUA_TTABLE || (t == LUA_TBOOLEAN && lua_toboolean(L, -1));
+    if (t == LUA_TTABLE) {
+        int ri = lua_gettop(L);
+        bl__lua_check_keys(L, ri, keys, "bl.sweep: tune.lr.range_test");
+        if (lua_getfield(L, ri, "steps") != LUA_TNIL) {
+            out->range_steps = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+            if (out->range_steps < 5 || out->range_steps > 100000)
+                luaL_error(L, "bl.sweep: 'tune.lr.range_test.steps' must be an integer 5 … "
+                              "100000, got %s", luaL_tolstring(L, -1, NULL));
+        }
+        if (lua_getfield(L, ri, "from") != LUA_TNIL)
+            out->range_from = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
+        if (lua_getfield(L, ri, "to") != LUA_TNIL)
+            out->range_to = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
+        if (!(out->range_from > 0) || !(out->range_to > out->range_from) ||
+            !isfinite(out->range_to))
+            luaL_error(L, "bl.sweep: 'tune.lr.range_test' needs 0 < from < to (multiples of "
+                          "the scaled LR; default 1e-3 and 1e2)");
+        lua_settop(L, ri);
+    } else if (t != LUA_TNIL && t != LUA_TBOOLEAN) {
+        luaL_error(L, "bl.sweep: 'tune.lr.range_test' must be true or a table {steps =, from "
+                      "=, to =}, got %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+}
+
+/* Pushes S_FACTORS: nil when not tuning, else tune.lr's factors (default 1/4 … 4); *out gets
+ * the other settings of tune.lr. */
+void bl__sweep_check_tune(lua_State *L, sweep_tune_args *out)
 {
     static const double defaults[] = {0.25, 0.5, 1, 2, 4};
     static const char *const keys[] = {"lr", NULL};
-    static const char *const lr_keys[] = {"factors", "eta", "rungs", NULL};
-    *eta = 0;
-    *rungs = 0;
+    static const char *const lr_keys[] = {"factors", "eta", "rungs", "range_test", NULL};
+    *out = (sweep_tune_args){.range_steps = 100, .range_from = 1e-3, .range_to = 1e2};
+    double *eta = &out->eta;
+    lua_Integer *rungs = &out->rungs;
     int t = lua_getfield(L, S_ARGS, "tune");                             /* [tune] */
     if (t == LUA_TNIL)
         return;
@@ -128,6 +160,7 @@ void bl__sweep_check_tune(lua_State *L, double *eta, lua_Integer *rungs)
                            BL_TUNE_MAX_RUNGS, luaL_tolstring(L, -1, NULL));
         }
         lua_pop(L, 1);
+        check_range_test(L, li, out);
     }
     for (size_t i = 0; !given && i < sizeof defaults / sizeof defaults[0]; i++) {
         lua_pushnumber(L, defaults[i]);
@@ -209,11 +242,68 @@ static void push_tune_info(lua_State *L, const bl_tune_entry *tr, double f, doub
     lua_setfield(L, -2, "best");
 }
 
+/* The range test's batch function: state → B, from · (to/from)^(step/steps), its upvalues
+ * being B, from, to and steps. */
+static int range_batch(lua_State *L)
+{
+    lua_getfield(L, 1, "step");
+    double step = lua_tonumber(L, -1);
+    double from = lua_tonumber(L, lua_upvalueindex(2)), to = lua_tonumber(L, lua_upvalueindex(3));
+    double steps = lua_tonumber(L, lua_upvalueindex(4));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushnumber(L, from * pow(to / from, step / steps));
+    return 2;
+}
+
+/* Makes cfg (at `ci`) the group's LR range test: the same batch with the LR growing from
+ * `from` to `to` × its LR over `steps` steps, the training loss at every step, no evaluation. */
+static void range_config(lua_State *L, const sweep_call *c, int ci)
+{
+    int t = lua_getfield(L, ci, "batch");
+    lua_Integer b = t == LUA_TNIL ? strtoll(bl_run_spec_default("batch"), NULL, 10)
+                    : lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    if (b < 1)
+        luaL_error(L, "bl.sweep: tune.lr.range_test needs a batch size (a positive integer), "
+                      "got %s", luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    lua_pushinteger(L, b);
+    lua_pushnumber(L, c->tune.range_from);
+    lua_pushnumber(L, c->tune.range_to);
+    lua_pushinteger(L, c->tune.range_steps);
+    lua_pushcclosure(L, range_batch, 4);
+    lua_setfield(L, ci, "batch");
+    lua_pushinteger(L, b);
+    lua_setfield(L, ci, "max_batch");
+    lua_pushinteger(L, c->tune.range_steps);
+    lua_setfield(L, ci, "max_steps");
+    lua_createtable(L, 0, 1);
+    lua_pushinteger(L, 1);
+    lua_setfield(L, -2, "steps");
+    lua_setfield(L, ci, "eval_every");
+    static const char *const cleared[] = {"epochs", "max_seconds", "stop_at_target",
+                                          "lr_schedule", NULL};
+    for (size_t i = 0; cleared[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, ci, cleared[i]);
+    }
+    static const char *const on[] = {"skip_eval", "skip_test", NULL};
+    for (size_t i = 0; on[i]; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, ci, on[i]);
+    }
+    lua_pushinteger(L, 0);
+    lua_setfield(L, ci, "train_eval_samples");
+    lua_pushinteger(L, 0);
+    lua_setfield(L, ci, "diverge_chance_evals");
+}
+
 /* A tuning run's changes to cfg (at `ci`), params (`pi`) and the label (`li`): the seed, the
- * LR × the factor, the rung's budget, and cfg.tune — what the store keeps with the run, so a
- * trial ({factor, rung, trial}) and a counted repeat ({factor, best = true}) never resume as
- * each other or as an untuned run. Pushes r.tune. */
-void bl__sweep_tune_config(lua_State *L, const bl_tune_entry *tr, int ci, int pi, int li)
+ * LR × the factor (× the range test's centre), the rung's budget, and cfg.tune — what the
+ * store keeps with the run, so a trial ({factor, rung, trial}), a counted repeat ({factor,
+ * best = true}) and a range test ({range_test = true, steps, from, to}) never resume as each
+ * other or as an untuned run. Pushes r.tune. */
+void bl__sweep_tune_config(lua_State *L, const sweep_call *c, const bl_tune_entry *tr, int ci,
+                           int pi, int li)
 {
     if (!lua_isnil(L, S_SEEDS)) {
         lua_rawgeti(L, S_SEEDS, (lua_Integer)tr->seed + 1);              /* [seed] */
@@ -225,8 +315,32 @@ void bl__sweep_tune_config(lua_State *L, const bl_tune_entry *tr, int ci, int pi
         lua_replace(L, li);
         lua_pop(L, 1);
     }
+    if (tr->range) {
+        double lr = scaled_lr(L, ci, bl__sweep_cfg_optim(L, ci).lr);
+        range_config(L, c, ci);
+        lua_createtable(L, 0, 4);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "range_test");
+        lua_pushinteger(L, c->tune.range_steps);
+        lua_setfield(L, -2, "steps");
+        lua_pushnumber(L, c->tune.range_from);
+        lua_setfield(L, -2, "from");
+        lua_pushnumber(L, c->tune.range_to);
+        lua_setfield(L, -2, "to");
+        lua_setfield(L, ci, "tune");
+        lua_pushfstring(L, "%s lr_range_test", lua_tostring(L, li));
+        lua_replace(L, li);
+        lua_createtable(L, 0, 4);                                        /* r.tune */
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "range_test");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "best");
+        lua_pushnumber(L, lr);
+        lua_setfield(L, -2, "lr");
+        return;
+    }
     lua_rawgeti(L, S_FACTORS, (lua_Integer)tr->factor + 1);
-    double f = lua_tonumber(L, -1);
+    double f = lua_tonumber(L, -1) * tr->centre;
     lua_pop(L, 1);
     double lr = bl__sweep_cfg_optim(L, ci).lr * f;
     lua_pushnumber(L, lr);
@@ -252,6 +366,47 @@ void bl__sweep_tune_config(lua_State *L, const bl_tune_entry *tr, int ci, int pi
     lua_replace(L, li);
     lua_setfield(L, ci, "tune");
     push_tune_info(L, tr, f, scaled_lr(L, ci, lr));
+}
+
+/* The centre hook: the LR the range test run `index` suggests (its history's effective LR and
+ * training loss, bl_lr_range_pick) over the LR it started from (r.tune.lr, × 1); NaN when it
+ * suggests none. Sets r.tune.centre and r.tune.suggested_lr. */
+int bl__sweep_range_centre(lua_State *L, size_t index, double *centre)
+{
+    int top = lua_gettop(L);
+    *centre = NAN;
+    lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);                      /* [run] */
+    int ri = top + 1;
+    lua_getfield(L, ri, "tune");                                         /* [run, tune] */
+    lua_getfield(L, ri + 1, "lr");
+    double base = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    size_t n = lua_getfield(L, ri, "history") == LUA_TTABLE ? lua_rawlen(L, -1) : 0, m = 0;
+    double *lr = lua_newuserdatauv(L, 2 * (n ? n : 1) * sizeof *lr, 0), *loss = lr + n;
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, ri + 2, (lua_Integer)i + 1);                      /* [.., p] */
+        lua_getfield(L, -1, "lr");
+        lua_getfield(L, -2, "train_loss");
+        double a = lua_tonumber(L, -2), l = lua_tonumber(L, -1);
+        if (a > 0 && isfinite(a) && (m == 0 || a > lr[m - 1])) {
+            lr[m] = a;
+            loss[m++] = l;                  /* a non-finite loss ends the curve there */
+        }
+        lua_pop(L, 3);
+    }
+    lbl_state *st = bl__lua_state(L);
+    double pick = NAN;
+    if (m < 5 || bl_lr_range_pick(st->ctx, lr, loss, m, &pick) != BL_OK)
+        bl_clear_error(st->ctx);
+    if (pick > 0 && base > 0) {
+        *centre = pick / base;
+        lua_pushnumber(L, *centre);
+        lua_setfield(L, ri + 1, "centre");
+        lua_pushnumber(L, pick);
+        lua_setfield(L, ri + 1, "suggested_lr");
+    }
+    lua_settop(L, top);
+    return BL_OK;
 }
 
 /* The batch of tuned group g (from one of its runs: params.batch, else the run's batch);
@@ -348,6 +503,10 @@ static void tuned_results(lua_State *L, sweep_call *c, bool quiet)
                 flr[nfit++] = lua_tonumber(L, -1);
             }
             lua_pop(L, 3);
+        }
+        if (gr->range_run != SIZE_MAX) {
+            lua_pushnumber(L, gr->centre);
+            lua_setfield(L, -2, "centre");
         }
         lua_pushinteger(L, (lua_Integer)gr->trials);
         lua_setfield(L, -2, "trials");
