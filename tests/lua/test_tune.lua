@@ -110,7 +110,8 @@ end)
 
 T.test("an LR range test centres the candidates", function()
   local s = bl.sweep { name = "range", base = base, vary = { batch = { 32 } },
-    tune = { lr = { factors = { 0.5, 1 }, rungs = 1, range_test = { steps = 60, from = 1e-3, to = 1e3 } } } }
+    tune = { lr = { factors = { 0.5, 1 }, rungs = 1,
+                     range_test = { steps = 60, from = 1e-3, to = 1e3 } } } }
   local rt = s.runs[1]
   T.eq(rt.tune.range_test, true, "the range test runs first")
   T.eq(rt.tune.best, false, "and does not count")
@@ -134,7 +135,8 @@ T.test("an LR range test centres the candidates", function()
                tune = { lr = { range_test = { from = 1, to = 0.5 } } } }
   end, "'tune.lr.range_test'", "0 < from < to")
   T.raises(function()
-    bl.sweep { base = base, vary = { batch = { 32 } }, tune = { lr = { range_test = { step = 9 } } } }
+    bl.sweep { base = base, vary = { batch = { 32 } },
+               tune = { lr = { range_test = { step = 9 } } } }
   end, "tune.lr.range_test", "'step'")
 end)
 

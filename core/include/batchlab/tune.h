@@ -23,11 +23,12 @@
  * to target, without its step-time noise; time_to_target when the steps are not known), the
  * others by final val_loss (NaN last); ties keep the earlier candidate (factor order).
  *
- * Every rung, and the repeats, is one bl_sweep_run through the executor given, so an executor
- * that runs points elsewhere (a child process, an MPI rank) runs trials like any run; their
- * points are the rung's trials, group-major, candidates in factor order. The counted runs are
- * then scored and the best one picked by the sweep's own rule (bl_sweep_run's scoring over
- * them, in group order, seed order: the same default score and ties as an untuned sweep).
+ * The range tests, every rung and the repeats are each one bl_sweep_run through the executor
+ * given, so an executor that runs points elsewhere (a child process, an MPI rank) runs trials
+ * like any run; a rung's points are its trials, group-major, candidates in factor order. The
+ * counted runs are then scored and the best one picked by the sweep's own rule (bl_sweep_run's
+ * scoring over them, in group order, seed order: the same default score and ties as an
+ * untuned sweep).
  */
 #ifndef BATCHLAB_TUNE_H
 #define BATCHLAB_TUNE_H

@@ -1,6 +1,7 @@
-/* The LR tuned per point by successive halving, with repeats over seeds (batchlab/tune.h).
- * Each rung and the repeats go through bl_sweep_run (the executor seam); the counted runs are
- * scored by bl_sweep_run too, so the sweep's scoring has one owner (sweep.c). */
+/* The LR tuned per point by successive halving, with repeats over seeds and an optional LR
+ * range test per point (batchlab/tune.h). The range tests, each rung and the repeats go
+ * through bl_sweep_run (the executor seam); the counted runs are scored by bl_sweep_run too,
+ * so the sweep's scoring has one owner (sweep.c). */
 #include "batchlab/tune.h"
 
 #include <math.h>
