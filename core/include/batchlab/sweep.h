@@ -74,6 +74,7 @@ typedef struct bl_sweep_point {
     double time_to_target;   /* seconds; NaN when not reached */
     double val_loss;         /* final validation loss; NaN when none */
     double score;            /* set by the sweep: the point's score, NaN when it has none */
+    double steps_to_target;  /* steps to the target (interpolated); NaN when not reached */
 } bl_sweep_point;
 
 typedef struct bl_sweep bl_sweep;   /* one running sweep (opaque; lives inside bl_sweep_run) */

@@ -98,6 +98,7 @@ static const bl_run_object_key object_keys[] = {
     {"stop", "a stop criterion function(point, run)"},
     {"on_point", "a function(point, run) called at every evaluation point"},
     {"db", "the results store the run is recorded in; false records nothing"},
+    {"tune", "set by bl.sweep's LR tuning: the run's place in the search, recorded with it"},
     {NULL, NULL},
 };
 

@@ -81,7 +81,7 @@ struct bl_sweep {
 };
 
 static const bl_sweep_point unrun = {.status = BL_SWEEP_FAILED, .time_to_target = NAN,
-                                     .val_loss = NAN, .score = NAN};
+                                     .val_loss = NAN, .score = NAN, .steps_to_target = NAN};
 
 bool bl_sweep_next_index(bl_sweep *sw, size_t *index)
 {

@@ -236,6 +236,7 @@ static const luaL_Reg module_funcs[] = {
     {"scheduler", bl__lua_scheduler},
     {"train", bl__lua_train},
     {"sweep", bl__lua_sweep},
+    {"fit_lr", bl__lua_fit_lr},
     {"find_max_batch", bl__lua_find_max_batch},
     {"probe", bl__lua_probe},
     {NULL, NULL}};

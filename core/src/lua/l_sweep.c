@@ -12,17 +12,23 @@
  * every run an event file in DIR/<its label> (see l_tensorboard.c). `db = "FILE"` /
  * `resume = true` (or batchlab run --db FILE) record every run in the results store under
  * the experiment `name`, and resume: finished runs of the same configuration are given back
- * instead of trained again (`resume = false` trains them afresh; see l_store.c). */
+ * instead of trained again (`resume = false` trains them afresh; see l_store.c).
+ *
+ * `seeds = {...}` / `repeats = n` run every point with each seed (as vary.seed would).
+ * `tune = {lr = ...}` tunes the learning rate per point by successive halving: the tuner of
+ * engine/tune.c (batchlab/tune.h) takes the place of bl_sweep_run and hands out trials, which
+ * run through point_main like points; l_tune.c adds what makes a point a trial and builds the
+ * tuned result. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "batchlab/sweep.h"
-#include "lua/lbl.h"
+#include "lua/l_sweep.h"
 
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
                                          "higher_is_better", "quiet", "on_run",
-                                         "tensorboard", "db", "resume", NULL};
+                                         "tensorboard", "db", "resume", "tune", "seeds",
+                                         "repeats", NULL};
 
 /* The number of values of vary[key] (the value at the stack top): a list's length, or 1 for a
  * single non-table value. */
@@ -53,12 +59,10 @@ static void push_value(lua_State *L, int vi, lua_Integer i)
     }
 }
 
-/* Sets cfg.optimizer (table at `ci`) to a copy with learning rate `lr` (at the stack top). */
-static void set_lr(lua_State *L, int ci)
+/* The optimizer of cfg (the table at `ci`) as bl.train reads it: a name, an object, or none
+ * (SGD's defaults). */
+bl_optim_config bl__sweep_cfg_optim(lua_State *L, int ci)
 {
-    if (lua_type(L, -1) != LUA_TNUMBER)
-        luaL_error(L, "bl.sweep: vary.lr values must be numbers, got %s",
-                   luaL_typename(L, -1));
     bl_optim_config oc = bl_optim_defaults(BL_OPTIM_SGD);
     int t = lua_getfield(L, ci, "optimizer");
     if (t == LUA_TSTRING) {
@@ -71,6 +75,16 @@ static void set_lr(lua_State *L, int ci)
         oc = *bl__lua_check_optim(L, -1);
     }
     lua_pop(L, 1);
+    return oc;
+}
+
+/* Sets cfg.optimizer (table at `ci`) to a copy with learning rate `lr` (at the stack top). */
+void bl__sweep_set_lr(lua_State *L, int ci)
+{
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        luaL_error(L, "bl.sweep: vary.lr values must be numbers, got %s",
+                   luaL_typename(L, -1));
+    bl_optim_config oc = bl__sweep_cfg_optim(L, ci);
     oc.lr = lua_tonumber(L, -1);
     bl__lua_push_optim(L, &oc);
     lua_setfield(L, ci, "optimizer");
@@ -109,27 +123,12 @@ static void check_args(lua_State *L)
 
 /* ---- the call: what the sweep's hooks need ------------------------------------------------- */
 
-/* Stack slots of bl__lua_sweep, the same in point_main (they are passed on as its arguments). */
-enum { S_ARGS = 1, S_NAME, S_BASE, S_VARY, S_TARGET, S_SCORE, S_HIGHER, S_QUIET, S_ON_RUN,
-       S_CALL, S_RUNS, S_ERR, S_NSLOTS = S_ERR };
-
-#define LBL_SWEEP_CALL "batchlab.SweepCall"
-
-typedef struct sweep_call {
-    lua_State *L;
-    const char *name;
-    const char **keys;        /* vary's keys as found (anchored in the vary table) */
-    size_t *at;               /* scratch: the value indices of one point, sorted key order */
-    bl_grid grid;
-    bl_sweep_summary sum;
-    bool interrupted;
-} sweep_call;
-
 static int call_gc(lua_State *L)
 {
     sweep_call *c = luaL_checkudata(L, 1, LBL_SWEEP_CALL);
     bl_grid_free(&c->grid);
     bl_sweep_summary_free(&c->sum);
+    bl_tune_summary_free(&c->tuned);
     return 0;
 }
 
@@ -150,7 +149,7 @@ static void point_values(lua_State *L, sweep_call *c, size_t index, int ci, int 
         lua_replace(L, -2);                                              /* [label, v, piece] */
         lua_insert(L, -2);                                               /* [label, piece, v] */
         if (strcmp(key, "lr") == 0) {
-            set_lr(L, ci);
+            bl__sweep_set_lr(L, ci);
             lua_pop(L, 1);
         } else {
             lua_setfield(L, ci, key);
@@ -171,12 +170,15 @@ static void set_default(lua_State *L, int t, const char *key, int vi)
     lua_pop(L, 1);
 }
 
-/* Point `index` (argument S_NSLOTS + 1; slots as in bl__lua_sweep): builds its bl.train table,
- * runs it, stores the run table in runs[index + 1]. Raises only on misuse or an interrupt. */
+/* Run `index` (argument S_NSLOTS + 1; slots as in bl__lua_sweep) — grid point `index`, or
+ * when tuning the tuning run whose bl_tune_entry is argument S_NSLOTS + 2 (a light userdata):
+ * builds its bl.train table, runs it, stores the run table in runs[index + 1]. Raises only on
+ * misuse or an interrupt. */
 static int point_main(lua_State *L)
 {
     sweep_call *c = lua_touserdata(L, S_CALL);
     size_t index = (size_t)lua_tointeger(L, S_NSLOTS + 1);
+    const bl_tune_entry *tr = lua_touserdata(L, S_NSLOTS + 2);            /* NULL: untuned */
     lua_newtable(L);                                                     /* cfg = copy of base */
     int ci = lua_gettop(L);
     for (lua_pushnil(L); lua_next(L, S_BASE); lua_rawset(L, ci)) {
@@ -185,8 +187,11 @@ static int point_main(lua_State *L)
     }
     lua_newtable(L);
     int pi = lua_gettop(L);                                              /* params */
-    point_values(L, c, index, ci, pi);
+    point_values(L, c, tr ? tr->group : index, ci, pi);
     int li = lua_gettop(L);                                              /* label */
+    if (tr)
+        bl__sweep_tune_config(L, c, tr, ci, pi, li);                        /* [label, tune] */
+    int ti = lua_gettop(L);
     set_default(L, ci, "label", li);
     set_default(L, ci, "target", S_TARGET);
     if (!lua_isnil(L, S_QUIET)) {
@@ -195,7 +200,7 @@ static int point_main(lua_State *L)
     }
     lua_getfield(L, S_ARGS, "tensorboard");    /* DIR: each run writes DIR/<its label> */
     set_default(L, ci, "tensorboard", lua_gettop(L));
-    lua_settop(L, li);
+    lua_settop(L, ti);
     bl__lua_store_sweep(L, S_ARGS, ci, c->name);   /* db, experiment, resume (l_store.c) */
 
     lua_pushcfunction(L, bl__lua_train);
@@ -215,15 +220,19 @@ static int point_main(lua_State *L)
         lua_pushstring(L, msg);
         lua_setfield(L, -2, "error");
         lua_remove(L, -2);
-        for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
-            const char *key = c->keys[c->grid.order[k]];
-            if (strcmp(key, "lr") != 0) {
-                lua_getfield(L, pi, key);
-                lua_setfield(L, -2, key);
+        for (lua_pushnil(L); lua_next(L, pi); lua_pop(L, 1)) {          /* echo the parameters */
+            if (strcmp(lua_tostring(L, -2), "lr") != 0) {
+                lua_pushvalue(L, -2);
+                lua_pushvalue(L, -2);
+                lua_settable(L, -5);
             }
         }
         lua_pushvalue(L, li);
         lua_setfield(L, -2, "label");
+    }
+    if (tr) {
+        lua_pushvalue(L, ti);
+        lua_setfield(L, -2, "tune");
     }
     lua_pushvalue(L, pi);
     lua_setfield(L, -2, "params");
@@ -245,6 +254,8 @@ static void read_point(lua_State *L, bl_sweep_point *p)
     p->resumed = lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN;
     p->has_target_time = lua_getfield(L, ri, "time_to_target") == LUA_TNUMBER;
     p->time_to_target = p->has_target_time ? lua_tonumber(L, -1) : NAN;
+    if (lua_getfield(L, ri, "steps_to_target") == LUA_TNUMBER)
+        p->steps_to_target = lua_tonumber(L, -1);
     if (lua_getfield(L, ri, "final") == LUA_TTABLE && lua_getfield(L, -1, "val_loss") ==
         LUA_TNUMBER)
         p->val_loss = lua_tonumber(L, -1);
@@ -258,20 +269,30 @@ static int keep_error(lua_State *L, int code)
     return code;
 }
 
-static int hook_run(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *out)
+/* Runs point_main for run `index` (`tr`: the tuning run, or NULL) and reads what came of it. */
+static int run_index(sweep_call *c, size_t index, const bl_tune_entry *tr, bl_sweep_point *out)
 {
-    sweep_call *c = user;
     lua_State *L = c->L;
     lua_pushcfunction(L, point_main);
     for (int i = 1; i <= S_NSLOTS; i++)
         lua_pushvalue(L, i);
     lua_pushinteger(L, (lua_Integer)index);
-    if (lua_pcall(L, S_NSLOTS + 1, 0, 0) != LUA_OK)
+    if (tr)
+        lua_pushlightuserdata(L, (void *)tr);
+    else
+        lua_pushnil(L);
+    if (lua_pcall(L, S_NSLOTS + 2, 0, 0) != LUA_OK)
         return keep_error(L, c->interrupted ? BL_EINTERRUPTED : BL_ESCRIPT);
     lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);
     read_point(L, out);
     lua_pop(L, 1);
     return BL_OK;
+}
+
+static int hook_run(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *out)
+{
+    (void)ctx;
+    return run_index(user, index, NULL, out);
 }
 
 static int hook_on_point(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
@@ -311,8 +332,36 @@ static int hook_score(void *user, bl_ctx *ctx, size_t index, const bl_sweep_poin
     return ok;
 }
 
-/* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =}
- * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n} */
+/* ---- a tuned sweep: the tuner's hooks and what it returns ---------------------------------- */
+
+static int tune_run(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                    bl_sweep_point *out)
+{
+    (void)ctx;
+    return run_index(user, index, r, out);
+}
+
+static int tune_on_run(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r)
+{
+    return hook_on_point(user, ctx, index, &r->point, ((sweep_call *)user)->tuned.planned);
+}
+
+static int tune_score(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                      double *score)
+{
+    return hook_score(user, ctx, index, &r->point, score);
+}
+
+static int tune_centre(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
+                       double *centre)
+{
+    return bl__sweep_range_centre(((sweep_call *)user)->L, index, centre);
+}
+
+/* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =,
+ *          seeds = | repeats =, tune =}
+ * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n
+ *    [, tuned = {...}, lr_fit = {...}]} */
 int bl__lua_sweep(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -320,6 +369,21 @@ int bl__lua_sweep(lua_State *L)
     luaL_checkstack(L, 40, "bl.sweep");
     bl__lua_check_keys(L, 1, sweep_keys, "bl.sweep");
     check_args(L);                                                       /* slots 2..9 */
+    bl__sweep_check_seeds(L);                                            /* S_SEEDS */
+    sweep_tune_args targs;
+    bl__sweep_check_tune(L, &targs);                                     /* S_FACTORS */
+    bool tuning = !lua_isnil(L, S_FACTORS);
+    if (!tuning && !lua_isnil(L, S_SEEDS)) {     /* seeds without tuning: vary.seed */
+        lua_newtable(L);
+        for (lua_pushnil(L); lua_next(L, S_VARY); lua_pop(L, 1)) {
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, -5);
+        }
+        lua_pushvalue(L, S_SEEDS);
+        lua_setfield(L, -2, "seed");
+        lua_replace(L, S_VARY);
+    }
     size_t nk = 0;
     for (lua_pushnil(L); lua_next(L, S_VARY); lua_pop(L, 1), nk++)
         if (lua_type(L, -2) != LUA_TSTRING)
@@ -335,6 +399,7 @@ int bl__lua_sweep(lua_State *L)
     lua_createtable(L, 0, 0);                                            /* S_RUNS */
     lua_pushnil(L);                                                      /* S_ERR */
     c->L = L;
+    c->tune = targs;
     c->name = lua_isnil(L, S_NAME) ? "sweep" : lua_tostring(L, S_NAME);
     c->keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->keys, 0);  /* kept on the stack */
     c->at = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *c->at, 0);
@@ -348,6 +413,25 @@ int bl__lua_sweep(lua_State *L)
     if (bl_grid_init(st->ctx, &c->grid, c->keys, len, nk) != BL_OK)
         return bl__lua_raise(L, st->ctx, "bl.sweep");
 
+    if (tuning) {
+        bl_tune_options to = {.groups = c->grid.total, .factors = lua_rawlen(L, S_FACTORS),
+                              .eta = targs.eta, .rungs = (size_t)targs.rungs,
+                              .range_test = targs.range_test,
+                              .seeds = lua_isnil(L, S_SEEDS) ? 1 : lua_rawlen(L, S_SEEDS),
+                              .higher_is_better = lua_toboolean(L, S_HIGHER)};
+        bl_tune_hooks th = {.user = c, .run = tune_run, .on_run = tune_on_run,
+                            .score = lua_isnil(L, S_SCORE) ? NULL : tune_score,
+                            .centre = tune_centre};
+        int rc = bl_tune_run(st->ctx, &to, &th, NULL, &c->tuned);
+        if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
+            lua_pushvalue(L, S_ERR);
+            return lua_error(L);
+        }
+        if (rc != BL_OK)
+            return bl__lua_raise(L, st->ctx, "bl.sweep");
+        bl__sweep_tuned_result(L, c, lua_toboolean(L, S_QUIET) || st->quiet);
+        return 1;
+    }
     bl_sweep_options opts = {.points = c->grid.total, .higher_is_better =
                              lua_toboolean(L, S_HIGHER)};
     bl_sweep_hooks hooks = {.user = c, .run = hook_run, .on_point = hook_on_point,
@@ -384,3 +468,4 @@ int bl__lua_sweep(lua_State *L)
     lua_setfield(L, -2, "total");
     return 1;
 }
+

@@ -241,6 +241,7 @@ int bl__lua_model(lua_State *L);
 int bl__lua_scheduler(lua_State *L);
 int bl__lua_train(lua_State *L);
 int bl__lua_sweep(lua_State *L);
+int bl__lua_fit_lr(lua_State *L);   /* bl.fit_lr (l_tune.c) */
 int bl__lua_find_max_batch(lua_State *L);
 int bl__lua_probe(lua_State *L);
 /* Registers the metatables and pushes the `optim` subtable. */
