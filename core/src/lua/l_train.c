@@ -601,6 +601,8 @@ int bl__lua_train(lua_State *L)
                                          &j->outputs[j->n_outputs++]) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.train");
     plan.config_json = j->config_json;
+    if (bl_run_plan_files(j->ctx, j->spec, &plan) != BL_OK)
+        return bl__lua_raise(L, j->ctx, "bl.train");
     plan.train.interrupt = st->interrupt;
 
     st->interrupted = false;
