@@ -142,6 +142,8 @@ static int describe_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 static void print_result(const bl_run_result *r)
 {
     printf("status %s (%s)\n", bl_run_status_name(r->status), r->stopped_by);
+    if (r->resumed_step > 0)
+        printf("continued from the checkpoint at step %lld\n", (long long)r->resumed_step);
     if (r->error[0])
         printf("error %s\n", r->error);
     printf("steps %lld  samples %lld  epochs %.2f  train time %.2fs  eval time %.2fs\n",

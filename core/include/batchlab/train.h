@@ -304,6 +304,8 @@ typedef struct bl_run_result {
     size_t history_count;
     int64_t max_batch_used;         /* largest batch of any step */
     size_t peak_device_bytes;       /* device memory peak during the run */
+    int64_t resumed_step;           /* the step of the snapshot the run continued from
+                                       (resume_from), -1 when it started from scratch */
 } bl_run_result;
 
 /* Runs one training run. Returns BL_OK whenever the run itself could be carried out — also when

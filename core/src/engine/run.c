@@ -46,6 +46,7 @@ static void blank_result(bl_run_result *r)
     r->step_time_median = NAN;
     r->steps_to_target = r->samples_to_target = r->diverged_step = -1;
     r->steps_to_target_error = -1;
+    r->resumed_step = -1;
     snprintf(r->stopped_by, sizeof r->stopped_by, "error");
 }
 
@@ -172,6 +173,20 @@ static const char *store_path(bl_run_output *outputs, size_t n)
     return NULL;
 }
 
+/* A file the run will write must be a regular file or not exist: said before training, not
+ * after it. */
+static int check_target(bl_ctx *ctx, const char *what, const char *path)
+{
+    struct stat st;
+    if (path && lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return bl_error(ctx, BL_EIO, "%s: '%s' is not a regular file (%s): refusing to replace "
+                        "it", what, path, S_ISFIFO(st.st_mode) ? "a FIFO"
+                                          : S_ISDIR(st.st_mode) ? "a directory"
+                                          : S_ISLNK(st.st_mode) ? "a symbolic link"
+                                                                : "a device or socket");
+    return BL_OK;
+}
+
 /* init weights, the checkpoint file and the snapshot to resume from; installs the snapshot
  * callbacks in cfg. */
 static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
@@ -188,6 +203,8 @@ static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
             return bl_error_prefix(ctx, "init");
     }
     bool checkpointing = plan->checkpoint_every > 0 || plan->checkpoint_seconds > 0;
+    if ((rc = check_target(ctx, "save", plan->save)) != BL_OK)
+        return rc;
     if (checkpointing) {
         if (plan->checkpoint) {
             f->checkpoint = strdup(plan->checkpoint);
@@ -197,6 +214,8 @@ static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
                    BL_OK) {
             return rc;
         }
+        if ((rc = check_target(ctx, "checkpoint", f->checkpoint)) != BL_OK)
+            return rc;
         if (plan->resume) {
             rc = bl_snapshot_read(ctx, f->checkpoint, &f->resume);
             if (rc == BL_ENOTFOUND) {

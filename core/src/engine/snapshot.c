@@ -896,14 +896,14 @@ int bl_snapshot_write(bl_ctx *ctx, const bl_snapshot *snap, const char *path)
         return bl_error(ctx, BL_EIO, "'%s' is %s: refusing to replace it with a snapshot", path,
                         file_kind(st.st_mode));
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    size_t tcap = plen + 48;
+    char *tmp = malloc(tcap);
     char *dir = malloc(plen + 2);
     if (!tmp || !dir) {
         free(tmp);
         free(dir);
         return bl_error(ctx, BL_ENOMEM, "out of memory");
     }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
     memcpy(dir, path, plen + 1);
     char *slash = strrchr(dir, '/');
     if (!slash)
@@ -913,7 +913,14 @@ int bl_snapshot_write(bl_ctx *ctx, const bl_snapshot *snap, const char *path)
     else
         *slash = '\0';
     int rc = BL_OK;
-    int fd = mkstemp(tmp);
+    /* a new file of our own next to the target (mode 0666 less the umask, as any file) */
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+        snprintf(tmp, tcap, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         rc = bl_error(ctx, BL_EIO, "cannot create a temporary file next to '%s': %s", path,
                       strerror(errno));

@@ -502,6 +502,7 @@ static int restore(run *r, const bl_snapshot *snap)
         return rc;
     vars_set(r, &v);
     r->snap_time = r->train_time;
+    r->res->resumed_step = r->state.step;
     return BL_OK;
 }
 
@@ -721,6 +722,7 @@ static void init_result(bl_run_result *res)
     res->step_time_median = NAN;
     res->steps_to_target = res->samples_to_target = res->steps_to_target_error = -1;
     res->diverged_step = -1;
+    res->resumed_step = -1;
     bl_eval_point *f = &res->final;
     f->train_loss = f->train_accuracy = f->val_loss = f->val_accuracy = NAN;
     f->gns = f->samples_per_sec = f->lr = NAN;
