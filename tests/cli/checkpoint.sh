@@ -78,6 +78,24 @@ expect_status 0
 expect_out "steps 846 846"
 expect_out "same weights"
 
+# Ctrl-C: the interrupted run writes a checkpoint at the step it stopped at, and --resume
+# finishes it with the same weights (skipped when the run ended before the signal landed)
+LOUD=("${ARGS[@]/--quiet/--label=ck}")
+interrupt_when_training "$BATCHLAB" train "${LOUD[@]}" --checkpoint-every 100000 \
+    --checkpoint "$S/int.blsnap" --save "$S/int_final.blsnap"
+if [ "$STATUS" -eq 130 ]; then
+    [ -f "$S/int.blsnap" ] || fail "an interrupted run wrote no checkpoint"
+    [ ! -f "$S/int_final.blsnap" ] || fail "an interrupted run wrote its final weights"
+    run "$BATCHLAB" train "${ARGS[@]}" --checkpoint-every 100000 --checkpoint "$S/int.blsnap" \
+        --save "$S/int_final.blsnap" --resume
+    expect_status 0
+    expect_out "continued from the checkpoint at step"
+    run "$BATCHLAB" run "$S/same.lua" "$S/full.blsnap" "$S/int_final.blsnap"
+    expect_out "same weights"
+else
+    echo "note: the run ended (status $STATUS) before SIGINT; the interrupt case was not checked"
+fi
+
 # a damaged checkpoint is refused with the file named, and left for the user
 cp "$S/full.blsnap" "$S/ck.blsnap"
 printf 'XXXX' | dd of="$S/ck.blsnap" bs=1 seek=2000 conv=notrunc 2>/dev/null
