@@ -372,6 +372,8 @@ static void read_settings(lua_State *L, lbl_job *j)
             /* target_table */
         } else if (strcmp(name, "target") == 0 && t == LUA_TNUMBER) {
             set_number_text(L, j, given, name, "");
+        } else if (strcmp(name, "checkpoint_every") == 0 && t == LUA_TNUMBER) {
+            set_number_text(L, j, given, name, "");   /* steps; "30s" is a string */
         } else if (strcmp(name, "lr_scaling") == 0 && t != LUA_TSTRING) {
             type_error(L, name, "a rule name or a table {rule =, base_batch =, ...}");
         } else if (strcmp(name, "lr_schedule") == 0 && t != LUA_TSTRING) {
