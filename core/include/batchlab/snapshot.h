@@ -31,6 +31,14 @@
  * original run (use bl_snapshot_get_info to add a branch's budget to the snapshot's counters).
  * The scheduler state is restored when the new run's scheduler is the plugin that saved it
  * and ignored otherwise; a batch function's (bl_batch_fn) own state is its caller's business.
+ * Counters that the new configuration reads go on from the snapshot: the training clock
+ * (`time`, max_seconds), the evaluation cadence (the next point, in the unit of the run that
+ * was snapshotted: a branch keeps its eval_unit, or sets skip_eval), the step-time ring.
+ *
+ * Branched training, in short (docs/checkpoints.md has it in full): run the base with
+ * on_snapshot + snapshot_steps, keeping each with bl_snapshot_copy; for each branch build a
+ * net of the same model, set resume_from, the new batch / LR, and max_samples =
+ * info.samples + the branch's budget; bl_train; compare result.final (or the history).
  */
 #ifndef BATCHLAB_SNAPSHOT_H
 #define BATCHLAB_SNAPSHOT_H
