@@ -30,7 +30,9 @@
 static int config_json(bl_ctx *ctx, const train_args *a, const session *s, char **out)
 {
     static const char *const not_configuration[] = {"label", "quiet", "threads", "tensorboard",
-                                                    "experiment", "resume", "batch", NULL};
+                                                    "experiment", "resume", "batch",
+                                                    "checkpoint_every", "checkpoint", "save",
+                                                    NULL};
     char *text = NULL, *json = NULL;
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
@@ -140,6 +142,8 @@ static int describe_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 static void print_result(const bl_run_result *r)
 {
     printf("status %s (%s)\n", bl_run_status_name(r->status), r->stopped_by);
+    if (r->resumed_step > 0)
+        printf("continued from the checkpoint at step %lld\n", (long long)r->resumed_step);
     if (r->error[0])
         printf("error %s\n", r->error);
     printf("steps %lld  samples %lld  epochs %.2f  train time %.2fs  eval time %.2fs\n",
@@ -253,6 +257,8 @@ static int train(bl_ctx *ctx, train_args *a)
     if (config_json(ctx, a, &s, &json) != BL_OK)
         goto fail;
     plan.config_json = json;
+    if (bl_run_plan_files(ctx, a->spec, &plan) != BL_OK)
+        goto fail;
     if (make_outputs(ctx, a, &plan.train, &outs) != BL_OK)
         goto fail;
     if (resumed(ctx, a, &outs, json, &status))

@@ -47,7 +47,7 @@ static int constant_next(void *handle, bl_ctx *ctx, const bl_train_state *state,
 
 static const bl_scheduler_ops constant_ops = {sizeof(bl_scheduler_ops), constant_create,
                                               constant_destroy, constant_max_batch,
-                                              constant_next, NULL};
+                                              constant_next, NULL, NULL, NULL};
 
 static const bl_plugin constant_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "constant", "1.0",

@@ -173,8 +173,52 @@ static int gns_next(void *handle, bl_ctx *ctx, const bl_train_state *state, int6
     return BL_OK;
 }
 
+/* The run state for snapshots: current, changed_at, last_step as three little-endian int64. */
+enum { GNS_STATE_BYTES = 24 };
+
+static int gns_save(void *handle, bl_ctx *ctx, void *buf, size_t cap, size_t *len)
+{
+    (void)ctx;
+    const gns_sched *s = handle;
+    *len = GNS_STATE_BYTES;
+    if (cap < GNS_STATE_BYTES)
+        return BL_OK;
+    const int64_t v[3] = {s->current, s->changed_at, s->last_step};
+    unsigned char *p = buf;
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 8; b++)
+            p[i * 8 + b] = (unsigned char)((uint64_t)v[i] >> (8 * b));
+    return BL_OK;
+}
+
+static int gns_restore(void *handle, bl_ctx *ctx, const void *buf, size_t len)
+{
+    gns_sched *s = handle;
+    if (len != GNS_STATE_BYTES)
+        return bl_error(ctx, BL_EFORMAT, "a saved state of %zu bytes (expected %d)", len,
+                        GNS_STATE_BYTES);
+    const unsigned char *p = buf;
+    int64_t v[3];
+    for (int i = 0; i < 3; i++) {
+        uint64_t u = 0;
+        for (int b = 0; b < 8; b++)
+            u |= (uint64_t)p[i * 8 + b] << (8 * b);
+        v[i] = (int64_t)u;
+    }
+    if (v[0] < s->min || v[0] > s->max)
+        return bl_error(ctx, BL_EFORMAT,
+                        "a saved batch %" PRId64 " outside [min, max] = [%" PRId64 ", %" PRId64
+                        "] (a state of other options)",
+                        v[0], s->min, s->max);
+    s->current = v[0];
+    s->changed_at = v[1];
+    s->last_step = v[2];
+    return BL_OK;
+}
+
 static const bl_scheduler_ops gns_ops = {sizeof(bl_scheduler_ops), gns_create, gns_destroy,
-                                         gns_max_batch, gns_next, gns_needs_gns};
+                                         gns_max_batch, gns_next, gns_needs_gns, gns_save,
+                                         gns_restore};
 
 static const bl_plugin gns_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "gns", "1.0",

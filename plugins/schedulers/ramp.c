@@ -190,7 +190,7 @@ static int ramp_next(void *handle, bl_ctx *ctx, const bl_train_state *state, int
 }
 
 #define RAMP_OPS(create) {sizeof(bl_scheduler_ops), create, ramp_destroy, ramp_max_batch, \
-                          ramp_next, NULL}
+                          ramp_next, NULL, NULL, NULL}
 static const bl_scheduler_ops ops[] = {RAMP_OPS(ramp_create), RAMP_OPS(linear_create),
                                        RAMP_OPS(exponential_create), RAMP_OPS(warmup_create)};
 

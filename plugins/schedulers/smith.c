@@ -140,7 +140,8 @@ static int smith_next(void *handle, bl_ctx *ctx, const bl_train_state *state, in
 }
 
 static const bl_scheduler_ops smith_ops = {sizeof(bl_scheduler_ops), smith_create,
-                                           smith_destroy, smith_max_batch, smith_next, NULL};
+                                           smith_destroy, smith_max_batch, smith_next, NULL,
+                                           NULL, NULL};
 
 static const bl_plugin smith_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "smith", "1.1",

@@ -98,7 +98,7 @@ static int step_next(void *handle, bl_ctx *ctx, const bl_train_state *state, int
 }
 
 static const bl_scheduler_ops step_ops = {sizeof(bl_scheduler_ops), step_create, step_destroy,
-                                          step_max_batch, step_next, NULL};
+                                          step_max_batch, step_next, NULL, NULL, NULL};
 
 static const bl_plugin step_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER, "step", "1.1",

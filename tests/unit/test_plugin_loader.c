@@ -671,7 +671,7 @@ static int in_next(void *handle, bl_ctx *ctx, const bl_train_state *s, int64_t *
 }
 /* A table from an older header: 'needs_gns' lies beyond its size and must not be read. */
 static const bl_scheduler_ops in_ops = {offsetof(bl_scheduler_ops, needs_gns), in_create,
-                                        in_destroy, in_max, in_next, NULL};
+                                        in_destroy, in_max, in_next, NULL, NULL, NULL};
 static const bl_plugin in_plugin = {BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_SCHEDULER,
                                     "inline", "1", "compiled in", NULL, &in_ops};
 

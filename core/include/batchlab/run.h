@@ -45,7 +45,26 @@ typedef struct bl_run_plan {
     const bl_config *scheduler_opts;
     const char *label;               /* may be NULL */
     const char *config_json;         /* the run's configuration (for the store), or NULL */
+
+    /* Checkpoints and weight files (batchlab/snapshot.h, docs/checkpoints.md); all optional,
+     * borrowed. bl_run_plan_files fills them from a run specification. */
+    int64_t checkpoint_every;        /* write a checkpoint every N steps; 0 = off */
+    double checkpoint_seconds;       /* or every X training seconds; 0 = off */
+    const char *checkpoint;          /* the checkpoint file; NULL = the default: next to the
+                                        results store the run is recorded in (the current
+                                        directory when it is not recorded),
+                                        batchlab-checkpoints/<16 hex digits of the
+                                        configuration's hash>.blsnap */
+    bool resume;                     /* continue from the checkpoint file when it exists (it
+                                        must have been written by the same configuration) */
+    const char *save;                /* write the state the run ends in here (completed runs) */
+    const char *init;                /* start from the weights in this file */
 } bl_run_plan;
+
+/* Sets plan's checkpoint_every / checkpoint_seconds (from the spec's "checkpoint_every": N
+ * steps or Xs seconds), checkpoint, resume, save and init from a validated run specification
+ * (bl_run_spec_validate). The strings are borrowed from `spec`. */
+BL_EXPORT int bl_run_plan_files(bl_ctx *ctx, const bl_config *spec, bl_run_plan *plan);
 
 /* What the outputs see at begin: the plan, the built net and the device, and the training
  * configuration about to be run (an output may install on_progress there). */
@@ -69,7 +88,18 @@ typedef struct bl_run_output {
     void (*close)(void *self);
 } bl_run_output;
 
-/* Runs one training run. Returns what bl_train returns (BL_OK whenever the run could be
+/* Checkpoints (plan->checkpoint_every or checkpoint_seconds): bl_train hands a snapshot to
+ * bl_run at each interval, written atomically over the checkpoint file (bl_snapshot_write);
+ * an interrupted run writes one more at the step it stopped at; a completed run removes the
+ * file (its state is in `save` when asked). With plan->resume and a checkpoint file present,
+ * the run continues from it: its configuration must be the plan's (the snapshot's tag is
+ * plan->config_json), the outputs first see the restored evaluation points again (the store
+ * records the whole history under the new run), and training goes on bit-identically to a run
+ * that was never stopped. A damaged checkpoint is an error naming the file (never silently
+ * retrained over). plan->init loads the weights of a snapshot or saved file into the net
+ * before training (bl_snapshot_load_weights).
+ *
+ * Runs one training run. Returns what bl_train returns (BL_OK whenever the run could be
  * carried out: look at result->status), or an error from opening the device, building the
  * net, opening the scheduler or an output's begin hook (then no training was done, and
  * result->status is failed). `result` is always initialized; release it with

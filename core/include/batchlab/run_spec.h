@@ -84,6 +84,11 @@ BL_EXPORT int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_c
 BL_EXPORT int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text,
                                            bl_train_config *cfg);
 
+/* "checkpoint_every": "N" (steps, a whole number) or "Xs" (training seconds); "0" is off.
+ * Sets *steps or *seconds (the other 0); BL_EOPTION with the accepted forms otherwise. */
+BL_EXPORT int bl_run_spec_parse_checkpoint_every(bl_ctx *ctx, const char *text, int64_t *steps,
+                                                 double *seconds);
+
 /* The optimizer as the stored configuration records it: {"name":"sgd","nesterov":false,
  * "lr":...,"momentum":...,...} with every field (canonical JSON). *out is malloc'd; free it. */
 BL_EXPORT int bl_run_spec_optim_json(bl_ctx *ctx, const bl_optim_config *optim, char **out);

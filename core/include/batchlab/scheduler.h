@@ -77,6 +77,17 @@ typedef struct bl_scheduler_ops {
     /* Optional (may be NULL): true when the schedule reads state->gns, so the engine measures
      * the gradient noise scale. */
     bool (*needs_gns)(void *handle);
+    /* Optional (may be NULL; the host reads them only when `size` covers them): a schedule
+     * that keeps state between calls of next (the batch it settled on, the step of its last
+     * change) hands it to training snapshots (batchlab/snapshot.h) and takes it back, so a run
+     * restored from a snapshot continues identically. save writes at most `cap` bytes into
+     * buf (buf may be NULL when cap is 0) and sets *len to the bytes its state takes, also
+     * when they do not fit (the host then calls again with room); restore gets exactly what
+     * save wrote, from a schedule created with the same options, and returns an error for
+     * bytes it cannot take. A schedule that is a function of the training state (constant,
+     * step, ramp, smith) leaves both NULL. */
+    int (*save)(void *handle, bl_ctx *ctx, void *buf, size_t cap, size_t *len);
+    int (*restore)(void *handle, bl_ctx *ctx, const void *buf, size_t len);
 } bl_scheduler_ops;
 
 /* ---- host side ------------------------------------------------------------------------------ */
@@ -97,6 +108,14 @@ BL_EXPORT bool bl_scheduler_needs_gns(const bl_scheduler *s);
 BL_EXPORT int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
                                 int64_t *batch, double *lr_factor);
 BL_EXPORT const bl_plugin *bl_scheduler_plugin(const bl_scheduler *s);
+/* The schedule's own state (bl_scheduler_ops.save): *len gets its size (0 for a stateless
+ * schedule or one without save); at most `cap` bytes are written to buf. Errors name the
+ * plugin. */
+BL_EXPORT int bl_scheduler_save(bl_ctx *ctx, const bl_scheduler *s, void *buf, size_t cap,
+                                size_t *len);
+/* Gives back what bl_scheduler_save wrote (len 0 does nothing). A schedule without restore
+ * given a non-empty state is an error naming the plugin. */
+BL_EXPORT int bl_scheduler_restore(bl_ctx *ctx, bl_scheduler *s, const void *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -124,6 +124,17 @@ BL_EXPORT bool bl_target_crossing_find(const bl_eval_point *points, size_t count
                                        bl_metric metric, double target, bool higher_better,
                                        bl_target_crossing *out);
 
+/* The full state of a run after a step (batchlab/snapshot.h). */
+typedef struct bl_snapshot bl_snapshot;
+
+/* Receives a snapshot of the run (on_snapshot / on_final_snapshot below). `snap` is borrowed:
+ * valid only during the call (keep it with bl_snapshot_copy, or write it with
+ * bl_snapshot_write). From on_snapshot: return 0 to go on, 1 to stop the run there (status
+ * completed, stopped_by "snapshot"; no further evaluation point and no test evaluation are
+ * made, so the state handed out is exactly the state the run ends in), or a negative error
+ * code (the run fails with the message in ctx). From on_final_snapshot, 1 is the same as 0. */
+typedef int (*bl_snapshot_fn)(void *user, bl_ctx *ctx, const bl_snapshot *snap);
+
 /* Chooses the next batch (and an LR factor, 1 when untouched) before each step. */
 typedef int (*bl_batch_fn)(void *user, bl_ctx *ctx, const bl_train_state *state,
                            int64_t *batch, double *lr_factor);
@@ -146,7 +157,8 @@ typedef struct bl_train_config {
     bl_optim_config optim;
     uint64_t seed;                  /* permutations and dropout */
 
-    /* Budget: the run ends at the first limit reached; at least one must be set. */
+    /* Budget: the run ends at the first limit reached; at least one must be set (or
+     * max_samples, below). */
     double epochs;                  /* may be fractional; 0 = no limit */
     int64_t max_steps;              /* 0 = no limit */
     double max_seconds;             /* training wall time; 0 = no limit */
@@ -226,6 +238,33 @@ typedef struct bl_train_config {
     /* When non-NULL and set to non-zero (e.g. by a SIGINT handler), the run finishes the
      * current step, records an evaluation point and returns with status interrupted. */
     volatile sig_atomic_t *interrupt;
+
+    /* Snapshots (batchlab/snapshot.h). on_snapshot is called with the state after a step
+     * when that step is in snapshot_steps, or a multiple of snapshot_every, or when
+     * snapshot_seconds of training time passed since the last snapshot (or the start); the
+     * step's evaluation point, if one was due, is made first. on_final_snapshot is called once
+     * with the state the run ends in when it completed or was interrupted (not when it
+     * failed or diverged), before the test split is evaluated. Taking a snapshot copies the
+     * state to host memory (excluded from `time`); the buffer is reused from one to the next.
+     * snapshot_tag (may be NULL) is stored in every snapshot (bl_snapshot_tag): a caller puts
+     * the run's configuration there to recognise its own checkpoints. */
+    bl_snapshot_fn on_snapshot;
+    bl_snapshot_fn on_final_snapshot;
+    void *snapshot_user;            /* for both */
+    int64_t snapshot_every;         /* steps; 0 = off */
+    double snapshot_seconds;        /* training seconds; 0 = off */
+    const int64_t *snapshot_steps;  /* increasing (borrowed); steps already done are skipped */
+    size_t snapshot_step_count;
+    const char *snapshot_tag;
+    /* Start from this state instead of from scratch (borrowed; see batchlab/snapshot.h for
+     * what must match). The net's weights, the optimizer, the data position, the streams, the
+     * counters, the history and the schedule's state come from the snapshot; everything the
+     * configuration says (batch, LR, budget, evaluation, callbacks) applies from the next
+     * step on. Budgets count from the start of the original run. */
+    const bl_snapshot *resume_from;
+    /* Budget in training samples (counted like max_steps, from the start of the original
+     * run); the run stops after the first step that reaches it. 0 = no limit. */
+    int64_t max_samples;
 } bl_train_config;
 
 /* A configuration with the defaults above (no budget, batch 0: the caller fills those). */
@@ -233,8 +272,9 @@ BL_EXPORT bl_train_config bl_train_defaults(void);
 
 typedef struct bl_run_result {
     bl_run_status status;
-    char stopped_by[128];           /* "epochs", "max_steps", "max_seconds", "target", a
-                                       criterion's reason, "interrupt", "diverged", "error" */
+    char stopped_by[128];           /* "epochs", "max_steps", "max_samples", "max_seconds",
+                                       "target", a criterion's reason, "snapshot",
+                                       "interrupt", "diverged", "error" */
     char error[1024];               /* message when failed / diverged (why it diverged) */
     int64_t steps, samples;
     double epochs;                  /* fractional */
@@ -264,6 +304,8 @@ typedef struct bl_run_result {
     size_t history_count;
     int64_t max_batch_used;         /* largest batch of any step */
     size_t peak_device_bytes;       /* device memory peak during the run */
+    int64_t resumed_step;           /* the step of the snapshot the run continued from
+                                       (resume_from), -1 when it started from scratch */
 } bl_run_result;
 
 /* Runs one training run. Returns BL_OK whenever the run itself could be carried out — also when

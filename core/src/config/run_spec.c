@@ -80,8 +80,18 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
     X("experiment", BL_TYPE_STRING, "", "the experiment the run is recorded under", NAN, NAN, \
       NULL, "NAME") \
     X("resume", BL_TYPE_BOOL, "false", \
-      "return a finished run of the same configuration instead of training", NAN, NAN, NULL, \
-      NULL)
+      "return a finished run of the same configuration instead of training; continue an " \
+      "unfinished one from its checkpoint", NAN, NAN, NULL, NULL) \
+    X("checkpoint_every", BL_TYPE_STRING, "0", \
+      "write the training state every N steps, or every Xs training seconds (0 = off)", NAN, \
+      NAN, NULL, "N|Xs") \
+    X("checkpoint", BL_TYPE_STRING, "", \
+      "the checkpoint file (default: batchlab-checkpoints/HASH.blsnap next to the store)", NAN, \
+      NAN, NULL, "FILE") \
+    X("save", BL_TYPE_STRING, "", "write the final training state (weights) to FILE", NAN, NAN, \
+      NULL, "FILE") \
+    X("init", BL_TYPE_STRING, "", "start from the weights saved in FILE", NAN, NAN, NULL, \
+      "FILE")
 
 #define AS_SETTING(name, type, def, help, lo, hi, choices, metavar) \
     {{name, type, def, help}, lo, hi, choices, metavar},
@@ -193,6 +203,9 @@ static int check_setting(bl_ctx *ctx, const char *owner, const bl_run_setting *s
         rc = bl_run_spec_parse_eval_every(ctx, v, &scratch);
     else if (strcmp(name, "target") == 0)
         rc = bl_run_spec_parse_target(ctx, v, &scratch);
+    else if (strcmp(name, "checkpoint_every") == 0)
+        rc = bl_run_spec_parse_checkpoint_every(ctx, v, &scratch.snapshot_every,
+                                                &scratch.snapshot_seconds);
     if (rc != BL_OK)
         return bl_error_prefix(ctx, "%s", owner);
     return BL_OK;
@@ -296,6 +309,27 @@ int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg
     cfg->target_metric = m;
     cfg->target_higher_better = higher;
     cfg->target_value = v;
+    return BL_OK;
+}
+
+int bl_run_spec_parse_checkpoint_every(bl_ctx *ctx, const char *text, int64_t *steps,
+                                       double *seconds)
+{
+    size_t n = strlen(text);
+    double v;
+    *steps = 0;
+    *seconds = 0;
+    if (n > 1 && text[n - 1] == 's') {
+        if (!bl__parse_number(text, text + n - 1, &v) || !(v >= 0))
+            return bl_error(ctx, BL_EOPTION, "checkpoint_every: expected N (steps) or Xs "
+                            "(training seconds), got '%s'", text);
+        *seconds = v;
+        return BL_OK;
+    }
+    if (!parse_number(text, &v) || !(v >= 0) || v != floor(v) || v > 9.0e15)
+        return bl_error(ctx, BL_EOPTION, "checkpoint_every: expected N (steps, a whole number "
+                        "≥ 0) or Xs (training seconds), got '%s'", text);
+    *steps = (int64_t)v;
     return BL_OK;
 }
 

@@ -11,6 +11,9 @@
 #include "batchlab/device.h"
 #include "batchlab/rng.h"
 #include "batchlab/train.h"
+#include "batchlab/optim.h"
+#include "batchlab/scheduler.h"
+#include "batchlab/snapshot.h"
 
 /* ---- learning rate (lr.c) ------------------------------------------------------------------ */
 
@@ -76,6 +79,7 @@ typedef struct bl__loader {
     int64_t n, capacity, x_numel, y_bytes_per_sample;
     int64_t *perm;          /* [n] current epoch's permutation */
     bl_rng rng;
+    bl_rng epoch_rng;       /* rng as it was before drawing perm (snapshots draw it again) */
     bl__slot slot[2];
 
     pthread_t thread;
@@ -133,5 +137,45 @@ double bl__step_times_median(bl__step_times *s, int64_t batch);
 /* The median of times[0 .. n) (the mean of the middle two for even n), sorting a copy in
  * scratch[0 .. n); NAN when n is 0. Depends only on the values, not on their order. */
 double bl__median(const double *times, size_t n, double *scratch);
+
+/* ---- snapshots (snapshot.c) ------------------------------------------------------------------ */
+
+/* The variables of a run (train.c's private struct) that a snapshot holds, copied out and in
+ * by train.c, and the objects whose state a snapshot holds (borrowed). */
+typedef struct bl__run_vars {
+    /* objects */
+    bl_net *net;
+    bl_optim *opt;
+    bl__loader *loader;
+    bl__gns *gns;
+    bl__step_times *step_times;
+    bl_scheduler *scheduler;          /* may be NULL */
+    bl_run_result *res;               /* history and target figures */
+    size_t *history_cap;
+    int64_t n_train;
+    /* counters */
+    bl_train_state state;             /* step, epoch, epoch_progress, samples, batch, lr, wall */
+    double train_time, eval_time;
+    int64_t pos, epoch;
+    double loss_sum;
+    int64_t loss_count, point_samples;
+    double point_time, next_eval;
+    bl_eval_point last;
+    bool have_last;
+    double ref_loss_sum, win_loss_sum;
+    int64_t ref_count, win_count, win_from, chance_run;
+    bool ref_done, diverged;
+    int64_t last_asked;
+} bl__run_vars;
+
+/* Serializes the run into `snap`, reusing its buffer (it grows only when the state does).
+ * `tag` (may be NULL) is stored as the snapshot's tag. */
+int bl__snapshot_capture(bl_ctx *ctx, const bl__run_vars *v, const char *tag, bl_snapshot *snap);
+/* Restores a run from `snap` into v's objects (parameters, optimizer, loader, noise scale,
+ * step times, scheduler when it is the same plugin, history) and v's counters; checks that
+ * the snapshot fits the run (model, optimizer, training set) first. */
+int bl__snapshot_restore(bl_ctx *ctx, const bl_snapshot *snap, bl__run_vars *v);
+/* An empty snapshot whose buffer bl__snapshot_capture fills (freed with bl_snapshot_free). */
+bl_snapshot *bl__snapshot_new(void);
 
 #endif

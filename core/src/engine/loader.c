@@ -170,6 +170,7 @@ void bl__loader_new_epoch(bl__loader *l)
         wait_slot(l, s);
         l->slot[s].count = 0;
     }
+    l->epoch_rng = l->rng;
     bl_rng_permutation(&l->rng, l->perm, l->n);
 }
 

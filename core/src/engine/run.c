@@ -1,12 +1,19 @@
 /* The run orchestrator (batchlab/run.h): builds what a plan names, runs bl_train and drives the
  * outputs' hooks. */
+#include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "batchlab/model.h"
 #include "batchlab/run.h"
+#include "batchlab/run_spec.h"
 #include "batchlab/scheduler.h"
+#include "batchlab/snapshot.h"
 
 /* The outputs, as bl_train's one on_point. */
 typedef struct chain {
@@ -39,6 +46,7 @@ static void blank_result(bl_run_result *r)
     r->step_time_median = NAN;
     r->steps_to_target = r->samples_to_target = r->diverged_step = -1;
     r->steps_to_target_error = -1;
+    r->resumed_step = -1;
     snprintf(r->stopped_by, sizeof r->stopped_by, "error");
 }
 
@@ -65,6 +73,189 @@ static int begin_outputs(bl_ctx *ctx, bl_run_output *outputs, size_t n, const bl
     return BL_OK;
 }
 
+/* ---- checkpoints and weight files ------------------------------------------------------------ */
+
+int bl_run_plan_files(bl_ctx *ctx, const bl_config *spec, bl_run_plan *plan)
+{
+    int rc = bl_run_spec_parse_checkpoint_every(ctx, bl_config_string(spec, "checkpoint_every"),
+                                                &plan->checkpoint_every,
+                                                &plan->checkpoint_seconds);
+    if (rc != BL_OK)
+        return rc;
+    const char *ck = bl_config_string(spec, "checkpoint");
+    const char *save = bl_config_string(spec, "save");
+    const char *init = bl_config_string(spec, "init");
+    plan->checkpoint = *ck ? ck : NULL;
+    plan->save = *save ? save : NULL;
+    plan->init = *init ? init : NULL;
+    plan->resume = bl_config_bool(spec, "resume");
+    return BL_OK;
+}
+
+typedef struct files {
+    const bl_run_plan *plan;
+    bl_run_result *result;
+    char *checkpoint;        /* path when checkpointing, else NULL */
+    bl_snapshot *resume;     /* the checkpoint continued from, or NULL */
+} files;
+
+/* FNV-1a, 64 bits: names a configuration's default checkpoint file. */
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The default checkpoint file (run.h): DIR/batchlab-checkpoints/HASH.blsnap, DIR the store's
+ * directory (or "."); makes the batchlab-checkpoints directory. */
+static int default_checkpoint(bl_ctx *ctx, const bl_run_plan *plan, const char *store,
+                              char **out)
+{
+    if (!plan->config_json)
+        return bl_error(ctx, BL_EOPTION, "checkpoint_every: this run has no configuration text "
+                        "to name its checkpoint by: give checkpoint = FILE");
+    const char *slash = store ? strrchr(store, '/') : NULL;
+    int dlen = slash ? (int)(slash - store) : 1;
+    const char *dir = slash ? store : ".";
+    if (slash == store)
+        dlen = 1;   /* "/x.db" */
+    size_t cap = (size_t)dlen + 64;
+    char *path = malloc(cap);
+    if (!path)
+        return bl_error(ctx, BL_ENOMEM, "out of memory");
+    snprintf(path, cap, "%.*s/batchlab-checkpoints", dlen, dir);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+        int rc = bl_error(ctx, BL_EIO, "cannot make the checkpoint directory '%s': %s", path,
+                          strerror(errno));
+        free(path);
+        return rc;
+    }
+    snprintf(path, cap, "%.*s/batchlab-checkpoints/%016" PRIx64 ".blsnap", dlen, dir,
+             fnv1a(plan->config_json));
+    *out = path;
+    return BL_OK;
+}
+
+static int write_checkpoint(void *user, bl_ctx *ctx, const bl_snapshot *snap)
+{
+    files *f = user;
+    int rc = bl_snapshot_write(ctx, snap, f->checkpoint);
+    return rc == BL_OK ? 0 : bl_error_prefix(ctx, "checkpoint");
+}
+
+/* The end: a completed run writes `save` and removes its checkpoint; an interrupted one
+ * writes a last checkpoint. */
+static int write_final(void *user, bl_ctx *ctx, const bl_snapshot *snap)
+{
+    files *f = user;
+    bl_run_status st = f->result->status;
+    if (st == BL_RUN_COMPLETED && f->plan->save) {
+        if (bl_snapshot_write(ctx, snap, f->plan->save) != BL_OK)
+            return bl_error_prefix(ctx, "save");
+    }
+    if (st == BL_RUN_COMPLETED && f->checkpoint)
+        unlink(f->checkpoint);
+    if (st == BL_RUN_INTERRUPTED && f->checkpoint)
+        return write_checkpoint(user, ctx, snap);
+    return 0;
+}
+
+/* The store path of the first store output, or NULL. */
+static const char *store_path(bl_run_output *outputs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = bl_run_store_output_path(&outputs[i]);
+        if (p)
+            return p;
+    }
+    return NULL;
+}
+
+/* A file the run will write must be a regular file or not exist: said before training, not
+ * after it. */
+static int check_target(bl_ctx *ctx, const char *what, const char *path)
+{
+    struct stat st;
+    if (path && lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return bl_error(ctx, BL_EIO, "%s: '%s' is not a regular file (%s): refusing to replace "
+                        "it", what, path, S_ISFIFO(st.st_mode) ? "a FIFO"
+                                          : S_ISDIR(st.st_mode) ? "a directory"
+                                          : S_ISLNK(st.st_mode) ? "a symbolic link"
+                                                                : "a device or socket");
+    return BL_OK;
+}
+
+/* init weights, the checkpoint file and the snapshot to resume from; installs the snapshot
+ * callbacks in cfg. */
+static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
+                         bl_run_output *outputs, size_t n, bl_train_config *cfg, files *f)
+{
+    int rc;
+    if (plan->init) {
+        bl_snapshot *w = NULL;
+        rc = bl_snapshot_read(ctx, plan->init, &w);
+        if (rc == BL_OK)
+            rc = bl_snapshot_load_weights(ctx, w, net);
+        bl_snapshot_free(w);
+        if (rc != BL_OK)
+            return bl_error_prefix(ctx, "init");
+    }
+    bool checkpointing = plan->checkpoint_every > 0 || plan->checkpoint_seconds > 0;
+    if ((rc = check_target(ctx, "save", plan->save)) != BL_OK)
+        return rc;
+    if (checkpointing) {
+        if (plan->checkpoint) {
+            f->checkpoint = strdup(plan->checkpoint);
+            if (!f->checkpoint)
+                return bl_error(ctx, BL_ENOMEM, "out of memory");
+        } else if ((rc = default_checkpoint(ctx, plan, store_path(outputs, n), &f->checkpoint)) !=
+                   BL_OK) {
+            return rc;
+        }
+        if ((rc = check_target(ctx, "checkpoint", f->checkpoint)) != BL_OK)
+            return rc;
+        if (plan->resume) {
+            rc = bl_snapshot_read(ctx, f->checkpoint, &f->resume);
+            if (rc == BL_ENOTFOUND) {
+                bl_clear_error(ctx);
+            } else if (rc != BL_OK) {
+                return bl_error_prefix(ctx, "resume");
+            } else if (plan->config_json &&
+                       strcmp(bl_snapshot_tag(f->resume), plan->config_json) != 0) {
+                return bl_error(ctx, BL_EINVAL,
+                                "resume: the checkpoint '%s' was written by another "
+                                "configuration (remove it, or give another checkpoint file)",
+                                f->checkpoint);
+            }
+        }
+        cfg->on_snapshot = write_checkpoint;
+        cfg->snapshot_every = plan->checkpoint_every;
+        cfg->snapshot_seconds = plan->checkpoint_seconds;
+        cfg->snapshot_tag = plan->config_json;
+        cfg->resume_from = f->resume;
+    }
+    if (checkpointing || plan->save) {
+        cfg->on_final_snapshot = write_final;
+        cfg->snapshot_tag = plan->config_json;
+    }
+    cfg->snapshot_user = f;
+    return BL_OK;
+}
+
+/* The outputs see the points of the run continued from (run.h). */
+static int replay_points(bl_ctx *ctx, const bl_snapshot *snap, chain *c)
+{
+    bl_eval_point *points = NULL;
+    size_t count = 0;
+    int rc = bl_snapshot_history(ctx, snap, &points, &count);
+    for (size_t i = 0; rc == BL_OK && i < count; i++)
+        rc = chain_point(c, ctx, &points[i]);
+    free(points);
+    return rc;
+}
+
 int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
            bl_run_result *result)
 {
@@ -89,15 +280,23 @@ int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
     chain c = {outputs, n};
     cfg.on_point = chain_point;
     cfg.point_user = &c;
+    files f = {plan, result, NULL, NULL};
+    if (rc == BL_OK)
+        rc = prepare_files(ctx, plan, net, outputs, n, &cfg, &f);
     bl_run_info info = {plan, net, dev, &cfg};
     if (rc == BL_OK)
         rc = begin_outputs(ctx, outputs, n, &info, result);
     if (rc == BL_OK) {
-        rc = bl_train(ctx, &cfg, result);
+        if (f.resume)
+            rc = replay_points(ctx, f.resume, &c);
+        if (rc == BL_OK)
+            rc = bl_train(ctx, &cfg, result);
         for (size_t i = 0; i < n; i++)
             if (outputs[i].end)
                 outputs[i].end(outputs[i].self, ctx, rc, result);
     }
+    bl_snapshot_free(f.resume);
+    free(f.checkpoint);
     bl_scheduler_close(sched);
     bl_net_free(net);
     bl_device_free(dev);

@@ -106,6 +106,12 @@ typedef struct run {
     /* the robust per-step time: the last steps' times and the batch last asked for */
     bl__step_times step_times;
     int64_t last_asked;
+
+    /* snapshots (batchlab/snapshot.h) */
+    bl_snapshot *snap;      /* the buffer every snapshot of the run is made in */
+    size_t snap_next;       /* next index into cfg->snapshot_steps */
+    double snap_time;       /* training time of the last snapshot */
+    bool paused;            /* on_snapshot stopped the run */
 } run;
 
 /* The start, and each window judged against it, span at least this many samples, so that
@@ -441,17 +447,111 @@ static int next_batch(run *r, int64_t *batch, double *factor)
     return BL_OK;
 }
 
+/* ---- snapshots ----------------------------------------------------------------------------- */
+
+/* The run's variables for snapshot.c (engine.h, bl__run_vars): out, and back in. */
+static void vars_get(run *r, bl__run_vars *v)
+{
+    *v = (bl__run_vars){
+        .net = r->net, .opt = r->opt, .loader = &r->loader, .gns = &r->gns,
+        .step_times = &r->step_times, .scheduler = r->cfg->scheduler, .res = r->res,
+        .history_cap = &r->history_cap, .n_train = r->n_train, .state = r->state,
+        .train_time = r->train_time, .eval_time = r->eval_time, .pos = r->pos,
+        .epoch = r->epoch, .loss_sum = r->loss_sum, .loss_count = r->loss_count,
+        .point_samples = r->point_samples, .point_time = r->point_time,
+        .next_eval = r->next_eval, .last = r->last, .have_last = r->have_last,
+        .ref_loss_sum = r->ref_loss_sum, .win_loss_sum = r->win_loss_sum,
+        .ref_count = r->ref_count, .win_count = r->win_count, .win_from = r->win_from,
+        .chance_run = r->chance_run, .ref_done = r->ref_done, .diverged = r->diverged,
+        .last_asked = r->last_asked};
+}
+
+static void vars_set(run *r, const bl__run_vars *v)
+{
+    r->state = v->state;
+    r->state.last = v->have_last ? &r->last : NULL;
+    r->train_time = v->train_time;
+    r->eval_time = v->eval_time;
+    r->pos = v->pos;
+    r->epoch = v->epoch;
+    r->loss_sum = v->loss_sum;
+    r->loss_count = v->loss_count;
+    r->point_samples = v->point_samples;
+    r->point_time = v->point_time;
+    r->next_eval = v->next_eval;
+    r->last = v->last;
+    r->have_last = v->have_last;
+    r->ref_loss_sum = v->ref_loss_sum;
+    r->win_loss_sum = v->win_loss_sum;
+    r->ref_count = v->ref_count;
+    r->win_count = v->win_count;
+    r->win_from = v->win_from;
+    r->chance_run = v->chance_run;
+    r->ref_done = v->ref_done;
+    r->diverged = v->diverged;
+    r->last_asked = v->last_asked;
+}
+
+/* Continues from `snap` (after setup made every buffer). */
+static int restore(run *r, const bl_snapshot *snap)
+{
+    bl__run_vars v;
+    vars_get(r, &v);
+    int rc = bl__snapshot_restore(r->ctx, snap, &v);
+    if (rc != BL_OK)
+        return rc;
+    vars_set(r, &v);
+    r->snap_time = r->train_time;
+    r->res->resumed_step = r->state.step;
+    return BL_OK;
+}
+
+/* Whether a snapshot is asked for after the step just done. */
+static bool snapshot_due(run *r)
+{
+    const bl_train_config *cfg = r->cfg;
+    if (!cfg->on_snapshot)
+        return false;
+    int64_t step = r->state.step;
+    bool due = false;
+    while (r->snap_next < cfg->snapshot_step_count && cfg->snapshot_steps[r->snap_next] <= step)
+        due |= cfg->snapshot_steps[r->snap_next++] == step;
+    if (cfg->snapshot_every > 0 && step % cfg->snapshot_every == 0)
+        due = true;
+    if (cfg->snapshot_seconds > 0 && r->train_time - r->snap_time >= cfg->snapshot_seconds)
+        due = true;
+    return due;
+}
+
+/* Captures the state and hands it to fn; returns fn's answer (0, 1) or an error. */
+static int take_snapshot(run *r, bl_snapshot_fn fn)
+{
+    bl__run_vars v;
+    vars_get(r, &v);
+    int rc = bl__snapshot_capture(r->ctx, &v, r->cfg->snapshot_tag, r->snap);
+    r->snap_time = r->train_time;
+    if (rc != BL_OK)
+        return rc;
+    rc = fn(r->cfg->snapshot_user, r->ctx, r->snap);
+    return rc < 0 ? rc : rc > 0 ? 1 : 0;
+}
+
 /* ---- set-up and tear-down ------------------------------------------------------------------ */
 
 static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
 {
     if (!cfg->net || !cfg->data)
         return bl_error(ctx, BL_EINVAL, "bl_train: a net and a dataset are required");
-    if (!(cfg->epochs > 0) && cfg->max_steps <= 0 && !(cfg->max_seconds > 0))
+    if (!(cfg->epochs > 0) && cfg->max_steps <= 0 && !(cfg->max_seconds > 0) &&
+        cfg->max_samples <= 0)
         return bl_error(ctx, BL_EOPTION,
                         "train: no budget: give epochs, max_steps or max_seconds");
-    if (cfg->epochs < 0 || cfg->max_steps < 0 || cfg->max_seconds < 0)
+    if (cfg->epochs < 0 || cfg->max_steps < 0 || cfg->max_seconds < 0 || cfg->max_samples < 0)
         return bl_error(ctx, BL_EOPTION, "train: epochs, max_steps and max_seconds must be ≥ 0");
+    if (cfg->snapshot_every < 0 || !(cfg->snapshot_seconds >= 0) ||
+        (cfg->snapshot_step_count > 0 && !cfg->snapshot_steps))
+        return bl_error(ctx, BL_EOPTION, "train: snapshot_every and snapshot_seconds must be ≥ 0 "
+                        "and snapshot_steps given with its count");
     if (cfg->scheduler && cfg->batch_fn)
         return bl_error(ctx, BL_EOPTION, "train: give a scheduler or a batch function, not both");
     if (!cfg->scheduler && !cfg->batch_fn && cfg->batch < 1)
@@ -585,6 +685,13 @@ static int setup(run *r)
     r->state.gns = NAN;
     r->next_eval = cfg->eval_unit == BL_EVAL_AUTO ? 1 : cfg->eval_every;
     r->win_from = 1;
+    if (cfg->on_snapshot || cfg->on_final_snapshot) {
+        r->snap = bl__snapshot_new();
+        if (!r->snap)
+            return bl_error(ctx, BL_ENOMEM, "train: out of memory");
+    }
+    if (cfg->resume_from)
+        return restore(r, cfg->resume_from);
     return BL_OK;
 }
 
@@ -603,6 +710,7 @@ static void teardown(run *r)
     free(r->eval_x_host);
     free(r->eval_y_host);
     bl__step_times_release(&r->step_times);
+    bl_snapshot_free(r->snap);
 }
 
 static void init_result(bl_run_result *res)
@@ -614,6 +722,7 @@ static void init_result(bl_run_result *res)
     res->step_time_median = NAN;
     res->steps_to_target = res->samples_to_target = res->steps_to_target_error = -1;
     res->diverged_step = -1;
+    res->resumed_step = -1;
     bl_eval_point *f = &res->final;
     f->train_loss = f->train_accuracy = f->val_loss = f->val_accuracy = NAN;
     f->gns = f->samples_per_sec = f->lr = NAN;
@@ -652,6 +761,8 @@ static int loop(run *r)
             stop = "epochs";
         else if (cfg->max_steps > 0 && r->state.step >= cfg->max_steps)
             stop = "max_steps";
+        else if (cfg->max_samples > 0 && r->state.samples >= cfg->max_samples)
+            stop = "max_samples";
         else if (cfg->max_seconds > 0 && r->train_time >= cfg->max_seconds)
             stop = "max_seconds";
         else if (cfg->interrupt && *cfg->interrupt) {
@@ -746,10 +857,20 @@ static int loop(run *r)
             if (rc > 0)
                 break;
         }
+        if (snapshot_due(r)) {
+            if ((rc = take_snapshot(r, r->cfg->on_snapshot)) < 0)
+                return rc;
+            if (rc > 0) {
+                r->paused = true;
+                stop = "snapshot";
+                break;
+            }
+        }
     }
 
-    /* a last point at the end of the run, unless one was just made */
-    if (!r->have_last || r->last.step != r->state.step) {
+    /* a last point at the end of the run, unless one was just made (or a snapshot paused it:
+     * its state is the one handed out) */
+    if (!r->paused && (!r->have_last || r->last.step != r->state.step)) {
         const char *late = NULL;
         if ((rc = make_point(r, &late)) < 0)
             return rc;
@@ -805,8 +926,13 @@ int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *result)
         return rc;
     }
     rc = loop(&r);
-    if (rc == BL_OK && result->status == BL_RUN_COMPLETED && !cfg->skip_test && !cfg->skip_eval &&
-        r.info->count[BL_SPLIT_TEST] > 0) {
+    if (rc == BL_OK && cfg->on_final_snapshot &&
+        (result->status == BL_RUN_COMPLETED || result->status == BL_RUN_INTERRUPTED)) {
+        rc = take_snapshot(&r, cfg->on_final_snapshot);
+        rc = rc > 0 ? BL_OK : rc;
+    }
+    if (rc == BL_OK && result->status == BL_RUN_COMPLETED && !r.paused && !cfg->skip_test &&
+        !cfg->skip_eval && r.info->count[BL_SPLIT_TEST] > 0) {
         double t0 = bl__now();
         rc = evaluate_split(&r, BL_SPLIT_TEST, r.info->count[BL_SPLIT_TEST], &result->test_loss,
                             &result->test_accuracy);

@@ -278,6 +278,7 @@ int luaopen_batchlab(lua_State *L)
     bl__lua_open_optim(L);                   /* [bl, optim] */
     lua_setfield(L, -2, "optim");
     bl__lua_open_recommend(L);               /* bl.recommend, bl.fit_steps */
+    bl__lua_open_snapshot(L);                /* bl.read_snapshot */
     bl__lua_open_util(L);                    /* [bl, _util] */
     lua_setfield(L, -2, "_util");
     lua_pushstring(L, bl_version());

@@ -398,10 +398,12 @@ static void put_value(jw *w, lua_State *L, int idx, int depth)
     puts_(w, "\"");
 }
 
-/* Not part of the configuration; "optimizer" is written as bl.train resolved it. */
+/* Not part of the configuration; "optimizer" is written as bl.train resolved it. Where the
+ * state is written (checkpoints, save) does not change the run; `init` does, and is part. */
 static const char *const not_configuration[] = {"label", "quiet", "threads", "on_point",
                                                 "tensorboard", "db", "experiment", "resume",
-                                                "optimizer", NULL};
+                                                "optimizer", "checkpoint_every", "checkpoint",
+                                                "save", NULL};
 
 /* The configuration of the bl.train table at `idx` (read into `cfg`) as JSON: a malloc'd
  * string, or NULL when memory ran out. */

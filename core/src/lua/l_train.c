@@ -372,6 +372,8 @@ static void read_settings(lua_State *L, lbl_job *j)
             /* target_table */
         } else if (strcmp(name, "target") == 0 && t == LUA_TNUMBER) {
             set_number_text(L, j, given, name, "");
+        } else if (strcmp(name, "checkpoint_every") == 0 && t == LUA_TNUMBER) {
+            set_number_text(L, j, given, name, "");   /* steps; "30s" is a string */
         } else if (strcmp(name, "lr_scaling") == 0 && t != LUA_TSTRING) {
             type_error(L, name, "a rule name or a table {rule =, base_batch =, ...}");
         } else if (strcmp(name, "lr_schedule") == 0 && t != LUA_TSTRING) {
@@ -611,6 +613,8 @@ int bl__lua_train(lua_State *L)
                                          &j->outputs[j->n_outputs++]) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.train");
     plan.config_json = j->config_json;
+    if (bl_run_plan_files(j->ctx, j->spec, &plan) != BL_OK)
+        return bl__lua_raise(L, j->ctx, "bl.train");
 
     st->interrupted = false;
     j->have_result = true;

@@ -251,6 +251,8 @@ void bl__lua_open_scheduler(lua_State *L);
 void bl__lua_open_optim(lua_State *L);
 /* Sets bl.recommend and bl.fit_steps into the module table at the top (l_recommend.c). */
 void bl__lua_open_recommend(lua_State *L);
+/* Sets bl.read_snapshot into the module table at the top (l_snapshot.c). */
+void bl__lua_open_snapshot(lua_State *L);
 /* bl._util.schedule(name, opts): a scheduler plugin as a callable object (l_schedule.c). */
 int bl__lua_schedule_object(lua_State *L);
 /* Pushes bl._util: the C owners of helpers the Lua library shares (l_util.c). */

@@ -123,3 +123,38 @@ int bl_scheduler_next(bl_ctx *ctx, bl_scheduler *s, const bl_train_state *state,
         *lr_factor = lr;
     return BL_OK;
 }
+
+int bl_scheduler_save(bl_ctx *ctx, const bl_scheduler *s, void *buf, size_t cap, size_t *len)
+{
+    if (!s || !len)
+        return bl_error(ctx, BL_EINVAL, "bl_scheduler_save: NULL scheduler or len");
+    *len = 0;
+    if (!BL__HAS_FIELD(s->ops, bl_scheduler_ops, restore) || !s->ops->save)
+        return BL_OK;
+    bl_clear_error(ctx);
+    int rc = s->ops->save(s->handle, ctx, cap ? buf : NULL, cap, len);
+    if (rc) {
+        char owner[96];
+        snprintf(owner, sizeof owner, "scheduler %s", s->plugin->name);
+        return bl__plugin_failed(ctx, rc, owner, "save");
+    }
+    return BL_OK;
+}
+
+int bl_scheduler_restore(bl_ctx *ctx, bl_scheduler *s, const void *buf, size_t len)
+{
+    if (!s || (len && !buf))
+        return bl_error(ctx, BL_EINVAL, "bl_scheduler_restore: NULL scheduler or state");
+    if (len == 0)
+        return BL_OK;
+    char owner[96];
+    snprintf(owner, sizeof owner, "scheduler %s", s->plugin->name);
+    if (!BL__HAS_FIELD(s->ops, bl_scheduler_ops, restore) || !s->ops->restore)
+        return bl_error(ctx, BL_EPLUGIN, "%s: a saved state of %zu bytes, but the plugin cannot "
+                        "restore one", owner, len);
+    bl_clear_error(ctx);
+    int rc = s->ops->restore(s->handle, ctx, buf, len);
+    if (rc)
+        return bl__plugin_failed(ctx, rc, owner, "restore");
+    return BL_OK;
+}

@@ -316,6 +316,7 @@ int bl_store_load_result(bl_ctx *ctx, bl_store *store, int64_t run_id, bl_run_re
         return bl_error(ctx, BL_EINVAL, "bl_store_load_result: NULL argument");
     bl_run_result r;
     memset(&r, 0, sizeof r);
+    r.resumed_step = -1;
     loader l = {&r, NULL, 0, false};
     int rc = bl_store_get_run(ctx, store, run_id, load_run, &l);
     if (rc == BL_OK && !l.nomem)
