@@ -106,6 +106,7 @@ typedef struct run {
     /* the robust per-step time: the last steps' times and the batch last asked for */
     bl__step_times step_times;
     int64_t last_asked;
+    double last_asked_lr;   /* the LR of a full step of last_asked (what points report) */
 } run;
 
 /* The start, and each window judged against it, span at least this many samples, so that
@@ -229,8 +230,10 @@ static int make_point(run *r, const char **stop_reason)
     p.samples = r->state.samples;
     p.epoch = epoch_progress(r);
     p.wall = r->train_time;
-    p.batch = r->state.batch;
-    p.lr = r->state.lr;
+    /* the scheduled batch and its LR, not an epoch's partial rest (a point at an epoch end
+     * would otherwise show the leftover, e.g. 40 of a batch of 64, and its scaled LR) */
+    p.batch = r->last_asked > 0 ? r->last_asked : r->state.batch;
+    p.lr = r->last_asked > 0 ? r->last_asked_lr : r->state.lr;
     p.train_loss = r->loss_count > 0 ? r->loss_sum / (double)r->loss_count : NAN;
     double dt = r->train_time - r->point_time;
     p.samples_per_sec = dt > 0 ? (double)(r->state.samples - r->point_samples) / dt : NAN;
@@ -488,6 +491,24 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     return bl_optim_validate(ctx, &cfg->optim);
 }
 
+/* The net's buffers for `reserve` samples did not fit: says which batch, and what to do,
+ * instead of the allocator's internal call. */
+static int out_of_memory(run *r, int64_t reserve)
+{
+    char why[512];
+    const char *msg = bl_errmsg(r->ctx);
+    const char *colon = strncmp(msg, "bl_net_reserve(", 15) == 0 ? strstr(msg, "): ") : NULL;
+    snprintf(why, sizeof why, "%s", colon ? colon + 3 : msg);
+    bool eval = reserve != r->chunk_max;
+    return bl_error(r->ctx, BL_ENOMEM,
+                    "train: %s %lld does not fit in memory (%s); give a smaller %s, or "
+                    "micro_batch = N to accumulate gradients over chunks of N samples "
+                    "(batchlab find-batch finds the largest batch that fits)",
+                    eval ? "the evaluation batch" : r->cfg->batch_fn ? "max_batch" : "batch",
+                    (long long)reserve, why,
+                    eval ? "eval_batch" : r->cfg->batch_fn ? "max_batch" : "batch");
+}
+
 static bool use_prefetch_thread(const bl_train_config *cfg, const bl_device *dev)
 {
     if (cfg->prefetch != BL_PREFETCH_AUTO)
@@ -543,7 +564,7 @@ static int setup(run *r)
                                           : 256;
     int64_t reserve = r->chunk_max > r->eval_batch ? r->chunk_max : r->eval_batch;
     if ((rc = bl_net_reserve(ctx, r->net, reserve)) != BL_OK)
-        return rc;
+        return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;
     if ((rc = bl_optim_new(ctx, r->net, &cfg->optim, &r->opt)) != BL_OK)
         return rc;
     if (r->gns_on &&
@@ -735,6 +756,9 @@ static int loop(run *r)
         r->train_time += dt;
         bl__step_times_push(&r->step_times, dt, n);
         r->last_asked = B;
+        r->last_asked_lr = n == B ? lr
+                                  : bl__lr_at(cfg, r->base_batch, r->n_train, B,
+                                              r->state.step - 1, r->state.samples - n, factor);
         r->state.wall = r->train_time;
 
         if (cfg->on_progress)
