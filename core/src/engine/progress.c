@@ -32,6 +32,18 @@ static int columns(const char *s, size_t n)
     return c;
 }
 
+/* The byte offset after the first `n` characters of s[0 .. len). */
+static size_t skip_columns(const char *s, size_t len, int n)
+{
+    size_t at = 0;
+    for (int c = 0; c < n && at < len; c++) {
+        at++;
+        while (at < len && ((unsigned char)s[at] & 0xC0) == 0x80)
+            at++;
+    }
+    return at;
+}
+
 /* Appends one field (a space in front unless it is the first) when it fits whole; the first
  * field (the label) is cut instead. Once a field does not fit, the line is full: fields come
  * in order of importance, so what is left out is the least useful. */
@@ -112,8 +124,21 @@ void bl_progress_format(const bl_progress_printer *p, int width, const bl_run_re
     if (cap < 2)
         return;
     char t[32];
-    if (p->label && *p->label)
-        field(&l, "%s", p->label);
+    if (p->label && *p->label) {
+        /* a long label leaves room for the figures: at most a third of the width, its middle
+         * left out (a sweep's labels differ at their end: "name batch=32") */
+        int most = width > 0 ? width / 3 : 0;
+        size_t len = strlen(p->label);
+        int cols = columns(p->label, len);
+        if (most >= 9 && cols > most) {
+            int tail_cols = (most - 3) / 2, head_cols = most - 3 - tail_cols;
+            size_t head = skip_columns(p->label, len, head_cols);
+            size_t tail = skip_columns(p->label, len, cols - tail_cols);
+            field(&l, "%.*s...%s", (int)head, p->label, p->label + tail);
+        } else {
+            field(&l, "%s", p->label);
+        }
+    }
     if (p->run_count > 0)
         field(&l, "run %d/%d", p->run_index, p->run_count);
     const bl_train_state *s = &p->state;
@@ -125,19 +150,18 @@ void bl_progress_format(const bl_progress_printer *p, int width, const bl_run_re
             field(&l, "%s (%s)", st, final->stopped_by);
         else
             field(&l, "%s", st);
-        field(&l, "epoch %.2f", final->epochs);
-        if (!isnan(e->train_loss))
-            field(&l, "loss %.4f", e->train_loss);
         eval_field(&l, e);
         if (!isnan(final->test_accuracy))
             field(&l, "test_acc %.4f", final->test_accuracy);
+        if (!isnan(e->train_loss))
+            field(&l, "loss %.4f", e->train_loss);
+        field(&l, "epoch %.2f", final->epochs);
         field(&l, "in %s", bl__format_seconds(t, sizeof t, final->time + final->eval_time));
         field(&l, "step %lld", (long long)final->steps);
         if (e->batch > 0)
             field(&l, "batch %lld", (long long)e->batch);
         return;
     }
-    field(&l, "epoch %.2f", s->epoch_progress);
     if (p->loss_steps > 0)
         field(&l, "loss %.4f", p->loss_ema);
     if (p->have_last)
@@ -154,6 +178,7 @@ void bl_progress_format(const bl_progress_printer *p, int width, const bl_run_re
         double left = eta + per_run * (double)(p->run_count - p->run_index);
         field(&l, "sweep eta %s", bl__format_seconds(t, sizeof t, left));
     }
+    field(&l, "epoch %.2f", s->epoch_progress);
     field(&l, "step %lld", (long long)s->step);
     field(&l, "batch %lld", (long long)s->batch);
     if (s->wall > 0)
