@@ -45,4 +45,24 @@ print("tb", sorted(set(vals)), len(vals))
 PY
 expect_status 0
 expect_out "tb [64.0] 3"
+
+# metrics not measured (no validation, no test split) are null in the JSON export, never NaN
+run "$BATCHLAB" run --db "$db" -e "
+local bl = require 'batchlab'
+bl.train { dataset = bl.dataset('synthetic', { samples = 200, dim = 4, classes = 2 }),
+           model = bl.model('logreg'), batch = 50, epochs = 1, quiet = true,
+           train_eval_samples = 0, experiment = 'bare' }"
+expect_status 0
+run "$BATCHLAB" export --db "$db" --experiment bare --format json -o "$SCRATCH/bare.json"
+expect_status 0
+run python3 - "$SCRATCH/bare.json" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+assert "NaN" not in text, "NaN in the JSON"
+rows = json.loads(text)
+keys = ["val_accuracy", "val_loss", "train_accuracy", "final_val_accuracy", "test_accuracy"]
+print("nulls", all(r[k] is None for r in rows for k in keys), len(rows))
+PY
+expect_status 0
+expect_out "nulls True 1"
 echo "ok"
