@@ -4,7 +4,8 @@
  * change at every step (a constant, a scheduler plugin or a callback), gradient accumulation
  * over micro-batches, the gradient noise scale, LR scaling rules, warmup and LR schedules,
  * evaluation points, targets, divergence detection and interrupts. Buffers are sized once for
- * the largest batch of the run; a second thread can gather the next batch while a step
+ * the largest batch of the run (or, for a batch function that declares no max_batch, grow when
+ * a larger batch first appears); a second thread can gather the next batch while a step
  * computes (bl_prefetch_mode).
  *
  * Time is split: `time` counts training (data wait, forward, backward, update, schedule
@@ -157,7 +158,10 @@ typedef struct bl_train_config {
     bl_scheduler *scheduler;        /* borrowed */
     bl_batch_fn batch_fn;
     void *batch_user;
-    int64_t max_batch;              /* the largest batch batch_fn may return (required with it) */
+    int64_t max_batch;              /* the largest batch batch_fn may return; 0: not known, so
+                                       the buffers grow when a larger batch than any before
+                                       first appears (once per new maximum, never in steady
+                                       state; the evaluation batch is then eval_batch or 256) */
     bool drop_last;                 /* drop an epoch's last partial batch (default: keep) */
     int64_t micro_batch;            /* > 0: accumulate gradients over chunks of this size */
     bl_prefetch_mode prefetch;      /* default auto */

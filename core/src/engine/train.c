@@ -66,6 +66,7 @@ typedef struct run {
     bool classify;
     int64_t n_train, x_numel;
     int64_t max_batch, chunk_max, eval_batch, base_batch;
+    bool growable;          /* a batch function without max_batch: buffers follow its batches */
 
     /* evaluation buffers (device) and index list (host) */
     float *eval_x;
@@ -419,6 +420,30 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
 
 /* ---- the batch source ---------------------------------------------------------------------- */
 
+static int out_of_memory(run *r, int64_t reserve);
+
+/* A batch function without max_batch asked for `batch`, more than any before: the net's
+ * buffers and the loader's slots grow to it (train.h). Once per new maximum; a run whose
+ * batches repeat never comes here again. */
+static int grow_buffers(run *r, int64_t batch)
+{
+    const bl_train_config *cfg = r->cfg;
+    int64_t chunk = cfg->micro_batch > 0 && cfg->micro_batch < batch ? cfg->micro_batch : batch;
+    int rc;
+    if (chunk > r->chunk_max) {
+        r->chunk_max = chunk;
+        int64_t reserve = chunk > r->eval_batch ? chunk : r->eval_batch;
+        if ((rc = bl_net_reserve(r->ctx, r->net, reserve)) != BL_OK)
+            return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;
+    }
+    if ((rc = bl__loader_grow(r->ctx, &r->loader, batch)) != BL_OK)
+        return rc;
+    r->max_batch = batch;
+    bl_log(r->ctx, BL_LOG_DEBUG, "train: buffers grown to batch %lld at step %lld",
+           (long long)batch, (long long)r->state.step + 1);
+    return BL_OK;
+}
+
 static int next_batch(run *r, int64_t *batch, double *factor)
 {
     const bl_train_config *cfg = r->cfg;
@@ -433,6 +458,8 @@ static int next_batch(run *r, int64_t *batch, double *factor)
         *batch = cfg->batch;
     }
     if (rc != BL_OK)
+        return rc;
+    if (*batch > r->max_batch && r->growable && (rc = grow_buffers(r, *batch)) != BL_OK)
         return rc;
     if (*batch < 1 || *batch > r->max_batch)
         return bl_error(r->ctx, BL_EINVAL,
@@ -460,9 +487,9 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     if (!cfg->scheduler && !cfg->batch_fn && cfg->batch < 1)
         return bl_error(ctx, BL_EOPTION, "train: batch must be ≥ 1, got %lld",
                         (long long)cfg->batch);
-    if (cfg->batch_fn && cfg->max_batch < 1)
-        return bl_error(ctx, BL_EOPTION,
-                        "train: a batch function needs max_batch (the largest batch it returns)");
+    if (cfg->max_batch < 0)
+        return bl_error(ctx, BL_EOPTION, "train: max_batch must be ≥ 0 (0: buffers grow with "
+                        "the batches of a batch function), got %lld", (long long)cfg->max_batch);
     if (cfg->micro_batch < 0)
         return bl_error(ctx, BL_EOPTION, "train: micro_batch must be ≥ 0");
     if ((unsigned)cfg->prefetch > BL_PREFETCH_OFF)
@@ -535,9 +562,16 @@ static int setup(run *r)
                         r->classify ? "classification" : "regression",
                         bl_net_loss_kind(r->net) == BL_LOSS_MSE ? "MSE" : "cross-entropy");
 
+    r->growable = cfg->batch_fn && cfg->max_batch == 0;
     r->max_batch = cfg->scheduler ? bl_scheduler_max_batch(cfg->scheduler)
+                   : r->growable  ? (cfg->batch > 0 ? cfg->batch : 1)  /* grows (train.h) */
                    : cfg->batch_fn ? cfg->max_batch
                                    : cfg->batch;
+    if (r->growable && cfg->lr_scaling != BL_LR_SCALE_NONE && cfg->base_batch <= 0 &&
+        cfg->batch <= 0)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: lr_scaling with a batch function that declares no max_batch "
+                        "needs base_batch (the batch the LR is given for)");
     if (r->max_batch < 1)
         return bl_error(ctx, BL_EINVAL, "train: the schedule's largest batch is %lld",
                         (long long)r->max_batch);
@@ -554,6 +588,10 @@ static int setup(run *r)
         return rc;
 
     r->gns_on = cfg->measure_gns || (cfg->scheduler && bl_scheduler_needs_gns(cfg->scheduler));
+    if (r->growable && r->gns_on && cfg->micro_batch > 0)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: the noise scale over micro-batches needs the batch function's "
+                        "max_batch (its slots are sized for it)");
     bl__gns_init(&r->gns, cfg->gns_ema);
 
     r->chunk_max = cfg->micro_batch > 0 && cfg->micro_batch < r->max_batch ? cfg->micro_batch

@@ -130,7 +130,10 @@ int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *
     if (!isint || b < 1 || (j->max_batch > 0 && b > j->max_batch)) {
         char buf[256];
         const char *at = where_defined(L, j->fn, buf, sizeof buf);
-        if (lua_type(L, top + 1) == LUA_TNUMBER)
+        if (lua_type(L, top + 1) == LUA_TNUMBER && j->max_batch == 0)
+            bl_error(ctx, BL_ESCRIPT, "batch schedule%s returned batch %s; expected an integer ≥ 1",
+                     at, lua_tostring(L, top + 1));
+        else if (lua_type(L, top + 1) == LUA_TNUMBER)
             bl_error(ctx, BL_ESCRIPT,
                      "batch schedule%s returned batch %s; expected an integer in [1, %lld] "
                      "(max_batch)",

@@ -453,10 +453,7 @@ static void read_batch(lua_State *L, lbl_job *j, bl_run_plan *plan)
     }
     j->fn = bi;
     if (cfg->max_batch == 0)
-        cfg->max_batch = declared;
-    if (cfg->max_batch < 1)
-        luaL_error(L, "bl.train: a batch function needs 'max_batch' (the largest batch it "
-                      "returns; the engine sizes its buffers for it)");
+        cfg->max_batch = declared;   /* still 0: the engine's buffers grow with the batches */
     if (needs_gns)
         cfg->measure_gns = true;
     j->max_batch = cfg->max_batch;
