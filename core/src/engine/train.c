@@ -428,7 +428,9 @@ static int out_of_memory(run *r, int64_t reserve);
 static int grow_buffers(run *r, int64_t batch)
 {
     const bl_train_config *cfg = r->cfg;
-    int64_t chunk = cfg->micro_batch > 0 && cfg->micro_batch < batch ? cfg->micro_batch : batch;
+    /* a step never takes more than the training set: hold no more than that */
+    int64_t hold = batch < r->n_train ? batch : r->n_train;
+    int64_t chunk = cfg->micro_batch > 0 && cfg->micro_batch < hold ? cfg->micro_batch : hold;
     int rc;
     if (chunk > r->chunk_max) {
         r->chunk_max = chunk;
@@ -436,7 +438,7 @@ static int grow_buffers(run *r, int64_t batch)
         if ((rc = bl_net_reserve(r->ctx, r->net, reserve)) != BL_OK)
             return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;
     }
-    if ((rc = bl__loader_grow(r->ctx, &r->loader, batch)) != BL_OK)
+    if (hold > r->loader.capacity && (rc = bl__loader_grow(r->ctx, &r->loader, hold)) != BL_OK)
         return rc;
     r->max_batch = batch;
     bl_log(r->ctx, BL_LOG_DEBUG, "train: buffers grown to batch %lld at step %lld",
