@@ -10,6 +10,8 @@
 #include "batchlab/batchlab.h"
 
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+/* `batchlab run --fail-on-error`: the script ran, but a run failed. */
+enum { CLI_EXIT_RUN_FAILED = 3 };
 
 typedef int (*cli_command_fn)(int argc, char **argv);
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "batchlab/report.h"
+#include "batchlab/run_spec.h"
 #include "cmd_results.h"
 
 static void usage(FILE *out)
@@ -84,6 +85,11 @@ int cmd_report(int argc, char **argv)
         return CLI_FAILED;
     if (metric && bl_metric_parse(ctx, metric, &opts.target_metric) != BL_OK) {
         cli_usage_error("report", "--target-metric: %s", bl_errmsg(ctx));
+        bl_ctx_free(ctx);
+        return CLI_USAGE;
+    }
+    if (target && bl_run_spec_check_target(ctx, opts.target_metric, opts.target) != BL_OK) {
+        cli_usage_error("report", "--%s", bl_errmsg(ctx));   /* "--target: ..." */
         bl_ctx_free(ctx);
         return CLI_USAGE;
     }

@@ -7,9 +7,14 @@
  * BATCHLAB_PATH, then in the build tree's and the installed scripts/ directories, so
  * `require "batchlab.schedules"` works from anywhere.
  *
- * A Lua error prints "batchlab: script.lua:LINE: message" and a traceback on stderr and exits
- * 1. The first Ctrl-C lets the current training run finish its step and end (bl.train then
- * raises "interrupted", which ends the script, exit 130); a second Ctrl-C quits at once. */
+ * A run that fails or diverges is announced on stderr as it ends (by the Lua module), and
+ * when the script is over a summary lists them. Exit status: 0 the script ran to its end
+ * (failed runs are results: they are reported, not fatal); 1 a Lua error (printed as
+ * "batchlab: script.lua:LINE: message", with a traceback when it is useful) or a batchlab
+ * error; 2 bad usage; 3 --fail-on-error (or BATCHLAB_FAIL_ON_ERROR=1) and at least one run
+ * failed; 130 interrupted. The first Ctrl-C lets the current training run finish its step and
+ * end (bl.train then raises "interrupted", which ends the script); a second Ctrl-C quits at
+ * once. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -47,7 +52,12 @@ static void usage(FILE *out)
             "                     $BATCHLAB_DB, else ./batchlab.db); a named sweep resumes\n"
             "  --no-db            record nothing (a run's own db = \"FILE\" still records)\n"
             "  --plugin-path DIR  search DIR for plugins first (also BATCHLAB_PLUGIN_PATH)\n"
+            "  --fail-on-error    exit 3 when any run failed (also BATCHLAB_FAIL_ON_ERROR=1)\n"
             "  -h, --help         print this help\n"
+            "\n"
+            "A failed or diverged run is announced on stderr as it ends, and listed again at\n"
+            "the end. Exit status: 0 the script ran to its end, 1 a Lua or batchlab error,\n"
+            "2 bad usage, 3 a run failed (with --fail-on-error), 130 interrupted.\n"
             "\n"
             "Lua modules are found in the script's directory, then in BATCHLAB_PATH\n"
             "(':'-separated directories), then in batchlab's own script directory.\n");
@@ -66,6 +76,26 @@ static int msghandler(lua_State *L)
             msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
     luaL_traceback(L, L, msg, 1);
+    /* "[C]: in ?" (the host's call) says nothing; a traceback of nothing else (a syntax
+     * error, found before anything ran) is left out */
+    const char *tb = lua_tostring(L, -1);
+    const char *head = strstr(tb, "\nstack traceback:");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, tb, head ? (size_t)(head - tb) : strlen(tb));
+    bool frames = false;
+    for (const char *line = head ? strchr(head + 1, '\n') : NULL; line;) {
+        const char *next = strchr(line + 1, '\n');
+        size_t len = next ? (size_t)(next - line) : strlen(line);
+        if (!(len == 11 && strncmp(line, "\n\t[C]: in ?", 11) == 0)) {
+            if (!frames)
+                luaL_addstring(&b, "\nstack traceback:");
+            frames = true;
+            luaL_addlstring(&b, line, len);
+        }
+        line = next;
+    }
+    luaL_pushresult(&b);
     return 1;
 }
 
@@ -171,9 +201,27 @@ static int pmain(lua_State *L)
 
 /* ---- the command --------------------------------------------------------------------------- */
 
+/* The summary of the runs that failed or diverged, on stderr; returns how many failed. */
+static size_t print_failures(lua_State *L)
+{
+    size_t diverged = 0;
+    size_t failed = bl_lua_run_failures(L, 0, NULL, &diverged, NULL);
+    if (failed + diverged == 0)
+        return 0;
+    fprintf(stderr, "batchlab: %zu %s did not complete (%zu failed, %zu diverged):\n",
+            failed + diverged, failed + diverged == 1 ? "run" : "runs", failed, diverged);
+    const char *line = NULL;
+    size_t i = 0;
+    for (; bl_lua_run_failures(L, i, &line, NULL, NULL), line; i++)
+        fprintf(stderr, "  %s\n", line);
+    if (i < failed + diverged)
+        fprintf(stderr, "  ... and %zu more\n", failed + diverged - i);
+    return failed;
+}
+
 typedef struct run_flags {
     run_args *a;
-    bool quiet, no_db;
+    bool quiet, no_db, fail_on_error;
     long threads;
     const char *tensorboard, *db;
 } run_flags;
@@ -188,6 +236,7 @@ static int run_flag(void *user, int id, const char *flag, const char *value)
     case 'e': f->a->code[f->a->n_code++] = value; return CLI_CONTINUE;
     case 'q': f->quiet = true; return CLI_CONTINUE;
     case 'N': f->no_db = true; return CLI_CONTINUE;
+    case 'F': f->fail_on_error = true; return CLI_CONTINUE;
     case 'B': f->tensorboard = value; return CLI_CONTINUE;
     case 'D': f->db = value; return CLI_CONTINUE;
     case 'P': return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
@@ -226,6 +275,7 @@ int cmd_run(int argc, char **argv)
                                           {"tensorboard", required_argument, NULL, 'B'},
                                           {"db", required_argument, NULL, 'D'},
                                           {"no-db", no_argument, NULL, 'N'},
+                                          {"fail-on-error", no_argument, NULL, 'F'},
                                           {"plugin-path", required_argument, NULL, 'P'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
@@ -274,6 +324,10 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
         status = CLI_FAILED;
     }
+    const char *env = getenv("BATCHLAB_FAIL_ON_ERROR");
+    bool fail_on_error = f.fail_on_error || (env && *env && strcmp(env, "0") != 0);
+    if (print_failures(L) > 0 && fail_on_error && status == CLI_OK)
+        status = CLI_EXIT_RUN_FAILED;
     fflush(stdout);
     lua_close(L);
     cli_signals_restore();

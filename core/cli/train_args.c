@@ -152,6 +152,10 @@ static void describe_setting(const bl_run_setting *s, char *buf, size_t cap)
             len += (size_t)snprintf(buf + len, cap - len, "%s %s", i ? "," : "", s->choices[i]);
         return;
     }
+    if (strcmp(s->opt.name, "epochs") == 0) {   /* 0, the default, means no limit */
+        snprintf(buf, cap, "a number > 0");
+        return;
+    }
     const char *t = bl_type_name(s->opt.type);
     len = (size_t)snprintf(buf, cap, "%s %s", s->opt.type == BL_TYPE_INT ? "an" : "a", t);
     if (s->opt.type == BL_TYPE_STRING)
@@ -253,6 +257,17 @@ int train_args_parse(bl_ctx *ctx, int argc, char **argv, train_args *a)
         return status;
     if (first < argc)
         return cli_usage_error("train", "unexpected argument '%s'", argv[first]);
+    /* a scheduler chooses every batch: a --batch beside it would be silently ignored */
+    if (a->common.scheduler && train_args_given(a, "batch")) {
+        char b[32];
+        bl_config_format_value(a->given, (size_t)bl_config_find(a->given, "batch"), b,
+                               sizeof b);
+        return cli_usage_error("train",
+                               "--batch sets a constant batch, but --scheduler %s chooses every "
+                               "batch; give the schedule's batch as its option instead (e.g. "
+                               "--sched-opt batch=%s or start=%s; see 'batchlab plugins %s')",
+                               a->common.scheduler, b, b, a->common.scheduler);
+    }
     /* no budget given: one epoch */
     if (!train_args_given(a, "epochs") && !train_args_given(a, "max_steps") &&
         !train_args_given(a, "max_seconds") && bl_config_set_text(ctx, a->given, "epochs", "1"))

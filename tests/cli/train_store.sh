@@ -57,7 +57,7 @@ expect_no_out "run 1 in"
 # the flags are the run spec: its bounds, its choices and "did you mean"
 run "$BATCHLAB" train --model mlp "${DATA[@]}" --epochs -1
 expect_status 2
-expect_err "'epochs' must be ≥ 0"
+expect_err "'epochs' must be > 0, got -1"   # issue 14: not "≥ 0" (0 is refused too)
 run "$BATCHLAB" train --model mlp "${DATA[@]}" --lr-scaling lineer
 expect_status 2
 expect_err "did you mean 'linear'"

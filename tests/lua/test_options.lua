@@ -59,9 +59,16 @@ T.test("engine configuration errors raise", function()
   T.raises(function() bl.train(T.cfg(data, model, { gns_ema = 2 })) end, "gns_ema")
 end)
 
-T.test("a batch function needs max_batch", function()
-  T.raises(function() bl.train(T.cfg(data, model, { batch = function() return 8 end })) end,
-           "max_batch")
+T.test("a batch function without max_batch: buffers grow (issue 14)", function()
+  local r = bl.train(T.cfg(data, model, { max_steps = 12, epochs = nil,
+    batch = function(s) return s.step < 6 and 8 or 64 end }))
+  T.eq(r.status, "completed", r.error)
+  T.eq(r.max_batch_used, 64)
+  -- a declared max_batch still bounds the function
+  local b = bl.train(T.cfg(data, model, { max_steps = 4, epochs = nil, max_batch = 16,
+    batch = function() return 32 end }))
+  T.eq(b.status, "failed")
+  T.contains(b.error, "expected an integer in [1, 16] (max_batch)")
 end)
 
 T.test("unsupported device", function()

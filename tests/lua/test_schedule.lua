@@ -77,7 +77,7 @@ T.test("schedule objects from batchlab.schedules", function()
   local rg = bl.train(T.cfg(data, model, { batch = g, epochs = 1 }))
   T.eq(rg.status, "completed", rg.error)
   T.eq(type(rg.final.gns), "number")
-  T.truthy(rg.final.gns == rg.final.gns, "needs_gns turns measurement on")
+  T.truthy(rg.final.gns == rg.final.gns, "needs_gns turns measurement on (not NaN)")
   local w = schedules.wrap(function() return 8 end, { max_batch = 8, name = "eight" })
   T.eq(bl.train(T.cfg(data, model, { batch = w, epochs = 1 })).batch, "eight")
   -- a table with `next`

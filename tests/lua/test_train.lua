@@ -3,8 +3,9 @@ local bl = require "batchlab"
 local T = require "bltest"
 
 local data, model = T.data(), T.model()
+-- every field a point of this run measures (gns is not measured: nil, see below)
 local POINT_FIELDS = { "step", "epoch", "samples", "wall", "batch", "lr", "train_loss",
-  "train_accuracy", "val_loss", "val_accuracy", "gns", "samples_per_sec" }
+  "train_accuracy", "val_loss", "val_accuracy", "samples_per_sec" }
 
 T.test("result fields", function()
   local r = bl.train(T.cfg(data, model, { epochs = 3, label = "basic" }))
@@ -39,7 +40,9 @@ T.test("result fields", function()
     T.eq(p.epoch, i * 1.0)
   end
   T.truthy(r.history[3].step > r.history[1].step, "steps increase")
-  T.truthy(r.history[1].gns ~= r.history[1].gns, "gns NaN when not measured")
+  -- issue 14: a metric that was not measured is nil, never NaN
+  for i, p in ipairs(r.history) do T.eq(p.gns, nil, "history[" .. i .. "].gns not measured") end
+  T.eq(r.final.gns, nil, "final.gns not measured")
   -- final: the last point plus the test split
   for _, f in ipairs(POINT_FIELDS) do T.eq(type(r.final[f]), "number", "final." .. f) end
   T.eq(r.final.step, r.steps)
@@ -104,9 +107,29 @@ end)
 
 T.test("skip_test, skip_eval", function()
   local r = bl.train(T.cfg(data, model, { skip_test = true, epochs = 1 }))
-  T.truthy(r.final.test_loss ~= r.final.test_loss, "no test metrics")
+  T.eq(r.final.test_loss, nil, "no test metrics (nil, issue 14)")
   local e = bl.train(T.cfg(data, model, { skip_eval = true, epochs = 1 }))
-  T.truthy(e.final.val_loss ~= e.final.val_loss, "no validation")
+  T.eq(e.final.val_loss, nil, "no validation (nil, issue 14)")
+end)
+
+T.test("metrics not measured are nil (issue 14)", function()
+  -- no validation split, no test split, train accuracy off: nil in points, final and state.last
+  local bare = bl.dataset("synthetic", { samples = 300, dim = 4, classes = 2 })
+  local seen_last
+  local r = bl.train(T.cfg(bare, model, { epochs = 2, train_eval_samples = 0,
+    batch = function(s) if s.last then seen_last = s.last.val_accuracy or "nil" end return 32 end,
+    max_batch = 32 }))
+  T.eq(r.status, "completed", r.error)
+  for i, p in ipairs(r.history) do
+    for _, f in ipairs({ "val_loss", "val_accuracy", "train_accuracy", "gns" }) do
+      T.eq(p[f], nil, "history[" .. i .. "]." .. f)
+    end
+    T.eq(type(p.train_loss), "number", "train_loss is measured")
+  end
+  for _, f in ipairs({ "val_loss", "val_accuracy", "train_accuracy", "test_loss", "test_accuracy" }) do
+    T.eq(r.final[f], nil, "final." .. f)
+  end
+  T.eq(seen_last, "nil", "state.last.val_accuracy")
 end)
 
 T.done()

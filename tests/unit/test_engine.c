@@ -661,7 +661,8 @@ static void bad_configs_are_rejected(void **state)
     bl_run_result_free(&r);
     c = base_config(net, ds);
     c.batch_fn = grow_batch;
-    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "max_batch", bl_train(f->ctx, &c, &r));
+    c.max_batch = -1;           /* 0 is allowed (the buffers grow: batch_fn_buffers_grow) */
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "max_batch must be ≥ 0", bl_train(f->ctx, &c, &r));
     bl_run_result_free(&r);
     c = base_config(net, ds);
     c.optim.lr = -1;
@@ -734,6 +735,72 @@ static void step_loop_allocates_nothing(void **state)
     bl_dataset_close(ds);
 }
 
+/* Issue 14: a batch function without max_batch. The buffers grow when a larger batch first
+ * appears (8, then 16, then 32 within the first steps) and never again once the largest has
+ * been seen (no device allocation after step 10), and the run is the same, point for point, as
+ * with max_batch declared. */
+static int pattern_batch(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *batch,
+                         double *factor)
+{
+    (void)user;
+    (void)ctx;
+    static const int64_t seq[] = {8, 16, 8, 32, 16};
+    *batch = seq[s->step % 5];
+    *factor = 1;
+    return BL_OK;
+}
+
+typedef struct dev_probe {
+    const bl_device *dev;
+    size_t at_step10, at_last;
+} dev_probe;
+
+static void probe_device(void *user, const bl_train_state *s, double loss, int64_t total)
+{
+    (void)loss;
+    (void)total;
+    dev_probe *p = user;
+    if (s->step == 10)
+        p->at_step10 = p->dev->alloc_count;
+    p->at_last = p->dev->alloc_count;
+}
+
+static void batch_fn_buffers_grow(void **state)
+{
+    fixture *f = *state;
+    bl_dataset *ds = open_data(f, BLOBS);
+    bl_run_result r[2];
+    for (int declared = 0; declared < 2; declared++) {
+        bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+        bl_train_config c = base_config(net, ds);
+        c.epochs = 0;
+        c.max_steps = 60;
+        c.batch = 0;
+        c.batch_fn = pattern_batch;
+        c.max_batch = declared ? 32 : 0;
+        c.eval_unit = BL_EVAL_STEPS;
+        c.eval_every = 20;
+        dev_probe probe = {f->dev, 0, 0};
+        c.on_progress = probe_device;
+        c.progress_user = &probe;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r[declared]));
+        assert_int_equal(r[declared].status, BL_RUN_COMPLETED);
+        assert_int_equal(r[declared].max_batch_used, 32);
+        if (probe.at_last != probe.at_step10)
+            fail_msg("%zu device allocations after step 10 (max_batch %lld)",
+                     probe.at_last - probe.at_step10, (long long)c.max_batch);
+        bl_net_free(net);
+    }
+    assert_int_equal(r[0].history_count, r[1].history_count);
+    for (size_t i = 0; i < r[0].history_count; i++) {
+        assert_true(r[0].history[i].train_loss == r[1].history[i].train_loss);
+        assert_true(r[0].history[i].val_loss == r[1].history[i].val_loss);
+    }
+    bl_run_result_free(&r[0]);
+    bl_run_result_free(&r[1]);
+    bl_dataset_close(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -751,6 +818,7 @@ int main(void)
         cmocka_unit_test(changing_batch_and_lr_rules),
         cmocka_unit_test(bad_configs_are_rejected),
         cmocka_unit_test(step_loop_allocates_nothing),
+        cmocka_unit_test(batch_fn_buffers_grow),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,7 +39,15 @@ static void test_validation(void **state)
 {
     (void)state;
     bl_ctx *ctx = bl_ctx_new();
-    BL_ASSERT_ERR(ctx, BL_EOPTION, "'epochs' must be ≥ 0", validate_fails(ctx, "epochs=-1"));
+    /* issue 14: a budget given as 0 or less is refused as such, not as "no budget" */
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'epochs' must be > 0, got -1", validate_fails(ctx, "epochs=-1"));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'epochs' must be > 0, got 0", validate_fails(ctx, "epochs=0"));
+    /* issue 14: an accuracy target is a fraction; 90 is taken for a percentage */
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "did you mean 0.90?", validate_fails(ctx, "target=90"));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "did you mean 0.95?",
+                  validate_fails(ctx, "target=val_accuracy>=95"));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "fraction in [0, 1], got -0.5",
+                  validate_fails(ctx, "target=train_accuracy>=-0.5"));
     BL_ASSERT_ERR(ctx, BL_EOPTION, "'batch' must be ≥ 1", validate_fails(ctx, "batch=0"));
     BL_ASSERT_ERR(ctx, BL_EOPTION, "'threads' must be ≤ 4096", validate_fails(ctx, "threads=5000"));
     BL_ASSERT_ERR(ctx, BL_EOPTION, "did you mean 'epochs'", validate_fails(ctx, "epoch=1"));

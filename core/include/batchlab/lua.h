@@ -62,6 +62,14 @@ BL_EXPORT void bl_lua_set_db(lua_State *L, const char *path);
  * NULL. */
 BL_EXPORT const char *bl_lua_script_dir(void);
 
+/* Runs of this state that failed or diverged. Each is announced on stderr as it ends
+ * ("batchlab: run 'LABEL' failed: REASON"; also with quiet). Returns how many runs failed;
+ * *diverged (may be NULL) receives how many diverged and *ended (may be NULL) how many runs
+ * ended in all. When index is below the number kept (the first 1000 failed or diverged runs),
+ * *line receives "LABEL: failed: REASON" (valid until the state is closed), else NULL. */
+BL_EXPORT size_t bl_lua_run_failures(lua_State *L, size_t index, const char **line,
+                                     size_t *diverged, size_t *ended);
+
 /* True when the last run ended because of the interrupt flag. */
 BL_EXPORT bool bl_lua_interrupted(lua_State *L);
 

@@ -137,10 +137,16 @@ BL_EXPORT int bl_run_tensorboard_output(bl_ctx *ctx, const char *dir, const char
 /* The event file's path once begun (NULL before). */
 BL_EXPORT const char *bl_run_tensorboard_output_path(const bl_run_output *out);
 
-/* Progress lines on stderr (bl_progress_print): installs itself as the plan's on_progress at
- * begin; at end finishes a live line the run left open. `label` is borrowed. */
+/* Progress on stderr (bl_progress_printer in batchlab/train.h): installs bl_progress_print
+ * as the plan's on_progress at begin, shows each evaluation point, and prints the final line
+ * at end. `live` = a line redrawn in place, cut to the terminal's width (stderr is a
+ * terminal); else plain lines. `label` is borrowed. */
 BL_EXPORT int bl_run_progress_output(bl_ctx *ctx, const char *label, bool live,
                                      bl_run_output *out);
+/* For a run of a sweep: "run index/count" on its lines, and the sweep's ETA from the seconds
+ * its earlier runs took. Does nothing to an output that is not a progress output. */
+BL_EXPORT void bl_run_progress_output_position(bl_run_output *out, int index, int count,
+                                               double sweep_elapsed);
 
 #ifdef __cplusplus
 }

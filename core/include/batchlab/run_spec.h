@@ -76,6 +76,11 @@ BL_EXPORT int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char 
 BL_EXPORT int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *owner,
                                 bl_train_config *cfg);
 
+/* Checks a target value for `metric`: finite, and for an accuracy a fraction in [0, 1] (90
+ * is refused with "did you mean 0.90?"). BL_EOPTION with the message in ctx. The one check of
+ * bl.train's target (text and table forms), `batchlab train --target` and `report --target`. */
+BL_EXPORT int bl_run_spec_check_target(bl_ctx *ctx, bl_metric metric, double value);
+
 /* Parses a target text (see above) into cfg's has_target, target_metric, target_value and
  * target_higher_better; "" clears the target. BL_EOPTION on bad text (nearest metric named). */
 BL_EXPORT int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg);

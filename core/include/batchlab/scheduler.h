@@ -28,8 +28,9 @@ typedef struct bl_eval_point {
     int64_t samples;         /* training samples processed */
     double epoch;            /* epochs done, fractional */
     double wall;             /* training wall seconds (evaluation excluded) */
-    int64_t batch;           /* batch size in use */
-    double lr;               /* effective learning rate in use */
+    int64_t batch;           /* the batch the schedule asked for at the last step (an
+                                epoch's partial rest is not a batch size of its own) */
+    double lr;               /* the effective learning rate of a full step of that batch */
     double train_loss;       /* running mean since the previous point */
     double train_accuracy;   /* on a fixed training subset */
     double val_loss, val_accuracy;

@@ -4,7 +4,8 @@
  * change at every step (a constant, a scheduler plugin or a callback), gradient accumulation
  * over micro-batches, the gradient noise scale, LR scaling rules, warmup and LR schedules,
  * evaluation points, targets, divergence detection and interrupts. Buffers are sized once for
- * the largest batch of the run; a second thread can gather the next batch while a step
+ * the largest batch of the run (or, for a batch function that declares no max_batch, grow when
+ * a larger batch first appears); a second thread can gather the next batch while a step
  * computes (bl_prefetch_mode).
  *
  * Time is split: `time` counts training (data wait, forward, backward, update, schedule
@@ -169,7 +170,10 @@ typedef struct bl_train_config {
     bl_scheduler *scheduler;        /* borrowed */
     bl_batch_fn batch_fn;
     void *batch_user;
-    int64_t max_batch;              /* the largest batch batch_fn may return (required with it) */
+    int64_t max_batch;              /* the largest batch batch_fn may return; 0: not known, so
+                                       the buffers grow when a larger batch than any before
+                                       first appears (once per new maximum, never in steady
+                                       state; the evaluation batch is then eval_batch or 256) */
     bool drop_last;                 /* drop an epoch's last partial batch (default: keep) */
     int64_t micro_batch;            /* > 0: accumulate gradients over chunks of this size */
     bl_prefetch_mode prefetch;      /* default auto */
@@ -317,17 +321,53 @@ BL_EXPORT int bl_train(bl_ctx *ctx, const bl_train_config *cfg, bl_run_result *r
 
 BL_EXPORT void bl_run_result_free(bl_run_result *result);
 
-/* Writes a one-line progress report to stderr (a live line on a terminal, periodic plain
- * lines otherwise); install as on_progress with user = a bl_progress_printer. */
+/* Progress on stderr for one run.
+ *
+ * Live (a terminal): one line redrawn in place ("\r", the line, clear to the end of the line)
+ * at most 5 times a second, cut to the terminal's width (never wrapped; the width is asked of
+ * stderr with TIOCGWINSZ at each redraw, else $COLUMNS, else 80): label, "run i/n" in a sweep,
+ * epoch, the smoothed training loss (an exponential moving average over about the last 50
+ * steps), the latest evaluation's accuracy (or loss), the run's ETA and the sweep's ETA, then
+ * step, batch and throughput while the width allows. At each evaluation point the line is
+ * redrawn with it, and at the end it shows the final evaluation and the run's status and ends
+ * with a newline.
+ * Plain (not a terminal, e.g. a log file): one line per evaluation point (and at most one every
+ * `interval` seconds between points), and a final line for every run, whatever stopped it.
+ *
+ * Install bl_progress_print as on_progress with user = a bl_progress_printer, and call
+ * bl_progress_point at each evaluation point and bl_progress_end once the run is over (the
+ * progress output of batchlab/run.h does all three). */
 typedef struct bl_progress_printer {
-    const char *label;              /* run label shown at the start of the line */
+    const char *label;              /* run label shown at the start of the line (borrowed) */
     bool live;                      /* rewrite one line (terminal) instead of printing lines */
-    double interval;                /* seconds between plain lines (default 5) */
-    double last_print;              /* private */
-    double start;                   /* private */
+    double interval;                /* plain lines: seconds between lines without a point
+                                       (default 30) */
+    int width;                      /* live: columns (0 = the terminal's) */
+    /* the budget, for the run's ETA (0 = none): the first limit reached ends the run */
+    int64_t planned_samples, max_steps;
+    double max_seconds;
+    /* in a sweep: this is run `run_index` (1-based) of `run_count` (0 = not in a sweep), and
+     * the sweep's earlier runs took `sweep_elapsed` seconds (for the sweep's ETA) */
+    int run_index, run_count;
+    double sweep_elapsed;
+    /* private */
+    double last_print, start, loss_ema;
+    int64_t loss_steps;
+    bl_eval_point last;
+    bool have_last, open_line;
+    bl_train_state state;
 } bl_progress_printer;
 BL_EXPORT void bl_progress_print(void *printer, const bl_train_state *state, double loss,
                                  int64_t total_samples);
+/* An evaluation point: shown at once (a plain line, or the live line redrawn with it). */
+BL_EXPORT void bl_progress_point(bl_progress_printer *printer, const bl_eval_point *point);
+/* The end of the run: the final line (status, stop reason, the final evaluation, the test
+ * accuracy when measured), ended with a newline. */
+BL_EXPORT void bl_progress_end(bl_progress_printer *printer, const bl_run_result *result);
+/* The line as it would be printed, cut to `width` columns (0 = no limit), into buf; for
+ * tests. `final` = the line of bl_progress_end for `result`. */
+BL_EXPORT void bl_progress_format(const bl_progress_printer *printer, int width,
+                                  const bl_run_result *final, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -217,6 +217,16 @@ int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner, bl
     int rc = bl_config_validate(ctx, in, options, owner, &v);
     if (rc != BL_OK)
         return rc;
+    /* 0 is the default "no epoch limit"; a budget given as 0 or less trains nothing */
+    if (bl_config_find(in, "epochs") >= 0 && !(bl_config_number(v, "epochs") > 0)) {
+        char given[64];
+        bl_config_format_value(v, (size_t)bl_config_find(v, "epochs"), given, sizeof given);
+        bl_config_free(v);
+        return bl_error(ctx, BL_EOPTION,
+                        "%s: 'epochs' must be > 0, got %s (leave it out for no epoch limit, "
+                        "with max_steps or max_seconds as the budget)",
+                        owner, given);
+    }
     for (size_t i = 0; i < N_SETTINGS; i++) {
         long k = bl_config_find(v, settings[i].opt.name);
         if (k >= 0 && (rc = check_setting(ctx, owner, &settings[i], v, (size_t)k)) != BL_OK) {
@@ -265,6 +275,27 @@ int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text, bl_train_config 
     return BL_OK;
 }
 
+int bl_run_spec_check_target(bl_ctx *ctx, bl_metric metric, double value)
+{
+    const char *name = bl_metric_name(metric);
+    if (!isfinite(value))
+        return bl_error(ctx, BL_EOPTION, "target: %s must be a finite number, got %g", name,
+                        value);
+    if (strstr(name, "accuracy") && !(value >= 0 && value <= 1)) {
+        if (value > 1 && value <= 100)
+            return bl_error(ctx, BL_EOPTION,
+                            value == floor(value)
+                                ? "target: %s is a fraction in [0, 1], got %g; did you mean "
+                                  "%.2f?"
+                                : "target: %s is a fraction in [0, 1], got %g; did you mean "
+                                  "%g?",
+                            name, value, value / 100);
+        return bl_error(ctx, BL_EOPTION, "target: %s is a fraction in [0, 1], got %g", name,
+                        value);
+    }
+    return BL_OK;
+}
+
 int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg)
 {
     cfg->has_target = false;
@@ -272,6 +303,8 @@ int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg
         return BL_OK;
     double v;
     if (parse_number(text, &v)) {
+        if (bl_run_spec_check_target(ctx, BL_METRIC_VAL_ACCURACY, v) != BL_OK)
+            return BL_EOPTION;
         cfg->has_target = true;
         cfg->target_metric = BL_METRIC_VAL_ACCURACY;
         cfg->target_higher_better = true;
@@ -305,6 +338,8 @@ int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg
     }
     if (!parse_number(num, &v))
         return bl_error(ctx, BL_EOPTION, "target: '%s' is not a number (in '%s')", num, text);
+    if (bl_run_spec_check_target(ctx, m, v) != BL_OK)
+        return BL_EOPTION;
     cfg->has_target = true;
     cfg->target_metric = m;
     cfg->target_higher_better = higher;

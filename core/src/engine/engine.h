@@ -97,6 +97,11 @@ typedef struct bl__loader {
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
                     int64_t capacity, uint64_t seed, bool prefetch);
 void bl__loader_close(bl__loader *l);
+/* Makes both slots hold `capacity` samples (> l->capacity): waits for a prefetch in flight,
+ * drops what the slots hold and replaces their buffers (the old ones are released first, so
+ * the device's peak does not hold both). The permutation and its position are kept. On an
+ * error the loader cannot be used further (close it). */
+int bl__loader_grow(bl_ctx *ctx, bl__loader *l, int64_t capacity);
 /* Draws the next epoch's permutation (waits for a prefetch in flight, and drops it). */
 void bl__loader_new_epoch(bl__loader *l);
 /* Asks the thread to gather permutation positions [start, start+count) into slot s. */

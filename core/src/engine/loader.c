@@ -73,6 +73,54 @@ static void wait_slot(bl__loader *l, int s)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Releases slot s's buffers of l->capacity samples (the event stays). */
+static void release_slot(bl__loader *l, bl__slot *slot)
+{
+    size_t x_bytes = (size_t)(l->capacity * l->x_numel) * sizeof(float);
+    size_t y_bytes = (size_t)(l->capacity * l->y_bytes_per_sample);
+    bl_device_release(l->dev, slot->x, x_bytes);
+    bl_device_release(l->dev, slot->y, y_bytes);
+    bl_device_host_free(l->dev, slot->x_stage);
+    bl_device_host_free(l->dev, slot->y_stage);
+    slot->x = slot->x_stage = NULL;
+    slot->y = slot->y_stage = NULL;
+    slot->count = 0;
+}
+
+/* Allocates slot s's buffers for l->capacity samples (and its event once). */
+static int alloc_slot(bl_ctx *ctx, bl__loader *l, bl__slot *slot)
+{
+    size_t x_bytes = (size_t)(l->capacity * l->x_numel) * sizeof(float);
+    size_t y_bytes = (size_t)(l->capacity * l->y_bytes_per_sample);
+    int rc = bl_device_alloc(ctx, l->dev, x_bytes, (void **)&slot->x);
+    if (rc == BL_OK)
+        rc = bl_device_alloc(ctx, l->dev, y_bytes, &slot->y);
+    if (rc == BL_OK && !(bl_device_caps(l->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE)) {
+        rc = bl_device_host_alloc(ctx, l->dev, x_bytes, (void **)&slot->x_stage);
+        if (rc == BL_OK)
+            rc = bl_device_host_alloc(ctx, l->dev, y_bytes, &slot->y_stage);
+        if (rc == BL_OK && !slot->uploaded)
+            rc = bl_device_event_new(ctx, l->dev, &slot->uploaded);
+    }
+    return rc;
+}
+
+int bl__loader_grow(bl_ctx *ctx, bl__loader *l, int64_t capacity)
+{
+    for (int s = 0; s < 2; s++) {
+        wait_slot(l, s);            /* the thread holds neither slot now */
+        release_slot(l, &l->slot[s]);
+    }
+    l->capacity = capacity;
+    for (int s = 0; s < 2; s++) {
+        int rc = alloc_slot(ctx, l, &l->slot[s]);
+        if (rc != BL_OK)
+            return bl_error_prefix(ctx, "batch loader (%lld samples per batch)",
+                                   (long long)capacity);
+    }
+    return BL_OK;
+}
+
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
                     int64_t capacity, uint64_t seed, bool prefetch)
 {
@@ -96,20 +144,8 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         return bl_error(ctx, BL_ENOMEM, "batch loader: out of memory for %lld indices",
                         (long long)l->n);
     }
-    size_t x_bytes = (size_t)(capacity * l->x_numel) * sizeof(float);
-    size_t y_bytes = (size_t)(capacity * l->y_bytes_per_sample);
     for (int s = 0; s < 2; s++) {
-        bl__slot *slot = &l->slot[s];
-        int rc = bl_device_alloc(ctx, dev, x_bytes, (void **)&slot->x);
-        if (rc == BL_OK)
-            rc = bl_device_alloc(ctx, dev, y_bytes, &slot->y);
-        if (rc == BL_OK && !(bl_device_caps(dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE)) {
-            rc = bl_device_host_alloc(ctx, dev, x_bytes, (void **)&slot->x_stage);
-            if (rc == BL_OK)
-                rc = bl_device_host_alloc(ctx, dev, y_bytes, &slot->y_stage);
-            if (rc == BL_OK)
-                rc = bl_device_event_new(ctx, dev, &slot->uploaded);
-        }
+        int rc = alloc_slot(ctx, l, &l->slot[s]);
         if (rc != BL_OK) {
             bl__loader_close(l);
             return bl_error_prefix(ctx, "batch loader (%lld samples per batch)",
@@ -148,13 +184,8 @@ void bl__loader_close(bl__loader *l)
         pthread_cond_destroy(&l->cv);
         l->sync_ready = false;
     }
-    size_t x_bytes = (size_t)(l->capacity * l->x_numel) * sizeof(float);
-    size_t y_bytes = (size_t)(l->capacity * l->y_bytes_per_sample);
     for (int s = 0; s < 2; s++) {
-        bl_device_release(l->dev, l->slot[s].x, x_bytes);
-        bl_device_release(l->dev, l->slot[s].y, y_bytes);
-        bl_device_host_free(l->dev, l->slot[s].x_stage);
-        bl_device_host_free(l->dev, l->slot[s].y_stage);
+        release_slot(l, &l->slot[s]);
         bl_device_event_free(l->dev, l->slot[s].uploaded);
         memset(&l->slot[s], 0, sizeof l->slot[s]);
     }

@@ -264,6 +264,16 @@ int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
         return bl_error(ctx, BL_EINVAL, "run: no model plugin");
     if (plan->train.on_point)
         return bl_error(ctx, BL_EINVAL, "run: give points to an output, not to on_point");
+    int64_t n_train = plan->train.data ? bl_dataset_info(plan->train.data)->count[BL_SPLIT_TRAIN]
+                                       : 0;
+    if (!plan->scheduler_plugin && !plan->train.scheduler && !plan->train.batch_fn &&
+        n_train > 0 && plan->train.batch > n_train)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: batch %lld is larger than the %lld training samples (every "
+                        "step would take the whole set, with buffers sized for %lld); give "
+                        "batch ≤ %lld",
+                        (long long)plan->train.batch, (long long)n_train,
+                        (long long)plan->train.batch, (long long)n_train);
     bl_device *dev = NULL;
     bl_net *net = NULL;
     bl_scheduler *sched = NULL;

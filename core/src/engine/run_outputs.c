@@ -186,20 +186,24 @@ const char *bl_run_tensorboard_output_path(const bl_run_output *out)
 
 /* ---- progress lines --------------------------------------------------------------------------- */
 
-typedef struct progress_out {
-    bl_progress_printer printer;
-    int64_t planned;         /* samples of the epoch budget, 0 = none */
-} progress_out;
-
 static int progress_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 {
     (void)ctx;
-    progress_out *p = self;
+    bl_progress_printer *p = self;
     bl_train_config *cfg = info->train;
     double n_train = (double)bl_dataset_info(cfg->data)->count[BL_SPLIT_TRAIN];
-    p->planned = cfg->epochs > 0 ? (int64_t)(cfg->epochs * n_train) : 0;
+    p->planned_samples = cfg->epochs > 0 ? (int64_t)(cfg->epochs * n_train) : 0;
+    p->max_steps = cfg->max_steps;
+    p->max_seconds = cfg->max_seconds;
     cfg->on_progress = bl_progress_print;
-    cfg->progress_user = &p->printer;
+    cfg->progress_user = p;
+    return BL_OK;
+}
+
+static int progress_point(void *self, bl_ctx *ctx, const bl_eval_point *point)
+{
+    (void)ctx;
+    bl_progress_point(self, point);
     return BL_OK;
 }
 
@@ -207,11 +211,8 @@ static void progress_end(void *self, bl_ctx *ctx, int rc, bl_run_result *result)
 {
     (void)ctx;
     (void)rc;
-    progress_out *p = self;
-    /* a live line is left open unless the run ended at its epoch budget */
-    if (p->printer.live && p->printer.last_print > 0 &&
-        !(p->planned > 0 && result->samples >= p->planned))
-        fputc('\n', stderr);
+    /* the final line: the last evaluation, the status and why the run stopped */
+    bl_progress_end(self, result);
 }
 
 static void progress_close(void *self)
@@ -222,11 +223,23 @@ static void progress_close(void *self)
 int bl_run_progress_output(bl_ctx *ctx, const char *label, bool live, bl_run_output *out)
 {
     memset(out, 0, sizeof *out);
-    progress_out *p = calloc(1, sizeof *p);
+    bl_progress_printer *p = calloc(1, sizeof *p);
     if (!p)
         return bl_error(ctx, BL_ENOMEM, "progress: out of memory");
-    p->printer.label = label;
-    p->printer.live = live;
-    *out = (bl_run_output){"progress", p, progress_begin, NULL, progress_end, progress_close};
+    p->label = label;
+    p->live = live;
+    *out = (bl_run_output){"progress", p, progress_begin, progress_point, progress_end,
+                           progress_close};
     return BL_OK;
+}
+
+void bl_run_progress_output_position(bl_run_output *out, int index, int count,
+                                     double sweep_elapsed)
+{
+    if (out->begin != progress_begin)
+        return;
+    bl_progress_printer *p = out->self;
+    p->run_index = index;
+    p->run_count = count;
+    p->sweep_elapsed = sweep_elapsed;
 }

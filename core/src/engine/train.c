@@ -66,6 +66,7 @@ typedef struct run {
     bool classify;
     int64_t n_train, x_numel;
     int64_t max_batch, chunk_max, eval_batch, base_batch;
+    bool growable;          /* a batch function without max_batch: buffers follow its batches */
 
     /* evaluation buffers (device) and index list (host) */
     float *eval_x;
@@ -106,6 +107,7 @@ typedef struct run {
     /* the robust per-step time: the last steps' times and the batch last asked for */
     bl__step_times step_times;
     int64_t last_asked;
+    double last_asked_lr;   /* the LR of a full step of last_asked (what points report) */
 
     /* snapshots (batchlab/snapshot.h) */
     bl_snapshot *snap;      /* the buffer every snapshot of the run is made in */
@@ -235,8 +237,10 @@ static int make_point(run *r, const char **stop_reason)
     p.samples = r->state.samples;
     p.epoch = epoch_progress(r);
     p.wall = r->train_time;
-    p.batch = r->state.batch;
-    p.lr = r->state.lr;
+    /* the scheduled batch and its LR, not an epoch's partial rest (a point at an epoch end
+     * would otherwise show the leftover, e.g. 40 of a batch of 64, and its scaled LR) */
+    p.batch = r->last_asked > 0 ? r->last_asked : r->state.batch;
+    p.lr = r->last_asked > 0 ? r->last_asked_lr : r->state.lr;
     p.train_loss = r->loss_count > 0 ? r->loss_sum / (double)r->loss_count : NAN;
     double dt = r->train_time - r->point_time;
     p.samples_per_sec = dt > 0 ? (double)(r->state.samples - r->point_samples) / dt : NAN;
@@ -422,6 +426,32 @@ static int compute_gradients(run *r, const bl__slot *slot, int64_t B, double *lo
 
 /* ---- the batch source ---------------------------------------------------------------------- */
 
+static int out_of_memory(run *r, int64_t reserve);
+
+/* A batch function without max_batch asked for `batch`, more than any before: the net's
+ * buffers and the loader's slots grow to it (train.h). Once per new maximum; a run whose
+ * batches repeat never comes here again. */
+static int grow_buffers(run *r, int64_t batch)
+{
+    const bl_train_config *cfg = r->cfg;
+    /* a step never takes more than the training set: hold no more than that */
+    int64_t hold = batch < r->n_train ? batch : r->n_train;
+    int64_t chunk = cfg->micro_batch > 0 && cfg->micro_batch < hold ? cfg->micro_batch : hold;
+    int rc;
+    if (chunk > r->chunk_max) {
+        r->chunk_max = chunk;
+        int64_t reserve = chunk > r->eval_batch ? chunk : r->eval_batch;
+        if ((rc = bl_net_reserve(r->ctx, r->net, reserve)) != BL_OK)
+            return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;
+    }
+    if (hold > r->loader.capacity && (rc = bl__loader_grow(r->ctx, &r->loader, hold)) != BL_OK)
+        return rc;
+    r->max_batch = batch;
+    bl_log(r->ctx, BL_LOG_DEBUG, "train: buffers grown to batch %lld at step %lld",
+           (long long)batch, (long long)r->state.step + 1);
+    return BL_OK;
+}
+
 static int next_batch(run *r, int64_t *batch, double *factor)
 {
     const bl_train_config *cfg = r->cfg;
@@ -436,6 +466,8 @@ static int next_batch(run *r, int64_t *batch, double *factor)
         *batch = cfg->batch;
     }
     if (rc != BL_OK)
+        return rc;
+    if (*batch > r->max_batch && r->growable && (rc = grow_buffers(r, *batch)) != BL_OK)
         return rc;
     if (*batch < 1 || *batch > r->max_batch)
         return bl_error(r->ctx, BL_EINVAL,
@@ -557,9 +589,9 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     if (!cfg->scheduler && !cfg->batch_fn && cfg->batch < 1)
         return bl_error(ctx, BL_EOPTION, "train: batch must be ≥ 1, got %lld",
                         (long long)cfg->batch);
-    if (cfg->batch_fn && cfg->max_batch < 1)
-        return bl_error(ctx, BL_EOPTION,
-                        "train: a batch function needs max_batch (the largest batch it returns)");
+    if (cfg->max_batch < 0)
+        return bl_error(ctx, BL_EOPTION, "train: max_batch must be ≥ 0 (0: buffers grow with "
+                        "the batches of a batch function), got %lld", (long long)cfg->max_batch);
     if (cfg->micro_batch < 0)
         return bl_error(ctx, BL_EOPTION, "train: micro_batch must be ≥ 0");
     if ((unsigned)cfg->prefetch > BL_PREFETCH_OFF)
@@ -588,6 +620,24 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
     return bl_optim_validate(ctx, &cfg->optim);
 }
 
+/* The net's buffers for `reserve` samples did not fit: says which batch, and what to do,
+ * instead of the allocator's internal call. */
+static int out_of_memory(run *r, int64_t reserve)
+{
+    char why[512];
+    const char *msg = bl_errmsg(r->ctx);
+    const char *colon = strncmp(msg, "bl_net_reserve(", 15) == 0 ? strstr(msg, "): ") : NULL;
+    snprintf(why, sizeof why, "%s", colon ? colon + 3 : msg);
+    bool eval = reserve != r->chunk_max;
+    return bl_error(r->ctx, BL_ENOMEM,
+                    "train: %s %lld does not fit in memory (%s); give a smaller %s, or "
+                    "micro_batch = N to accumulate gradients over chunks of N samples "
+                    "(batchlab find-batch finds the largest batch that fits)",
+                    eval ? "the evaluation batch" : r->cfg->batch_fn ? "max_batch" : "batch",
+                    (long long)reserve, why,
+                    eval ? "eval_batch" : r->cfg->batch_fn ? "max_batch" : "batch");
+}
+
 static bool use_prefetch_thread(const bl_train_config *cfg, const bl_device *dev)
 {
     if (cfg->prefetch != BL_PREFETCH_AUTO)
@@ -614,9 +664,16 @@ static int setup(run *r)
                         r->classify ? "classification" : "regression",
                         bl_net_loss_kind(r->net) == BL_LOSS_MSE ? "MSE" : "cross-entropy");
 
+    r->growable = cfg->batch_fn && cfg->max_batch == 0;
     r->max_batch = cfg->scheduler ? bl_scheduler_max_batch(cfg->scheduler)
+                   : r->growable  ? (cfg->batch > 0 ? cfg->batch : 1)  /* grows (train.h) */
                    : cfg->batch_fn ? cfg->max_batch
                                    : cfg->batch;
+    if (r->growable && cfg->lr_scaling != BL_LR_SCALE_NONE && cfg->base_batch <= 0 &&
+        cfg->batch <= 0)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: lr_scaling with a batch function that declares no max_batch "
+                        "needs base_batch (the batch the LR is given for)");
     if (r->max_batch < 1)
         return bl_error(ctx, BL_EINVAL, "train: the schedule's largest batch is %lld",
                         (long long)r->max_batch);
@@ -633,6 +690,10 @@ static int setup(run *r)
         return rc;
 
     r->gns_on = cfg->measure_gns || (cfg->scheduler && bl_scheduler_needs_gns(cfg->scheduler));
+    if (r->growable && r->gns_on && cfg->micro_batch > 0)
+        return bl_error(ctx, BL_EOPTION,
+                        "train: the noise scale over micro-batches needs the batch function's "
+                        "max_batch (its slots are sized for it)");
     bl__gns_init(&r->gns, cfg->gns_ema);
 
     r->chunk_max = cfg->micro_batch > 0 && cfg->micro_batch < r->max_batch ? cfg->micro_batch
@@ -643,7 +704,7 @@ static int setup(run *r)
                                           : 256;
     int64_t reserve = r->chunk_max > r->eval_batch ? r->chunk_max : r->eval_batch;
     if ((rc = bl_net_reserve(ctx, r->net, reserve)) != BL_OK)
-        return rc;
+        return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;
     if ((rc = bl_optim_new(ctx, r->net, &cfg->optim, &r->opt)) != BL_OK)
         return rc;
     if (r->gns_on &&
@@ -846,6 +907,9 @@ static int loop(run *r)
         r->train_time += dt;
         bl__step_times_push(&r->step_times, dt, n);
         r->last_asked = B;
+        r->last_asked_lr = n == B ? lr
+                                  : bl__lr_at(cfg, r->base_batch, r->n_train, B,
+                                              r->state.step - 1, r->state.samples - n, factor);
         r->state.wall = r->train_time;
 
         if (cfg->on_progress)

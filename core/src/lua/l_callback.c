@@ -7,6 +7,7 @@
  * engine has made a new evaluation point. Everything that may allocate (new tables) runs inside
  * lua_pcall, and so does every call of user code, whose errors come back to the engine as a
  * message (with the traceback) and end the run, never as a longjmp through the engine. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,7 +130,10 @@ int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *
     if (!isint || b < 1 || (j->max_batch > 0 && b > j->max_batch)) {
         char buf[256];
         const char *at = where_defined(L, j->fn, buf, sizeof buf);
-        if (lua_type(L, top + 1) == LUA_TNUMBER)
+        if (lua_type(L, top + 1) == LUA_TNUMBER && j->max_batch == 0)
+            bl_error(ctx, BL_ESCRIPT, "batch schedule%s returned batch %s; expected an integer ≥ 1",
+                     at, lua_tostring(L, top + 1));
+        else if (lua_type(L, top + 1) == LUA_TNUMBER)
             bl_error(ctx, BL_ESCRIPT,
                      "batch schedule%s returned batch %s; expected an integer in [1, %lld] "
                      "(max_batch)",
@@ -145,6 +149,16 @@ int bl__lua_batch_fn(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *
     int ft = lua_type(L, top + 2);
     if (ft == LUA_TNUMBER) {
         *lr_factor = lua_tonumber(L, top + 2);
+        if (!(*lr_factor > 0) || !isfinite(*lr_factor)) {
+            char buf[256];
+            bl_error(ctx, BL_ESCRIPT,
+                     "batch schedule%s returned LR factor %s at step %lld; expected a finite "
+                     "number > 0 (or nothing for 1)",
+                     where_defined(L, j->fn, buf, sizeof buf), lua_tostring(L, top + 2),
+                     (long long)s->step + 1);
+            lua_settop(L, top);
+            return BL_ESCRIPT;
+        }
     } else if (ft == LUA_TNIL) {
         *lr_factor = 1.0;
     } else {

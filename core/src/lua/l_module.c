@@ -22,6 +22,7 @@ static int state_gc(lua_State *L)
     st->ctx = NULL;
     free(st->tensorboard);
     st->tensorboard = NULL;
+    bl__lua_runlog_free(st);
     return 0;
 }
 

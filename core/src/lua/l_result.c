@@ -1,11 +1,23 @@
-/* Run results as Lua tables: evaluation points and the fields of a finished run. Values that
- * were not measured are NaN in points (so `p.val_accuracy >= x` is simply false); the
- * *_to_target fields are absent (nil) when the target was not reached. */
+/* Run results as Lua tables: evaluation points and the fields of a finished run. Metrics that
+ * were not measured (no validation split, no test split, train accuracy off or regression,
+ * no noise scale) are nil, never NaN (test with `p.val_accuracy ~= nil`); a training loss that
+ * became NaN is a measurement and stays NaN. The *_to_target fields are absent (nil) when the
+ * target was not reached. */
 #include <math.h>
 
 #include "lua/lbl.h"
 
 #define N_POINT_FIELDS 12
+
+/* t[key] = v, or nil when v is NaN (not measured). */
+static void set_metric(lua_State *L, int idx, const char *key, double v)
+{
+    if (isnan(v))
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, v);
+    lua_setfield(L, idx, key);
+}
 
 void bl__lua_fill_point(lua_State *L, int idx, const bl_eval_point *p)
 {
@@ -24,16 +36,11 @@ void bl__lua_fill_point(lua_State *L, int idx, const bl_eval_point *p)
     lua_setfield(L, idx, "lr");
     lua_pushnumber(L, p->train_loss);
     lua_setfield(L, idx, "train_loss");
-    lua_pushnumber(L, p->train_accuracy);
-    lua_setfield(L, idx, "train_accuracy");
-    lua_pushnumber(L, p->val_loss);
-    lua_setfield(L, idx, "val_loss");
-    lua_pushnumber(L, p->val_accuracy);
-    lua_setfield(L, idx, "val_accuracy");
-    lua_pushnumber(L, p->gns);
-    lua_setfield(L, idx, "gns");
-    lua_pushnumber(L, p->samples_per_sec);
-    lua_setfield(L, idx, "samples_per_sec");
+    set_metric(L, idx, "train_accuracy", p->train_accuracy);
+    set_metric(L, idx, "val_loss", p->val_loss);
+    set_metric(L, idx, "val_accuracy", p->val_accuracy);
+    set_metric(L, idx, "gns", p->gns);
+    set_metric(L, idx, "samples_per_sec", p->samples_per_sec);
 }
 
 void bl__lua_push_point(lua_State *L, const bl_eval_point *p)
@@ -74,7 +81,7 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
     set_number(L, idx, "epochs", r->epochs);
     set_number(L, idx, "time", r->time);
     set_number(L, idx, "eval_time", r->eval_time);
-    set_number(L, idx, "step_time_median", r->step_time_median);
+    set_metric(L, idx, "step_time_median", r->step_time_median);
     set_integer(L, idx, "max_batch_used", r->max_batch_used);
     set_integer(L, idx, "peak_device_bytes", (int64_t)r->peak_device_bytes);
     if (r->diverged_step >= 0)
@@ -82,8 +89,8 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
 
     /* final: the last evaluation point plus the test metrics */
     bl__lua_push_point(L, &r->final);
-    set_number(L, lua_gettop(L), "test_loss", r->test_loss);
-    set_number(L, lua_gettop(L), "test_accuracy", r->test_accuracy);
+    set_metric(L, lua_gettop(L), "test_loss", r->test_loss);
+    set_metric(L, lua_gettop(L), "test_accuracy", r->test_accuracy);
     lua_setfield(L, idx, "final");
 
     /* The points the callbacks already made (run.history during the run) keep their

@@ -212,6 +212,7 @@ static int point_main(lua_State *L)
             return lua_error(L);
         }
         const char *msg = bl__lua_errstring(L, -1);
+        bl__lua_run_ended(L, lua_tostring(L, li), BL_RUN_FAILED, msg);   /* announced */
         lua_createtable(L, 0, 8);
         lua_pushliteral(L, "failed");
         lua_setfield(L, -2, "status");
@@ -273,6 +274,8 @@ static int keep_error(lua_State *L, int code)
 static int run_index(sweep_call *c, size_t index, const bl_tune_entry *tr, bl_sweep_point *out)
 {
     lua_State *L = c->L;
+    bl__lua_sweep_position(L, (int)++c->started,
+                           (int)(c->tuned.planned ? c->tuned.planned : c->grid.total));
     lua_pushcfunction(L, point_main);
     for (int i = 1; i <= S_NSLOTS; i++)
         lua_pushvalue(L, i);
@@ -437,6 +440,7 @@ int bl__lua_sweep(lua_State *L)
     bl_sweep_hooks hooks = {.user = c, .run = hook_run, .on_point = hook_on_point,
                             .score = lua_isnil(L, S_SCORE) ? NULL : hook_score};
     int rc = bl_sweep_run(st->ctx, &opts, &hooks, NULL, &c->sum);
+    bl__lua_sweep_position(L, 0, 0);
     if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
         lua_pushvalue(L, S_ERR);
         return lua_error(L);

@@ -19,6 +19,7 @@
 #include "batchlab/model.h"
 #include "batchlab/run.h"
 #include "batchlab/run_spec.h"
+#include "base/clock.h"
 #include "lua/lbl.h"
 
 #define LBL_JOB "batchlab.Job"
@@ -330,6 +331,8 @@ static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
             luaL_error(L, "bl.train: target: the shorthand names one metric, e.g. "
                           "{val_accuracy = 0.9}");
     }
+    if (bl_run_spec_check_target(j->ctx, cfg->target_metric, cfg->target_value) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
     lua_pop(L, 1);
 }
 
@@ -452,10 +455,7 @@ static void read_batch(lua_State *L, lbl_job *j, bl_run_plan *plan)
     }
     j->fn = bi;
     if (cfg->max_batch == 0)
-        cfg->max_batch = declared;
-    if (cfg->max_batch < 1)
-        luaL_error(L, "bl.train: a batch function needs 'max_batch' (the largest batch it "
-                      "returns; the engine sizes its buffers for it)");
+        cfg->max_batch = declared;   /* still 0: the engine's buffers grow with the batches */
     if (needs_gns)
         cfg->measure_gns = true;
     j->max_batch = cfg->max_batch;
@@ -609,9 +609,14 @@ int bl__lua_train(lua_State *L)
         return 1;                                             /* resumed: the stored run */
     bl__lua_tensorboard_output(L, j, plan.label);
     bl__lua_callback_output(j, &j->outputs[j->n_outputs++]);
-    if (!quiet && bl_run_progress_output(j->ctx, plan.label, isatty(STDERR_FILENO),
-                                         &j->outputs[j->n_outputs++]) != BL_OK)
-        return bl__lua_raise(L, j->ctx, "bl.train");
+    if (!quiet) {
+        bl_run_output *progress = &j->outputs[j->n_outputs++];
+        if (bl_run_progress_output(j->ctx, plan.label, isatty(STDERR_FILENO), progress) != BL_OK)
+            return bl__lua_raise(L, j->ctx, "bl.train");
+        if (st->sweep_count > 0)
+            bl_run_progress_output_position(progress, st->sweep_index, st->sweep_count,
+                                            bl__now() - st->sweep_start);
+    }
     plan.config_json = j->config_json;
     if (bl_run_plan_files(j->ctx, j->spec, &plan) != BL_OK)
         return bl__lua_raise(L, j->ctx, "bl.train");
@@ -631,6 +636,7 @@ int bl__lua_train(lua_State *L)
         st->interrupted = true;
         return luaL_error(L, "interrupted");
     }
+    bl__lua_run_ended(L, plan.label, j->result.status, j->result.error);
     bl__lua_set_result(L, j->run, &plan.train, &j->result);
     lua_pushvalue(L, j->run);
     return 1;

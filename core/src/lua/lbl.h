@@ -46,7 +46,27 @@ typedef struct lbl_state {
     bool quiet;
     int threads;
     char *tensorboard;                 /* default log directory, or NULL (owned) */
+    /* runs that failed or diverged (l_runlog.c): announced as they end, kept for the host's
+     * summary (bl_lua_run_failures) */
+    size_t runs_ended, runs_failed, runs_diverged;
+    char **failures;                   /* [n_failures] "label: status: reason" (owned) */
+    size_t n_failures, cap_failures;
+    /* the sweep in progress (l_sweep.c): run index (1-based) of count, 0 = none */
+    int sweep_index, sweep_count;
+    double sweep_start;                /* bl__now() when the sweep began */
 } lbl_state;
+
+/* ---- runs that ended (l_runlog.c) ---------------------------------------------------------- */
+
+/* A run ended: a failed or diverged one is announced on stderr at once ("batchlab: run
+ * 'label' failed: reason") and kept for the summary. `label` may be NULL. Never raises. */
+void bl__lua_run_ended(lua_State *L, const char *label, bl_run_status status,
+                       const char *reason);
+/* Frees what the state keeps of ended runs (its __gc). */
+void bl__lua_runlog_free(lbl_state *st);
+/* The sweep position for the progress line of the next runs: run `index` of `count` (0, 0
+ * when the sweep is over). */
+void bl__lua_sweep_position(lua_State *L, int index, int count);
 
 /* The module state of L (created on first use; never NULL: raises on out-of-memory). */
 lbl_state *bl__lua_state(lua_State *L);
