@@ -48,7 +48,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 3
+#define BL_STORE_SCHEMA_VERSION 4
 
 typedef struct bl_store bl_store;
 

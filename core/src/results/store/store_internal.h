@@ -52,6 +52,10 @@ void bl__store_now(char buf[32]);
  * application's database and a store newer than BL_STORE_SCHEMA_VERSION. Reads only. */
 int bl__store_inspect(bl_ctx *ctx, sqlite3 *db, const char *path, int *version);
 
+/* PRAGMA quick_check on an open connection to `path`: BL_OK when it says "ok", else BL_ESTORE
+ * naming the file, the first problem found and what to do. Reads only. */
+int bl__store_quick_check(bl_ctx *ctx, sqlite3 *db, const char *path);
+
 /* Brings a store at `from` (< BL_STORE_SCHEMA_VERSION) to the current schema; the caller holds
  * a write transaction (bl__store_begin) and commits. */
 int bl__store_migrate(bl_ctx *ctx, bl_store *s, int from);

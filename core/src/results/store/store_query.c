@@ -50,7 +50,8 @@ static int64_t col_count(sqlite3_stmt *st, int i)
 static bl_run_status parse_status(const char *s)
 {
     static const bl_run_status all[] = {BL_RUN_RUNNING, BL_RUN_COMPLETED, BL_RUN_FAILED,
-                                        BL_RUN_DIVERGED, BL_RUN_INTERRUPTED};
+                                        BL_RUN_DIVERGED, BL_RUN_INTERRUPTED,
+                                        BL_RUN_CRASHED, BL_RUN_TIMED_OUT};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, bl_run_status_name(all[i])) == 0)
             return all[i];
