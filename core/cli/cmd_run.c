@@ -8,8 +8,9 @@
  * `require "batchlab.schedules"` works from anywhere.
  *
  * A Lua error prints "batchlab: script.lua:LINE: message" and a traceback on stderr and exits
- * 1. The first Ctrl-C lets the current training run finish its step and end (bl.train then
- * raises "interrupted", which ends the script, exit 130); a second Ctrl-C quits at once. */
+ * 1. The first Ctrl-C (or SIGTERM, SIGHUP) lets the current training run finish its step and
+ * end (bl.train then raises "interrupted", which ends the script, exit 128 + the signal: 130,
+ * 143, 129); a second one quits at once (signals.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -251,6 +252,7 @@ int cmd_run(int argc, char **argv)
     }
     cli_signals_install();
     bl_lua_set_interrupt(L, &cli_interrupted);
+    bl_lua_set_supervising(L, &cli_supervising);
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
@@ -263,7 +265,7 @@ int cmd_run(int argc, char **argv)
     int rc = lua_pcall(L, 1, 0, 1);
     if (cli_interrupted) {
         fprintf(stderr, "batchlab: interrupted\n");
-        status = CLI_EXIT_INTERRUPTED;
+        status = cli_signals_exit_status();
     } else if (rc != LUA_OK) {
         fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
         status = CLI_FAILED;

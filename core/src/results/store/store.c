@@ -187,7 +187,7 @@ static void proc_identity(char *out, size_t cap)
 }
 
 /* True when the process that wrote a "running" row is known to be gone. */
-static bool process_gone(const bl_store *s, const char *host, long pid, const char *identity)
+bool bl__store_process_gone(const bl_store *s, const char *host, long pid, const char *identity)
 {
     if (!host || strcmp(host, s->host) != 0 || pid <= 0)
         return false; /* another machine: cannot tell */
@@ -435,6 +435,7 @@ void bl_store_close(bl_store *store)
 {
     if (!store)
         return;
+    bl_store_release(NULL, store);
     sqlite3_close(store->db); /* statements are always finalized before a call returns */
     free(store->path);
     free(store);
@@ -798,7 +799,7 @@ int bl_store_mark_stale(bl_ctx *ctx, bl_store *store, int64_t experiment_id, int
         const char *host = (const char *)sqlite3_column_text(st, 1);
         long pid = (long)sqlite3_column_int64(st, 2);
         const char *ident = (const char *)sqlite3_column_text(st, 3);
-        if (!process_gone(store, host, pid, ident))
+        if (!bl__store_process_gone(store, host, pid, ident))
             continue;
         int64_t *g = bl__grow(gone, &cap, n + 1, sizeof *g);
         if (!g) {
