@@ -5,7 +5,7 @@
 #   PRAGMA integrity_check ok;
 # - two `batchlab run` processes writing one store at the same time both finish with all
 #   their rows.
-. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/../cli/lib/common.sh"
 command -v sqlite3 >/dev/null || skip "the sqlite3 command (Debian package sqlite3) is missing"
 DB=$SCRATCH/sweep.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
