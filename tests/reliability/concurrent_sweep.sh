@@ -15,7 +15,7 @@ local data = bl.dataset("synthetic", { samples = 3000, validation = 100, test = 
 -- both processes start their sweeps together: when the file arg[1] appears
 while not io.open(arg[1]) do local t = os.clock() while os.clock() - t < 0.005 do end end
 local s = bl.sweep { name = "twice",
-  base = { dataset = data, model = bl.model("mlp", { hidden = { 32 } }), epochs = 2, seed = 1,
+  base = { dataset = data, model = bl.model("mlp", { hidden = { 64 } }), epochs = 6, seed = 1, threads = 1,
            quiet = true },
   vary = { batch = { 4, 8, 16, 32, 64, 128 } } }
 print(("done %d runs, %d resumed, %d failed"):format(s.total, s.resumed, s.failed))
