@@ -125,6 +125,7 @@ typedef struct bl_isolate_loss {
     int exit_status;         /* its exit status when it exited, else -1 */
     double limit;            /* BL_RUN_TIMED_OUT: the timeout in seconds */
     long pid;                /* the child's process id */
+    const char *stopped_by;  /* for the record: "signal", "exit", "timeout" or "interrupt" */
     char signal_name[16];    /* "SIGSEGV", "SIGABRT", ... ("" when it exited) */
     char what[160];          /* for the record: "killed by SIGSEGV (Segmentation fault)",
                                 "ran past its timeout of 3 s", "exited with status 3 ..." */

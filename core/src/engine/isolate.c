@@ -353,6 +353,7 @@ static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, si
         } else if (WIFEXITED(status)) {
             loss.exit_status = WEXITSTATUS(status);
         }
+        loss.stopped_by = hard ? "interrupt" : timed_out ? "timeout" : sig ? "signal" : "exit";
         if (hard) {
             loss.status = BL_RUN_INTERRUPTED;
             snprintf(loss.what, sizeof loss.what,

@@ -598,10 +598,7 @@ int64_t bl__lua_store_lost(lua_State *L, const bl_isolate_loss *loss, bool quiet
     bl_run_result r;
     bl_run_result_blank(&r);
     r.status = loss->status;
-    snprintf(r.stopped_by, sizeof r.stopped_by, "%s",
-             loss->status == BL_RUN_TIMED_OUT ? "timeout"
-             : loss->status == BL_RUN_INTERRUPTED ? "interrupt"
-             : loss->signal ? "signal" : "exit");
+    snprintf(r.stopped_by, sizeof r.stopped_by, "%s", loss->stopped_by);
     snprintf(r.error, sizeof r.error, "%s", loss->what);
     int rc = bl_store_open(ctx, f[0], &store);
     if (rc == BL_OK && f[1][0])

@@ -174,6 +174,29 @@ static void set_default(lua_State *L, int t, const char *key, int vi)
     lua_pop(L, 1);
 }
 
+/* Pushes the run table of a run that did not finish training: status, stopped_by, error, the
+ * parameters of `vary` (at `pi`) echoed but lr, and the label (at `li`). */
+static void push_unfinished(lua_State *L, sweep_call *c, const char *status,
+                            const char *stopped_by, const char *msg, int pi, int li)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, stopped_by);
+    lua_setfield(L, -2, "stopped_by");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "error");
+    for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
+        const char *key = c->keys[c->grid.order[k]];
+        if (strcmp(key, "lr") != 0) {
+            lua_getfield(L, pi, key);
+            lua_setfield(L, -2, key);
+        }
+    }
+    lua_pushvalue(L, li);
+    lua_setfield(L, -2, "label");
+}
+
 /* Point `index` (argument S_NSLOTS + 1; slots as in bl__lua_sweep): builds its bl.train table,
  * runs it, stores the run table in runs[index + 1]. Raises only on misuse or an interrupt. */
 static int point_main(lua_State *L)
@@ -210,23 +233,8 @@ static int point_main(lua_State *L)
             return lua_error(L);
         }
         const char *msg = bl__lua_errstring(L, -1);
-        lua_createtable(L, 0, 8);
-        lua_pushliteral(L, "failed");
-        lua_setfield(L, -2, "status");
-        lua_pushliteral(L, "error");
-        lua_setfield(L, -2, "stopped_by");
-        lua_pushstring(L, msg);
-        lua_setfield(L, -2, "error");
+        push_unfinished(L, c, "failed", "error", msg, pi, li);
         lua_remove(L, -2);
-        for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
-            const char *key = c->keys[c->grid.order[k]];
-            if (strcmp(key, "lr") != 0) {
-                lua_getfield(L, pi, key);
-                lua_setfield(L, -2, key);
-            }
-        }
-        lua_pushvalue(L, li);
-        lua_setfield(L, -2, "label");
     }
     lua_pushvalue(L, pi);
     lua_setfield(L, -2, "params");
@@ -395,15 +403,8 @@ static int lost_main(lua_State *L)
     else
         lua_pop(L, 1);
     int64_t id = bl__lua_store_lost(L, loss, c->quiet);
-    lua_createtable(L, 0, 10);
-    lua_pushstring(L, bl_run_status_name(loss->status));
-    lua_setfield(L, -2, "status");
-    lua_pushstring(L, loss->status == BL_RUN_TIMED_OUT ? "timeout"
-                      : loss->status == BL_RUN_INTERRUPTED ? "interrupt"
-                      : loss->signal ? "signal" : "exit");
-    lua_setfield(L, -2, "stopped_by");
-    lua_pushstring(L, loss->what);
-    lua_setfield(L, -2, "error");
+    push_unfinished(L, c, bl_run_status_name(loss->status), loss->stopped_by, loss->what, pi,
+                    li);
     if (loss->signal) {
         lua_pushstring(L, loss->signal_name);
         lua_setfield(L, -2, "signal");
@@ -416,15 +417,6 @@ static int lost_main(lua_State *L)
         lua_pushinteger(L, (lua_Integer)id);
         lua_setfield(L, -2, "run_id");
     }
-    for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
-        const char *key = c->keys[c->grid.order[k]];
-        if (strcmp(key, "lr") != 0) {
-            lua_getfield(L, pi, key);
-            lua_setfield(L, -2, key);
-        }
-    }
-    lua_pushvalue(L, li);
-    lua_setfield(L, -2, "label");
     lua_pushvalue(L, pi);
     lua_setfield(L, -2, "params");
     lua_pushinteger(L, (lua_Integer)index + 1);
