@@ -233,7 +233,8 @@ static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, si
     double timeout = h->timeout > 0 && isfinite(h->timeout) ? h->timeout : 0;
     double grace = h->grace > 0 ? h->grace : 2.0;
     double start = bl__now(), term_at = 0;
-    bool timed_out = false, forwarded = false, hard = false, eof = false, nomem = false;
+    bool timed_out = false, forwarded = false, hard = false, killed = false, eof = false;
+    bool nomem = false;
     int status = 0;
     bool reaped = false;
     inbox in = {0};
@@ -273,7 +274,7 @@ static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, si
         double now = bl__now();
         if (!hard && h->interrupt && *h->interrupt >= 2) {
             kill(pid, SIGKILL);
-            hard = true;
+            hard = killed = true;
         } else if (!forwarded && !timed_out && h->interrupt && *h->interrupt) {
             kill(pid, SIGTERM);
             forwarded = true;
@@ -284,8 +285,9 @@ static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, si
             timed_out = true;
             term_at = now;
         }
-        if ((timed_out || forwarded) && !hard && now - term_at > grace) {
+        if ((timed_out || forwarded) && !killed && now - term_at > grace) {
             kill(pid, SIGKILL);
+            killed = true;
             hard = forwarded; /* a forwarded stop that hangs: as a second signal */
         }
     }
