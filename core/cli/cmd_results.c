@@ -17,9 +17,28 @@
 
 /* ---- shared ------------------------------------------------------------------------------- */
 
+/* True when this user can write `path` and the directory it is in (where SQLite keeps the
+ * -wal and -shm files). */
+static bool store_writable(const char *path)
+{
+    if (access(path, W_OK) != 0)
+        return false;
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return access(".", W_OK) == 0;
+    if (slash == path)
+        return access("/", W_OK) == 0;
+    char *dir = strndup(path, (size_t)(slash - path));
+    bool yes = dir && access(dir, W_OK) == 0;
+    free(dir);
+    return yes;
+}
+
+/* A store this user cannot write (another user's, a read-only directory) is opened read-only:
+ * runs, show, export and report only read. */
 int results_open(bl_ctx *ctx, const char *path, bl_store **out)
 {
-    bool writable = access(path, W_OK) == 0;
+    bool writable = store_writable(path);
     int rc = bl_store_open_flags(ctx, path, writable ? 0 : BL_STORE_READONLY, out);
     if (rc != BL_OK)
         return cli_fail(ctx);

@@ -12,9 +12,9 @@
  * (failed runs are results: they are reported, not fatal); 1 a Lua error (printed as
  * "batchlab: script.lua:LINE: message", with a traceback when it is useful) or a batchlab
  * error; 2 bad usage; 3 --fail-on-error (or BATCHLAB_FAIL_ON_ERROR=1) and at least one run
- * failed; 130 interrupted. The first Ctrl-C lets the current training run finish its step and
- * end (bl.train then raises "interrupted", which ends the script); a second Ctrl-C quits at
- * once. */
+ * failed; 128 + the signal after a stop signal. The first Ctrl-C (or SIGTERM, SIGHUP) lets
+ * the current training run finish its step and end (bl.train then raises "interrupted",
+ * which ends the script, exit 130, 143, 129); a second one quits at once (signals.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -307,6 +307,7 @@ int cmd_run(int argc, char **argv)
     }
     cli_signals_install();
     bl_lua_set_interrupt(L, &cli_interrupted);
+    bl_lua_set_supervising(L, &cli_supervising);
     bl_lua_set_quiet(L, quiet);
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
@@ -319,7 +320,7 @@ int cmd_run(int argc, char **argv)
     int rc = lua_pcall(L, 1, 0, 1);
     if (cli_interrupted) {
         fprintf(stderr, "batchlab: interrupted\n");
-        status = CLI_EXIT_INTERRUPTED;
+        status = cli_signals_exit_status();
     } else if (rc != LUA_OK) {
         fprintf(stderr, "batchlab: %s\n", lua_tostring(L, -1));
         status = CLI_FAILED;

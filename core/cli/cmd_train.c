@@ -277,7 +277,7 @@ static int train(bl_ctx *ctx, train_args *a)
         printf("run %lld in %s\n", (long long)bl_run_store_output_id(outs.store),
                bl_run_store_output_path(outs.store));
     status = r.status == BL_RUN_COMPLETED     ? CLI_OK
-             : r.status == BL_RUN_INTERRUPTED ? CLI_EXIT_INTERRUPTED
+             : r.status == BL_RUN_INTERRUPTED ? cli_signals_exit_status()
                                               : CLI_FAILED;
     bl_run_result_free(&r);
     goto done;

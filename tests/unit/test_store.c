@@ -248,7 +248,7 @@ static void test_refuses_newer_store(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
     bl_store_close(s);
     raw_exec(path, "PRAGMA user_version = 7;");
-    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 3");
+    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 4");
     assert_true(bl_test_contains(bl_errmsg(ctx), bl_version()));
     /* The run it had is still there, still "running": nothing marked it. */
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
@@ -281,6 +281,7 @@ static void test_version_1_store_still_opens(void **state)
     bl_run_result r;
     /* what version 1 wrote: no such column */
     const char *path = old_store(ctx, "v1.db",
+                                 "DROP TABLE claims;"
                                  "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
                                  "ALTER TABLE runs DROP COLUMN step_time_median;"
                                  "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
@@ -326,6 +327,7 @@ static void test_version_2_store_still_opens(void **state)
     int64_t exp, run;
     bl_run_result r;
     const char *path = old_store(ctx, "v2.db",
+                                 "DROP TABLE claims;"
                                  "ALTER TABLE runs DROP COLUMN step_time_median;"
                                  "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
                                  "UPDATE runs SET time_to_target = 2.75;"
@@ -361,6 +363,42 @@ static void test_version_2_store_still_opens(void **state)
     BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
     assert_true(v.last.step_time_median == 0.125);
     assert_true(v.last.time_to_target == 2.5 && v.last.wall_time_to_target == 2.75);
+    bl_store_close(s);
+    free(r.history);
+}
+
+/* A store of schema version 3 (before 'crashed' and 'timed_out' and the claims table): the
+ * migration rebuilds `runs`, which must keep every run and every point (with foreign keys on,
+ * dropping the old table would have deleted the points), and the new statuses can be written. */
+static void test_version_3_store_keeps_points(void **state)
+{
+    bl_ctx *ctx = *state;
+    bl_store *s;
+    int64_t exp, run;
+    bl_run_result r;
+    const char *path = old_store(ctx, "v3.db",
+                                 "DROP TABLE claims;"
+                                 "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
+                                 "PRAGMA user_version = 3;",
+                                 &exp, &run, &r);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM points"), 3);
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, path, &s));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), BL_STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM points"), 3);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'completed'"), 1);
+    int64_t run2;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r2", "{}", 1, &run2));
+    assert_true(run2 > run);
+    r.status = BL_RUN_CRASHED;
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run2, &r));
+    seen_runs v;
+    memset(&v, 0, sizeof v);
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
+    assert_int_equal(v.last.status, BL_RUN_CRASHED);
+    r.status = BL_RUN_TIMED_OUT;
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, s, run2, &r));
+    BL_ASSERT_OK(ctx, bl_store_get_run(ctx, s, run2, see_run, &v));
+    assert_int_equal(v.last.status, BL_RUN_TIMED_OUT);
     bl_store_close(s);
     free(r.history);
 }
@@ -444,6 +482,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_refuses_newer_store),
         cmocka_unit_test(test_version_1_store_still_opens),
         cmocka_unit_test(test_version_2_store_still_opens),
+        cmocka_unit_test(test_version_3_store_keeps_points),
         cmocka_unit_test(test_bad_paths),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);

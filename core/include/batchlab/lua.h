@@ -40,6 +40,13 @@ BL_EXPORT int luaopen_batchlab(lua_State *L);
  * outlive the lua_State. */
 BL_EXPORT void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag);
 
+/* For isolated sweeps (bl.sweep{isolate = true}): a flag the module sets to 1 while it waits
+ * on a child process that trains a run, and back to 0 after (NULL = none). A host whose signal
+ * handler exits on a second signal should not exit while the flag is set, but set the
+ * interrupt flag to 2: the sweep then kills the child, records the run as interrupted and
+ * raises "interrupted" (see core/cli/signals.c). The flag must outlive the lua_State. */
+BL_EXPORT void bl_lua_set_supervising(lua_State *L, volatile sig_atomic_t *flag);
+
 /* Defaults for every run: `quiet` suppresses progress lines and warnings; `threads` is the CPU
  * thread count (0 = leave OpenBLAS's default). A run's own `quiet` / `threads` keys win. */
 BL_EXPORT void bl_lua_set_quiet(lua_State *L, bool quiet);

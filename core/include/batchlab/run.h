@@ -112,6 +112,15 @@ BL_EXPORT void bl_run_outputs_close(bl_run_output *outputs, size_t n);
 
 /* ---- outputs shipped with the core ------------------------------------------------------------ */
 
+/* A result for a run that never started: status failed, stopped_by "error", metrics NaN,
+ * counts -1, no history. */
+BL_EXPORT void bl_run_result_blank(bl_run_result *result);
+
+/* The store a store output (bl_run_store_output) writes to, and its experiment id (0: none);
+ * NULL for another output. The store belongs to the output. */
+BL_EXPORT struct bl_store *bl_run_store_output_store(const bl_run_output *out,
+                                                    int64_t *experiment);
+
 /* The results store at `path` (NULL = bl_store_default_path()), under `experiment` (NULL =
  * none). begin records the start (label, plan->config_json, seed), point each evaluation
  * point, end the result (a completed run whose end cannot be recorded becomes failed). The

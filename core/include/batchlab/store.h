@@ -10,6 +10,8 @@
  *                and the final metrics (steps … max_batch_used, peak_device_bytes,
  *                steps_to_target_error since schema version 2, step_time_median and
  *                wall_time_to_target since version 3)
+ *   claims       experiment_id, config_hash, host, pid, pid_start, claimed — which process
+ *                trains a configuration now (since schema version 4; bl_store_claim)
  *   points       run_id, step, samples, epoch, wall, batch, lr, train_loss, train_accuracy,
  *                val_loss, val_accuracy, gns, samples_per_sec — one row per evaluation point
  * NaN and infinite values are stored as NULL and read back as NaN.
@@ -48,7 +50,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 3
+#define BL_STORE_SCHEMA_VERSION 4
 
 typedef struct bl_store bl_store;
 
@@ -126,6 +128,37 @@ BL_EXPORT int bl_store_run_end(bl_ctx *ctx, bl_store *store, int64_t run_id,
  * still shown "running" is trained again. *marked (may be NULL) = runs changed. */
 BL_EXPORT int bl_store_mark_stale(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
                                   int64_t *marked);
+
+/* ---- claims and lost runs (isolated and concurrent sweeps) ------------------------------ */
+
+/* Claims configuration `config` (a hash or JSON, as bl_store_find_completed) of
+ * `experiment_id` (0 = none) for this process, so that two processes running the same sweep
+ * train it once: in one write transaction, when no live process holds it (a claim of a process
+ * that is gone — see bl_store_mark_stale for how that is told — is taken over), it is this
+ * store's, *busy false; else *busy is true and *holder (may be NULL) the holder's pid. A store
+ * holds one claim at a time: claiming another releases the first; bl_store_release and
+ * bl_store_close release it. Claims are rows of the `claims` table (schema version 4). */
+BL_EXPORT int bl_store_claim(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
+                             const char *config, bool *busy, long *holder);
+
+/* Releases this store's claim, if any. Errors are recorded in ctx (may be NULL) and otherwise
+ * ignored: a claim left behind is taken over once this process is gone. */
+BL_EXPORT void bl_store_release(bl_ctx *ctx, bl_store *store);
+
+/* For resuming: how many runs of `experiment_id` with configuration `config` ended "crashed"
+ * or "timed_out" (*count), and the newest of them (*last_id, 0 when none). */
+BL_EXPORT int bl_store_count_lost(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
+                                  const char *config, int64_t *count, int64_t *last_id);
+
+/* Records a run whose process died without recording its end (an isolated sweep's child that
+ * crashed, timed out or was killed): the newest row of process `pid` on this host with this
+ * experiment and configuration gets `result`'s end (bl_store_run_end: status, stopped_by,
+ * error, metrics); when there is none (the process died before its row was written, e.g. in
+ * the model's build) a row is added with `label`, `config_json` and `seed`. *run_id is the
+ * row. */
+BL_EXPORT int bl_store_run_lost(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
+                                const char *label, const char *config_json, uint64_t seed,
+                                long pid, const bl_run_result *result, int64_t *run_id);
 
 /* ---- reading ---------------------------------------------------------------------------- */
 

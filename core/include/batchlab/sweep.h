@@ -14,19 +14,23 @@
  *                              bl_sweep_record(sweep, ctx, i, &p)      counts, on_point hook
  *                  ◄── scores and the best point, over the recorded points in index order
  *
- * bl_sweep_inprocess() is the only executor today: it runs each point in this process, in
- * order. A fork-per-run executor calls bl_sweep_run_point in a child and sends the plain
- * bl_sweep_point back over a pipe; an MPI executor lets rank 0 hand out the indices of
+ * bl_sweep_inprocess() runs each point in this process, in order. bl_sweep_isolated() (a
+ * fork-per-run executor) calls bl_sweep_run_point in a child process and sends the plain
+ * bl_sweep_point back over a pipe, with whatever the caller packs beside it; a child that
+ * dies (a signal, an abort) or runs past its timeout is reported to the caller's `lost` hook
+ * and the sweep goes on. An MPI executor lets rank 0 hand out the indices of
  * bl_sweep_next_index to worker ranks and record what they send back. Neither changes the
  * callers: they pass hooks and get the same summary.
  */
 #ifndef BATCHLAB_SWEEP_H
 #define BATCHLAB_SWEEP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "batchlab/error.h"
+#include "batchlab/train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -111,6 +115,64 @@ typedef struct bl_sweep_executor {
 
 /* Runs each point in this process, in index order; stops at the first hook error. */
 BL_EXPORT const bl_sweep_executor *bl_sweep_inprocess(void);
+
+/* ---- isolated runs: one child process per point ------------------------------------------- */
+
+/* What became of a child that did not send its result. */
+typedef struct bl_isolate_loss {
+    bl_run_status status;    /* BL_RUN_CRASHED, BL_RUN_TIMED_OUT, or BL_RUN_INTERRUPTED (a
+                                second stop signal: the child was killed) */
+    int signal;              /* the signal that ended the child; 0 when it exited */
+    int exit_status;         /* its exit status when it exited, else -1 */
+    double limit;            /* BL_RUN_TIMED_OUT: the timeout in seconds */
+    long pid;                /* the child's process id */
+    const char *stopped_by;  /* for the record: "signal", "exit", "timeout" or "interrupt" */
+    char signal_name[16];    /* "SIGSEGV", "SIGABRT", ... ("" when it exited) */
+    char what[160];          /* for the record: "killed by SIGSEGV (Segmentation fault)",
+                                "ran past its timeout of 3 s", "exited with status 3 ..." */
+    const void *note;        /* the last note the child sent (bl_isolate_note), or NULL */
+    size_t note_len;
+} bl_isolate_loss;
+
+/* The caller's side of bl_sweep_isolated. The sweep's own hooks run in the child (resume,
+ * run) and in the parent (on_point, score) as usual. */
+typedef struct bl_isolate_hooks {
+    void *user;
+    double timeout;          /* seconds one point may take; 0 or infinite: no limit. Past it
+                                the child gets SIGTERM, then SIGKILL after `grace`. */
+    double grace;            /* seconds from SIGTERM to SIGKILL (0: 2 s) */
+    /* The host's stop flag (may be NULL): once non-zero the child is sent SIGTERM (its run ends
+     * after the current step, as in process); at 2 (a second signal) the child is killed with
+     * SIGKILL, reported lost as BL_RUN_INTERRUPTED, and the sweep ends with BL_EINTERRUPTED. */
+    volatile sig_atomic_t *interrupt;
+    volatile sig_atomic_t *supervising;   /* set to 1 while a child runs, then 0; may be NULL */
+    /* In the child, before the point runs: `fd` is the pipe to the parent (for bl_isolate_note)
+     * and `stop` the flag the child's SIGTERM/SIGINT/SIGHUP handler sets (give it to the runs).
+     * Optional. */
+    void (*child_init)(void *user, int fd, volatile sig_atomic_t *stop);
+    /* In the child, after the point ran with code `rc`: a malloc'd payload for `result`
+     * (*data NULL, *len 0: none). Optional. */
+    int (*pack)(void *user, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len);
+    /* In the parent: the child's code `rc` and message, its bl_sweep_point already in *p, and
+     * its payload. Returns the code to go on with (BL_OK, or rc, or another). Optional: without
+     * it the child's rc is returned and its message kept. */
+    int (*result)(void *user, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                  const void *data, size_t len, bl_sweep_point *p);
+    /* Required. In the parent: the child died or was stopped without sending its result; fill
+     * *p (pre-set: FAILED, NaN numbers), e.g. after recording the run. BL_OK goes on. */
+    int (*lost)(void *user, bl_ctx *ctx, size_t index, const bl_isolate_loss *loss,
+                bl_sweep_point *p);
+} bl_isolate_hooks;
+
+/* An executor that runs every point in a child process of its own (fork, POSIX): a crash, an
+ * abort or a hang in a plugin ends that child only. `hooks` must outlive the sweep; *out is
+ * filled (no allocation). Output buffered in stdio is flushed before each fork. */
+BL_EXPORT void bl_sweep_isolated(const bl_isolate_hooks *hooks, bl_sweep_executor *out);
+
+/* In an isolated child: sends `len` bytes to the parent as a note (the parent keeps the last
+ * one and gives it to `lost`: what the child was doing when it died). BL_EIO when the pipe
+ * failed. */
+BL_EXPORT int bl_isolate_note(bl_ctx *ctx, int fd, const void *data, size_t len);
 
 typedef struct bl_sweep_options {
     size_t points;           /* how many points (indices 0..points-1) */

@@ -76,10 +76,13 @@ typedef enum {
     BL_RUN_DIVERGED = 3,    /* loss or gradient became NaN or infinite, the loss grew far
                                above its start, or the accuracy stayed at chance (see
                                diverge_loss_factor); the reason is in `error` */
-    BL_RUN_INTERRUPTED = 4  /* the user stopped it */
+    BL_RUN_INTERRUPTED = 4, /* the user stopped it (SIGINT, SIGTERM, SIGHUP) */
+    BL_RUN_CRASHED = 5,     /* an isolated run's process died: a signal (its name in `error`),
+                               an abort, or an exit without a result (batchlab/sweep.h) */
+    BL_RUN_TIMED_OUT = 6    /* an isolated run ran past its `timeout` and was stopped */
 } bl_run_status;
 
-/* "running", "completed", "failed", "diverged", "interrupted". */
+/* "running", "completed", "failed", "diverged", "interrupted", "crashed", "timed_out". */
 BL_EXPORT const char *bl_run_status_name(bl_run_status status);
 
 /* Metrics a target or a report can name. */

@@ -33,8 +33,7 @@ static int chain_point(void *user, bl_ctx *ctx, const bl_eval_point *p)
     return BL_OK;
 }
 
-/* A result for a run that never started: failed, with NAN metrics. */
-static void blank_result(bl_run_result *r)
+void bl_run_result_blank(bl_run_result *r)
 {
     memset(r, 0, sizeof *r);
     r->status = BL_RUN_FAILED;
@@ -259,7 +258,7 @@ static int replay_points(bl_ctx *ctx, const bl_snapshot *snap, chain *c)
 int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
            bl_run_result *result)
 {
-    blank_result(result);
+    bl_run_result_blank(result);
     if (!plan->model)
         return bl_error(ctx, BL_EINVAL, "run: no model plugin");
     if (plan->train.on_point)

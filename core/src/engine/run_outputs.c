@@ -94,6 +94,16 @@ const char *bl_run_store_output_path(const bl_run_output *out)
     return out->begin == store_begin ? bl_store_path(((const store_out *)out->self)->store) : NULL;
 }
 
+struct bl_store *bl_run_store_output_store(const bl_run_output *out, int64_t *experiment)
+{
+    if (out->begin != store_begin)
+        return NULL;
+    const store_out *s = out->self;
+    if (experiment)
+        *experiment = s->experiment;
+    return s->store;
+}
+
 int bl_run_store_output_find(bl_ctx *ctx, bl_run_output *out, const char *config_json,
                              int64_t *run_id)
 {

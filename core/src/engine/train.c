@@ -38,6 +38,8 @@ const char *bl_run_status_name(bl_run_status status)
     case BL_RUN_FAILED: return "failed";
     case BL_RUN_DIVERGED: return "diverged";
     case BL_RUN_INTERRUPTED: return "interrupted";
+    case BL_RUN_CRASHED: return "crashed";
+    case BL_RUN_TIMED_OUT: return "timed_out";
     }
     return "unknown";
 }

@@ -44,6 +44,7 @@ lbl_state *bl__lua_state(lua_State *L)
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, LBL_STATE_KEY);
     st->ctx = bl_ctx_new();
+    st->isolate_fd = -1;
     if (!st->ctx)
         luaL_error(L, "batchlab: out of memory");
     return st;
@@ -100,6 +101,11 @@ static void log_to_stderr(void *user, bl_log_level level, const char *message)
 void bl_lua_set_interrupt(lua_State *L, volatile sig_atomic_t *flag)
 {
     bl__lua_state(L)->interrupt = flag;
+}
+
+void bl_lua_set_supervising(lua_State *L, volatile sig_atomic_t *flag)
+{
+    bl__lua_state(L)->supervising = flag;
 }
 
 void bl_lua_set_quiet(lua_State *L, bool quiet)

@@ -25,13 +25,20 @@
  * The run table gets `db`, `experiment` (when given) and `run_id`. Recording itself is the
  * core's store output (batchlab/run.h): the start, each point and the end — also when the
  * run fails, diverges or is interrupted. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/strbuf.h"
+#include "batchlab/run.h"
+#include "batchlab/sweep.h"
 #include "batchlab/json.h"
 #include "batchlab/run_spec.h"
 #include "batchlab/store.h"
@@ -436,6 +443,11 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
 
 /* ---- the run's output ---------------------------------------------------------------------- */
 
+static void claim(lua_State *L, lbl_job *j, lbl_state *st, bl_store *store, int64_t exp_id,
+                  const char *label, bool quiet);
+static void send_note(lua_State *L, lbl_state *st, const char *path, const char *experiment,
+                      const char *label, const char *config, uint64_t seed);
+
 bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
                           const char *label, bool quiet)
 {
@@ -476,31 +488,133 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
         lua_pushstring(L, experiment);
         lua_setfield(L, j->run, "experiment");
     }
+    lbl_state *st = bl__lua_state(L);
+    if (st->isolate_fd >= 0)
+        send_note(L, st, path, experiment, label, j->config_json, cfg->seed);
     lua_settop(L, top);
     if (!resume)
         return false;
 
+    int64_t exp_id = 0;
+    bl_store *store = bl_run_store_output_store(out, &exp_id);
+    claim(L, j, st, store, exp_id, label, quiet);
     int64_t id;
     int rc = bl_run_store_output_find(j->ctx, out, j->config_json, &id);
+    int64_t lost = 0;
     if (rc == BL_ENOTFOUND) {
         bl_clear_error(j->ctx);
-        return false;
+        if (bl_store_count_lost(j->ctx, store, exp_id, j->config_json, &lost, &id) != BL_OK)
+            bl__lua_raise(L, j->ctx, "bl.train");
+        if (lost <= st->retries)
+            return false;          /* never crashed, or retries left: train it */
+        rc = BL_OK;
     }
     bl_run_result res;
     if (rc != BL_OK || bl_run_store_output_load(j->ctx, out, id, &res) != BL_OK)
         bl__lua_raise(L, j->ctx, "bl.train");
     bl__lua_set_result(L, j->run, cfg, &res);
     bl_run_status status = res.status;
+    if (lost > 0 && !quiet)
+        fprintf(stderr, "batchlab: %s: skipped: %s %lld time(s), last as run %lld in '%s' (%s); "
+                        "retries = %d (raise bl.sweep's `retries`, or resume = false, to train "
+                        "it again)\n",
+                label ? label : "run", bl_run_status_name(status), (long long)lost,
+                (long long)id, path, res.error[0] ? res.error : "no message", st->retries);
+    else if (!quiet)
+        fprintf(stderr, "batchlab: %s: skipped: already %s as run %lld in '%s'\n",
+                label ? label : "run", bl_run_status_name(status), (long long)id, path);
     bl_run_result_free(&res);
     lua_pushboolean(L, 1);
     lua_setfield(L, j->run, "resumed");
     lua_pushinteger(L, (lua_Integer)id);
     lua_setfield(L, j->run, "run_id");
-    if (!quiet)
-        fprintf(stderr, "batchlab: %s: skipped: already %s as run %lld in '%s'\n",
-                label ? label : "run", bl_run_status_name(status), (long long)id, path);
     lua_pushvalue(L, j->run);
     return true;
+}
+
+/* ---- isolated and concurrent sweeps --------------------------------------------------------- */
+
+/* Waits until this process holds the claim of the run's configuration (bl_store_claim): while
+ * another live process trains it, checks again every 100 ms; then the caller looks for its
+ * finished run. Raises "interrupted" when the interrupt flag is set meanwhile. */
+static void claim(lua_State *L, lbl_job *j, lbl_state *st, bl_store *store, int64_t exp_id,
+                  const char *label, bool quiet)
+{
+    bool said = false;
+    for (;;) {
+        bool busy;
+        long holder;
+        if (bl_store_claim(j->ctx, store, exp_id, j->config_json, &busy, &holder) != BL_OK)
+            bl__lua_raise(L, j->ctx, "bl.train");
+        if (!busy)
+            return;
+        if (!quiet && !said)
+            fprintf(stderr, "batchlab: %s: process %ld is training this configuration; "
+                            "waiting for its result\n",
+                    label ? label : "run", holder);
+        said = true;
+        if (st->interrupt && *st->interrupt) {
+            st->interrupted = true;
+            luaL_error(L, "interrupted");
+        }
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The note an isolated child sends before it trains: what its parent needs to record the run
+ * if the child dies — store, experiment, label, configuration, seed, NUL-separated. */
+static void send_note(lua_State *L, lbl_state *st, const char *path, const char *experiment,
+                      const char *label, const char *config, uint64_t seed)
+{
+    bl__sbuf b = {0};
+    const char *fields[] = {path, experiment ? experiment : "", label ? label : "", config};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        bl__sb_putn(&b, fields[i], strlen(fields[i]) + 1);
+    bl__sb_printf(&b, "%llu", (unsigned long long)seed);
+    bl__sb_putn(&b, "", 1);
+    int rc = b.failed ? bl_error(st->ctx, BL_ENOMEM, "out of memory")
+                      : bl_isolate_note(st->ctx, st->isolate_fd, b.p, b.len);
+    free(b.p);
+    if (rc != BL_OK)
+        bl__lua_raise(L, st->ctx, "bl.train");
+}
+
+int64_t bl__lua_store_lost(lua_State *L, const bl_isolate_loss *loss, bool quiet)
+{
+    const char *f[5] = {0};
+    const char *p = loss->note, *end = p ? p + loss->note_len : NULL;
+    for (size_t i = 0; p && i < 5 && p < end; i++) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (!nul)
+            break;
+        f[i] = p;
+        p = nul + 1;
+    }
+    if (!f[4])
+        return 0;                  /* no note: the run was not recorded */
+    lbl_state *st = bl__lua_state(L);
+    bl_ctx *ctx = st->ctx;
+    bl_store *store = NULL;
+    int64_t exp = 0, id = 0;
+    bl_run_result r;
+    bl_run_result_blank(&r);
+    r.status = loss->status;
+    snprintf(r.stopped_by, sizeof r.stopped_by, "%s", loss->stopped_by);
+    snprintf(r.error, sizeof r.error, "%s", loss->what);
+    int rc = bl_store_open(ctx, f[0], &store);
+    if (rc == BL_OK && f[1][0])
+        rc = bl_store_experiment(ctx, store, f[1], &exp);
+    if (rc == BL_OK)
+        rc = bl_store_run_lost(ctx, store, exp, f[2][0] ? f[2] : NULL, f[3],
+                               strtoull(f[4], NULL, 10), loss->pid, &r, &id);
+    bl_store_close(store);
+    if (rc != BL_OK)
+        bl__lua_raise(L, ctx, "bl.sweep: recording a lost run");
+    if (!quiet)
+        fprintf(stderr, "batchlab: %s: %s: %s (run %lld in '%s')\n", f[2][0] ? f[2] : "run",
+                bl_run_status_name(loss->status), loss->what, (long long)id, f[0]);
+    return id;
 }
 
 /* ---- bl.sweep ------------------------------------------------------------------------------ */

@@ -20,6 +20,7 @@
  * run through point_main like points; l_tune.c adds what makes a point a trial and builds the
  * tuned result. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +29,7 @@
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
                                          "higher_is_better", "quiet", "on_run",
                                          "tensorboard", "db", "resume", "tune", "seeds",
-                                         "repeats", NULL};
+                                         "repeats", "isolate", "timeout", "retries", NULL};
 
 /* The number of values of vary[key] (the value at the stack top): a list's length, or 1 for a
  * single non-table value. */
@@ -170,6 +171,29 @@ static void set_default(lua_State *L, int t, const char *key, int vi)
     lua_pop(L, 1);
 }
 
+/* Pushes the run table of a run that did not finish training: status, stopped_by, error, the
+ * parameters of `vary` (at `pi`) echoed but lr, and the label (at `li`). */
+static void push_unfinished(lua_State *L, sweep_call *c, const char *status,
+                            const char *stopped_by, const char *msg, int pi, int li)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, status);
+    lua_setfield(L, -2, "status");
+    lua_pushstring(L, stopped_by);
+    lua_setfield(L, -2, "stopped_by");
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "error");
+    for (size_t k = 0; k < c->grid.nk; k++) {     /* echo the parameters */
+        const char *key = c->keys[c->grid.order[k]];
+        if (strcmp(key, "lr") != 0) {
+            lua_getfield(L, pi, key);
+            lua_setfield(L, -2, key);
+        }
+    }
+    lua_pushvalue(L, li);
+    lua_setfield(L, -2, "label");
+}
+
 /* Run `index` (argument S_NSLOTS + 1; slots as in bl__lua_sweep) — grid point `index`, or
  * when tuning the tuning run whose bl_tune_entry is argument S_NSLOTS + 2 (a light userdata):
  * builds its bl.train table, runs it, stores the run table in runs[index + 1]. Raises only on
@@ -213,23 +237,8 @@ static int point_main(lua_State *L)
         }
         const char *msg = bl__lua_errstring(L, -1);
         bl__lua_run_ended(L, lua_tostring(L, li), BL_RUN_FAILED, msg);   /* announced */
-        lua_createtable(L, 0, 8);
-        lua_pushliteral(L, "failed");
-        lua_setfield(L, -2, "status");
-        lua_pushliteral(L, "error");
-        lua_setfield(L, -2, "stopped_by");
-        lua_pushstring(L, msg);
-        lua_setfield(L, -2, "error");
+        push_unfinished(L, c, "failed", "error", msg, pi, li);
         lua_remove(L, -2);
-        for (lua_pushnil(L); lua_next(L, pi); lua_pop(L, 1)) {          /* echo the parameters */
-            if (strcmp(lua_tostring(L, -2), "lr") != 0) {
-                lua_pushvalue(L, -2);
-                lua_pushvalue(L, -2);
-                lua_settable(L, -5);
-            }
-        }
-        lua_pushvalue(L, li);
-        lua_setfield(L, -2, "label");
     }
     if (tr) {
         lua_pushvalue(L, ti);
@@ -251,7 +260,9 @@ static void read_point(lua_State *L, bl_sweep_point *p)
     const char *status = lua_tostring(L, -1);
     p->status = !status ? BL_SWEEP_OTHER
                 : strcmp(status, "completed") == 0 ? BL_SWEEP_COMPLETED
-                : strcmp(status, "failed") == 0 ? BL_SWEEP_FAILED : BL_SWEEP_OTHER;
+                : strcmp(status, "failed") == 0 || strcmp(status, "crashed") == 0 ||
+                        strcmp(status, "timed_out") == 0
+                    ? BL_SWEEP_FAILED : BL_SWEEP_OTHER;
     p->resumed = lua_getfield(L, ri, "resumed") == LUA_TBOOLEAN;
     p->has_target_time = lua_getfield(L, ri, "time_to_target") == LUA_TNUMBER;
     p->time_to_target = p->has_target_time ? lua_tonumber(L, -1) : NAN;
@@ -361,8 +372,152 @@ static int tune_centre(void *user, bl_ctx *ctx, size_t index, const bl_tune_entr
     return bl__sweep_range_centre(((sweep_call *)user)->L, index, centre);
 }
 
+/* ---- isolated runs (bl_sweep_isolated) ---------------------------------------------------- */
+
+static void iso_child_init(void *user, int fd, volatile sig_atomic_t *stop)
+{
+    lbl_state *st = bl__lua_state(((sweep_call *)user)->L);
+    st->isolate_fd = fd;
+    st->interrupt = stop;           /* the child's own signal handler sets it */
+    st->supervising = NULL;
+}
+
+/* In the child: {run = runs[index + 1], err = the error kept in S_ERR} as bytes. */
+static int iso_pack(void *user, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len)
+{
+    lua_State *L = ((sweep_call *)user)->L;
+    lua_createtable(L, 0, 2);
+    lua_rawgeti(L, S_RUNS, (lua_Integer)index + 1);
+    lua_setfield(L, -2, "run");
+    if (rc != BL_OK) {
+        lua_pushvalue(L, S_ERR);
+        lua_setfield(L, -2, "err");
+    }
+    char *bytes = NULL;
+    int prc = bl__lua_pack(L, -1, &bytes, len);
+    lua_pop(L, 1);
+    *data = bytes;
+    return prc == BL_OK ? BL_OK : bl_error(ctx, prc, "isolated run: out of memory");
+}
+
+/* In the parent: the child's run table becomes runs[index + 1]; its error, S_ERR. */
+static int iso_result(void *user, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                      const void *data, size_t len, bl_sweep_point *p)
+{
+    sweep_call *c = user;
+    lua_State *L = c->L;
+    int top = lua_gettop(L);
+    if (!bl__lua_unpack(L, data, len) || !lua_istable(L, -1)) {
+        lua_settop(L, top);
+        lua_pushfstring(L, "bl.sweep: the result of an isolated run is malformed");
+        return keep_error(L, BL_ESCRIPT);
+    }
+    lua_getfield(L, -1, "run");
+    if (lua_istable(L, -1))
+        lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+    else
+        lua_pop(L, 1);
+    if (rc != BL_OK) {
+        if (lua_getfield(L, -1, "err") == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushstring(L, msg);
+        }
+        lua_remove(L, -2);
+        c->interrupted = rc == BL_EINTERRUPTED;
+        return keep_error(L, rc == BL_EINTERRUPTED ? BL_EINTERRUPTED : BL_ESCRIPT);
+    }
+    lua_pop(L, 1);
+    (void)p;                         /* the child's point stands */
+    return BL_OK;
+}
+
+/* The run table of a point whose child did not come back (argument S_NSLOTS + 1: index,
+ * + 2: the loss as light userdata): recorded in the store and kept in runs[index + 1]. */
+static int lost_main(lua_State *L)
+{
+    sweep_call *c = lua_touserdata(L, S_CALL);
+    size_t index = (size_t)lua_tointeger(L, S_NSLOTS + 1);
+    const bl_isolate_loss *loss = lua_touserdata(L, S_NSLOTS + 2);
+    lua_newtable(L);                                                     /* a scratch cfg */
+    int ci = lua_gettop(L);
+    lua_getfield(L, S_BASE, "optimizer");
+    lua_setfield(L, ci, "optimizer");
+    lua_newtable(L);
+    int pi = lua_gettop(L);
+    point_values(L, c, index, ci, pi);                                   /* [label] */
+    int li = lua_gettop(L);
+    if (lua_getfield(L, S_BASE, "label") == LUA_TSTRING)
+        lua_replace(L, li);
+    else
+        lua_pop(L, 1);
+    int64_t id = bl__lua_store_lost(L, loss, c->quiet);
+    push_unfinished(L, c, bl_run_status_name(loss->status), loss->stopped_by, loss->what, pi,
+                    li);
+    if (loss->signal) {
+        lua_pushstring(L, loss->signal_name);
+        lua_setfield(L, -2, "signal");
+    }
+    if (loss->status == BL_RUN_TIMED_OUT) {
+        lua_pushnumber(L, loss->limit);
+        lua_setfield(L, -2, "timeout");
+    }
+    if (id > 0) {
+        lua_pushinteger(L, (lua_Integer)id);
+        lua_setfield(L, -2, "run_id");
+    }
+    lua_pushvalue(L, pi);
+    lua_setfield(L, -2, "params");
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_setfield(L, -2, "index");
+    lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+    return 0;
+}
+
+static int iso_lost(void *user, bl_ctx *ctx, size_t index, const bl_isolate_loss *loss,
+                    bl_sweep_point *p)
+{
+    sweep_call *c = user;
+    lua_State *L = c->L;
+    lua_pushcfunction(L, lost_main);
+    for (int i = 1; i <= S_NSLOTS; i++)
+        lua_pushvalue(L, i);
+    lua_pushinteger(L, (lua_Integer)index);
+    lua_pushlightuserdata(L, (void *)loss);
+    if (lua_pcall(L, S_NSLOTS + 2, 0, 0) != LUA_OK)
+        return keep_error(L, BL_ESCRIPT);
+    p->status = BL_SWEEP_FAILED;
+    return BL_OK;
+}
+
+/* isolate, timeout and retries of the sweep's table; raises on bad values. */
+static void isolation(lua_State *L, bool *isolate, double *timeout, int *retries)
+{
+    int top = lua_gettop(L);
+    int t = lua_getfield(L, S_ARGS, "timeout");
+    if (t != LUA_TNIL && (t != LUA_TNUMBER || !(lua_tonumber(L, -1) > 0) ||
+                          !isfinite(lua_tonumber(L, -1))))
+        luaL_error(L, "bl.sweep: 'timeout' must be a positive finite number of seconds");
+    *timeout = t == LUA_TNIL ? 0 : lua_tonumber(L, -1);
+    t = lua_getfield(L, S_ARGS, "isolate");
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+        luaL_error(L, "bl.sweep: 'isolate' must be a boolean, got %s", luaL_typename(L, -1));
+    *isolate = t == LUA_TNIL ? *timeout > 0 : lua_toboolean(L, -1);
+    if (*timeout > 0 && !*isolate)
+        luaL_error(L, "bl.sweep: 'timeout' needs isolate = true (a run in this process cannot "
+                      "be stopped inside a plugin)");
+    t = lua_getfield(L, S_ARGS, "retries");
+    if (t != LUA_TNIL && (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 ||
+                          lua_tointeger(L, -1) > 1000))
+        luaL_error(L, "bl.sweep: 'retries' must be an integer from 0 to 1000");
+    *retries = t == LUA_TNIL ? 0 : (int)lua_tointeger(L, -1);
+    if (*isolate && *timeout == 0 && lua_getfield(L, S_BASE, "max_seconds") == LUA_TNUMBER &&
+        isfinite(lua_tonumber(L, -1)) && lua_tonumber(L, -1) > 0)
+        *timeout = 2 * lua_tonumber(L, -1) + 30;
+    lua_settop(L, top);
+}
+
 /* bl.sweep{name =, base =, vary =, target =, score =, higher_is_better =, quiet =, on_run =,
- *          seeds = | repeats =, tune =}
+ *          seeds = | repeats =, tune =, isolate =, timeout =, retries =}
  * → {name =, runs = {...}, best = run | nil, failed = n, resumed = n, total = n
  *    [, tuned = {...}, lr_fit = {...}]} */
 int bl__lua_sweep(lua_State *L)
@@ -416,7 +571,17 @@ int bl__lua_sweep(lua_State *L)
     if (bl_grid_init(st->ctx, &c->grid, c->keys, len, nk) != BL_OK)
         return bl__lua_raise(L, st->ctx, "bl.sweep");
 
+    bool isolate;
+    double timeout;
+    int retries;
+    isolation(L, &isolate, &timeout, &retries);
+    c->quiet = lua_toboolean(L, S_QUIET) || st->quiet;
     if (tuning) {
+        /* A tuning run's index is not a grid point's, which the isolated executor's lost-run
+         * record needs: not supported together yet. */
+        if (isolate)
+            return luaL_error(L, "bl.sweep: 'tune' cannot be combined with isolated runs "
+                                 "('isolate' or 'timeout') yet");
         bl_tune_options to = {.groups = c->grid.total, .factors = lua_rawlen(L, S_FACTORS),
                               .eta = targs.eta, .rungs = (size_t)targs.rungs,
                               .range_test = targs.range_test,
@@ -439,8 +604,21 @@ int bl__lua_sweep(lua_State *L)
                              lua_toboolean(L, S_HIGHER)};
     bl_sweep_hooks hooks = {.user = c, .run = hook_run, .on_point = hook_on_point,
                             .score = lua_isnil(L, S_SCORE) ? NULL : hook_score};
-    int rc = bl_sweep_run(st->ctx, &opts, &hooks, NULL, &c->sum);
+    bl_isolate_hooks iso = {.user = c, .timeout = timeout, .interrupt = st->interrupt,
+                            .supervising = st->supervising, .child_init = iso_child_init,
+                            .pack = iso_pack, .result = iso_result, .lost = iso_lost};
+    bl_sweep_executor isolated;
+    bl_sweep_isolated(&iso, &isolated);
+    int saved_retries = st->retries;
+    st->retries = retries;
+    int rc = bl_sweep_run(st->ctx, &opts, &hooks, isolate ? &isolated : NULL, &c->sum);
+    st->retries = saved_retries;
     bl__lua_sweep_position(L, 0, 0);
+    if (rc == BL_EINTERRUPTED && lua_isnil(L, S_ERR)) {
+        st->interrupted = true;
+        lua_pushliteral(L, "interrupted");
+        lua_replace(L, S_ERR);
+    }
     if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
         lua_pushvalue(L, S_ERR);
         return lua_error(L);

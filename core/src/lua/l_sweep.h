@@ -34,6 +34,7 @@ typedef struct sweep_call {
     bl_tune_summary tuned;    /* a tuned sweep's */
     sweep_tune_args tune;
     bool interrupted;
+    bool quiet;
     size_t started;           /* runs started so far (progress lines: "run 7/21") */
 } sweep_call;
 

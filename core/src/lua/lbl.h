@@ -42,7 +42,14 @@ typedef struct lbl_state {
     bl_ctx *ctx;                       /* errors of module-level calls */
     bl_registry *reg;                  /* NULL until first use */
     volatile sig_atomic_t *interrupt;  /* host's flag, or NULL */
+    volatile sig_atomic_t *supervising; /* host's flag (bl_lua_set_supervising), or NULL */
     bool interrupted;                  /* the last run was interrupted */
+    /* Isolated sweeps (l_sweep.c, l_isolate.c): in the child process that trains a point, the
+     * pipe to the parent (-1 elsewhere), where the run's store and configuration are sent
+     * before it trains; and the crashes or time-outs a configuration may have before resume
+     * skips it (bl.sweep's `retries`, 0 outside a sweep). */
+    int isolate_fd;
+    int retries;
     bool quiet;
     int threads;
     char *tensorboard;                 /* default log directory, or NULL (owned) */
@@ -242,6 +249,22 @@ void bl__lua_outputs_echo(lua_State *L, lbl_job *j);
  * resume, or the host's store) — experiment = the sweep's `name` and resume = the sweep's
  * `resume` (default true), unless the run's table has its own. Raises on bad values. */
 void bl__lua_store_sweep(lua_State *L, int sweep, int ci, const char *name);
+
+/* ---- isolated sweeps (l_isolate.c, l_store.c) ------------------------------------------------
+ *
+ * bl__lua_pack writes the plain value at `idx` (nil, booleans, numbers, strings, tables of
+ * them; other values and the pairs holding them are left out) as bytes (*data malloc'd;
+ * BL_ENOMEM); bl__lua_unpack pushes the value back and returns true, or pushes nothing and
+ * returns false for malformed bytes.
+ *
+ * bl__lua_store_lost (parent side): records the run of a child that died, from the note its
+ * bl.train sent (the store, experiment, label, configuration and seed — sent by
+ * bl__lua_store_output in a child, when isolate_fd ≥ 0); returns its run id, or 0 when the
+ * child never got to a store (no note). Raises on store errors. */
+int bl__lua_pack(lua_State *L, int idx, char **data, size_t *len);
+bool bl__lua_unpack(lua_State *L, const void *data, size_t len);
+struct bl_isolate_loss;
+int64_t bl__lua_store_lost(lua_State *L, const struct bl_isolate_loss *loss, bool quiet);
 
 /* ---- results (l_result.c) ------------------------------------------------------------------ */
 

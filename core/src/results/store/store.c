@@ -187,7 +187,7 @@ static void proc_identity(char *out, size_t cap)
 }
 
 /* True when the process that wrote a "running" row is known to be gone. */
-static bool process_gone(const bl_store *s, const char *host, long pid, const char *identity)
+bool bl__store_process_gone(const bl_store *s, const char *host, long pid, const char *identity)
 {
     if (!host || strcmp(host, s->host) != 0 || pid <= 0)
         return false; /* another machine: cannot tell */
@@ -233,6 +233,52 @@ static int check_header(bl_ctx *ctx, const char *path, off_t size)
     return BL_OK;
 }
 
+/* "file:<path>?immutable=1" with the characters a URI path cannot hold escaped; NULL when
+ * memory ran out. */
+static char *immutable_uri(const char *path)
+{
+    static const char tail[] = "?immutable=1";
+    char *uri = malloc(5 + 3 * strlen(path) + sizeof tail);
+    if (!uri)
+        return NULL;
+    char *o = uri;
+    memcpy(o, "file:", 5);
+    o += 5;
+    for (const char *p = path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#') {
+            snprintf(o, 4, "%%%02X", (unsigned)(unsigned char)*p);
+            o += 3;
+        } else {
+            *o++ = *p;
+        }
+    }
+    memcpy(o, tail, sizeof tail);
+    return uri;
+}
+
+/* True when a read-only connection could not start reading because SQLite needs to write
+ * beside the file (a WAL store's -shm in a directory this user cannot write). */
+static bool needs_shm(int rc)
+{
+    return (rc & 0xff) == SQLITE_READONLY || (rc & 0xff) == SQLITE_CANTOPEN;
+}
+
+/* True when `path` has a non-empty -wal file beside it: committed writes not yet in the
+ * main file, which an immutable connection would not see. */
+static bool has_wal(const char *path)
+{
+    size_t n = strlen(path);
+    char *wal = malloc(n + 5);
+    if (!wal)
+        return true;
+    memcpy(wal, path, n);
+    memcpy(wal + n, "-wal", 5);
+    struct stat st;
+    bool yes = stat(wal, &st) == 0 && st.st_size > 0;
+    free(wal);
+    return yes;
+}
+
 static int open_connection(bl_ctx *ctx, const char *path, int sqlite_flags, sqlite3 **out)
 {
     sqlite3 *db = NULL;
@@ -251,14 +297,52 @@ static int open_connection(bl_ctx *ctx, const char *path, int sqlite_flags, sqli
     return BL_OK;
 }
 
-/* Looks at an existing file through a read-only connection. */
-static int inspect_readonly(bl_ctx *ctx, const char *path, int *version)
+/* A read-only connection that can read: a store in WAL mode needs its -shm file, which SQLite
+ * creates beside the database; in a directory this user cannot write (another user's store)
+ * that fails with "attempt to write a readonly database". Then, when no -wal file holds
+ * writes beyond the main file, the file is opened immutable (nothing beside it is needed). */
+static int open_readonly(bl_ctx *ctx, const char *path, sqlite3 **out)
 {
     sqlite3 *db;
     int rc = open_connection(ctx, path, SQLITE_OPEN_READONLY, &db);
     if (rc != BL_OK)
         return rc;
+    int probe = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    if (probe == SQLITE_OK || !needs_shm(sqlite3_extended_errcode(db))) {
+        *out = db;
+        return BL_OK;
+    }
+    char reason[256];
+    snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    if (has_wal(path))
+        return bl_error(ctx, BL_ESTORE,
+                        "results store '%s' cannot be read by this user: %s, and its -wal file "
+                        "holds writes not yet in the main file (open it once as its owner, or "
+                        "copy the file and its -wal file somewhere writable; the file was not "
+                        "changed)",
+                        path, reason);
+    char *uri = immutable_uri(path);
+    if (!uri)
+        return bl_error(ctx, BL_ENOMEM, "out of memory opening results store '%s'", path);
+    rc = open_connection(ctx, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, out);
+    free(uri);
+    if (rc != BL_OK)
+        bl_error(ctx, rc, "cannot open results store '%s' read-only: %s", path, reason);
+    return rc;
+}
+
+/* Looks at an existing file through a read-only connection; with `check`, also runs
+ * PRAGMA quick_check, so that a damaged store is refused before anything writes to it. */
+static int inspect_readonly(bl_ctx *ctx, const char *path, bool check, int *version)
+{
+    sqlite3 *db;
+    int rc = open_readonly(ctx, path, &db);
+    if (rc != BL_OK)
+        return rc;
     rc = bl__store_inspect(ctx, db, path, version);
+    if (rc == BL_OK && check && *version > 0)
+        rc = bl__store_quick_check(ctx, db, path);
     sqlite3_close(db);
     return rc;
 }
@@ -267,8 +351,8 @@ static int inspect_readonly(bl_ctx *ctx, const char *path, int *version)
 static int prepare_writable(bl_ctx *ctx, bl_store *s)
 {
     int version, rc;
-    if ((rc = exec_retry(ctx, s, "PRAGMA foreign_keys = ON", "configuring")) != BL_OK)
-        return rc;
+    /* Foreign keys stay off until the schema is current: a migration that rebuilds a table
+     * drops the old one, which with them on would delete the points it refers to. */
     if ((rc = bl__store_begin(ctx, s)) != BL_OK)
         return rc;
     /* Look again under the lock: another process may have created it meanwhile, or the
@@ -283,6 +367,8 @@ static int prepare_writable(bl_ctx *ctx, bl_store *s)
         return rc;
     }
     if ((rc = bl__store_commit(ctx, s)) != BL_OK)
+        return rc;
+    if ((rc = exec_retry(ctx, s, "PRAGMA foreign_keys = ON", "configuring")) != BL_OK)
         return rc;
     return exec_retry(ctx, s, "PRAGMA journal_mode = WAL", "switching to WAL mode");
 }
@@ -306,9 +392,9 @@ int bl_store_open_flags(bl_ctx *ctx, const char *path, unsigned flags, bl_store 
                         empty ? " (the file is empty)" : "");
     if (exists && !empty && (rc = check_header(ctx, path, st.st_size)) != BL_OK)
         return rc;
-    if (exists && (rc = inspect_readonly(ctx, path, &version)) != BL_OK)
-        return rc;
     bool readonly = (flags & BL_STORE_READONLY) != 0;
+    if (exists && (rc = inspect_readonly(ctx, path, !readonly, &version)) != BL_OK)
+        return rc;
     /* An older store is read as it is (the readers leave out the columns it lacks); only one
      * without the first layout cannot be. */
     if (readonly && version < 1)
@@ -327,10 +413,9 @@ int bl_store_open_flags(bl_ctx *ctx, const char *path, unsigned flags, bl_store 
     if (gethostname(s->host, sizeof s->host - 1) != 0)
         s->host[0] = '\0';
     proc_identity(s->proc_id, sizeof s->proc_id);
-    int sqlite_flags = readonly ? SQLITE_OPEN_READONLY
-                                : SQLITE_OPEN_READWRITE |
-                                      ((flags & BL_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
-    rc = open_connection(ctx, path, sqlite_flags, &s->db);
+    int sqlite_flags = SQLITE_OPEN_READWRITE | ((flags & BL_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+    rc = readonly ? open_readonly(ctx, path, &s->db)
+                  : open_connection(ctx, path, sqlite_flags, &s->db);
     if (rc == BL_OK && !readonly)
         rc = prepare_writable(ctx, s);
     if (rc != BL_OK) {
@@ -350,6 +435,7 @@ void bl_store_close(bl_store *store)
 {
     if (!store)
         return;
+    bl_store_release(NULL, store);
     sqlite3_close(store->db); /* statements are always finalized before a call returns */
     free(store->path);
     free(store);
@@ -713,7 +799,7 @@ int bl_store_mark_stale(bl_ctx *ctx, bl_store *store, int64_t experiment_id, int
         const char *host = (const char *)sqlite3_column_text(st, 1);
         long pid = (long)sqlite3_column_int64(st, 2);
         const char *ident = (const char *)sqlite3_column_text(st, 3);
-        if (!process_gone(store, host, pid, ident))
+        if (!bl__store_process_gone(store, host, pid, ident))
             continue;
         int64_t *g = bl__grow(gone, &cap, n + 1, sizeof *g);
         if (!g) {

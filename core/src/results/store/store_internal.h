@@ -21,6 +21,10 @@ struct bl_store {
                                read-only store may be older (readers leave out what it lacks) */
     char host[256];         /* this process: host name, */
     char proc_id[192];      /* and identity (see bl__store_proc_id); "" when unknown */
+    bool claimed;           /* holds the claim of (claim_experiment, claim_hash): released by
+                               bl_store_release or bl_store_close (store_claim.c) */
+    int64_t claim_experiment;
+    char claim_hash[17];
 };
 
 /* ---- store.c -------------------------------------------------------------------------------- */
@@ -41,6 +45,15 @@ int bl__store_begin(bl_ctx *ctx, bl_store *s);
 int bl__store_commit(bl_ctx *ctx, bl_store *s);
 void bl__store_rollback(bl_store *s);
 
+/* True when the process that wrote a row (host, pid, pid_start identity) is known to be gone:
+ * same host, and the pid does not exist or belongs to a process started at another time. */
+bool bl__store_process_gone(const bl_store *s, const char *host, long pid,
+                            const char *identity);
+
+/* A configuration as its 16-hex-digit hash: `config` when it is one (lower-cased), else the
+ * hash of the JSON text (BL_EFORMAT when it is not JSON). */
+int bl__store_config_hash(bl_ctx *ctx, const bl_store *s, const char *config, char hash[17]);
+
 /* The current UTC time as "YYYY-MM-DDTHH:MM:SSZ". */
 void bl__store_now(char buf[32]);
 
@@ -51,6 +64,10 @@ void bl__store_now(char buf[32]);
  * naming the file and the versions) a file that is not a SQLite database, another
  * application's database and a store newer than BL_STORE_SCHEMA_VERSION. Reads only. */
 int bl__store_inspect(bl_ctx *ctx, sqlite3 *db, const char *path, int *version);
+
+/* PRAGMA quick_check on an open connection to `path`: BL_OK when it says "ok", else BL_ESTORE
+ * naming the file, the first problem found and what to do. Reads only. */
+int bl__store_quick_check(bl_ctx *ctx, sqlite3 *db, const char *path);
 
 /* Brings a store at `from` (< BL_STORE_SCHEMA_VERSION) to the current schema; the caller holds
  * a write transaction (bl__store_begin) and commits. */

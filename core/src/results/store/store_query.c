@@ -50,7 +50,8 @@ static int64_t col_count(sqlite3_stmt *st, int i)
 static bl_run_status parse_status(const char *s)
 {
     static const bl_run_status all[] = {BL_RUN_RUNNING, BL_RUN_COMPLETED, BL_RUN_FAILED,
-                                        BL_RUN_DIVERGED, BL_RUN_INTERRUPTED};
+                                        BL_RUN_DIVERGED, BL_RUN_INTERRUPTED,
+                                        BL_RUN_CRASHED, BL_RUN_TIMED_OUT};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(s, bl_run_status_name(all[i])) == 0)
             return all[i];
@@ -211,6 +212,18 @@ static bool is_hash(const char *s)
     return n == 16;
 }
 
+int bl__store_config_hash(bl_ctx *ctx, const bl_store *s, const char *config, char hash[17])
+{
+    if (is_hash(config)) {
+        for (int i = 0; i < 17; i++)
+            hash[i] = (char)tolower((unsigned char)config[i]);
+        return BL_OK;
+    }
+    if (bl_json_hash(ctx, config, hash) != BL_OK)
+        return bl_error_prefix(ctx, "results store '%s': the configuration to resume", s->path);
+    return BL_OK;
+}
+
 int bl_store_find_completed(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
                             const char *config, int64_t *run_id)
 {
@@ -218,13 +231,8 @@ int bl_store_find_completed(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
         return bl_error(ctx, BL_EINVAL, "bl_store_find_completed: NULL argument");
     char hash[17];
     int rc;
-    if (is_hash(config)) {
-        for (int i = 0; i < 17; i++)
-            hash[i] = (char)tolower((unsigned char)config[i]);
-    } else if ((rc = bl_json_hash(ctx, config, hash)) != BL_OK) {
-        return bl_error_prefix(ctx, "results store '%s': the configuration to resume",
-                               store->path);
-    }
+    if ((rc = bl__store_config_hash(ctx, store, config, hash)) != BL_OK)
+        return rc;
     sqlite3_stmt *st;
     rc = bl__store_prepare(ctx, store,
                            "SELECT id FROM runs WHERE experiment_id IS ? AND config_hash = ? "

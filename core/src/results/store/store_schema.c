@@ -83,6 +83,64 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN step_time_median REAL;"
     "ALTER TABLE runs ADD COLUMN wall_time_to_target REAL;"
     "UPDATE runs SET wall_time_to_target = time_to_target;",
+    /* 3 → 4: the statuses of isolated runs ('crashed', 'timed_out'): SQLite cannot change a
+     * CHECK, so `runs` is rebuilt with the same columns in the same order (foreign keys are
+     * off during migrations, so dropping the old table does not cascade into `points`); and
+     * `claims`: which process trains which configuration of an experiment now, so that two
+     * processes running the same sweep train each configuration once (bl_store_claim). */
+    "CREATE TABLE runs_v4 ("
+    "  id                INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  experiment_id     INTEGER REFERENCES experiments(id),"
+    "  label             TEXT,"
+    "  config_json       TEXT NOT NULL,"
+    "  config_hash       TEXT NOT NULL,"
+    "  seed              INTEGER,"
+    "  status            TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed',"
+    "                                         'diverged', 'interrupted', 'crashed',"
+    "                                         'timed_out')),"
+    "  stopped_by        TEXT,"
+    "  error             TEXT,"
+    "  started           TEXT NOT NULL,"
+    "  ended             TEXT,"
+    "  host              TEXT,"
+    "  pid               INTEGER,"
+    "  pid_start         TEXT,"
+    "  batchlab_version  TEXT,"
+    "  steps             INTEGER,"
+    "  samples           INTEGER,"
+    "  epochs            REAL,"
+    "  time              REAL,"
+    "  eval_time         REAL,"
+    "  train_loss        REAL,"
+    "  train_accuracy    REAL,"
+    "  val_loss          REAL,"
+    "  val_accuracy      REAL,"
+    "  test_loss         REAL,"
+    "  test_accuracy     REAL,"
+    "  gns               REAL,"
+    "  time_to_target    REAL,"
+    "  steps_to_target   INTEGER,"
+    "  samples_to_target INTEGER,"
+    "  epochs_to_target  REAL,"
+    "  diverged_step     INTEGER,"
+    "  max_batch_used    INTEGER,"
+    "  peak_device_bytes INTEGER,"
+    "  steps_to_target_error INTEGER,"
+    "  step_time_median  REAL,"
+    "  wall_time_to_target REAL);"
+    "INSERT INTO runs_v4 SELECT * FROM runs;"
+    "DROP TABLE runs;"
+    "ALTER TABLE runs_v4 RENAME TO runs;"
+    "CREATE INDEX runs_resume ON runs (experiment_id, config_hash, status);"
+    "CREATE INDEX runs_status ON runs (status);"
+    "CREATE TABLE claims ("
+    "  experiment_id INTEGER NOT NULL,"
+    "  config_hash   TEXT NOT NULL,"
+    "  host          TEXT,"
+    "  pid           INTEGER NOT NULL,"
+    "  pid_start     TEXT,"
+    "  claimed       TEXT NOT NULL,"
+    "  PRIMARY KEY (experiment_id, config_hash));",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -157,6 +215,30 @@ int bl__store_inspect(bl_ctx *ctx, sqlite3 *db, const char *path, int *version)
                     "batchlab's is 0x%08x): give another file with --db or BATCHLAB_DB (the "
                     "file was not changed)",
                     path, (unsigned)app_id, (unsigned)BL_STORE_APPLICATION_ID);
+}
+
+int bl__store_quick_check(bl_ctx *ctx, sqlite3 *db, const char *path)
+{
+    sqlite3_stmt *st;
+    /* quick_check(1): stop at the first problem; O(pages), without the index cross-checks of
+     * integrity_check (see docs/reliability.md for its cost). */
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK)
+        return bl_error(ctx, BL_ESTORE, "results store '%s' cannot be checked: %s (the file "
+                        "was not changed)", path, sqlite3_errmsg(db));
+    int rc = sqlite3_step(st);
+    char what[256];
+    snprintf(what, sizeof what, "%s",
+             rc == SQLITE_ROW && sqlite3_column_text(st, 0)
+                 ? (const char *)sqlite3_column_text(st, 0) : sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW && strcmp(what, "ok") == 0)
+        return BL_OK;
+    return bl_error(ctx, BL_ESTORE,
+                    "results store '%s' is damaged (SQLite quick_check: %s); nothing was "
+                    "written to it. Keep the file as it is, restore it from a copy or recover "
+                    "what it holds (sqlite3 '%s' .recover | sqlite3 recovered.db), and give "
+                    "another file with --db or BATCHLAB_DB meanwhile",
+                    path, what, path);
 }
 
 static int exec(bl_ctx *ctx, bl_store *s, const char *sql, const char *what)

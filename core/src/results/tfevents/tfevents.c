@@ -534,6 +534,8 @@ int bl_tfevents_end(bl_ctx *ctx, bl_tfevents *w, bl_run_status status)
     switch (status) {
     case BL_RUN_COMPLETED: s = STATUS_SUCCESS; break;
     case BL_RUN_FAILED:
+    case BL_RUN_CRASHED:
+    case BL_RUN_TIMED_OUT:
     case BL_RUN_DIVERGED: s = STATUS_FAILURE; break;
     case BL_RUN_RUNNING: s = STATUS_RUNNING; break;
     case BL_RUN_INTERRUPTED: s = STATUS_UNKNOWN; break;

@@ -3,9 +3,12 @@
 # - a sweep killed with SIGKILL in the middle and run again completes, with every
 #   configuration completed exactly once, the points of the killed run kept, and
 #   PRAGMA integrity_check ok;
+# - the same sweep killed with SIGKILL at 10 moments (pseudo-random, 0.05 to 0.8 s after
+#   start: opening, training, writing points or ends), then run to its end: every
+#   configuration completed exactly once, no run left running, integrity_check ok;
 # - two `batchlab run` processes writing one store at the same time both finish with all
 #   their rows.
-. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/../cli/lib/common.sh"
 command -v sqlite3 >/dev/null || skip "the sqlite3 command (Debian package sqlite3) is missing"
 DB=$SCRATCH/sweep.db
 q() { sqlite3 -batch -noheader "$DB" "$1"; }
@@ -63,6 +66,28 @@ done
 [ "$(q "SELECT status FROM runs WHERE id = $killed_id;")" = "interrupted" ] ||
     fail "the killed run is not marked interrupted after the rerun"
 [ "$(q 'PRAGMA integrity_check;')" = "ok" ] || fail "integrity_check failed"
+
+# Ten kills at random moments, then a run to the end.
+RANDOM=15
+for k in $(seq 10); do
+    ms=$((50 + RANDOM % 750))
+    "$BATCHLAB" run --db "$DB" "$SCRATCH/sweep.lua" kills 2 > "$SCRATCH/kill$k.out" 2>&1 &
+    pid=$!
+    sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    kill -KILL $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+done
+run "$BATCHLAB" run --db "$DB" "$SCRATCH/sweep.lua" kills 2
+expect_status 0
+expect_out "done 4 runs"
+for b in 8 16 32 64; do
+    n=$(q "SELECT count(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id
+           WHERE e.name = 'kills' AND r.label LIKE '%batch=$b' AND r.status = 'completed';")
+    [ "$n" -eq 1 ] || fail "after 10 kills, batch $b completed $n times, not once"
+done
+[ "$(q "SELECT count(*) FROM runs WHERE status = 'running'")" -eq 0 ] ||
+    fail "a killed run is still shown running"
+[ "$(q 'PRAGMA integrity_check;')" = "ok" ] || fail "integrity_check failed after 10 kills"
 
 # Two processes, one store, at the same time: both finish, every row present.
 DB=$SCRATCH/shared.db
