@@ -243,6 +243,7 @@ T.test("bad tune, seeds and repeats inputs name the key", function()
   T.raises(sweep { seeds = { 1, "two" } }, "'seeds'", "seeds[2]")
   T.raises(sweep { repeats = 0 }, "'repeats' must be an integer ≥ 1")
   T.raises(sweep { repeats = 2, seeds = { 1 } }, "'seeds' or 'repeats'")
+  T.raises(sweep { tune = { lr = true }, isolate = true }, "'tune'", "isolated runs")
   T.raises(sweep { repeats = 2, vary = { batch = { 32 }, seed = { 1, 2 } } }, "vary.seed")
   -- no budget to divide among rungs
   local nobudget = {}
