@@ -64,7 +64,9 @@ BL_EXPORT const bl_run_setting *bl_run_spec_find(const char *name);
  * (e.g. "bl.train", "batchlab train": used in messages). On success *out is a new config the
  * caller frees holding every setting with its declared type (given or default). Errors
  * (BL_EOPTION, message naming the setting): an unknown name (with the nearest one suggested),
- * a wrong type, a value out of bounds ("<owner>: 'epochs' must be ≥ 0, got -1"), a string
+ * a wrong type, a value out of bounds ("<owner>: 'epochs' must be ≥ 0, got -1"; a number
+ * that is not finite: "<owner>: 'epochs' must be a finite number in [0, 1e+06], got inf" —
+ * the budgets epochs, max_steps and max_seconds have finite upper bounds), a string
  * that is not one of the choices (nearest suggested), a composite text that does not parse. */
 BL_EXPORT int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner,
                                    bl_config **out);
@@ -79,6 +81,11 @@ BL_EXPORT int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *
 /* Parses a target text (see above) into cfg's has_target, target_metric, target_value and
  * target_higher_better; "" clears the target. BL_EOPTION on bad text (nearest metric named). */
 BL_EXPORT int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg);
+
+/* BL_EOPTION ("<owner>: the target's value must be a finite number, got nan") unless v is
+ * finite: the check of a target value given as a number (bl.train's target tables), the same
+ * one a target text gets from bl_run_spec_parse_target. */
+BL_EXPORT int bl_run_spec_check_target_value(bl_ctx *ctx, const char *owner, double v);
 
 /* Parses an eval_every text into cfg's eval_unit and eval_every. BL_EOPTION on bad text. */
 BL_EXPORT int bl_run_spec_parse_eval_every(bl_ctx *ctx, const char *text,

@@ -330,6 +330,8 @@ static void target_table(lua_State *L, lbl_job *j, bl_train_config *cfg)
             luaL_error(L, "bl.train: target: the shorthand names one metric, e.g. "
                           "{val_accuracy = 0.9}");
     }
+    if (bl_run_spec_check_target_value(j->ctx, "target", cfg->target_value) != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
     lua_pop(L, 1);
 }
 
