@@ -33,7 +33,9 @@ static void usage(FILE *out)
             "samples_per_sec) and the run's configuration flattened into 'cfg.' columns\n"
             "('cfg.batch', 'cfg.optimizer.lr'; a list is one column holding its JSON text).\n"
             "Values not recorded are empty (CSV) or null (JSON). Numbers are written in the\n"
-            "fewest digits that read back exactly.\n"
+            "fewest digits that read back exactly. In CSV a text cell that a spreadsheet\n"
+            "would take for a formula (=, +, -, @, tab or CR first, and not a plain number)\n"
+            "is written with a leading ' (OWASP's rule against CSV injection).\n"
             "\n"
             "options:\n"
             "  --format csv|json  output format (default: csv); JSON is an array of objects\n"
@@ -202,6 +204,38 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Whether a text cell could be read by a spreadsheet as a formula (OWASP, CSV injection): it
+ * starts with =, +, -, @, a tab or a carriage return — unless the whole cell is a plain
+ * number ("-0.5", "+3", "1e-05"), which a spreadsheet reads as that number. */
+static bool formula_like(const char *s)
+{
+    if (!strchr("=+-@\t\r", s[0]) || !s[0])
+        return false;
+    char *end;
+    double v = strtod(s, &end);
+    bool number = end != s && *end == '\0' && isfinite(v) && s[0] != '\t' && s[0] != '\r';
+    return !number;
+}
+
+/* A text cell: a formula-like one gets a leading ' (shown as text, never evaluated), then
+ * quoted as csv_field does. */
+static void csv_text_field(FILE *f, const char *s)
+{
+    if (!formula_like(s)) {
+        csv_field(f, s);
+        return;
+    }
+    size_t n = strlen(s) + 2;
+    char *t = malloc(n);
+    if (!t) {
+        fputs("'", f); /* still neutralised: the cell is cut to its quote */
+        return;
+    }
+    snprintf(t, n, "'%s", s);
+    csv_field(f, t);
+    free(t);
+}
+
 static void json_string(FILE *f, const char *s)
 {
     bl__sbuf b = {0};
@@ -233,7 +267,9 @@ static void write_row(exporter *x)
         for (size_t c = 0; c < x->n_names; c++) {
             if (c)
                 fputc(',', f);
-            if (x->cells[c].kind != V_NULL)
+            if (x->cells[c].kind == V_STRING)
+                csv_text_field(f, x->cells[c].text);
+            else if (x->cells[c].kind != V_NULL)
                 csv_field(f, x->cells[c].text);
         }
         fputs("\n", f);

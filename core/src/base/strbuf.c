@@ -153,7 +153,7 @@ void bl__sb_json_string(bl__sbuf *b, const char *s)
     bl__sb_json_stringn(b, s, strlen(s));
 }
 
-void bl__sb_term_text(bl__sbuf *b, const char *s)
+void bl__sb_term_text(bl__sbuf *b, const char *s, bool multiline)
 {
     const unsigned char *c = (const unsigned char *)s;
     size_t n = strlen(s), run = 0;
@@ -161,7 +161,8 @@ void bl__sb_term_text(bl__sbuf *b, const char *s)
         size_t len = c[i] < 0x80 ? 1 : bl__utf8_valid_length(c + i, n - i);
         /* U+0080..U+009F (C2 80..C2 9F) are the C1 controls: CSI (U+009B) starts an escape
          * sequence on many terminals just as ESC [ does. */
-        bool control = len == 1 ? (c[i] < 0x20 || c[i] == 0x7f)
+        bool control = len == 1 ? (c[i] < 0x20 || c[i] == 0x7f) &&
+                                      !(multiline && (c[i] == '\n' || c[i] == '\t'))
                                 : len == 2 && c[i] == 0xC2 && c[i + 1] <= 0x9F;
         if (len > 0 && !control) {
             run += len;

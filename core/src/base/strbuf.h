@@ -41,8 +41,9 @@ size_t bl__utf8_valid_length(const unsigned char *c, size_t n);
 /* Appends `s` for a terminal: printable text and valid UTF-8 as they are; control characters
  * (ESC, CR, BEL, ... and C1 controls U+0080..U+009F) and DEL as \xHH, invalid UTF-8 bytes as
  * \xHH too, so what a name holds can never move the cursor, recolour or retitle the
- * terminal. Tabs and line breaks are controls too: one value stays on one line. */
-void bl__sb_term_text(bl__sbuf *b, const char *s);
+ * terminal. With multiline false tabs and line breaks are escaped too (one value stays on one
+ * line); with multiline true they pass (a message of several lines). */
+void bl__sb_term_text(bl__sbuf *b, const char *s, bool multiline);
 
 /* Writes `v` into buf (cap >= 32 holds any double) with the fewest significant digits,
  * min_digits to 17, that read back as exactly `v`: min_digits 1 gives the shortest form
