@@ -128,8 +128,10 @@ static void test_finite_budgets(void **state)
     BL_ASSERT_ERR(ctx, BL_EOPTION, "'max_steps' must be ≤ 1e+12",
                   validate_fails(ctx, "max_steps=9223372036854775807"));
     /* a target's value given as a number */
-    BL_ASSERT_ERR(ctx, BL_EOPTION, "bl.train: the target's value must be a finite number, got nan",
-                  bl_run_spec_check_target_value(ctx, "bl.train", NAN));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "target: the value must be a finite number, got nan",
+                  bl_run_spec_check_target_value(ctx, "target", -NAN));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "target: the value must be a finite number, got -inf",
+                  bl_run_spec_check_target_value(ctx, "target", -INFINITY));
     BL_ASSERT_OK(ctx, bl_run_spec_check_target_value(ctx, "bl.train", 0.5));
     bl_ctx_free(ctx);
 }

@@ -82,7 +82,7 @@ BL_EXPORT int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *
  * target_higher_better; "" clears the target. BL_EOPTION on bad text (nearest metric named). */
 BL_EXPORT int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg);
 
-/* BL_EOPTION ("<owner>: the target's value must be a finite number, got nan") unless v is
+/* BL_EOPTION ("<owner>: the value must be a finite number, got nan") unless v is
  * finite: the check of a target value given as a number (bl.train's target tables), the same
  * one a target text gets from bl_run_spec_parse_target. */
 BL_EXPORT int bl_run_spec_check_target_value(bl_ctx *ctx, const char *owner, double v);

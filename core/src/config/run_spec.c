@@ -285,10 +285,8 @@ int bl_run_spec_check_target_value(bl_ctx *ctx, const char *owner, double v)
 {
     if (isfinite(v))
         return BL_OK;
-    char given[32];
-    bl__format_double(given, sizeof given, v, 1);
-    return bl_error(ctx, BL_EOPTION, "%s: the target's value must be a finite number, got %s",
-                    owner ? owner : "target", given);
+    return bl_error(ctx, BL_EOPTION, "%s: the value must be a finite number, got %s",
+                    owner ? owner : "target", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
 }
 
 int bl_run_spec_parse_target(bl_ctx *ctx, const char *text, bl_train_config *cfg)
