@@ -36,4 +36,25 @@ T.test("evaluation buffers are capped to the largest split", function()
            "peak device bytes " .. r.peak_device_bytes .. " should stay below 32 MiB")
 end)
 
+T.test("run.history keeps a bounded window", function()
+  -- 25,000 points (one per step, no evaluation, no store): the window is 10,000 (twice that at
+  -- most while the run goes on), the earliest points are counted in history_dropped. Points
+  -- go to the results store as they are made, so a recorded run keeps them all there.
+  local tiny = bl.dataset("synthetic", { samples = 8, dim = 2, classes = 2, seed = 5 })
+  local most = 0
+  local r = bl.train { dataset = tiny, model = bl.model("mlp", { hidden = { 2 } }), seed = 1,
+                       max_steps = 25000, batch = 8, quiet = true, skip_eval = true,
+                       eval_every = { steps = 1 }, db = false,
+                       on_point = function(p, run)
+                         if #run.history > most then most = #run.history end
+                       end }
+  T.eq(r.steps, 25000)
+  T.truthy(most <= 20000, "the window during the run: " .. most)
+  T.eq(#r.history, 10000)
+  T.eq(r.history_dropped, 15000)
+  T.eq(r.history[1].step, 15001)
+  T.eq(r.history[10000].step, 25000)
+  T.eq(r.final.step, 25000)
+end)
+
 T.done()
