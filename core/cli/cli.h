@@ -33,6 +33,15 @@ int cli_fail(const bl_ctx *ctx);
  * `cmd` stands for the global options. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) BL_PRINTF(2, 3);
 
+/* Text from outside (a run's label, an experiment name, a stored error) made safe for a
+ * terminal: control characters, C1 controls and invalid UTF-8 as \xHH (bl__sb_term_text), so a
+ * name cannot inject escape sequences. Every print of such text goes through these (the
+ * messages of cli_error, cli_warn, cli_fail and cli_log too, where line breaks may stay).
+ * cli_term_dup returns a malloc'd copy (NULL when memory runs out); cli_term_print writes to
+ * `out`. */
+char *cli_term_dup(const char *s);
+void cli_term_print(FILE *out, const char *s);
+
 /* A bl_log_fn printing warnings as "batchlab: warning: ..." on stderr, and information and
  * debug messages as "batchlab: ..." when cli_verbosity asks for them. `user` is unused. */
 void cli_log(void *user, bl_log_level level, const char *message);

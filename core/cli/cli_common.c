@@ -8,15 +8,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/strbuf.h"
 #include "cli.h"
 
 int cli_verbosity = 0;
 
+/* `s` escaped for a terminal into a new buffer (NULL when memory runs out). */
+static char *term_text(const char *s, bool multiline)
+{
+    bl__sbuf b = {0};
+    bl__sb_term_text(&b, s ? s : "", multiline);
+    bl__sb_putn(&b, "", 0); /* an empty text still gets its NUL */
+    if (b.failed || !b.p) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+char *cli_term_dup(const char *s)
+{
+    return term_text(s, false);
+}
+
+void cli_term_print(FILE *out, const char *s)
+{
+    char *t = term_text(s, false);
+    fputs(t ? t : "?", out);
+    free(t);
+}
+
+/* "batchlab: <kind><message>\n" on stderr, the message escaped for the terminal (line
+ * breaks kept). */
+static void put_message(const char *kind, const char *message)
+{
+    char *t = term_text(message, true);
+    fprintf(stderr, "batchlab: %s%s\n", kind, t ? t : message);
+    free(t);
+}
+
 static void vmessage(const char *kind, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "batchlab: %s", kind);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    bl__sbuf b = {0};
+    bl__sb_vprintf(&b, fmt, ap);
+    put_message(kind, b.p && !b.failed ? b.p : "out of memory formatting a message");
+    free(b.p);
 }
 
 void cli_error(const char *fmt, ...)
@@ -58,9 +94,9 @@ void cli_log(void *user, bl_log_level level, const char *message)
 {
     (void)user;
     if (level >= BL_LOG_WARN)
-        fprintf(stderr, "batchlab: warning: %s\n", message);
+        put_message("warning: ", message);
     else if ((level == BL_LOG_INFO && cli_verbosity >= 1) || cli_verbosity >= 2)
-        fprintf(stderr, "batchlab: %s\n", message);
+        put_message("", message);
 }
 
 bl_ctx *cli_ctx_new(void)

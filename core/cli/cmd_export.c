@@ -1,7 +1,8 @@
 /* batchlab export: every evaluation point of a results store as CSV or JSON, one row per
  * point, with its run's columns and its run's configuration flattened into columns
- * ("cfg.batch", "cfg.optimizer.lr"). Written to a temporary file next to -o FILE and renamed
- * into place, so FILE is either the old one or the whole new one. */
+ * ("cfg.batch", "cfg.optimizer.lr"). -o FILE is written through base/outfile.h: a regular
+ * FILE is replaced whole (temporary file, fsync, rename), a special one (/dev/null, a FIFO) is
+ * written in place, never renamed over. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/grow.h"
+#include "base/outfile.h"
 #include "base/strbuf.h"
 #include "cmd_results.h"
 
@@ -31,7 +33,9 @@ static void usage(FILE *out)
             "samples_per_sec) and the run's configuration flattened into 'cfg.' columns\n"
             "('cfg.batch', 'cfg.optimizer.lr'; a list is one column holding its JSON text).\n"
             "Values not recorded are empty (CSV) or null (JSON). Numbers are written in the\n"
-            "fewest digits that read back exactly.\n"
+            "fewest digits that read back exactly. In CSV a text cell that a spreadsheet\n"
+            "would take for a formula (=, +, -, @, tab or CR first, and not a plain number)\n"
+            "is written with a leading ' (OWASP's rule against CSV injection).\n"
             "\n"
             "options:\n"
             "  --format csv|json  output format (default: csv); JSON is an array of objects\n"
@@ -200,6 +204,38 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Whether a text cell could be read by a spreadsheet as a formula (OWASP, CSV injection): it
+ * starts with =, +, -, @, a tab or a carriage return — unless the whole cell is a plain
+ * number ("-0.5", "+3", "1e-05"), which a spreadsheet reads as that number. */
+static bool formula_like(const char *s)
+{
+    if (!strchr("=+-@\t\r", s[0]) || !s[0])
+        return false;
+    char *end;
+    double v = strtod(s, &end);
+    bool number = end != s && *end == '\0' && isfinite(v) && s[0] != '\t' && s[0] != '\r';
+    return !number;
+}
+
+/* A text cell: a formula-like one gets a leading ' (shown as text, never evaluated), then
+ * quoted as csv_field does. */
+static void csv_text_field(FILE *f, const char *s)
+{
+    if (!formula_like(s)) {
+        csv_field(f, s);
+        return;
+    }
+    size_t n = strlen(s) + 2;
+    char *t = malloc(n);
+    if (!t) {
+        fputs("'", f); /* still neutralised: the cell is cut to its quote */
+        return;
+    }
+    snprintf(t, n, "'%s", s);
+    csv_field(f, t);
+    free(t);
+}
+
 static void json_string(FILE *f, const char *s)
 {
     bl__sbuf b = {0};
@@ -231,7 +267,9 @@ static void write_row(exporter *x)
         for (size_t c = 0; c < x->n_names; c++) {
             if (c)
                 fputc(',', f);
-            if (x->cells[c].kind != V_NULL)
+            if (x->cells[c].kind == V_STRING)
+                csv_text_field(f, x->cells[c].text);
+            else if (x->cells[c].kind != V_NULL)
                 csv_field(f, x->cells[c].text);
         }
         fputs("\n", f);
@@ -401,7 +439,7 @@ int cmd_export(int argc, char **argv)
     bl_store *store = NULL;
     exporter x = {0};
     x.json = json;
-    char *tmp = NULL;
+    bl__outfile file = {0};
     int status = results_open(ctx, db, &store);
     if (status == CLI_OK) {
         int rc = bl_store_list_runs(ctx, store, experiment, collect_run, &x);
@@ -412,53 +450,28 @@ int cmd_export(int argc, char **argv)
             status = cli_fail(ctx);
         }
     }
-    if (status == CLI_OK && output) {
-        /* A temporary file in the same directory, renamed over FILE at the end; created
-         * 0666 less the umask like `report -o` (mkstemp would make it 0600). */
-        size_t n = strlen(output) + 48;
-        tmp = malloc(n);
-        int fd = -1;
-        errno = 0;
-        for (int attempt = 0; tmp && fd < 0 && attempt < 100; attempt++) {
-            snprintf(tmp, n, "%s.tmp.%ld.%d", output, (long)getpid(), attempt);
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-            if (fd < 0 && errno != EEXIST)
-                break;
+    /* Only once the store is open and read: a store that fails leaves -o FILE untouched. */
+    if (status == CLI_OK) {
+        if (output) {
+            if (bl__outfile_open(ctx, output, &file) != BL_OK)
+                status = cli_fail(ctx);
+            x.out = file.f;
+            x.out_name = output;
+        } else {
+            x.out = stdout;
+            x.out_name = "standard output";
         }
-        if (fd < 0 || !(x.out = fdopen(fd, "w"))) {
-            cli_error("cannot write '%s': %s", output, strerror(errno ? errno : ENOMEM));
-            if (fd >= 0) {
-                close(fd);
-                unlink(tmp);
-            }
-            status = CLI_FAILED;
-        }
-        x.out_name = output;
-    } else {
-        x.out = stdout;
-        x.out_name = "standard output";
     }
     if (status == CLI_OK)
         status = write_all(ctx, store, &x);
-    if (output && x.out) {
-        bool ok = status == CLI_OK;
-        if (fclose(x.out) != 0 && ok) {
-            cli_error("cannot write '%s': %s", output, strerror(errno));
-            ok = false;
-        }
-        if (ok && rename(tmp, output) != 0) {
-            cli_error("cannot write '%s': %s", output, strerror(errno));
-            ok = false;
-        }
-        if (!ok) {
-            unlink(tmp);
-            status = CLI_FAILED;
-        }
+    if (file.f) {
+        if (status == CLI_OK && bl__outfile_commit(ctx, &file) != BL_OK)
+            status = cli_fail(ctx);
+        bl__outfile_abort(&file); /* after a failure: the temporary file goes, FILE stays */
     }
     if (status == CLI_OK && output)
         fprintf(stderr, "batchlab: wrote %zu row%s from %zu run%s to '%s'\n", x.rows,
                 x.rows == 1 ? "" : "s", x.n, x.n == 1 ? "" : "s", output);
-    free(tmp);
     free_exporter(&x);
     bl_store_close(store);
     bl_ctx_free(ctx);

@@ -128,9 +128,10 @@ static char *cell_count(int64_t v)
     return strdup(buf);
 }
 
+/* A cell of user text (a label, an experiment), escaped for the terminal. */
 static char *cell_text(const char *s)
 {
-    return strdup(s && *s ? s : "-");
+    return cli_term_dup(s && *s ? s : "-");
 }
 
 static int add_row(void *user, const bl_store_run *r)
@@ -247,8 +248,11 @@ static void show_usage(FILE *out)
 
 static void field(const char *name, const char *value)
 {
-    if (value && *value)
-        printf("  %-18s %s\n", name, value);
+    if (value && *value) {
+        printf("  %-18s ", name);
+        cli_term_print(stdout, value);
+        printf("\n");
+    }
 }
 
 static void field_num(const char *name, double v)
@@ -274,8 +278,11 @@ static int print_run(void *user, const bl_store_run *r)
     bl_ctx *ctx = user;
     char buf[256];
     printf("run %lld", (long long)r->id);
-    if (r->experiment[0])
-        printf(" of experiment '%s'", r->experiment);
+    if (r->experiment[0]) {
+        printf(" of experiment '");
+        cli_term_print(stdout, r->experiment);
+        printf("'");
+    }
     printf("\n");
     field("label", r->label);
     snprintf(buf, sizeof buf, "%s%s%s%s", bl_run_status_name(r->status),
@@ -325,11 +332,17 @@ static int print_run(void *user, const bl_store_run *r)
     if (bl_json_pretty(ctx, r->config_json, &pretty) == BL_OK) {
         for (char *line = pretty, *nl; line && *line; line = nl ? nl + 1 : NULL) {
             nl = strchr(line, '\n');
-            printf("  %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+            if (nl)
+                *nl = '\0';
+            printf("  ");
+            cli_term_print(stdout, line); /* JSON escapes C0 controls, not C1 ones */
+            printf("\n");
         }
         free(pretty);
     } else {
-        printf("  %s\n", r->config_json); /* as stored */
+        printf("  ");
+        cli_term_print(stdout, r->config_json); /* as stored */
+        printf("\n");
     }
     printf("\nhistory (%lld point%s):\n", (long long)r->point_count,
            r->point_count == 1 ? "" : "s");

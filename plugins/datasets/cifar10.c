@@ -70,20 +70,19 @@ static void cifar_close(void *handle)
  * labels. */
 static int read_batch(bl_ctx *ctx, const char *path, uint8_t *dst, int64_t records)
 {
-    FILE *f = fopen(path, "rb");
+    int64_t size;
+    int rc;
+    FILE *f = bl_ds_fopen_regular(ctx, path, &size, &rc);
     if (!f) {
-        if (errno == ENOENT)
+        if (rc == BL_ENOTFOUND)
             return bl_error(ctx, BL_ENOTFOUND,
                             "missing %s: download and unpack " CIFAR_URL
                             " and point dir at its cifar-10-batches-bin directory",
                             path);
-        return bl_error(ctx, BL_EIO, "cannot open %s: %s", path, strerror(errno));
+        return rc;
     }
-    int64_t size = bl_ds_file_size(f);
     if (size != CIFAR_FILE_BYTES) {
         fclose(f);
-        if (size < 0)
-            return bl_error(ctx, BL_EIO, "%s: not a regular file", path);
         return bl_error(ctx, BL_EFORMAT,
                         "%s: %lld bytes, expected exactly %lld (10000 records of "
                         "3073 bytes: 1 label byte and 3072 pixel bytes); a truncated download "
@@ -115,11 +114,15 @@ static int read_meta(bl_ctx *ctx, const char *path, cifar_ds *d)
 {
     for (int c = 0; c < CIFAR_CLASSES; c++)
         d->names[c] = default_names[c];
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? BL_OK
-                               : bl_error(ctx, BL_EIO, "cannot open %s: %s", path,
-                                          strerror(errno));
+    int64_t size;
+    int rc;
+    FILE *f = bl_ds_fopen_regular(ctx, path, &size, &rc);
+    if (!f) {
+        if (rc != BL_ENOTFOUND)
+            return rc;
+        bl_clear_error(ctx); /* optional: the default names */
+        return BL_OK;
+    }
     char line[256];
     int found = 0;
     long lineno = 0;

@@ -1,20 +1,23 @@
 /* Helpers shared by the dataset plugins: option checks, the seeded train/validation split,
- * byte normalization tables, big-endian reads and file sizes.
+ * byte normalization tables, big-endian reads and opening a data file.
  *
  * Header-only on purpose: every plugins/datasets/<name>.c becomes its own shared object, so shared
  * code must not live in a .c file. Everything here is `static inline` and prefixed bl_ds_.
- * A source including this header defines _POSIX_C_SOURCE (for fstat/fileno) before any
+ * A source including this header defines _POSIX_C_SOURCE (for fstat/fdopen) before any
  * system header.
  */
 #ifndef BATCHLAB_PLUGINS_DATASETS_COMMON_H
 #define BATCHLAB_PLUGINS_DATASETS_COMMON_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "batchlab/plugin_sdk.h"
 
@@ -30,13 +33,60 @@ static inline uint32_t bl_ds_be32(const unsigned char *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* Size of an open file in bytes (fstat); -1 when it cannot be told. */
-static inline int64_t bl_ds_file_size(FILE *f)
+/* Opens `path` for reading and refuses anything but a regular file. The open is non-blocking,
+ * so a FIFO or a device never hangs in open(), and the check is made on the opened descriptor
+ * (fstat), so nothing can be swapped in between a check and the open. On success *fd is the
+ * descriptor (blocking again; the caller closes it) and *size the file's size in bytes. On
+ * error *fd is -1 and the message in ctx names the file: BL_ENOTFOUND when it does not exist,
+ * BL_EIO otherwise ("<path>: not a regular file (a FIFO); expected a file"). */
+static inline int bl_ds_open_regular(bl_ctx *ctx, const char *path, int *fd, int64_t *size)
 {
+    *fd = -1;
+    *size = 0;
+    int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (d < 0)
+        return bl_error(ctx, errno == ENOENT ? BL_ENOTFOUND : BL_EIO, "cannot open %s: %s",
+                        path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-        return -1;
-    return (int64_t)st.st_size;
+    if (fstat(d, &st) != 0) {
+        int e = errno;
+        close(d);
+        return bl_error(ctx, BL_EIO, "cannot read %s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(d);
+        const char *kind = S_ISDIR(st.st_mode)    ? "a directory"
+                           : S_ISFIFO(st.st_mode) ? "a FIFO"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "a special file";
+        return bl_error(ctx, BL_EIO, "%s: not a regular file (%s); expected a data file",
+                        path, kind);
+    }
+    int flags = fcntl(d, F_GETFL);
+    if (flags >= 0)
+        fcntl(d, F_SETFL, flags & ~O_NONBLOCK);
+    *fd = d;
+    *size = (int64_t)st.st_size;
+    return BL_OK;
+}
+
+/* bl_ds_open_regular as a stdio stream ("rb"); NULL with the message in ctx (and *rc the
+ * code) on error. */
+static inline FILE *bl_ds_fopen_regular(bl_ctx *ctx, const char *path, int64_t *size, int *rc)
+{
+    int fd;
+    *rc = bl_ds_open_regular(ctx, path, &fd, size);
+    if (*rc != BL_OK)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        *rc = bl_error(ctx, BL_ENOMEM, "cannot read %s: %s", path, strerror(e));
+    }
+    return f;
 }
 
 /* Turns the `validation` option (0 = none, a fraction in (0, 1), or a whole count >= 1) into

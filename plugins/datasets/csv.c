@@ -26,12 +26,15 @@
  * split; its labels must be among the classes of `file`.
  *
  * Errors name the file and line (and column, 1-based, with its header name) of the problem.
+ * A NUL byte inside a cell is an error (it would cut the value short). The file must be a
+ * regular file (a FIFO or a device is refused when opened) and is read up to its size.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include "batchlab/plugin_sdk.h"
 #include "common.h"
@@ -95,47 +98,58 @@ static const char *cell_text(const csv_table *t, size_t row, size_t col)
     return t->buf + t->cell[t->row_start[row] + col];
 }
 
-/* Reads the whole file (any size the memory allows, also from a pipe). */
+/* Reads the whole file: a regular file only (a FIFO or a device such as /dev/zero is refused
+ * when opened, never read until memory runs out), and no more than the size fstat gave when it
+ * was opened (a file that grows meanwhile is read as it was). */
 static int read_file(bl_ctx *ctx, const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bl_error(ctx, errno == ENOENT ? BL_ENOTFOUND : BL_EIO, "cannot open %s: %s",
-                        path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    int64_t hint = bl_ds_file_size(f);
-    if (hint > 0 && (uint64_t)hint < SIZE_MAX / 2)
-        cap = (size_t)hint + 2; /* room for the text, its NUL, and one byte to see EOF */
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            return bl_error(ctx, BL_ENOMEM, "%s: no memory to read the file", path);
-        }
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1)
-            break;
-        if (cap > SIZE_MAX / 2) {
-            free(buf);
-            fclose(f);
-            return bl_error(ctx, BL_ENOMEM, "%s: file too large", path);
-        }
-        cap *= 2;
-        char *b = realloc(buf, cap);
-        if (!b)
-            free(buf);
-        buf = b;
+    int fd;
+    int64_t size;
+    int rc = bl_ds_open_regular(ctx, path, &fd, &size);
+    if (rc != BL_OK)
+        return rc;
+    if ((uint64_t)size >= SIZE_MAX / 2) {
+        close(fd);
+        return bl_error(ctx, BL_ENOMEM, "%s: file too large (%lld bytes)", path,
+                        (long long)size);
     }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        return bl_error(ctx, BL_EIO, "%s: read error", path);
+    char *buf = malloc((size_t)size + 1); /* the text and its NUL */
+    if (!buf) {
+        close(fd);
+        return bl_error(ctx, BL_ENOMEM, "%s: no memory to read the file (%lld bytes)", path,
+                        (long long)size);
     }
+    size_t n = 0;
+    while (n < (size_t)size) {
+        ssize_t r = read(fd, buf + n, (size_t)size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return bl_error(ctx, BL_EIO, "%s: read error at byte offset %zu: %s", path, n,
+                            strerror(e));
+        }
+        if (r == 0)
+            break; /* the file shrank: what is there */
+        n += (size_t)r;
+    }
+    close(fd);
     buf[n] = '\0';
     *out = buf;
     *len = n;
     return BL_OK;
+}
+
+/* BL_EFORMAT for a NUL byte at p (inside the cell `col` of the row on `line`): a NUL would end
+ * the cell's text early and the rest of the value would be lost silently. */
+static int nul_error(bl_ctx *ctx, const csv_table *t, const char *p, long line, size_t col)
+{
+    return bl_error(ctx, BL_EFORMAT,
+                    "%s: line %ld, column %zu: a NUL byte inside a cell (byte offset %zu); "
+                    "expected text (is this a binary file or a UTF-16 text?)",
+                    t->path, line, col, (size_t)(p - t->buf));
 }
 
 static int blank(const char *s)
@@ -192,6 +206,10 @@ static int tokenize(bl_ctx *ctx, const char *path, char sep, csv_table *t)
                     }
                     if (*p == '\n' || (*p == '\r' && !(p + 1 < end && p[1] == '\n')))
                         line++;
+                    if (*p == '\0') {
+                        rc = nul_error(ctx, t, p, line, t->n_cells - first + 1);
+                        goto fail;
+                    }
                     *w++ = *p++;
                 }
                 while (p < end && (*p == ' ' || *p == '\t') && *p != sep)
@@ -206,8 +224,12 @@ static int tokenize(bl_ctx *ctx, const char *path, char sep, csv_table *t)
                     goto fail;
                 }
             } else {
-                while (p < end && *p != sep && *p != '\n' && *p != '\r')
+                while (p < end && *p != sep && *p != '\n' && *p != '\r' && *p != '\0')
                     p++;
+                if (p < end && *p == '\0') {
+                    rc = nul_error(ctx, t, p, line, t->n_cells - first + 1);
+                    goto fail;
+                }
                 w = p;
             }
             char term = p < end ? *p : '\0';

@@ -14,6 +14,12 @@
  * With `limit` = N > 0 only the first N training images and labels are read (the rest of the
  * files is neither decompressed nor checked); the test files are always read whole.
  *
+ * Bounds: a file must be a regular file (opened non-blocking and checked on the descriptor, so
+ * a FIFO never hangs); what is read is what the header promises, and a header promising more
+ * than the file can hold (plain: its size; gzip: 1032 times its size, deflate's best ratio) is
+ * refused before anything is allocated, as is a gzip file whose data would inflate beyond
+ * max_decompressed_mb (default 1024 MiB).
+ *
  * Samples are [1, H, W]; 10 classes, named after Fashion-MNIST when the directory name
  * contains "fashion" (any case), else "0".."9".
  *
@@ -51,6 +57,8 @@ static const bl_option idx_options[] = {
     {"seed", BL_TYPE_INT, "1", BL_DS_HELP_SEED},
     {"normalize", BL_TYPE_STRING, "standard", BL_DS_HELP_NORMALIZE},
     {"limit", BL_TYPE_INT, "0", "use only the first N training samples (0 = all)"},
+    {"max_decompressed_mb", BL_TYPE_INT, "1024",
+     "largest data a gzip file may inflate to, in MiB (a bound against gzip bombs)"},
     {NULL, 0, NULL, NULL}};
 
 /* ---- one IDX file ----------------------------------------------------------------------- */
@@ -120,30 +128,27 @@ static const char *gz_message(gzFile gz)
 }
 
 /* Loads one IDX file of unsigned bytes with `ndim` dimensions (1: labels, 3: images), at most
- * `limit` items when limit > 0. On success a->data holds a->n items. */
-static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, idx_array *a)
+ * `limit` items when limit > 0, and from a gzip file at most max_bytes bytes of data. On
+ * success a->data holds a->n items. */
+static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, int64_t max_bytes,
+                    idx_array *a)
 {
     const char *kind = ndim == 1 ? "labels" : "images";
     memset(a, 0, sizeof *a);
     a->path = path;
     a->header = 4 + 4 * (size_t)ndim;
 
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return bl_error(ctx, errno == ENOENT ? BL_ENOTFOUND : BL_EIO, "cannot open %s: %s",
-                        path, strerror(errno));
-    struct stat st;
+    int fd;
+    int64_t disk;
+    int rc = bl_ds_open_regular(ctx, path, &fd, &disk);
+    if (rc != BL_OK)
+        return rc;
     unsigned char magic[2] = {0, 0};
-    if (fstat(fd, &st) != 0 || pread(fd, magic, 2, 0) < 0) {
+    if (pread(fd, magic, 2, 0) < 0) {
         int e = errno;
         close(fd);
         return bl_error(ctx, BL_EIO, "cannot read %s: %s", path, strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return bl_error(ctx, BL_EIO, "%s: not a regular file", path);
-    }
-    int64_t disk = (int64_t)st.st_size;
     a->gzip = magic[0] == 0x1f && magic[1] == 0x8b;
     gzFile gz = gzdopen(fd, "rb");
     if (!gz) {
@@ -152,7 +157,6 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, idx_
     }
     gzbuffer(gz, 1u << 18);
 
-    int rc = BL_OK;
     unsigned char hdr[16];
     int corrupt;
     int64_t got = gz_read_all(gz, hdr, (int64_t)a->header, &corrupt);
@@ -193,22 +197,37 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, idx_
         }
         item = (uint64_t)a->h * a->w;
     }
-    a->n = (limit > 0 && limit < (int64_t)a->count) ? limit : (int64_t)a->count;
-    /* count and item are < 2^32 and item < 2^64, so check the product before forming it. */
-    if (a->n > 0 && item > (uint64_t)(INT64_MAX / 2) / (uint64_t)a->n) {
+    /* count < 2^32 and item < 2^64: check the whole file's promise before forming it, with
+     * or without a limit (a header that cannot describe any file is refused either way, and
+     * every product below then fits in int64_t). */
+    if (a->count > 0 && item > (uint64_t)(INT64_MAX / 2) / a->count) {
         rc = idx_format_error(ctx, a, 4, "the header declares %u %s of %ux%u: impossibly "
                               "large", a->count, kind, a->h, a->w);
         goto done;
     }
+    int64_t declared = (int64_t)a->count * (int64_t)item; /* data bytes of the whole file */
+    a->n = (limit > 0 && limit < (int64_t)a->count) ? limit : (int64_t)a->count;
     int64_t bytes = a->n * (int64_t)item;
     int64_t end = (int64_t)a->header + bytes;
-    int64_t capacity = a->gzip ? disk * IDX_MAX_RATIO + 1024 : disk;
+    int64_t capacity = a->gzip ? (disk > (INT64_MAX - 1024) / IDX_MAX_RATIO
+                                      ? INT64_MAX
+                                      : disk * IDX_MAX_RATIO + 1024)
+                               : disk;
     if (end > capacity) {
         rc = idx_format_error(ctx, a, a->gzip ? (int64_t)a->header : disk,
                               "truncated: the header declares %u %s (%lld data bytes after "
                               "the %zu-byte header), but the %s file has only %lld bytes",
-                              a->count, kind, (long long)((int64_t)a->count * (int64_t)item),
-                              a->header, a->gzip ? "gzip" : "plain", (long long)disk);
+                              a->count, kind, (long long)declared, a->header,
+                              a->gzip ? "gzip" : "plain", (long long)disk);
+        goto done;
+    }
+    if (a->gzip && bytes > max_bytes) {
+        rc = idx_format_error(ctx, a, 4, "the header declares %u %s (%lld data bytes to "
+                              "read after decompression), more than max_decompressed_mb = "
+                              "%lld allows; raise max_decompressed_mb if the file is genuine "
+                              "(a file that inflates far beyond its size may be a gzip bomb)",
+                              a->count, kind, (long long)bytes,
+                              (long long)(max_bytes >> 20));
         goto done;
     }
     a->data = malloc(bytes > 0 ? (size_t)bytes : 1);
@@ -228,8 +247,7 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, idx_
             rc = idx_format_error(ctx, a, (int64_t)a->header + got,
                                   "truncated: expected %u images of %ux%u (%lld bytes after "
                                   "the header), the data ends after %lld",
-                                  a->count, a->h, a->w,
-                                  (long long)((int64_t)a->count * (int64_t)item),
+                                  a->count, a->h, a->w, (long long)declared,
                                   (long long)got);
         else
             rc = idx_format_error(ctx, a, (int64_t)a->header + got,
@@ -341,11 +359,11 @@ static void idx_close(void *handle)
 
 /* Loads an images/labels pair and checks that they agree. */
 static int load_pair(bl_ctx *ctx, const char *ipath, const char *lpath, int64_t limit,
-                     idx_array *img, idx_array *lab)
+                     int64_t max_bytes, idx_array *img, idx_array *lab)
 {
-    int rc = idx_load(ctx, ipath, 3, limit, img);
+    int rc = idx_load(ctx, ipath, 3, limit, max_bytes, img);
     if (rc == BL_OK)
-        rc = idx_load(ctx, lpath, 1, limit, lab);
+        rc = idx_load(ctx, lpath, 1, limit, max_bytes, lab);
     if (rc == BL_OK && img->count != lab->count)
         rc = bl_error(ctx, BL_EFORMAT,
                       "count mismatch: %s declares %u images (byte offset 4) but %s "
@@ -374,6 +392,11 @@ static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
     if (limit < 0)
         return bl_error(ctx, BL_EOPTION, "limit = %lld: expected 0 (all) or a count",
                         (long long)limit);
+    int64_t max_mb = bl_config_int(opts, "max_decompressed_mb");
+    if (max_mb < 1 || max_mb > (INT64_MAX >> 21))
+        return bl_error(ctx, BL_EOPTION, "max_decompressed_mb = %lld: expected a size in MiB "
+                        ">= 1", (long long)max_mb);
+    int64_t max_bytes = max_mb << 20;
     if (!dir || !*dir)
         return bl_error(ctx, BL_EOPTION, "dir is empty: give the directory of the IDX "
                         "files");
@@ -410,7 +433,7 @@ static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
                       have_tei ? "t10k-labels-idx1-ubyte" : "t10k-images-idx3-ubyte");
         goto fail;
     }
-    rc = load_pair(ctx, tri, trl, limit, &img, &lab);
+    rc = load_pair(ctx, tri, trl, limit, max_bytes, &img, &lab);
     if (rc != BL_OK)
         goto fail;
     if (img.n < 1) {
@@ -419,7 +442,7 @@ static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
         goto fail;
     }
     if (have_tei) {
-        rc = load_pair(ctx, tei, tel, 0, &timg, &tlab);
+        rc = load_pair(ctx, tei, tel, 0, max_bytes, &timg, &tlab);
         if (rc != BL_OK)
             goto fail;
         if (timg.h != img.h || timg.w != img.w) {

@@ -69,6 +69,28 @@ static void test_json_string(void **state)
     free(b.p);
 }
 
+/* issue 15, Found 11: invalid UTF-8 becomes U+FFFD (the export stays valid JSON), valid UTF-8
+ * of every length passes; terminal text shows controls (C0, DEL, C1) and bad bytes as \xHH. */
+static void test_utf8_and_terminal(void **state)
+{
+    (void)state;
+    bl__sbuf b = {0};
+    bl__sb_json_string(&b, "a\xff\xfe" "b\xc3" "c\xe2\x82\xac\xf0\x9f\x98\x80"
+                           "\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80");
+    assert_string_equal(b.p, "\"a\\ufffd\\ufffdb\\ufffdc\xe2\x82\xac\xf0\x9f\x98\x80"
+                             "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    bl__sb_clear(&b);
+    bl__sb_json_stringn(&b, "\xe2\x82", 2); /* a sequence cut by the end */
+    assert_string_equal(b.p, "\"\\ufffd\\ufffd\"");
+    bl__sb_clear(&b);
+    bl__sb_term_text(&b, "ok \xc3\xa9 \x1b[31mred\r\n\t\x7f\xc2\x9b" "2J\xff", false);
+    assert_string_equal(b.p, "ok \xc3\xa9 \\x1B[31mred\\x0D\\x0A\\x09\\x7F\\xC2\\x9B2J\\xFF");
+    bl__sb_clear(&b);
+    bl__sb_term_text(&b, "line 1\n\tline 2\x1b", true);
+    assert_string_equal(b.p, "line 1\n\tline 2\\x1B");
+    free(b.p);
+}
+
 static void test_numbers(void **state)
 {
     (void)state;
@@ -122,6 +144,7 @@ int main(void)
         cmocka_unit_test(test_grow),
         cmocka_unit_test(test_strbuf),
         cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_utf8_and_terminal),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_clock),
     };

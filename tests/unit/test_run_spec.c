@@ -93,6 +93,57 @@ static void test_validation(void **state)
 }
 
 /* The engine's defaults are the spec's defaults. */
+/* Validates one setting given as a number (or an integer) the way bl.train gives it. */
+static int validate_value(bl_ctx *ctx, const char *name, double v, bool integer, int64_t i)
+{
+    bl_config *in = NULL, *out = NULL;
+    BL_ASSERT_OK(ctx, bl_config_new(ctx, &in));
+    if (integer)
+        BL_ASSERT_OK(ctx, bl_config_set_int(ctx, in, name, i));
+    else
+        BL_ASSERT_OK(ctx, bl_config_set_number(ctx, in, name, v));
+    int rc = bl_run_spec_validate(ctx, in, "test", &out);
+    bl_config_free(in);
+    bl_config_free(out);
+    return rc;
+}
+
+/* issue 15, Found 3: budgets are finite, from numbers (Lua) and from text (CLI) alike. */
+static void test_finite_budgets(void **state)
+{
+    (void)state;
+    bl_ctx *ctx = bl_ctx_new();
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "test: 'epochs' must be a finite number in [0, 1e+06], got inf",
+                  validate_value(ctx, "epochs", INFINITY, false, 0));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'max_seconds' must be a finite number in [0, 3.1536e+07], got inf",
+                  validate_value(ctx, "max_seconds", INFINITY, false, 0));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'max_seconds' must be a finite number in [0, 3.1536e+07], got nan",
+                  validate_value(ctx, "max_seconds", NAN, false, 0));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'epochs' must be a finite number",
+                  validate_value(ctx, "epochs", NAN, false, 0));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'gns_ema' must be a finite number in [0, 1], got nan",
+                  validate_value(ctx, "gns_ema", NAN, false, 0));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'max_steps' must be ≤ 1e+12, got 9223372036854775807",
+                  validate_value(ctx, "max_steps", 0, true, INT64_MAX));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'epochs' must be ≤ 1e+06",
+                  validate_value(ctx, "epochs", 2e6, false, 0));
+    BL_ASSERT_OK(ctx, validate_value(ctx, "epochs", 1e6, false, 0));
+    BL_ASSERT_OK(ctx, validate_value(ctx, "max_steps", 0, true, 1000000000000LL));
+    BL_ASSERT_OK(ctx, validate_value(ctx, "max_seconds", 31536000.0, false, 0));
+    /* the same settings as text (the CLI) are refused as well */
+    assert_int_equal(validate_fails(ctx, "epochs=inf"), BL_EOPTION);
+    assert_int_equal(validate_fails(ctx, "max_seconds=nan"), BL_EOPTION);
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "'max_steps' must be ≤ 1e+12",
+                  validate_fails(ctx, "max_steps=9223372036854775807"));
+    /* a target's value given as a number */
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "target: val_loss must be a finite number",
+                  bl_run_spec_check_target(ctx, BL_METRIC_VAL_LOSS, -NAN));
+    BL_ASSERT_ERR(ctx, BL_EOPTION, "target: val_loss must be a finite number, got -inf",
+                  bl_run_spec_check_target(ctx, BL_METRIC_VAL_LOSS, -INFINITY));
+    BL_ASSERT_OK(ctx, bl_run_spec_check_target(ctx, BL_METRIC_VAL_LOSS, 0.5));
+    bl_ctx_free(ctx);
+}
+
 static void test_defaults_agree_with_engine(void **state)
 {
     (void)state;
@@ -357,6 +408,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_finite_budgets),
         cmocka_unit_test(test_defaults_agree_with_engine),
         cmocka_unit_test(test_train_h_documents_spec_defaults),
         cmocka_unit_test(test_lua_api_doc_lists_the_spec),

@@ -108,7 +108,11 @@ BL_EXPORT int bl_registry_scan(bl_ctx *ctx, bl_registry *reg);
 /* Loads one shared object by path (a bare file name, "bl_mlp.so", is looked up in the current
  * directory after the search path). Errors name the file and say what to do: not found,
  * dlopen failure (with dlerror), no entry symbol, ABI mismatch (both numbers), descriptor too
- * short, unknown kind, missing name or ops. */
+ * short, unknown kind, missing name or ops. Before dlopen (which runs the library's
+ * constructors) a file that others could have written is refused (BL_EPLUGIN, naming it and
+ * the fix, chmod go-w): the file or its directory writable by group or others (a sticky 1777
+ * directory included), or a directory further up writable by others without the sticky bit
+ * (docs/reliability.md, "Plugin loading"). */
 BL_EXPORT int bl_registry_load(bl_ctx *ctx, bl_registry *reg, const char *path);
 
 /* Finds a plugin of `kind` by name, scanning the search path first if bl_registry_scan was

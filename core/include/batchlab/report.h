@@ -61,8 +61,10 @@ BL_EXPORT int bl_report_write(bl_ctx *ctx, bl_store *store, const bl_report_opti
                               FILE *out);
 
 /* As bl_report_write, into the file `path`: written to a temporary file in the same
- * directory and renamed over `path` at the end, so `path` is either the whole new report or
- * left as it was (BL_EIO names the file on failure). */
+ * directory, fsync'd and renamed over `path` at the end, so `path` is either the whole new
+ * report or left as it was (BL_EIO names the file on failure). An existing `path` that is not
+ * a regular file (/dev/null, a FIFO) is written in place, never renamed over; a directory is
+ * refused. */
 BL_EXPORT int bl_report_write_file(bl_ctx *ctx, bl_store *store, const bl_report_options *opts,
                                    const char *path);
 

@@ -64,7 +64,9 @@ BL_EXPORT const bl_run_setting *bl_run_spec_find(const char *name);
  * (e.g. "bl.train", "batchlab train": used in messages). On success *out is a new config the
  * caller frees holding every setting with its declared type (given or default). Errors
  * (BL_EOPTION, message naming the setting): an unknown name (with the nearest one suggested),
- * a wrong type, a value out of bounds ("<owner>: 'epochs' must be ≥ 0, got -1"), a string
+ * a wrong type, a value out of bounds ("<owner>: 'epochs' must be ≥ 0, got -1"; a number
+ * that is not finite: "<owner>: 'epochs' must be a finite number in [0, 1e+06], got inf" —
+ * the budgets epochs, max_steps and max_seconds have finite upper bounds), a string
  * that is not one of the choices (nearest suggested), a composite text that does not parse. */
 BL_EXPORT int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner,
                                    bl_config **out);

@@ -71,6 +71,39 @@ void bl__sb_clear(bl__sbuf *b)
         b->p[0] = '\0';
 }
 
+size_t bl__utf8_valid_length(const unsigned char *c, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned char b0 = c[0];
+    if (b0 < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (b0 >= 0xC2 && b0 <= 0xDF)
+        len = 2;
+    else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        len = 3;
+        if (b0 == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        else if (b0 == 0xED)
+            hi = 0x9F; /* no UTF-16 surrogates */
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        len = 4;
+        if (b0 == 0xF0)
+            lo = 0x90;
+        else if (b0 == 0xF4)
+            hi = 0x8F; /* nothing past U+10FFFF */
+    } else
+        return 0;
+    if (n < len || c[1] < lo || c[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if (c[k] < 0x80 || c[k] > 0xBF)
+            return 0;
+    return len;
+}
+
 void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n)
 {
     bl__sb_puts(b, "\"");
@@ -79,18 +112,28 @@ void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         const char *esc = NULL;
         char hex[8];
-        switch (c[i]) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default:
-            if (c[i] < 0x20 || c[i] == 0x7f) {
-                snprintf(hex, sizeof hex, "\\u%04x", c[i]);
-                esc = hex;
+        if (c[i] >= 0x80) {
+            size_t len = bl__utf8_valid_length(c + i, n - i);
+            if (len > 0) {
+                run += len;
+                i += len - 1;
+                continue;
+            }
+            esc = "\\ufffd"; /* a byte that is not part of valid UTF-8 */
+        } else {
+            switch (c[i]) {
+            case '"': esc = "\\\""; break;
+            case '\\': esc = "\\\\"; break;
+            case '\b': esc = "\\b"; break;
+            case '\f': esc = "\\f"; break;
+            case '\n': esc = "\\n"; break;
+            case '\r': esc = "\\r"; break;
+            case '\t': esc = "\\t"; break;
+            default:
+                if (c[i] < 0x20 || c[i] == 0x7f) {
+                    snprintf(hex, sizeof hex, "\\u%04x", c[i]);
+                    esc = hex;
+                }
             }
         }
         if (!esc) {
@@ -108,6 +151,32 @@ void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n)
 void bl__sb_json_string(bl__sbuf *b, const char *s)
 {
     bl__sb_json_stringn(b, s, strlen(s));
+}
+
+void bl__sb_term_text(bl__sbuf *b, const char *s, bool multiline)
+{
+    const unsigned char *c = (const unsigned char *)s;
+    size_t n = strlen(s), run = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = c[i] < 0x80 ? 1 : bl__utf8_valid_length(c + i, n - i);
+        /* U+0080..U+009F (C2 80..C2 9F) are the C1 controls: CSI (U+009B) starts an escape
+         * sequence on many terminals just as ESC [ does. */
+        bool control = len == 1 ? (c[i] < 0x20 || c[i] == 0x7f) &&
+                                      !(multiline && (c[i] == '\n' || c[i] == '\t'))
+                                : len == 2 && c[i] == 0xC2 && c[i + 1] <= 0x9F;
+        if (len > 0 && !control) {
+            run += len;
+            i += len - 1;
+            continue;
+        }
+        bl__sb_putn(b, s + i - run, run);
+        run = 0;
+        size_t bad = len > 0 ? len : 1;
+        for (size_t k = 0; k < bad; k++)
+            bl__sb_printf(b, "\\x%02X", c[i + k]);
+        i += bad - 1;
+    }
+    bl__sb_putn(b, s + n - run, run);
 }
 
 void bl__format_double(char *buf, size_t cap, double v, int min_digits)

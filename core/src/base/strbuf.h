@@ -27,10 +27,23 @@ void bl__sb_vprintf(bl__sbuf *b, const char *fmt, va_list ap)
 void bl__sb_clear(bl__sbuf *b);
 
 /* Appends `s` as a JSON string: quotes, the two-character escapes, \u00XX for other control
- * characters and DEL, everything else (UTF-8 included) as it is. */
+ * characters and DEL, valid UTF-8 as it is, and each byte that is not part of valid UTF-8
+ * (a stray continuation byte, an overlong form, a surrogate, a cut sequence) as \ufffd, the
+ * replacement character — so the text is always valid JSON and valid UTF-8. */
 void bl__sb_json_string(bl__sbuf *b, const char *s);
 /* The same for `n` bytes that may contain NUL (written \u0000). */
 void bl__sb_json_stringn(bl__sbuf *b, const char *s, size_t n);
+
+/* The length (1..4) of the valid UTF-8 sequence at c (n bytes available), or 0 when c[0] does
+ * not start one (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
+size_t bl__utf8_valid_length(const unsigned char *c, size_t n);
+
+/* Appends `s` for a terminal: printable text and valid UTF-8 as they are; control characters
+ * (ESC, CR, BEL, ... and C1 controls U+0080..U+009F) and DEL as \xHH, invalid UTF-8 bytes as
+ * \xHH too, so what a name holds can never move the cursor, recolour or retitle the
+ * terminal. With multiline false tabs and line breaks are escaped too (one value stays on one
+ * line); with multiline true they pass (a message of several lines). */
+void bl__sb_term_text(bl__sbuf *b, const char *s, bool multiline);
 
 /* Writes `v` into buf (cap >= 32 holds any double) with the fewest significant digits,
  * min_digits to 17, that read back as exactly `v`: min_digits 1 gives the shortest form

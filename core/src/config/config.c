@@ -134,6 +134,23 @@ int bl__config_put(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_ent
     return BL_OK;
 }
 
+int bl__config_append(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_entry *val)
+{
+    bl__config_entry *grown = bl__grow(cfg->e, &cfg->cap, cfg->n + 1, sizeof *grown);
+    char *copy = grown ? strdup(name) : NULL;
+    if (grown)
+        cfg->e = grown;
+    if (!copy) {
+        bl__config_entry_clear(val);
+        return bl_error(ctx, BL_ENOMEM, "out of memory setting option '%s'", name);
+    }
+    cfg->e[cfg->n].name = copy;
+    cfg->e[cfg->n].type = val->type;
+    cfg->e[cfg->n].v = val->v;
+    cfg->n++;
+    return BL_OK;
+}
+
 int bl_config_clone(bl_ctx *ctx, const bl_config *cfg, bl_config **out)
 {
     if (!cfg || !out)

@@ -43,6 +43,9 @@ int bl__config_value_copy(bl__config_entry *dst, bl_type type, const bl__config_
 /* Sets `name` to the value in `val`, replacing an existing one in place. Takes ownership of the
  * value, also on failure (where it is freed). */
 int bl__config_put(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_entry *val);
+/* Appends `name` (which the config does not hold: the caller knows) with the value in `val`,
+ * without looking for it; takes ownership of the value as bl__config_put does. */
+int bl__config_append(bl_ctx *ctx, bl_config *cfg, const char *name, bl__config_entry *val);
 
 /* ---- config_text.c ------------------------------------------------------------------------ */
 

@@ -14,6 +14,14 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
 
 #define INF INFINITY
 
+/* The budgets' upper bounds: a run asks for a finite amount of work, so "until killed" is not
+ * a budget (0 = no limit of that kind; at least one budget or a stop criterion ends a run).
+ * A million epochs, a trillion steps, a year of seconds: far above any real run, far below
+ * where counting in doubles or int64 loses meaning. */
+#define MAX_EPOCHS 1e6
+#define MAX_STEPS 1e12
+#define MAX_SECONDS 31536000.0
+
 /* The settings, once: X(name, type, default, help, min, max, choices, metavar). The table of
  * bl_run_setting and the bl_option array for bl_config_validate are both made from it. */
 #define RUN_SETTINGS(X) \
@@ -22,11 +30,11 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       "NAME") \
     X("seed", BL_TYPE_INT, "1", "seed of weights, shuffling and dropout", 0, INF, NULL, "N") \
     X("epochs", BL_TYPE_NUMBER, "0", "budget in epochs, may be fractional (0 = no limit)", 0, \
-      INF, NULL, "X") \
-    X("max_steps", BL_TYPE_INT, "0", "budget in optimizer steps (0 = no limit)", 0, INF, NULL, \
-      "N") \
-    X("max_seconds", BL_TYPE_NUMBER, "0", "budget in training seconds (0 = no limit)", 0, INF, \
-      NULL, "X") \
+      MAX_EPOCHS, NULL, "X") \
+    X("max_steps", BL_TYPE_INT, "0", "budget in optimizer steps (0 = no limit)", 0, MAX_STEPS, \
+      NULL, "N") \
+    X("max_seconds", BL_TYPE_NUMBER, "0", "budget in training seconds (0 = no limit)", 0, \
+      MAX_SECONDS, NULL, "X") \
     X("batch", BL_TYPE_INT, "128", "the batch size (or, in bl.train, a schedule)", 1, INF, NULL, \
       "N") \
     X("max_batch", BL_TYPE_INT, "0", "the largest batch a batch function returns", 0, INF, NULL, \
@@ -168,9 +176,31 @@ static int check_choice(bl_ctx *ctx, const char *owner, const bl_run_setting *s,
                     list);
 }
 
+/* " in [0, 1e+06]" / " ≥ 1" / "": the accepted range of `s` for a message. */
+static void range_text(const bl_run_setting *s, char *buf, size_t cap)
+{
+    bool lo = !isnan(s->min) && isfinite(s->min), hi = !isnan(s->max) && isfinite(s->max);
+    if (lo && hi)
+        snprintf(buf, cap, " in [%g, %g]", s->min, s->max);
+    else if (lo)
+        snprintf(buf, cap, " ≥ %g", s->min);
+    else if (hi)
+        snprintf(buf, cap, " ≤ %g", s->max);
+    else
+        buf[0] = '\0';
+}
+
+/* Every number of the spec is finite (inf and NaN reach here from Lua, where 1/0 and 0/0 are
+ * numbers; option text refuses them when it is parsed), then within its bounds. */
 static int check_bounds(bl_ctx *ctx, const char *owner, const bl_run_setting *s, double v,
                         const char *given)
 {
+    if (!isfinite(v)) {
+        char range[96];
+        range_text(s, range, sizeof range);
+        return bl_error(ctx, BL_EOPTION, "%s: '%s' must be a finite number%s, got %s", owner,
+                        s->opt.name, range, given);
+    }
     if (!isnan(s->min) && !(v >= s->min))
         return bl_error(ctx, BL_EOPTION, "%s: '%s' must be ≥ %g, got %s", owner, s->opt.name,
                         s->min, given);

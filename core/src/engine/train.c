@@ -704,6 +704,20 @@ static int setup(run *r)
                     : cfg->eval_batch > 0 ? cfg->eval_batch
                     : r->chunk_max > 256  ? r->chunk_max
                                           : 256;
+    /* Evaluation never needs more rows than the largest split it evaluates (issue 15: 2 rows
+     * of 2M features reserved 256 rows of buffers). Every split still fits one chunk when it
+     * did before, so the results do not change. */
+    int64_t eval_rows = 1;
+    if (!cfg->skip_eval) {
+        int64_t sub = cfg->train_eval_samples < r->n_train ? cfg->train_eval_samples : r->n_train;
+        int64_t test = cfg->skip_test ? 0 : r->info->count[BL_SPLIT_TEST];
+        int64_t val = r->info->count[BL_SPLIT_VALIDATION];
+        eval_rows = val > sub ? val : sub;
+        eval_rows = test > eval_rows ? test : eval_rows;
+        eval_rows = eval_rows < 1 ? 1 : eval_rows;
+    }
+    if (r->eval_batch > eval_rows)
+        r->eval_batch = eval_rows;
     int64_t reserve = r->chunk_max > r->eval_batch ? r->chunk_max : r->eval_batch;
     if ((rc = bl_net_reserve(ctx, r->net, reserve)) != BL_OK)
         return rc == BL_ENOMEM ? out_of_memory(r, reserve) : rc;

@@ -179,8 +179,26 @@ static int new_point(lua_State *L)
     const bl_eval_point *p = lua_touserdata(L, 1);
     bl__lua_push_point(L, p);                                   /* [.., point] */
     if (lua_getfield(L, 2, "history") == LUA_TTABLE) {          /* [.., point, history] */
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1) + 1;
         lua_pushvalue(L, -2);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_rawseti(L, -2, n);
+        if (n >= 2 * BL_LUA_HISTORY_WINDOW) {
+            /* drop the earliest half: amortized O(1) per point, the window stays bounded */
+            const lua_Integer w = BL_LUA_HISTORY_WINDOW, drop = n - w;
+            for (lua_Integer i = 1; i <= w; i++) {
+                lua_rawgeti(L, -1, i + drop);
+                lua_rawseti(L, -2, i);
+            }
+            for (lua_Integer i = w + 1; i <= n; i++) {
+                lua_pushnil(L);
+                lua_rawseti(L, -2, i);
+            }
+            lua_getfield(L, 2, "history_dropped");
+            lua_Integer before = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+            lua_pushinteger(L, before + drop);
+            lua_setfield(L, 2, "history_dropped");
+        }
     }
     lua_pop(L, 1);
     return 1;

@@ -93,24 +93,36 @@ void bl__lua_set_result(lua_State *L, int idx, const bl_train_config *cfg,
     set_metric(L, lua_gettop(L), "test_accuracy", r->test_accuracy);
     lua_setfield(L, idx, "final");
 
-    /* The points the callbacks already made (run.history during the run) keep their
+    /* The last BL_LUA_HISTORY_WINDOW points (lbl.h). The points the callbacks already made
+     * (run.history during the run, whose first `dropped` points are gone) keep their
      * identity: they are refreshed in place, and the rest are added. */
-    if (lua_getfield(L, idx, "history") != LUA_TTABLE ||
-        lua_rawlen(L, -1) > r->history_count) {
+    lua_getfield(L, idx, "history_dropped");
+    size_t dropped = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    size_t total = r->history_count, keep_from = 0;
+    if (total > BL_LUA_HISTORY_WINDOW)
+        keep_from = total - BL_LUA_HISTORY_WINDOW;
+    if (lua_getfield(L, idx, "history") != LUA_TTABLE || dropped > keep_from ||
+        lua_rawlen(L, -1) + dropped > total) {
         lua_pop(L, 1);
-        lua_createtable(L, (int)r->history_count, 0);
+        lua_newtable(L);
+        dropped = keep_from; /* nothing to reuse */
     }
-    for (size_t i = 0; i < r->history_count; i++) {
-        if (lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TTABLE) {
+    lua_createtable(L, (int)(total - keep_from), 0);      /* [old, new] */
+    for (size_t i = keep_from; i < total; i++) {
+        lua_Integer at = (lua_Integer)(i - dropped) + 1; /* where the old table holds point i */
+        if (lua_rawgeti(L, -2, at) == LUA_TTABLE) {
             bl__lua_fill_point(L, -1, &r->history[i]);
-            lua_pop(L, 1);
         } else {
             lua_pop(L, 1);
             bl__lua_push_point(L, &r->history[i]);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
+        lua_rawseti(L, -2, (lua_Integer)(i - keep_from) + 1);
     }
     lua_setfield(L, idx, "history");
+    lua_pop(L, 1);
+    if (keep_from > 0)
+        set_integer(L, idx, "history_dropped", (int64_t)keep_from);
 
     if (cfg->has_target) {
         lua_createtable(L, 0, 2);

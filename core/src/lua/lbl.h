@@ -33,6 +33,12 @@
 
 /* ---- shared inside the module -------------------------------------------------------------- */
 
+/* The points of run.history a Lua run table keeps in memory (issue 15: 200,000 points took
+ * 90 MB of Lua heap). During a run the table grows to twice this and then drops its earliest
+ * half; the table bl.train returns holds the last BL_LUA_HISTORY_WINDOW points, and
+ * run.history_dropped counts the earlier ones (every point is in the results store). */
+#define BL_LUA_HISTORY_WINDOW 10000
+
 #define LBL_DATASET "batchlab.Dataset"
 #define LBL_MODEL "batchlab.Model"
 #define LBL_SCHEDULER "batchlab.Scheduler"

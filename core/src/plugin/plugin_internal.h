@@ -22,6 +22,12 @@ typedef struct bl__plugin_lib bl__plugin_lib;
  * open gives the same library. On success *out carries one new reference for the caller, to be
  * dropped with bl__plugin_lib_release. Errors name the file and say what to do. */
 int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out);
+
+/* The loader's permission rule (plugin_perms.c), checked before dlopen: BL_EPLUGIN naming the
+ * file or directory and the fix (chmod go-w) when the file or its directory is writable by
+ * group or others (sticky or not), or a directory further up is writable by others without
+ * the sticky bit. */
+int bl__plugin_check_permissions(bl_ctx *ctx, const char *path);
 void bl__plugin_lib_release(bl__plugin_lib *lib);
 
 /* For tests: how many libraries the process-wide table holds, and one library's reference

@@ -254,6 +254,11 @@ int bl__plugin_lib_open(bl_ctx *ctx, const char *path, bl__plugin_lib **out)
         snprintf(local, sizeof local, "./%s", path);
         open_path = local;
     }
+    /* dlopen runs the library's constructors: whether its file may be trusted is decided
+     * before. */
+    int perm = bl__plugin_check_permissions(ctx, open_path);
+    if (perm != BL_OK)
+        return perm;
     dlerror();
     void *handle = dlopen(open_path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/duration.h"
+#include "base/outfile.h"
 #include "batchlab/version.h"
 #include "results/report/report_internal.h"
 #include "results/report/svg_chart.h"
@@ -398,36 +399,18 @@ int bl_report_write_file(bl_ctx *ctx, bl_store *store, const bl_report_options *
     int rc = bl__report_gather(ctx, store, opts, &d);
     if (rc != BL_OK)
         return rc;
-    size_t cap = strlen(path) + 48;
-    char *tmp = malloc(cap);
-    int fd = -1;
-    for (int attempt = 0; tmp && fd < 0 && attempt < 100; attempt++) {
-        snprintf(tmp, cap, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
+    bl__outfile file;
+    rc = bl__outfile_open(ctx, path, &file);
+    if (rc != BL_OK) {
+        bl__report_data_free(&d);
+        return rc;
     }
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!tmp) {
-        rc = bl_error(ctx, BL_ENOMEM, "out of memory");
-    } else if (!f) {
-        rc = bl_error(ctx, BL_EIO, "cannot create a temporary file next to the report '%s': "
-                      "%s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-    } else {
-        rc = write_page(ctx, &d, opts, f);
-        if (fclose(f) != 0 && rc == BL_OK)
-            rc = bl_error(ctx, BL_EIO, "writing the report failed: %s", strerror(errno));
-        if (rc == BL_EIO)
-            bl_error_prefix(ctx, "report '%s'", path);
-        if (rc == BL_OK && rename(tmp, path) != 0)
-            rc = bl_error(ctx, BL_EIO, "cannot write the report '%s': %s", path,
-                          strerror(errno));
-        if (rc != BL_OK)
-            unlink(tmp);
-    }
-    free(tmp);
+    rc = write_page(ctx, &d, opts, file.f);
+    if (rc == BL_EIO)
+        bl_error_prefix(ctx, "report '%s'", path);
+    if (rc == BL_OK)
+        rc = bl__outfile_commit(ctx, &file);
+    bl__outfile_abort(&file);
     bl__report_data_free(&d);
     return rc;
 }
