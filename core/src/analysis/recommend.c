@@ -503,14 +503,14 @@ static void fit_text(const bl_recommendation *rec, text *t)
         "critical batch size is B_crit = E_min/S_min \u2248 %s", f->n,
         num(c1, sizeof c1, f->s_min), num(d, sizeof d, f->e_min), f->r2, f->n,
         num(a, sizeof a, f->b_crit));
-    if (isfinite(c->b_crit_lo))
+    if (isfinite(c->b_crit_lo) && c->b_crit_lo < c->b_crit_hi)
         add(t, " (95%% bootstrap interval %s to %s)", num(a, sizeof a, c->b_crit_lo),
             isinf(c->b_crit_hi) ? "\u221e" : num(d, sizeof d, c->b_crit_hi));
     add(t, ". Below B_crit training is in the perfect-scaling regime: doubling the batch "
         "nearly halves the steps to the target. Above it lies the regime of diminishing "
         "returns: the steps approach S_min and a larger batch mostly spends more samples.");
     bnum(a, sizeof a, lo);
-    if (f->b_crit > hi || f->b_crit < lo)
+    if (f->b_crit > hi * (1 + 1e-9) || f->b_crit < lo * (1 - 1e-9))
         add(t, " (B_crit lies outside the batch sizes measured, %s to %s: an extrapolation.)",
             a, b);
     if (c->few_points)
@@ -589,17 +589,21 @@ static void cbs_text(const bl_recommendation *rec, text *t)
             "from batch %s) is ", bnum(d, sizeof d, c->b_ref));
         if (isinf(c->b20))
             add(t, "above the largest batch measured.");
-        else
+        else if (c->b20_lo < c->b20_hi)
             add(t, "B_20 \u2248 %s (95%% interval %s to %s).", num(a, sizeof a, c->b20),
                 num(b, sizeof b, c->b20_lo),
                 isinf(c->b20_hi) ? "\u221e" : num(d, sizeof d, c->b20_hi));
+        else
+            add(t, "B_20 \u2248 %s.", num(a, sizeof a, c->b20));
     }
     if (c->gns_runs > 0) {
         add(t, " The gradient noise scale B_simple (median over the later half of training) is "
             "%s", num(a, sizeof a, c->gns));
         if (c->gns_runs > 1)
-            add(t, " over %zu runs (95%% interval %s to %s)", c->gns_runs,
-                num(b, sizeof b, c->gns_lo), num(d, sizeof d, c->gns_hi));
+            add(t, " over %zu runs", c->gns_runs);
+        if (c->gns_lo < c->gns_hi)
+            add(t, " (95%% interval %s to %s)", num(b, sizeof b, c->gns_lo),
+                num(d, sizeof d, c->gns_hi));
         add(t, ".");
     }
     if (c->has_branched) {

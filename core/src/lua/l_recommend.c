@@ -13,6 +13,7 @@
  * numeric batch: nil and a message. Misuse raises, pointing at the caller. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "batchlab/recommend.h"
@@ -70,15 +71,34 @@ static void set_number(lua_State *L, const char *key, double v)
     lua_setfield(L, -2, key);
 }
 
-/* The run at `ri` as the recommendation sees it. */
+/* The schedule's name of the run at `ri` whose batch is not a number: params.batch or batch
+ * when a string, else their `name` field, else NULL ("schedule"). */
+static const char *schedule_name(lua_State *L, int ri)
+{
+    static const char *const where[] = {"params", NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        int t = pass == 0 ? (get(L, ri, where[0]), get(L, -1, "batch")) : get(L, ri, "batch");
+        if (t == LUA_TSTRING)
+            return lua_tostring(L, -1);
+        if (t == LUA_TTABLE && get(L, -1, "name") == LUA_TSTRING)
+            return lua_tostring(L, -1);
+    }
+    return NULL;
+}
+
+/* The run at `ri` as the recommendation sees it. Strings point into the run's tables (alive
+ * while the runs are). */
 static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
 {
     int top = lua_gettop(L);
     bl_rec_run r;
+    memset(&r, 0, sizeof r);
     get(L, ri, "params");
     if (get(L, -1, "batch") == LUA_TNIL)
         get(L, ri, "batch");
     r.batch = number_or_nan(L, -1);
+    if (!isfinite(r.batch))
+        r.schedule = schedule_name(L, ri);
     get(L, ri, "status");
     r.completed = lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TSTRING &&
                                        strcmp(lua_tostring(L, -1), "completed") == 0);
@@ -86,10 +106,45 @@ static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
     r.time_to_target = number_or_nan(L, -1);
     get(L, ri, "steps_to_target");
     r.steps_to_target = number_or_nan(L, -1);
+    get(L, ri, "steps_to_target_error");
+    r.steps_error = number_or_nan(L, -1);
     get(L, ri, "final");
-    if (get(L, -1, metric) == LUA_TNIL)
+    int fi = lua_gettop(L);
+    if (get(L, fi, metric) == LUA_TNIL)
         get(L, ri, metric);
     r.metric = number_or_nan(L, -1);
+    get(L, fi, "val_accuracy");
+    get(L, fi, "train_accuracy");
+    r.val_accuracy = number_or_nan(L, -2);
+    r.train_accuracy = number_or_nan(L, -1);
+    r.has_accuracy = true;
+    /* an LR-tuned sweep: trials that are not their batch's best are left out */
+    if (get(L, ri, "tune") == LUA_TTABLE) {
+        int ti = lua_gettop(L);
+        get(L, ti, "best");
+        r.trial = lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1);
+        get(L, ti, "lr");
+        r.lr = number_or_nan(L, -1);
+    }
+    if (!(r.lr > 0)) {
+        get(L, ri, "lr");
+        r.lr = number_or_nan(L, -1);
+    }
+    /* the noise scale over the history's later half */
+    if (get(L, ri, "history") == LUA_TTABLE) {
+        int hi = lua_gettop(L);
+        size_t n = lua_rawlen(L, hi);
+        double *step = lua_newuserdatauv(L, 2 * (n ? n : 1) * sizeof *step, 0), *g = step + n;
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, hi, (lua_Integer)i + 1);
+            get(L, -1, "step");
+            get(L, -2, "gns");
+            step[i] = number_or_nan(L, -2);
+            g[i] = number_or_nan(L, -1);
+            lua_pop(L, 3);
+        }
+        r.gns = bl_gns_summary(step, g, n);
+    }
     lua_settop(L, top);
     return r;
 }
@@ -119,16 +174,117 @@ static int rec_gc(lua_State *L)
     return 0;
 }
 
+static int check_branched(lua_State *L)
+{
+    static const char *const keys[] = {"batch", "lo", "hi", NULL};
+    bl__lua_check_keys(L, 1, keys, "recommend.branched");
+    return 0;
+}
+
+/* Reads opts.branched = {batch =, lo =, hi =} (at `idx`) into o. */
+static void read_branched(lua_State *L, int idx, bl_recommend_options *o)
+{
+    lua_pushcfunction(L, check_branched);
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        raise_at_caller(L);
+    get(L, idx, "batch");
+    get(L, idx, "lo");
+    get(L, idx, "hi");
+    o->branched_batch = number_or_nan(L, -3);
+    o->branched_lo = number_or_nan(L, -2);
+    o->branched_hi = number_or_nan(L, -1);
+    lua_pop(L, 3);
+    if (!(o->branched_batch > 0) || !isfinite(o->branched_batch))
+        fail(L, "recommend: 'branched.batch' must be a number > 0");
+    o->has_branched = true;
+}
+
+/* A candidate's table (pushed). */
+static void push_candidate(lua_State *L, const bl_rec_batch *g)
+{
+    lua_createtable(L, 0, 24);
+    if (isfinite(g->batch)) {
+        char label[48];
+        snprintf(label, sizeof label, "batch %.15g", g->batch);
+        set_number(L, "batch", g->batch);
+        lua_pushstring(L, label);
+    } else {
+        lua_pushstring(L, g->schedule);
+        lua_setfield(L, -2, "schedule");
+        lua_pushfstring(L, "schedule %s", g->schedule);
+    }
+    lua_setfield(L, -2, "label");
+    set_number(L, "runs", g->runs);
+    set_number(L, "completed", g->completed);
+    set_number(L, "reached", g->reached);
+    set_number(L, "trials", g->trials);
+    set_number(L, "time_to_target", g->time_to_target);
+    set_number(L, "time_lo", g->time_lo);
+    set_number(L, "time_hi", g->time_hi);
+    set_number(L, "steps_to_target", g->steps_to_target);
+    set_number(L, "steps_error", g->steps_error);
+    set_number(L, "metric", g->metric);
+    set_number(L, "val_accuracy", g->val_accuracy);
+    set_number(L, "gap", g->gap);
+    set_number(L, "lr", g->lr);
+    set_number(L, "gns", g->gns);
+    set_number(L, "overhead", g->overhead);
+    lua_pushstring(L, bl_regime_name(g->regime));
+    lua_setfield(L, -2, "regime");
+    lua_pushboolean(L, g->tied);
+    lua_setfield(L, -2, "tied");
+    lua_pushboolean(L, g->pareto);
+    lua_setfield(L, -2, "pareto");
+}
+
+static void push_cbs(lua_State *L, const bl_cbs *c)
+{
+    lua_createtable(L, 0, 16);
+    if (c->has_fit) {
+        push_fit(L, &c->fit);
+        set_number(L, "lo", c->b_crit_lo);
+        set_number(L, "hi", c->b_crit_hi);
+        lua_pushboolean(L, c->fit_trusted);
+        lua_setfield(L, -2, "trusted");
+        lua_pushboolean(L, c->few_points);
+        lua_setfield(L, -2, "few_points");
+        set_number(L, "resolution", c->resolution);
+        lua_setfield(L, -2, "fit");
+    }
+    set_number(L, "b_ref", c->b_ref);
+    set_number(L, "b20", c->b20);
+    set_number(L, "b20_lo", c->b20_lo);
+    set_number(L, "b20_hi", c->b20_hi);
+    if (c->gns_runs > 0) {
+        set_number(L, "gns", c->gns);
+        set_number(L, "gns_lo", c->gns_lo);
+        set_number(L, "gns_hi", c->gns_hi);
+        set_number(L, "gns_runs", (double)c->gns_runs);
+    }
+    if (c->has_branched) {
+        lua_createtable(L, 0, 3);
+        set_number(L, "batch", c->branched);
+        set_number(L, "lo", c->branched_lo);
+        set_number(L, "hi", c->branched_hi);
+        lua_setfield(L, -2, "branched");
+    }
+}
+
 static int check_opts(lua_State *L)
 {
-    static const char *const keys[] = {"metric", "higher_better", NULL};
+    static const char *const keys[] = {"metric", "higher_better", "branched", NULL};
     bl__lua_check_keys(L, 1, keys, "recommend");
     return 0;
 }
 
-/* bl.recommend(runs [, opts = {metric =, higher_better =}]) → table | nil, message */
+/* bl.recommend(runs [, opts = {metric =, higher_better =, branched =}]) → table | nil, msg */
 static int l_recommend(lua_State *L)
 {
+    lua_settop(L, 2);
+    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0 && get(L, 1, "model") != LUA_TNIL)
+        return fail(L, "recommend: a probe before a sweep (bl.recommend{model =, dataset =}) "
+                       "is not available in this build; give the runs of a sweep");
     lua_settop(L, 2);
     if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0 && get(L, 1, "runs") == LUA_TTABLE)
         lua_replace(L, 1);                                   /* a sweep: its runs */
@@ -137,6 +293,8 @@ static int l_recommend(lua_State *L)
         return fail(L, "recommend: expected a list of runs, got %s", luaL_typename(L, 1));
     const char *metric = "val_accuracy";
     bool higher;
+    bl_recommend_options o;
+    memset(&o, 0, sizeof o);
     if (!lua_isnil(L, 2)) {
         if (!lua_istable(L, 2))
             return fail(L, "recommend: 'opts' must be a table, got %s", luaL_typename(L, 2));
@@ -144,7 +302,13 @@ static int l_recommend(lua_State *L)
         lua_pushvalue(L, 2);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK)
             return raise_at_caller(L);
-        int t = lua_getfield(L, 2, "metric");                /* 3 */
+        int t = lua_getfield(L, 2, "branched");
+        if (t != LUA_TNIL && t != LUA_TTABLE)
+            return fail(L, "recommend: 'branched' must be a table {batch =, lo =, hi =}");
+        if (t == LUA_TTABLE)
+            read_branched(L, lua_gettop(L), &o);
+        lua_settop(L, 2);
+        t = lua_getfield(L, 2, "metric");                    /* 3 */
         if (t != LUA_TNIL && t != LUA_TSTRING)
             return fail(L, "recommend: 'metric' must be a string");
         if (t == LUA_TSTRING)
@@ -171,7 +335,8 @@ static int l_recommend(lua_State *L)
     }
     lua_setmetatable(L, -2);
     lbl_state *st = bl__lua_state(L);
-    bl_recommend_options o = {.metric = metric, .higher_better = higher};
+    o.metric = metric;
+    o.higher_better = higher;
     int rc = bl_recommend(st->ctx, runs, n, &o, rec);
     if (rc == BL_ENOTFOUND) {
         lua_pushnil(L);
@@ -181,11 +346,16 @@ static int l_recommend(lua_State *L)
     if (rc != BL_OK)
         return bl__lua_raise(L, st->ctx, "recommend");
 
-    lua_createtable(L, 0, 10);
-    push_number(L, rec->batch);
+    lua_createtable(L, 0, 20);                                                  /* 7 */
+    if (isfinite(rec->batch))
+        push_number(L, rec->batch);
+    else
+        lua_pushstring(L, rec->by_batch[rec->pick].schedule);
     lua_setfield(L, -2, "batch");
     lua_pushstring(L, rec->reason);
     lua_setfield(L, -2, "reason");
+    lua_pushstring(L, rec->sentence);
+    lua_setfield(L, -2, "sentence");
     lua_pushstring(L, rec->basis == BL_REC_BY_TARGET ? "time_to_target" : metric);
     lua_setfield(L, -2, "basis");
     if (rec->run != SIZE_MAX) {
@@ -197,24 +367,38 @@ static int l_recommend(lua_State *L)
         set_number(L, metric, rec->metric);
     lua_pushstring(L, bl_regime_name(rec->regime));
     lua_setfield(L, -2, "regime");
+    set_number(L, "tie_margin", rec->tie_margin);
     if (rec->has_fit) {
         push_fit(L, &rec->fit);
         lua_setfield(L, -2, "fit");
     }
-    lua_createtable(L, (int)rec->batch_count, 0);
+    push_cbs(L, &rec->cbs);
+    lua_setfield(L, -2, "cbs");
+    lua_createtable(L, (int)rec->batch_count, 0);                               /* 8 */
+    lua_createtable(L, (int)rec->tied_count, 0);                                /* 9 */
+    lua_createtable(L, 0, 0);                                                   /* 10 */
     for (size_t k = 0; k < rec->batch_count; k++) {
         const bl_rec_batch *g = &rec->by_batch[k];
-        lua_createtable(L, 0, 7);
-        set_number(L, "batch", g->batch);
-        set_number(L, "runs", g->runs);
-        set_number(L, "completed", g->completed);
-        set_number(L, "reached", g->reached);
-        set_number(L, "time_to_target", g->time_to_target);
-        set_number(L, "steps_to_target", g->steps_to_target);
-        set_number(L, "metric", g->metric);
-        lua_rawseti(L, -2, (lua_Integer)k + 1);
+        push_candidate(L, g);
+        if (g->tied) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, 9, (lua_Integer)lua_rawlen(L, 9) + 1);
+        }
+        if (g->pareto) {
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, 10, (lua_Integer)lua_rawlen(L, 10) + 1);
+        }
+        if (k == rec->pick) {
+            lua_pushvalue(L, -1);
+            lua_setfield(L, 7, "pick");
+        }
+        lua_rawseti(L, 8, (lua_Integer)k + 1);
     }
-    lua_setfield(L, -2, "by_batch");
+    lua_setfield(L, 7, "pareto");
+    lua_setfield(L, 7, "tied");
+    lua_pushvalue(L, 8);
+    lua_setfield(L, 7, "by_batch");                  /* the older name of the same list */
+    lua_setfield(L, 7, "by_candidate");
     return 1;
 }
 
