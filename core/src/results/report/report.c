@@ -133,12 +133,15 @@ static void cbs_paragraph(FILE *out, const bl_recommendation *rec)
                 "scaling from batch %g: B_20 &asymp; %s (95%% interval %s&ndash;%s)</li>\n",
                 c->b_ref, bnum(x, sizeof x, c->b20), bnum(a, sizeof a, c->b20_lo),
                 bnum(b, sizeof b, c->b20_hi));
-    if (c->gns_runs > 0)
+    if (c->gns_runs > 0) {
         fprintf(out, "<li>The gradient noise scale B_simple, measured in %zu run%s (median "
-                "over the later half of each run): %s (95%% interval %s&ndash;%s)</li>\n",
-                c->gns_runs, c->gns_runs > 1 ? "s" : "", bnum(x, sizeof x, c->gns),
-                bnum(a, sizeof a, c->gns_lo), bnum(b, sizeof b, c->gns_hi));
-    else
+                "over the later half of each run): %s", c->gns_runs,
+                c->gns_runs > 1 ? "s" : "", bnum(x, sizeof x, c->gns));
+        if (c->gns_lo < c->gns_hi)
+            fprintf(out, " (95%% interval %s&ndash;%s)", bnum(a, sizeof a, c->gns_lo),
+                    bnum(b, sizeof b, c->gns_hi));
+        fputs("</li>\n", out);
+    } else
         fputs("<li>Gradient noise scale: not measured (train with <code>measure_gns = "
               "true</code>).</li>\n", out);
     if (c->has_branched)
