@@ -632,9 +632,21 @@ static void sentence(const bl_recommendation *rec, const char *metric, text *t)
             add(t, " are tied within the spread) and is the %s of them.",
                 isfinite(g->batch) ? "smallest batch" : "fastest");
         } else {
-            add(t, ": it reached the target fastest, more than %.0f%% ahead of every other "
-                "candidate%s.", rec->tie_margin * 100,
-                rec->batch_count > 1 ? "" : " (it is the only one measured)");
+            const bl_rec_batch *next = NULL;
+            for (size_t k = 0; k < rec->batch_count; k++) {
+                const bl_rec_batch *h = &rec->by_batch[k];
+                if (k != rec->pick && !isnan(h->time_to_target) &&
+                    (!next || h->time_to_target < next->time_to_target))
+                    next = h;
+            }
+            add(t, ": it reached the target fastest");
+            if (next)
+                add(t, ", the next best (%s) taking %.0f%% longer, beyond the %.0f%% margin "
+                    "and the spread.", label(a, sizeof a, next, false),
+                    (next->time_to_target / g->time_to_target - 1) * 100,
+                    rec->tie_margin * 100);
+            else
+                add(t, ", the only candidate that reached it.");
         }
     } else if (rec->basis == BL_REC_BY_METRIC) {
         add(t, "No run reached the target: %s had the best final %s, so use it for now, and "
