@@ -214,6 +214,24 @@ T.test("the tied set, the pick, schedules as candidates, trials left out, the re
   T.raises(function() R.recommend { model = {}, dataset = {} } end, "probe", HERE)
 end)
 
+T.test("tables.format_recommendation lays out the result", function()
+  local tables = require "batchlab.tables"
+  local runs = sweep_runs { seeds = 2 }
+  local rec = R.recommend(runs, { branched = { batch = 100, lo = 60, hi = 200 } })
+  local text = tables.format_recommendation(rec)
+  T.truthy(text:find("Recommendation: batch " .. rec.batch .. ". " .. rec.sentence, 1, true), text)
+  T.truthy(text:find("candidate", 1, true), text)
+  T.truthy(text:find("* the pick", 1, true), text)
+  T.truthy(text:find("fit S(B) = S_min + E_min/B   B_crit ≈ 64", 1, true), text)
+  T.truthy(text:find("20% overhead (from batch 16) B_20 ≈", 1, true), text)
+  T.truthy(text:find("noise scale B_simple          not measured", 1, true), text)
+  T.truthy(text:find("branched training             100  [60 – 200]", 1, true), text)
+  local lines = 0
+  for line in text:gmatch("batch %d+ ") do lines = lines + 1 end
+  T.truthy(lines >= 7, text)
+  T.raises(function() tables.format_recommendation({}) end, "expected the result of bl.recommend", HERE)
+end)
+
 T.test("nothing to recommend from", function()
   local rec, msg = R.recommend {}
   T.eq(rec, nil)
