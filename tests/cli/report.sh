@@ -55,7 +55,7 @@ for id in loss-step loss-wall val-step steps-target time-target acc-batch gns-st
 done
 # the ramp is 30 % faster than any fixed batch: schedules are candidates, and it wins
 contains 'Recommended schedule: <strong>ramp (from=16, to=128)</strong>' "$HTML"
-contains 'Use schedule ramp (from=16, to=128) at learning rate 0.05: it reached the target fastest' "$HTML"
+contains 'Use schedule ramp (from=16, to=128) at learning rate 0.2: it reached the target fastest' "$HTML"
 contains 'batch 64: 24.5 s to the target (median of 2, 95% interval 23.4 s&ndash;25.7 s) &middot; near the critical batch size' "$HTML"
 contains 'B_crit &asymp; 64' "$HTML"
 contains 'val_accuracy ≥ 0.85 (recorded with the runs)' "$HTML"

@@ -126,11 +126,9 @@ static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
         get(L, ti, "lr");
         r.lr = number_or_nan(L, -1);
     }
-    if (!(r.lr > 0)) {
-        get(L, ri, "lr");
-        r.lr = number_or_nan(L, -1);
-    }
-    /* the noise scale over the history's later half */
+    /* the noise scale over the history's later half; its peak effective LR (the LR after
+     * scaling and warmup) when no tuned LR is given */
+    double peak = NAN;
     if (get(L, ri, "history") == LUA_TTABLE) {
         int hi = lua_gettop(L);
         size_t n = lua_rawlen(L, hi);
@@ -139,11 +137,21 @@ static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
             lua_rawgeti(L, hi, (lua_Integer)i + 1);
             get(L, -1, "step");
             get(L, -2, "gns");
-            step[i] = number_or_nan(L, -2);
-            g[i] = number_or_nan(L, -1);
-            lua_pop(L, 3);
+            get(L, -3, "lr");
+            step[i] = number_or_nan(L, -3);
+            g[i] = number_or_nan(L, -2);
+            double lr = number_or_nan(L, -1);
+            if (lr > 0 && !(lr <= peak))
+                peak = lr;
+            lua_pop(L, 4);
         }
         r.gns = bl_gns_summary(step, g, n);
+    }
+    if (!(r.lr > 0))
+        r.lr = peak;
+    if (!(r.lr > 0)) {
+        get(L, ri, "lr");
+        r.lr = number_or_nan(L, -1);
     }
     lua_settop(L, top);
     return r;

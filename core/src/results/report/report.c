@@ -371,7 +371,8 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
                              .time_to_target = r->time_to_target,
                              .steps_to_target = r->steps_to_target,
                              .metric = r->val_accuracy, .schedule = r->batch_text,
-                             .lr = r->lr, .steps_error = r->steps_error, .gns = r->gns,
+                             .lr = r->peak_lr > 0 ? r->peak_lr : r->lr,
+                             .steps_error = r->steps_error, .gns = r->gns,
                              .has_accuracy = true, .val_accuracy = r->val_accuracy,
                              .train_accuracy = r->train_accuracy};
     }

@@ -110,7 +110,7 @@ static int on_run(void *user, const bl_store_run *r)
                     .seed = r->seed, .batch = NAN, .lr = NAN, .steps = r->steps,
                     .time = r->time, .val_accuracy = r->val_accuracy,
                     .test_accuracy = r->test_accuracy, .final_gns = NAN, .gns = NAN,
-                    .train_accuracy = NAN,
+                    .train_accuracy = NAN, .peak_lr = NAN,
                     .steps_error = r->steps_to_target_error > 0
                                        ? (double)r->steps_to_target_error : NAN,
                     .time_to_target = r->time_to_target,
@@ -174,6 +174,8 @@ static void from_points(gather *g, bl__rrun *x)
         for (size_t i = 0; i < x->point_count; i++) {
             step[i] = (double)x->points[i].step;
             gns[i] = x->points[i].gns;
+            if (x->points[i].lr > 0 && !(x->points[i].lr <= x->peak_lr))
+                x->peak_lr = x->points[i].lr;
         }
         x->gns = bl_gns_summary(step, gns, x->point_count);
         free(step);

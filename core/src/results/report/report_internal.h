@@ -33,6 +33,7 @@ typedef struct bl__rrun {
     double gns;              /* its summary, bl_gns_summary (later half, median); NAN: none */
     double train_accuracy;   /* the last point's; NAN: not measured */
     double steps_error;      /* evaluation resolution of steps_to_target; NAN: unknown */
+    double peak_lr;          /* the largest effective LR of its points; NAN: none */
     bl_eval_point *points;   /* in order */
     size_t point_count, point_cap;
     int group;               /* index into bl__rdata.groups */
