@@ -214,6 +214,13 @@ BL_EXPORT double bl_gns_summary(const double *step, const double *gns, size_t n)
 BL_EXPORT int bl_recommend(bl_ctx *ctx, const bl_rec_run *runs, size_t n,
                            const bl_recommend_options *opts, bl_recommendation *out);
 
+/* The recommendation as one JSON object (what the results store keeps with an experiment):
+ * pick, batch, schedule, basis, regime, sentence, reason, tie_margin, tied and pareto (lists
+ * of labels), candidates (one object per candidate, the fields of bl_rec_batch) and cbs.
+ * NaN is null, ±infinity the strings "inf"/"-inf". On success *out is a new string the caller
+ * frees with free(). BL_EINVAL for a NULL or empty recommendation, BL_ENOMEM. */
+BL_EXPORT int bl_recommendation_json(const bl_recommendation *rec, char **out);
+
 /* Releases what bl_recommend gave; a zeroed or NULL recommendation is allowed. */
 BL_EXPORT void bl_recommendation_free(bl_recommendation *rec);
 

@@ -2,21 +2,30 @@
  * S(B) = S_min + E_min/B fit of core/src/analysis/recommend.c (batchlab/recommend.h), for
  * Lua. `require "batchlab.recommend"` is a thin wrapper over these two.
  *
- * A run is a table: its batch is params.batch or batch (not a number: left out, e.g. a
- * schedule); status "completed" or none counts as completed; time_to_target and
- * steps_to_target (NaN, nil or negative: not reached); the metric is final[metric] or
- * run[metric]. `runs` may also be a sweep result (a table with `runs`).
+ * A run is a table: its batch is params.batch or batch (not a number: a schedule, by its
+ * name); status "completed" or none counts as completed; time_to_target, steps_to_target
+ * (NaN, nil or negative: not reached) and steps_to_target_error; the metric is final[metric]
+ * or run[metric]; final.val_accuracy and final.train_accuracy; tune = {best =, lr =} (best ==
+ * false: a trial, left out); the gns and peak lr of its history. `runs` may also be a sweep
+ * result (a table with `runs`); a table with `model` (a probe) raises for now.
  *
- * The result: batch, reason, basis ("time_to_target" or the metric's name), run (a
- * representative run table of that batch), time_to_target or [metric], regime, by_batch
- * (one summary per batch size, ascending) and fit (when made). When no completed run has a
- * numeric batch: nil and a message. Misuse raises, pointing at the caller. */
+ * The result (docs/recommend.md): pick, tied, pareto, by_candidate (= by_batch), cbs,
+ * sentence, reason, batch, basis, run, time_to_target or [metric], regime, tie_margin, fit.
+ * When no completed run has a numeric batch and no schedule reached the target: nil and a
+ * message. Misuse raises, pointing at the caller.
+ *
+ * When the runs were recorded in a results store (a run has `db` and `experiment`), the
+ * recommendation is kept there with the experiment (bl_store_set_recommendation, as
+ * bl_recommendation_json): result.stored = true, or result.store_error says why not (the
+ * recommendation is returned either way). opts.store = false leaves the store alone. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "batchlab/recommend.h"
+#include "batchlab/store.h"
 #include "lua/lbl.h"
 
 #define LBL_RECOMMENDATION "batchlab.Recommendation"
@@ -90,6 +99,7 @@ static const char *schedule_name(lua_State *L, int ri)
  * while the runs are). */
 static bl_rec_run read_run(lua_State *L, int ri, const char *metric)
 {
+    luaL_checkstack(L, 40, "recommend: reading a run");     /* more than LUA_MINSTACK */
     int top = lua_gettop(L);
     bl_rec_run r;
     memset(&r, 0, sizeof r);
@@ -279,9 +289,52 @@ static void push_cbs(lua_State *L, const bl_cbs *c)
     }
 }
 
+/* Keeps the recommendation with the experiment its runs were recorded under (the first run
+ * with `db` and `experiment`); sets result.stored = true, or result.store_error. Does nothing
+ * when no run was recorded. The result table is at the top. */
+static void keep(lua_State *L, int runs, bl_ctx *ctx, const bl_recommendation *rec)
+{
+    int top = lua_gettop(L);
+    const char *db = NULL, *exp = NULL;
+    for (lua_Integer i = 1; !db && i <= (lua_Integer)lua_rawlen(L, runs); i++) {
+        lua_rawgeti(L, runs, i);
+        if (get(L, -1, "db") == LUA_TSTRING && get(L, -2, "experiment") == LUA_TSTRING) {
+            db = lua_tostring(L, -2);                /* anchored in the run table */
+            exp = lua_tostring(L, -1);
+        } else {
+            lua_settop(L, top);                      /* a few slots per run, not n */
+        }
+    }
+    if (db) {
+        char *json = NULL;
+        bl_store *st = NULL;
+        int64_t id;
+        int rc = bl_recommendation_json(rec, &json);
+        if (rc != BL_OK)
+            rc = bl_error(ctx, rc, "out of memory");
+        if (rc == BL_OK)
+            rc = bl_store_open(ctx, db, &st);
+        if (rc == BL_OK)
+            rc = bl_store_find_experiment(ctx, st, exp, &id);
+        if (rc == BL_OK)
+            rc = bl_store_set_recommendation(ctx, st, id, json);
+        bl_store_close(st);
+        free(json);
+        lua_settop(L, top);
+        if (rc == BL_OK) {
+            lua_pushboolean(L, 1);
+            lua_setfield(L, -2, "stored");
+        } else {
+            lua_pushstring(L, bl_errmsg(ctx));
+            lua_setfield(L, -2, "store_error");
+        }
+    }
+    lua_settop(L, top);
+}
+
 static int check_opts(lua_State *L)
 {
-    static const char *const keys[] = {"metric", "higher_better", "branched", NULL};
+    static const char *const keys[] = {"metric", "higher_better", "branched", "store", NULL};
     bl__lua_check_keys(L, 1, keys, "recommend");
     return 0;
 }
@@ -310,7 +363,11 @@ static int l_recommend(lua_State *L)
         lua_pushvalue(L, 2);
         if (lua_pcall(L, 1, 0, 0) != LUA_OK)
             return raise_at_caller(L);
-        int t = lua_getfield(L, 2, "branched");
+        int t = lua_getfield(L, 2, "store");
+        if (t != LUA_TNIL && t != LUA_TBOOLEAN)
+            return fail(L, "recommend: 'store' must be a boolean");
+        lua_settop(L, 2);
+        t = lua_getfield(L, 2, "branched");
         if (t != LUA_TNIL && t != LUA_TTABLE)
             return fail(L, "recommend: 'branched' must be a table {batch =, lo =, hi =}");
         if (t == LUA_TTABLE)
@@ -407,6 +464,12 @@ static int l_recommend(lua_State *L)
     lua_pushvalue(L, 8);
     lua_setfield(L, 7, "by_batch");                  /* the older name of the same list */
     lua_setfield(L, 7, "by_candidate");
+    if (lua_isnil(L, 2) || (lua_getfield(L, 2, "store"), !lua_isboolean(L, -1)) ||
+        lua_toboolean(L, -1)) {
+        lua_settop(L, 7);
+        keep(L, 1, st->ctx, rec);
+    }
+    lua_settop(L, 7);
     return 1;
 }
 

@@ -83,6 +83,9 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN step_time_median REAL;"
     "ALTER TABLE runs ADD COLUMN wall_time_to_target REAL;"
     "UPDATE runs SET wall_time_to_target = time_to_target;",
+    /* 3 → 4: the recommendation after a sweep, as JSON (bl_recommendation_json), kept with
+     * its experiment (bl_store_set_recommendation). */
+    "ALTER TABLE experiments ADD COLUMN recommendation_json TEXT;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
