@@ -64,4 +64,16 @@ T.test("the same sweep twice, once under load: the same pick and tied set", func
   print(("quiet: %s; loaded: %s"):format(a.sentence, b.sentence))
 end)
 
+T.test("a recorded sweep's recommendation is kept with its experiment", function()
+  local sw = bl.sweep { name = "kept",
+    base = { dataset = data, model = model, epochs = 2, quiet = true, eval_every = "auto",
+             optimizer = bl.optim.sgd { lr = 0.002, momentum = 0.9 } },
+    vary = { batch = { 32, 128 } }, target = { metric = "val_accuracy", at_least = 0.3 } }
+  T.eq(type(sw.runs[1].db), "string", "recorded (batchlab run --db)")
+  local rec = bl.recommend(sw)
+  T.eq(rec.stored, true, rec.store_error)
+  T.eq(bl.recommend(sw, { store = false }).stored, nil)
+  T.raises(function() bl.recommend(sw, { store = 1 }) end, "'store' must be a boolean")
+end)
+
 T.done()
