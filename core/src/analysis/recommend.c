@@ -133,8 +133,8 @@ static int cmp_candidate(const void *a, const void *b)
     return strcmp(x->schedule, y->schedule);
 }
 
-/* The median of the values get(run) over the counted, completed runs of candidate g that
- * `take` accepts. */
+/* The median of get(run) over the counted, completed runs of candidate g (NaN values left
+ * out); `scratch` holds n values. */
 typedef double (*run_value)(const bl_rec_run *r);
 static double v_lr(const bl_rec_run *r)
 {
@@ -150,6 +150,7 @@ static double v_val(const bl_rec_run *r)
 {
     return r->has_accuracy ? r->val_accuracy : NAN;
 }
+
 static double v_gap(const bl_rec_run *r)
 {
     return r->has_accuracy ? r->train_accuracy - r->val_accuracy : NAN;
