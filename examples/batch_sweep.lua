@@ -5,9 +5,11 @@
 -- the time and the number of steps each needed. The learning rate follows the linear scaling
 -- rule (lr = 0.05 · B/128, Goyal et al. 2017) with one epoch of gradual warmup. Then it
 --   * prints a table of the runs (batchlab.tables), the recommended one marked, and
---   * recommends a batch size (batchlab.recommend): the fastest to the target, with the
---     critical batch size B_crit fitted from the steps-to-target, S(B) = S_min + E_min/B,
---     which separates perfect scaling (below B_crit) from diminishing returns (above).
+--   * recommends a batch size (batchlab.recommend, docs/recommend.md): the batch sizes whose
+--     time to target is not distinguishable from the fastest are tied, and the smallest of
+--     them is picked; the critical batch size is given three ways (the fit of
+--     S(B) = S_min + E_min/B over steps-to-target, the 20 %-overhead batch, the gradient
+--     noise scale when measured).
 --
 -- Model: MLP 784-256-128-10 on Fashion-MNIST, SGD momentum 0.9, evaluation every ¼ epoch,
 -- each run stops at the target or after 5 epochs. The sweep is recorded in the store and
@@ -69,7 +71,8 @@ tables.print_runs(s.runs, {
 })
 print()
 if rec then
-  print(("Recommendation: batch %s.\n"):format(tostring(rec.batch)))
+  recommend.print(rec)           -- the pick, one row per candidate, the CBS three ways
+  print()
   print(rec.reason)
 else
   print("No recommendation: " .. tostring(why))

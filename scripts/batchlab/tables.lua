@@ -3,6 +3,10 @@
 --   print_runs(runs [, opts])            prints a table of run results; returns the text
 --   format_table(rows, columns [, opts]) the same text as a string (nothing printed)
 --   format_value(v, kind)                one cell
+--   print_recommendation(rec [, opts])   prints bl.recommend's result: the pick, the sentence,
+--                                        one row per candidate, the critical batch size three
+--                                        ways; returns the text
+--   format_recommendation(rec)           the same text as a string
 --
 -- `runs` is a list of run result tables (what `bl.train` returns, or `sweep.runs`; a sweep
 -- object with a `runs` field is accepted too). A **column** is either a name or a table:
@@ -300,6 +304,83 @@ function M.print_runs(runs, opts)
   opts = opts or {}
   C.options(who, opts, { "columns", "best", "best_label", "title", "out" })
   local text = M.format_table(runs, opts.columns or M.DEFAULT_COLUMNS, opts)
+  local out = opts.out or io.stdout
+  out:write(text)
+  return text
+end
+
+-- ---- the recommendation (bl.recommend's result: the C in analysis/recommend.c decides, this
+-- only lays it out) -------------------------------------------------------------------------
+
+local function interval(lo, hi, kind)
+  if is_missing(lo) or is_missing(hi) or lo == hi then return "" end
+  local function f(v) return v == huge and "∞" or M.format_value(v, kind) end
+  return f(lo) .. " – " .. f(hi)
+end
+
+local function estimate(v)
+  if v == huge then return "above the largest batch" end
+  return is_missing(v) and M.MISSING or format("%.3g", v)
+end
+
+--- The recommendation as text (see print_recommendation).
+function M.format_recommendation(rec)
+  local who = "tables.format_recommendation"
+  if type(rec) ~= "table" or rec.by_candidate == nil then
+    C.fail(who, "expected the result of bl.recommend, got " .. C.typename(rec))
+  end
+  local out = {}
+  out[#out + 1] = ("Recommendation: %s. %s"):format(rec.pick.label, rec.sentence)
+  out[#out + 1] = ""
+  local columns = {
+    { title = "candidate", get = function(c) return c.label end, align = "left" },
+    { title = "runs", get = function(c) return c.runs end, format = "int" },
+    { title = "time to target", get = function(c) return c.time_to_target end,
+      format = "seconds" },
+    { title = "95% interval", get = function(c) return interval(c.time_lo, c.time_hi, "seconds") end },
+    { title = "tied", get = function(c) return c.tied and "tied" or "" end },
+    { title = "Pareto", get = function(c) return c.pareto and "yes" or "" end },
+    { title = "regime", get = function(c) return c.regime ~= "unknown" and c.regime or "" end,
+      align = "left" },
+    { title = "samples vs perfect", get = function(c)
+        return not is_missing(c.overhead) and format("%+.0f%%", 100 * c.overhead) or nil end },
+    { title = "val acc", get = function(c) return c.val_accuracy end, format = "percent" },
+    { title = "gap", get = function(c)
+        return not is_missing(c.gap) and format("%+.2f", 100 * c.gap) or nil end },
+    { title = "lr", get = function(c) return c.lr end, format = "%.4g" },
+  }
+  out[#out + 1] = M.format_table(rec.by_candidate, columns,
+    { best = function(c) return c == rec.pick and 0 or 1 end, best_label = "the pick" })
+  local cbs, fit = rec.cbs or {}, (rec.cbs or {}).fit
+  out[#out + 1] = "Critical batch size, three ways:"
+  if fit and fit.valid then
+    out[#out + 1] = ("  fit S(B) = S_min + E_min/B   B_crit ≈ %s  [%s]  R² = %.3f, n = %d%s%s")
+      :format(estimate(fit.b_crit), interval(fit.lo, fit.hi, "number"), fit.r2, fit.n,
+              fit.few_points and " (fewer than 4 batch sizes)" or "",
+              fit.trusted and "" or " — not trusted: evaluation too coarse")
+  else
+    out[#out + 1] = "  fit S(B) = S_min + E_min/B   " .. (fit and "no B_crit in range" or "not made (fewer than 3 batch sizes)")
+  end
+  out[#out + 1] = ("  20%% overhead (from batch %s) B_20 ≈ %s  [%s]"):format(
+    estimate(cbs.b_ref), estimate(cbs.b20), interval(cbs.b20_lo, cbs.b20_hi, "number"))
+  if cbs.gns then
+    out[#out + 1] = ("  noise scale B_simple          %s  [%s]  over %d runs"):format(
+      estimate(cbs.gns), interval(cbs.gns_lo, cbs.gns_hi, "number"), cbs.gns_runs)
+  else
+    out[#out + 1] = "  noise scale B_simple          not measured (measure_gns = true)"
+  end
+  if cbs.branched then
+    out[#out + 1] = ("  branched training             %s  [%s]"):format(
+      estimate(cbs.branched.batch), interval(cbs.branched.lo, cbs.branched.hi, "number"))
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+--- Prints bl.recommend's result (opts.out: a file, default io.stdout); returns the text.
+function M.print_recommendation(rec, opts)
+  opts = opts or {}
+  C.options("tables.print_recommendation", opts, { "out" })
+  local text = M.format_recommendation(rec)
   local out = opts.out or io.stdout
   out:write(text)
   return text

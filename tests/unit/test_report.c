@@ -114,38 +114,57 @@ static void test_recommend_by_target(void **state)
         runs[n++] = reached(b[i], 1.0, per_step);
         runs[n++] = reached(b[i], 1.1, per_step);
     }
-    runs[n++] = (bl_rec_run){.batch = NAN, .completed = true, .time_to_target = 1,
-                             .steps_to_target = 1, .metric = 0.99};     /* a schedule */
+    runs[n++] = (bl_rec_run){.batch = NAN, .completed = true, .time_to_target = 100,
+                             .steps_to_target = 1, .metric = 0.99,
+                             .schedule = "ramp"};               /* a slow schedule */
     runs[n++] = (bl_rec_run){.batch = 256, .completed = false, .time_to_target = 0.5,
                              .steps_to_target = 10, .metric = 0.99};    /* failed */
     runs[n++] = (bl_rec_run){.batch = 512, .completed = true, .time_to_target = NAN,
                              .steps_to_target = -1, .metric = 0.5};     /* never reached */
     bl_recommendation r;
     BL_ASSERT_OK(ctx, bl_recommend(ctx, runs, n, NULL, &r));
-    /* medians: 16 → 31.08, 32 → 24.70, 64 → 24.53, 128 → 30.49 */
-    assert_near(r.batch, 64, 0);
+    /* medians: 16 → 31.08, 32 → 24.70, 64 → 24.53, 128 → 30.49: 32 and 64 are within 1 %
+     * (tied), and the pick is the smaller of the two */
+    assert_near(r.batch, 32, 0);
     assert_int_equal(r.basis, BL_REC_BY_TARGET);
-    assert_int_equal(r.run, 4);                  /* the fastest run of batch 64 */
-    assert_near(r.time_to_target, 2000 * 1.05 * (0.004 + 0.00012 * 64), 1e-9);
-    assert_int_equal(r.batch_count, 6);          /* 16 … 512, the schedule left out */
+    assert_int_equal(r.run, 2);                  /* the fastest run of batch 32 */
+    assert_near(r.time_to_target, 3000 * 1.05 * (0.004 + 0.00012 * 32), 1e-9);
+    assert_int_equal(r.batch_count, 7);          /* 16 … 512 and the schedule */
+    assert_int_equal(r.tied_count, 2);
+    assert_true(r.by_batch[1].tied && r.by_batch[2].tied);
+    assert_false(r.by_batch[0].tied || r.by_batch[3].tied || r.by_batch[6].tied);
+    assert_int_equal(r.best, 2);                 /* batch 64 is the fastest by 1 % */
+    assert_int_equal(r.pick, 1);
+    assert_string_equal(r.by_batch[6].schedule, "ramp");
+    assert_true(isnan(r.by_batch[6].batch));
     assert_int_equal(r.by_batch[4].runs, 1);
     assert_int_equal(r.by_batch[4].completed, 0);
     assert_true(r.has_fit);
     assert_int_equal(r.fit.n, 4);
     assert_near(r.fit.b_crit, 64, 1e-6);
-    assert_int_equal(r.regime, BL_REGIME_CRITICAL);
+    /* batch 32 spends exactly 20 % more samples than perfect scaling from 16: perfect scaling
+     * by the data, whatever the fit's r = 0.5 says */
+    assert_near(r.by_batch[1].overhead, 0.2, 1e-12);
+    assert_int_equal(r.regime, BL_REGIME_PERFECT_SCALING);
+    assert_int_equal(r.by_batch[2].regime, BL_REGIME_CRITICAL);
     /* Word for word what bl.recommend (and so batchlab.recommend) says for the same runs. */
-    assert_string_equal(
+    assert_true(bl_test_contains(
         r.reason,
-        "Batch 64 reached the target fastest, with a median time-to-target of 24.5 s over 2 "
-        "runs; the next best, batch 32, took 24.7 s (1% longer). Batch 512 never reached it. "
-        "Fitting steps-to-target S(B) = S_min + E_min/B over 4 batch sizes gives S_min \u2248 "
-        "1000 steps and E_min \u2248 64000 samples (R\u00b2 = 1.000), so the critical batch "
-        "size is B_crit = E_min/S_min \u2248 64. Below B_crit training is in the "
-        "perfect-scaling regime: doubling the batch nearly halves the steps to the target. "
-        "Above it lies the regime of diminishing returns: the steps approach S_min and a "
-        "larger batch mostly spends more samples. Batch 64 is close to B_crit (1\u00d7), where "
-        "the two regimes meet and steps and samples are traded evenly.");
+        "Batches 32 and 64 are tied for the fastest time to the target: each is within 5% of "
+        "the fastest or its 95% interval overlaps the fastest's, so their difference is not "
+        "distinguishable from the spread. The fastest, batch 64, has a median time-to-target "
+        "of 24.5 s over 2 runs (95% interval 23.4 s to 25.7 s). Batch 32, the smallest batch "
+        "of them, is recommended. Batch 512 never reached it. Fitting steps-to-target S(B) = "
+        "S_min + E_min/B over 4 batch sizes gives S_min \u2248 1000 steps and E_min \u2248 "
+        "64000 samples (R\u00b2 = 1.000, n = 4), so the critical batch size is B_crit = "
+        "E_min/S_min \u2248 64 (95% bootstrap interval 51.1 to 86.6)."));
+    assert_true(bl_test_contains(
+        r.reason, "Batch 32 needs 20% more samples than perfect scaling from batch 16 "
+                  "predicts (within 20%), so it is in the perfect-scaling regime"));
+    assert_true(bl_test_contains(r.reason, "Only 4 batch sizes") == false);
+    assert_string_equal(r.sentence, "Use batch 32: it reaches the target as fast as any "
+                                    "candidate measured (batches 32 and 64 are tied within "
+                                    "the spread) and is the smallest batch of them.");
     bl_recommendation_free(&r);
     bl_recommendation_free(&r);                  /* twice is harmless */
 }
@@ -167,7 +186,8 @@ static void test_recommend_ties_and_regimes(void **state)
     assert_false(r.fit.valid);
     assert_int_equal(r.regime, BL_REGIME_PERFECT_SCALING);
     assert_true(bl_test_contains(r.reason, "perfect-scaling regime throughout"));
-    assert_true(bl_test_contains(r.reason, "(0% longer)"));
+    assert_true(bl_test_contains(r.reason, "Batches 32 and 64 are tied"));
+    assert_int_equal(r.tied_count, 2);
     bl_recommendation_free(&r);
 
     /* B_crit = 4: batch 64 is 16× B_crit, on the plateau. */
@@ -183,12 +203,15 @@ static void test_recommend_ties_and_regimes(void **state)
     assert_string_equal(bl_regime_name(r.regime), "plateau");
     bl_recommendation_free(&r);
 
-    /* Only two batches reached it: no fit, no regime. */
+    /* Only two batches reached it: no fit; the regime from the data alone (batch 64 spends
+     * 89 % more samples than perfect scaling from 32). */
     BL_ASSERT_OK(ctx, bl_recommend(ctx, runs, 2, NULL, &r));
     assert_false(r.has_fit);
-    assert_int_equal(r.regime, BL_REGIME_UNKNOWN);
+    assert_int_equal(r.regime, BL_REGIME_CRITICAL);
     assert_true(bl_test_contains(r.reason, "; the next best, batch 32, took 9.00 s (80% "
-                                           "longer)."));
+                                           "longer, beyond the 5% margin and the spread)."));
+    assert_true(bl_test_contains(r.reason, "Batch 64 needs 89% more samples than perfect "
+                                           "scaling from batch 32 predicts"));
     bl_recommendation_free(&r);
 }
 
@@ -234,7 +257,8 @@ static void test_recommend_by_metric(void **state)
     bl_recommendation_free(&r);
 
     /* Nothing to recommend from. */
-    bl_rec_run only_schedules[1] = {{.batch = NAN, .completed = true, .metric = 0.9}};
+    bl_rec_run only_schedules[1] = {{.batch = NAN, .completed = true, .metric = 0.9,
+                                     .time_to_target = NAN}};   /* never reached */
     BL_ASSERT_ERR(ctx, BL_ENOTFOUND, "no completed run",
                   bl_recommend(ctx, only_schedules, 1, NULL, &r));
     assert_null(r.reason);
@@ -455,7 +479,12 @@ static void test_report_from_store(void **state)
     assert_true(bl_test_contains(html, "val_accuracy \u2265 0.85"));
     assert_true(bl_test_contains(html, "id=\"steps-target\""));
     assert_true(bl_test_contains(html, "id=\"time-target\""));
-    assert_true(bl_test_contains(html, "reached the target fastest"));
+    assert_true(bl_test_contains(html, "Batch 64 and schedule ramp (from=16, to=64) are tied "
+                                       "for the fastest time to the target"));
+    assert_true(bl_test_contains(html, "<li class=\"pick\">batch 64: "));
+    assert_true(bl_test_contains(html, "id=\"cbs-three\""));
+    assert_true(bl_test_contains(html, "id=\"pareto-front\""));
+    assert_false(bl_test_contains(html, "an extrapolation"));     /* B_crit = 64 = the top */
     assert_true(bl_test_contains(html, "B_crit = E_min/S_min"));
     assert_true(bl_test_contains(html, "B_crit \u2248"));
     assert_true(bl_test_contains(html, "The gradient noise scale B_simple, measured in 2 runs"));

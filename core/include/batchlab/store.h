@@ -3,7 +3,8 @@
  * A store is an embedded SQLite database (`batchlab.db` by default, see bl_store_default_path)
  * with these tables:
  *   meta         key/value: application "batchlab", schema_version, created, created_by
- *   experiments  id, name (unique), created
+ *   experiments  id, name (unique), created, recommendation_json (the recommendation kept
+ *                by bl.recommend of a recorded sweep; since schema version 5)
  *   runs         id, experiment_id (NULL for a run outside any experiment), label, config_json
  *                (canonical, see batchlab/json.h), config_hash, seed, status, stopped_by,
  *                error, started, ended (ISO-8601 UTC), host, pid, pid_start, batchlab_version,
@@ -50,7 +51,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 4
+#define BL_STORE_SCHEMA_VERSION 5
 
 typedef struct bl_store bl_store;
 
@@ -97,6 +98,18 @@ BL_EXPORT int bl_store_experiment(bl_ctx *ctx, bl_store *store, const char *name
  * when there is none. Never writes. */
 BL_EXPORT int bl_store_find_experiment(bl_ctx *ctx, bl_store *store, const char *name,
                                        int64_t *id);
+
+/* Keeps `json` (a recommendation, bl_recommendation_json; NULL removes it) with the
+ * experiment `experiment_id`, replacing what was there. BL_ENOTFOUND when there is no such
+ * experiment; BL_EINVAL for a read-only store. */
+BL_EXPORT int bl_store_set_recommendation(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
+                                          const char *json);
+
+/* The recommendation kept with experiment `experiment_id`: *json is a new string the caller
+ * frees with free(). BL_ENOTFOUND when none was kept (or the store predates schema version
+ * 4). Never writes. */
+BL_EXPORT int bl_store_get_recommendation(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
+                                          char **json);
 
 /* Records the start of a run: status "running", started now, this host and process.
  * `experiment_id` 0 = no experiment; `label` may be NULL; `config_json` (NULL = "{}") must be

@@ -51,7 +51,10 @@ static const char style[] =
     "table.runs th[aria-sort=ascending]::after{content:' \\25B2'}\n"
     "table.runs th[aria-sort=descending]::after{content:' \\25BC'}\n"
     "table.runs tr.best{background:#eef5fb}\n"
-    ".s-failed,.s-diverged{color:#b00}.s-interrupted,.s-running{color:#a60}\n";
+    ".s-failed,.s-diverged{color:#b00}.s-interrupted,.s-running{color:#a60}\n"
+    ".tied,.pareto{font-size:.8em;padding:0 .35em;border-radius:3px;background:#eef5fb;"
+    "border:1px solid #1f77b4}.pareto{background:#f3fbee;border-color:#2ca02c}\n"
+    "ul.cands li.pick{font-weight:600}\n";
 
 /* Sorts a table.runs by the clicked column: numbers by data-v, missing values last. */
 static const char script[] =
@@ -96,48 +99,106 @@ static const char *seconds(char *buf, size_t cap, double v)
 
 /* ---- the recommendation ------------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
+/* "123", "1.23e+04", or "∞". */
+static const char *bnum(char *buf, size_t cap, double v)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* What the gradient noise scale says, when it was measured. */
-static void gns_paragraph(FILE *out, const bl__rdata *d, const bl_recommendation *rec)
-{
-    double *v = malloc((d->run_count + 1) * sizeof *v);
-    size_t n = 0;
-    for (size_t i = 0; v && i < d->run_count; i++)
-        if (isfinite(d->runs[i].final_gns))
-            v[n++] = d->runs[i].final_gns;
-    if (n == 0) {
-        free(v);
-        return;
-    }
-    qsort(v, n, sizeof *v, cmp_double);
-    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    fprintf(out, "<p>The gradient noise scale B_simple, measured in %zu run%s, ended at %s%.3g",
-            n, n > 1 ? "s" : "", n > 1 ? "a median of " : "", med);
-    if (n > 1 && v[0] < v[n - 1])
-        fprintf(out, " (%.3g to %.3g)", v[0], v[n - 1]);
-    fputs("; it estimates the critical batch size (McCandlish et al. 2018: B_crit &asymp; "
-          "B_noise) and grows as the loss falls.", out);
-    if (rec && rec->has_fit && rec->fit.valid)
-        fprintf(out, " The fitted B_crit &asymp; %.3g is %.2g&times; that.", rec->fit.b_crit,
-                rec->fit.b_crit / med);
-    if (rec)
-        fprintf(out, " The recommended batch is %.2g&times; B_simple%s", rec->batch / med,
-                rec->batch / med < 0.5 ? ": by the noise scale alone, larger batches should "
-                                         "still scale nearly perfectly.</p>\n"
-                : rec->batch / med > 2 ? ": by the noise scale alone, beyond it extra batch "
-                                         "buys few steps.</p>\n"
-                                       : ", near the noise scale.</p>\n");
+    if (isinf(v))
+        snprintf(buf, cap, "&infin;");
     else
-        fputs("</p>\n", out);
-    free(v);
+        snprintf(buf, cap, "%.3g", v);
+    return buf;
 }
 
-/* Batch-size schedules are outside the rule (it compares fixed batches); say how they did. */
+/* The critical batch size, three ways, in words (the chart is in report_charts.c). */
+static void cbs_paragraph(FILE *out, const bl_recommendation *rec)
+{
+    const bl_cbs *c = &rec->cbs;
+    char a[32], b[32], x[32];
+    fputs("<ul class=\"cbs\">\n", out);
+    if (c->has_fit && c->fit.valid)
+        fprintf(out, "<li>Fit of S(B) = S_min + E_min/B (McCandlish et al. 2018): B_crit "
+                "&asymp; %s (95%% interval %s&ndash;%s; R&sup2; = %.3f, n = %zu)%s%s</li>\n",
+                bnum(x, sizeof x, c->fit.b_crit), bnum(a, sizeof a, c->b_crit_lo),
+                bnum(b, sizeof b, c->b_crit_hi), c->fit.r2, c->fit.n,
+                c->few_points ? " &mdash; fewer than 4 batch sizes: R&sup2; says little" : "",
+                c->fit_trusted ? "" : " &mdash; <strong>not trusted</strong>: the evaluation "
+                                      "is too coarse to resolve the steps (see above)");
+    else if (c->has_fit)
+        fputs("<li>Fit of S(B) = S_min + E_min/B: no B_crit inside the range (see above)."
+              "</li>\n", out);
+    else
+        fputs("<li>Fit of S(B) = S_min + E_min/B: needs steps-to-target at three or more "
+              "batch sizes.</li>\n", out);
+    if (isfinite(c->b20) || isinf(c->b20))
+        fprintf(out, "<li>20%%-overhead batch (Zhang et al. 2024), steps 20%% above perfect "
+                "scaling from batch %g: B_20 &asymp; %s (95%% interval %s&ndash;%s)</li>\n",
+                c->b_ref, bnum(x, sizeof x, c->b20), bnum(a, sizeof a, c->b20_lo),
+                bnum(b, sizeof b, c->b20_hi));
+    if (c->gns_runs > 0) {
+        fprintf(out, "<li>The gradient noise scale B_simple, measured in %zu run%s (median "
+                "over the later half of each run): %s", c->gns_runs,
+                c->gns_runs > 1 ? "s" : "", bnum(x, sizeof x, c->gns));
+        if (c->gns_lo < c->gns_hi)
+            fprintf(out, " (95%% interval %s&ndash;%s)", bnum(a, sizeof a, c->gns_lo),
+                    bnum(b, sizeof b, c->gns_hi));
+        fputs("</li>\n", out);
+    } else
+        fputs("<li>Gradient noise scale: not measured (train with <code>measure_gns = "
+              "true</code>).</li>\n", out);
+    if (c->has_branched)
+        fprintf(out, "<li>Branched training (Merrill et al. 2025): %s (%s&ndash;%s)</li>\n",
+                bnum(x, sizeof x, c->branched), bnum(a, sizeof a, c->branched_lo),
+                bnum(b, sizeof b, c->branched_hi));
+    fputs("</ul>\n", out);
+}
+
+/* One line per candidate: its spread, tie, Pareto front, regime, accuracy, LR. */
+static void candidates(FILE *out, const bl_recommendation *rec)
+{
+    char a[32], b[32], c[32];
+    fputs("<p>Candidates (the tied-best set is marked <span class=\"tied\">tied</span>, the "
+          "Pareto front of time to target, final validation accuracy and generalization gap "
+          "<span class=\"pareto\">Pareto</span>):</p>\n<ul class=\"cands\">\n", out);
+    for (size_t k = 0; k < rec->batch_count; k++) {
+        const bl_rec_batch *g = &rec->by_batch[k];
+        fputs(k == rec->pick ? "<li class=\"pick\">" : "<li>", out);
+        if (isfinite(g->batch)) {
+            fprintf(out, "batch %g", g->batch);
+        } else {
+            fputs("schedule ", out);
+            esc(out, g->schedule);
+        }
+        if (!isnan(g->time_to_target)) {
+            fprintf(out, ": %s to the target", seconds(a, sizeof a, g->time_to_target));
+            if (g->reached > 1)
+                fprintf(out, " (median of %d, 95%% interval %s&ndash;%s)", g->reached,
+                        seconds(b, sizeof b, g->time_lo), seconds(c, sizeof c, g->time_hi));
+        } else {
+            fputs(": did not reach the target", out);
+        }
+        if (g->tied)
+            fputs(" <span class=\"tied\">tied</span>", out);
+        if (g->pareto)
+            fputs(" <span class=\"pareto\">Pareto</span>", out);
+        if (g->regime != BL_REGIME_UNKNOWN)
+            fprintf(out, " &middot; %s", bl_regime_name(g->regime));
+        if (isfinite(g->overhead) && g->overhead != 0)
+            fprintf(out, " (%+.0f%% samples vs perfect scaling)", g->overhead * 100);
+        if (!isnan(g->val_accuracy))
+            fprintf(out, " &middot; val acc %.2f%%", g->val_accuracy * 100);
+        if (!isnan(g->gap))
+            fprintf(out, " &middot; gap %+.2f pts", g->gap * 100);
+        if (!isnan(g->lr))
+            fprintf(out, " &middot; lr %.4g", g->lr);
+        if (g->trials > 0)
+            fprintf(out, " &middot; %d tuning trial%s left out", g->trials,
+                    g->trials > 1 ? "s" : "");
+        fputs("</li>\n", out);
+    }
+    fputs("</ul>\n", out);
+}
+
+/* Schedules are candidates like fixed batches; say how the fastest did. */
 static void schedule_paragraph(FILE *out, const bl__rdata *d, const bl_recommendation *rec)
 {
     const bl__rrun *best = NULL;
@@ -148,14 +209,14 @@ static void schedule_paragraph(FILE *out, const bl__rdata *d, const bl_recommend
             best = r;
     }
     char a[32], b[32];
-    fputs("<p>Runs with a batch-size schedule are shown in the curves and the table but left "
-          "out of the rule, which compares fixed batch sizes.", out);
+    fputs("<p>Runs with a batch-size schedule are candidates like fixed batch sizes, their "
+          "time to target measured the same way.", out);
     if (best) {
         fputs(" The fastest schedule to the target, ", out);
         esc(out, best->batch_text);
         fprintf(out, " (run %lld), took %s", (long long)best->id,
                 seconds(a, sizeof a, best->time_to_target));
-        if (rec && rec->basis == BL_REC_BY_TARGET)
+        if (rec && rec->basis == BL_REC_BY_TARGET && isfinite(rec->batch))
             fprintf(out, ", %s than batch %g (%s)",
                     best->time_to_target < rec->time_to_target ? "faster" : "slower",
                     rec->batch, seconds(b, sizeof b, rec->time_to_target));
@@ -176,10 +237,18 @@ static void recommendation(FILE *out, const bl__rdata *d, const bl_recommendatio
         esc(out, why_none);
         fputs(".</p>\n", out);
     } else {
-        fprintf(out, "<p class=\"verdict\">Recommended batch size: <strong>%g</strong>",
-                rec->batch);
+        const bl_rec_batch *p = &rec->by_batch[rec->pick];
+        if (isfinite(p->batch)) {
+            fprintf(out, "<p class=\"verdict\">Recommended batch size: <strong>%g</strong>",
+                    rec->batch);
+        } else {
+            fputs("<p class=\"verdict\">Recommended schedule: <strong>", out);
+            esc(out, p->schedule);
+            fputs("</strong>", out);
+        }
         if (rec->basis == BL_REC_BY_TARGET)
-            fprintf(out, " &mdash; fastest to the target (%s)",
+            fprintf(out, " &mdash; %s to the target (%s)",
+                    rec->tied_count > 1 ? "the smallest of the tied fastest" : "fastest",
                     seconds(buf, sizeof buf, rec->time_to_target));
         else if (rec->basis == BL_REC_BY_METRIC)
             fprintf(out, " &mdash; best final validation accuracy (%.2f%%)", rec->metric * 100);
@@ -187,17 +256,21 @@ static void recommendation(FILE *out, const bl__rdata *d, const bl_recommendatio
             fputs(" &mdash; no measured basis", out);
         if (rec->regime != BL_REGIME_UNKNOWN)
             fprintf(out, " &middot; regime: <strong>%s</strong>", bl_regime_name(rec->regime));
-        else
-            fputs(" &middot; regime: not known (it needs steps-to-target at three or more "
+        else if (isfinite(p->batch))
+            fputs(" &middot; regime: not known (it needs steps-to-target at two or more "
                   "batch sizes)", out);
         if (rec->has_fit && rec->fit.valid)
-            fprintf(out, " &middot; B_crit &asymp; %.3g (R&sup2; = %.3f)", rec->fit.b_crit,
-                    rec->fit.r2);
-        fputs("</p>\n<p>", out);
+            fprintf(out, " &middot; B_crit &asymp; %.3g (R&sup2; = %.3f, n = %zu)",
+                    rec->fit.b_crit, rec->fit.r2, rec->fit.n);
+        fputs("</p>\n<p><strong>", out);
+        esc(out, rec->sentence);
+        fputs("</strong></p>\n<p>", out);
         esc(out, rec->reason);
         fputs("</p>\n", out);
+        candidates(out, rec);
+        fputs("<p>The critical batch size, three ways:</p>\n", out);
+        cbs_paragraph(out, rec);
     }
-    gns_paragraph(out, d, rec);
     if (d->any_schedule)
         schedule_paragraph(out, d, rec);
     fputs("</section>\n", out);
@@ -293,12 +366,17 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
     bl_rec_run *in = calloc(d->run_count, sizeof *in);
     if (!in)
         return bl_error(ctx, BL_ENOMEM, "out of memory writing the report");
-    for (size_t i = 0; i < d->run_count; i++)
-        in[i] = (bl_rec_run){.batch = d->runs[i].batch,
-                             .completed = d->runs[i].status == BL_RUN_COMPLETED,
-                             .time_to_target = d->runs[i].time_to_target,
-                             .steps_to_target = d->runs[i].steps_to_target,
-                             .metric = d->runs[i].val_accuracy};
+    for (size_t i = 0; i < d->run_count; i++) {
+        const bl__rrun *r = &d->runs[i];
+        in[i] = (bl_rec_run){.batch = r->batch, .completed = r->status == BL_RUN_COMPLETED,
+                             .time_to_target = r->time_to_target,
+                             .steps_to_target = r->steps_to_target,
+                             .metric = r->val_accuracy, .schedule = r->batch_text,
+                             .lr = r->peak_lr > 0 ? r->peak_lr : r->lr,
+                             .steps_error = r->steps_error, .gns = r->gns,
+                             .has_accuracy = true, .val_accuracy = r->val_accuracy,
+                             .train_accuracy = r->train_accuracy};
+    }
     bl_recommendation rec;
     bl_recommend_options ro = {.metric = "val_accuracy", .higher_better = true};
     int rrc = bl_recommend(ctx, in, d->run_count, &ro, &rec);
@@ -361,6 +439,10 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
         rc = bl__report_accuracy_chart(out, d);
     if (rc == BL_OK)
         rc = bl__report_gns_chart(out, d);
+    if (rc == BL_OK)
+        rc = bl__report_cbs_chart(out, d, rp);
+    if (rc == BL_OK)
+        rc = bl__report_pareto_chart(out, d, rp);
     if (rc == BL_OK)
         runs_table(out, d, rp ? rp->run : SIZE_MAX);
     fprintf(out, "<script>\n%s</script>\n</body>\n</html>\n", script);

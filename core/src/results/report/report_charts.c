@@ -9,7 +9,7 @@
 
 enum { X_STEP, X_WALL };
 enum { Y_LOSS, Y_VAL_ACC, Y_GNS };
-enum { C_SUMMARY = 0, C_FIT = 3, C_REFERENCE = 7 };   /* palette indexes of the batch charts */
+enum { C_SUMMARY = 0, C_TIED = 1, C_FIT = 3, C_REFERENCE = 7 };   /* palette indexes */
 enum { MAX_DRAWN = 600 };                              /* points drawn per training curve */
 
 /* Writes the chart and frees it; BL_ENOMEM when it could not be made. */
@@ -162,11 +162,17 @@ static bl__chart *target_chart(const bl__rdata *d, const bl_recommendation *rec,
         return NULL;
     }
     size_t m = 0, nr = 0;
+    double tx[64], ty[64];                              /* the tied set (time chart) */
+    size_t nt = 0;
     for (size_t k = 0; k < n; k++) {
         double v = steps ? rec->by_batch[k].steps_to_target : rec->by_batch[k].time_to_target;
-        if (!isnan(v)) {
+        if (!isnan(v) && isfinite(rec->by_batch[k].batch)) {
             bx[m] = rec->by_batch[k].batch;
             by[m++] = v;
+            if (rec->by_batch[k].tied && nt < 64) {
+                tx[nt] = bx[m - 1];
+                ty[nt++] = v;
+            }
         }
     }
     for (size_t i = 0; i < d->run_count; i++) {
@@ -180,6 +186,8 @@ static bl__chart *target_chart(const bl__rdata *d, const bl_recommendation *rec,
     bl__chart_series(c, "each run", C_SUMMARY, BL__MARKERS | BL__FAINT, rx, ry, nr);
     bl__chart_series(c, steps ? "fewest steps per batch" : "median per batch", C_SUMMARY,
                      BL__LINE | BL__MARKERS, bx, by, m);
+    if (!steps && nt > 0)
+        bl__chart_series(c, "tied best", C_TIED, BL__MARKERS, tx, ty, nt);
     double lo = m ? bx[0] : NAN, hi = m ? bx[m - 1] : NAN;
     const bl_steps_fit *f = rec->has_fit ? &rec->fit : NULL;
     bool mark = f && f->valid && f->b_crit >= lo / 8 && f->b_crit <= hi * 8;
@@ -293,6 +301,99 @@ int bl__report_accuracy_chart(FILE *out, const bl__rdata *d)
     bl__chart_free(c);
     free(rx);
     free(ry);
+    fputs("</section>\n", out);
+    return rc;
+}
+
+/* ---- the critical batch size, three ways; the Pareto front --------------------------------- */
+
+int bl__report_cbs_chart(FILE *out, const bl__rdata *d, const bl_recommendation *rec)
+{
+    (void)d;
+    if (!rec)
+        return BL_OK;
+    const bl_cbs *cb = &rec->cbs;
+    double v[4] = {cb->has_fit && cb->fit.valid ? cb->fit.b_crit : NAN, cb->b20, cb->gns,
+                   cb->has_branched ? cb->branched : NAN};
+    double lo[4] = {cb->b_crit_lo, cb->b20_lo, cb->gns_lo, cb->branched_lo};
+    double hi[4] = {cb->b_crit_hi, cb->b20_hi, cb->gns_hi, cb->branched_hi};
+    static const char *const names[4] = {"1: fit B_crit = E_min/S_min",
+                                         "2: 20% overhead B_20", "3: noise scale B_simple",
+                                         "4: branched training"};
+    double top = 0;
+    for (int i = 0; i < 4; i++) {
+        top = isfinite(v[i]) && v[i] > top ? v[i] : top;
+        top = isfinite(hi[i]) && hi[i] > top ? hi[i] : top;
+    }
+    fputs("<section id=\"cbs\">\n<h2>Critical batch size, three ways</h2>\n", out);
+    if (top <= 0) {
+        caption(out, "None of the estimates could be made: the fit needs steps-to-target at "
+                     "three or more batch sizes, B_20 at two, the noise scale "
+                     "<code>measure_gns = true</code>.");
+        fputs("</section>\n", out);
+        return BL_OK;
+    }
+    caption(out, "Each estimate with its 95% interval (bars): 1, the fit of S(B) = S_min + "
+                 "E_min/B over steps-to-target (bootstrap); 2, the batch where steps exceed "
+                 "perfect scaling from the smallest batch by 20% (Zhang et al. 2024; "
+                 "bootstrap); 3, the gradient noise scale over the later half of training "
+                 "(bootstrap over runs); 4, branched training (Merrill et al. 2025), when "
+                 "measured. A bar reaching the top is unbounded (an infinite end, or B_20 "
+                 "above the largest batch measured).");
+    bl__chart *c = bl__chart_new("cbs-three", "Critical batch size, three ways", "estimate",
+                                 "batch size", BL__SCALE_LINEAR, BL__SCALE_LOG);
+    for (int i = 0; c && i < 4; i++) {
+        double x = i + 1, y = isinf(v[i]) ? top * 4 : v[i];
+        double l = isinf(lo[i]) ? top * 4 : lo[i], h = isinf(hi[i]) ? top * 4 : hi[i];
+        if (!isfinite(y) || y <= 0)
+            continue;
+        bl__chart_series(c, names[i], i + 1, BL__MARKERS, &x, &y, 1);
+        if (isfinite(l) && isfinite(h) && l > 0)
+            bl__chart_bars(c, i + 1, &x, &l, &h, 1);
+    }
+    double ticks[4] = {1, 2, 3, 4};
+    if (c)
+        bl__chart_xticks(c, ticks, 4);
+    int rc = emit(out, c);
+    fputs("</section>\n", out);
+    return rc;
+}
+
+int bl__report_pareto_chart(FILE *out, const bl__rdata *d, const bl_recommendation *rec)
+{
+    (void)d;
+    size_t n = rec ? rec->batch_count : 0, na = 0, nf = 0;
+    double ax[256], ay[256], fx[256], fy[256];
+    for (size_t k = 0; k < n && na < 256; k++) {
+        const bl_rec_batch *g = &rec->by_batch[k];
+        if (isnan(g->time_to_target) || isnan(g->val_accuracy))
+            continue;
+        ax[na] = g->time_to_target;
+        ay[na++] = g->val_accuracy;
+        if (g->pareto) {
+            size_t j = nf++;                              /* insert by time */
+            while (j > 0 && fx[j - 1] > g->time_to_target) {
+                fx[j] = fx[j - 1];
+                fy[j] = fy[j - 1];
+                j--;
+            }
+            fx[j] = g->time_to_target;
+            fy[j] = g->val_accuracy;
+        }
+    }
+    if (na == 0)
+        return BL_OK;
+    fputs("<section id=\"pareto\">\n<h2>Pareto front</h2>\n", out);
+    caption(out, "Each candidate's median time to target against its median final validation "
+                 "accuracy. The front (joined) holds the candidates no other beats in time, "
+                 "accuracy and generalization gap (train &minus; validation accuracy) at "
+                 "once; the list above marks them.");
+    bl__chart *c = bl__chart_new("pareto-front", "Time to target vs final validation accuracy",
+                                 "time to target (s)", "final validation accuracy",
+                                 BL__SCALE_LOG, BL__SCALE_LINEAR);
+    bl__chart_series(c, "candidates", C_SUMMARY, BL__MARKERS | BL__FAINT, ax, ay, na);
+    bl__chart_series(c, "Pareto front", C_TIED, BL__LINE | BL__MARKERS, fx, fy, nf);
+    int rc = emit(out, c);
     fputs("</section>\n", out);
     return rc;
 }

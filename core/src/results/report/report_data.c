@@ -109,7 +109,10 @@ static int on_run(void *user, const bl_store_run *r)
     *x = (bl__rrun){.id = r->id, .experiment_id = r->experiment_id, .status = r->status,
                     .seed = r->seed, .batch = NAN, .lr = NAN, .steps = r->steps,
                     .time = r->time, .val_accuracy = r->val_accuracy,
-                    .test_accuracy = r->test_accuracy, .final_gns = NAN,
+                    .test_accuracy = r->test_accuracy, .final_gns = NAN, .gns = NAN,
+                    .train_accuracy = NAN, .peak_lr = NAN,
+                    .steps_error = r->steps_to_target_error > 0
+                                       ? (double)r->steps_to_target_error : NAN,
                     .time_to_target = r->time_to_target,
                     .step_time_median = r->step_time_median,
                     .steps_to_target = r->steps_to_target >= 0 ? (double)r->steps_to_target
@@ -164,6 +167,21 @@ static void from_points(gather *g, bl__rrun *x)
         }
     for (size_t k = x->point_count; isnan(x->val_accuracy) && k-- > 0;)
         x->val_accuracy = x->points[k].val_accuracy;        /* a run without an end */
+    for (size_t k = x->point_count; isnan(x->train_accuracy) && k-- > 0;)
+        x->train_accuracy = x->points[k].train_accuracy;
+    double *step = malloc((x->point_count + 1) * 2 * sizeof *step), *gns = step + x->point_count;
+    if (step) {
+        for (size_t i = 0; i < x->point_count; i++) {
+            step[i] = (double)x->points[i].step;
+            gns[i] = x->points[i].gns;
+            if (x->points[i].lr > 0 && !(x->points[i].lr <= x->peak_lr))
+                x->peak_lr = x->points[i].lr;
+        }
+        x->gns = bl_gns_summary(step, gns, x->point_count);
+        free(step);
+    } else {
+        g->nomem = true;
+    }
     if (x->batch_text && !x->batch_text[0] && x->point_count > 0) {
         int64_t first = x->points[0].batch, hi = first;
         for (size_t i = 1; i < x->point_count; i++)
@@ -255,7 +273,7 @@ static void choose_target(gather *g, const bl_report_options *o)
                  bl_metric_name(o->target_metric), higher ? "\u2265" : "\u2264", o->target);
         for (size_t i = 0; i < d->run_count; i++) {
             bl__rrun *x = &d->runs[i];
-            x->time_to_target = x->steps_to_target = NAN;
+            x->time_to_target = x->steps_to_target = x->steps_error = NAN;
             bl_target_crossing c;   /* interpolated as the step loop does, timed the same */
             if (bl_target_crossing_find(x->points, x->point_count, o->target_metric,
                                         o->target, higher, &c)) {
@@ -263,6 +281,7 @@ static void choose_target(gather *g, const bl_report_options *o)
                                         ? (double)c.steps * x->step_time_median
                                         : c.wall;
                 x->steps_to_target = (double)c.steps;
+                x->steps_error = c.steps_error > 0 ? (double)c.steps_error : NAN;
             }
         }
         return;

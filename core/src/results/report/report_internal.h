@@ -30,6 +30,10 @@ typedef struct bl__rrun {
                                                  time: steps × step_time_median (train.h) */
     double step_time_median; /* NAN for runs stored before it was (their time is the wall) */
     double final_gns;        /* the last measured gradient noise scale; NAN: none */
+    double gns;              /* its summary, bl_gns_summary (later half, median); NAN: none */
+    double train_accuracy;   /* the last point's; NAN: not measured */
+    double steps_error;      /* evaluation resolution of steps_to_target; NAN: unknown */
+    double peak_lr;          /* the largest effective LR of its points; NAN: none */
     bl_eval_point *points;   /* in order */
     size_t point_count, point_cap;
     int group;               /* index into bl__rdata.groups */
@@ -72,5 +76,9 @@ int bl__report_curves(FILE *out, const bl__rdata *d);
 int bl__report_target_charts(FILE *out, const bl__rdata *d, const bl_recommendation *rec);
 int bl__report_accuracy_chart(FILE *out, const bl__rdata *d);
 int bl__report_gns_chart(FILE *out, const bl__rdata *d);
+/* The three estimates of the critical batch size on one chart, and the Pareto front of time
+ * to target against final validation accuracy (nothing without a recommendation). */
+int bl__report_cbs_chart(FILE *out, const bl__rdata *d, const bl_recommendation *rec);
+int bl__report_pareto_chart(FILE *out, const bl__rdata *d, const bl_recommendation *rec);
 
 #endif

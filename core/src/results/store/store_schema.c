@@ -141,6 +141,9 @@ static const char *const migrations[] = {
     "  pid_start     TEXT,"
     "  claimed       TEXT NOT NULL,"
     "  PRIMARY KEY (experiment_id, config_hash));",
+    /* 4 → 5: the recommendation after a sweep, as JSON (bl_recommendation_json), kept with
+     * its experiment (bl_store_set_recommendation). */
+    "ALTER TABLE experiments ADD COLUMN recommendation_json TEXT;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");
