@@ -18,10 +18,10 @@ T.test("infinite and NaN budgets are refused, naming the key and the range", fun
     "'max_steps' must be ≤ 1e+12, got 9223372036854775807")
   T.raises(function() bl.train(T.cfg(data, model, { target = 0/0 })) end, "target")
   T.raises(function() bl.train(T.cfg(data, model, { target = { val_loss = 0/0 } })) end,
-    "bl.train: target: the value must be a finite number, got nan")
+    "bl.train: target: val_loss must be a finite number")
   T.raises(function()
     bl.train(T.cfg(data, model, { target = { metric = "val_accuracy", at_least = 1/0 } }))
-  end, "bl.train: target: the value must be a finite number, got inf")
+  end, "bl.train: target: val_accuracy must be a finite number, got inf")
 end)
 
 T.test("evaluation buffers are capped to the largest split", function()

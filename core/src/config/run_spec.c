@@ -247,8 +247,10 @@ int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner, bl
     int rc = bl_config_validate(ctx, in, options, owner, &v);
     if (rc != BL_OK)
         return rc;
-    /* 0 is the default "no epoch limit"; a budget given as 0 or less trains nothing */
-    if (bl_config_find(in, "epochs") >= 0 && !(bl_config_number(v, "epochs") > 0)) {
+    /* 0 is the default "no epoch limit"; a budget given as 0 or less trains nothing (a NaN or
+     * an inf is left to the bounds below, which name it as such) */
+    if (bl_config_find(in, "epochs") >= 0 && isfinite(bl_config_number(v, "epochs")) &&
+        !(bl_config_number(v, "epochs") > 0)) {
         char given[64];
         bl_config_format_value(v, (size_t)bl_config_find(v, "epochs"), given, sizeof given);
         bl_config_free(v);
@@ -268,7 +270,6 @@ int bl_run_spec_validate(bl_ctx *ctx, const bl_config *in, const char *owner, bl
     return BL_OK;
 }
 
-/* A finite number filling all of `text`. */
 /* The whole of `text` as a finite number (config_text.c's reader). */
 static bool parse_number(const char *text, double *out)
 {
