@@ -237,6 +237,7 @@ static const luaL_Reg module_funcs[] = {
     {"train", bl__lua_train},
     {"sweep", bl__lua_sweep},
     {"find_max_batch", bl__lua_find_max_batch},
+    {"critical_batch", bl__lua_critical_batch},
     {NULL, NULL}};
 
 const char *bl_lua_script_dir(void)
