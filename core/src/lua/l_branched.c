@@ -45,25 +45,39 @@ static const struct {
     {"init", "the base run starts from the model's initial weights"},
 };
 
+#define N_REFUSED (sizeof refused / sizeof refused[0])
+
+static bool is_refused(const char *key)
+{
+    for (size_t i = 0; i < N_REFUSED; i++)
+        if (strcmp(key, refused[i].key) == 0)
+            return true;
+    return false;
+}
+
+/* A refused key raises with its reason; any other key must be bl.train's or the measurement's
+ * own. */
 static void check_keys(lua_State *L)
 {
-    const char *keys[96];
-    size_t n_set, n = 0;
-    const bl_run_setting *set = bl_run_spec_settings(&n_set);
-    for (size_t i = 0; i < n_set && n < 80; i++)
-        keys[n++] = set[i].opt.name;
-    for (const bl_run_object_key *k = bl_run_spec_object_keys(); k->name && n < 80; k++)
-        keys[n++] = k->name;
-    for (size_t i = 0; own_keys[i]; i++)
-        keys[n++] = own_keys[i];
-    keys[n] = NULL;
-    bl__lua_check_keys(L, 1, keys, "bl.critical_batch");
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    for (size_t i = 0; i < N_REFUSED; i++) {
         if (lua_getfield(L, 1, refused[i].key) != LUA_TNIL)
             luaL_error(L, "bl.critical_batch: '%s' is not taken (%s)", refused[i].key,
                        refused[i].why);
         lua_pop(L, 1);
     }
+    const char *keys[96];
+    size_t n_set, n = 0;
+    const bl_run_setting *set = bl_run_spec_settings(&n_set);
+    for (size_t i = 0; i < n_set && n < 80; i++)
+        if (!is_refused(set[i].opt.name))
+            keys[n++] = set[i].opt.name;
+    for (const bl_run_object_key *k = bl_run_spec_object_keys(); k->name && n < 80; k++)
+        if (!is_refused(k->name))
+            keys[n++] = k->name;
+    for (size_t i = 0; own_keys[i]; i++)
+        keys[n++] = own_keys[i];
+    keys[n] = NULL;
+    bl__lua_check_keys(L, 1, keys, "bl.critical_batch");
 }
 
 /* An integer at the stack top ≥ lo, or raises naming `key`. */
@@ -313,6 +327,11 @@ int bl__lua_critical_batch(lua_State *L)
     lbl_state *st = bl__lua_state(L);
     if (st->interrupt && *st->interrupt)
         return luaL_error(L, "interrupted");
+    int bt = lua_getfield(L, 1, "batch");
+    lua_pop(L, 1);
+    if (bt != LUA_TNIL && bt != LUA_TNUMBER)
+        return luaL_error(L, "bl.critical_batch: 'batch' must be a number (the base batch B0), "
+                             "not a schedule");
     own o;
     read_own(L, st->ctx, &o);
     strip_own_keys(L);
@@ -325,9 +344,6 @@ int bl__lua_critical_batch(lua_State *L)
     j->run = lua_gettop(L);
     bl_run_plan plan;
     bl__lua_read_plan(L, j, &plan);
-    if (j->fn || plan.scheduler_plugin)
-        return luaL_error(L, "bl.critical_batch: 'batch' must be a number (the base batch B0), "
-                             "not a schedule");
     plan.train.interrupt = st->interrupt;
     o.c.base = &plan;
     if (!bl_config_bool(j->spec, "quiet"))
