@@ -175,6 +175,47 @@ static void k1_branch_continues_the_base_run(void **state)
     }
 }
 
+/* evals = 2: the branch in legs, evaluated at 640 (reached at 648) and at its end: the mean of
+ * the base run continued to each, byte for byte — the legs train exactly as one piece. */
+static void legs_train_as_one_piece(void **state)
+{
+    fixture *f = *state;
+    bl_run_plan plan = base_plan(f);
+    bl_branched_config c = bl_branched_defaults();
+    const int64_t points[] = {400};
+    const int64_t ks[] = {1, 2};
+    c.base = &plan;
+    c.points = points;
+    c.n_given = 1;
+    c.ks = ks;
+    c.n_ks = 2;
+    c.branch_samples = 320;
+    c.evals = 2;
+    bl_branched_result r;
+    BL_ASSERT_OK(f->ctx, bl_branched_run(f->ctx, &c, &r));
+    assert_int_equal(r.points[0].branch_samples[0], 328);
+    double v[2];
+    const int64_t ends[] = {640, 720};
+    for (int i = 0; i < 2; i++) {
+        bl_run_plan cont = base_plan(f);
+        cont.train.eval_unit = BL_EVAL_STEPS;
+        cont.train.eval_every = 1e18;
+        cont.train.skip_test = true;
+        cont.train.train_eval_samples = 0;
+        cont.train.max_samples = ends[i];
+        bl_run_result res;
+        BL_ASSERT_OK(f->ctx, bl_run(f->ctx, &cont, NULL, 0, &res));
+        v[i] = res.final.val_loss;
+        bl_run_result_free(&res);
+    }
+    double want = (0 + v[0] + v[1]) / 2;
+    if (memcmp(&want, &r.points[0].loss[0], sizeof want) != 0)
+        fail_msg("k = 1 in legs: %.17g, the base run continued: %.17g", r.points[0].loss[0],
+                 want);
+    c.evals = 0;
+    BL_ASSERT_ERR(f->ctx, BL_EOPTION, "'evals'", bl_branched_run(f->ctx, &c, &r));
+}
+
 /* Geometric points end Δ before the horizon, factor 2 apart; the schedule is monotone. */
 static void geometric_points_and_schedule(void **state)
 {
@@ -262,6 +303,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(k1_branch_continues_the_base_run),
+        cmocka_unit_test(legs_train_as_one_piece),
         cmocka_unit_test(geometric_points_and_schedule),
         cmocka_unit_test(bad_configurations_name_the_setting),
     };

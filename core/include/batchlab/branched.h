@@ -15,7 +15,7 @@
  * capped (a lower bound: hi unknown, 0).
  *
  * The loss compared (bl_branch_measure): by default the validation loss at the end of the
- * branch, on the whole validation split — the same fixed samples for every k, measured on the
+ * branch (or the mean of `evals` of them over its second half), on the whole validation split — the same fixed samples for every k, measured on the
  * parameters every branch ends with after exactly the same training samples. The alternative,
  * the mean training loss over the branch's last quarter, averages over many steps but each
  * step's loss is taken before its update on a parameter that lags by one step (k·B0 samples),
@@ -78,6 +78,11 @@ typedef struct bl_branched_config {
     int64_t branch_samples;        /* Δ: training samples of every branch (required, ≥ 1) */
     double tolerance;              /* relative; default 0.01 */
     bl_branch_measure measure;
+    /* With the validation measure: the loss is the mean of `evals` validation losses, taken
+     * at equal steps over the second half of the branch (the last at its end), which averages
+     * out some of the noise of the trajectory's end point; each costs one pass over the
+     * validation split. Default 1 (the end only). */
+    int evals;
     /* Called after every branch (may be NULL): progress for a front end. */
     void (*on_branch)(void *user, int point, int64_t k, double loss);
     void *user;

@@ -27,6 +27,7 @@ bl_branched_config bl_branched_defaults(void)
     c.lr_rule = BL_LR_SCALE_LINEAR;
     c.tolerance = 0.01;
     c.measure = BL_BRANCH_MEASURE_AUTO;
+    c.evals = 1;
     return c;
 }
 
@@ -189,6 +190,9 @@ static int check_config(bl_ctx *ctx, const bl_branched_config *c, int64_t n)
     if ((unsigned)c->lr_rule > BL_LR_SCALE_SQRT)
         return bl_error(ctx, BL_EOPTION, "critical batch: 'lr_rule' must be none, linear or "
                         "sqrt");
+    if (c->evals < 1 || c->evals > 64)
+        return bl_error(ctx, BL_EOPTION, "critical batch: 'evals' must be in 1..64, got %d",
+                        c->evals);
     if ((unsigned)c->measure > BL_BRANCH_MEASURE_TRAIN)
         return bl_error(ctx, BL_EOPTION, "critical batch: unknown 'measure'");
     return BL_OK;
@@ -241,6 +245,18 @@ static void quiet_cadence(bl_train_config *t)
     t->stop_at_target = false;
 }
 
+static int keep_final(void *user, bl_ctx *ctx, const bl_snapshot *snap)
+{
+    bl_snapshot **keep = user;
+    return bl_snapshot_copy(ctx, snap, keep) == BL_OK ? 0 : -1;
+}
+
+/* One branch: from `snap`, batch k·B0 at peak LR `lr`, for branch_samples. With the
+ * validation measure and c->evals > 1 the branch is trained in legs — the first half, then
+ * evals equal parts of the second half — each a bl_run continuing the previous leg's final
+ * snapshot and evaluated at its end; the steps are the same as in one piece (a snapshot
+ * restores exactly and an evaluation changes no training state), only the evaluations are
+ * added. *loss is the mean of the leg ends' validation losses. */
 static int run_branch(bl_ctx *ctx, const bl_branched_config *c, const bl_snapshot *snap,
                       const bl_snapshot_info *at, int64_t k, double lr,
                       bl_branch_measure measure, double *loss, int64_t *trained)
@@ -253,29 +269,50 @@ static int run_branch(bl_ctx *ctx, const bl_branched_config *c, const bl_snapsho
     t->optim.lr = lr;
     t->lr_scaling = BL_LR_SCALE_NONE;
     t->base_batch = 0;
-    t->resume_from = snap;
-    t->max_samples = at->samples + c->branch_samples;
-    tail tl = {at->samples + c->branch_samples - c->branch_samples / 4, 0, 0};
-    if (tl.from < at->samples)
-        tl.from = at->samples;
+    int64_t delta = c->branch_samples, end = at->samples + delta;
+    tail tl = {end - delta / 4, 0, 0};
     t->on_progress = tail_progress;
     t->progress_user = &tl;
+    int evals = measure == BL_BRANCH_MEASURE_VAL && c->evals > 1 ? c->evals : 1;
+    int legs = evals > 1 ? evals + 1 : 1;
+    bl_snapshot *from = NULL, *next = NULL;
+    double val_sum = 0;
+    bool diverged = false;
+    int rc = BL_OK;
     bl_run_result r;
-    int rc = bl_run(ctx, &p, NULL, 0, &r);
-    if (rc == BL_OK && r.status == BL_RUN_FAILED)
-        rc = bl_error(ctx, BL_EINVAL, "%s", r.error);
-    if (rc == BL_OK && r.status == BL_RUN_INTERRUPTED)
-        rc = bl_error(ctx, BL_EINTERRUPTED, "interrupted");
+    memset(&r, 0, sizeof r);
+    for (int leg = 0; leg < legs && rc == BL_OK && !diverged; leg++) {
+        bool last = leg == legs - 1;
+        t->resume_from = from ? from : snap;
+        t->max_samples = last ? end
+                         : at->samples + delta / 2 + (int64_t)leg * (delta - delta / 2) / evals;
+        t->skip_eval = measure == BL_BRANCH_MEASURE_TRAIN || (legs > 1 && leg == 0);
+        t->on_final_snapshot = last ? NULL : keep_final;
+        t->snapshot_user = &next;
+        bl_run_result_free(&r);
+        rc = bl_run(ctx, &p, NULL, 0, &r);
+        if (rc == BL_OK && r.status == BL_RUN_FAILED)
+            rc = bl_error(ctx, BL_EINVAL, "%s", r.error);
+        if (rc == BL_OK && r.status == BL_RUN_INTERRUPTED)
+            rc = bl_error(ctx, BL_EINTERRUPTED, "interrupted");
+        diverged = rc == BL_OK && r.status == BL_RUN_DIVERGED;
+        if (rc == BL_OK && !t->skip_eval)
+            val_sum += r.final.val_loss;
+        bl_snapshot_free(from);
+        from = next;
+        next = NULL;
+    }
+    bl_snapshot_free(from);
     if (rc != BL_OK) {
         bl_run_result_free(&r);
         return bl_error_prefix(ctx, "critical batch: the branch with k = %lld from step %lld",
                                (long long)k, (long long)at->step);
     }
     *trained = r.samples - at->samples;
-    if (r.status == BL_RUN_DIVERGED)
+    if (diverged)
         *loss = INFINITY;
     else if (measure == BL_BRANCH_MEASURE_VAL)
-        *loss = r.final.val_loss;
+        *loss = val_sum / evals;
     else
         *loss = tl.count > 0 ? tl.sum / (double)tl.count : NAN;
     if (isnan(*loss))

@@ -22,7 +22,8 @@
 
 /* The measurement's own keys. */
 static const char *const own_keys[] = {"points", "n_points", "ks", "lr_rule", "lrs",
-                                       "branch_samples", "tolerance", "measure", NULL};
+                                       "branch_samples", "tolerance", "measure", "evals",
+                                       NULL};
 
 /* bl.train keys the measurement does not take, and why. */
 static const struct {
@@ -163,6 +164,9 @@ static void read_own(lua_State *L, bl_ctx *ctx, own *o)
     c->branch_samples = integer_at(L, "branch_samples", 1);
     lua_pop(L, 1);
     c->tolerance = number_key(L, "tolerance", c->tolerance);
+    if (lua_getfield(L, 1, "evals") != LUA_TNIL)
+        c->evals = (int)integer_at(L, "evals", 1);
+    lua_pop(L, 1);
     if (lua_getfield(L, 1, "lr_rule") != LUA_TNIL) {
         const char *r = lua_tostring(L, -1);
         if (lua_type(L, -1) != LUA_TSTRING ||
