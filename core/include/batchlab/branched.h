@@ -94,9 +94,9 @@ BL_EXPORT bl_branched_config bl_branched_defaults(void);
 typedef struct bl_branch_point {
     int64_t step, samples;         /* of the base run at the snapshot */
     double epoch;
-    double loss[BL_BRANCH_MAX_KS]; /* per k (result.ks); +inf for a diverged branch, NAN for
-                                      a k not run (past the first k outside the tolerance
-                                      nothing is skipped: every k is run) */
+    double loss[BL_BRANCH_MAX_KS]; /* per k (result.ks; every k is run, also past the first
+                                      outside the tolerance); +inf for a diverged branch;
+                                      NAN past result.n_ks */
     int64_t branch_samples[BL_BRANCH_MAX_KS]; /* samples each branch actually trained (a step
                                       may overshoot Δ by less than one batch) */
     int64_t b_crit;                /* the local critical batch size, k·B0 */

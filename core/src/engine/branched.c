@@ -63,6 +63,9 @@ static int check_base(bl_ctx *ctx, const bl_run_plan *p)
     if (p->scheduler_plugin || t->scheduler || t->batch_fn)
         return bl_error(ctx, BL_EOPTION, "critical batch: 'batch' must be a constant batch B0 "
                         "for the base run, not a schedule");
+    if (!(t->optim.lr > 0) || !isfinite(t->optim.lr))
+        return bl_error(ctx, BL_EOPTION, "critical batch: the optimizer's 'lr' must be > 0, got "
+                        "%g", t->optim.lr);
     if (t->max_seconds > 0)
         return bl_error(ctx, BL_EOPTION, "critical batch: 'max_seconds' is not taken: give "
                         "the base run's horizon in epochs, max_steps or max_samples");

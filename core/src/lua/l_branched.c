@@ -81,15 +81,23 @@ static void check_keys(lua_State *L)
     bl__lua_check_keys(L, 1, keys, "bl.critical_batch");
 }
 
-/* An integer at the stack top ≥ lo, or raises naming `key`. */
-static int64_t integer_at(lua_State *L, const char *key, int64_t lo)
+/* An integer at the stack top ≥ lo, or raises naming `key` (an element of a list when
+ * `list`). */
+static int64_t integer_at(lua_State *L, const char *key, int64_t lo, bool list)
 {
     int isint = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isint);
     if (!isint || v < lo)
-        luaL_error(L, "bl.critical_batch: '%s' must hold integers ≥ %d, got %s", key, (int)lo,
+        luaL_error(L, "bl.critical_batch: '%s' must %s integer%s ≥ %d, got %s", key,
+                   list ? "hold" : "be an", list ? "s" : "", (int)lo,
                    luaL_tolstring(L, -1, NULL));
     return (int64_t)v;
+}
+
+/* A count for an int field: too large stays too large (the core's check names it). */
+static int small_int(int64_t v)
+{
+    return v > 1000000 ? 1000000 : (int)v;
 }
 
 /* A list of integers ≥ lo under `key` into out (at most cap); returns the count, or 0 when
@@ -110,7 +118,7 @@ static size_t integer_list(lua_State *L, const char *key, int64_t lo, int64_t *o
                    (int)cap, (int)n);
     for (size_t i = 0; i < n; i++) {
         lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        out[i] = integer_at(L, key, lo);
+        out[i] = integer_at(L, key, lo, true);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -150,7 +158,7 @@ static void read_own(lua_State *L, bl_ctx *ctx, own *o)
     if (lua_getfield(L, 1, "n_points") != LUA_TNIL) {
         if (n)
             luaL_error(L, "bl.critical_batch: give 'points' or 'n_points', not both");
-        c->n_points = (int)integer_at(L, "n_points", 1);
+        c->n_points = small_int(integer_at(L, "n_points", 1, false));
     }
     lua_pop(L, 1);
     n = integer_list(L, "ks", 1, o->ks, BL_BRANCH_MAX_KS);
@@ -161,11 +169,11 @@ static void read_own(lua_State *L, bl_ctx *ctx, own *o)
     if (lua_getfield(L, 1, "branch_samples") == LUA_TNIL)
         luaL_error(L, "bl.critical_batch: 'branch_samples' is required (Δ, the training "
                       "samples every branch trains)");
-    c->branch_samples = integer_at(L, "branch_samples", 1);
+    c->branch_samples = integer_at(L, "branch_samples", 1, false);
     lua_pop(L, 1);
     c->tolerance = number_key(L, "tolerance", c->tolerance);
     if (lua_getfield(L, 1, "evals") != LUA_TNIL)
-        c->evals = (int)integer_at(L, "evals", 1);
+        c->evals = small_int(integer_at(L, "evals", 1, false));
     lua_pop(L, 1);
     if (lua_getfield(L, 1, "lr_rule") != LUA_TNIL) {
         const char *r = lua_tostring(L, -1);

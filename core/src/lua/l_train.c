@@ -585,7 +585,7 @@ int bl__lua_train(lua_State *L)
     if (st->interrupt && *st->interrupt)
         return luaL_error(L, "interrupted");
 
-    lbl_job *j = bl__lua_new_job(L);                                  /* [cfg, job] */
+    lbl_job *j = bl__lua_new_job(L);                          /* [cfg, job] */
     lua_toclose(L, 2);
     lua_pushcfunction(L, bl__lua_traceback);                  /* [cfg, job, msgh] */
     j->msgh = 3;
