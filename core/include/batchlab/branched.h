@@ -18,8 +18,8 @@
  * branch (or the mean of `evals` of them over its second half), on the whole validation split — the same fixed samples for every k, measured on the
  * parameters every branch ends with after exactly the same training samples. The alternative,
  * the mean training loss over the branch's last quarter, averages over many steps but each
- * step's loss is taken before its update on a parameter that lags by one step (k·B0 samples),
- * which biases it against large k; it is used when the dataset has no validation split.
+ * step's loss is taken before its update, on parameters on average k·B0/2 samples old, which
+ * biases it against large k; it is used when the dataset has no validation split.
  *
  * The k = 1 branch with the LR rule's factor 1 is the base run continued: it trains exactly as
  * the base run would have (bit for bit: test_branched checks it).
