@@ -32,7 +32,8 @@ local function one_epoch(batch, lr)
                     optimizer = bl.optim.sgd { lr = lr, momentum = 0.9 }, quiet = true,
                     db = false, threads = 1 }
 end
-local final, factor = cbs.schedule { samples = 60000 }
+local last = cbs.schedule_points[#cbs.schedule_points]
+local final, factor = last.batch, last.lr
 for _, c in ipairs { { "warmup schedule", cbs.schedule, LR },
                      { ("fixed %d"):format(final), final, LR * factor },
                      { "fixed 32", 32, LR } } do

@@ -57,9 +57,17 @@ T.test("points, losses, the b_crit rule, the estimate", function()
   T.eq(cbs.b_crit, last.b_crit)
   T.truthy(cbs.cost_seconds > 0)
 
-  -- the schedule
-  local s = cbs.schedule
-  T.eq(s.name, "cbs_warmup")
+  -- the schedule: the "breakpoints" plugin with the table in schedule_points
+  T.eq(cbs.schedule:name(), "breakpoints")
+  local o = cbs.schedule:options()
+  T.eq(o.unit, "samples")
+  T.eq(#o.at, #cbs.schedule_points)
+  for i, p in ipairs(cbs.schedule_points) do
+    T.eq(o.at[i], p.samples)
+    T.eq(o.batch[i], p.batch)
+    T.eq(o.lr[i], p.lr)
+  end
+  local s = require("batchlab.schedules").breakpoints(o)   -- the same plugin, callable
   T.eq(s { samples = 0, step = 0 }, 8, "starts at B0")
   local b_prev = 0
   for samples = 0, 6000, 50 do
@@ -71,10 +79,11 @@ T.test("points, losses, the b_crit rule, the estimate", function()
   for _, p in ipairs(cbs.points) do
     T.truthy(s { samples = p.samples } >= p.b_crit, "in force from the point")
   end
-  local r = bl.train { dataset = blobs, model = mlp, batch = s, epochs = 3, seed = 2,
+  local r = bl.train { dataset = blobs, model = mlp, batch = cbs.schedule, epochs = 3, seed = 2,
                        quiet = true, db = false, optimizer = bl.optim.sgd { lr = 0.02 } }
   T.eq(r.status, "completed")
-  T.eq(r.batch, "cbs_warmup")
+  T.eq(r.batch, "breakpoints")
+  T.eq(r.max_batch_used or r.final.batch, cbs.schedule_points[#cbs.schedule_points].batch)
 end)
 
 T.test("given points, per-k LRs, train_loss measure", function()
@@ -85,8 +94,9 @@ T.test("given points, per-k LRs, train_loss measure", function()
   T.eq(cbs.points[1].samples, 800)
   T.eq(cbs.points[2].samples, 3200)
   T.eq(cbs.lrs[2], 0.03)
-  T.eq(cbs.schedule { samples = 0 }, 8)
-  local _, f = cbs.schedule { samples = 0 }
+  local s = require("batchlab.schedules").breakpoints(cbs.schedule:options())
+  T.eq(s { samples = 0 }, 8)
+  local _, f = s { samples = 0 }
   T.eq(f, 1.0)
 end)
 
@@ -119,6 +129,24 @@ T.test("teacher–student: B_crit against the known noise scale", function()
     T.truthy(b <= b_star, "B_noise bounds the critical batch")
     T.truthy(4 * b >= b_star, "within a factor 4 of B_noise")
   end
+end)
+
+T.test("the breakpoints scheduler: the table's values", function()
+  local BP = require("batchlab.schedules").breakpoints
+  local s = BP { at = { 100, 300 }, batch = { 4, 16 }, lr = { 1, 3 } }
+  T.eq(s.max_batch, 16)
+  T.eq(s { samples = 0, step = 0 }, 4, "before the first breakpoint the first entry holds")
+  T.eq(s { samples = 299, step = 0 }, 4)
+  local b, f = s { samples = 300, step = 0 }
+  T.eq(b, 16, "from a breakpoint on")
+  T.eq(f, 3)
+  local u = BP { at = { 0, 2 }, batch = { 8, 32 }, unit = "epochs" }
+  T.eq(u { epoch = 1, epoch_progress = 1.99, samples = 0, step = 0 }, 8)
+  local b2, f2 = u { epoch = 2, epoch_progress = 2, samples = 0, step = 0 }
+  T.eq(b2, 32)
+  T.eq(f2, 1, "no lr: factor 1")
+  T.raises(function() BP { at = { 0, 1 }, batch = { 8 } } end, "'batch'", "one batch per breakpoint")
+  T.raises(function() BP { at = { 5, 1 }, batch = { 8, 9 } } end, "'at'", "increasing")
 end)
 
 T.test("bad inputs name the key", function()

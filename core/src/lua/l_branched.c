@@ -7,7 +7,8 @@
  *                                   tolerance = 0.01 }
  *   cbs.points[i] = {step =, samples =, epoch =, b_crit =, lo =, hi =, capped =,
  *                    losses = {[k] = loss}, branch_samples = {[k] = n}}
- *   cbs.schedule  -- a batchlab.schedules.piecewise schedule: bl.train{ batch = cbs.schedule }
+ *   cbs.schedule  -- bl.scheduler("breakpoints", ...): bl.train{ batch = cbs.schedule }
+ *   cbs.schedule_points = {{samples =, batch =, lr =}, ...}   -- its table
  *   cbs.estimate  -- {batch =, lo =, hi =} for bl.recommend(runs, {branched = cbs.estimate})
  *
  * The base run's keys are bl.train's and go through its translation (l_train.c,
@@ -250,14 +251,11 @@ static void set_num(lua_State *L, const char *key, double v)
     lua_setfield(L, -2, key);
 }
 
-/* The schedule: batchlab.schedules.piecewise{{samples =, batch =, lr =}, ..., name =}. */
+/* The schedule: bl.scheduler("breakpoints", {unit = "samples", at =, batch =, lr =}), and
+ * its table as `schedule_points` = {{samples =, batch =, lr =}, ...}. */
 static void push_schedule(lua_State *L, const bl_branched_result *r)
 {
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "batchlab.schedules");
-    lua_call(L, 1, 1);                                        /* [schedules] */
-    lua_getfield(L, -1, "piecewise");                         /* [schedules, piecewise] */
-    lua_createtable(L, (int)r->n_schedule, 1);
+    lua_createtable(L, (int)r->n_schedule, 0);                /* [points] */
     for (size_t i = 0; i < r->n_schedule; i++) {
         lua_createtable(L, 0, 3);
         set_int(L, "samples", r->schedule[i].samples);
@@ -265,10 +263,29 @@ static void push_schedule(lua_State *L, const bl_branched_result *r)
         set_num(L, "lr", r->schedule[i].lr_factor);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    lua_pushliteral(L, "cbs_warmup");
-    lua_setfield(L, -2, "name");
-    lua_call(L, 1, 1);                                        /* [schedules, schedule] */
-    lua_remove(L, -2);
+    lua_setfield(L, -2, "schedule_points");
+    lua_pushcfunction(L, bl__lua_scheduler);
+    lua_pushliteral(L, "breakpoints");
+    lua_createtable(L, 0, 4);                                 /* [f, name, opts] */
+    lua_pushliteral(L, "samples");
+    lua_setfield(L, -2, "unit");
+    const char *keys[] = {"at", "batch", "lr"};
+    for (int f = 0; f < 3; f++) {
+        lua_createtable(L, (int)r->n_schedule, 0);
+        for (size_t i = 0; i < r->n_schedule; i++) {
+            const bl_branch_breakpoint *b = &r->schedule[i];
+            if (f == 0)
+                lua_pushnumber(L, (lua_Number)b->samples);
+            else if (f == 1)
+                lua_pushinteger(L, (lua_Integer)b->batch);
+            else
+                lua_pushnumber(L, b->lr_factor);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_setfield(L, -2, keys[f]);
+    }
+    lua_call(L, 2, 1);                                        /* [scheduler] */
+    lua_setfield(L, -2, "schedule");
 }
 
 static void push_result(lua_State *L, const bl_branched_result *r)
@@ -327,7 +344,6 @@ static void push_result(lua_State *L, const bl_branched_result *r)
     lua_setfield(L, -2, "estimate");
     set_num(L, "cost_seconds", r->seconds);
     push_schedule(L, r);
-    lua_setfield(L, -2, "schedule");
 }
 
 int bl__lua_critical_batch(lua_State *L)
