@@ -31,11 +31,11 @@ static const struct {
     const char *key, *why;
 } refused[] = {
     {"stop", "the base run and the branches take no stop criterion"},
-    {"on_point", "the base run and the branches are evaluated only at their ends"},
-    {"eval_every", "the base run and the branches are evaluated only at their ends"},
+    {"on_point", "the runs are evaluated only where the measurement needs it"},
+    {"eval_every", "the runs are evaluated only where the measurement needs it"},
     {"target", "the measurement compares losses, not times to a target"},
     {"stop_at_target", "the measurement compares losses, not times to a target"},
-    {"max_seconds", "give the horizon in epochs, max_steps or max_samples"},
+    {"max_seconds", "give the horizon in epochs or max_steps"},
     {"max_batch", "'batch' is a constant B0"},
     {"db", "nothing is recorded in the results store"},
     {"experiment", "nothing is recorded in the results store"},
