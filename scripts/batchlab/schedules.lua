@@ -21,8 +21,8 @@
 -- integer batch ≥ 1 and optionally a factor on the learning rate (1 when omitted).
 --
 -- Every constructor here returns a callable table with `max_batch` and `name`. The built-in
--- schedules `constant`, `step`, `smith`, `linear_ramp`, `exponential_ramp`, `warmup` and `gns`
--- are thin wrappers over the scheduler plugins of the same names (plugins/schedulers): the
+-- schedules `constant`, `step`, `smith`, `linear_ramp`, `exponential_ramp`, `warmup`, `gns`
+-- and `breakpoints` are thin wrappers over the scheduler plugins of the same names (plugins/schedulers): the
 -- same options, defaults, error messages and batch sizes (`name` aside, a display name the
 -- plugin does not see). `piecewise` — a list of breakpoint tables, which plugin options (flat
 -- name = value pairs) cannot hold — and `wrap` are Lua's own; they validate their options when
@@ -198,6 +198,16 @@ function M.warmup(opts)
   return s
 end
 
+--- A piecewise-constant batch (and LR factor) from a table: the "breakpoints" plugin. From
+-- each breakpoint `at[i]` on (in `unit`: "samples" (default), "steps" or "epochs") the batch is
+-- `batch[i]` and the LR factor `lr[i]` (1 when `lr` is not given); before `at[1]` the first
+-- entry holds. What `bl.critical_batch` derives (its `schedule` is the plugin itself).
+-- @param opts `at`, `batch` (required, one per breakpoint), `lr`, `unit`, `name`
+function M.breakpoints(opts)
+  local s = from_plugin("schedules.breakpoints", "breakpoints", opts)  -- keeps error levels
+  return s
+end
+
 local PIECE_KEYS = { epoch = "epochs", step = "steps", samples = "samples" }
 
 --- Piecewise-constant schedule from a list of breakpoints, all keyed by the same unit:
@@ -275,6 +285,7 @@ end
 local BUILTIN = {
   constant = M.constant, step = M.step, smith = M.smith, linear_ramp = M.linear_ramp,
   exponential_ramp = M.exponential_ramp, warmup = M.warmup, piecewise = M.piecewise, gns = M.gns,
+  breakpoints = M.breakpoints,
 }
 
 --- The constructor of the schedule called `name`: a built-in one above, or the function

@@ -202,6 +202,10 @@ static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
             return bl_error_prefix(ctx, "init");
     }
     bool checkpointing = plan->checkpoint_every > 0 || plan->checkpoint_seconds > 0;
+    /* the plan's own snapshot callbacks keep their user unless the run writes files */
+    if ((checkpointing || plan->save) && (cfg->on_snapshot || cfg->on_final_snapshot))
+        return bl_error(ctx, BL_EINVAL, "run: checkpoints or save cannot be combined with the "
+                        "plan's own snapshot callbacks");
     if ((rc = check_target(ctx, "save", plan->save)) != BL_OK)
         return rc;
     if (checkpointing) {
@@ -238,8 +242,8 @@ static int prepare_files(bl_ctx *ctx, const bl_run_plan *plan, bl_net *net,
     if (checkpointing || plan->save) {
         cfg->on_final_snapshot = write_final;
         cfg->snapshot_tag = plan->config_json;
+        cfg->snapshot_user = f;
     }
-    cfg->snapshot_user = f;
     return BL_OK;
 }
 

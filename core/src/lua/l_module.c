@@ -246,6 +246,7 @@ static const luaL_Reg module_funcs[] = {
     {"fit_lr", bl__lua_fit_lr},
     {"find_max_batch", bl__lua_find_max_batch},
     {"probe", bl__lua_probe},
+    {"critical_batch", bl__lua_critical_batch},
     {NULL, NULL}};
 
 const char *bl_lua_script_dir(void)

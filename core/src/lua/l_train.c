@@ -50,7 +50,7 @@ static int job_close(lua_State *L)
     return 0;
 }
 
-static lbl_job *new_job(lua_State *L)
+lbl_job *bl__lua_new_job(lua_State *L)
 {
     lbl_job *j = lua_newuserdatauv(L, sizeof *j, 0);
     memset(j, 0, sizeof *j);                      /* closed: nothing held */
@@ -556,6 +556,27 @@ static void echo_config(lua_State *L, lbl_job *j, const bl_run_plan *plan)
     lua_setfield(L, j->run, "history");
 }
 
+void bl__lua_read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->train = bl_train_defaults();
+    read_data_model(L, j, plan);                              /* [.., dataset] */
+    read_settings(L, j);
+    if (bl_run_spec_apply(j->ctx, j->spec, "bl.train", &plan->train) != BL_OK)
+        bl__lua_raise(L, j->ctx, NULL);
+    lr_scaling_rest(L, &plan->train);
+    lr_schedule_rest(L, j, &plan->train);
+    target_table(L, j, &plan->train);
+    read_optimizer(L, &plan->train);
+    read_batch(L, j, plan);                                   /* [.., (fn,) batch desc] */
+    lua_setfield(L, j->run, "batch");
+    read_callbacks(L, j, &plan->train);
+    plan->device = bl_config_string(j->spec, "device");
+    plan->threads = (int)bl_config_int(j->spec, "threads");
+    const char *label = bl_config_string(j->spec, "label");
+    plan->label = *label ? label : NULL;
+}
+
 lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -566,7 +587,7 @@ lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
     if (st->interrupt && *st->interrupt)
         luaL_error(L, "interrupted");
 
-    lbl_job *j = new_job(L);                                  /* [cfg, job] */
+    lbl_job *j = bl__lua_new_job(L);                          /* [cfg, job] */
     lua_toclose(L, 2);
     lua_pushcfunction(L, bl__lua_traceback);                  /* [cfg, job, msgh] */
     j->msgh = 3;
@@ -574,23 +595,7 @@ lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
     j->run = lua_gettop(L);
 
     bl_run_plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.train = bl_train_defaults();
-    read_data_model(L, j, &plan);                             /* [.., dataset] */
-    read_settings(L, j);
-    if (bl_run_spec_apply(j->ctx, j->spec, "bl.train", &plan.train) != BL_OK)
-        bl__lua_raise(L, j->ctx, NULL);
-    lr_scaling_rest(L, &plan.train);
-    lr_schedule_rest(L, j, &plan.train);
-    target_table(L, j, &plan.train);
-    read_optimizer(L, &plan.train);
-    read_batch(L, j, &plan);                                  /* [.., (fn,) batch desc] */
-    lua_setfield(L, j->run, "batch");
-    read_callbacks(L, j, &plan.train);
-    plan.device = bl_config_string(j->spec, "device");
-    plan.threads = (int)bl_config_int(j->spec, "threads");
-    const char *label = bl_config_string(j->spec, "label");
-    plan.label = *label ? label : NULL;
+    bl__lua_read_plan(L, j, &plan);
     plan.train.interrupt = st->interrupt;
     echo_config(L, j, &plan);
     *plan_out = plan;

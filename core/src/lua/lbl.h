@@ -208,6 +208,13 @@ typedef struct lbl_job {
     size_t n_outputs;
 } lbl_job;
 
+/* A new job userdata (closed, with its own context) at the stack top (l_train.c). */
+lbl_job *bl__lua_new_job(lua_State *L);
+/* bl.train's translation of the table at index 1 into `plan` (l_train.c): the dataset and
+ * model, the run spec's settings (validated into j->spec), the composite tables, the optimizer,
+ * the batch or schedule and the callbacks. Needs j->msgh and j->run set; leaves the dataset
+ * (and a schedule) on the stack for as long as the plan is used. Raises on a bad value. */
+void bl__lua_read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan);
 /* Translates the bl.train table at index 1 (the only value on the stack) into *plan: checks
  * its keys, pushes a new job (index 2, to-be-closed: it holds what the plan borrows — the
  * spec's strings, the dataset marked busy, the milestones) and the values its callbacks
@@ -300,6 +307,8 @@ void bl__lua_open_scheduler(lua_State *L);
 void bl__lua_open_optim(lua_State *L);
 /* Sets bl.recommend and bl.fit_steps into the module table at the top (l_recommend.c). */
 void bl__lua_open_recommend(lua_State *L);
+/* bl.critical_batch{...}: branched training (l_branched.c). */
+int bl__lua_critical_batch(lua_State *L);
 /* Sets bl.read_snapshot into the module table at the top (l_snapshot.c). */
 void bl__lua_open_snapshot(lua_State *L);
 /* bl._util.schedule(name, opts): a scheduler plugin as a callable object (l_schedule.c). */

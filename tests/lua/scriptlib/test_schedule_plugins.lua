@@ -49,6 +49,12 @@ local CASES = {
             { { factor = 1 }, { milestones = { 2, 1 } }, { batch = 128, max = 100 } } },
   exponential_ramp = { { { start = 16, stop = 1024, epochs = 10 }, { start = 16, stop = 1024, steps = 250, multiple = 16 } },
                        { { start = 0, stop = 16, steps = 1 }, { start = 16, stop = 32, epochs = -1 } } },
+  breakpoints = { { { at = { 0, 500, 3000 }, batch = { 32, 64, 256 }, lr = { 1, 2, 8 } },
+                    { at = { 10, 100 }, batch = { 16, 8 }, unit = "steps" },
+                    { at = { 1.5, 4 }, batch = { 7, 70 }, lr = { 0.5, 3 }, unit = "epochs" } },
+                  { { at = { 0, 10 }, batch = { 8 } }, { at = { 10, 5 }, batch = { 1, 2 } },
+                    { at = { 0 }, batch = { 0 } }, { at = { 0 }, batch = { 8 }, lr = { 0 } },
+                    { at = { 0 }, batch = { 8 }, unit = "days" }, { batch = { 8 } } } },
   warmup = { { { batch = 256, start = 32, epochs = 8 }, { batch = 128, start = 16, steps = 100, multiple = 16 } },
              { { batch = 128, epochs = 1 }, { batch = 128, start = 16, steps = 100, multiple = 32 } } },
 }
