@@ -95,7 +95,8 @@ static int config_json(bl_ctx *ctx, const train_args *a, const session *s, char 
     return rc;
 }
 
-/* Hyperparameters for TensorBoard: model, dataset, batch (or scheduler), optimizer, lr, seed. */
+/* Hyperparameters for TensorBoard: model, dataset, batch (or scheduler), optimizer, lr, seed
+ * (the output adds the LR scaling, the target and the plugins' options). */
 static int tensorboard_output(bl_ctx *ctx, const train_args *a, const bl_train_config *c,
                               const char *dir, bl_run_output *out)
 {
@@ -270,8 +271,8 @@ static int train(bl_ctx *ctx, train_args *a)
         bl_run_result_free(&r);
         goto fail;
     }
-    if (outs.tb && bl_run_tensorboard_output_path(outs.tb))
-        printf("tensorboard: %s\n", bl_config_string(a->spec, "tensorboard"));
+    if (outs.tb && bl_run_tensorboard_output_path(outs.tb))  /* the run's own directory */
+        printf("tensorboard: %s\n", bl_run_tensorboard_output_path(outs.tb));
     print_result(&r);
     if (outs.store)
         printf("run %lld in %s\n", (long long)bl_run_store_output_id(outs.store),

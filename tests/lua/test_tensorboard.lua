@@ -74,10 +74,110 @@ T.test("bl.train writes points, hparams and the end status", function()
   local last = recs[#recs]
   T.contains(last, "_hparams_/session_end_info")
   T.contains(last, "\x22\x0b\x08\x01\x11")
-  -- the point events carry the training step
+  -- the point events carry the training step (the last point: the last record with a batch)
   local step = r.history[#r.history].step
   T.truthy(step < 128, "a one-byte step varint")
-  T.contains(recs[#recs - 1], "\x10" .. string.char(step) .. "\x2a")
+  local last_point
+  for i = #recs, 1, -1 do
+    if recs[i]:find("schedule/batch_size", 1, true) then last_point = recs[i]; break end
+  end
+  T.contains(last_point, "\x10" .. string.char(step) .. "\x2a")
+end)
+
+-- The entries of a directory (sorted).
+local function entries(dir)
+  local out = {}
+  local p = assert(io.popen("ls -A '" .. dir .. "'"))
+  for name in p:lines() do out[#out + 1] = name end
+  p:close()
+  return out
+end
+
+local function dir_of(path) return path:match("^(.*)/[^/]*$") end
+
+-- The simple_value of the scalar `tag` (Summary.Value{tag 1, simple_value 2}) in a record.
+local function scalar(rec, tag)
+  local at = rec:find("\x0a" .. string.char(#tag) .. tag .. "\x15", 1, true)
+  return at and string.unpack("<f", rec, at + 3 + #tag)
+end
+
+-- Issue 14, found 7: runs sharing one directory are drawn by TensorBoard as one.
+T.test("two runs of one label get a directory each, one event file in each", function()
+  local dir = root .. "/same"
+  local a = bl.train(T.cfg(data, model, { epochs = 1, label = "twin", tensorboard = dir }))
+  local b = bl.train(T.cfg(data, model, { epochs = 1, label = "twin", tensorboard = dir }))
+  T.eq(dir_of(a.tensorboard), dir .. "/twin")
+  T.eq(dir_of(b.tensorboard), dir .. "/twin-2")
+  T.eq(#entries(dir), 2, "two run directories")
+  T.eq(#entries(dir .. "/twin"), 1, "one event file")
+  T.eq(#entries(dir .. "/twin-2"), 1, "one event file")
+end)
+
+T.test("two unlabelled runs started in one second get a directory each", function()
+  local dir = root .. "/unlabelled"
+  local paths = {}
+  for i = 1, 2 do
+    paths[i] = bl.train(T.cfg(data, model, { epochs = 1, tensorboard = dir })).tensorboard
+  end
+  T.truthy(dir_of(paths[1]) ~= dir_of(paths[2]), "two directories")
+  T.eq(#entries(dir), 2)
+  for i = 1, 2 do T.eq(#entries(dir_of(paths[i])), 1, "one event file") end
+end)
+
+T.test("the HParams hold the LR scaling, target, model and schedule; final figures logged",
+  function()
+  local r = bl.train(T.cfg(data, model, { epochs = 3, label = "full", tensorboard = root,
+    lr_scaling = { rule = "linear", base_batch = 16, warmup_epochs = 1 },
+    target = { metric = "val_accuracy", at_least = 0.05 },
+    batch = bl.scheduler("step", { batch = 32, factor = 2, milestones = { 2 } }) }))
+  T.eq(r.status, "completed")
+  T.truthy(r.reached_target, "the target (a low one) is reached")
+  local recs = records(r.tensorboard)
+  local experiment, start = recs[2], recs[3]
+  T.contains(experiment, "_hparams_/experiment")
+  T.contains(start, "_hparams_/session_start_info")
+  for _, name in ipairs { "lr_scaling", "base_batch", "warmup_epochs", "warmup_steps",
+      "lr_schedule", "target_metric", "target_value", "model.hidden", "model.activation",
+      "scheduler", "scheduler.factor", "scheduler.milestones" } do
+    T.contains(experiment, "\x0a" .. string.char(#name) .. name, "declared: " .. name)
+    T.contains(start, "\x0a" .. string.char(#name) .. name, "valued: " .. name)
+  end
+  T.contains(start, "\x1a\x06linear", "the rule")
+  T.contains(start, "\x1a\x0cval_accuracy", "the target's metric")
+  T.contains(start, string.pack("<d", 0.05), "the target's value")
+  T.contains(start, string.pack("<d", 16), "the base batch")
+  T.contains(start, "\x1a\x04step", "the scheduler")
+  -- test accuracy and loss, time and steps to target: metrics of the table and final scalars
+  local finals = {}
+  for _, rec in ipairs(recs) do
+    for _, tag in ipairs { "test/accuracy", "test/loss", "target/time_to_target",
+        "target/steps_to_target" } do
+      local v = scalar(rec, tag)
+      if v then finals[tag] = v end
+    end
+  end
+  for _, tag in ipairs { "test/accuracy", "test/loss", "target/time_to_target",
+      "target/steps_to_target" } do
+    T.contains(experiment, "\x12" .. string.char(#tag) .. tag, "an HParams metric: " .. tag)
+  end
+  T.eq(finals["test/accuracy"], string.unpack("<f", string.pack("<f", r.final.test_accuracy)))
+  T.eq(finals["test/loss"], string.unpack("<f", string.pack("<f", r.final.test_loss)))
+  T.eq(finals["target/time_to_target"], string.unpack("<f", string.pack("<f", r.time_to_target)))
+  T.eq(finals["target/steps_to_target"], r.steps_to_target)
+  T.contains(recs[#recs], "_hparams_/session_end_info")
+end)
+
+T.test("a run without a target declares target_value but gives it no value", function()
+  local r = bl.train(T.cfg(data, model, { epochs = 1, label = "notarget",
+    tensorboard = root, batch = bl.scheduler("warmup_double", { batch = 32, max = 64, start = 16 }) }))
+  local recs = records(r.tensorboard)
+  T.contains(recs[2], "\x0a\x0ctarget_value")
+  T.eq(recs[3]:find("target_value", 1, true), nil)
+  T.contains(recs[3], "\x1a\x04none", "target_metric none")
+  T.contains(recs[3], "\x1a\x0dwarmup_double", "the Lua schedule's name")
+  T.contains(recs[3], "\x0a\x0fscheduler.start", "the Lua schedule's options")
+  T.contains(recs[3], "\x0a\x0dscheduler.max", "the Lua schedule's options")
+  T.eq(count(recs, "target/time_to_target"), 1, "declared, never logged")
 end)
 
 T.test("a run without a label is named after its model", function()

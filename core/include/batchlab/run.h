@@ -139,8 +139,14 @@ BL_EXPORT int bl_run_store_output_find(bl_ctx *ctx, bl_run_output *out, const ch
 BL_EXPORT int bl_run_store_output_load(bl_ctx *ctx, bl_run_output *out, int64_t run_id,
                                        bl_run_result *result);
 
-/* TensorBoard event files: DIR/<run_name> with the hyperparameters `hparams` (copied; may be
- * NULL), every point, and the end status. A write that fails fails the run. */
+/* TensorBoard event files in a directory of the run's own (bl_tfevents_open: DIR/<run_name>,
+ * or DIR/<run_name>-2, -3, ... when taken, claimed atomically): the hyperparameters `hparams`
+ * (copied; may be NULL) and those of the plan — lr_scaling, base_batch, warmup_epochs,
+ * warmup_steps, lr_schedule, target_metric, target_value, model.<option> for every model
+ * option, scheduler and scheduler.<option> — every point, the final figures as scalars at the
+ * last step (test/accuracy, test/loss, target/time_to_target, target/steps_to_target; those
+ * known) which are also metrics of the HParams table, and the end status. A write that fails
+ * fails the run. */
 BL_EXPORT int bl_run_tensorboard_output(bl_ctx *ctx, const char *dir, const char *run_name,
                                         const bl_config *hparams, bl_run_output *out);
 /* The event file's path once begun (NULL before). */

@@ -3,7 +3,8 @@
  * A bl_tfevents writes one event file that `tensorboard --logdir LOGDIR` reads: the scalars of
  * every evaluation point (Scalars tab) and a run's hyperparameters and final status (HParams
  * tab). Layout: LOGDIR/RUN/events.out.tfevents.<10-digit unix time>.<hostname>; every
- * directory below LOGDIR is one run in TensorBoard.
+ * directory below LOGDIR is one run in TensorBoard, so every writer of a named run claims a
+ * directory of its own (two runs of the same name are drawn as two, never merged).
  *
  * Format: TensorFlow's TFRecord framing of serialized tensorflow.Event protos (the framing,
  * CRC-32C and encoders are internal: core/src/results/tfevents/tfrecord.h). The first record
@@ -31,11 +32,15 @@ extern "C" {
 
 typedef struct bl_tfevents bl_tfevents;
 
-/* Creates LOGDIR/RUN (like mkdir -p) and a new event file in it, and writes the file-version
- * event. `run_name` may hold several components separated by '/' (a nested run); each
- * component is made safe: characters other than letters, digits and "._-=+,@" become '_', and
- * "." and ".." become "_" and "__"; NULL or "" writes into LOGDIR itself. An existing event
- * file is never overwritten (a second file opened in the same second gets a ".N" suffix).
+/* Creates a new directory LOGDIR/RUN for this run (its parents like mkdir -p) and a new event
+ * file in it, and writes the file-version event. `run_name` may hold several components
+ * separated by '/' (a nested run); each component is made safe: characters other than letters,
+ * digits and "._-=+,@" become '_', and "." and ".." become "_" and "__". The last component is
+ * claimed with mkdir, which is atomic: RUN when no entry of that name exists, else RUN-2,
+ * RUN-3, ... (the first free), so two writers — in one process or in two — never share a
+ * directory; bl_tfevents_path says which one was taken. NULL or "" writes into LOGDIR itself
+ * (shared: an existing event file is never overwritten, a second file opened in the same
+ * second gets a ".N" suffix).
  * On success *out is a new writer the caller closes with bl_tfevents_close; on error *out is
  * untouched and nothing is left open. Errors: BL_EIO (a directory cannot be created, or the
  * file cannot be created or written; the message names it), BL_EINVAL (NULL or empty logdir),
@@ -77,7 +82,10 @@ BL_EXPORT extern const char *const bl_tfevents_metric_tags[4];
  *   _hparams_/session_start_info  the values of `hparams` and the start time
  * `hparams` is a validated or plain config (may be NULL or empty): numbers and integers are
  * shown as numbers, booleans as booleans, strings, text and lists as their option text
- * ("256,128"). `metric_tags` (n of them) name scalar tags; NULL with n = 0 means
+ * ("256,128"); a number that is NaN is declared (a column of the HParams table) but given no
+ * value in this run (an empty cell: e.g. a target value for a run without a target), so that
+ * all the runs of a sweep declare the same names. `metric_tags` (n of them) name scalar tags
+ * (the HParams table shows each one's last value in the run); NULL with n = 0 means
  * bl_tfevents_metric_tags. Call it once, before the first point. TensorBoard reads the first
  * _hparams_/experiment it finds in the log directory, so the runs of one sweep should be given
  * the same hyperparameter names and metrics. Errors: BL_EINVAL (a NULL or empty metric tag),

@@ -130,13 +130,144 @@ typedef struct tb_out {
     bl_tfevents *w;
 } tb_out;
 
+/* The final figures: scalars at the run's last step (when known) and metrics of the HParams
+ * table, after the four of every point. */
+static const char *const tb_final_tags[] = {"test/accuracy", "test/loss",
+                                            "target/time_to_target", "target/steps_to_target"};
+
+/* Sets dst[prefix + key] to src's entry i (numbers, integers and booleans as they are; strings
+ * and lists as their option text). */
+static int tb_copy_entry(bl_ctx *ctx, bl_config *dst, const char *prefix, const bl_config *src,
+                         size_t i)
+{
+    const char *key = bl_config_key(src, i);
+    char name[256];
+    snprintf(name, sizeof name, "%s%s", prefix, key);
+    switch (bl_config_type_at(src, i)) {
+    case BL_TYPE_NUMBER: return bl_config_set_number(ctx, dst, name, bl_config_number(src, key));
+    case BL_TYPE_INT: return bl_config_set_int(ctx, dst, name, bl_config_int(src, key));
+    case BL_TYPE_BOOL: return bl_config_set_bool(ctx, dst, name, bl_config_bool(src, key));
+    default: {
+        size_t n = bl_config_format_value(src, i, NULL, 0);
+        char *text = malloc(n + 1);
+        if (!text)
+            return bl_error(ctx, BL_ENOMEM, "tensorboard: out of memory");
+        bl_config_format_value(src, i, text, n + 1);
+        int rc = bl_config_set_string(ctx, dst, name, text);
+        free(text);
+        return rc;
+    }
+    }
+}
+
+/* Every option of a plugin as dst["<prefix><option>"]: the given (validated) ones, else the
+ * declared defaults. */
+static int tb_plugin_options(bl_ctx *ctx, bl_config *dst, const char *prefix,
+                             const bl_plugin *plugin, const bl_config *opts)
+{
+    bl_config *defaults = NULL;
+    int rc = BL_OK;
+    if (!opts && plugin->options) {
+        bl_config *empty = NULL;
+        rc = bl_config_new(ctx, &empty);
+        if (rc == BL_OK)
+            rc = bl_config_validate(ctx, empty, plugin->options, plugin->name, &defaults);
+        bl_config_free(empty);
+        if (rc != BL_OK) {               /* a required option: the run itself will say so */
+            bl_clear_error(ctx);
+            return BL_OK;
+        }
+        opts = defaults;
+    }
+    for (size_t i = 0; opts && i < bl_config_count(opts) && rc == BL_OK; i++)
+        rc = tb_copy_entry(ctx, dst, prefix, opts, i);
+    bl_config_free(defaults);
+    return rc;
+}
+
+/* The run's hyperparameters: the front end's (`given`, may be NULL), then what the plan says,
+ * under the same names for every run so that the runs of a sweep share the HParams columns:
+ *   lr_scaling, base_batch (0 resolved to the run's first batch), warmup_epochs, warmup_steps,
+ *   lr_schedule, target_metric ("none" without a target), target_value (NaN: no value),
+ *   model.<option> for every option of the model plugin,
+ *   scheduler (the plugin's name; without one "none", unless the front end named the batch
+ *   source) and scheduler.<option>. */
+static int tb_hparams(bl_ctx *ctx, const bl_config *given, const bl_run_info *info,
+                      bl_config **out)
+{
+    static const char *const scaling[] = {"none", "linear", "sqrt"};
+    static const char *const schedules[] = {"constant", "step", "cosine", "linear"};
+    const bl_run_plan *plan = info->plan;
+    const bl_train_config *c = info->train;
+    bl_config *hp = NULL;
+    int rc = given ? bl_config_clone(ctx, given, &hp) : bl_config_new(ctx, &hp);
+    if (rc != BL_OK)
+        return rc;
+    unsigned rule = (unsigned)c->lr_scaling, sched = (unsigned)c->lr_schedule;
+    rc = bl_config_set_string(ctx, hp, "lr_scaling", rule < 3 ? scaling[rule] : "?");
+    if (rc == BL_OK)
+        rc = bl_config_set_int(ctx, hp, "base_batch", c->base_batch > 0 ? c->base_batch
+                                                                          : c->batch);
+    if (rc == BL_OK)
+        rc = bl_config_set_number(ctx, hp, "warmup_epochs", c->warmup_epochs);
+    if (rc == BL_OK)
+        rc = bl_config_set_int(ctx, hp, "warmup_steps", c->warmup_steps);
+    if (rc == BL_OK)
+        rc = bl_config_set_string(ctx, hp, "lr_schedule", sched < 4 ? schedules[sched] : "?");
+    if (rc == BL_OK)
+        rc = bl_config_set_string(ctx, hp, "target_metric",
+                                  c->has_target ? bl_metric_name(c->target_metric) : "none");
+    if (rc == BL_OK)
+        rc = bl_config_set_number(ctx, hp, "target_value", c->has_target ? c->target_value : NAN);
+    if (rc == BL_OK && plan->model)
+        rc = tb_plugin_options(ctx, hp, "model.", plan->model, plan->model_opts);
+    if (rc == BL_OK && plan->scheduler_plugin) {
+        rc = bl_config_set_string(ctx, hp, "scheduler", plan->scheduler_plugin->name);
+        if (rc == BL_OK)
+            rc = tb_plugin_options(ctx, hp, "scheduler.", plan->scheduler_plugin,
+                                   plan->scheduler_opts);
+    } else if (rc == BL_OK && bl_config_find(hp, "scheduler") < 0) {
+        rc = bl_config_set_string(ctx, hp, "scheduler", c->batch_fn ? "function" : "none");
+    }
+    if (rc != BL_OK) {
+        bl_config_free(hp);
+        return rc;
+    }
+    *out = hp;
+    return BL_OK;
+}
+
 static int tb_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 {
-    (void)info;
     tb_out *t = self;
-    int rc = bl_tfevents_open(ctx, t->dir, t->run_name, &t->w);
-    if (rc == BL_OK && t->hparams)
-        rc = bl_tfevents_hparams(ctx, t->w, t->hparams, NULL, 0);
+    const char *tags[4 + sizeof tb_final_tags / sizeof tb_final_tags[0]];
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++)
+        tags[n++] = bl_tfevents_metric_tags[i];
+    for (size_t i = 0; i < sizeof tb_final_tags / sizeof tb_final_tags[0]; i++)
+        tags[n++] = tb_final_tags[i];
+    bl_config *hp = NULL;
+    int rc = tb_hparams(ctx, t->hparams, info, &hp);
+    if (rc == BL_OK)
+        rc = bl_tfevents_open(ctx, t->dir, t->run_name, &t->w);
+    if (rc == BL_OK)
+        rc = bl_tfevents_hparams(ctx, t->w, hp, tags, n);
+    bl_config_free(hp);
+    return rc;
+}
+
+/* The final figures of a run as scalars at its last step; NaN ones (no test split, target not
+ * reached) are left out. */
+static int tb_final(bl_ctx *ctx, bl_tfevents *w, const bl_run_result *r)
+{
+    const double values[] = {r->test_accuracy, r->test_loss, r->time_to_target,
+                             r->steps_to_target >= 0 && !isnan(r->time_to_target)
+                                 ? (double)r->steps_to_target
+                                 : NAN};
+    int rc = BL_OK;
+    for (size_t i = 0; i < sizeof values / sizeof values[0] && rc == BL_OK; i++)
+        if (!isnan(values[i]))
+            rc = bl_tfevents_scalar(ctx, w, tb_final_tags[i], r->steps, values[i], 0);
     return rc;
 }
 
@@ -155,7 +286,9 @@ static void tb_end(void *self, bl_ctx *ctx, int rc, bl_run_result *result)
         bl_tfevents_end(NULL, t->w, BL_RUN_FAILED);
         return;                  /* closed by close: the path stays readable */
     }
-    if (bl_tfevents_end(ctx, t->w, result->status) != BL_OK && result->status == BL_RUN_COMPLETED) {
+    if ((tb_final(ctx, t->w, result) != BL_OK ||
+         bl_tfevents_end(ctx, t->w, result->status) != BL_OK) &&
+        result->status == BL_RUN_COMPLETED) {
         result->status = BL_RUN_FAILED;
         snprintf(result->stopped_by, sizeof result->stopped_by, "error");
         snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));

@@ -1,11 +1,16 @@
 /* tensorboard = "DIR" on bl.train (bl.sweep hands it to every run): the run's evaluation
- * points, hyperparameters and end status in a TensorBoard event file (batchlab/tfevents.h)
- * under DIR/<label> — or DIR/<model>-<local time> for a run without a label. The run table's
+ * points, hyperparameters, final figures and end status in a TensorBoard event file
+ * (batchlab/tfevents.h) in a directory of its own: DIR/<label> — or DIR/<model>-<local time>
+ * for a run without a label — or, when that is taken (an earlier run of the same label, or an
+ * unlabelled one started in the same second), DIR/<label>-2, -3, ... The run table's
  * `tensorboard` field holds the event file's path.
  *
  * Hyperparameters: the keys of the bl.train table whose values are numbers, strings or
- * booleans (label, quiet and tensorboard left out), then the run table's config echo
- * (dataset, model, batch, lr, optimizer, seed, device), in sorted order.
+ * booleans (label, quiet, tensorboard and target left out), then the run table's config echo
+ * (dataset, model, batch, lr, optimizer, seed, device), in sorted order; for a Lua schedule
+ * (bl.scheduler of a Lua constructor, or a table with a `name`) its name as `scheduler` and
+ * the number, string and boolean options as `scheduler.<option>`. The core's output adds the
+ * LR scaling rule, the target, the model's and a scheduler plugin's options (batchlab/run.h).
  *
  * The file is the core's TensorBoard output (batchlab/run.h). A file that cannot be created
  * raises; a write that fails during the run ends the run as "failed" with the message naming
@@ -22,7 +27,8 @@ static const char *const echo_keys[] = {"dataset", "model", "batch", "lr", "opti
 static bool left_out(const char *key)
 {
     return strcmp(key, "label") == 0 || strcmp(key, "quiet") == 0 ||
-           strcmp(key, "tensorboard") == 0;
+           strcmp(key, "tensorboard") == 0 ||
+           strcmp(key, "target") == 0;    /* as target_metric and target_value (the core) */
 }
 
 static bool scalar(lua_State *L, int idx)
@@ -49,6 +55,27 @@ static int set_value(lua_State *L, bl_ctx *ctx, bl_config *hp, const char *name)
     }
 }
 
+/* The number, string and boolean entries of the option table at the stack top as
+ * h["scheduler.<key>"] (h at index hi); pops the table. */
+static void scheduler_options(lua_State *L, int hi)
+{
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {                                   /* [opts, key, value] */
+        if (lua_type(L, -2) == LUA_TSTRING && scalar(L, -1)) {
+            lua_pushfstring(L, "scheduler.%s", lua_tostring(L, -2));
+            lua_insert(L, -2);                                  /* [opts, key, name, value] */
+            lua_rawset(L, hi);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 /* The hyperparameters of the bl.train table at index 1 and the run table: a new config. */
 static bl_config *hparams(lua_State *L, lbl_job *j)
 {
@@ -65,6 +92,20 @@ static bl_config *hparams(lua_State *L, lbl_job *j)
             lua_pop(L, 1);
         }
     }
+    lua_getfield(L, 1, "batch");                                /* [h, batch] */
+    lbl_scheduler *s = luaL_testudata(L, -1, LBL_SCHEDULER);
+    if (s && s->kind == LBL_SCHED_LUA) {
+        lua_pushstring(L, s->name);
+        lua_setfield(L, hi, "scheduler");
+        lua_getiuservalue(L, -1, 2);                            /* [h, batch, opts] */
+        scheduler_options(L, hi);
+    } else if (!s && lua_istable(L, -1)) {                     /* a schedule table */
+        if (lua_getfield(L, -1, "name") == LUA_TSTRING)
+            lua_setfield(L, hi, "scheduler");
+        else
+            lua_pop(L, 1);
+    }
+    lua_pop(L, 1);                                              /* [h] */
     for (int i = 0; echo_keys[i]; i++) {
         lua_getfield(L, j->run, echo_keys[i]);
         if (scalar(L, -1))

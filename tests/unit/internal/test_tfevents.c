@@ -414,19 +414,54 @@ static void test_written_file(void **state)
     free(buf);
 }
 
-static void test_second_file_same_second(void **state)
+/* The number of entries of dir whose name contains "tfevents". */
+static int event_files_in(const char *dir)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -c tfevents", dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int n = -1;
+    assert_int_equal(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+/* Issue 14, found 7: two writers of one run name (two runs of one label, or unlabelled runs
+ * named after the same second) each claim a directory of their own — TensorBoard draws every
+ * directory as one run — and each directory holds one event file. */
+static void test_same_name_own_directories(void **state)
 {
     bl_test_env *env = *state;
     const char *tmp = bl_test_tmpdir("tfevents_twice");
-    bl_tfevents *a = NULL, *b = NULL;
+    bl_tfevents *a = NULL, *b = NULL, *c = NULL;
+    char dir[1200], file[2048];
+    FILE *f = NULL;
     BL_ASSERT_OK(env->ctx, bl_tfevents_open(env->ctx, tmp, "run", &a));
     BL_ASSERT_OK(env->ctx, bl_tfevents_open(env->ctx, tmp, "run", &b));
     assert_string_not_equal(bl_tfevents_path(a), bl_tfevents_path(b));
+    static const char *const dirs[] = {"run", "run-2"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, "%s/%s", tmp, dirs[i]);
+        assert_int_equal(event_files_in(dir), 1);
+        event_file_in(dir, file, sizeof file);
+        assert_string_equal(file, bl_tfevents_path(i == 0 ? a : b));
+    }
     BL_ASSERT_OK(env->ctx, bl_tfevents_close(env->ctx, a));
     BL_ASSERT_OK(env->ctx, bl_tfevents_close(env->ctx, b));
+    /* a nested name claims its last component; a file in the way is passed over too */
+    snprintf(dir, sizeof dir, "%s/nested", tmp);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(dir, sizeof dir, "%s/nested/taken", tmp);
+    f = fopen(dir, "w");
+    assert_non_null(f);
+    fclose(f);
+    BL_ASSERT_OK(env->ctx, bl_tfevents_open(env->ctx, tmp, "nested/taken", &c));
+    snprintf(dir, sizeof dir, "%s/nested/taken-2/events.out.tfevents.", tmp);
+    assert_true(strncmp(bl_tfevents_path(c), dir, strlen(dir)) == 0);
+    BL_ASSERT_OK(env->ctx, bl_tfevents_close(env->ctx, c));
     /* no run name: the files go into the log directory itself */
     BL_ASSERT_OK(env->ctx, bl_tfevents_open(env->ctx, tmp, NULL, &a));
-    char file[2048];
     event_file_in(tmp, file, sizeof file);
     assert_string_equal(file, bl_tfevents_path(a));
     BL_ASSERT_OK(env->ctx, bl_tfevents_close(env->ctx, a));
@@ -503,7 +538,7 @@ int main(void)
         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_reference_vectors),
         cmocka_unit_test(test_written_file),
-        cmocka_unit_test(test_second_file_same_second),
+        cmocka_unit_test(test_same_name_own_directories),
         cmocka_unit_test(test_bad_directory),
         cmocka_unit_test(test_write_failure_names_file),
     };

@@ -280,6 +280,37 @@ static void host_name(char *buf, size_t cap)
         snprintf(buf, cap, "localhost");
 }
 
+/* Claims a new directory for one run: `dir` itself when no such entry exists, else
+ * "<dir>-2", "<dir>-3", ...; mkdir is atomic, so two writers (threads or processes) never claim
+ * the same one. Its parent must exist. *claimed is malloc'd. */
+static int claim_dir(bl_ctx *ctx, const char *dir, char **claimed)
+{
+    size_t cap = strlen(dir) + 16;
+    char *path = malloc(cap);
+    if (!path)
+        return bl_error(ctx, BL_ENOMEM, "tensorboard: out of memory");
+    for (int k = 1; k <= 10000; k++) {
+        if (k == 1)
+            snprintf(path, cap, "%s", dir);
+        else
+            snprintf(path, cap, "%s-%d", dir, k);
+        if (mkdir(path, 0777) == 0) {
+            *claimed = path;
+            return BL_OK;
+        }
+        if (errno != EEXIST) {
+            int rc = bl_error(ctx, BL_EIO, "tensorboard: cannot create directory '%s': %s",
+                              path, strerror(errno));
+            free(path);
+            return rc;
+        }
+    }
+    int rc = bl_error(ctx, BL_EIO, "tensorboard: cannot create a run directory '%s-N': "
+                      "10000 runs of that name are there", dir);
+    free(path);
+    return rc;
+}
+
 /* Creates a new event file in dir (never an existing one); *path_out is malloc'd. */
 static int create_file(bl_ctx *ctx, const char *dir, FILE **f_out, char **path_out)
 {
@@ -361,10 +392,23 @@ int bl_tfevents_open(bl_ctx *ctx, const char *logdir, const char *run_name, bl_t
         return bl_error(ctx, BL_ENOMEM, "tensorboard: out of memory");
     }
     snprintf(dir, cap, "%s", logdir);
+    size_t root = strlen(dir);
     append_run_name(dir, run_name);
-    int rc = make_dirs(ctx, dir);
+    char *run_dir = NULL;
+    int rc = BL_OK;
+    if (strlen(dir) > root) {              /* a named run: mkdir -p its parent, claim it */
+        char *last = strrchr(dir + root, '/');
+        *last = '\0';
+        rc = make_dirs(ctx, dir);
+        *last = '/';
+        if (rc == BL_OK)
+            rc = claim_dir(ctx, dir, &run_dir);
+    } else {
+        rc = make_dirs(ctx, dir);
+    }
     if (rc == BL_OK)
-        rc = create_file(ctx, dir, &w->f, &w->path);
+        rc = create_file(ctx, run_dir ? run_dir : dir, &w->f, &w->path);
+    free(run_dir);
     free(dir);
     if (rc == BL_OK) {
         bl__pb ev = BL__PB_INIT;
@@ -489,9 +533,14 @@ int bl_tfevents_hparams(bl_ctx *ctx, bl_tfevents *w, const bl_config *hparams,
         bl__pb value = BL__PB_INIT, entry = BL__PB_INIT, info = BL__PB_INIT;
         int type = DATA_TYPE_STRING;
         rc = hparam_value(ctx, hparams, i, &value, &type);
-        bl__pb_string(&entry, MAP_KEY, bl_config_key(hparams, i));
-        bl__pb_message(&entry, MAP_VALUE, &value);
-        bl__pb_message(&start, START_HPARAMS, &entry);
+        const char *key = bl_config_key(hparams, i);
+        bool absent = bl_config_type_at(hparams, i) == BL_TYPE_NUMBER &&
+                      isnan(bl_config_number(hparams, key));
+        if (!absent) {                       /* NaN: a column, but no value in this run */
+            bl__pb_string(&entry, MAP_KEY, key);
+            bl__pb_message(&entry, MAP_VALUE, &value);
+            bl__pb_message(&start, START_HPARAMS, &entry);
+        }
         bl__pb_string(&info, HPARAM_NAME, bl_config_key(hparams, i));
         bl__pb_int64(&info, HPARAM_TYPE, type);
         bl__pb_message(&experiment, EXP_HPARAM_INFOS, &info);
