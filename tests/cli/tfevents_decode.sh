@@ -79,7 +79,7 @@ OUT=$(cat "$SCRATCH/rec.1.txt")
 expect_out '1: "_hparams_/experiment"'
 expect_out '1: "hparams"'
 for want in '1: "batch"' '4: 3' '1: "optimizer"' '4: 1' '1: "nesterov"' '4: 2' \
-    '2: "train/loss"' '2: "val/accuracy"' '5: 2'; do
+    '2: "train/loss"' '2: "val/accuracy"' '5: 2' '1: "target_value"'; do
     expect_out "$want"
 done
 # Event 2: session start: hparams map of google.protobuf.Value (number_value 2 = 128.0 and 0.5,
@@ -89,6 +89,7 @@ for want in '1: "_hparams_/session_start_info"' '2: 0x4060000000000000' \
     '2: 0x3fe0000000000000' '3: "sgd"' '4: 1'; do
     expect_out "$want"
 done
+expect_no_out 'target_value'         # a NaN hparam: a column without a value in this run
 # Event 3: the scalar 42.0 at step 7.
 OUT=$(cat "$SCRATCH/rec.3.txt")
 expect_out '2: 7'

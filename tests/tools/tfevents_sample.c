@@ -1,7 +1,8 @@
 /* Writes a sample TensorBoard event file for tests/cli/tfevents_decode.sh:
  *   tfevents_sample LOGDIR
  * makes LOGDIR/sample/events.out.tfevents.* with the file-version event, the HParams
- * experiment and session start (batch 128, lr 0.5, optimizer "sgd", nesterov true), one scalar
+ * experiment and session start (batch 128, lr 0.5, optimizer "sgd", nesterov true; target_value
+ * NaN: declared, no value), one scalar
  * ("custom/answer" = 42 at step 7), three evaluation points (steps 10, 20, 30; the first with
  * no validation figures) and the session end (completed), and prints the file's path. */
 #include <math.h>
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
         bl_config_set_number(ctx, hp, "lr", 0.5) ||
         bl_config_set_string(ctx, hp, "optimizer", "sgd") ||
         bl_config_set_bool(ctx, hp, "nesterov", true) ||
+        bl_config_set_number(ctx, hp, "target_value", NAN) ||
         bl_tfevents_open(ctx, argv[1], "sample", &w) != BL_OK ||
         bl_tfevents_hparams(ctx, w, hp, NULL, 0) != BL_OK ||
         bl_tfevents_scalar(ctx, w, "custom/answer", 7, 42.0, 0) != BL_OK)

@@ -187,7 +187,8 @@ static int tb_plugin_options(bl_ctx *ctx, bl_config *dst, const char *prefix,
 
 /* The run's hyperparameters: the front end's (`given`, may be NULL), then what the plan says,
  * under the same names for every run so that the runs of a sweep share the HParams columns:
- *   lr_scaling, base_batch (0 resolved to the run's first batch), warmup_epochs, warmup_steps,
+ *   lr_scaling, base_batch (when not given: the run's constant batch; 0 when a schedule picks
+ *   the first one), warmup_epochs, warmup_steps,
  *   lr_schedule, target_metric ("none" without a target), target_value (NaN: no value),
  *   model.<option> for every option of the model plugin,
  *   scheduler (the plugin's name; without one "none", unless the front end named the batch
