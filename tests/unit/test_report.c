@@ -656,6 +656,104 @@ static void test_report_long_run(void **state)
     bl_store_close(st);
 }
 
+/* A run with `n` points whose batch follows `batch` (NULL: 32 throughout) and whose training
+ * loss is `loss` at every point but `spike` (a huge value there; -1: none). */
+static int64_t add_view_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const char *cfg,
+                            const int64_t *batch, int n, int spike, double val)
+{
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, exp_id, "v", cfg, 1, &run));
+    bl_eval_point h[16];
+    int64_t samples = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t b = batch ? batch[i] : 32;
+        samples += b * 10;
+        h[i] = (bl_eval_point){.step = 10 * (i + 1), .samples = samples, .wall = 0.1 * (i + 1),
+                               .batch = b, .lr = 0.01 * (double)b / 32,
+                               .train_loss = i == spike ? 1e6 : 2.0 / (i + 1),
+                               .train_accuracy = NAN, .val_loss = NAN, .val_accuracy = val,
+                               .gns = NAN, .samples_per_sec = NAN};
+        BL_ASSERT_OK(ctx, bl_store_add_point(ctx, st, run, &h[i]));
+    }
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .diverged_step = -1, .history = h,
+                         .history_count = (size_t)n, .final = h[n - 1], .steps = h[n - 1].step,
+                         .time = h[n - 1].wall, .steps_to_target = -1,
+                         .samples_to_target = -1, .time_to_target = NAN,
+                         .wall_time_to_target = NAN, .step_time_median = NAN,
+                         .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));
+    return run;
+}
+
+/* The chart with this id, as a new string ("" when the page has none). */
+static char *chart_of(const char *html, const char *id)
+{
+    char key[64];
+    snprintf(key, sizeof key, "id=\"%s\"", id);
+    const char *a = strstr(html, key);
+    const char *b = a ? strstr(a, "</svg>") : NULL;
+    size_t n = a && b ? (size_t)(b - a) : 0;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memcpy(s, a ? a : "", n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Issue 14, found 8: the batch size and the LR over training, the loss against samples with a
+ * spike clipped, values on hover, whole legends, and no empty chart. */
+static void test_report_views(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("views.db");
+    bl_store *st;
+    int64_t exp;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "views", &exp));
+    static const int64_t grow[8] = {16, 16, 32, 32, 64, 64, 128, 128};
+    add_view_run(ctx, st, exp, "{\"batch\":32,\"lr\":0.01}", NULL, 8, 3, NAN);
+    add_view_run(ctx, st, exp, "{\"batch\":{\"name\":\"double_every\",\"batch\":16,"
+                               "\"every\":2,\"max\":128},\"lr\":0.01}", grow, 8, -1, NAN);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    BL_ASSERT_OK(ctx, bl_report_write(ctx, st, NULL, f));
+    fclose(f);
+    check_page(buf);
+
+    /* The batch size over training: the schedule's 16 → 128 against the samples seen. */
+    char *c = chart_of(buf, "batch-samples");
+    assert_true(bl_test_contains(c, "<title>samples seen 160, batch size 16 (run 2,"));
+    assert_true(bl_test_contains(c, "batch size 128 (run 2,"));
+    assert_true(bl_test_contains(c, "batch size 32 (run 1,"));
+    free(c);
+    c = chart_of(buf, "lr-samples");
+    assert_true(bl_test_contains(c, "learning rate 0.04 (run 2,"));
+    free(c);
+
+    /* The loss against samples, its 1e6 spike clipped and marked: the axis stays near 2. */
+    c = chart_of(buf, "loss-samples");
+    assert_true(bl_test_contains(c, "class=\"clipped\""));
+    assert_true(bl_test_contains(c, "<title>clipped: samples seen 1280, training loss 1e+06"));
+    assert_false(bl_test_contains(c, "e5</text>"));
+    assert_false(bl_test_contains(c, "e6</text>"));
+    assert_false(bl_test_contains(c, "00000</text>"));
+    free(c);
+
+    /* The legend is whole, wrapped onto lines, never cut. */
+    c = chart_of(buf, "loss-step");
+    assert_true(bl_test_contains(c, "<tspan"));
+    assert_true(bl_test_contains(c, "max=128)</tspan>"));
+    assert_false(bl_test_contains(c, "\u2026"));
+    free(c);
+
+    /* No validation accuracy was measured: no empty chart is drawn in its place. */
+    assert_false(bl_test_contains(buf, "no data"));
+    assert_false(bl_test_contains(buf, "id=\"val-step\""));
+    free(buf);
+    bl_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_report_uses_robust_time),
         cmocka_unit_test(test_report_errors),
         cmocka_unit_test(test_report_long_run),
+        cmocka_unit_test(test_report_views),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
 }

@@ -434,6 +434,8 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
     recommendation(out, d, rp, why);
     int rc = bl__report_curves(out, d);
     if (rc == BL_OK)
+        rc = bl__report_schedule_charts(out, d);
+    if (rc == BL_OK)
         rc = bl__report_target_charts(out, d, rp);
     if (rc == BL_OK)
         rc = bl__report_accuracy_chart(out, d);

@@ -73,6 +73,8 @@ void bl__report_data_free(bl__rdata *d);
 /* The chart sections (report_charts.c), each a <section> with its heading, charts and
  * captions; `rec` is NULL when there is no recommendation. BL_OK or BL_ENOMEM. */
 int bl__report_curves(FILE *out, const bl__rdata *d);
+/* The batch size and the learning rate of each run against the samples seen. */
+int bl__report_schedule_charts(FILE *out, const bl__rdata *d);
 int bl__report_target_charts(FILE *out, const bl__rdata *d, const bl_recommendation *rec);
 int bl__report_accuracy_chart(FILE *out, const bl__rdata *d);
 int bl__report_gns_chart(FILE *out, const bl__rdata *d);
