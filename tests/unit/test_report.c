@@ -754,6 +754,98 @@ static void test_report_views(void **state)
     bl_store_close(st);
 }
 
+/* A report written to memory (the test fails on an error). */
+static char *report_text(bl_ctx *ctx, bl_store *st, const bl_report_options *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    BL_ASSERT_OK(ctx, bl_report_write(ctx, st, o, f));
+    fclose(f);
+    check_page(buf);
+    return buf;
+}
+
+/* A run of batch b recording `target` (val_accuracy ≥ target) whose accuracy grows by 0.1 an
+ * evaluation, 100 steps apart, at `median` seconds a step. */
+static void add_target_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, int b, double target,
+                           double median)
+{
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "{\"batch\":%d,\"lr\":0.1,\"target\":%g}", b, target);
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, exp_id, "t", cfg, 1, &run));
+    bl_eval_point h[10];
+    int64_t hit = -1;
+    for (int i = 0; i < 10; i++) {
+        h[i] = (bl_eval_point){.step = 100 * (i + 1), .samples = 100 * (i + 1) * b,
+                               .wall = median * 100 * (i + 1), .batch = b, .lr = 0.1,
+                               .train_loss = 1, .train_accuracy = NAN, .val_loss = NAN,
+                               .val_accuracy = 0.5 + 0.04 * (i + 1), .gns = NAN,
+                               .samples_per_sec = NAN};
+        if (hit < 0 && h[i].val_accuracy >= target - 1e-12)
+            hit = h[i].step;
+        BL_ASSERT_OK(ctx, bl_store_add_point(ctx, st, run, &h[i]));
+    }
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .diverged_step = -1, .history = h,
+                         .history_count = 10, .final = h[9], .steps = h[9].step,
+                         .time = h[9].wall, .steps_to_target = hit,
+                         .samples_to_target = hit * b, .time_to_target = (double)hit * median,
+                         .wall_time_to_target = (double)hit * median, .step_time_median = median,
+                         .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));
+}
+
+/* Issue 14, found 8: runs outside an experiment can be reported (experiment ""), runs with
+ * different targets are not merged into one median, every duration is in seconds with one
+ * format, and the page refreshes itself only when asked (report --watch). */
+static void test_report_outside_targets_units(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("outside.db");
+    bl_store *st;
+    int64_t exp;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "named", &exp));
+    add_timed_run(ctx, st, exp, 32, 1000, 0.001, 0.001);
+    add_target_run(ctx, st, 0, 64, 0.70, 0.000896);     /* reaches 0.70 at step 500 */
+    add_target_run(ctx, st, 0, 64, 0.82, 0.000896);     /* reaches 0.82 at step 800 */
+    add_target_run(ctx, st, 0, 128, 0.82, 0.001);
+
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "--experiment ''", bl_report_write(ctx, st, NULL, stdout));
+    bl_report_options o = bl_report_defaults();
+    o.experiment = "";
+    char *html = report_text(ctx, st, &o);
+    assert_int_equal(count(html, "<tr"), 4);               /* the header and the 3 outside */
+    assert_true(bl_test_contains(html, "<h1>Batch-size report</h1>"));
+    /* Targets 0.70 and 0.82: every run measured against 0.82, batch 64 in 800 steps each. */
+    assert_true(bl_test_contains(html, "val_accuracy \u2265 0.82 (the runs recorded different "
+                                       "targets"));
+    assert_true(bl_test_contains(html, "<li class=\"pick\">batch 64: 0.72 s to the target"));
+    assert_false(bl_test_contains(html, "median of 2, 95% interval 0.45 s"));
+    /* One unit, one format: 0.896 s is "0.90 s", never "896 ms" or a bare 0.896. */
+    assert_true(bl_test_contains(html, ">0.90 s</td>"));
+    assert_false(bl_test_contains(html, " ms"));
+    assert_false(bl_test_contains(html, ">0.896<"));
+    assert_false(bl_test_contains(html, "http-equiv"));
+    free(html);
+
+    o.refresh_seconds = 3;
+    html = report_text(ctx, st, &o);
+    assert_true(bl_test_contains(html, "<meta http-equiv=\"refresh\" content=\"3\">"));
+    free(html);
+
+    bl_store_close(st);
+    db = fresh_path("named_only.db");
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "named", &exp));
+    add_timed_run(ctx, st, exp, 32, 1000, 0.001, 0.001);
+    BL_ASSERT_ERR(ctx, BL_ENOTFOUND, "outside an experiment", bl_report_write(ctx, st, &o,
+                                                                               stdout));
+    bl_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_report_errors),
         cmocka_unit_test(test_report_long_run),
         cmocka_unit_test(test_report_views),
+        cmocka_unit_test(test_report_outside_targets_units),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
 }

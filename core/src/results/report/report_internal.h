@@ -24,6 +24,7 @@ typedef struct bl__rrun {
     char *batch_text;        /* "64", or the schedule's description */
     char *lr_text;           /* the learning rate as configured ("" when unknown) */
     double lr;
+    double target;           /* the target value its configuration records; NAN: none */
     int64_t steps;           /* -1 when not recorded */
     double time, val_accuracy, test_accuracy;
     double time_to_target, steps_to_target;   /* under the report's target; NAN: not reached;
@@ -49,12 +50,15 @@ typedef struct bl__rgroup {
 typedef enum {
     BL__TARGET_NONE = 0,     /* no target: the target charts are left out */
     BL__TARGET_OPTION = 1,   /* the caller's target, applied to the points */
-    BL__TARGET_RECORDED = 2  /* the runs' recorded time_to_target / steps_to_target */
+    BL__TARGET_RECORDED = 2, /* the runs' recorded time_to_target / steps_to_target */
+    BL__TARGET_UNIFIED = 3   /* the runs recorded different targets: all are measured, from
+                                their points, against the strictest */
 } bl__target_mode;
 
 typedef struct bl__rdata {
     const char *store_path;  /* the store's (borrowed) */
-    char *experiment;        /* the experiment's name, or NULL (runs outside experiments) */
+    char *experiment;        /* the experiment's name, or NULL (runs outside experiments:
+                                options' experiment "", or a store without experiments) */
     bl__rrun *runs;
     size_t run_count, run_cap;
     bl__rgroup *groups;      /* numeric batches ascending, then schedules */
