@@ -179,7 +179,10 @@ static int add_row(void *user, const bl_store_run *r)
     row[C_LABEL] = cell_text(r->label);
     row[C_STATUS] = cell_text(bl_run_status_name(r->status));
     row[C_BATCH] = cell_text(v.batch[0] ? v.batch : v.batch_name);
-    row[C_LR] = cell_text(v.lr[0] ? v.lr : v.top_lr);
+    char lr[64] = "";
+    if (v.lr[0] || v.top_lr[0])      /* 0.30000000000000004 → 0.3 */
+        snprintf(lr, sizeof lr, "%.6g", strtod(v.lr[0] ? v.lr : v.top_lr, NULL));
+    row[C_LR] = cell_text(lr);
     row[C_STEPS] = cell_count(r->steps);
     row[C_TIME] = cell_num(r->time, "%.2f");
     row[C_VAL] = cell_num(r->val_accuracy, "%.4f");
