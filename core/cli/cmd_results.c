@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "base/grow.h"
+#include "base/strbuf.h"
 #include "batchlab/optim.h"
 #include "batchlab/train.h"
-#include "base/strbuf.h"
 #include "cmd_results.h"
 
 /* ---- shared ------------------------------------------------------------------------------- */
@@ -313,8 +313,8 @@ static int optim_leaf(void *user, const char *path, bl_json_kind kind, const cha
 }
 
 /* Copies `line` (out has room for strlen(line) + 1) with every long number outside a string
- * in 15 significant digits, so a stored 0.1 reads "0.1", not "0.10000000000000001" (what the
- * JSON keeps, exactly); never longer than the original. */
+ * in 15 significant digits, so an lr of 0.1 * 3 reads "0.3", not "0.30000000000000004" (what
+ * the JSON keeps, exactly); never longer than the original. */
 static void tidy_numbers(char *out, size_t cap, const char *line)
 {
     size_t o = 0;

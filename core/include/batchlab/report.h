@@ -1,12 +1,15 @@
 /* batchlab — the HTML report of a sweep.
  *
  * bl_report_write makes one self-contained HTML page from the runs of a results store (one
- * experiment): training loss against steps and wall time, validation accuracy against steps,
+ * experiment): training loss against samples seen, steps and wall time (its y axis capped by
+ * robust quantiles, points above marked as clipped), validation accuracy against steps, the
+ * batch size and learning rate against samples seen,
  * steps- and time-to-target against the batch size on log–log axes (with the perfect-scaling
  * line, the fitted S(B) = S_min + E_min/B and B_crit, see batchlab/recommend.h), the final
  * validation accuracy against the batch size with its spread over seeds, the gradient noise
  * scale over training when it was measured, a sortable table of the runs, and the
- * recommendation with its reasons. Charts are inline SVG; the only script sorts the table;
+ * recommendation with its reasons. A chart with nothing to draw is left out; points carry
+ * their values as hover text. Charts are inline SVG; the only script sorts the table;
  * nothing is fetched from the network. Every string that comes from the store (names, labels,
  * configuration values) is HTML-escaped.
  *
