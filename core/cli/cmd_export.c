@@ -27,8 +27,10 @@ static void usage(FILE *out)
             "usage: batchlab export [--format csv|json] [--db FILE] [--experiment NAME]\n"
             "                       [-o FILE]\n"
             "\n"
-            "Writes one row per evaluation point: the run's columns (run_id, experiment,\n"
-            "label, status, ..., final metrics), the point's columns (step, samples, epoch,\n"
+            "Writes one row per evaluation point (a run without any, e.g. one that failed\n"
+            "at once, gets one row with empty point columns): the run's columns (run_id,\n"
+            "experiment, label, status, ..., final metrics), the point's columns (step,\n"
+            "samples, epoch,\n"
             "wall, batch, lr, train_loss, train_accuracy, val_loss, val_accuracy, gns,\n"
             "samples_per_sec) and the run's configuration flattened into 'cfg.' columns\n"
             "('cfg.batch', 'cfg.optimizer.lr'; a list is one column holding its JSON text).\n"
@@ -389,11 +391,17 @@ static int write_all(bl_ctx *ctx, bl_store *store, exporter *x)
     }
     for (size_t i = 0; i < x->n; i++) {
         fill_run_cells(x, &x->runs[i]);
+        size_t before = x->rows;
         int rc = bl_store_list_points(ctx, store, x->runs[i].id, write_point, x);
         if (rc < 0)
             return cli_fail(ctx);
         if (rc > 0)
             break; /* a write error: reported below */
+        if (x->rows == before) {     /* a run without points (failed at once): one row */
+            for (size_t c = 0; c < N_POINT_COLS; c++)
+                x->cells[FIRST_POINT_COL + c] = (cell){V_NULL, NULL};
+            write_row(x);
+        }
     }
     if (x->json)
         fputs(x->rows ? "\n]\n" : "]\n", x->out);

@@ -13,6 +13,8 @@
 
 #include "base/grow.h"
 #include "base/strbuf.h"
+#include "batchlab/optim.h"
+#include "batchlab/train.h"
 #include "cmd_results.h"
 
 /* ---- shared ------------------------------------------------------------------------------- */
@@ -63,9 +65,10 @@ static void runs_usage(FILE *out)
     fprintf(out,
             "usage: batchlab runs [--db FILE] [--experiment NAME]\n"
             "\n"
-            "Lists the runs of a results store, oldest first: id, experiment, label, status,\n"
-            "batch and learning rate (from the configuration), steps, training time, final\n"
-            "validation and test accuracy, and time to target. '-' marks what was not\n"
+            "Lists the runs of a results store, oldest first: id, start date (UTC), target,\n"
+            "experiment, label, status, batch and learning rate (from the\n"
+            "configuration), steps, training time, final validation and test accuracy, and\n"
+            "time to target. '-' marks what was not\n"
             "recorded. Runs left 'running' by a process that is gone show as 'interrupted'.\n"
             "\n"
             "options:\n"
@@ -73,13 +76,13 @@ static void runs_usage(FILE *out)
             "  --experiment NAME  only the runs of this experiment\n");
 }
 
-enum { C_ID, C_EXP, C_LABEL, C_STATUS, C_BATCH, C_LR, C_STEPS, C_TIME, C_VAL, C_TEST, C_TTT,
-       C_COUNT };
-static const char *const headers[C_COUNT] = {"ID", "EXPERIMENT", "LABEL", "STATUS", "BATCH",
-                                             "BASE_LR", "STEPS", "TIME(S)", "VAL_ACC", "TEST_ACC",
-                                             "TIME_TO_TARGET"};
-static const bool right_aligned[C_COUNT] = {true, false, false, false, true, true, true, true,
-                                            true, true, true};
+enum { C_ID, C_STARTED, C_TARGET, C_EXP, C_LABEL, C_STATUS, C_BATCH, C_LR, C_STEPS, C_TIME,
+       C_VAL, C_TEST, C_TTT, C_COUNT };
+static const char *const headers[C_COUNT] = {"ID", "STARTED (UTC)", "TARGET", "EXPERIMENT",
+                                             "LABEL", "STATUS", "BATCH", "BASE_LR", "STEPS",
+                                             "TIME(S)", "VAL_ACC", "TEST_ACC", "TIME_TO_TARGET"};
+static const bool right_aligned[C_COUNT] = {true, false, false, false, false, false, true, true,
+                                            true, true, true, true, true};
 
 typedef struct table {
     char *(*cells)[C_COUNT];
@@ -91,6 +94,7 @@ typedef struct table {
  * and the learning rate (optimizer.lr, else lr). */
 typedef struct config_view {
     char batch[64], batch_name[64], lr[64], top_lr[64];
+    char t_metric[40], t_value[40], t_op[4];   /* the target: "val_accuracy", "0.85", ">=" */
 } config_view;
 
 static int view_leaf(void *user, const char *path, bl_json_kind kind, const char *value)
@@ -107,6 +111,19 @@ static int view_leaf(void *user, const char *path, bl_json_kind kind, const char
         snprintf(v->lr, sizeof v->lr, "%s", value);
     else if (strcmp(path, "lr") == 0 && kind == BL_JSON_NUMBER)
         snprintf(v->top_lr, sizeof v->top_lr, "%s", value);
+    else if (strcmp(path, "target") == 0 && kind == BL_JSON_NUMBER)
+        snprintf(v->t_value, sizeof v->t_value, "%s", value);
+    else if (strcmp(path, "target.metric") == 0 && kind == BL_JSON_STRING)
+        snprintf(v->t_metric, sizeof v->t_metric, "%s", value);
+    else if (strncmp(path, "target.", 7) == 0 && kind == BL_JSON_NUMBER) {
+        const char *k = path + 7;
+        snprintf(v->t_op, sizeof v->t_op, "%s", strcmp(k, "at_least") == 0  ? ">="
+                                                : strcmp(k, "at_most") == 0 ? "<="
+                                                                            : "");
+        if (strcmp(k, "at_least") != 0 && strcmp(k, "at_most") != 0 && strcmp(k, "value") != 0)
+            snprintf(v->t_metric, sizeof v->t_metric, "%s", k);   /* {val_loss = 0.3} */
+        snprintf(v->t_value, sizeof v->t_value, "%s", value);
+    }
     return 0;
 }
 
@@ -143,15 +160,29 @@ static int add_row(void *user, const bl_store_run *r)
         return 1;
     }
     t->cells = cells;
-    config_view v = {"", "", "", ""};
+    config_view v = {0};
     bl_json_flatten(NULL, r->config_json, view_leaf, &v); /* a bad config shows '-' */
+    char target[128] = "", started[32] = "";
+    if (v.t_value[0]) {
+        const char *m = v.t_metric[0] ? v.t_metric : "val_accuracy";
+        const char *op = v.t_op[0] ? v.t_op : bl_metric_name_higher_is_better(m) ? ">=" : "<=";
+        snprintf(target, sizeof target, "%s%s%s", m, op, v.t_value);
+    }
+    /* "2024-05-01T12:00:00Z" → "2024-05-01 12:00" */
+    if (strlen(r->started) >= 16)
+        snprintf(started, sizeof started, "%.10s %.5s", r->started, r->started + 11);
     char **row = t->cells[t->n++];
     row[C_ID] = cell_count(r->id);
+    row[C_STARTED] = cell_text(started);
+    row[C_TARGET] = cell_text(target);
     row[C_EXP] = cell_text(r->experiment);
     row[C_LABEL] = cell_text(r->label);
     row[C_STATUS] = cell_text(bl_run_status_name(r->status));
     row[C_BATCH] = cell_text(v.batch[0] ? v.batch : v.batch_name);
-    row[C_LR] = cell_text(v.lr[0] ? v.lr : v.top_lr);
+    char lr[64] = "";
+    if (v.lr[0] || v.top_lr[0])      /* 0.30000000000000004 → 0.3 */
+        snprintf(lr, sizeof lr, "%.6g", strtod(v.lr[0] ? v.lr : v.top_lr, NULL));
+    row[C_LR] = cell_text(lr);
     row[C_STEPS] = cell_count(r->steps);
     row[C_TIME] = cell_num(r->time, "%.2f");
     row[C_VAL] = cell_num(r->val_accuracy, "%.4f");
@@ -273,6 +304,117 @@ static void field_count(const char *name, int64_t v)
     }
 }
 
+/* The optimizer named by a configuration ("optimizer.name"). */
+static int optim_leaf(void *user, const char *path, bl_json_kind kind, const char *value)
+{
+    if (strcmp(path, "optimizer.name") == 0 && kind == BL_JSON_STRING)
+        snprintf(user, 32, "%s", value);
+    return 0;
+}
+
+/* Copies `line` (out has room for strlen(line) + 1) with every long number outside a string
+ * in 15 significant digits, so an lr of 0.1 * 3 reads "0.3", not "0.30000000000000004" (what
+ * the JSON keeps, exactly); never longer than the original. */
+static void tidy_numbers(char *out, size_t cap, const char *line)
+{
+    size_t o = 0;
+    bool in_string = false;
+    for (const char *p = line; *p && o + 1 < cap;) {
+        char c = *p;
+        bool starts = !in_string && (c == '-' || (c >= '0' && c <= '9')) &&
+                      (p == line || strchr(" [:,", p[-1]));
+        if (starts) {
+            char *end, tidy[32];
+            double v = strtod(p, &end);
+            int n = snprintf(tidy, sizeof tidy, "%.15g", v);
+            if (end > p && n > 0 && n < end - p && (size_t)n < cap - o) {
+                memcpy(out + o, tidy, (size_t)n);
+                o += (size_t)n;
+                p = end;
+                continue;
+            }
+        }
+        if (in_string && c == '\\' && p[1]) {
+            out[o++] = *p++;
+            if (o + 1 < cap)
+                out[o++] = *p++;
+            continue;
+        }
+        if (c == '"')
+            in_string = !in_string;
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
+/* The configuration's key on this pretty-printed line ("  \"lr\": 0.1," → lr), or false. */
+static bool line_key(const char *line, char *key, size_t cap)
+{
+    while (*line == ' ')
+        line++;
+    const char *end = *line == '"' ? strchr(line + 1, '"') : NULL;
+    if (!end || end[1] != ':')
+        return false;
+    snprintf(key, cap, "%.*s", (int)(end - line - 1), line + 1);
+    return true;
+}
+
+static void print_config_line(const char *line, bool comma)
+{
+    size_t cap = strlen(line) + 2;
+    char *buf = malloc(cap);
+    if (!buf) {
+        printf("  %s\n", line);
+        return;
+    }
+    tidy_numbers(buf, cap, line);
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == ',' && !comma)
+        buf[n - 1] = '\0';
+    printf("  ");
+    cli_term_print(stdout, buf); /* JSON escapes C0 controls, not C1 ones */
+    printf("%s\n", comma && (n == 0 || buf[n - 1] != ',') ? "," : "");
+    free(buf);
+}
+
+/* Prints the pretty configuration: numbers tidied, and in "optimizer" only the settings its
+ * optimizer reads (the stored record keeps them all: SGD has no betas to show). */
+static void print_config(char *pretty, const char *config_json)
+{
+    char name[32] = "";
+    bl_json_flatten(NULL, config_json, optim_leaf, name);
+    bl_optim_kind kind;
+    bool known = name[0] && bl_optim_parse(NULL, name, &kind) == BL_OK;
+    bool in_opt = false;
+    const char *pending = NULL;            /* the optimizer's last kept line, not yet printed */
+    for (char *line = pretty, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char key[64];
+        bool has_key = line_key(line, key, sizeof key);
+        if (!in_opt) {
+            print_config_line(line, line[0] && line[strlen(line) - 1] == ',');
+            in_opt = known && has_key && strcmp(key, "optimizer") == 0 &&
+                     strchr(line, '{') && !strchr(line, '}');
+            continue;
+        }
+        if (!has_key) {                     /* the object's end */
+            if (pending)
+                print_config_line(pending, false);
+            pending = NULL;
+            print_config_line(line, line[0] && line[strlen(line) - 1] == ',');
+            in_opt = false;
+            continue;
+        }
+        if (strcmp(key, "name") != 0 && !bl_optim_uses_field(kind, key))
+            continue;
+        if (pending)
+            print_config_line(pending, true);
+        pending = line;
+    }
+}
+
 static int print_run(void *user, const bl_store_run *r)
 {
     bl_ctx *ctx = user;
@@ -330,14 +472,7 @@ static int print_run(void *user, const bl_store_run *r)
     char *pretty = NULL;
     printf("\nconfiguration:\n");
     if (bl_json_pretty(ctx, r->config_json, &pretty) == BL_OK) {
-        for (char *line = pretty, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-            nl = strchr(line, '\n');
-            if (nl)
-                *nl = '\0';
-            printf("  ");
-            cli_term_print(stdout, line); /* JSON escapes C0 controls, not C1 ones */
-            printf("\n");
-        }
+        print_config(pretty, r->config_json);
         free(pretty);
     } else {
         printf("  ");

@@ -47,10 +47,10 @@ ls "$SCRATCH" | grep -q '\.tmp\.' && fail "a temporary file was left behind"
 head -c 15 "$HTML" | grep -q '<!DOCTYPE html>' || fail "not an HTML5 page"
 svgs=$(count '<svg' "$HTML")
 [ "$svgs" -eq "$(count '</svg>' "$HTML")" ] || fail "unbalanced <svg> tags"
-[ "$svgs" -eq 9 ] || fail "expected 9 charts, found $svgs"
+[ "$svgs" -eq 12 ] || fail "expected 12 charts, found $svgs"
 [ "$(count '<table' "$HTML")" -eq 1 ] || fail "expected one table"
 [ "$(count '<script' "$HTML")" -eq 1 ] || fail "expected one script (the table sorter)"
-for id in loss-step loss-wall val-step steps-target time-target acc-batch gns-step cbs-three pareto-front; do
+for id in loss-samples loss-step loss-wall val-step batch-samples lr-samples steps-target time-target acc-batch gns-step cbs-three pareto-front; do
     contains "id=\"$id\"" "$HTML"
 done
 # the ramp is 30 % faster than any fixed batch: schedules are candidates, and it wins

@@ -12,7 +12,8 @@ DB=$SCRATCH/results.db
 # ---- runs ----------------------------------------------------------------------------------
 run "$BATCHLAB" runs --db "$DB"
 expect_status 0
-for h in ID EXPERIMENT LABEL STATUS BATCH BASE_LR STEPS "TIME(S)" VAL_ACC TEST_ACC TIME_TO_TARGET; do
+for h in ID "STARTED (UTC)" TARGET EXPERIMENT LABEL STATUS BATCH BASE_LR STEPS "TIME(S)" VAL_ACC TEST_ACC \
+    TIME_TO_TARGET; do
     expect_out "$h"
 done
 [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 5 ] || fail "expected a header and 4 rows"
@@ -113,12 +114,15 @@ expect_status 2
 # ---- export --------------------------------------------------------------------------------
 run "$BATCHLAB" export --db "$DB" --format csv -o "$SCRATCH/all.csv"
 expect_status 0
-expect_err "wrote 8 rows from 4 runs to '$SCRATCH/all.csv'"
+expect_err "wrote 9 rows from 4 runs to '$SCRATCH/all.csv'"
 python3 - "$SCRATCH/all.csv" <<'EOF' || fail "the CSV export is wrong"
 import csv, math, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="")))
-assert len(rows) == 8, len(rows)                       # one row per point (run 3 has none)
-assert [r["run_id"] for r in rows] == ["1"] * 3 + ["2"] * 3 + ["4"] * 2
+assert len(rows) == 9, len(rows)     # one row per point; run 3 failed without any: one row
+assert [r["run_id"] for r in rows] == ["1"] * 3 + ["2"] * 3 + ["3"] + ["4"] * 2
+failed = rows[6]
+assert failed["status"] == "failed" and "out of memory for batch 4096" in failed["error"], failed
+assert failed["step"] == "" and failed["val_accuracy"] == "", failed
 r = rows[3]
 assert r["label"] == 'b=256, "large"' and r["experiment"] == "sweep", r
 assert r["status"] == "completed" and r["stopped_by"] == "epochs"
@@ -131,7 +135,7 @@ assert r["final_val_accuracy"] == rows[5]["val_accuracy"]
 assert r["time_to_target"] == "2.5" and r["test_accuracy"] == ""
 assert r["steps_to_target"] == "20" and r["steps_to_target_error"] == "10", r
 assert r["wall_time_to_target"] == "2.75" and r["step_time_median"] == "0.125", r
-loose = rows[6]
+loose = rows[7]
 assert loose["experiment"] == "" and loose["cfg.lr"] == "0.01" and loose["cfg.optimizer.lr"] == ""
 assert "cfg.epochs" in rows[0] and rows[0]["cfg.epochs"] == "3"
 for col in ("seed", "config_hash", "started", "host", "batchlab_version", "samples_per_sec"):
@@ -143,7 +147,8 @@ expect_status 0
 python3 - "$SCRATCH/sweep.json" <<'EOF' || fail "the JSON export is wrong"
 import json, sys
 rows = json.load(open(sys.argv[1]))
-assert isinstance(rows, list) and len(rows) == 6, len(rows)
+assert isinstance(rows, list) and len(rows) == 7, len(rows)  # run 3's row has no point
+assert rows[6]["run_id"] == 3 and rows[6]["step"] is None
 r = rows[0]
 assert r["run_id"] == 1 and r["cfg.batch"] == 32 and r["cfg.optimizer.lr"] == 0.05
 assert r["cfg.model.hidden"] == [64, 32] and r["cfg.model.name"] == "mlp"
@@ -155,10 +160,10 @@ EOF
 # To standard output; an empty selection is still valid CSV / JSON.
 run "$BATCHLAB" export --db "$DB"
 expect_status 0
-[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 9 ] || fail "expected a header and 8 rows on stdout"
+[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 10 ] || fail "expected a header and 9 rows on stdout"
 run "$BATCHLAB" export --db "$DB" --format json --experiment sweep
 expect_status 0
-printf '%s' "$OUT" | python3 -c 'import json, sys; assert len(json.load(sys.stdin)) == 6' ||
+printf '%s' "$OUT" | python3 -c 'import json, sys; assert len(json.load(sys.stdin)) == 7' ||
     fail "the JSON on stdout does not load"
 run "$BATCHLAB" export --db "$DB" --format xml
 expect_status 2

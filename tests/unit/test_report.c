@@ -656,6 +656,196 @@ static void test_report_long_run(void **state)
     bl_store_close(st);
 }
 
+/* A run with `n` points whose batch follows `batch` (NULL: 32 throughout) and whose training
+ * loss is `loss` at every point but `spike` (a huge value there; -1: none). */
+static int64_t add_view_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, const char *cfg,
+                            const int64_t *batch, int n, int spike, double val)
+{
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, exp_id, "v", cfg, 1, &run));
+    bl_eval_point h[16];
+    int64_t samples = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t b = batch ? batch[i] : 32;
+        samples += b * 10;
+        h[i] = (bl_eval_point){.step = 10 * (i + 1), .samples = samples, .wall = 0.1 * (i + 1),
+                               .batch = b, .lr = 0.01 * (double)b / 32,
+                               .train_loss = i == spike ? 1e6 : 2.0 / (i + 1),
+                               .train_accuracy = NAN, .val_loss = NAN, .val_accuracy = val,
+                               .gns = NAN, .samples_per_sec = NAN};
+        BL_ASSERT_OK(ctx, bl_store_add_point(ctx, st, run, &h[i]));
+    }
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .diverged_step = -1, .history = h,
+                         .history_count = (size_t)n, .final = h[n - 1], .steps = h[n - 1].step,
+                         .time = h[n - 1].wall, .steps_to_target = -1,
+                         .samples_to_target = -1, .time_to_target = NAN,
+                         .wall_time_to_target = NAN, .step_time_median = NAN,
+                         .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));
+    return run;
+}
+
+/* The chart with this id, as a new string ("" when the page has none). */
+static char *chart_of(const char *html, const char *id)
+{
+    char key[64];
+    snprintf(key, sizeof key, "id=\"%s\"", id);
+    const char *a = strstr(html, key);
+    const char *b = a ? strstr(a, "</svg>") : NULL;
+    size_t n = a && b ? (size_t)(b - a) : 0;
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memcpy(s, a ? a : "", n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Issue 14, found 8: the batch size and the LR over training, the loss against samples with a
+ * spike clipped, values on hover, whole legends, and no empty chart. */
+static void test_report_views(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("views.db");
+    bl_store *st;
+    int64_t exp;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "views", &exp));
+    static const int64_t grow[8] = {16, 16, 32, 32, 64, 64, 128, 128};
+    add_view_run(ctx, st, exp, "{\"batch\":32,\"lr\":0.01}", NULL, 8, 3, NAN);
+    add_view_run(ctx, st, exp, "{\"batch\":{\"name\":\"double_every\",\"batch\":16,"
+                               "\"every\":2,\"max\":128},\"lr\":0.01}", grow, 8, -1, NAN);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    BL_ASSERT_OK(ctx, bl_report_write(ctx, st, NULL, f));
+    fclose(f);
+    check_page(buf);
+
+    /* The batch size over training: the schedule's 16 → 128 against the samples seen. */
+    char *c = chart_of(buf, "batch-samples");
+    assert_true(bl_test_contains(c, "<title>samples seen 160, batch size 16 (run 2,"));
+    assert_true(bl_test_contains(c, "batch size 128 (run 2,"));
+    assert_true(bl_test_contains(c, "batch size 32 (run 1,"));
+    free(c);
+    c = chart_of(buf, "lr-samples");
+    assert_true(bl_test_contains(c, "learning rate 0.04 (run 2,"));
+    free(c);
+
+    /* The loss against samples, its 1e6 spike clipped and marked: the axis stays near 2. */
+    c = chart_of(buf, "loss-samples");
+    assert_true(bl_test_contains(c, "class=\"clipped\""));
+    assert_true(bl_test_contains(c, "<title>clipped: samples seen 1280, training loss 1e+06"));
+    assert_false(bl_test_contains(c, "e5</text>"));
+    assert_false(bl_test_contains(c, "e6</text>"));
+    assert_false(bl_test_contains(c, "00000</text>"));
+    free(c);
+
+    /* The legend is whole, wrapped onto lines, never cut. */
+    c = chart_of(buf, "loss-step");
+    assert_true(bl_test_contains(c, "<tspan"));
+    assert_true(bl_test_contains(c, "max=128)</tspan>"));
+    assert_false(bl_test_contains(c, "\u2026"));
+    free(c);
+
+    /* No validation accuracy was measured: no empty chart is drawn in its place. */
+    assert_false(bl_test_contains(buf, "no data"));
+    assert_false(bl_test_contains(buf, "id=\"val-step\""));
+    free(buf);
+    bl_store_close(st);
+}
+
+/* A report written to memory (the test fails on an error). */
+static char *report_text(bl_ctx *ctx, bl_store *st, const bl_report_options *o)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    BL_ASSERT_OK(ctx, bl_report_write(ctx, st, o, f));
+    fclose(f);
+    check_page(buf);
+    return buf;
+}
+
+/* A run of batch b recording `target` (val_accuracy ≥ target) whose accuracy grows by 0.1 an
+ * evaluation, 100 steps apart, at `median` seconds a step. */
+static void add_target_run(bl_ctx *ctx, bl_store *st, int64_t exp_id, int b, double target,
+                           double median)
+{
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "{\"batch\":%d,\"lr\":0.1,\"target\":%g}", b, target);
+    int64_t run;
+    BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, st, exp_id, "t", cfg, 1, &run));
+    bl_eval_point h[10];
+    int64_t hit = -1;
+    for (int i = 0; i < 10; i++) {
+        h[i] = (bl_eval_point){.step = 100 * (i + 1), .samples = 100 * (i + 1) * b,
+                               .wall = median * 100 * (i + 1), .batch = b, .lr = 0.1,
+                               .train_loss = 1, .train_accuracy = NAN, .val_loss = NAN,
+                               .val_accuracy = 0.5 + 0.04 * (i + 1), .gns = NAN,
+                               .samples_per_sec = NAN};
+        if (hit < 0 && h[i].val_accuracy >= target - 1e-12)
+            hit = h[i].step;
+        BL_ASSERT_OK(ctx, bl_store_add_point(ctx, st, run, &h[i]));
+    }
+    bl_run_result res = {.status = BL_RUN_COMPLETED, .diverged_step = -1, .history = h,
+                         .history_count = 10, .final = h[9], .steps = h[9].step,
+                         .time = h[9].wall, .steps_to_target = hit,
+                         .samples_to_target = hit * b, .time_to_target = (double)hit * median,
+                         .wall_time_to_target = (double)hit * median, .step_time_median = median,
+                         .epochs_to_target = NAN, .test_loss = NAN, .test_accuracy = NAN};
+    BL_ASSERT_OK(ctx, bl_store_run_end(ctx, st, run, &res));
+}
+
+/* Issue 14, found 8: runs outside an experiment can be reported (experiment ""), runs with
+ * different targets are not merged into one median, every duration is in seconds with one
+ * format, and the page refreshes itself only when asked (report --watch). */
+static void test_report_outside_targets_units(void **state)
+{
+    bl_ctx *ctx = *state;
+    const char *db = fresh_path("outside.db");
+    bl_store *st;
+    int64_t exp;
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "named", &exp));
+    add_timed_run(ctx, st, exp, 32, 1000, 0.001, 0.001);
+    add_target_run(ctx, st, 0, 64, 0.70, 0.000896);     /* reaches 0.70 at step 500 */
+    add_target_run(ctx, st, 0, 64, 0.82, 0.000896);     /* reaches 0.82 at step 800 */
+    add_target_run(ctx, st, 0, 128, 0.82, 0.001);
+
+    BL_ASSERT_ERR(ctx, BL_EINVAL, "--experiment ''", bl_report_write(ctx, st, NULL, stdout));
+    bl_report_options o = bl_report_defaults();
+    o.experiment = "";
+    char *html = report_text(ctx, st, &o);
+    assert_int_equal(count(html, "<tr"), 4);               /* the header and the 3 outside */
+    assert_true(bl_test_contains(html, "<h1>Batch-size report</h1>"));
+    /* Targets 0.70 and 0.82: every run measured against 0.82, batch 64 in 800 steps each. */
+    assert_true(bl_test_contains(html, "val_accuracy \u2265 0.82 (the runs recorded different "
+                                       "targets"));
+    assert_true(bl_test_contains(html, "<li class=\"pick\">batch 64: 0.72 s to the target"));
+    assert_false(bl_test_contains(html, "median of 2, 95% interval 0.45 s"));
+    /* One unit, one format: 0.896 s is "0.90 s", never "896 ms" or a bare 0.896. */
+    assert_true(bl_test_contains(html, ">0.90 s</td>"));
+    assert_false(bl_test_contains(html, " ms"));
+    assert_false(bl_test_contains(html, ">0.896<"));
+    assert_false(bl_test_contains(html, "http-equiv"));
+    free(html);
+
+    o.refresh_seconds = 3;
+    html = report_text(ctx, st, &o);
+    assert_true(bl_test_contains(html, "<meta http-equiv=\"refresh\" content=\"3\">"));
+    free(html);
+
+    bl_store_close(st);
+    db = fresh_path("named_only.db");
+    BL_ASSERT_OK(ctx, bl_store_open(ctx, db, &st));
+    BL_ASSERT_OK(ctx, bl_store_experiment(ctx, st, "named", &exp));
+    add_timed_run(ctx, st, exp, 32, 1000, 0.001, 0.001);
+    BL_ASSERT_ERR(ctx, BL_ENOTFOUND, "outside an experiment", bl_report_write(ctx, st, &o,
+                                                                               stdout));
+    bl_store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -670,6 +860,8 @@ int main(void)
         cmocka_unit_test(test_report_uses_robust_time),
         cmocka_unit_test(test_report_errors),
         cmocka_unit_test(test_report_long_run),
+        cmocka_unit_test(test_report_views),
+        cmocka_unit_test(test_report_outside_targets_units),
     };
     return cmocka_run_group_tests(tests, ctx_setup, ctx_teardown);
 }

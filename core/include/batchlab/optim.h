@@ -63,6 +63,12 @@ BL_EXPORT const char *bl_optim_name(bl_optim_kind kind);
  * the message names the optimizer and the field. */
 BL_EXPORT int bl_optim_validate(bl_ctx *ctx, const bl_optim_config *cfg);
 
+/* Whether the optimizer `kind` reads the configuration field `field` (its name in the stored
+ * configuration: "lr", "momentum", "beta1", ...): all read lr, weight_decay and clip_norm; SGD
+ * momentum, dampening, nesterov; LARS momentum, nesterov, trust_coefficient; Adam, AdamW and
+ * LAMB beta1, beta2, eps. False for unknown names. */
+BL_EXPORT bool bl_optim_uses_field(bl_optim_kind kind, const char *field);
+
 typedef struct bl_optim bl_optim;
 
 /* A new optimizer for `net` (after bl_net_build), with zeroed state on the net's device.

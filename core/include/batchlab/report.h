@@ -1,12 +1,15 @@
 /* batchlab — the HTML report of a sweep.
  *
  * bl_report_write makes one self-contained HTML page from the runs of a results store (one
- * experiment): training loss against steps and wall time, validation accuracy against steps,
+ * experiment): training loss against samples seen, steps and wall time (its y axis capped by
+ * robust quantiles, points above marked as clipped), validation accuracy against steps, the
+ * batch size and learning rate against samples seen,
  * steps- and time-to-target against the batch size on log–log axes (with the perfect-scaling
  * line, the fitted S(B) = S_min + E_min/B and B_crit, see batchlab/recommend.h), the final
  * validation accuracy against the batch size with its spread over seeds, the gradient noise
  * scale over training when it was measured, a sortable table of the runs, and the
- * recommendation with its reasons. Charts are inline SVG; the only script sorts the table;
+ * recommendation with its reasons. A chart with nothing to draw is left out; points carry
+ * their values as hover text. Charts are inline SVG; the only script sorts the table;
  * nothing is fetched from the network. Every string that comes from the store (names, labels,
  * configuration values) is HTML-escaped.
  *
@@ -18,7 +21,8 @@
  * The target: the options' target when set; else the targets recorded with the runs
  * (time_to_target / steps_to_target of the runs table, described by the configurations'
  * "target" when they have one); else none, and the page says that the target charts are left
- * out.
+ * out. When the runs recorded different targets, every run is measured from its points
+ * against the strictest of them, so that no median mixes targets.
  */
 #ifndef BATCHLAB_REPORT_H
 #define BATCHLAB_REPORT_H
@@ -35,13 +39,16 @@ extern "C" {
 #endif
 
 typedef struct bl_report_options {
-    const char *experiment;   /* the experiment to report on; NULL: all runs of the store,
-                                 which must then belong to a single experiment */
+    const char *experiment;   /* the experiment to report on; "": the runs outside any
+                                 experiment; NULL: all runs of the store, which must then
+                                 belong to a single experiment */
     const char *title;        /* the page's heading; NULL: from the experiment's name */
     bool has_target;          /* report against this target instead of the recorded ones */
     bl_metric target_metric;  /* default val_accuracy */
     double target;            /* reached at the first evaluation point where the metric is
                                  ≥ target (accuracies) or ≤ target (losses) */
+    int refresh_seconds;      /* > 0: the page reloads itself this often (a meta refresh, for
+                                 a page rewritten while a sweep runs); 0: a static page */
 } bl_report_options;
 
 /* All runs, no title, no target of its own. */

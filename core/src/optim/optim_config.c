@@ -50,6 +50,25 @@ bl_optim_config bl_optim_defaults(bl_optim_kind kind)
     return c;
 }
 
+bool bl_optim_uses_field(bl_optim_kind kind, const char *f)
+{
+    bool momentum = kind == BL_OPTIM_SGD || kind == BL_OPTIM_LARS;
+    bool betas = kind == BL_OPTIM_ADAM || kind == BL_OPTIM_ADAMW || kind == BL_OPTIM_LAMB;
+    if (!f || (unsigned)kind >= N_OPTIM_KINDS)
+        return false;
+    if (strcmp(f, "lr") == 0 || strcmp(f, "weight_decay") == 0 || strcmp(f, "clip_norm") == 0)
+        return true;
+    if (strcmp(f, "momentum") == 0 || strcmp(f, "nesterov") == 0)
+        return momentum;
+    if (strcmp(f, "dampening") == 0)
+        return kind == BL_OPTIM_SGD;
+    if (strcmp(f, "trust_coefficient") == 0)
+        return kind == BL_OPTIM_LARS;
+    if (strcmp(f, "beta1") == 0 || strcmp(f, "beta2") == 0 || strcmp(f, "eps") == 0)
+        return betas;
+    return false;
+}
+
 const char *bl_optim_name(bl_optim_kind kind)
 {
     if ((unsigned)kind < N_OPTIM_KINDS)

@@ -87,13 +87,10 @@ static const char script[] =
     "  });\n"
     "});\n";
 
-/* bl__format_seconds, but in ms below a second. */
+/* Every duration of the page in one unit and one format: bl__format_seconds ("0.90 s",
+ * "12.3 s", "2m 05s"). */
 static const char *seconds(char *buf, size_t cap, double v)
 {
-    if (v < 1) {
-        snprintf(buf, cap, "%.3g ms", v * 1000);
-        return buf;
-    }
     return bl__format_seconds(buf, cap, v);
 }
 
@@ -278,14 +275,14 @@ static void recommendation(FILE *out, const bl__rdata *d, const bl_recommendatio
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
-/* A number cell with `decimals` decimals; decimals < 0: seconds, 3 significant digits below
- * one and two decimals above. */
+/* A number cell with `decimals` decimals; decimals < 0: seconds, as everywhere on the page. */
 static void td_num(FILE *out, double v, int decimals)
 {
+    char buf[64];
     if (!isfinite(v))
         fputs("<td data-v=\"\">&mdash;</td>", out);
-    else if (decimals < 0 && fabs(v) < 1)
-        fprintf(out, "<td data-v=\"%.17g\">%.3g</td>", v, v);
+    else if (decimals < 0)
+        fprintf(out, "<td data-v=\"%.17g\">%s</td>", v, seconds(buf, sizeof buf, v));
     else
         fprintf(out, "<td data-v=\"%.17g\">%.*f</td>", v, decimals < 0 ? 2 : decimals, v);
 }
@@ -310,8 +307,8 @@ static void td_text(FILE *out, const char *s, const char *cls, const char *title
 static void runs_table(FILE *out, const bl__rdata *d, size_t best)
 {
     static const char *const heads[] = {"ID", "Label", "Status", "Batch / schedule", "Base LR",
-                                        "Seed", "Steps", "Time (s)", "Val acc", "Test acc",
-                                        "Time to target (s)", "Steps to target"};
+                                        "Seed", "Steps", "Time", "Val acc", "Test acc",
+                                        "Time to target", "Steps to target"};
     /* Label and status sort as text; the batch column by its number (schedules last). */
     static const char *const kind[] = {" data-type=\"num\"", " class=\"t\"", " class=\"t\"",
                                        " class=\"t\" data-type=\"num\""};
@@ -395,7 +392,10 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
     const char *title = o->title ? o->title : d->experiment;
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-          "<meta name=\"generator\" content=\"batchlab\">\n<title>", out);
+          "<meta name=\"generator\" content=\"batchlab\">\n", out);
+    if (o->refresh_seconds > 0)
+        fprintf(out, "<meta http-equiv=\"refresh\" content=\"%d\">\n", o->refresh_seconds);
+    fputs("<title>", out);
     if (title) {
         esc(out, title);
         fputs(" &mdash; ", out);
@@ -424,6 +424,9 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
         fputs(" (given for this report)", out);
     else if (d->target_mode == BL__TARGET_RECORDED)
         fputs(" (recorded with the runs)", out);
+    else if (d->target_mode == BL__TARGET_UNIFIED)
+        fputs(" (the runs recorded different targets; each is measured against the strictest "
+              "of them, so that no median mixes targets)", out);
     char when[64] = "";
     time_t now = time(NULL);
     struct tm tm;
@@ -433,6 +436,8 @@ static int write_page(bl_ctx *ctx, const bl__rdata *d, const bl_report_options *
 
     recommendation(out, d, rp, why);
     int rc = bl__report_curves(out, d);
+    if (rc == BL_OK)
+        rc = bl__report_schedule_charts(out, d);
     if (rc == BL_OK)
         rc = bl__report_target_charts(out, d, rp);
     if (rc == BL_OK)

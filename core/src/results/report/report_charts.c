@@ -7,17 +7,18 @@
 #include "results/report/report_internal.h"
 #include "results/report/svg_chart.h"
 
-enum { X_STEP, X_WALL };
-enum { Y_LOSS, Y_VAL_ACC, Y_GNS };
+enum { X_STEP, X_WALL, X_SAMPLES };
+enum { Y_LOSS, Y_VAL_ACC, Y_GNS, Y_BATCH, Y_LR };
 enum { C_SUMMARY = 0, C_TIED = 1, C_FIT = 3, C_REFERENCE = 7 };   /* palette indexes */
 enum { MAX_DRAWN = 600 };                              /* points drawn per training curve */
 
-/* Writes the chart and frees it; BL_ENOMEM when it could not be made. */
+/* Writes the chart and frees it; BL_ENOMEM when it could not be made. A chart with nothing
+ * to draw is left out of the page. */
 static int emit(FILE *out, bl__chart *c)
 {
     if (!c)
         return BL_ENOMEM;
-    int rc = bl__chart_write(c, out);
+    int rc = bl__chart_drawable(c) > 0 ? bl__chart_write(c, out) : BL_OK;
     bl__chart_free(c);
     return rc;
 }
@@ -31,7 +32,54 @@ static void caption(FILE *out, const char *text)
 
 static double y_of(const bl_eval_point *p, int which)
 {
-    return which == Y_LOSS ? p->train_loss : which == Y_VAL_ACC ? p->val_accuracy : p->gns;
+    switch (which) {
+    case Y_LOSS: return p->train_loss;
+    case Y_VAL_ACC: return p->val_accuracy;
+    case Y_GNS: return p->gns;
+    case Y_BATCH: return p->batch > 0 ? (double)p->batch : NAN;
+    default: return p->lr > 0 ? p->lr : NAN;
+    }
+}
+
+static double x_of(const bl_eval_point *p, int which)
+{
+    return which == X_STEP ? (double)p->step : which == X_WALL ? p->wall : (double)p->samples;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A cap for the y axis from robust quantiles of the values (5% and 95%, nearest rank): the
+ * 95% quantile plus the spread between the two (in log space on a log axis), or NAN when no
+ * value lies above it (nothing to clip). One spike then no longer flattens every curve. */
+static double robust_cap(const bl__rdata *d, int yw, bl__scale ys)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->run_count; i++)
+        n += d->runs[i].point_count;
+    double *v = malloc((n + 1) * sizeof *v);
+    if (!v)
+        return NAN;                                  /* no cap: the chart is still right */
+    size_t m = 0;
+    for (size_t i = 0; i < d->run_count; i++)
+        for (size_t k = 0; k < d->runs[i].point_count; k++) {
+            double y = y_of(&d->runs[i].points[k], yw);
+            if (isfinite(y) && (ys == BL__SCALE_LINEAR || y > 0))
+                v[m++] = ys == BL__SCALE_LOG ? log(y) : y;
+        }
+    double cap = NAN;
+    if (m >= 5) {
+        qsort(v, m, sizeof *v, cmp_double);
+        double lo = v[(size_t)(0.05 * (double)(m - 1))], hi = v[(size_t)(0.95 * (double)(m - 1))];
+        double limit = hi + (hi > lo ? hi - lo : fabs(hi) * 0.5 + 1e-12);
+        if (v[m - 1] > limit)
+            cap = ys == BL__SCALE_LOG ? exp(limit) : limit;
+    }
+    free(v);
+    return cap;
 }
 
 /* Logarithmic when every value is positive and they span more than a factor `ratio`. */
@@ -55,8 +103,12 @@ static bl__scale auto_scale(const bl__rdata *d, int yw, double ratio)
 static bl__chart *curves(const bl__rdata *d, const char *id, const char *title,
                          const char *x_label, const char *y_label, int xw, int yw)
 {
-    bl__scale ys = yw == Y_VAL_ACC ? BL__SCALE_LINEAR : auto_scale(d, yw, 30);
+    bl__scale ys = yw == Y_VAL_ACC                  ? BL__SCALE_LINEAR
+                   : yw == Y_BATCH || yw == Y_LR ? auto_scale(d, yw, 4)
+                                                 : auto_scale(d, yw, 30);
     bl__chart *c = bl__chart_new(id, title, x_label, y_label, BL__SCALE_LINEAR, ys);
+    if (c && (yw == Y_LOSS || yw == Y_GNS))
+        bl__chart_ymax(c, robust_cap(d, yw, ys));
     bool *named = calloc(d->group_count ? d->group_count : 1, sizeof *named);
     size_t cap = 1;
     for (size_t i = 0; i < d->run_count; i++)
@@ -76,7 +128,7 @@ static bl__chart *curves(const bl__rdata *d, const char *id, const char *title,
             double v = y_of(p, yw);
             if (k % stride != 0 && k + 1 != r->point_count && isfinite(v))
                 continue;
-            x[m] = xw == X_STEP ? (double)p->step : p->wall;
+            x[m] = x_of(p, xw);
             y[m] = v;
             drawn += isfinite(v) && (ys == BL__SCALE_LINEAR || v > 0);
             m++;
@@ -87,6 +139,9 @@ static bl__chart *curves(const bl__rdata *d, const char *id, const char *title,
         named[r->group] = true;
         unsigned style = BL__LINE | (m <= 3 ? BL__MARKERS : 0);
         bl__chart_series(c, legend, r->group, style, x, y, m);
+        char name[320];
+        snprintf(name, sizeof name, "run %lld, %s", (long long)r->id, d->groups[r->group].legend);
+        bl__chart_name_last(c, name);
     }
     free(named);
     free(x);
@@ -98,10 +153,16 @@ int bl__report_curves(FILE *out, const bl__rdata *d)
 {
     fputs("<section id=\"training\">\n<h2>Training</h2>\n", out);
     caption(out, "One line per run, one colour per batch size or schedule (runs with other "
-                 "seeds share their batch&#39;s colour). Wall time counts training only, not "
-                 "evaluation.");
+                 "seeds share their batch&#39;s colour); hover a line for its values. Against "
+                 "samples seen, runs of different batch sizes compare fairly; against steps a "
+                 "large batch&#39;s few steps crowd the left edge. Wall time counts training "
+                 "only, not evaluation. A loss far above the rest (a spike) is clipped at the "
+                 "top and marked with a triangle.");
     fputs("<div class=\"charts\">\n", out);
-    int rc = emit(out, curves(d, "loss-step", "Training loss vs step", "step",
+    int rc = emit(out, curves(d, "loss-samples", "Training loss vs samples seen",
+                              "samples seen", "training loss", X_SAMPLES, Y_LOSS));
+    if (rc == BL_OK)
+        rc = emit(out, curves(d, "loss-step", "Training loss vs step", "step",
                               "training loss", X_STEP, Y_LOSS));
     if (rc == BL_OK)
         rc = emit(out, curves(d, "loss-wall", "Training loss vs wall time",
@@ -109,6 +170,23 @@ int bl__report_curves(FILE *out, const bl__rdata *d)
     if (rc == BL_OK)
         rc = emit(out, curves(d, "val-step", "Validation accuracy vs step", "step",
                               "validation accuracy", X_STEP, Y_VAL_ACC));
+    fputs("</div>\n</section>\n", out);
+    return rc;
+}
+
+int bl__report_schedule_charts(FILE *out, const bl__rdata *d)
+{
+    fputs("<section id=\"schedules\">\n<h2>Batch size and learning rate over training</h2>\n",
+          out);
+    caption(out, "The batch size each run asked for, and its effective learning rate, at each "
+                 "evaluation point against the samples seen: a fixed batch is a flat line, a "
+                 "schedule shows how and when it grew.");
+    fputs("<div class=\"charts\">\n", out);
+    int rc = emit(out, curves(d, "batch-samples", "Batch size vs samples seen", "samples seen",
+                              "batch size", X_SAMPLES, Y_BATCH));
+    if (rc == BL_OK)
+        rc = emit(out, curves(d, "lr-samples", "Learning rate vs samples seen", "samples seen",
+                              "learning rate", X_SAMPLES, Y_LR));
     fputs("</div>\n</section>\n", out);
     return rc;
 }

@@ -82,6 +82,8 @@ static int cfg_leaf(void *user, const char *path, bl_json_kind kind, const char 
 
 typedef struct gather {
     bl__rdata *d;
+    bool outside_only;       /* experiment "": the runs outside any experiment */
+    bool targets_differ;     /* two configurations record different targets */
     bl__rrun *cur;           /* the run whose points are being read */
     cfg_view first_target;   /* the first configuration with a target */
     bool nomem;
@@ -99,6 +101,8 @@ static int on_run(void *user, const bl_store_run *r)
 {
     gather *g = user;
     bl__rdata *d = g->d;
+    if (g->outside_only && r->experiment_id != 0)
+        return 0;
     bl__rrun *p = bl__grow(d->runs, &d->run_cap, d->run_count + 1, sizeof *p);
     if (!p) {
         g->nomem = true;
@@ -106,7 +110,7 @@ static int on_run(void *user, const bl_store_run *r)
     }
     d->runs = p;
     bl__rrun *x = &d->runs[d->run_count++];
-    *x = (bl__rrun){.id = r->id, .experiment_id = r->experiment_id, .status = r->status,
+    *x = (bl__rrun){.target = NAN, .id = r->id, .experiment_id = r->experiment_id, .status = r->status,
                     .seed = r->seed, .batch = NAN, .lr = NAN, .steps = r->steps,
                     .time = r->time, .val_accuracy = r->val_accuracy,
                     .test_accuracy = r->test_accuracy, .final_gns = NAN, .gns = NAN,
@@ -137,8 +141,13 @@ static int on_run(void *user, const bl_store_run *r)
     x->lr_text = sdup(g, v.lr[0] ? v.lr : v.top_lr);
     if (x->lr_text && x->lr_text[0])
         x->lr = strtod(x->lr_text, NULL);
+    x->target = v.target ? v.t_value : NAN;
     if (v.target && !g->first_target.target)
         g->first_target = v;
+    else if (v.target && (v.t_value != g->first_target.t_value ||
+                          v.t_dir != g->first_target.t_dir ||
+                          strcmp(v.t_metric, g->first_target.t_metric) != 0))
+        g->targets_differ = true;
     return g->nomem ? 1 : 0;
 }
 
@@ -262,6 +271,26 @@ static int make_groups(gather *g)
 
 /* ---- the target --------------------------------------------------------------------------- */
 
+/* Measures every run against one target, from its points. */
+static void measure(bl__rdata *d, bl_metric metric, double target, bool higher)
+{
+    snprintf(d->target_text, sizeof d->target_text, "%s %s %g", bl_metric_name(metric),
+             higher ? "\u2265" : "\u2264", target);
+    for (size_t i = 0; i < d->run_count; i++) {
+        bl__rrun *x = &d->runs[i];
+        x->time_to_target = x->steps_to_target = x->steps_error = NAN;
+        bl_target_crossing c;   /* interpolated as the step loop does, timed the same */
+        if (bl_target_crossing_find(x->points, x->point_count, metric, target, higher,
+                                    &c)) {
+            x->time_to_target = x->step_time_median > 0
+                                    ? (double)c.steps * x->step_time_median
+                                    : c.wall;
+            x->steps_to_target = (double)c.steps;
+            x->steps_error = c.steps_error > 0 ? (double)c.steps_error : NAN;
+        }
+    }
+}
+
 static void choose_target(gather *g, const bl_report_options *o)
 {
     bl__rdata *d = g->d;
@@ -269,22 +298,28 @@ static void choose_target(gather *g, const bl_report_options *o)
         bool higher = o->target_metric == BL_METRIC_VAL_ACCURACY ||
                       o->target_metric == BL_METRIC_TRAIN_ACCURACY;
         d->target_mode = BL__TARGET_OPTION;
-        snprintf(d->target_text, sizeof d->target_text, "%s %s %g",
-                 bl_metric_name(o->target_metric), higher ? "\u2265" : "\u2264", o->target);
-        for (size_t i = 0; i < d->run_count; i++) {
-            bl__rrun *x = &d->runs[i];
-            x->time_to_target = x->steps_to_target = x->steps_error = NAN;
-            bl_target_crossing c;   /* interpolated as the step loop does, timed the same */
-            if (bl_target_crossing_find(x->points, x->point_count, o->target_metric,
-                                        o->target, higher, &c)) {
-                x->time_to_target = x->step_time_median > 0
-                                        ? (double)c.steps * x->step_time_median
-                                        : c.wall;
-                x->steps_to_target = (double)c.steps;
-                x->steps_error = c.steps_error > 0 ? (double)c.steps_error : NAN;
-            }
-        }
+        measure(d, o->target_metric, o->target, higher);
         return;
+    }
+    /* Runs that recorded different targets are not merged into one median: every run is
+     * measured against the strictest of them (the highest accuracy, the lowest loss, of the
+     * first run's metric), which the points of each run can be checked against. */
+    bl_metric tm;
+    const cfg_view *f = &g->first_target;
+    const char *fm = f->t_metric[0] ? f->t_metric : "val_accuracy";
+    if (g->targets_differ && bl_metric_parse(NULL, fm, &tm) == BL_OK) {
+        bool higher = f->t_dir ? f->t_dir > 0 : bl_metric_name_higher_is_better(fm);
+        double strict = NAN;
+        for (size_t i = 0; i < d->run_count; i++) {
+            double t = d->runs[i].target;
+            if (isfinite(t) && (isnan(strict) || (higher ? t > strict : t < strict)))
+                strict = t;
+        }
+        if (isfinite(strict)) {
+            d->target_mode = BL__TARGET_UNIFIED;
+            measure(d, tm, strict, higher);
+            return;
+        }
     }
     bool recorded = false;
     for (size_t i = 0; i < d->run_count; i++) {
@@ -340,7 +375,8 @@ static int check_one_experiment(bl_ctx *ctx, bl__rdata *d, const char *path)
     if (len >= sizeof names)
         len = sizeof names - 1;
     return bl_error(ctx, BL_EINVAL, "results store '%s' holds the runs of %zu experiments (%s%s"
-                    "): choose one to report on (--experiment NAME)", path, distinct, names,
+                    "): choose one to report on (--experiment NAME, or --experiment '' for the runs outside "
+                    "any experiment)", path, distinct, names,
                     outside ? (len ? ", and runs outside any experiment"
                                    : "runs outside any experiment") : "");
 }
@@ -349,25 +385,28 @@ int bl__report_gather(bl_ctx *ctx, bl_store *store, const bl_report_options *o, 
 {
     memset(out, 0, sizeof *out);
     bl__rdata d = {.store_path = bl_store_path(store)};
-    gather g = {.d = &d};
+    gather g = {.d = &d, .outside_only = o->experiment && !*o->experiment};
     if (o->has_target && !isfinite(o->target))
         return bl_error(ctx, BL_EINVAL, "the report's target must be a finite number");
-    int rc = bl_store_list_runs(ctx, store, o->experiment, on_run, &g);
+    int rc = bl_store_list_runs(ctx, store, g.outside_only ? NULL : o->experiment, on_run, &g);
     if (g.nomem)
         rc = bl_error(ctx, BL_ENOMEM, "out of memory reading the runs");
     if (rc == BL_OK && d.run_count == 0) {
-        if (o->experiment)
+        if (g.outside_only)
+            rc = bl_error(ctx, BL_ENOTFOUND, "results store '%s' holds no runs outside an "
+                          "experiment to report on", d.store_path);
+        else if (o->experiment)
             rc = bl_error(ctx, BL_ENOTFOUND, "experiment '%s' in results store '%s' has no runs "
                           "to report on", o->experiment, d.store_path);
         else
             rc = bl_error(ctx, BL_ENOTFOUND, "results store '%s' holds no runs to report on",
                           d.store_path);
     }
-    if (rc == BL_OK && o->experiment) {
+    if (rc == BL_OK && o->experiment && !g.outside_only) {
         d.experiment = strdup(o->experiment);
         if (!d.experiment)
             rc = bl_error(ctx, BL_ENOMEM, "out of memory");
-    } else if (rc == BL_OK) {
+    } else if (rc == BL_OK && !g.outside_only) {
         rc = check_one_experiment(ctx, &d, d.store_path);
     }
     for (size_t i = 0; rc == BL_OK && i < d.run_count; i++) {

@@ -24,6 +24,7 @@ typedef struct bl__rrun {
     char *batch_text;        /* "64", or the schedule's description */
     char *lr_text;           /* the learning rate as configured ("" when unknown) */
     double lr;
+    double target;           /* the target value its configuration records; NAN: none */
     int64_t steps;           /* -1 when not recorded */
     double time, val_accuracy, test_accuracy;
     double time_to_target, steps_to_target;   /* under the report's target; NAN: not reached;
@@ -49,12 +50,15 @@ typedef struct bl__rgroup {
 typedef enum {
     BL__TARGET_NONE = 0,     /* no target: the target charts are left out */
     BL__TARGET_OPTION = 1,   /* the caller's target, applied to the points */
-    BL__TARGET_RECORDED = 2  /* the runs' recorded time_to_target / steps_to_target */
+    BL__TARGET_RECORDED = 2, /* the runs' recorded time_to_target / steps_to_target */
+    BL__TARGET_UNIFIED = 3   /* the runs recorded different targets: all are measured, from
+                                their points, against the strictest */
 } bl__target_mode;
 
 typedef struct bl__rdata {
     const char *store_path;  /* the store's (borrowed) */
-    char *experiment;        /* the experiment's name, or NULL (runs outside experiments) */
+    char *experiment;        /* the experiment's name, or NULL (runs outside experiments:
+                                options' experiment "", or a store without experiments) */
     bl__rrun *runs;
     size_t run_count, run_cap;
     bl__rgroup *groups;      /* numeric batches ascending, then schedules */
@@ -73,6 +77,8 @@ void bl__report_data_free(bl__rdata *d);
 /* The chart sections (report_charts.c), each a <section> with its heading, charts and
  * captions; `rec` is NULL when there is no recommendation. BL_OK or BL_ENOMEM. */
 int bl__report_curves(FILE *out, const bl__rdata *d);
+/* The batch size and the learning rate of each run against the samples seen. */
+int bl__report_schedule_charts(FILE *out, const bl__rdata *d);
 int bl__report_target_charts(FILE *out, const bl__rdata *d, const bl_recommendation *rec);
 int bl__report_accuracy_chart(FILE *out, const bl__rdata *d);
 int bl__report_gns_chart(FILE *out, const bl__rdata *d);

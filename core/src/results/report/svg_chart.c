@@ -18,6 +18,7 @@ enum { W = 720, H = 340, PL = 66, PR = 196, PT = 34, PB = 48 };
 
 typedef struct series {
     char *legend;
+    char *name;              /* hover text's name; NULL: the legend */
     int color;
     unsigned style;
     double *x, *y;
@@ -46,8 +47,11 @@ struct bl__chart {
     size_t nm, cm;
     double *xt;
     size_t nxt;
+    double ymax;             /* NAN: none */
     bool nomem;
 };
+
+enum { HOVER_POINTS = 40, LEGEND_CHARS = 24, LEGEND_LINES = 3 };
 
 typedef struct axis {
     bl__scale scale;
@@ -124,6 +128,7 @@ bl__chart *bl__chart_new(const char *id, const char *title, const char *x_label,
         return NULL;
     c->xs = x_scale;
     c->ys = y_scale;
+    c->ymax = NAN;
     c->id = dup_or_null(c, id ? id : "chart");
     c->title = dup_or_null(c, title);
     c->x_label = dup_or_null(c, x_label);
@@ -141,6 +146,7 @@ void bl__chart_free(bl__chart *c)
         return;
     for (size_t i = 0; i < c->ns; i++) {
         free(c->s[i].legend);
+        free(c->s[i].name);
         free(c->s[i].x);
         free(c->s[i].y);
     }
@@ -172,6 +178,20 @@ void bl__chart_series(bl__chart *c, const char *legend, int color, unsigned styl
     s->legend = dup_or_null(c, legend);
     s->x = dup_values(c, x, n);
     s->y = dup_values(c, y, n);
+}
+
+void bl__chart_name_last(bl__chart *c, const char *name)
+{
+    if (!c || c->nomem || c->ns == 0)
+        return;
+    free(c->s[c->ns - 1].name);
+    c->s[c->ns - 1].name = dup_or_null(c, name);
+}
+
+void bl__chart_ymax(bl__chart *c, double ymax)
+{
+    if (c)
+        c->ymax = ymax;
 }
 
 void bl__chart_bars(bl__chart *c, int color, const double *x, const double *lo,
@@ -258,6 +278,8 @@ static void data_range(const bl__chart *c, double *x0, double *x1, double *y0, d
     }
     for (size_t i = 0; i < c->nm; i++)
         extend(x0, x1, c->m[i].x, c->xs);
+    if (usable(c->ymax, c->ys) && *y1 > c->ymax)
+        *y1 = c->ymax > *y0 ? c->ymax : *y0;
 }
 
 static double nice_step(double x)
@@ -452,11 +474,40 @@ static void write_axes(const bl__chart *c, FILE *out, const axis *ax, const axis
     }
 }
 
+/* The y drawn for v: clamped to the top of the axis when the chart caps it. */
+static double y_drawn(const bl__chart *c, const axis *ay, double v, bool *clipped)
+{
+    *clipped = usable(c->ymax, c->ys) && v > ay->hi;
+    return *clipped ? ay->hi : v;
+}
+
+/* <title>step 100, loss 1.1 (batch 64)</title>: the hover text of a point, named by the axis
+ * labels and the series. */
+static void point_title(const bl__chart *c, FILE *out, const series *s, double x, double y,
+                        bool clipped)
+{
+    fputs(clipped ? "<title>clipped: " : "<title>", out);
+    bl__html_puts(out, c->x_label ? c->x_label : "x");
+    fprintf(out, " %.6g, ", x);
+    bl__html_puts(out, c->y_label ? c->y_label : "y");
+    fprintf(out, " %.6g", y);
+    const char *name = s->name ? s->name : s->legend;
+    if (name) {
+        fputs(" (", out);
+        bl__html_puts(out, name);
+        fputs(")", out);
+    }
+    fputs("</title>", out);
+}
+
 static void write_series(const bl__chart *c, FILE *out, const series *s, const axis *ax,
                          const axis *ay)
 {
     const char *col = bl__chart_color(s->color);
-    bool faint = s->style & BL__FAINT;
+    bool faint = s->style & BL__FAINT, clipped;
+    size_t drawable = 0;
+    for (size_t k = 0; k < s->n; k++)
+        drawable += usable(s->x[k], c->xs) && usable(s->y[k], c->ys);
     if (s->style & BL__LINE) {
         fprintf(out, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s%s d=\"", col,
                 faint ? "1" : "1.8", faint ? " stroke-opacity=\"0.45\"" : "",
@@ -467,18 +518,50 @@ static void write_series(const bl__chart *c, FILE *out, const series *s, const a
                 pen = false;                             /* a gap */
                 continue;
             }
-            fprintf(out, "%s%.1f %.1f", pen ? " L" : " M", px(ax, s->x[k]), py(ay, s->y[k]));
+            fprintf(out, "%s%.1f %.1f", pen ? " L" : " M", px(ax, s->x[k]),
+                    py(ay, y_drawn(c, ay, s->y[k], &clipped)));
             pen = true;
         }
         fputs("\"/>\n", out);
+        if (!(s->style & BL__MARKERS) && drawable > 0) {   /* invisible points to hover */
+            size_t stride = drawable / HOVER_POINTS + 1, seen = 0;
+            fputs("<g class=\"hover\" fill=\"transparent\">", out);
+            for (size_t k = 0; k < s->n; k++) {
+                if (!usable(s->x[k], c->xs) || !usable(s->y[k], c->ys))
+                    continue;
+                if (seen++ % stride != 0 && seen != drawable)
+                    continue;
+                fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\">", px(ax, s->x[k]),
+                        py(ay, y_drawn(c, ay, s->y[k], &clipped)));
+                point_title(c, out, s, s->x[k], s->y[k], false);
+                fputs("</circle>", out);
+            }
+            fputs("</g>\n", out);
+        }
     }
     if (s->style & BL__MARKERS) {
         fprintf(out, "<g fill=\"%s\"%s>", col, faint ? " fill-opacity=\"0.45\"" : "");
         for (size_t k = 0; k < s->n; k++)
-            if (usable(s->x[k], c->xs) && usable(s->y[k], c->ys))
-                fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>", px(ax, s->x[k]),
-                        py(ay, s->y[k]), faint ? "2.5" : "3.5");
+            if (usable(s->x[k], c->xs) && usable(s->y[k], c->ys)) {
+                fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\">", px(ax, s->x[k]),
+                        py(ay, y_drawn(c, ay, s->y[k], &clipped)), faint ? "2.5" : "3.5");
+                point_title(c, out, s, s->x[k], s->y[k], false);
+                fputs("</circle>", out);
+            }
         fputs("</g>\n", out);
+    }
+    /* Points above the cap: a triangle at the top edge with the value. */
+    for (size_t k = 0; k < s->n; k++) {
+        if (!usable(s->x[k], c->xs) || !usable(s->y[k], c->ys))
+            continue;
+        y_drawn(c, ay, s->y[k], &clipped);
+        if (!clipped)
+            continue;
+        double x = px(ax, s->x[k]), y = PT;
+        fprintf(out, "<path class=\"clipped\" fill=\"%s\" d=\"M%.1f %.1f l-4 7 h8 z\">", col, x,
+                y);
+        point_title(c, out, s, s->x[k], s->y[k], true);
+        fputs("</path>\n", out);
     }
 }
 
@@ -499,20 +582,53 @@ static void write_bars(const bl__chart *c, FILE *out, const bars *b, const axis 
     fputs("</g>\n", out);
 }
 
+/* Splits `s` into lines of at most `width` characters (UTF-8 aware), breaking after a space
+ * or comma where it can; returns the byte length of the first line. */
+static size_t legend_line(const char *s, int width)
+{
+    size_t at = 0, brk = 0;
+    int chars = 0;
+    while (s[at] && chars < width) {
+        if (s[at] == ' ' || s[at] == ',')
+            brk = at + 1;
+        at++;
+        while (s[at] && ((unsigned char)s[at] & 0xC0) == 0x80)
+            at++;
+        chars++;
+    }
+    if (!s[at])
+        return at;
+    return brk > 0 ? brk : at;
+}
+
+/* The number of lines `s` takes in the legend (at most LEGEND_LINES). */
+static int legend_lines(const char *s)
+{
+    int n = 0;
+    while (*s && n < LEGEND_LINES) {
+        s += legend_line(s, LEGEND_CHARS);
+        while (*s == ' ')
+            s++;
+        n++;
+    }
+    return n ? n : 1;
+}
+
 static void write_legend(const bl__chart *c, FILE *out)
 {
-    const int x = PL + PW + 12, step = 17, room = (H - PT) / step;
+    const int x = PL + PW + 12, step = 15, room = (H - PT) / step;
     int row = 0;
-    size_t entries = 0;
+    size_t entries = 0, done = 0;
     for (size_t i = 0; i < c->ns; i++)
         entries += c->s[i].legend != NULL;
     for (size_t i = 0; i < c->ns; i++) {
         const series *s = &c->s[i];
         if (!s->legend)
             continue;
-        if (row == room - 1 && entries > (size_t)room) {
+        int lines = legend_lines(s->legend);
+        if (row + lines > room - 1 && done + 1 < entries) {
             fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\">+%zu more</text>\n", x,
-                    PT + 4 + row * step, entries - (size_t)row);
+                    PT + 4 + row * step, entries - done);
             break;
         }
         int y = PT + row * step;
@@ -527,9 +643,28 @@ static void write_legend(const bl__chart *c, FILE *out)
         if (s->style & BL__MARKERS)
             fprintf(out, "<circle cx=\"%d\" cy=\"%d\" r=\"3.5\" fill=\"%s\"/>", x + 9, y, col);
         fprintf(out, "<text class=\"legend\" x=\"%d\" y=\"%d\">", x + 24, y + 4);
-        puts_cut(out, s->legend, 23);
+        const char *p = s->legend;
+        for (int l = 0; *p && l < lines; l++) {
+            size_t len = legend_line(p, LEGEND_CHARS);
+            fprintf(out, "<tspan x=\"%d\" dy=\"%s\">", x + 24, l ? "1.2em" : "0");
+            if (l == lines - 1 && p[len]) {
+                puts_cut(out, p, LEGEND_CHARS);            /* longer than three lines */
+                fputs("</tspan>", out);
+                break;
+            }
+            char buf[256];
+            size_t keep = len < sizeof buf ? len : sizeof buf - 1;
+            memcpy(buf, p, keep);
+            buf[keep] = '\0';
+            bl__html_puts(out, buf);
+            fputs("</tspan>", out);
+            p += len;
+            while (*p == ' ')
+                p++;
+        }
         fputs("</text></g>\n", out);
-        row++;
+        row += lines;
+        done++;
     }
 }
 

@@ -8,6 +8,9 @@
  * Values that are not finite — and values ≤ 0 on a logarithmic axis — are gaps: a line breaks
  * there and no marker is drawn. Every string is copied and HTML-escaped when written.
  *
+ * Every marker, and a sample of at most HOVER_POINTS points of each line, carries an SVG
+ * <title> with its values (shown on hover); legend entries wrap onto up to three lines.
+ *
  * Errors are sticky: an add that runs out of memory marks the chart, and bl__chart_write then
  * writes nothing and returns BL_ENOMEM, so a caller may add everything and check once.
  */
@@ -48,6 +51,13 @@ void bl__chart_xmark(bl__chart *c, double x, const char *label);
 /* Uses these x ticks (e.g. the batch sizes measured) instead of computed ones; those outside
  * the data range are dropped, and computed ticks are used when fewer than two remain. */
 void bl__chart_xticks(bl__chart *c, const double *ticks, size_t n);
+
+/* Names the last series added for the hover text of its points ("run 3 · batch 64"); without
+ * a name the legend is used. */
+void bl__chart_name_last(bl__chart *c, const char *name);
+/* Caps the y axis at `ymax`: values above it are drawn at the top edge and marked as clipped
+ * (a triangle whose hover text gives the value), so one spike does not flatten the rest. */
+void bl__chart_ymax(bl__chart *c, double ymax);
 
 /* The number of points that will be drawn (finite, and > 0 on log axes), over all series. */
 size_t bl__chart_drawable(const bl__chart *c);
