@@ -12,7 +12,7 @@
  *   cbs.estimate  -- {batch =, lo =, hi =} for bl.recommend(runs, {branched = cbs.estimate})
  *
  * The base run's keys are bl.train's and go through its translation (l_train.c,
- * bl__lua_read_plan); the keys of the measurement are read here. Misuse raises. */
+ * bl__lua_job_plan); the keys of the measurement are read here. Misuse raises. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -364,15 +364,8 @@ int bl__lua_critical_batch(lua_State *L)
     read_own(L, st->ctx, &o);
     strip_own_keys(L);
 
-    lbl_job *j = bl__lua_new_job(L);                          /* [cfg, job] */
-    lua_toclose(L, 2);
-    lua_pushcfunction(L, bl__lua_traceback);                  /* [cfg, job, msgh] */
-    j->msgh = 3;
-    lua_newtable(L);                                          /* [.., run] */
-    j->run = lua_gettop(L);
     bl_run_plan plan;
-    bl__lua_read_plan(L, j, &plan);
-    plan.train.interrupt = st->interrupt;
+    lbl_job *j = bl__lua_job_plan(L, &plan);
     o.c.base = &plan;
     if (!bl_config_bool(j->spec, "quiet"))
         o.c.on_branch = on_branch;

@@ -556,7 +556,7 @@ static void echo_config(lua_State *L, lbl_job *j, const bl_run_plan *plan)
     lua_setfield(L, j->run, "history");
 }
 
-void bl__lua_read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan)
+static void read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan)
 {
     memset(plan, 0, sizeof *plan);
     plan->train = bl_train_defaults();
@@ -577,6 +577,19 @@ void bl__lua_read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan)
     plan->label = *label ? label : NULL;
 }
 
+lbl_job *bl__lua_job_plan(lua_State *L, bl_run_plan *plan)
+{
+    lbl_job *j = bl__lua_new_job(L);                          /* [cfg, job] */
+    lua_toclose(L, 2);
+    lua_pushcfunction(L, bl__lua_traceback);                  /* [cfg, job, msgh] */
+    j->msgh = 3;
+    lua_newtable(L);                                          /* [.., run] */
+    j->run = lua_gettop(L);
+    read_plan(L, j, plan);
+    plan->train.interrupt = bl__lua_state(L)->interrupt;
+    return j;
+}
+
 lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -587,16 +600,8 @@ lbl_job *bl__lua_train_plan(lua_State *L, bl_run_plan *plan_out)
     if (st->interrupt && *st->interrupt)
         luaL_error(L, "interrupted");
 
-    lbl_job *j = bl__lua_new_job(L);                          /* [cfg, job] */
-    lua_toclose(L, 2);
-    lua_pushcfunction(L, bl__lua_traceback);                  /* [cfg, job, msgh] */
-    j->msgh = 3;
-    lua_newtable(L);                                          /* [.., run] */
-    j->run = lua_gettop(L);
-
     bl_run_plan plan;
-    bl__lua_read_plan(L, j, &plan);
-    plan.train.interrupt = st->interrupt;
+    lbl_job *j = bl__lua_job_plan(L, &plan);
     echo_config(L, j, &plan);
     *plan_out = plan;
     return j;

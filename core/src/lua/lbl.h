@@ -210,11 +210,14 @@ typedef struct lbl_job {
 
 /* A new job userdata (closed, with its own context) at the stack top (l_train.c). */
 lbl_job *bl__lua_new_job(lua_State *L);
-/* bl.train's translation of the table at index 1 into `plan` (l_train.c): the dataset and
- * model, the run spec's settings (validated into j->spec), the composite tables, the optimizer,
- * the batch or schedule and the callbacks. Needs j->msgh and j->run set; leaves the dataset
- * (and a schedule) on the stack for as long as the plan is used. Raises on a bad value. */
-void bl__lua_read_plan(lua_State *L, lbl_job *j, bl_run_plan *plan);
+/* bl.train's translation of the table at index 1 (the only value on the stack) into `plan`
+ * (l_train.c): pushes a new job (index 2, to-be-closed: it holds what the plan borrows), its
+ * message handler (3) and the run table (j->run), then reads the dataset and model, the run
+ * spec's settings (validated into j->spec), the composite tables, the optimizer, the batch or
+ * schedule and the callbacks, and sets the host's interrupt flag. Leaves the dataset (and a
+ * schedule) on the stack for as long as the plan is used. Checks no keys (the caller's
+ * business). Raises on a bad value. */
+lbl_job *bl__lua_job_plan(lua_State *L, bl_run_plan *plan);
 /* Translates the bl.train table at index 1 (the only value on the stack) into *plan: checks
  * its keys, pushes a new job (index 2, to-be-closed: it holds what the plan borrows — the
  * spec's strings, the dataset marked busy, the milestones) and the values its callbacks
