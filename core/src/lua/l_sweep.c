@@ -171,6 +171,17 @@ static void set_default(lua_State *L, int t, const char *key, int vi)
     lua_pop(L, 1);
 }
 
+/* Sets the run table at the top's params (the table at `pi`) and index, and moves it into
+ * runs[index + 1]. */
+static void keep_run(lua_State *L, int pi, size_t index)
+{
+    lua_pushvalue(L, pi);
+    lua_setfield(L, -2, "params");
+    lua_pushinteger(L, (lua_Integer)index + 1);
+    lua_setfield(L, -2, "index");
+    lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+}
+
 /* Pushes the run table of a run that did not finish training: status, stopped_by, error, the
  * parameters of `vary` (at `pi`) echoed but lr, and the label (at `li`). */
 static void push_unfinished(lua_State *L, sweep_call *c, const char *status,
@@ -244,11 +255,7 @@ static int point_main(lua_State *L)
         lua_pushvalue(L, ti);
         lua_setfield(L, -2, "tune");
     }
-    lua_pushvalue(L, pi);
-    lua_setfield(L, -2, "params");
-    lua_pushinteger(L, (lua_Integer)index + 1);
-    lua_setfield(L, -2, "index");
-    lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+    keep_run(L, pi, index);
     return 0;
 }
 
@@ -465,11 +472,7 @@ static int lost_main(lua_State *L)
         lua_pushinteger(L, (lua_Integer)id);
         lua_setfield(L, -2, "run_id");
     }
-    lua_pushvalue(L, pi);
-    lua_setfield(L, -2, "params");
-    lua_pushinteger(L, (lua_Integer)index + 1);
-    lua_setfield(L, -2, "index");
-    lua_rawseti(L, S_RUNS, (lua_Integer)index + 1);
+    keep_run(L, pi, index);
     return 0;
 }
 
