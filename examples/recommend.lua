@@ -13,7 +13,7 @@
 --                critical batch size three ways, the Pareto front and one sentence — and
 --                whether the probe's prediction is in the measured tied set.
 --
--- The defaults take 2–4 minutes on 2 CPU cores (MLP 784-256-128-10, batches 32…1024, two
+-- The defaults take about 1 minute on 2 idle CPU cores (MLP 784-256-128-10, batches 32…1024, two
 -- seeds, target 85 % validation accuracy). The study in docs/recommend.md is this script with
 -- more batches and seeds:
 --
