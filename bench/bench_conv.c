@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "batchlab/batchlab.h"
 
 static double now(void)
@@ -99,9 +100,20 @@ static int bench(bl_ctx *ctx, bl_device *dev, const char *label, bl_shape in, in
     return rc;
 }
 
+static const char usage[] =
+    "usage: bench_conv [THREADS]\n"
+    "  conv2d forward+backward on the CPU backend, LeNet shapes; THREADS for OpenBLAS\n"
+    "  (0, the default: OpenBLAS's own default)\n";
+
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 0;
+    if (bench_help(argc, argv, usage))
+        return 0;
+    long threads_arg = 0;
+    if (bench_refuse_options("bench_conv", argc, argv) || argc > 2 ||
+        (argc > 1 && !bench_long("bench_conv", "THREADS", argv[1], 0, &threads_arg)))
+        return 2;
+    int threads = (int)threads_arg;
     bl_ctx *ctx = bl_ctx_new();
     bl_device *dev = NULL;
     if (!ctx || bl_device_cpu_open(ctx, threads, &dev) != BL_OK) {

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "batchlab/batchlab.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -44,9 +45,12 @@ static void die(bl_ctx *ctx, const char *what)
     exit(1);
 }
 
+static const char usage_text[] =
+    "usage: bench_core [--threads N] [--seconds S] [--batches 1,8,32,...]\n";
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_core [--threads N] [--seconds S] [--batches 1,8,32,...]\n");
+    fputs(usage_text, stderr);
     exit(2);
 }
 
@@ -203,6 +207,8 @@ int main(int argc, char **argv)
     double seconds = 1.0;
     int64_t batches[MAX_BATCHES] = {1, 8, 32, 128, 512, 2048};
     int n_batches = 6;
+    if (bench_help(argc, argv, usage_text))
+        return 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
             threads = atoi(argv[++i]);

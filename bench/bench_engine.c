@@ -7,13 +7,16 @@
  * because timings on a shared machine drift by tens of percent from minute to minute.
  *
  *   bench_engine [--models mlp,cnn] [--batches 8,32,128,512,2048] [--epochs X] [--threads N]
- *                [--rounds 3] [--dir /usr/share/datasets/fashion-mnist]
+ *                [--rounds 3] [--dir /usr/share/datasets/fashion-mnist] [--fresh]
+ *
+ * --fresh gathers a new batch for every step-only step (the data path's cost included).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "batchlab/batchlab.h"
 
 static int parse_list(const char *text, int64_t *out, int cap)
@@ -35,7 +38,7 @@ static double now(void)
 
 /* Seconds for `steps` training steps on one batch gathered once: the step-only reference. */
 static int step_only(bl_ctx *ctx, bl_net *net, bl_dataset *data, int64_t batch, int64_t steps,
-                     double *seconds)
+                     bool fresh, double *seconds)
 {
     bl_device *dev = bl_net_device(net);
     const bl_data_info *info = bl_dataset_info(data);
@@ -55,7 +58,6 @@ static int step_only(bl_ctx *ctx, bl_net *net, bl_dataset *data, int64_t batch, 
     if (rc == BL_OK)
         dev->ops->fill(dev, (int64_t)np, 0.0f, vel);
     int64_t n_train = info->count[BL_SPLIT_TRAIN];
-    bool fresh = getenv("FRESH") != NULL;
     float *xs[2] = {x, malloc((size_t)(batch * in) * sizeof *x)};
     unsigned seed = 1;
     double t0 = now();
@@ -91,27 +93,56 @@ static int die(bl_ctx *ctx, const char *what)
     return 1;
 }
 
+static const char usage[] =
+    "usage: bench_engine [--models mlp,cnn] [--batches 8,32,128,512,2048] [--epochs X]\n"
+    "                    [--threads N] [--rounds 3] [--dir DIR] [--fresh]\n"
+    "  whole epochs through the engine beside the step-only figure, per model and batch;\n"
+    "  --fresh gathers a new batch for every step-only step\n";
+
 int main(int argc, char **argv)
 {
     const char *models = "mlp,cnn", *dir = "/usr/share/datasets/fashion-mnist";
     const char *batches_text = "8,32,128,512,2048";
     double epochs = 1;
     int threads = 0, rounds = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--models") == 0)
-            models = argv[i + 1];
-        else if (strcmp(argv[i], "--batches") == 0)
-            batches_text = argv[i + 1];
-        else if (strcmp(argv[i], "--epochs") == 0)
-            epochs = atof(argv[i + 1]);
-        else if (strcmp(argv[i], "--threads") == 0)
-            threads = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--rounds") == 0)
-            rounds = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--dir") == 0)
-            dir = argv[i + 1];
+    bool fresh = false;
+    if (bench_help(argc, argv, usage))
+        return 0;
+    for (int i = 1; i < argc; i++) {
+        long v;
+        if (strcmp(argv[i], "--fresh") == 0) {
+            fresh = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_engine: %s needs a value (see --help)\n", argv[i]);
+            return 2;
+        }
+        const char *value = argv[++i];
+        if (strcmp(argv[i - 1], "--models") == 0)
+            models = value;
+        else if (strcmp(argv[i - 1], "--batches") == 0)
+            batches_text = value;
+        else if (strcmp(argv[i - 1], "--epochs") == 0) {
+            char *end;
+            epochs = strtod(value, &end);
+            if (end == value || *end || !(epochs > 0 && epochs <= 1000)) {
+                fprintf(stderr, "bench_engine: --epochs must be in (0, 1000], got '%s'\n",
+                        value);
+                return 2;
+            }
+        } else if (strcmp(argv[i - 1], "--threads") == 0) {
+            if (!bench_long("bench_engine", "--threads", value, 0, &v))
+                return 2;
+            threads = (int)v;
+        } else if (strcmp(argv[i - 1], "--rounds") == 0) {
+            if (!bench_long("bench_engine", "--rounds", value, 1, &v))
+                return 2;
+            rounds = (int)v;
+        } else if (strcmp(argv[i - 1], "--dir") == 0)
+            dir = value;
         else {
-            fprintf(stderr, "bench_engine: unknown option %s\n", argv[i]);
+            fprintf(stderr, "bench_engine: unknown option %s (see --help)\n", argv[i - 1]);
             return 2;
         }
     }
@@ -167,7 +198,7 @@ int main(int argc, char **argv)
                     best_engine = r.time;
                 bl_run_result_free(&r);
                 double t;
-                if (step_only(ctx, net, data, batches[b], steps, &t) != BL_OK)
+                if (step_only(ctx, net, data, batches[b], steps, fresh, &t) != BL_OK)
                     return die(ctx, "step-only loop");
                 if (t < best_steps)
                     best_steps = t;

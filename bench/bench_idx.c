@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_args.h"
 #include "batchlab/batchlab.h"
 
 static double now(void)
@@ -26,13 +27,22 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char usage[] =
+    "usage: bench_idx [DIR [REPEATS [NORMALIZE]]]\n"
+    "  loads the IDX dataset in DIR (default /usr/share/datasets/fashion-mnist) REPEATS times\n"
+    "  (default 5) with the given normalize option (default standard)\n";
+
 int main(int argc, char **argv)
 {
+    if (bench_help(argc, argv, usage))
+        return 0;
+    long repeats_arg = 5;
+    if (bench_refuse_options("bench_idx", argc, argv) || argc > 4 ||
+        (argc > 2 && !bench_long("bench_idx", "REPEATS", argv[2], 1, &repeats_arg)))
+        return 2;
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
-    int repeats = argc > 2 ? atoi(argv[2]) : 5;
+    int repeats = (int)repeats_arg;
     const char *normalize = argc > 3 ? argv[3] : "standard";
-    if (repeats < 1)
-        repeats = 1;
     struct stat st;
     if (stat(dir, &st) != 0) {
         fprintf(stderr, "bench_idx: %s is absent (apt-get install dataset-fashion-mnist)\n",

@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "bench_args.h"
 #include "batchlab/batchlab.h"
 #include "build_config.h"
 #include "lua/lbl.h"
@@ -144,11 +145,19 @@ static const char *const e2e =
     "local f = run(function(s) return 4 end)\n"
     "return c, f\n";
 
+static const char usage[] =
+    "usage: bench_lua_schedule [CALLS]\n"
+    "  the cost of calling a Lua batch schedule from the step loop, over CALLS calls\n"
+    "  (default 2000000, at least 1000)\n";
+
 int main(int argc, char **argv)
 {
-    long calls = argc > 1 ? atol(argv[1]) : 2000000;
-    if (calls < 1000)
-        calls = 1000;
+    if (bench_help(argc, argv, usage))
+        return 0;
+    long calls = 2000000;
+    if (bench_refuse_options("bench_lua_schedule", argc, argv) || argc > 2 ||
+        (argc > 1 && !bench_long("bench_lua_schedule", "CALLS", argv[1], 1000, &calls)))
+        return 2;
     lua_State *L = luaL_newstate();
     bl_ctx *ctx = bl_ctx_new();
     if (!L || !ctx)

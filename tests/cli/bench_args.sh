@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The benchmarks' command lines (issue 13): --help prints the usage and exits 0 without
+# running anything; an unknown option or a bad number is refused with exit status 2 (they
+# used to run with defaults, and bench_idx took --help for its data directory).
+. "$(dirname "$0")/lib/common.sh"
+
+BENCH="$BATCHLAB_BUILD_DIR/bench"
+[ -x "$BENCH/bench_engine" ] || skip "benchmarks not built (BATCHLAB_BUILD_BENCH=OFF)"
+
+for b in bench_core bench_engine bench_conv bench_idx bench_lua_schedule; do
+    run timeout 10 "$BENCH/$b" --help
+    expect_status 0
+    expect_out "usage: $b"
+    run timeout 10 "$BENCH/$b" --no-such-option
+    expect_status 2
+done
+run timeout 10 "$BENCH/bench_engine" --rounds 0
+expect_status 2
+expect_err "--rounds must be a whole number ≥ 1, got '0'"
+run timeout 10 "$BENCH/bench_engine" --epochs
+expect_status 2
+expect_err "--epochs needs a value"
+run timeout 10 "$BENCH/bench_idx" /usr/share/datasets/fashion-mnist many
+expect_status 2
+expect_err "REPEATS must be a whole number ≥ 1, got 'many'"
+run timeout 10 "$BENCH/bench_lua_schedule" 10
+expect_status 2
+expect_err "CALLS must be a whole number ≥ 1000"
+run timeout 10 "$BENCH/bench_conv" -3
+expect_status 2
+echo "ok"
