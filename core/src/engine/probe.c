@@ -402,9 +402,9 @@ static int step_times(bl_ctx *ctx, const bl_run_plan *plan, const bl_probe_confi
     /* round 0 climbs the ladder until a batch does not fit; later rounds go down and up it
      * again, so that a stretch of load on the machine falls on different batches each time */
     for (int round = 0; round < c->rounds && rc == BL_OK; round++) {
-        size_t todo = round == 0 ? n : out->count;
-        for (size_t k = 0; k < todo; k++) {
-            size_t i = round % 2 ? todo - 1 - k : k;
+        size_t ladder = round == 0 ? n : out->count;   /* the batches this round times */
+        for (size_t k = 0; k < ladder; k++) {
+            size_t i = round % 2 ? ladder - 1 - k : k;
             bool fits;
             rc = time_batch(ctx, plan, c, &tm, outputs, n_out, batches[i], &out->points[i],
                             &fits);

@@ -600,7 +600,7 @@ int bl__lua_sweep(lua_State *L)
         }
         if (rc != BL_OK)
             return bl__lua_raise(L, st->ctx, "bl.sweep");
-        bl__sweep_tuned_result(L, c, lua_toboolean(L, S_QUIET) || st->quiet);
+        bl__sweep_tuned_result(L, c, c->quiet);
         return 1;
     }
     bl_sweep_options opts = {.points = c->grid.total, .higher_is_better =
