@@ -53,6 +53,22 @@ if [ "$(id -u)" -eq 0 ]; then
     command -v setpriv >/dev/null || { chmod 0755 "$S/ro"; skip "root without setpriv"; }
     chmod 0755 "$S" "$(dirname "$S")"
     as_other() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    # The other user must reach the binary, its library and the store: a checkout in a
+    # `mktemp -d` folder (0700) is not searchable by others. Grant search (o+x, not listing)
+    # on the ancestors that lack it, and take it back when the test ends.
+    granted=()
+    for p in "$BATCHLAB" "$DB"; do
+        d=$(dirname "$(readlink -f "$p")")
+        while [ "$d" != / ]; do
+            if [ -z "$(find "$d" -maxdepth 0 -perm -o=x)" ]; then
+                chmod o+x "$d" && granted+=("$d")
+            fi
+            d=$(dirname "$d")
+        done
+    done
+    trap 'for d in "${granted[@]}"; do chmod o-x "$d"; done' EXIT
+    as_other "$BATCHLAB" --version >/dev/null 2>&1 ||
+        { chmod 0755 "$S/ro"; skip "user nobody cannot run $BATCHLAB"; }
 fi
 for cmd in "runs" "show 1" "export --format csv"; do
     # shellcheck disable=SC2086
