@@ -9,10 +9,10 @@
  *
  * An entry "<name>-<16 hex digits>" (the source's file name, a hash of its real path) holds a
  * header, the source's real path, then the data. It is used only when the header matches the
- * source as opened now (real path, size, modification time to the nanosecond, device and
- * inode), the expected data length, and the CRC-32 of the data read back; anything else (a
- * stale, truncated or damaged entry, or another source with the same hash) is a miss, and the
- * caller inflates the source and writes the entry again.
+ * source as opened now (real path, size, modification and change times to the nanosecond,
+ * device and inode), the expected data length, and the CRC-32 of the data read back; anything
+ * else (a stale, truncated or damaged entry, or another source with the same hash) is a miss,
+ * and the caller inflates the source and writes the entry again.
  *
  * Writing is safe when processes race: each writes a temporary file of its own in the same
  * folder (mkstemp) and renames it over the entry, so a reader sees a whole entry or none.
@@ -39,7 +39,8 @@
 #endif
 
 #define BL_DS_CACHE_MAGIC "BLCACHE1"
-#define BL_DS_CACHE_FIELDS 8 /* size, mtime s, mtime ns, dev, ino, data length, crc, path length */
+#define BL_DS_CACHE_KEY 7    /* size, mtime s, mtime ns, ctime s, ctime ns, dev, ino */
+#define BL_DS_CACHE_FIELDS 10 /* the key, then data length, CRC-32, path length */
 
 /* CRC-32 (the gzip one) of n bytes; libdeflate's is several times faster than zlib's. */
 static inline uint32_t bl_ds_crc32(const uint8_t *p, size_t n)
@@ -105,16 +106,18 @@ static inline int bl_ds_mkdirs(char *path)
 typedef struct bl_ds_cache {
     char real[PATH_MAX];  /* the source's real path */
     char entry[PATH_MAX]; /* the entry's path */
-    uint64_t key[5];      /* the source: size, mtime s, mtime ns, dev, ino */
+    uint64_t key[BL_DS_CACHE_KEY]; /* the source's identity now */
 } bl_ds_cache;
 
-static inline void bl_ds_cache_stat_key(const struct stat *st, uint64_t key[5])
+static inline void bl_ds_cache_stat_key(const struct stat *st, uint64_t key[BL_DS_CACHE_KEY])
 {
     key[0] = (uint64_t)st->st_size;
     key[1] = (uint64_t)st->st_mtim.tv_sec;
     key[2] = (uint64_t)st->st_mtim.tv_nsec;
-    key[3] = (uint64_t)st->st_dev;
-    key[4] = (uint64_t)st->st_ino;
+    key[3] = (uint64_t)st->st_ctim.tv_sec; /* catches a rewrite in place whose mtime was */
+    key[4] = (uint64_t)st->st_ctim.tv_nsec; /* set back (touch -d, rsync -t): ctime cannot be */
+    key[5] = (uint64_t)st->st_dev;
+    key[6] = (uint64_t)st->st_ino;
 }
 
 /* Prepares the entry of the source `path`, opened as `fd`; returns 0 when there is no cache to
@@ -210,7 +213,8 @@ static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
         bl_ds_read_full(fd, (uint8_t *)magic, sizeof magic, 0) != 0 ||
         memcmp(magic, BL_DS_CACHE_MAGIC, sizeof magic) != 0 ||
         bl_ds_read_full(fd, (uint8_t *)f, sizeof f, sizeof magic) != 0 ||
-        memcmp(f, c->key, sizeof c->key) != 0 || f[5] != len || f[7] != plen ||
+        memcmp(f, c->key, sizeof c->key) != 0 || f[BL_DS_CACHE_KEY] != len ||
+        f[BL_DS_CACHE_KEY + 2] != plen ||
         bl_ds_read_full(fd, (uint8_t *)rp, plen, (off_t)(sizeof magic + sizeof f)) != 0 ||
         memcmp(rp, c->real, plen) != 0)
         goto miss;
@@ -219,7 +223,7 @@ static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
         goto miss;
     const uint8_t *data = (const uint8_t *)map + top;
     if ((head_n > 0 && (len < head_n || memcmp(data, head, head_n) != 0)) ||
-        bl_ds_crc32(data, len) != (uint32_t)f[6])
+        bl_ds_crc32(data, len) != (uint32_t)f[BL_DS_CACHE_KEY + 1])
         goto miss;
     free(rp);
     close(fd);
@@ -242,7 +246,7 @@ static inline int bl_ds_cache_write(const bl_ds_cache *c, int fd, const uint8_t 
                                     const uint8_t *b, size_t bn)
 {
     struct stat st;
-    uint64_t now[5];
+    uint64_t now[BL_DS_CACHE_KEY];
     if (fstat(fd, &st) != 0)
         return -1;
     bl_ds_cache_stat_key(&st, now);
@@ -262,18 +266,18 @@ static inline int bl_ds_cache_write(const bl_ds_cache *c, int fd, const uint8_t 
         return -1;
     uint64_t f[BL_DS_CACHE_FIELDS];
     memcpy(f, c->key, sizeof c->key);
-    f[5] = an + bn;
+    f[BL_DS_CACHE_KEY] = an + bn;
     uint32_t crc = bl_ds_crc32(a, an);
 #ifdef BATCHLAB_HAVE_LIBDEFLATE
     crc = libdeflate_crc32(crc, b, bn);
 #else
     crc = (uint32_t)crc32_combine(crc, bl_ds_crc32(b, bn), (z_off_t)bn);
 #endif
-    f[6] = crc;
-    f[7] = strlen(c->real);
+    f[BL_DS_CACHE_KEY + 1] = crc;
+    f[BL_DS_CACHE_KEY + 2] = strlen(c->real);
     int ok = bl_ds_write_full(out, (const uint8_t *)BL_DS_CACHE_MAGIC, 8) == 0 &&
              bl_ds_write_full(out, (const uint8_t *)f, sizeof f) == 0 &&
-             bl_ds_write_full(out, (const uint8_t *)c->real, (size_t)f[7]) == 0 &&
+             bl_ds_write_full(out, (const uint8_t *)c->real, strlen(c->real)) == 0 &&
              bl_ds_write_full(out, a, an) == 0 && bl_ds_write_full(out, b, bn) == 0;
     ok = close(out) == 0 && ok;
     if (!ok || rename(tmp, c->entry) != 0) {
