@@ -8,7 +8,7 @@
  * other users whose files this process must not trust.
  *
  * An entry "<name>-<16 hex digits>" (the source's file name, a hash of its real path) holds a
- * header, the source's real path, then the data. It is used only when the header matches the
+ * header, the source's real path, zeros up to a multiple of 64 bytes, then the data. It is used only when the header matches the
  * source as opened now (real path, size, modification and change times to the nanosecond,
  * device and inode), the expected data length, and the CRC-32 of the data read back; anything
  * else (a stale, truncated or damaged entry, or another source with the same hash) is a miss,
@@ -168,6 +168,13 @@ static inline int bl_ds_write_full(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Where an entry's data starts: after the magic, the fields and the path, rounded up to a cache
+ * line (rows then sit in lines as they do in malloc'd memory). */
+static inline size_t bl_ds_cache_top(size_t path_len)
+{
+    return (8 + BL_DS_CACHE_FIELDS * sizeof(uint64_t) + path_len + 63) / 64 * 64;
+}
+
 /* A block of loaded data: malloc'd, or a read-only private mapping of a cache entry. */
 typedef struct bl_ds_block {
     void *base;
@@ -204,7 +211,7 @@ static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
     char magic[8];
     uint64_t f[BL_DS_CACHE_FIELDS];
     size_t plen = strlen(c->real);
-    size_t top = sizeof magic + sizeof f + plen;
+    size_t top = bl_ds_cache_top(plen);
     struct stat st;
     char *rp = malloc(plen + 1);
     void *map = MAP_FAILED;
@@ -275,9 +282,13 @@ static inline int bl_ds_cache_write(const bl_ds_cache *c, int fd, const uint8_t 
 #endif
     f[BL_DS_CACHE_KEY + 1] = crc;
     f[BL_DS_CACHE_KEY + 2] = strlen(c->real);
+    static const uint8_t zeros[64];
+    size_t plen = strlen(c->real);
+    size_t pad = bl_ds_cache_top(plen) - (8 + sizeof f + plen);
     int ok = bl_ds_write_full(out, (const uint8_t *)BL_DS_CACHE_MAGIC, 8) == 0 &&
              bl_ds_write_full(out, (const uint8_t *)f, sizeof f) == 0 &&
-             bl_ds_write_full(out, (const uint8_t *)c->real, strlen(c->real)) == 0 &&
+             bl_ds_write_full(out, (const uint8_t *)c->real, plen) == 0 &&
+             bl_ds_write_full(out, zeros, pad) == 0 &&
              bl_ds_write_full(out, a, an) == 0 && bl_ds_write_full(out, b, bn) == 0;
     ok = close(out) == 0 && ok;
     if (!ok || rename(tmp, c->entry) != 0) {
