@@ -23,6 +23,8 @@
 #ifndef BATCHLAB_PLUGINS_DATASETS_CACHE_H
 #define BATCHLAB_PLUGINS_DATASETS_CACHE_H
 
+#include "common.h" /* bl_ds_alloc_large */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -175,35 +176,11 @@ static inline size_t bl_ds_cache_top(size_t path_len)
     return (8 + BL_DS_CACHE_FIELDS * sizeof(uint64_t) + path_len + 63) / 64 * 64;
 }
 
-/* A block of loaded data: malloc'd, or a read-only private mapping of a cache entry. */
-typedef struct bl_ds_block {
-    void *base;
-    size_t len; /* the mapping's length (mapped only) */
-    int mapped;
-} bl_ds_block;
-
-static inline void bl_ds_block_free(bl_ds_block *b)
-{
-    if (b->mapped)
-        munmap(b->base, b->len);
-    else
-        free(b->base);
-    b->base = NULL;
-    b->len = 0;
-    b->mapped = 0;
-}
-
 /* The entry's data when it is valid for the source and holds exactly `len` bytes that start
- * with head[0..head_n): a pointer into *out, a read-only mapping of the entry that the caller
- * releases with bl_ds_block_free. NULL on a miss (*out untouched).
- *
- * Mapped rather than read: the pages come straight from the page cache, where a read() into
- * fresh memory costs a copy and a fault per page (0.2 s for Fashion-MNIST on a virtual
- * machine). Entries are only ever replaced by rename, so a mapped one never changes; only
- * someone truncating an entry in place could make a later access fault. */
-static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
-                                              const uint8_t *head, size_t head_n,
-                                              bl_ds_block *out)
+ * with head[0..head_n): a new buffer of len bytes (bl_ds_alloc_large) the caller frees. NULL
+ * on a miss. */
+static inline uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len, const uint8_t *head,
+                                        size_t head_n)
 {
     int fd = open(c->entry, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -214,7 +191,7 @@ static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
     size_t top = bl_ds_cache_top(plen);
     struct stat st;
     char *rp = malloc(plen + 1);
-    void *map = MAP_FAILED;
+    uint8_t *data = NULL;
     if (!rp || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size != top + (uint64_t)len ||
         bl_ds_read_full(fd, (uint8_t *)magic, sizeof magic, 0) != 0 ||
@@ -225,22 +202,16 @@ static inline const uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len,
         bl_ds_read_full(fd, (uint8_t *)rp, plen, (off_t)(sizeof magic + sizeof f)) != 0 ||
         memcmp(rp, c->real, plen) != 0)
         goto miss;
-    map = mmap(NULL, top + len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED)
-        goto miss;
-    const uint8_t *data = (const uint8_t *)map + top;
-    if ((head_n > 0 && (len < head_n || memcmp(data, head, head_n) != 0)) ||
+    data = bl_ds_alloc_large(len);
+    if (!data || bl_ds_read_full(fd, data, len, (off_t)top) != 0 ||
+        (head_n > 0 && (len < head_n || memcmp(data, head, head_n) != 0)) ||
         bl_ds_crc32(data, len) != (uint32_t)f[BL_DS_CACHE_KEY + 1])
         goto miss;
     free(rp);
     close(fd);
-    out->base = map;
-    out->len = top + len;
-    out->mapped = 1;
     return data;
 miss:
-    if (map != MAP_FAILED)
-        munmap(map, top + len);
+    free(data);
     free(rp);
     close(fd);
     return NULL;

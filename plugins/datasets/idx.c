@@ -38,6 +38,7 @@
 #ifndef _XOPEN_SOURCE
 #define _XOPEN_SOURCE 700 /* realpath (cache.h) */
 #endif
+#define _DEFAULT_SOURCE 1 /* madvise(MADV_HUGEPAGE) (common.h) */
 
 #include <ctype.h>
 #include <errno.h>
@@ -47,8 +48,8 @@
 #include <zlib.h>
 
 #include "batchlab/plugin_sdk.h"
-#include "cache.h"
 #include "common.h"
+#include "cache.h"
 
 #define IDX_CLASSES 10
 /* Deflate cannot compress better than about 1032:1; a header claiming more data than that
@@ -84,13 +85,14 @@ typedef struct idx_array {
     int64_t n;        /* items read into data (count, or fewer with a limit) */
     size_t header;    /* header bytes: 8 (labels) or 16 (images) */
     const uint8_t *data; /* n items, inside mem */
-    bl_ds_block mem;     /* the block holding data: the whole file when inflated at once or
-                          * mapped from the cache, else the data alone */
+    uint8_t *mem;        /* the malloc'd block holding data: the whole file when inflated at
+                          * once or read from the cache, else the data alone */
 } idx_array;
 
 static void idx_array_free(idx_array *a)
 {
-    bl_ds_block_free(&a->mem);
+    free(a->mem);
+    a->mem = NULL;
     a->data = NULL;
 }
 
@@ -155,8 +157,8 @@ static const char *gz_message(gzFile gz)
  * wrong. */
 static uint8_t *idx_inflate_whole(int fd, int64_t disk, int64_t end)
 {
-    uint8_t *in = malloc(disk > 0 ? (size_t)disk : 1);
-    uint8_t *out = malloc(end > 0 ? (size_t)end : 1);
+    uint8_t *in = bl_ds_alloc_large((size_t)disk);
+    uint8_t *out = bl_ds_alloc_large((size_t)end);
     struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
     int ok = in && out && d && bl_ds_read_full(fd, in, (size_t)disk, 0) == 0;
     size_t ipos = 0, opos = 0;
@@ -287,21 +289,21 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, int6
     int whole = a->gzip && a->n == (int64_t)a->count;
     bl_ds_cache cache;
     int to_cache = whole && end >= IDX_CACHE_MIN && bl_ds_cache_init(&cache, path, fd);
-    if (to_cache && (a->data = bl_ds_cache_read(&cache, (size_t)end, hdr, a->header, &a->mem))) {
-        a->data += a->header;
+    if (to_cache && (a->mem = bl_ds_cache_read(&cache, (size_t)end, hdr, a->header))) {
+        a->data = a->mem + a->header;
         goto done;
     }
     uint8_t *buf;
 #ifdef BATCHLAB_HAVE_LIBDEFLATE
     if (whole && (buf = idx_inflate_whole(fd, disk, end))) {
-        a->mem.base = buf;
+        a->mem = buf;
         a->data = buf + a->header;
         if (memcmp(buf, hdr, a->header) == 0)
             goto loaded;
         idx_array_free(a);
     }
 #endif
-    a->mem.base = buf = malloc(bytes > 0 ? (size_t)bytes : 1);
+    a->mem = buf = bl_ds_alloc_large((size_t)bytes);
     a->data = buf;
     if (!buf) {
         rc = bl_error(ctx, BL_ENOMEM, "%s: no memory for %lld bytes of %s", path,
@@ -349,8 +351,8 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, int6
 loaded:
 #endif
     if (to_cache)
-        bl_ds_cache_write(&cache, fd, a->mem.base == a->data ? hdr : a->mem.base, a->header,
-                          a->data, (size_t)bytes);
+        bl_ds_cache_write(&cache, fd, a->mem == a->data ? hdr : a->mem, a->header, a->data,
+                          (size_t)bytes);
 done:
     gzclose(gz);
     if (rc != BL_OK)
@@ -412,7 +414,7 @@ static int contains_fashion(const char *dir)
 typedef struct idx_ds {
     const uint8_t *pix[2];            /* [0] training file, [1] test file: rows of h×w bytes */
     const uint8_t *lab[2];            /* labels of those rows */
-    bl_ds_block mem[4];               /* the blocks holding pix[0], lab[0], pix[1], lab[1] */
+    uint8_t *mem[4];                  /* the blocks holding pix[0], lab[0], pix[1], lab[1] */
     int64_t *map[BL_SPLIT_COUNT];     /* split position → row; NULL = identity */
     int64_t count[BL_SPLIT_COUNT];
     int64_t h, w;
@@ -426,7 +428,7 @@ static void idx_close(void *handle)
     if (!d)
         return;
     for (int i = 0; i < 4; i++)
-        bl_ds_block_free(&d->mem[i]);
+        free(d->mem[i]);
     for (int s = 0; s < BL_SPLIT_COUNT; s++)
         free(d->map[s]);
     free(d);
@@ -572,7 +574,7 @@ static int idx_open(bl_ctx *ctx, const bl_config *opts, void **handle)
     idx_array *moved[4] = {&img, &lab, &timg, &tlab}; /* the order of d->mem */
     for (int i = 0; i < 4; i++) {
         d->mem[i] = moved[i]->mem;
-        moved[i]->mem = (bl_ds_block){NULL, 0, 0};
+        moved[i]->mem = NULL;
     }
     d->names = contains_fashion(dir) ? fashion_names : digit_names;
 
