@@ -31,8 +31,9 @@
  *
  * A gzip file inflating to 1 MiB or more is kept decompressed in the per-user cache (cache.h:
  * $BATCHLAB_CACHE, $XDG_CACHE_HOME/batchlab or ~/.cache/batchlab; checked against the
- * source's size, time and inode and the data's CRC-32); the next open reads that copy. The
- * real Fashion-MNIST (60,000 + 10,000) then opens in a few hundredths of a second (bench_idx).
+ * source's size, times and inode and the data's CRC-32); the next open reads that copy. The
+ * real Fashion-MNIST (60,000 + 10,000) then opens in a few hundredths of a second (bench_idx;
+ * docs/loading.md).
  */
 #define _POSIX_C_SOURCE 200809L
 #ifndef _XOPEN_SOURCE
