@@ -1,6 +1,7 @@
 /* The CPU backend's whole-batch kernels behind the image layers (issue 13): conv2d_forward and
  * conv2d_backward against naive double-precision references, the same bits on one and on two
- * threads, and the 2×2 max-pool path's NaN and tie rules against the general rule.
+ * threads, and the 2×2 max-pool path's NaN and tie rules and its backward against the general
+ * rule.
  *
  * Tolerance (elementwise, |got − want| ≤ atol + rtol·|want|): atol 1e-5, rtol 1e-4, as in
  * test_image_kernels.c (float32 sums of up to a few hundred terms of size ≤ 1).
@@ -235,6 +236,24 @@ static void test_maxpool_2x2_nan_ties_inf(void **state)
         if (memcmp(&y[i], &want_y[i], sizeof y[i]) != 0) /* the winner's own bits (NaN, −0) */
             fail_msg("y[%lld] = %g, want %g", (long long)i, y[i], want_y[i]);
     }
+
+    /* backward: the same bits as zeroing dx and adding dy at each winner (+0 for a −0 dy),
+     * including the odd last row and column that no window covers */
+    float *dy = bl_test_dev_floats(env, (size_t)out_n), *dx = bl_test_dev_floats(env, (size_t)in_n);
+    float *want_dx = calloc((size_t)in_n, sizeof *want_dx);
+    assert_non_null(want_dx);
+    bl_test_fill_uniform(dy, (size_t)out_n, &rng, -1, 1);
+    for (int64_t i = 0; i < out_n; i += 5)
+        dy[i] = -0.0f;
+    const int64_t HW = H * W, OHW = (H / 2) * (W / 2);
+    for (int64_t i = 0; i < out_n; i++)
+        want_dx[(i / OHW) * HW + want_arg[i]] += dy[i];
+    bl_test_fill_value(dx, (size_t)in_n, NAN);
+    env->dev->ops->maxpool_backward(env->dev, &w, batch, dy, arg, dx);
+    for (int64_t i = 0; i < in_n; i++)
+        if (memcmp(&dx[i], &want_dx[i], sizeof dx[i]) != 0)
+            fail_msg("dx[%lld] = %g, want %g", (long long)i, dx[i], want_dx[i]);
+    free(want_dx);
     free(want_y);
     free(want_arg);
     bl_test_release_all(env);

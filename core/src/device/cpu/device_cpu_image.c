@@ -227,12 +227,50 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
                  1, maxpool_forward_range, &a);
 }
 
+/* Backward of one output row of the 2×2 path: each input of the rows r0, r1 (the first 2·n
+ * columns) belongs to exactly one window, so it gets that window's gradient when it won and 0
+ * otherwise, written without zeroing first. 0 + g, not g: the same bits as zeroing and adding
+ * (−0 becomes +0). */
+BL__HOT __attribute__((optimize("O3"))) static void
+unpool2_row(const float *restrict g, const int32_t *restrict arg, int64_t n, int32_t base,
+            int32_t W, float *restrict d0, float *restrict d1)
+{
+    for (int64_t ow = 0; ow < n; ow++) {
+        const int32_t at = arg[ow] - base - 2 * (int32_t)ow; /* 0, 1, W or W + 1 */
+        const float v = 0.0f + g[ow];
+        d0[2 * ow] = at == 0 ? v : 0.0f;
+        d0[2 * ow + 1] = at == 1 ? v : 0.0f;
+        d1[2 * ow] = at == W ? v : 0.0f;
+        d1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
+    }
+}
+
 /* planes [p0, p1) of the backward */
 static void maxpool_backward_range(void *arg, int chunk, int64_t p0, int64_t p1)
 {
     (void)chunk;
     const pool_args *a = arg;
-    const int64_t HW = a->w->height * a->w->width, OHW = a->w->out_h * a->w->out_w;
+    const bl_window2d *w = a->w;
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t HW = H * W, OHW = OH * OW;
+    if (w->kernel_h == 2 && w->kernel_w == 2 && w->stride_h == 2 && w->stride_w == 2 &&
+        w->pad_h == 0 && w->pad_w == 0) {
+        for (int64_t p = p0; p < p1; p++) {
+            float *d = a->dx + p * HW;
+            const float *g = a->dy + p * OHW;
+            const int32_t *arg_in = a->argmax_in + p * OHW;
+            for (int64_t oh = 0; oh < OH; oh++) {
+                float *d0 = d + 2 * oh * W, *d1 = d0 + W;
+                unpool2_row(g + oh * OW, arg_in + oh * OW, OW, (int32_t)(2 * oh * W), (int32_t)W,
+                            d0, d1);
+                if (W > 2 * OW) /* an odd last column no window covers */
+                    d0[W - 1] = d1[W - 1] = 0.0f;
+            }
+            if (H > 2 * OH) /* an odd last row */
+                memset(d + (H - 1) * W, 0, (size_t)W * sizeof *d);
+        }
+        return;
+    }
     memset(a->dx + p0 * HW, 0, (size_t)((p1 - p0) * HW) * sizeof *a->dx);
     for (int64_t p = p0; p < p1; p++) {
         float *d = a->dx + p * HW;
