@@ -1,7 +1,7 @@
 /* The CPU backend's whole-batch kernels behind the image layers (issue 13): conv2d_forward and
  * conv2d_backward against naive double-precision references, the same bits on one and on two
- * threads, and the 2×2 max-pool path's NaN and tie rules and its backward against the general
- * rule.
+ * threads, the conv2d layer's per-image path (a backend without those ops) against them, and
+ * the 2×2 max-pool path's NaN and tie rules and its backward against the general rule.
  *
  * Tolerance (elementwise, |got − want| ≤ atol + rtol·|want|): atol 1e-5, rtol 1e-4, as in
  * test_image_kernels.c (float32 sums of up to a few hundred terms of size ≤ 1).
@@ -181,6 +181,82 @@ static void test_conv_batch_same_bits_on_two_threads(void **state)
     bl_device_free(two);
 }
 
+/* ---- the conv2d layer with and without the batch ops --------------------------------------- */
+
+/* Runs a conv2d layer's forward and backward (accumulating into grads preset to 0.5) on `dev`;
+ * the buffers are host memory (both devices are the CPU). */
+static void run_layer(bl_test_env *env, bl_device *dev, const conv_geom *g, const float *x,
+                      const float *dy, float *y, float *grads, float *dx)
+{
+    bl_layer *L = NULL;
+    BL_ASSERT_OK(env->ctx, bl_conv2d(env->ctx, g->O, g->k, g->s, g->p, true, &L));
+    L->in = (bl_shape){3, {g->C, g->H, g->W}};
+    L->dev = dev;
+    BL_ASSERT_OK(env->ctx, L->ops->setup(L, env->ctx));
+    float *params = malloc(L->n_params * sizeof *params);
+    float *ws = malloc((L->ws_fixed + L->ws_per_sample * (size_t)g->batch) * sizeof *ws);
+    assert_true(params && ws);
+    bl_rng rng;
+    bl_rng_seed(&rng, 34, BL_STREAM_INIT);
+    L->ops->init(L, params, NULL, &rng);
+    for (size_t i = 0; i < L->n_params; i++)
+        grads[i] = 0.5f;
+    L->params = params;
+    L->grads = grads;
+    L->ws = ws;
+    L->max_batch = g->batch;
+    BL_ASSERT_OK(env->ctx, L->ops->forward(L, env->ctx, g->batch, true, x, y));
+    BL_ASSERT_OK(env->ctx, L->ops->backward(L, env->ctx, g->batch, true, x, y, dy, dx));
+    free(params);
+    free(ws);
+    bl_layer_free(L);
+}
+
+/* A backend without conv2d_forward/backward (NULL) gets the per-image path: same results. */
+static void test_conv_layer_per_image_path_matches(void **state)
+{
+    bl_test_env *env = *state;
+    bl_device_ops plain_ops = *env->dev->ops;
+    plain_ops.conv2d_forward = NULL;
+    plain_ops.conv2d_backward = NULL;
+    bl_device plain = *env->dev; /* the same CPU device, seen through the reduced table */
+    plain.ops = &plain_ops;
+    bl_rng rng;
+    bl_rng_seed(&rng, 35, BL_STREAM_USER);
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const conv_geom *g = &conv_cases[t];
+        const bl_window2d w =
+            bl_test_window2d(g->C, g->H, g->W, g->k, g->k, g->s, g->s, g->p, g->p);
+        const size_t in_n = (size_t)(g->batch * g->C * g->H * g->W);
+        const size_t out_n = (size_t)(g->batch * g->O * w.out_h * w.out_w);
+        const size_t np = (size_t)(g->O * g->C * g->k * g->k + g->O);
+        float *x = malloc(in_n * sizeof *x), *dy = malloc(out_n * sizeof *dy);
+        float *y[2], *gr[2], *dx[2];
+        assert_true(x && dy);
+        bl_test_fill_uniform(x, in_n, &rng, -1, 1);
+        bl_test_fill_uniform(dy, out_n, &rng, -1, 1);
+        for (int d = 0; d < 2; d++) {
+            y[d] = malloc(out_n * sizeof *y[d]);
+            gr[d] = malloc(np * sizeof *gr[d]);
+            dx[d] = malloc(in_n * sizeof *dx[d]);
+            assert_true(y[d] && gr[d] && dx[d]);
+            bl_test_fill_value(dx[d], in_n, NAN);
+            run_layer(env, d ? &plain : env->dev, g, x, dy, y[d], gr[d], dx[d]);
+        }
+        double *want = bl_test_host_doubles(in_n > np ? (in_n > out_n ? in_n : out_n)
+                                                      : (np > out_n ? np : out_n));
+        bl_test_to_double(y[1], want, out_n);
+        bl_test_check_close("layer y, batch op vs per image", y[0], want, out_n, ATOL, RTOL);
+        bl_test_to_double(gr[1], want, np);
+        bl_test_check_close("layer grads, batch op vs per image", gr[0], want, np, ATOL, RTOL);
+        bl_test_to_double(dx[1], want, in_n);
+        bl_test_check_close("layer dx, batch op vs per image", dx[0], want, in_n, ATOL, RTOL);
+        for (int d = 0; d < 2; d++)
+            free(y[d]), free(gr[d]), free(dx[d]);
+        free(x), free(dy), free(want);
+    }
+}
+
 /* ---- the 2×2 max-pool path ---------------------------------------------------------------- */
 
 /* The rule every maxpool kernel follows: scanning the window row by row, a value wins when it
@@ -264,6 +340,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_batch_ops_match_naive),
         cmocka_unit_test(test_conv_batch_same_bits_on_two_threads),
+        cmocka_unit_test(test_conv_layer_per_image_path_matches),
         cmocka_unit_test(test_maxpool_2x2_nan_ties_inf),
     };
     return cmocka_run_group_tests(tests, bl_test_setup, bl_test_teardown);

@@ -65,7 +65,8 @@ typedef struct bl_window2d {
 } bl_window2d;
 
 /* Operation table of a backend. Fields are only ever appended; `size` tells a caller which
- * exist. Every pointer below is non-NULL in a conforming backend. */
+ * exist. Every pointer below is non-NULL in a conforming backend, except where its comment
+ * says otherwise. */
 typedef struct bl_device_ops {
     uint32_t size;
     const char *name; /* "cpu", "cuda" */
@@ -207,7 +208,8 @@ typedef struct bl_device_ops {
      * way; the CPU splits the batch into `slots` fixed ranges of images, each with one column
      * matrix and one partial weight gradient, so its results depend on slots and never on its
      * thread count. A GPU may instead process up to `slots` images at a time (a batched
-     * im2col into the scratch and strided-batched products). */
+     * im2col into the scratch and strided-batched products). Unlike the ops above, these two
+     * may be NULL (both or neither): the conv2d layer then runs im2col and gemm per image. */
     void (*conv2d_forward)(bl_device *dev, const bl_window2d *w, int64_t out_channels,
                            int64_t batch, const float *x, const float *weight,
                            const float *bias, float *y, int64_t slots, float *scratch);

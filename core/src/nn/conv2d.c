@@ -111,7 +111,8 @@ static int conv2d_setup(bl_layer *self, bl_ctx *ctx)
     self->ws_per_sample = 0;
     cv->slots = self->dev && self->dev->host_threads > CONV_SLOTS ? self->dev->host_threads
                                                                    : CONV_SLOTS;
-    self->ws_fixed = (size_t)(cv->slots * (cv->k_dim * cv->p_dim + cv->out_channels * cv->k_dim));
+    self->ws_fixed =
+        (size_t)(cv->slots * (cv->k_dim * cv->p_dim + cv->out_channels * cv->k_dim));
     self->alias_input = false;
     return BL_OK;
 }
@@ -128,62 +129,35 @@ static void conv2d_init(bl_layer *self, float *params, float *state, bl_rng *rng
     }
 }
 
-static int conv2d_forward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool training,
-                          const float *in, float *out)
+/* The per-image path, for a device without the batch ops: one im2col and GEMM call per image;
+ * cols [K, P] is the first part of the scratch. */
+static void forward_per_image(const conv2d *cv, bl_device *dev, int64_t batch, const float *in,
+                              const float *weight, float *cols, float *out)
 {
-    (void)ctx;
-    (void)training;
-    const conv2d *cv = self->impl;
-    bl_device *dev = self->dev;
     const bl_device_ops *op = dev->ops;
     const int64_t O = cv->out_channels, K = cv->k_dim, P = cv->p_dim;
-    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width, out_n = O * P;
-    const float *weight = self->params + self->param[0].offset; /* [O, K] */
-    const float *bias = cv->bias ? self->params + self->param[1].offset : NULL; /* [O] */
-    float *cols = self->ws; /* [K, P] unless direct; slots·(K·P + O·K) for the batch op */
-
-    if (op->conv2d_forward) {
-        op->conv2d_forward(dev, &cv->win, O, batch, in, weight, bias, out, cv->slots, cols);
-        return BL_OK;
-    }
+    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width;
     for (int64_t n = 0; n < batch; n++) {
         const float *src = in + n * in_n; /* [C, H, W] = [K, P] when direct */
         if (!cv->direct) {
             op->im2col(dev, &cv->win, src, cols);
             src = cols;
         }
-        op->gemm(dev, false, false, O, P, K, 1.0f, weight, K, src, P, 0.0f, out + n * out_n, P);
+        op->gemm(dev, false, false, O, P, K, 1.0f, weight, K, src, P, 0.0f, out + n * O * P, P);
     }
-    if (bias)
-        op->add_channel_bias(dev, batch, O, P, bias, out);
-    return BL_OK;
 }
 
-static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accumulate,
-                           const float *in, const float *out, const float *d_out, float *d_in)
+static void backward_per_image(const conv2d *cv, bl_device *dev, int64_t batch, bool accumulate,
+                               const float *in, const float *weight, const float *d_out,
+                               float *cols, float *d_weight, float *d_in)
 {
-    (void)ctx;
-    (void)out;
-    const conv2d *cv = self->impl;
-    bl_device *dev = self->dev;
     const bl_device_ops *op = dev->ops;
     const int64_t O = cv->out_channels, K = cv->k_dim, P = cv->p_dim;
-    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width, out_n = O * P;
-    const float *weight = self->params + self->param[0].offset; /* [O, K] */
-    float *d_weight = self->grads + self->param[0].offset;      /* [O, K] */
-    float *cols = self->ws; /* [K, P] unless direct; slots·(K·P + O·K) for the batch op */
-
-    /* images left to the per-image path: none when the device has the batch op */
-    int64_t per_image = batch;
-    if (op->conv2d_backward) {
-        op->conv2d_backward(dev, &cv->win, O, batch, in, weight, d_out, accumulate ? 1.0f : 0.0f,
-                            d_weight, d_in, cv->slots, cols);
-        per_image = 0;
-    } else if (d_in && !cv->direct) {
+    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width;
+    if (d_in && !cv->direct)
         op->fill(dev, batch * in_n, 0.0f, d_in);
-    }
-    for (int64_t n = 0; n < per_image; n++) {
-        const float *dy = d_out + n * out_n; /* [O, P] */
+    for (int64_t n = 0; n < batch; n++) {
+        const float *dy = d_out + n * O * P; /* [O, P] */
         const float *src = in + n * in_n;    /* [K, P] when direct */
         if (!cv->direct) {
             op->im2col(dev, &cv->win, src, cols);
@@ -200,8 +174,49 @@ static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accu
             op->col2im(dev, &cv->win, cols, d_in + n * in_n);
         }
     }
+}
+
+static int conv2d_forward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool training,
+                          const float *in, float *out)
+{
+    (void)ctx;
+    (void)training;
+    const conv2d *cv = self->impl;
+    bl_device *dev = self->dev;
+    const bl_device_ops *op = dev->ops;
+    const float *weight = self->params + self->param[0].offset; /* [O, K] */
+    const float *bias = cv->bias ? self->params + self->param[1].offset : NULL; /* [O] */
+    float *scratch = self->ws; /* slots·(K·P + O·K) */
+    if (op->conv2d_forward) {
+        op->conv2d_forward(dev, &cv->win, cv->out_channels, batch, in, weight, bias, out,
+                           cv->slots, scratch);
+        return BL_OK;
+    }
+    forward_per_image(cv, dev, batch, in, weight, scratch, out);
+    if (bias)
+        op->add_channel_bias(dev, batch, cv->out_channels, cv->p_dim, bias, out);
+    return BL_OK;
+}
+
+static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accumulate,
+                           const float *in, const float *out, const float *d_out, float *d_in)
+{
+    (void)ctx;
+    (void)out;
+    const conv2d *cv = self->impl;
+    bl_device *dev = self->dev;
+    const bl_device_ops *op = dev->ops;
+    const float *weight = self->params + self->param[0].offset; /* [O, K] */
+    float *d_weight = self->grads + self->param[0].offset;      /* [O, K] */
+    float *scratch = self->ws;                                  /* slots·(K·P + O·K) */
+    if (op->conv2d_backward)
+        op->conv2d_backward(dev, &cv->win, cv->out_channels, batch, in, weight, d_out,
+                            accumulate ? 1.0f : 0.0f, d_weight, d_in, cv->slots, scratch);
+    else
+        backward_per_image(cv, dev, batch, accumulate, in, weight, d_out, scratch, d_weight,
+                           d_in);
     if (cv->bias)
-        op->sum_channels(dev, batch, O, P, d_out, accumulate ? 1.0f : 0.0f,
+        op->sum_channels(dev, batch, cv->out_channels, cv->p_dim, d_out, accumulate ? 1.0f : 0.0f,
                          self->grads + self->param[1].offset);
     return BL_OK;
 }
