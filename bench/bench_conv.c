@@ -263,7 +263,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         const char *opt = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = value != NULL;
-        if (!value)
+        if (strcmp(opt, "--threads") != 0 && strcmp(opt, "--batches") != 0 &&
+            strcmp(opt, "--rounds") != 0 && strcmp(opt, "--seconds") != 0) {
+            fprintf(stderr, "bench_conv: unknown option %s (see --help)\n", opt);
+            ok = false;
+        } else if (!value)
             fprintf(stderr, "bench_conv: %s needs a value (see --help)\n", opt);
         else if (strcmp(opt, "--threads") == 0)
             ok = parse_list("--threads", value, threads, &n_threads);
@@ -280,9 +284,6 @@ int main(int argc, char **argv)
             if (!ok)
                 fprintf(stderr, "bench_conv: --seconds must be a number in (0, 60), got '%s'\n",
                         value);
-        } else {
-            fprintf(stderr, "bench_conv: unknown option %s (see --help)\n", opt);
-            ok = false;
         }
         if (!ok)
             return 2;
