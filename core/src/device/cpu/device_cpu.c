@@ -327,6 +327,8 @@ static const bl_device_ops cpu_ops = {
     .event_new = cpu_event_new,
     .event_free = cpu_event_free,
     .event_wait = cpu_event_wait,
+    .conv2d_forward = bl__cpu_conv2d_forward,
+    .conv2d_backward = bl__cpu_conv2d_backward,
 };
 
 /* OpenBLAS's thread count before any CPU device set it: the default for threads = 0. */
