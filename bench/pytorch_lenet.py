@@ -16,22 +16,14 @@ import time
 
 import torch
 
+from pytorch_models import build  # the one PyTorch mirror of the models
+
 FLOPS_PER_SAMPLE = 4 * 6 * 25 * 784 + 6 * 16 * 150 * 100 + 6 * (400 * 120 + 120 * 84 + 84 * 10)
-
-
-def lenet():
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        torch.nn.Linear(400, 120), torch.nn.ReLU(),
-        torch.nn.Linear(120, 84), torch.nn.ReLU(),
-        torch.nn.Linear(84, 10))
 
 
 def rate(batch, seconds):
     torch.manual_seed(1)
-    model = lenet()
+    model = build(torch, "cnn")
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     x = torch.rand(batch, 1, 28, 28)

@@ -8,23 +8,20 @@ run with /usr/bin/python3. torch.set_num_threads(1) is its fastest setting on 2 
     /usr/bin/time -v /usr/bin/python3 bench/pytorch_mlp.py --epochs 1
 """
 import argparse
-import gzip
 import os
-import struct
 import time
 
 import numpy as np
 import torch
 
+from pytorch_models import build, read_idx  # the one PyTorch mirror of the models
+
 DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def read_idx(name):
-    with gzip.open(os.path.join(DIR, name), "rb") as f:
-        data = f.read()
-    zero, dtype, ndim = struct.unpack(">HBB", data[:4])
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+def load(stem):
+    data, dims = read_idx(os.path.join(DIR, stem + ".gz"))
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def main():
@@ -35,13 +32,11 @@ def main():
     t0 = time.time()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    x = torch.tensor(read_idx("train-images-idx3-ubyte.gz"), dtype=torch.float32).view(-1, 784) / 255
-    y = torch.tensor(read_idx("train-labels-idx1-ubyte.gz"), dtype=torch.long)
-    xt = torch.tensor(read_idx("t10k-images-idx3-ubyte.gz"), dtype=torch.float32).view(-1, 784) / 255
-    yt = torch.tensor(read_idx("t10k-labels-idx1-ubyte.gz"), dtype=torch.long)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                                torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                                torch.nn.Linear(128, 10))
+    x = torch.tensor(load("train-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255
+    y = torch.tensor(load("train-labels-idx1-ubyte"), dtype=torch.long)
+    xt = torch.tensor(load("t10k-images-idx3-ubyte"), dtype=torch.float32).view(-1, 784) / 255
+    yt = torch.tensor(load("t10k-labels-idx1-ubyte"), dtype=torch.long)
+    model = build(torch, "mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()
     t_train = time.time()
