@@ -202,15 +202,17 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
 
 /* ---- which kernel: the shape model ----
  *
- * The own kernels (cpu_gemm.c) run at a nearly constant rate whatever the batch: ~88 GFLOP/s
- * per core for "nt", 60-77 for "rows". OpenBLAS packs its operands first, so its rate grows
- * with the batch dimension b, roughly P·b/(b + h), and passes the own kernels at a crossover
- * that depends on the form and on the weight matrix: whether it stays in a core's L2 cache
- * (the own kernels read it once per 2 or 4 rows of the batch), and whether one side is narrow
- * (a 10-class layer, where OpenBLAS's 16-wide blocks are mostly empty). `own_below` is that
- * crossover, measured per form and class of shape with cblas_sgemm against the own kernels,
- * one thread, on an AMD EPYC (Zen 4, AVX-512 OpenBLAS): the own kernel is used while the
- * batch dimension is below it. The choice depends on the shape alone, so a run's arithmetic
+ * The own kernels (cpu_gemm.c) run at a nearly constant rate whatever the batch (85-100
+ * GFLOP/s per core from a batch of 2 or 4 up). OpenBLAS packs its operands first, so its rate
+ * grows with the batch dimension b, roughly P·b/(b + h), and passes the own kernels at a
+ * crossover that depends on the form and on the weight-sized matrix: whether it stays in a
+ * core's L2 cache (the own kernels stream it once per 2 or 4 rows of the batch), and whether
+ * one side is narrow (a 10-class layer, where OpenBLAS's blocks are mostly empty: it never
+ * catches up). `own_below` is that crossover, measured per form and class of shape (the
+ * MLPs 784-256-128-10 and 784-1024-1024-10, the LeNet convolutions' per-image products) with
+ * cblas_sgemm against the own kernels built as the library is, one thread, on an AMD EPYC
+ * (Zen 4; OpenBLAS 0.3, single-threaded): the own kernel is used while the batch dimension is
+ * below it. The choice depends on the shape alone, so a run's arithmetic
  * is the same every time; at the crossover both take the same time, so a batch one larger
  * never runs slower because the kernel changed.
  *
@@ -233,19 +235,22 @@ typedef enum gemm_form {
  * dimensions are m, n, k (the batch dimension's own value is ignored). */
 static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k)
 {
+    /* measured own/OpenBLAS time ratios in the comments: batch: ratio */
     switch (form) {
     case FORM_NT: /* weights n × k */
         if (n <= NARROW)
-            return ALWAYS; /* OpenBLAS ≤ 65 GFLOP/s at any batch measured (to 256), own ≥ 70 */
-        return n * k <= L2_FLOATS ? 36 : 24;
+            return ALWAYS; /* 10×128, 10×1024: ≤ 0.78 at every batch to 256 */
+        return 28;         /* 256×784, 128×256, 1024×784, 1024×1024: 24: 0.97-1.03, 32: 1.01-1.06 */
     case FORM_TN: /* gradient m × n */
         if (m <= NARROW)
-            return m * n <= 16384 ? ALWAYS : 8;
-        return m * n <= L2_FLOATS ? 4 : 6;
+            return n <= 512 ? ALWAYS : 16; /* 10×128: ≤ 0.76 to 256; 10×1024: 16: 1.00 */
+        return m * n <= L2_FLOATS ? 32     /* 256×784: 32: 1.01; 128×256: 40: 1.01 */
+                                  : 12;    /* 1024×784: 12: 1.08; 1024×1024: 16: 1.16 */
     case FORM_NN: /* weights k × n */
         if (k <= NARROW)
-            return n <= 256 ? 20 : 4;
-        return k * n <= L2_FLOATS ? 12 : 4;
+            return ALWAYS; /* 128×10: ≤ 0.88 to 256; 1024×10: ≤ 1.0 but for noise */
+        return k * n <= L2_FLOATS ? 96  /* 256×128: 96: 1.00, 256: 1.01 */
+                                  : 6;  /* 1024×1024: 4: 0.88, 8: 1.43 */
     }
     return 0;
 }
