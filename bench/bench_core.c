@@ -131,7 +131,8 @@ static void gemm_step(gemm_env *g, int64_t batch)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, out, in, 1.0f, g->act[l], in,
                     g->w[l], in, 0.0f, g->act[l + 1], out);
     }
-    for (int l = n_layers - 1; l >= 0; l--) { /* backward: dW = dYᵀ · X; dX = dY · W (not for layer 1) */
+    /* backward: dW = dYᵀ · X; dX = dY · W (not for layer 1) */
+    for (int l = n_layers - 1; l >= 0; l--) {
         int in = (int)widths[l], out = (int)widths[l + 1];
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, b, 1.0f, g->dact[l + 1],
                     out, g->act[l], in, 0.0f, g->dw[l], in);

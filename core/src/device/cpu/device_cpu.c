@@ -1,8 +1,8 @@
 /* The CPU backend: the device, its memory and its matrix products: OpenBLAS for large
  * products, own register-blocked kernels for the small-batch ones (cpu_gemm.c; which one by
  * shape: own_below), every large enough call split over the device's thread pool (cpu_pool.c)
- * with OpenBLAS single-threaded inside it. The vector kernels are in device_cpu_vec.c, the image and batch-norm kernels in
- * device_cpu_image.c (device_cpu.h).
+ * with OpenBLAS single-threaded inside it. The vector kernels are in device_cpu_vec.c, the
+ * image and batch-norm kernels in device_cpu_image.c (device_cpu.h).
  *
  * OpenBLAS's thread count is process-wide. A device with a pool sets it to 1 once, when it
  * opens, and never flips it around a call (another thread would see it change, and two devices
@@ -212,9 +212,9 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
  * MLPs 784-256-128-10 and 784-1024-1024-10, the LeNet convolutions' per-image products) with
  * cblas_sgemm against the own kernels built as the library is, one thread, on an AMD EPYC
  * (Zen 4; OpenBLAS 0.3, single-threaded): the own kernel is used while the batch dimension is
- * below it. The choice depends on the shape alone, so a run's arithmetic
- * is the same every time; at the crossover both take the same time, so a batch one larger
- * never runs slower because the kernel changed.
+ * below it. The choice depends on the shape alone, so a run's arithmetic is the same every
+ * time; at the crossover both take the same time, so a batch one larger never runs slower
+ * because the kernel changed.
  *
  * OpenBLAS is also uneven in the batch rows of "nt" and "nn" (as the row-major M): a count
  * that is not a multiple of 4 runs up to 20% slower than the multiple of 4 below it. Those
@@ -240,7 +240,7 @@ static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k)
     case FORM_NT: /* weights n × k */
         if (n <= NARROW)
             return ALWAYS; /* 10×128, 10×1024: ≤ 0.78 at every batch to 256 */
-        return 28;         /* 256×784, 128×256, 1024×784, 1024×1024: 24: 0.97-1.03, 32: 1.01-1.06 */
+        return 28; /* 256×784, 128×256, 1024×784, 1024×1024: 24: 0.97-1.03, 32: 1.01-1.06 */
     case FORM_TN: /* gradient m × n */
         if (m <= NARROW)
             return n <= 512 ? ALWAYS : 16; /* 10×128: ≤ 0.76 to 256; 10×1024: 16: 1.00 */
