@@ -538,7 +538,7 @@ const char *bl_snapshot_tag(const bl_snapshot *snap)
 }
 
 /* The RUN1 section's fixed lists: the counts every snapshot has; ints past RUN_INTS were
- * appended later (read when present, 0 in older snapshots): RUN_INTS_NOW in all. */
+ * appended later (read when present, -1 in older snapshots: not known): RUN_INTS_NOW in all. */
 enum { RUN_INTS = 20, RUN_INTS_NOW = 21, RUN_DOUBLES = 10 };
 
 static int read_run(bl_ctx *ctx, const bl_snapshot *s, int64_t *ints, double *dbl,
@@ -551,7 +551,7 @@ static int read_run(bl_ctx *ctx, const bl_snapshot *s, int64_t *ints, double *db
     if (d.bad || ni < RUN_INTS)
         return bl_error(ctx, BL_EFORMAT, "%s: malformed run section", name_of(s));
     for (uint32_t i = RUN_INTS; i < RUN_INTS_NOW; i++)
-        ints[i] = 0;
+        ints[i] = -1;
     for (uint32_t i = 0; i < ni; i++) {
         int64_t x = get_i64(&d);
         if (i < RUN_INTS_NOW)

@@ -90,6 +90,8 @@ typedef struct run {
     double loss_sum;        /* training loss since the last point */
     int64_t loss_count;
     int64_t correct_sum;    /* samples the steps since the last point classified right */
+    bool correct_unknown;   /* resumed from a snapshot without that count: no train accuracy
+                               at the next point */
     int64_t point_samples;  /* samples at the last point */
     double point_time;      /* training time at the last point */
     double next_eval;       /* in the unit of cfg->eval_unit */
@@ -252,7 +254,7 @@ static int make_point(run *r, const char **stop_reason)
     /* from the steps (train.h, bl_train_acc_source): the samples of train_loss */
     p.train_accuracy = r->classify && cfg->train_eval_samples > 0 &&
                                cfg->train_accuracy_from == BL_TRAIN_ACC_STEPS &&
-                               r->loss_count > 0
+                               r->loss_count > 0 && !r->correct_unknown
                            ? (double)r->correct_sum / (double)r->loss_count
                            : NAN;
 
@@ -276,6 +278,7 @@ static int make_point(run *r, const char **stop_reason)
     r->loss_sum = 0;
     r->loss_count = 0;
     r->correct_sum = 0;
+    r->correct_unknown = false;
     r->point_samples = r->state.samples;
     r->point_time = r->train_time;
     r->last = p;
@@ -521,7 +524,8 @@ static void vars_set(run *r, const bl__run_vars *v)
     r->epoch = v->epoch;
     r->loss_sum = v->loss_sum;
     r->loss_count = v->loss_count;
-    r->correct_sum = v->correct_sum;
+    r->correct_unknown = v->correct_sum < 0;
+    r->correct_sum = v->correct_sum < 0 ? 0 : v->correct_sum;
     r->point_samples = v->point_samples;
     r->point_time = v->point_time;
     r->next_eval = v->next_eval;
