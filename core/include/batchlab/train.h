@@ -69,6 +69,17 @@ typedef enum {
     BL_PREFETCH_OFF = 2
 } bl_prefetch_mode;
 
+/* Where a point's train_accuracy comes from (when train_eval_samples > 0). */
+typedef enum {
+    /* The training steps since the previous point: each sample scored by the forward pass of
+     * its own step, before that step's update and in training mode (dropout on) — the same
+     * samples and the same moment as train_loss, at no extra cost. */
+    BL_TRAIN_ACC_STEPS = 0,
+    /* An extra evaluation pass at each point over the first train_eval_samples training
+     * samples (a fixed subset, evaluation mode, the parameters of the point). */
+    BL_TRAIN_ACC_SUBSET = 1
+} bl_train_acc_source;
+
 typedef enum {
     BL_RUN_RUNNING = 0,
     BL_RUN_COMPLETED = 1,   /* reached its budget, a target or a stop criterion */
@@ -198,8 +209,9 @@ typedef struct bl_train_config {
     double eval_every;              /* in eval_unit (default 1); BL_EVAL_AUTO: N above */
     int64_t eval_batch;             /* batch for evaluation (default 0: the largest training
                                        chunk, at least 256; see batchlab/run_spec.h) */
-    int64_t train_eval_samples;     /* fixed training subset for train accuracy (default 2000;
-                                       0 = off) */
+    int64_t train_eval_samples;     /* 0: no train accuracy; else the size of the fixed
+                                       training subset of BL_TRAIN_ACC_SUBSET (default 2000) */
+    bl_train_acc_source train_accuracy_from; /* default steps (BL_TRAIN_ACC_STEPS) */
     bool skip_test;                 /* do not evaluate the test split at the end */
     bool skip_eval;                 /* no validation or train-subset evaluation at all: points
                                        carry only training figures (benchmarks, trials) */
