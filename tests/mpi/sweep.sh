@@ -77,4 +77,25 @@ expect_out "tuned runs $n"
     fail "2 ranks and 1 process record the same number of trials"
 [ "$(rows "$db3" "SELECT count(*) FROM (SELECT label, count(*) c FROM runs GROUP BY label, config_hash HAVING c > 1)")" = 0 ] ||
     fail "a trial landed twice"
+# branched critical-batch measurements: the branches are work items; 2 ranks find what one
+# process finds, and only rank 0 prints
+cat >"$SCRATCH/cb.lua" <<'LUA'
+local bl = require "batchlab"
+local data = bl.dataset("synthetic", { task = "blobs", samples = 1200, dim = 8, classes = 4,
+                                       noise = 2.0, seed = 3, validation = 200 })
+local cbs = bl.critical_batch { dataset = data, model = bl.model("mlp", { hidden = { 16 } }),
+  batch = 8, epochs = 2, seed = 2, quiet = true, optimizer = bl.optim.sgd { lr = 0.02 },
+  n_points = 2, ks = { 1, 2, 4, 8 }, branch_samples = 400 }
+for i, p in ipairs(cbs.points) do
+  local l = {}
+  for _, k in ipairs(cbs.ks) do l[#l + 1] = ("%.9g"):format(p.losses[k]) end
+  print(("point %d b_crit %d losses %s"):format(i, p.b_crit, table.concat(l, " ")))
+end
+LUA
+run "$BATCHLAB" run --no-db "$SCRATCH/cb.lua"
+expect_status 0
+cb_one=$OUT
+mpi 2 "$BATCHLAB" run --no-db "$SCRATCH/cb.lua"
+expect_status 0
+[ "$OUT" = "$cb_one" ] || fail "critical batch: 2 ranks '$OUT' vs one process '$cb_one'"
 echo "sweep.sh: all checks passed"

@@ -62,6 +62,10 @@ typedef struct bl_reducer {
     void *state;             /* the implementation's own */
 } bl_reducer;
 
+/* The MPI reducer over every rank of the job (for programs and benchmarks; a run's own comes
+ * from bl_run): true with *out filled, false when MPI is not running or has one rank. */
+BL_EXPORT bool bl_dist_world_reducer(bl_reducer *out);
+
 #ifdef __cplusplus
 }
 #endif

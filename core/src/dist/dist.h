@@ -65,7 +65,8 @@ int bl__dist_receive(bl_ctx *ctx, bl_dist_comm *comm, int tag, bool wait, int *s
  * the caller frees it; NULL when len is 0). */
 int bl__dist_bcast(bl_ctx *ctx, bl_dist_comm *comm, int root, void **buf, size_t *len);
 
-/* Fills *out with the MPI reducer over comm (no allocation; comm must outlive it). */
+/* Fills *out with the MPI reducer over comm (no allocation; comm must outlive it). NULL: the
+ * one-rank reducer (a sum is the buffer itself). */
 void bl__dist_reducer(bl_dist_comm *comm, bl_reducer *out);
 
 #endif

@@ -508,6 +508,14 @@ static int ranks_per_run(lua_State *L)
     if (n > 1 && bl_dist_size() % (int)n != 0)
         luaL_error(L, "bl.sweep: ranks_per_run = %d does not divide the %d ranks of the job",
                    (int)n, bl_dist_size());
+    if (n > 1) {            /* a group trains one run together, or each rank would repeat it */
+        lua_getfield(L, S_BASE, "data_parallel");
+        bool dp = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (!dp)
+            luaL_error(L, "bl.sweep: ranks_per_run = %d needs data_parallel = true in base "
+                          "(a group of ranks trains one run together)", (int)n);
+    }
     return (int)n;
 }
 
