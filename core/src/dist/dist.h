@@ -7,9 +7,9 @@
  * that would talk to another rank fails with BL_EUNSUPPORTED, and none is made: with one rank
  * the engine never asks). The engine includes this header and has no #ifdef of its own.
  *
- * Waiting is done by polling with short sleeps (dist_mpi.c), not with MPI's blocking calls,
- * which spin a core: on a machine where every core trains, a rank waiting for its peers must
- * not take a core from them.
+ * The sweep's waits (a rank done with its points, rank 0 waiting for results) poll with short
+ * sleeps (dist_mpi.c), not with MPI's blocking calls, which spin a core: a rank waiting for
+ * its peers must not take a core from them. The reducer's sums, among ranks in step, block.
  */
 #ifndef BATCHLAB_DIST_INTERNAL_H
 #define BATCHLAB_DIST_INTERNAL_H

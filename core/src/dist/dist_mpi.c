@@ -383,6 +383,10 @@ int bl__dist_bcast(bl_ctx *ctx, bl_dist_comm *comm, int root, void **buf, size_t
 
 /* ---- the reducer --------------------------------------------------------------------------- */
 
+/* The ranks of a data-parallel run are in step: they wait for each other only as long as the
+ * slowest takes, and a large sum needs the CPU to move its data. So the reducer uses MPI's
+ * blocking calls (a polling loop with sleeps made a 40 MB sum 100× slower). */
+
 static int reduce(const bl_reducer *self, bl_ctx *ctx, void *buf, size_t n, MPI_Datatype type,
                   const char *what)
 {
@@ -392,14 +396,10 @@ static int reduce(const bl_reducer *self, bl_ctx *ctx, void *buf, size_t n, MPI_
     size_t width = type == MPI_FLOAT ? sizeof(float) : sizeof(double);
     for (size_t off = 0; off < n; off += step) {
         size_t k = n - off < step ? n - off : step;
-        MPI_Request req;
-        int err = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * width, (int)k, type, MPI_SUM,
-                                 comm->comm, &req);
+        int err = MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * width, (int)k, type, MPI_SUM,
+                                comm->comm);
         if (err != MPI_SUCCESS)
             return mpi_fail(ctx, err, what);
-        int rc = wait_request(ctx, &req, what);
-        if (rc != BL_OK)
-            return rc;
     }
     return BL_OK;
 }
@@ -420,13 +420,9 @@ static int broadcast(const bl_reducer *self, bl_ctx *ctx, void *buf, size_t byte
     size_t step = (size_t)1 << 30;
     for (size_t off = 0; off < bytes; off += step) {
         size_t k = bytes - off < step ? bytes - off : step;
-        MPI_Request req;
-        int err = MPI_Ibcast((char *)buf + off, (int)k, MPI_BYTE, root, comm->comm, &req);
+        int err = MPI_Bcast((char *)buf + off, (int)k, MPI_BYTE, root, comm->comm);
         if (err != MPI_SUCCESS)
             return mpi_fail(ctx, err, "MPI_Bcast of the parameters");
-        int rc = wait_request(ctx, &req, "MPI_Bcast of the parameters");
-        if (rc != BL_OK)
-            return rc;
     }
     return BL_OK;
 }
