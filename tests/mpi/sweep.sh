@@ -21,6 +21,8 @@ local r = bl.sweep { name = "six",
            drop_last = true, optimizer = bl.optim.sgd { lr = 0.1 } },
   vary = { batch = { 8, 16, bad and boom or 32 }, seed = { 1, 2 } },
   on_run = function(run, i, n) print(("on_run %d/%d"):format(i, n)) end }
+local rank, ranks = bl.rank()
+io.stderr:write(("rank %d of %d\n"):format(rank, ranks))
 print(("total %d failed %d resumed %d best %s"):format(r.total, r.failed, r.resumed,
                                                       r.best and r.best.batch or "none"))
 for i, run in ipairs(r.runs) do print(("run %d %s batch %s"):format(i, run.status, run.batch)) end
@@ -33,6 +35,8 @@ expect_out "total 6 failed 0 resumed 0"
 [ "$(rows "$db" "SELECT count(DISTINCT label) FROM runs WHERE status = 'completed'")" = 6 ] ||
     fail "expected 6 different completed runs"
 [ "$(printf '%s\n' "$OUT" | grep -c '^total ')" = 1 ] || fail "only rank 0 prints the result"
+expect_err "rank 0 of 2"
+expect_err "rank 1 of 2"
 [ "$(printf '%s\n' "$OUT" | grep -c '^on_run ')" = 6 ] || fail "on_run: once per run on rank 0"
 [ "$(printf '%s\n' "$OUT" | grep -c ' completed batch ')" = 6 ] || fail "every rank's run table"
 

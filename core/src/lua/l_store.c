@@ -565,7 +565,6 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     return true;
 }
 
-
 /* Under lua_pcall (argument 1: the resume_call): claims the configuration and looks for its
  * finished run. */
 static int resume_main(lua_State *L)
