@@ -57,6 +57,21 @@ expect_out "total 6 failed 2 resumed 0"
 [ "$(rows "$db2" "SELECT count(*) FROM runs WHERE status = 'failed'")" = 2 ] ||
     fail "the 2 failed runs are recorded"
 
+# a fatal error (the script's on_run raises on rank 0): the job ends non-zero, nothing hangs
+cat >"$SCRATCH/fatal.lua" <<'LUA'
+local bl = require "batchlab"
+local data = bl.dataset("synthetic", { samples = 400, validation = 100, dim = 8, classes = 3 })
+bl.sweep { name = "fatal",
+  base = { dataset = data, model = bl.model("logreg"), epochs = 1, quiet = true },
+  vary = { seed = { 1, 2, 3, 4, 5, 6 } },
+  on_run = function(run, i) if i == 3 then error("on_run gave up at run 3") end end }
+print("not reached")
+LUA
+mpi 2 "$BATCHLAB" run --no-db "$SCRATCH/fatal.lua"
+[ "$STATUS" -ne 0 ] || fail "a script error ends the job with a non-zero exit"
+expect_err "on_run gave up at run 3"
+expect_no_out "not reached"
+
 # an LR-tuned sweep: every trial is a work item, each lands once
 cat >"$SCRATCH/tune.lua" <<'LUA'
 local bl = require "batchlab"

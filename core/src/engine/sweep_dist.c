@@ -101,12 +101,12 @@ static int take_record(run_state *s, record rec, bool local)
     wire w;
     char *msg = NULL;
     const char *data = NULL;
+    s->back++;               /* one message per index handed out, whatever it holds */
     if (!read_record(rec.bytes, rec.len, &w, &msg, &data) || w.index >= s->n) {
         free(msg);
         free(rec.bytes);
         return bl_error(s->ctx, BL_EIO, "distributed sweep: a malformed result arrived");
     }
-    s->back++;
     int rc = BL_OK;
     if (!local)
         rc = bl_sweep_unpack(s->sw, s->ctx, w.index, w.rc, msg, data, w.data_len, &w.point);
@@ -307,9 +307,9 @@ static int replay(run_state *s, const char *b, size_t len)
         if (rc != BL_OK)
             return rc;
     }
-    if (head[0] != BL_OK)
-        return own != BL_OK ? own : bl_error(s->ctx, head[0], "the sweep ended on another "
-                                             "rank with code %d", (int)head[0]);
+    if (head[0] != BL_OK)    /* rank 0's own error (its message is on its stderr) */
+        return own != BL_OK ? own : bl_error(s->ctx, BL_EIO, "the sweep ended with an error "
+                                             "on rank 0 (%s)", bl_strerror(head[0]));
     return BL_OK;
 }
 
