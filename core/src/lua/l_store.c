@@ -522,13 +522,14 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
         decision[0] = a.id;
         decision[1] = prc == LUA_OK ? a.give_back : -1;
     }
-    if (dp) {
-        int64_t *msg = malloc(sizeof decision);
+    if (dp) {                /* rank 0's decision; the others receive a new buffer */
+        bool root = bl__dist_rank(dp) == 0;
+        int64_t *msg = root ? malloc(sizeof decision) : NULL;
         size_t len = sizeof decision;
         if (msg)
             memcpy(msg, decision, sizeof decision);
-        int brc = msg ? bl__dist_bcast(j->ctx, dp, 0, (void **)&msg, &len)
-                      : bl_error(j->ctx, BL_ENOMEM, "out of memory");
+        int brc = msg || !root ? bl__dist_bcast(j->ctx, dp, 0, (void **)&msg, &len)
+                               : bl_error(j->ctx, BL_ENOMEM, "out of memory");
         if (brc == BL_OK && len == sizeof decision)
             memcpy(decision, msg, sizeof decision);
         free(msg);

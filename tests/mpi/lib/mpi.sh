@@ -18,7 +18,8 @@ mpi() {
     local root=()
     [ "$(id -u)" -eq 0 ] && root=(--allow-run-as-root)
     local pass=()
-    for v in LSAN_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS BATCHLAB_PLUGIN_PATH; do
+    for v in LSAN_OPTIONS ASAN_OPTIONS UBSAN_OPTIONS BATCHLAB_PLUGIN_PATH \
+             OMPI_MCA_mca_base_component_disable_dlclose; do
         [ -n "${!v+set}" ] && pass+=(-x "$v")
     done
     run timeout -k 10 "$MPI_TIMEOUT" "$BATCHLAB_MPIEXEC" -np "$n" --oversubscribe "${root[@]}" \
