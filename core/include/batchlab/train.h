@@ -222,6 +222,14 @@ typedef struct bl_train_config {
     int gns_chunks;                 /* default 4 */
     double gns_ema;                 /* EMA factor β (default 0.95) */
 
+    /* Data-parallel training under MPI (docs/distributed.md): with data_parallel, bl_run trains
+     * the run together with the other ranks of its communicator (the world, or its group in a
+     * sweep), each on its share of every batch, and sets `reducer` (NULL: this process alone;
+     * a front end leaves it NULL). With a reducer the noise scale is measured from the
+     * per-rank gradients (k = ranks) instead of gns_chunks. */
+    bool data_parallel;
+    const struct bl_reducer *reducer;
+
     /* Target: reached at the first evaluation point where `metric` ≥ (higher_better) or ≤
      * target; the *_to_target figures are interpolated before it (bl_target_crossing_find). */
     bool has_target;

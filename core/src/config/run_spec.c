@@ -71,6 +71,9 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       1000000, NULL, "N") \
     X("gns_ema", BL_TYPE_NUMBER, "0.95", "smoothing of the noise scale estimate, in [0, 1)", 0, \
       1, NULL, "X") \
+    X("data_parallel", BL_TYPE_BOOL, "false", \
+      "under MPI: train on every rank of the job (or its group), each on its share of a batch", \
+      NAN, NAN, NULL, NULL) \
     X("target", BL_TYPE_STRING, "", \
       "target: X (val_accuracy >= X) or METRIC>=X / METRIC<=X; fills *_to_target", NAN, NAN, \
       NULL, "TARGET") \
@@ -438,6 +441,7 @@ int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *owner,
     cfg->measure_gns = bl_config_bool(spec, "measure_gns");
     cfg->gns_chunks = (int)bl_config_int(spec, "gns_chunks");
     cfg->gns_ema = bl_config_number(spec, "gns_ema");
+    cfg->data_parallel = bl_config_bool(spec, "data_parallel");
     cfg->stop_at_target = bl_config_bool(spec, "stop_at_target");
     cfg->diverge_loss_factor = bl_config_number(spec, "diverge_loss_factor");
     cfg->diverge_chance_evals = bl_config_int(spec, "diverge_chance_evals");

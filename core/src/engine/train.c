@@ -9,6 +9,7 @@
 #include "batchlab/train.h"
 #include "base/clock.h"
 #include "base/grow.h"
+#include "engine/data_parallel.h"
 #include "engine/engine.h"
 
 bl_train_config bl_train_defaults(void)
@@ -77,6 +78,10 @@ typedef struct run {
     void *eval_y_host;
     int64_t *eval_idx;
     size_t eval_x_bytes, eval_y_bytes;
+
+    /* data-parallel (engine/data_parallel.h): the reducer, and what the last step agreed */
+    const bl_reducer *dp;
+    bl__dp_step dp_step;
 
     /* gradient noise scale */
     bool gns_on;
@@ -709,6 +714,7 @@ static int setup(run *r)
     if (rc != BL_OK)
         return rc;
 
+    r->dp = cfg->reducer && cfg->reducer->ranks > 1 ? cfg->reducer : NULL;
     r->gns_on = cfg->measure_gns || (cfg->scheduler && bl_scheduler_needs_gns(cfg->scheduler));
     if (r->growable && r->gns_on && cfg->micro_batch > 0)
         return bl_error(ctx, BL_EOPTION,
@@ -860,9 +866,10 @@ static int loop(run *r)
             stop = "max_steps";
         else if (cfg->max_samples > 0 && r->state.samples >= cfg->max_samples)
             stop = "max_samples";
-        else if (cfg->max_seconds > 0 && r->train_time >= cfg->max_seconds)
+        else if (cfg->max_seconds > 0 &&
+                 (r->dp ? r->dp_step.time : r->train_time) >= cfg->max_seconds)
             stop = "max_seconds";
-        else if (cfg->interrupt && *cfg->interrupt) {
+        else if (r->dp ? r->dp_step.interrupt : cfg->interrupt && *cfg->interrupt) {
             res->status = BL_RUN_INTERRUPTED;
             set_reason(res, "interrupt");
             return BL_OK;
@@ -905,7 +912,16 @@ static int loop(run *r)
         double lr = bl__lr_at(cfg, r->base_batch, r->n_train, n, r->state.step,
                               r->state.samples, factor);
         double loss_sum;
-        if ((rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum)) != BL_OK)
+        if (r->dp) {              /* data-parallel: this rank's share, one sum over ranks */
+            r->dp_step = (bl__dp_step){cfg->interrupt && *cfg->interrupt, r->train_time};
+            rc = bl__dp_gradients(r->ctx, r->dp, r->net, r->loader.slot[cur].x,
+                                  r->loader.slot[cur].y, r->x_numel,
+                                  (size_t)r->loader.y_bytes_per_sample, n, cfg->micro_batch,
+                                  r->gns_on ? &r->gns : NULL, &r->dp_step, &loss_sum);
+        } else {
+            rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum);
+        }
+        if (rc != BL_OK)
             return rc;
         if (!isfinite(loss_sum)) {
             r->train_time += bl__now() - t0;
