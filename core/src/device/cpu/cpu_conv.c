@@ -13,6 +13,11 @@
  * (cpu_gemm.h) where the measured shapes favour them (a few output rows, or a weight gradient
  * with few entries), OpenBLAS (single-threaded inside the pool) otherwise.
  *
+ * A layer with few input channels and stride 1 (LeNet's first) skips the columns where the
+ * AVX2 kernels can run: the slot's column space holds a zero-padded copy of the image instead,
+ * and cpu_conv_direct.c computes the forward (the same bits as the column path) and the weight
+ * gradient from it; backward falls back to the columns when an input gradient is asked for.
+ *
  * im2col here copies rows with vector moves (no memcpy call per row of 10–30 floats) and is
  * bit-identical to bl__cpu_im2col; col2im adds in the same order as bl__cpu_col2im, so it is
  * bit-identical too.

@@ -7,8 +7,10 @@
 
 #include <string.h>
 
-/* Input channels up to which the direct kernels are used: beyond, im2col + GEMM is faster
- * (measured with bench_conv: C3 of LeNet, 6 channels on 14×14, stays on the GEMM). */
+/* Input channels up to which the direct kernels are used. Measured only on LeNet's C1 (1
+ * channel: about twice the column path in bench_conv); with more channels the column matrix
+ * is amortized over larger products, and LeNet's C3 (6 channels, rows of 10 outputs) stays on
+ * im2col + GEMM. */
 #define DIRECT_C_MAX 4
 
 static int64_t round16(int64_t n)
