@@ -10,7 +10,9 @@
  *
  * Forward is bit-identical to bl__small_gemm_rows on the column matrix (the same FMA chain over
  * k = (c, ki, kj) in that order, from zero) followed by the bias addition. The weight gradient
- * sums in another order than bl__small_gemm_nt (per output row instead of across rows).
+ * sums in another order than bl__small_gemm_nt on the columns (8-lane partial sums over each
+ * output row's vectors, the last one masked, instead of vectors across the flattened
+ * positions), so its rounding differs; it does not depend on the thread count either.
  */
 #ifndef BATCHLAB_CPU_CONV_DIRECT_H
 #define BATCHLAB_CPU_CONV_DIRECT_H
