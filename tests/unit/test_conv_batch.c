@@ -1,7 +1,8 @@
 /* The CPU backend's whole-batch kernels behind the image layers (issue 13): conv2d_forward and
  * conv2d_backward against naive double-precision references, the same bits on one and on two
  * threads, the conv2d layer's per-image path (a backend without those ops) against them, and
- * the 2×2 max-pool path's NaN and tie rules and its backward against the general rule.
+ * the 2×2 max-pool path's NaN and tie rules and its backward against the general rule, and
+ * (where the CPU has AVX2/FMA) the forward's arithmetic order, bit for bit.
  *
  * Tolerance (elementwise, |got − want| ≤ atol + rtol·|want|): atol 1e-5, rtol 1e-4, as in
  * test_image_kernels.c (float32 sums of up to a few hundred terms of size ≤ 1).
@@ -30,6 +31,8 @@ static const conv_geom conv_cases[] = {
     {5, 4, 6, 1, 1, 0, 7, 6, 2},     /* 1×1: no columns */
     {2, 5, 3, 2, 1, 1, 3, 1, 1},     /* one image, one slot, padding wider than some rows */
     {17, 3, 3, 3, 1, 1, 20, 9, 4},   /* a weight gradient large enough for OpenBLAS */
+    {3, 12, 13, 3, 1, 1, 8, 5, 3},   /* direct kernel: 6 + 2 outputs, odd K, a 5-lane tail */
+    {2, 30, 30, 3, 1, 0, 7, 3, 2},   /* direct kernel: 6 + 1 outputs, two 16-column tiles */
 };
 
 typedef struct conv_ref {
@@ -257,6 +260,63 @@ static void test_conv_layer_per_image_path_matches(void **state)
     }
 }
 
+/* With AVX2/FMA the CPU forward of up to 16 output channels (the backend's own GEMM kernel on
+ * the column matrix, or the direct kernel of cpu_conv_direct.c for few input channels) computes
+ * every output as one FMA chain from zero over k = (c, ki, kj) in order, padding included as
+ * zeros, and adds the bias afterwards: the same bits as before the direct kernel existed. */
+static void test_conv_forward_fma_chain_bits(void **state)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        skip();
+#else
+    skip();
+#endif
+    bl_test_env *env = *state;
+    bl_device *dev = env->dev;
+    bl_rng rng;
+    bl_rng_seed(&rng, 37, BL_STREAM_USER);
+    for (size_t t = 0; t < sizeof conv_cases / sizeof conv_cases[0]; t++) {
+        const conv_geom *g = &conv_cases[t];
+        if (g->O > 16)
+            continue; /* OpenBLAS's order */
+        const bl_window2d w =
+            bl_test_window2d(g->C, g->H, g->W, g->k, g->k, g->s, g->s, g->p, g->p);
+        const int64_t K = g->C * g->k * g->k, OH = w.out_h, OW = w.out_w, P = OH * OW;
+        const int64_t in_n = g->C * g->H * g->W, out_n = g->O * P;
+        float *x = bl_test_dev_floats(env, (size_t)(g->batch * in_n));
+        float *weight = bl_test_dev_floats(env, (size_t)(g->O * K));
+        float *bias = bl_test_dev_floats(env, (size_t)g->O);
+        float *y = bl_test_dev_floats(env, (size_t)(g->batch * out_n));
+        float *scratch = bl_test_dev_floats(env, (size_t)(g->slots * (K * P + g->O * K)));
+        bl_test_fill_uniform(x, (size_t)(g->batch * in_n), &rng, -1, 1);
+        bl_test_fill_uniform(weight, (size_t)(g->O * K), &rng, -1, 1);
+        bl_test_fill_uniform(bias, (size_t)g->O, &rng, -1, 1);
+        dev->ops->conv2d_forward(dev, &w, g->O, g->batch, x, weight, bias, y, g->slots, scratch);
+        for (int64_t n = 0; n < g->batch; n++)
+            for (int64_t o = 0; o < g->O; o++)
+                for (int64_t i = 0; i < P; i++) {
+                    const int64_t oh = i / OW, ow = i % OW;
+                    float acc = 0.0f;
+                    for (int64_t k = 0; k < K; k++) {
+                        const int64_t c = k / (g->k * g->k), ki = k / g->k % g->k, kj = k % g->k;
+                        const int64_t ih = oh * g->s - g->p + ki, iw = ow * g->s - g->p + kj;
+                        const bool in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                        const float v = in ? x[n * in_n + (c * g->H + ih) * g->W + iw] : 0.0f;
+                        acc = fmaf(weight[o * K + k], v, acc);
+                    }
+                    const float want = acc + bias[o];
+                    const float got = y[n * out_n + o * P + i];
+                    if (memcmp(&got, &want, sizeof got) != 0)
+                        fail_msg("case %zu: y[%lld][%lld][%lld] = %.9g, the FMA chain gives %.9g",
+                                 t, (long long)n, (long long)o, (long long)i, (double)got,
+                                 (double)want);
+                }
+        bl_test_release_all(env);
+    }
+}
+
 /* ---- the 2×2 max-pool path ---------------------------------------------------------------- */
 
 /* The rule every maxpool kernel follows: scanning the window row by row, a value wins when it
@@ -342,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_conv_batch_same_bits_on_two_threads),
         cmocka_unit_test(test_conv_layer_per_image_path_matches),
         cmocka_unit_test(test_maxpool_2x2_nan_ties_inf),
+        cmocka_unit_test(test_conv_forward_fma_chain_bits),
     };
     return cmocka_run_group_tests(tests, bl_test_setup, bl_test_teardown);
 }

@@ -15,7 +15,8 @@
  * per-sample copy would cost k·k times the input's memory at large batch sizes). A 1×1
  * convolution with stride 1 and no padding needs no columns: the image [C, H·W] already is its
  * column matrix. A device whose op table lacks the batch ops (NULL) gets the per-image loop
- * below, one im2col and GEMM call per image.
+ * below, one im2col and GEMM call per image. (The CPU backend convolves layers with few input
+ * channels directly, without columns: see core/src/device/cpu/cpu_conv_direct.h.)
  *
  * Per image n, with K = C·k·k and P = out_h·out_w:
  *   forward   cols[K, P] = im2col(x_n);  y_n[O, P] = weight[O, K] · cols;  y += bias

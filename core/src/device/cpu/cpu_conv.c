@@ -13,6 +13,11 @@
  * (cpu_gemm.h) where the measured shapes favour them (a few output rows, or a weight gradient
  * with few entries), OpenBLAS (single-threaded inside the pool) otherwise.
  *
+ * A layer with few input channels and stride 1 (LeNet's first) skips the columns where the
+ * AVX2 kernels can run: the slot's column space holds a zero-padded copy of the image instead,
+ * and cpu_conv_direct.c computes the forward (the same bits as the column path) and the weight
+ * gradient from it; backward falls back to the columns when an input gradient is asked for.
+ *
  * im2col here copies rows with vector moves (no memcpy call per row of 10–30 floats) and is
  * bit-identical to bl__cpu_im2col; col2im adds in the same order as bl__cpu_col2im, so it is
  * bit-identical too.
@@ -27,6 +32,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "device/cpu/cpu_conv_direct.h"
 #include "device/cpu/cpu_gemm.h"
 #include "device/cpu/device_cpu.h"
 #include "device/cpu/device_cpu_shared.h"
@@ -231,6 +237,7 @@ typedef struct conv_job {
     int64_t O, K, P, batch, slots, in_n;
     bool direct; /* 1×1, stride 1, no padding: the image is its own column matrix */
     bool own;    /* the AVX2 kernels can run */
+    bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
     const float *x, *weight, *bias, *dy;
     float *y, *dx, *scratch;
 } conv_job;
@@ -255,6 +262,11 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
         float *cols = j->scratch + s * (K * P + O * K); /* [K, P] */
         for (int64_t n = slot_begin(j, s); n < slot_begin(j, s + 1); n++) {
             const float *src = j->x + n * j->in_n;
+            if (j->small_c) { /* cols holds the padded image */
+                bl__conv_direct_pad(j->w, src, n == slot_begin(j, s), cols);
+                bl__conv_direct_forward(j->w, O, cols, j->weight, j->bias, j->y + n * O * P);
+                continue;
+            }
             if (!j->direct) {
                 im2col_image(j->w, src, cols);
                 src = cols;
@@ -284,6 +296,11 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
         for (int64_t n = n0; n < slot_begin(j, s + 1); n++) {
             const float *src = j->x + n * j->in_n;
             const float *dy = j->dy + n * O * P; /* [O, P] */
+            if (j->small_c && !j->dx) { /* cols holds the padded image */
+                bl__conv_direct_pad(j->w, src, n == n0, cols);
+                bl__conv_direct_wgrad(j->w, O, cols, dy, n == n0 ? 0.0f : 1.0f, dw);
+                continue;
+            }
             if (!j->direct) {
                 im2col_image(j->w, src, cols);
                 src = cols;
@@ -314,6 +331,7 @@ void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_ch
                   .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
                   .own = impl->small_gemm, .x = x, .weight = weight, .bias = bias, .y = y,
                   .scratch = scratch};
+    j.small_c = bl__conv_direct_fits(w, j.own, j.K * j.P);
     bl__pool_run(impl->pool, slots, 1, 1, forward_slots, &j);
 }
 
@@ -334,6 +352,7 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
                   .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
                   .own = impl->small_gemm, .x = x, .weight = weight, .dy = dy, .dx = dx,
                   .scratch = scratch};
+    j.small_c = bl__conv_direct_fits(w, j.own, K * P);
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
     /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
     bool first = true;
