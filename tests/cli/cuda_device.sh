@@ -42,4 +42,16 @@ case "$ERR" in *"Segmentation"* | *"Aborted"*) fail "crashed" ;; esac
 run "$BATCHLAB" run "$S/cuda.lua" cuda:7
 expect_status 1
 expect_err "cuda"
+
+# The benchmark: its usage, a refused option, and "SKIP" with the reason (77) without a GPU.
+if [ -x "$BATCHLAB_BUILD_DIR/bench/bench_cuda" ]; then
+    run "$BATCHLAB_BUILD_DIR/bench/bench_cuda" --help
+    expect_status 0
+    expect_out "usage: bench_cuda"
+    run "$BATCHLAB_BUILD_DIR/bench/bench_cuda" --epochs 0
+    expect_status 2
+    run "$BATCHLAB_BUILD_DIR/bench/bench_cuda" --max-batch 64 --epochs 1
+    expect_status 77
+    expect_err "bench_cuda: SKIP: "
+fi
 echo "ok"
