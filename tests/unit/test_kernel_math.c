@@ -181,12 +181,118 @@ static void test_adam(void **state)
     bl_ctx_free(ctx);
 }
 
+/* The image kernels one element at a time (what a CUDA thread computes) against the CPU's
+ * loops: im2col, col2im into a non-zero image, max pooling with ties, NaN, overlapping windows
+ * and a window entirely in the padding, and max-pool backward. */
+static void test_image_elements(void **state)
+{
+    bl_ctx *ctx = bl_ctx_new();
+    bl_device *dev = open_cpu(ctx, 1);
+    bl_rng rng;
+    bl_rng_seed(&rng, 5, 3);
+    const bl_window2d wins[] = {
+        bl_test_window2d(3, 9, 11, 3, 3, 1, 1, 1, 1), bl_test_window2d(2, 10, 7, 3, 2, 2, 3, 1, 0),
+        bl_test_window2d(4, 12, 12, 5, 5, 2, 2, 2, 2), bl_test_window2d(2, 8, 8, 2, 2, 2, 2, 0, 0),
+        bl_test_window2d(2, 5, 5, 2, 2, 3, 3, 2, 2), /* windows entirely in the padding */
+        bl_test_window2d(1, 6, 6, 3, 3, 1, 1, 0, 0), /* stride 1: heavy overlap */
+    };
+    for (size_t k = 0; k < sizeof wins / sizeof *wins; k++) {
+        const bl_window2d *w = &wins[k];
+        const int64_t batch = 2;
+        int64_t ni = w->channels * w->height * w->width;
+        int64_t nc = w->channels * w->kernel_h * w->kernel_w * w->out_h * w->out_w;
+        int64_t ny = batch * w->channels * w->out_h * w->out_w;
+        float *img = malloc((size_t)(batch * ni) * sizeof *img);
+        float *cols = malloc((size_t)nc * sizeof *cols), *elem = malloc((size_t)nc * sizeof *elem);
+        float *back = malloc((size_t)ni * sizeof *back), *eback = malloc((size_t)ni * sizeof *eback);
+        float *y = malloc((size_t)ny * sizeof *y), *ey = malloc((size_t)ny * sizeof *ey);
+        int32_t *arg = malloc((size_t)ny * sizeof *arg), *earg = malloc((size_t)ny * sizeof *earg);
+        float *dy = malloc((size_t)ny * sizeof *dy);
+        float *dx = malloc((size_t)(batch * ni) * sizeof *dx);
+        float *edx = malloc((size_t)(batch * ni) * sizeof *edx);
+        assert_true(img && cols && elem && back && eback && y && ey && arg && earg && dy && dx &&
+                    edx);
+        bl_test_fill_uniform(img, (size_t)(batch * ni), &rng, -1, 1);
+        for (int64_t i = 0; i < batch * ni; i += 4)
+            img[i] = 0.25f; /* ties */
+        img[1] = NAN;
+        bl_test_fill_uniform(dy, (size_t)ny, &rng, -1, 1);
+
+        dev->ops->im2col(dev, w, img, cols);
+        for (int64_t i = 0; i < nc; i++)
+            elem[i] = bl__km_im2col_at(w, img, i);
+        bl_test_check_equal_f("im2col element", elem, cols, (size_t)nc);
+
+        bl_test_fill_uniform(back, (size_t)ni, &rng, -1, 1);
+        for (int64_t i = 0; i < ni; i++)
+            eback[i] = bl__km_col2im_at(w, cols, back[i], i);
+        dev->ops->col2im(dev, w, cols, back);
+        bl_test_check_equal_f("col2im element", eback, back, (size_t)ni);
+
+        dev->ops->maxpool_forward(dev, w, batch, img, y, arg);
+        for (int64_t i = 0; i < ny; i++)
+            ey[i] = bl__km_maxpool_at(w, img, i, &earg[i]);
+        bl_test_check_equal_f("maxpool element", ey, y, (size_t)ny);
+        assert_memory_equal(earg, arg, (size_t)ny * sizeof *arg);
+
+        dev->ops->maxpool_backward(dev, w, batch, dy, arg, dx);
+        for (int64_t i = 0; i < batch * ni; i++)
+            edx[i] = bl__km_maxpool_grad_at(w, dy, arg, i);
+        bl_test_check_equal_f("maxpool gradient element", edx, dx, (size_t)(batch * ni));
+        free(img), free(cols), free(elem), free(back), free(eback), free(y), free(ey);
+        free(arg), free(earg), free(dy), free(dx), free(edx);
+    }
+    bl_device_free(dev);
+    bl_ctx_free(ctx);
+}
+
+/* Cross-entropy's gradient (labels in and out of range) and batch norm in evaluation. */
+static void test_loss_and_bn_elements(void **state)
+{
+    bl_ctx *ctx = bl_ctx_new();
+    bl_device *dev = open_cpu(ctx, 1);
+    bl_rng rng;
+    bl_rng_seed(&rng, 6, 3);
+    enum { ROWS = 33, CLASSES = 7 };
+    static float probs[ROWS * CLASSES], d[ROWS * CLASSES], ed[ROWS * CLASSES];
+    int32_t labels[ROWS];
+    bl_test_fill_uniform(probs, ROWS * CLASSES, &rng, 0, 1);
+    for (int r = 0; r < ROWS; r++)
+        labels[r] = r == 5 ? -1 : r == 6 ? CLASSES : (int32_t)bl_rng_below(&rng, CLASSES);
+    dev->ops->xent_backward(dev, ROWS, CLASSES, probs, labels, 0.03f, d);
+    for (int64_t i = 0; i < ROWS * CLASSES; i++)
+        ed[i] = bl__km_xent_grad_at(CLASSES, probs, labels, 0.03f, i);
+    bl_test_check_equal_f("xent gradient element", ed, d, ROWS * CLASSES);
+
+    static const int64_t shapes[][3] = {{4, 5, 9}, {16, 70, 1}};
+    for (size_t s = 0; s < 2; s++) {
+        int64_t outer = shapes[s][0], C = shapes[s][1], inner = shapes[s][2];
+        size_t n = (size_t)(outer * C * inner);
+        float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *ey = malloc(n * sizeof *ey);
+        float g[70], b[70], rm[70], rv[70];
+        assert_true(x && y && ey);
+        bl_test_fill_uniform(x, n, &rng, -2, 2);
+        bl_test_fill_uniform(g, (size_t)C, &rng, 0.5f, 1.5f);
+        bl_test_fill_uniform(b, (size_t)C, &rng, -1, 1);
+        bl_test_fill_uniform(rm, (size_t)C, &rng, -0.5f, 0.5f);
+        bl_test_fill_uniform(rv, (size_t)C, &rng, 0.5f, 2);
+        dev->ops->bn_forward_eval(dev, outer, C, inner, x, g, b, 1e-5f, rm, rv, y);
+        for (size_t i = 0; i < n; i++)
+            ey[i] = bl__km_bn_eval_at(C, inner, x, g, b, rm, rv, 1e-5f, (int64_t)i);
+        bl_test_check_equal_f("batch-norm eval element", ey, y, n);
+        free(x), free(y), free(ey);
+    }
+    bl_device_free(dev);
+    bl_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_uniform), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_dropout),      cmocka_unit_test(test_sgd),
-        cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_adam),         cmocka_unit_test(test_image_elements),
+        cmocka_unit_test(test_loss_and_bn_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,9 @@
 /* Internal: the per-element arithmetic that the CPU and the CUDA backends must compute alike,
  * written once for both: as plain C11 for the host (tests/unit/test_kernel_math.c checks every
  * function here bit for bit against the CPU backend's kernels and bl_hash_uniform) and as
- * __host__ __device__ functions when nvcc compiles it (core/src/device/cuda/).
+ * __host__ __device__ functions when nvcc compiles it (core/src/device/cuda/). It holds the
+ * arithmetic (RNG, exp-based activations, optimizer updates) and, for the image kernels, what
+ * one GPU thread computes for one output element (its index arithmetic included).
  *
  * Bit-exactness rests on three things, all true in both builds: no contraction of a·b + c into
  * an FMA (ISO C mode on the host, --fmad=false for the CUDA backend), IEEE-rounded division and
@@ -19,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "batchlab/device.h"
 
 #ifdef __CUDACC__
 #define BL_HD __host__ __device__
@@ -186,6 +190,140 @@ static inline BL_HD void bl__km_adam_one(float b1, float b2, float c1, float c2,
     *v = vi;
     float d = (mi * inv1) / (sqrtf(vi * inv2) + eps);
     *dir = wd != 0.0f ? d + wd * w : d;
+}
+
+/* ---- image kernels, one output element at a time -------------------------------------------
+ * The CPU walks images in loops; a GPU thread computes one element. These functions are that
+ * element, written to give the CPU loops' bits (same expressions, same order of additions), so
+ * the index arithmetic of the CUDA kernels is tested on the host (test_kernel_math.c). */
+
+/* im2col: element idx of cols [C·kh·kw, OH·OW]: row = (c·kh + ki)·kw + kj, col = oh·OW + ow
+ * is image[c][oh·sh − ph + ki][ow·sw − pw + kj], 0 in the padding. */
+static inline BL_HD float bl__km_im2col_at(const bl_window2d *w, const float *image, int64_t idx)
+{
+    int64_t ohw = w->out_h * w->out_w;
+    int64_t row = idx / ohw, col = idx % ohw;
+    int64_t kj = row % w->kernel_w, ki = (row / w->kernel_w) % w->kernel_h;
+    int64_t c = row / (w->kernel_w * w->kernel_h);
+    int64_t oh = col / w->out_w, ow = col % w->out_w;
+    int64_t ih = oh * w->stride_h - w->pad_h + ki, iw = ow * w->stride_w - w->pad_w + kj;
+    return ih >= 0 && ih < w->height && iw >= 0 && iw < w->width
+               ? image[(c * w->height + ih) * w->width + iw]
+               : 0.0f;
+}
+
+/* col2im: image element idx of [C, H, W] (its value `acc` before) plus every cols entry
+ * im2col copied from there, added in the CPU's order (ki, then kj; each pair reaches a pixel
+ * at most once). */
+static inline BL_HD float bl__km_col2im_at(const bl_window2d *w, const float *cols, float acc,
+                                           int64_t idx)
+{
+    int64_t iw = idx % w->width, ih = (idx / w->width) % w->height;
+    int64_t c = idx / (w->width * w->height);
+    int64_t ohw = w->out_h * w->out_w;
+    for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+        int64_t th = ih + w->pad_h - ki; /* = oh·sh */
+        if (th < 0 || th % w->stride_h != 0 || th / w->stride_h >= w->out_h)
+            continue;
+        int64_t oh = th / w->stride_h;
+        for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+            int64_t tw = iw + w->pad_w - kj;
+            if (tw < 0 || tw % w->stride_w != 0 || tw / w->stride_w >= w->out_w)
+                continue;
+            int64_t row = (c * w->kernel_h + ki) * w->kernel_w + kj;
+            acc += cols[row * ohw + oh * w->out_w + tw / w->stride_w];
+        }
+    }
+    return acc;
+}
+
+/* max pooling: output element idx of [planes, OH, OW] over x [planes, H, W]; *arg gets the
+ * winner's index in its [H, W] plane (the first maximum; NaN wins; −1 and −inf for a window
+ * entirely in the padding). */
+static inline BL_HD float bl__km_maxpool_at(const bl_window2d *w, const float *x, int64_t idx,
+                                            int32_t *arg)
+{
+    int64_t H = w->height, W = w->width, ohw = w->out_h * w->out_w;
+    int64_t p = idx / ohw, o = idx % ohw, oh = o / w->out_w, ow = o % w->out_w;
+    const float *in = x + p * H * W;
+    int64_t h0 = oh * w->stride_h - w->pad_h, w0 = ow * w->stride_w - w->pad_w;
+    int64_t hs = h0 < 0 ? 0 : h0, he = h0 + w->kernel_h < H ? h0 + w->kernel_h : H;
+    int64_t ws = w0 < 0 ? 0 : w0, we = w0 + w->kernel_w < W ? w0 + w->kernel_w : W;
+    if (hs >= he || ws >= we) {
+        *arg = -1;
+        return -INFINITY;
+    }
+    int64_t best_i = hs * W + ws;
+    float best = in[best_i];
+    for (int64_t ih = hs; ih < he; ih++)
+        for (int64_t iw = ws; iw < we; iw++) {
+            float v = in[ih * W + iw];
+            if (v > best || isnan(v)) {
+                best = v;
+                best_i = ih * W + iw;
+            }
+        }
+    *arg = (int32_t)best_i;
+    return best;
+}
+
+/* The first and last output index (inclusive, within [0, out)) whose window
+ * [o·stride − pad, o·stride − pad + kernel) contains input index i; first > last when none. */
+static inline BL_HD void bl__km_windows_of(int64_t i, int64_t kernel, int64_t stride,
+                                           int64_t pad, int64_t out, int64_t *first,
+                                           int64_t *last)
+{
+    int64_t lo = i + pad - kernel + 1; /* o·stride ≥ lo */
+    *first = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+    int64_t hi = (i + pad) / stride;   /* i + pad ≥ 0 */
+    *last = hi < out - 1 ? hi : out - 1;
+}
+
+/* max-pool backward: input element idx of [planes, H, W] = the sum of dy over the outputs whose
+ * winner it is, in output order (the CPU zeroes dx and adds in output order). */
+static inline BL_HD float bl__km_maxpool_grad_at(const bl_window2d *w, const float *dy,
+                                                 const int32_t *argmax, int64_t idx)
+{
+    int64_t H = w->height, W = w->width, ohw = w->out_h * w->out_w;
+    int64_t p = idx / (H * W), at = idx % (H * W), ih = at / W, iw = at % W;
+    int64_t oh0, oh1, ow0, ow1;
+    bl__km_windows_of(ih, w->kernel_h, w->stride_h, w->pad_h, w->out_h, &oh0, &oh1);
+    bl__km_windows_of(iw, w->kernel_w, w->stride_w, w->pad_w, w->out_w, &ow0, &ow1);
+    const float *g = dy + p * ohw;
+    const int32_t *arg = argmax + p * ohw;
+    float acc = 0.0f;
+    for (int64_t oh = oh0; oh <= oh1; oh++)
+        for (int64_t ow = ow0; ow <= ow1; ow++) {
+            int64_t o = oh * w->out_w + ow;
+            if (arg[o] == at)
+                acc += g[o];
+        }
+    return acc;
+}
+
+/* ---- per-element pieces of the losses and batch norm ------------------------------------- */
+
+/* dlogits[i] of [rows, classes] = (probs − onehot(label))·scale; a label out of range has no
+ * one-hot entry. */
+static inline BL_HD float bl__km_xent_grad_at(int64_t classes, const float *probs,
+                                              const int32_t *labels, float scale, int64_t i)
+{
+    int64_t r = i / classes, c = i % classes;
+    int32_t label = labels[r];
+    return label >= 0 && label < classes && c == label ? (probs[i] - 1.0f) * scale
+                                                       : probs[i] * scale;
+}
+
+/* Batch norm in evaluation, element i of [outer, C, inner]:
+ * (x − running_mean)·(float)(gamma / sqrt(running_var + eps)) + beta, the factor in double. */
+static inline BL_HD float bl__km_bn_eval_at(int64_t channels, int64_t inner, const float *x,
+                                            const float *gamma, const float *beta,
+                                            const float *rm, const float *rv, float eps,
+                                            int64_t i)
+{
+    int64_t c = (i / inner) % channels;
+    float a = (float)(gamma[c] / sqrt((double)rv[c] + (double)eps));
+    return (x[i] - rm[c]) * a + beta[c];
 }
 
 #endif

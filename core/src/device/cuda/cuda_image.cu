@@ -4,31 +4,23 @@
  * NaN propagates, a window entirely in the padding gives −inf and argmax −1; batch norm's
  * statistics are two-pass in double and a one-value channel leaves the running variance.
  *
- * col2im and maxpool_backward gather (one thread per image element, adding its contributions
- * in the order the CPU's loops add them) instead of scattering with atomics: no atomics, the
- * same bits as the CPU and the same result on every run.
+ * The per-element work of im2col, col2im, max pooling and batch-norm evaluation is in
+ * device/kernel_math.h, tested on the host against the CPU backend. col2im and maxpool_backward
+ * gather (one thread per image element, adding its contributions in the order the CPU's loops
+ * add them) instead of scattering with atomics: the CPU's bits, the same result on every run.
  */
 #include "device/cuda/cuda_common.cuh"
+#include "device/kernel_math.h"
 
 /* ---- im2col / col2im ---------------------------------------------------------------------- */
 
-/* cols [C·kh·kw, OH·OW]: element (row, col) with row = (c·kh + ki)·kw + kj, col = oh·OW + ow
- * is image[c][oh·sh − ph + ki][ow·sw − pw + kj], 0 in the padding. */
 struct im2col_f {
     bl_window2d w;
     const float *image;
     float *cols;
     __device__ void operator()(int64_t idx) const
     {
-        int64_t ohw = w.out_h * w.out_w;
-        int64_t row = idx / ohw, col = idx % ohw;
-        int64_t kj = row % w.kernel_w, ki = (row / w.kernel_w) % w.kernel_h;
-        int64_t c = row / (w.kernel_w * w.kernel_h);
-        int64_t oh = col / w.out_w, ow = col % w.out_w;
-        int64_t ih = oh * w.stride_h - w.pad_h + ki, iw = ow * w.stride_w - w.pad_w + kj;
-        cols[idx] = ih >= 0 && ih < w.height && iw >= 0 && iw < w.width
-                        ? image[(c * w.height + ih) * w.width + iw]
-                        : 0.0f;
+        cols[idx] = bl__km_im2col_at(&w, image, idx);
     }
 };
 
@@ -38,43 +30,13 @@ void bl__cu_im2col(bl_device *dev, const bl_window2d *w, const float *image, flo
     cu_each(dev, n, im2col_f{*w, image, cols}, "im2col");
 }
 
-/* First and last output index o (inclusive, clipped to [0, out)) whose window
- * [o·stride − pad, o·stride − pad + kernel) contains input index i; lo > hi when none. */
-static __device__ void windows_of(int64_t i, int64_t kernel, int64_t stride, int64_t pad,
-                                  int64_t out, int64_t *lo, int64_t *hi)
-{
-    int64_t first = i + pad - kernel + 1; /* o·stride ≥ first */
-    *lo = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int64_t h = (i + pad) / stride;       /* i + pad ≥ 0 */
-    *hi = h < out - 1 ? h : out - 1;
-}
-
-/* image[c][ih][iw] += every cols entry im2col copied from there, in the CPU's order
- * (ki, then kj: each pair reaches a pixel at most once). */
 struct col2im_f {
     bl_window2d w;
     const float *cols;
     float *image;
     __device__ void operator()(int64_t idx) const
     {
-        int64_t iw = idx % w.width, ih = (idx / w.width) % w.height;
-        int64_t c = idx / (w.width * w.height);
-        int64_t ohw = w.out_h * w.out_w;
-        float acc = image[idx];
-        for (int64_t ki = 0; ki < w.kernel_h; ki++) {
-            int64_t th = ih + w.pad_h - ki; /* = oh·sh */
-            if (th < 0 || th % w.stride_h != 0 || th / w.stride_h >= w.out_h)
-                continue;
-            int64_t oh = th / w.stride_h;
-            for (int64_t kj = 0; kj < w.kernel_w; kj++) {
-                int64_t tw = iw + w.pad_w - kj;
-                if (tw < 0 || tw % w.stride_w != 0 || tw / w.stride_w >= w.out_w)
-                    continue;
-                int64_t row = (c * w.kernel_h + ki) * w.kernel_w + kj;
-                acc += cols[row * ohw + oh * w.out_w + tw / w.stride_w];
-            }
-        }
-        image[idx] = acc;
+        image[idx] = bl__km_col2im_at(&w, cols, image[idx], idx);
     }
 };
 
@@ -93,29 +55,7 @@ struct maxpool_forward_f {
     int32_t *argmax;
     __device__ void operator()(int64_t idx) const
     {
-        int64_t H = w.height, W = w.width, ohw = w.out_h * w.out_w;
-        int64_t p = idx / ohw, o = idx % ohw, oh = o / w.out_w, ow = o % w.out_w;
-        const float *in = x + p * H * W;
-        int64_t h0 = oh * w.stride_h - w.pad_h, w0 = ow * w.stride_w - w.pad_w;
-        int64_t hs = h0 < 0 ? 0 : h0, he = h0 + w.kernel_h < H ? h0 + w.kernel_h : H;
-        int64_t ws = w0 < 0 ? 0 : w0, we = w0 + w.kernel_w < W ? w0 + w.kernel_w : W;
-        if (hs >= he || ws >= we) {
-            y[idx] = -INFINITY;
-            argmax[idx] = -1;
-            return;
-        }
-        int64_t best_i = hs * W + ws;
-        float best = in[best_i];
-        for (int64_t ih = hs; ih < he; ih++)
-            for (int64_t iw = ws; iw < we; iw++) {
-                float v = in[ih * W + iw];
-                if (v > best || isnan(v)) {
-                    best = v;
-                    best_i = ih * W + iw;
-                }
-            }
-        y[idx] = best;
-        argmax[idx] = (int32_t)best_i;
+        y[idx] = bl__km_maxpool_at(&w, x, idx, &argmax[idx]);
     }
 };
 
@@ -126,8 +66,7 @@ void bl__cu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch,
             maxpool_forward_f{*w, x, y, argmax}, "maxpool_forward");
 }
 
-/* One thread per input element: dx = Σ dy over the outputs whose winner it is, in output order
- * (the CPU zeroes dx and adds in output order too). */
+/* One thread per input element: dx = Σ dy over the outputs whose winner it is. */
 struct maxpool_backward_f {
     bl_window2d w;
     const float *dy;
@@ -135,21 +74,7 @@ struct maxpool_backward_f {
     float *dx;
     __device__ void operator()(int64_t idx) const
     {
-        int64_t H = w.height, W = w.width, ohw = w.out_h * w.out_w;
-        int64_t p = idx / (H * W), at = idx % (H * W), ih = at / W, iw = at % W;
-        int64_t oh0, oh1, ow0, ow1;
-        windows_of(ih, w.kernel_h, w.stride_h, w.pad_h, w.out_h, &oh0, &oh1);
-        windows_of(iw, w.kernel_w, w.stride_w, w.pad_w, w.out_w, &ow0, &ow1);
-        const float *g = dy + p * ohw;
-        const int32_t *arg = argmax + p * ohw;
-        float acc = 0.0f;
-        for (int64_t oh = oh0; oh <= oh1; oh++)
-            for (int64_t ow = ow0; ow <= ow1; ow++) {
-                int64_t o = oh * w.out_w + ow;
-                if (arg[o] == at)
-                    acc += g[o];
-            }
-        dx[idx] = acc;
+        dx[idx] = bl__km_maxpool_grad_at(&w, dy, argmax, idx);
     }
 };
 
@@ -222,8 +147,6 @@ void bl__cu_bn_forward_train(bl_device *dev, int64_t outer, int64_t channels, in
     bl__cu_launched(dev, "bn_forward_train");
 }
 
-/* y = (x − running_mean)·a + beta with a = (float)(gamma / sqrt(running_var + eps)) in double,
- * computed per element exactly as the CPU computes it per channel. */
 struct bn_eval_f {
     int64_t channels, inner;
     const float *x, *gamma, *beta, *rm, *rv;
@@ -231,9 +154,7 @@ struct bn_eval_f {
     float *y;
     __device__ void operator()(int64_t i) const
     {
-        int64_t c = (i / inner) % channels;
-        float a = (float)(gamma[c] / sqrt((double)rv[c] + (double)eps));
-        y[i] = (x[i] - rm[c]) * a + beta[c];
+        y[i] = bl__km_bn_eval_at(channels, inner, x, gamma, beta, rm, rv, eps, i);
     }
 };
 

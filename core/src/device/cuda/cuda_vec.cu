@@ -372,10 +372,7 @@ struct xent_backward_f {
     float *dlogits;
     __device__ void operator()(int64_t i) const
     {
-        int64_t r = i / classes, c = i % classes;
-        int32_t label = labels[r];
-        dlogits[i] = label >= 0 && label < classes && c == label ? (probs[i] - 1.0f) * scale
-                                                                 : probs[i] * scale;
+        dlogits[i] = bl__km_xent_grad_at(classes, probs, labels, scale, i);
     }
 };
 
