@@ -84,10 +84,11 @@ void bl__cu_add_bias(bl_device *dev, int64_t rows, int64_t cols, const float *bi
     cu_each(dev, rows * cols, add_bias_f{cols, bias, y}, "add_bias");
 }
 
-/* Column sums: a block covers 32 columns with 8 lanes of rows each; each lane sums its rows
- * in double, then lane 0 adds the 8 lane sums in order. */
+/* Column sums: a block covers 32 columns with 32 lanes of rows each (coalesced: a warp reads
+ * 32 adjacent columns of one row); each lane sums its rows in double, then lane 0 adds the 32
+ * lane sums in order. */
 #define SUM_ROWS_COLS 32
-#define SUM_ROWS_LANES 8
+#define SUM_ROWS_LANES 32
 
 __global__ void sum_rows_kernel(int64_t rows, int64_t cols, const float *x, float beta,
                                 float *out)
