@@ -481,11 +481,11 @@ static int cu_open(bl_ctx *ctx, int index, int threads, bl_device **out)
     return BL_OK;
 }
 
-/* "CUDA 13.0 runtime, cuBLAS" from the runtime version this backend was built with. */
+/* "CUDA 13.0 runtime with cuBLAS" from the runtime version this backend was built with. */
 static const char *backend_version(void)
 {
     static char text[48];
-    snprintf(text, sizeof text, "(CUDA %d.%d runtime, cuBLAS)", CUDART_VERSION / 1000,
+    snprintf(text, sizeof text, "CUDA %d.%d runtime with cuBLAS", CUDART_VERSION / 1000,
              CUDART_VERSION % 1000 / 10);
     return text;
 }
