@@ -209,13 +209,14 @@ static void test_elementwise(void **state)
     gpu->ops->dot(gpu, n, gfin, gdy, &slots[0]);
     gpu->ops->sumsq(gpu, n, gfin, &slots[1]);
     BL_ASSERT_OK(ctx, bl_device_download(ctx, gpu, host, slots, sizeof host));
-    check_double("dot", host[0], want[0], 1e-12);
-    check_double("sumsq", host[1], want[1], 1e-12);
+    /* double sums of 1e5 terms in another order; dot may cancel, sumsq cannot */
+    check_double("dot", host[0], want[0], 1e-9);
+    check_double("sumsq", host[1], want[1], 1e-11);
 
     /* mse */
     double lc = cpu->ops->mse_forward(cpu, n, fin, dy);
     double lg = gpu->ops->mse_forward(gpu, n, gfin, gdy);
-    check_double("mse_forward", lg, lc, 1e-12);
+    check_double("mse_forward", lg, lc, 1e-11);
     cpu->ops->mse_backward(cpu, n, fin, dy, 0.01f, out);
     gpu->ops->mse_backward(gpu, n, gfin, gdy, 0.01f, gout);
     check("mse_backward", gout, out, n, 0, 0);
@@ -237,8 +238,9 @@ static void test_bias_and_sums(void **state)
         float *out = hrandom(cols, -1, 1), *gout = gfloats(out, cols);
         cpu->ops->sum_rows(cpu, rows, cols, x, beta, out);
         gpu->ops->sum_rows(gpu, rows, cols, gx, beta, gout);
-        /* the CPU sums 1000 rows in float, the GPU in double */
-        check("sum_rows", gout, out, cols, 1e-4, 1e-5);
+        /* the CPU sums 1000 rows in float (error up to ~1e-3 in the worst case, ~1e-4
+         * typically), the GPU in double */
+        check("sum_rows", gout, out, cols, 5e-4, 1e-5);
         free(out);
     }
     size_t ni = (size_t)(outer * C * inner);
