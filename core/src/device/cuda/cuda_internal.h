@@ -5,7 +5,11 @@
  * Adding an operation: write the kernel and a host wrapper `bl__cu_<op>` with the signature of
  * its bl_device_ops field in one of the .cu files, declare the wrapper below, and put it in
  * cuda_ops (cuda_backend.cu). A wrapper returns at once for empty work, launches on the
- * device's stream through cu_grid/cu_launched, and never waits unless its contract says so.
+ * device's stream (cu_each for one thread per element and cu_sum for a deterministic sum, in
+ * cuda_common.cuh; or its own kernel between bl__cu_enter and bl__cu_launched), and never
+ * waits unless its contract says so. Per-element arithmetic that must match the CPU goes in
+ * device/kernel_math.h with a host test in tests/unit/test_kernel_math.c; a comparison with
+ * the CPU on a GPU goes in tests/gpu/test_cuda.c.
  */
 #ifndef BATCHLAB_CUDA_INTERNAL_H
 #define BATCHLAB_CUDA_INTERNAL_H
