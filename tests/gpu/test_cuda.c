@@ -641,8 +641,11 @@ static void test_find_batch_real_oom(void **state)
     const size_t leave = (size_t)1 << 30; /* 1 GiB for the search */
     void *ballast = NULL;
     size_t ballast_bytes = free_b > leave ? free_b - leave : 0;
-    while (ballast_bytes > 0 && bl_device_alloc(ctx, gpu, ballast_bytes, &ballast) != BL_OK)
+    while (ballast_bytes >= ((size_t)1 << 20) &&
+           bl_device_alloc(ctx, gpu, ballast_bytes, &ballast) != BL_OK)
         ballast_bytes -= ballast_bytes / 16; /* fragmentation: a little less */
+    if (!ballast)
+        ballast_bytes = 0;
 
     static const char *const blobs[] = {"task=blobs", "samples=200000", "dim=256", "classes=10",
                                         "seed=3", "validation=0", "test=0", NULL};
