@@ -14,6 +14,7 @@
  * - The probe never needs a GPU: without a driver cudaGetDeviceCount fails, and its error
  *   becomes the reason ("no CUDA driver", "no CUDA device").
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,8 @@ unsigned bl__cu_blocks(bl_device *dev, int64_t n)
 static int cu_status(bl_device *dev)
 {
     int f = __atomic_load_n(&dev->fault, __ATOMIC_ACQUIRE);
-    return f == 0 ? BL_OK : f < 0 ? f : BL_EIO;
+    /* INT_MIN while the first fault is being recorded (device.c) */
+    return f == 0 ? BL_OK : f < 0 && f != INT_MIN ? f : BL_EIO;
 }
 
 /* ---- memory and copies -------------------------------------------------------------------- */
@@ -105,7 +107,9 @@ static void *cu_alloc(bl_device *dev, size_t bytes)
     void *p = NULL;
     cudaError_t err = cudaMalloc(&p, bytes ? bytes : 256);
     if (err != cudaSuccess) {
-        (void)cudaGetLastError(); /* an allocation failure is no fault: clear it */
+        (void)cudaGetLastError(); /* running out of memory is no fault: clear it */
+        if (err != cudaErrorMemoryAllocation) /* a broken device is */
+            bl__cu_check(dev, err, "cudaMalloc");
         return NULL;
     }
     return p;
