@@ -36,7 +36,8 @@ static const char usage[] =
     "  --epochs N   timed epochs per batch size after one warm-up (default 3; median)\n"
     "  --data DIR   Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist;\n"
     "               synthetic data when it is not there)\n"
-    "  --engine     also time one epoch of bl_train (batches uploaded from the host)\n"
+    "  --engine     also time one epoch of bl_train (batches uploaded from the host;\n"
+    "               needs the Fashion-MNIST files, else the column shows nan)\n"
     "  Exit status 77 when the device cannot be opened (the reason is printed).\n";
 
 static double now(void)
