@@ -436,10 +436,12 @@ static int cu_setup(bl_ctx *ctx, cu_device *cd, int index)
                         cudaGetErrorString(err));
     }
     char *s = (char *)cd->scratch;
+    /* [partials | ipartials | loss slot | count slot]: the two slots are adjacent, as are
+     * host_loss and host_count, so a loss is read back with one copy */
     c->partials = (double *)s;
-    c->loss_slot = (double *)(s + CU_REDUCE_BLOCKS * sizeof(double));
-    c->ipartials = (long long *)(s + (CU_REDUCE_BLOCKS + 1) * sizeof(double));
-    c->count_slot = c->ipartials + CU_REDUCE_BLOCKS;
+    c->ipartials = (long long *)(s + CU_REDUCE_BLOCKS * sizeof(double));
+    c->loss_slot = (double *)(c->ipartials + CU_REDUCE_BLOCKS);
+    c->count_slot = (long long *)(c->loss_slot + 1);
     c->host_loss = (double *)cd->host_scratch;
     c->host_count = (long long *)((char *)cd->host_scratch + sizeof(double));
 

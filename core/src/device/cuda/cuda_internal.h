@@ -38,8 +38,9 @@ typedef struct cu_impl {
     double *partials;          /* [CU_REDUCE_BLOCKS] */
     long long *ipartials;      /* [CU_REDUCE_BLOCKS] */
     double *loss_slot;         /* [1] the summed loss of xent_forward / mse_forward */
-    long long *count_slot;     /* [1] correct predictions of xent_forward */
-    /* pinned host memory the loss slots are read back into */
+    long long *count_slot;     /* [1] correct predictions of xent_forward; right after
+                                  loss_slot (one read-back copies both) */
+    /* pinned host memory the loss slots are read back into, in the same layout */
     double *host_loss;
     long long *host_count;
 } cu_impl;

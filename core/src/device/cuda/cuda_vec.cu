@@ -325,16 +325,14 @@ __global__ void xent_total_kernel(int parts, const double *loss_parts,
     }
 }
 
-/* Reads the loss slot (and the count slot) back: the one wait of a loss kernel. NAN when the
- * device has faulted. */
+/* Reads the loss slot (and the count slot next to it) back with one copy: the one wait of a
+ * loss kernel. NAN when the device has faulted. */
 static double read_loss(bl_device *dev, long long *count)
 {
     cu_impl *c = cu_of(dev);
-    cudaError_t err = cudaMemcpyAsync(c->host_loss, c->loss_slot, sizeof *c->host_loss,
+    size_t bytes = sizeof *c->host_loss + (count ? sizeof *c->host_count : 0);
+    cudaError_t err = cudaMemcpyAsync(c->host_loss, c->loss_slot, bytes,
                                       cudaMemcpyDeviceToHost, c->stream);
-    if (err == cudaSuccess && count)
-        err = cudaMemcpyAsync(c->host_count, c->count_slot, sizeof *c->host_count,
-                              cudaMemcpyDeviceToHost, c->stream);
     if (err == cudaSuccess)
         err = cudaStreamSynchronize(c->stream);
     if (bl__cu_check(dev, err, "loss read-back") != BL_OK)
