@@ -375,6 +375,97 @@ static void test_images(void **state)
     }
 }
 
+/* The CPU reference of conv2d_forward / conv2d_backward: the per-image composition of the ops
+ * above (im2col, gemm, add_channel_bias, col2im), which defines their semantics (device.h). */
+static void conv_reference(const bl_window2d *w, int64_t O, int64_t batch, const float *x,
+                           const float *weight, const float *bias, float *y, const float *dy,
+                           float beta, float *dweight, float *dx)
+{
+    const int64_t K = w->channels * w->kernel_h * w->kernel_w, P = w->out_h * w->out_w;
+    const int64_t in_n = w->channels * w->height * w->width;
+    float *cols = hfloats((size_t)(K * P));
+    if (y) {
+        for (int64_t n = 0; n < batch; n++) {
+            cpu->ops->im2col(cpu, w, x + n * in_n, cols);
+            cpu->ops->gemm(cpu, false, false, O, P, K, 1.0f, weight, K, cols, P, 0.0f,
+                           y + n * O * P, P);
+        }
+        if (bias)
+            cpu->ops->add_channel_bias(cpu, batch, O, P, bias, y);
+    }
+    if (dweight) {
+        if (dx)
+            cpu->ops->fill(cpu, batch * in_n, 0.0f, dx);
+        for (int64_t n = 0; n < batch; n++) {
+            cpu->ops->im2col(cpu, w, x + n * in_n, cols);
+            cpu->ops->gemm(cpu, false, true, O, K, P, 1.0f, dy + n * O * P, P, cols, P,
+                           n == 0 ? beta : 1.0f, dweight, K);
+            if (!dx)
+                continue;
+            cpu->ops->gemm(cpu, true, false, K, P, O, 1.0f, weight, K, dy + n * O * P, P, 0.0f,
+                           cols, P);
+            cpu->ops->col2im(cpu, w, cols, dx + n * in_n);
+        }
+    }
+    free(cols);
+}
+
+static void test_conv2d(void **state)
+{
+    (void)state;
+    /* padding with stride, an uneven stride, the 1×1 direct case; batches that are not a
+     * multiple of the slots, and fewer images than slots */
+    bl_window2d wins[] = {bl_test_window2d(3, 9, 11, 3, 3, 1, 1, 1, 1),
+                          bl_test_window2d(2, 10, 7, 3, 2, 2, 3, 1, 0),
+                          bl_test_window2d(5, 6, 7, 1, 1, 1, 1, 0, 0)};
+    static const int64_t runs[][3] = {{11, 4, 0}, {3, 8, 1}, {16, 8, 1}}; /* batch, slots, bias */
+    const int64_t O = 6;
+    assert_non_null(gpu->ops->conv2d_forward);
+    assert_non_null(gpu->ops->conv2d_backward);
+    for (size_t k = 0; k < sizeof wins / sizeof *wins; k++)
+        for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+            const bl_window2d *w = &wins[k];
+            const int64_t batch = runs[r][0], slots = runs[r][1];
+            const int64_t K = w->channels * w->kernel_h * w->kernel_w;
+            const int64_t P = w->out_h * w->out_w, in_n = w->channels * w->height * w->width;
+            size_t nx = (size_t)(batch * in_n), ny = (size_t)(batch * O * P);
+            size_t nw = (size_t)(O * K), ns = (size_t)(slots * (K * P + O * K));
+            float *x = hrandom(nx, -1, 1), *wt = hrandom(nw, -1, 1), *b = hrandom(O, -1, 1);
+            const float *bias = runs[r][2] ? b : NULL;
+            float *gx = gfloats(x, nx), *gw = gfloats(wt, nw), *gb = gfloats(b, O);
+            float *scratch = hrandom(ns, -1, 1), *gscratch = gfloats(scratch, ns); /* garbage */
+            float *y = hrandom(ny, -1, 1), *gy = gfloats(y, ny); /* overwritten */
+            conv_reference(w, O, batch, x, wt, bias, y, NULL, 0, NULL, NULL);
+            gpu->ops->conv2d_forward(gpu, w, O, batch, gx, gw, bias ? gb : NULL, gy, slots,
+                                     gscratch);
+            /* FP32 sums of K products of values in [−1, 1], as the gemm check */
+            check("conv2d y", gy, y, ny, 2e-5 * (double)K, 1e-5);
+
+            float *dy = hrandom(ny, -1, 1), *gdy = gfloats(dy, ny);
+            for (int mode = 0; mode < 3; mode++) { /* beta 0 with dx, 1 with dx, 0.5 without */
+                float beta = mode == 0 ? 0.0f : mode == 1 ? 1.0f : 0.5f;
+                bool with_dx = mode < 2;
+                float *dw = hrandom(nw, -1, 1), *dx = hrandom(nx, -1, 1);
+                if (mode == 0)
+                    dw[0] = NAN; /* beta 0 ignores the contents */
+                float *gdw = gfloats(dw, nw), *gdx = gfloats(dx, nx); /* dx: overwritten */
+                conv_reference(w, O, batch, x, wt, NULL, NULL, dy, beta, dw,
+                               with_dx ? dx : NULL);
+                gpu->ops->conv2d_backward(gpu, w, O, batch, gx, gw, gdy, beta, gdw,
+                                          with_dx ? gdx : NULL, slots, gscratch);
+                /* dweight sums batch·P products; dx sums O products per column entry, then up
+                 * to kh·kw entries per pixel */
+                check("conv2d dweight", gdw, dw, nw, 2e-5 * (double)(batch * P) + 1e-5, 1e-5);
+                if (with_dx)
+                    check("conv2d dx", gdx, dx, nx,
+                          2e-5 * (double)(O * w->kernel_h * w->kernel_w), 1e-5);
+                free(dw), free(dx);
+            }
+            free(x), free(wt), free(b), free(scratch), free(y), free(dy);
+            release_all();
+        }
+}
+
 static void test_batchnorm(void **state)
 {
     (void)state;
@@ -704,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_gemm),           cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_bias_and_sums),  cmocka_unit_test(test_xent),
         cmocka_unit_test(test_optimizers),     cmocka_unit_test(test_images),
+        cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_batchnorm),      cmocka_unit_test(test_memory_and_events),
         cmocka_unit_test(test_out_of_memory),  cmocka_unit_test(test_sticky_fault),
         cmocka_unit_test(test_training_parity), cmocka_unit_test(test_find_batch_real_oom),

@@ -65,7 +65,8 @@ typedef struct bl_window2d {
 } bl_window2d;
 
 /* Operation table of a backend. Fields are only ever appended; `size` tells a caller which
- * exist. Every pointer below is non-NULL in a conforming backend. */
+ * exist. Every pointer below is non-NULL in a conforming backend, except where its comment
+ * says otherwise. */
 typedef struct bl_device_ops {
     uint32_t size;
     const char *name; /* "cpu", "cuda" */
@@ -191,6 +192,31 @@ typedef struct bl_device_ops {
     int (*event_new)(bl_device *dev, bl_device_event **out);
     void (*event_free)(bl_device *dev, bl_device_event *ev);
     int (*event_wait)(bl_device *dev, bl_device_event *ev);
+
+    /* Appended in issue 13: a convolution layer's products over a whole batch in one call, so
+     * that a backend can split the work across images instead of launching per image. With w
+     * the window (w->channels = C input channels), K = C·kernel_h·kernel_w, P = out_h·out_w,
+     * x [batch, C, H, W], y and dy [batch, O, P], weight and dweight [O, K], and
+     * cols(n) = im2col(x[n]) [K, P] exactly as the im2col op defines it:
+     *   conv2d_forward:  y[n] = weight · cols(n), then y[n][o][p] += bias[o] when bias is not
+     *                    NULL (overwrite, for every n < batch);
+     *   conv2d_backward: dweight = beta·dweight + Σ_n dy[n] · cols(n)ᵀ (beta = 0 ignores its
+     *                    contents); when dx is not NULL, dx[n] = col2im(weightᵀ · dy[n])
+     *                    (overwrite: dx need not be zeroed; windows may overlap).
+     * scratch holds slots·(K·P + O·K) floats (slots ≥ 1, given by the caller; scratch need not
+     * hold anything on entry and is garbage afterwards). The backend may use all of it in any
+     * way; the CPU splits the batch into `slots` fixed ranges of images, each with one column
+     * matrix and one partial weight gradient, so its results depend on slots and never on its
+     * thread count. A GPU may instead process up to `slots` images at a time (a batched
+     * im2col into the scratch and strided-batched products). Unlike the ops above, these two
+     * may be NULL (both or neither): the conv2d layer then runs im2col and gemm per image. */
+    void (*conv2d_forward)(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                           int64_t batch, const float *x, const float *weight,
+                           const float *bias, float *y, int64_t slots, float *scratch);
+    void (*conv2d_backward)(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                            int64_t batch, const float *x, const float *weight,
+                            const float *dy, float beta, float *dweight, float *dx,
+                            int64_t slots, float *scratch);
 } bl_device_ops;
 
 /* A device. The backend's open fills ops, kind, index, impl, host_threads and caps; the host

@@ -1,6 +1,6 @@
 /* The CUDA device backend (libbatchlab-cuda.so): its descriptor, probe/count/open/destroy,
  * memory, copies, events, GEMM through cuBLAS, and the operation table. The kernels are in
- * cuda_vec.cu and cuda_image.cu (cuda_internal.h says how to add one).
+ * cuda_vec.cu, cuda_image.cu and cuda_conv.cu (cuda_internal.h says how to add one).
  *
  * - One compute stream per device (non-blocking) for every kernel, cuBLAS call and synchronous
  *   copy; a second stream for upload_async, which the loader's prefetch thread calls. Before
@@ -249,7 +249,7 @@ static int cu_event_wait(bl_device *dev, bl_device_event *ev)
 /* ---- matrix products (cuBLAS, column-major: row-major C = op(A)·op(B) is column-major
  * Cᵀ = op(B)ᵀ·op(A)ᵀ, so the operands swap and keep their transpose flags) ---------------- */
 
-static void blas_check(bl_device *dev, cublasStatus_t st, const char *what)
+void bl__cu_blas_check(bl_device *dev, cublasStatus_t st, const char *what)
 {
     if (st != CUBLAS_STATUS_SUCCESS)
         bl_device_fault(dev, st == CUBLAS_STATUS_ALLOC_FAILED ? BL_ENOMEM : BL_EIO,
@@ -266,7 +266,7 @@ static void cu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64
     if (k < 0)
         k = 0;
     bl__cu_enter(dev);
-    blas_check(dev,
+    bl__cu_blas_check(dev,
                cublasSgemm(cu_of(dev)->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha,
                            b, (int)ldb, a, (int)lda, &beta, c, (int)ldc),
@@ -288,7 +288,7 @@ static void cu_gemv(bl_device *dev, bool trans_a, int64_t m, int64_t n, float al
         return;
     }
     bl__cu_enter(dev);
-    blas_check(dev,
+    bl__cu_blas_check(dev,
                cublasSgemv(cu_of(dev)->blas, trans_a ? CUBLAS_OP_N : CUBLAS_OP_T, (int)n, (int)m,
                            &alpha, a, (int)lda, x, 1, &beta, y, 1),
                "cublasSgemv");
@@ -340,6 +340,8 @@ static const bl_device_ops cuda_ops = {
     .event_new = cu_event_new,
     .event_free = cu_event_free,
     .event_wait = cu_event_wait,
+    .conv2d_forward = bl__cu_conv2d_forward,
+    .conv2d_backward = bl__cu_conv2d_backward,
 };
 
 /* ---- the backend -------------------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 /* Internal: what the CUDA backend's files share (cuda_backend.cu: the device, memory, copies,
  * events and cuBLAS; cuda_vec.cu: elementwise kernels, reductions, losses, optimizers;
- * cuda_image.cu: im2col/col2im, max pooling, batch norm).
+ * cuda_image.cu: im2col/col2im, max pooling, batch norm; cuda_conv.cu: the whole-batch
+ * convolution).
  *
  * Adding an operation: write the kernel and a host wrapper `bl__cu_<op>` with the signature of
  * its bl_device_ops field in one of the .cu files, declare the wrapper below, and put it in
@@ -64,6 +65,9 @@ void bl__cu_launched(bl_device *dev, const char *kernel);
 /* Blocks of CU_THREADS for n independent elements, for grid-stride loops. */
 unsigned bl__cu_blocks(bl_device *dev, int64_t n);
 
+/* A failed cuBLAS call becomes the sticky fault (BL_ENOMEM when cuBLAS could not allocate). */
+void bl__cu_blas_check(bl_device *dev, cublasStatus_t st, const char *what);
+
 /* cuda_vec.cu */
 void bl__cu_axpy(bl_device *dev, int64_t n, float alpha, const float *x, float *y);
 void bl__cu_scale(bl_device *dev, int64_t n, float alpha, float *x);
@@ -115,5 +119,15 @@ void bl__cu_bn_backward(bl_device *dev, int64_t outer, int64_t channels, int64_t
                         const float *x, const float *gamma, const float *mean,
                         const float *invstd, const float *dy, float *dx, float *dgamma,
                         float *dbeta);
+
+
+/* cuda_conv.cu */
+void bl__cu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                           int64_t batch, const float *x, const float *weight,
+                           const float *bias, float *y, int64_t slots, float *scratch);
+void bl__cu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                            int64_t batch, const float *x, const float *weight,
+                            const float *dy, float beta, float *dweight, float *dx,
+                            int64_t slots, float *scratch);
 
 #endif
