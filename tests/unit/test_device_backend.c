@@ -245,7 +245,8 @@ static void close_run_env(run_env *e)
     bl_registry_free(e->reg);
 }
 
-static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool prefetch)
+static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool prefetch,
+                              bl_data_placement placement)
 {
     bl_net *net;
     BL_ASSERT_OK(ctx, bl_model_build(ctx, e->mlp, NULL, bl_dataset_info(e->data), dev, 5, &net));
@@ -259,6 +260,7 @@ static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool pref
     c.seed = 7;
     c.measure_gns = true;
     c.prefetch = prefetch ? BL_PREFETCH_ON : BL_PREFETCH_OFF;
+    c.data_placement = placement;
     bl_run_result r;
     BL_ASSERT_OK(ctx, bl_train(ctx, &c, &r));
     assert_int_equal(r.status, BL_RUN_COMPLETED);
@@ -267,7 +269,9 @@ static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool pref
 }
 
 /* A run on the fixture device (staged batches, asynchronous uploads, events, reductions read
- * back from slots) gives exactly the CPU's result. */
+ * back from slots) gives exactly the CPU's result; so does one with the training split kept on
+ * the device (the resident mode: batches gathered by the device's gather ops from the
+ * permutation uploaded per epoch), which uploads nothing per batch. */
 static void test_training_on_fixture(void **state)
 {
     bl_ctx *ctx = *state;
@@ -278,9 +282,9 @@ static void test_training_on_fixture(void **state)
     BL_ASSERT_OK(ctx, bl_device_open_threads(ctx, "fixture", 1, &fx));
     fx_counters *fc = counters();
     long uploads = fc->uploads_async, waits = fc->event_waits, stages = fc->host_allocs;
-    bl_run_result want = train_on(ctx, &e, cpu, true);
+    bl_run_result want = train_on(ctx, &e, cpu, true, BL_DATA_AUTO);
     for (int prefetch = 0; prefetch < 2; prefetch++) {
-        bl_run_result got = train_on(ctx, &e, fx, prefetch);
+        bl_run_result got = train_on(ctx, &e, fx, prefetch, BL_DATA_STAGED);
         assert_true(got.final.train_loss == want.final.train_loss);
         assert_true(got.final.val_loss == want.final.val_loss);
         assert_true(got.final.gns == want.final.gns || (got.final.gns != got.final.gns &&
@@ -291,6 +295,19 @@ static void test_training_on_fixture(void **state)
     assert_true(fc->uploads_async > uploads); /* the loader staged and uploaded */
     assert_true(fc->event_waits > waits);
     assert_true(fc->host_allocs >= stages + 4);
+    /* resident: asked for, and by default (the split is far below half the fixture's 1 GiB) */
+    for (int placement = 0; placement < 2; placement++) {
+        uploads = fc->uploads_async;
+        bl_run_result got = train_on(ctx, &e, fx, true,
+                                     placement ? BL_DATA_RESIDENT : BL_DATA_AUTO);
+        assert_true(got.final.train_loss == want.final.train_loss);
+        assert_true(got.final.val_loss == want.final.val_loss);
+        assert_true(got.final.gns == want.final.gns || (got.final.gns != got.final.gns &&
+                                                         want.final.gns != want.final.gns));
+        assert_int_equal(got.steps, want.steps);
+        assert_int_equal(fc->uploads_async, uploads); /* no batch staged */
+        bl_run_result_free(&got);
+    }
     bl_run_result_free(&want);
     bl_device_free(fx);
     bl_device_free(cpu);

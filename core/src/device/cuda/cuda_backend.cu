@@ -1,6 +1,7 @@
 /* The CUDA device backend (libbatchlab-cuda.so): its descriptor, probe/count/open/destroy,
  * memory, copies, events, GEMM through cuBLAS, and the operation table. The kernels are in
- * cuda_vec.cu, cuda_image.cu and cuda_conv.cu (cuda_internal.h says how to add one).
+ * cuda_vec.cu, cuda_image.cu, cuda_conv.cu and cuda_gather.cu (cuda_internal.h says how to
+ * add one).
  *
  * - One compute stream per device (non-blocking) for every kernel, cuBLAS call and synchronous
  *   copy; a second stream for upload_async, which the loader's prefetch thread calls. Before
@@ -342,6 +343,8 @@ static const bl_device_ops cuda_ops = {
     .event_wait = cu_event_wait,
     .conv2d_forward = bl__cu_conv2d_forward,
     .conv2d_backward = bl__cu_conv2d_backward,
+    .gather_rows = bl__cu_gather_rows,
+    .gather_bytes = bl__cu_gather_bytes,
 };
 
 /* ---- the backend -------------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* Internal: what the CUDA backend's files share (cuda_backend.cu: the device, memory, copies,
  * events and cuBLAS; cuda_vec.cu: elementwise kernels, reductions, losses, optimizers;
  * cuda_image.cu: im2col/col2im, max pooling, batch norm; cuda_conv.cu: the whole-batch
- * convolution).
+ * convolution; cuda_gather.cu: rows of a resident dataset gathered by index).
  *
  * Adding an operation: write the kernel and a host wrapper `bl__cu_<op>` with the signature of
  * its bl_device_ops field in one of the .cu files, declare the wrapper below, and put it in
@@ -129,5 +129,11 @@ void bl__cu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_ch
                             int64_t batch, const float *x, const float *weight,
                             const float *dy, float beta, float *dweight, float *dx,
                             int64_t slots, float *scratch);
+
+/* cuda_gather.cu */
+void bl__cu_gather_rows(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_bytes,
+                        const void *src, void *dst);
+void bl__cu_gather_bytes(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_len,
+                         const uint8_t *src, float scale, float offset, float *dst);
 
 #endif
