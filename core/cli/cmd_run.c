@@ -27,6 +27,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "batchlab/dist.h"
 #include "batchlab/store.h"
 #include "cli.h"
 #include "cmd_run.h"
@@ -308,7 +309,7 @@ int cmd_run(int argc, char **argv)
     cli_signals_install();
     bl_lua_set_interrupt(L, &cli_interrupted);
     bl_lua_set_supervising(L, &cli_supervising);
-    bl_lua_set_quiet(L, quiet);
+    bl_lua_set_quiet(L, quiet || bl_dist_rank() != 0);   /* under MPI: rank 0 reports */
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
     /* Every run of a script is recorded unless asked not to: results are not to be lost. */

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "batchlab/dist.h"
+
 #include "cli.h"
 #include "cmd_recommend.h"
 #include "cmd_results.h"
@@ -81,6 +83,30 @@ static int global_flag(void *user, int id, const char *name, const char *value)
     }
 }
 
+/* Runs a command, under MPI when an MPI launcher started this process (docs/distributed.md):
+ * only rank 0 writes to stdout (the other ranks' stdout goes to /dev/null, their progress is
+ * off; errors still reach stderr). A rank that ends with an error while the others may wait
+ * for it ends the whole job (MPI_Abort); a failed run is a result, not such an error. */
+static int run_command(const command *cmd, int argc, char **argv)
+{
+    bl_ctx *ctx = bl_ctx_new();
+    if (!ctx || bl_dist_init(ctx) != BL_OK) {
+        fprintf(stderr, "batchlab: %s\n", ctx ? bl_errmsg(ctx) : "out of memory");
+        bl_ctx_free(ctx);
+        return CLI_FAILED;
+    }
+    bl_ctx_free(ctx);
+    if (bl_dist_rank() != 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "batchlab: rank %d: cannot silence stdout\n", bl_dist_rank());
+    int status = cmd->run(argc, argv);
+    if (bl_dist_size() > 1 && status != CLI_OK && status != CLI_EXIT_RUN_FAILED) {
+        fflush(NULL);
+        bl_dist_abort(status);
+    }
+    bl_dist_finalize();
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     int i = 1;
@@ -102,7 +128,7 @@ int main(int argc, char **argv)
     }
     for (size_t k = 0; k < N_COMMANDS; k++)
         if (strcmp(name, commands[k].name) == 0)
-            return commands[k].run(argc - i, argv + i);
+            return run_command(&commands[k], argc - i, argv + i);
 
     const char *names[N_COMMANDS];
     for (size_t k = 0; k < N_COMMANDS; k++)

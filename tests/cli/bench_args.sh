@@ -7,7 +7,7 @@
 BENCH="$BATCHLAB_BUILD_DIR/bench"
 [ -x "$BENCH/bench_engine" ] || skip "benchmarks not built (BATCHLAB_BUILD_BENCH=OFF)"
 
-for b in bench_core bench_engine bench_conv bench_idx bench_lua_schedule; do
+for b in bench_core bench_engine bench_conv bench_idx bench_lua_schedule bench_allreduce; do
     run timeout 10 "$BENCH/$b" --help
     expect_status 0
     expect_out "usage: $b"
@@ -28,4 +28,10 @@ expect_status 2
 expect_err "CALLS must be a whole number ≥ 1000"
 run timeout 10 "$BENCH/bench_conv" -3
 expect_status 2
+run timeout 10 bash "$BATCHLAB_SOURCE_DIR/bench/bench_mpi_sweep.sh" --help
+expect_status 0
+expect_out "usage: bench_mpi_sweep.sh"
+run timeout 10 bash "$BATCHLAB_SOURCE_DIR/bench/bench_mpi_sweep.sh" --rounds x
+expect_status 2
+expect_err "--rounds must be a whole number ≥ 1, got 'x'"
 echo "ok"

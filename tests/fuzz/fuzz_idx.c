@@ -1,7 +1,8 @@
 /* Fuzz target: the IDX dataset reader (plugins/datasets/idx.c, compiled in), plain and gzip.
  * The first byte picks which file the rest becomes (the images or the labels; the other one is
  * a valid file of 2 items), whether it is gzipped here first (so the fuzzer reaches both the
- * plain and the gzip paths even from a plain seed), and a limit. */
+ * plain and the gzip paths even from a plain seed), and a limit. The decompressed cache
+ * (plugins/datasets/cache.h) lives in the fuzz folder. */
 #include "../../plugins/datasets/idx.c"
 
 #include "fuzz_util.h"
@@ -25,6 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint8_t labels[8 + 2] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 0};
     const char *dir = fuzz_dir();
     char ip[600], lp[600];
+    snprintf(ip, sizeof ip, "%s/cache", dir);
+    setenv("BATCHLAB_CACHE", ip, 0); /* the decompressed cache in the fuzz folder, not $HOME */
     snprintf(ip, sizeof ip, "%s/train-images-idx3-ubyte", dir);
     snprintf(lp, sizeof lp, "%s/train-labels-idx1-ubyte", dir);
     bool fuzz_labels = pick & 1, gzip = pick & 2;

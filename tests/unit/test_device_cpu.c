@@ -248,11 +248,13 @@ static void test_gemm(void **state)
     fixture *f = *state;
     /* shapes that take the small-batch kernels (a batch of 1..16, with tails in every
      * dimension) and shapes that go to OpenBLAS, whole or (on two threads) cut into bands of
-     * rows or of columns */
+     * rows or of columns, or with the rows past a multiple of 4 on the own kernel (37, 41,
+     * 30, 99 rows: device_cpu.c, gemm_ragged) */
     static const int64_t shapes[][3] = {{1, 256, 784}, {8, 256, 784}, {3, 13, 37},
                                         {16, 10, 128}, {5, 7, 1},     {1, 1, 1},
                                         {2, 33, 9},    {64, 40, 50},  {130, 70, 90},
-                                        {20, 300, 200}};
+                                        {20, 300, 200}, {37, 40, 50}, {41, 33, 70},
+                                        {30, 1100, 300}, {99, 40, 50}};
     for (int d = 0; d < 2; d++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++) {

@@ -159,6 +159,7 @@ static void test_defaults_agree_with_engine(void **state)
     assert_true(from_spec.max_seconds == engine.max_seconds);
     assert_int_equal(from_spec.eval_batch, engine.eval_batch);
     assert_int_equal(from_spec.train_eval_samples, engine.train_eval_samples);
+    assert_int_equal(from_spec.train_accuracy_from, engine.train_accuracy_from);
     assert_int_equal(from_spec.gns_chunks, engine.gns_chunks);
     assert_true(from_spec.gns_ema == engine.gns_ema);
     assert_int_equal(from_spec.eval_unit, engine.eval_unit);

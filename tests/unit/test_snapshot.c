@@ -275,6 +275,8 @@ static void check_case(fixture *f, const a_case *c, int64_t at)
         assert_int_equal(a->samples, b->samples);
         assert_int_equal(a->batch, b->batch);
         assert_memory_equal(&a->train_loss, &b->train_loss, sizeof(double));
+        /* the steps' accuracy since the last point: its count is in the snapshot */
+        assert_memory_equal(&a->train_accuracy, &b->train_accuracy, sizeof(double));
         assert_memory_equal(&a->val_loss, &b->val_loss, sizeof(double));
         assert_memory_equal(&a->lr, &b->lr, sizeof(double));
         assert_memory_equal(&a->gns, &b->gns, sizeof(double));

@@ -248,7 +248,7 @@ static void test_refuses_newer_store(void **state)
     BL_ASSERT_OK(ctx, bl_store_run_begin(ctx, s, exp, "r", "{}", 1, &run));
     bl_store_close(s);
     raw_exec(path, "PRAGMA user_version = 7;");
-    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 5");
+    assert_refused(ctx, path, BL_ESTORE, "schema version 7", "versions up to 6");
     assert_true(bl_test_contains(bl_errmsg(ctx), bl_version()));
     /* The run it had is still there, still "running": nothing marked it. */
     assert_int_equal(raw_int(path, "SELECT count(*) FROM runs WHERE status = 'running'"), 1);
@@ -282,6 +282,7 @@ static void test_version_1_store_still_opens(void **state)
     /* what version 1 wrote: no such column */
     const char *path = old_store(ctx, "v1.db",
                                  "DROP TABLE claims;"
+                                 "ALTER TABLE runs DROP COLUMN ranks;"
                                  "ALTER TABLE runs DROP COLUMN steps_to_target_error;"
                                  "ALTER TABLE experiments DROP COLUMN recommendation_json;"
                                  "ALTER TABLE runs DROP COLUMN step_time_median;"
@@ -329,6 +330,7 @@ static void test_version_2_store_still_opens(void **state)
     bl_run_result r;
     const char *path = old_store(ctx, "v2.db",
                                  "DROP TABLE claims;"
+                                 "ALTER TABLE runs DROP COLUMN ranks;"
                                  "ALTER TABLE experiments DROP COLUMN recommendation_json;"
                                  "ALTER TABLE runs DROP COLUMN step_time_median;"
                                  "ALTER TABLE runs DROP COLUMN wall_time_to_target;"
@@ -380,6 +382,7 @@ static void test_version_3_store_keeps_points(void **state)
     bl_run_result r;
     const char *path = old_store(ctx, "v3.db",
                                  "DROP TABLE claims;"
+                                 "ALTER TABLE runs DROP COLUMN ranks;"
                                  "ALTER TABLE experiments DROP COLUMN recommendation_json;"
                                  "UPDATE meta SET value = '3' WHERE key = 'schema_version';"
                                  "PRAGMA user_version = 3;",

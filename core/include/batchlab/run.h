@@ -107,6 +107,11 @@ typedef struct bl_run_output {
 BL_EXPORT int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
                      bl_run_result *result);
 
+/* A data-parallel run on several ranks (train.h, data_parallel) gives the record-keeping
+ * outputs shipped with the core — the store, TensorBoard and progress outputs below — to the
+ * run's rank 0 only (one record of the run); every other output (a binding's callbacks,
+ * stop criteria) runs on every rank, where it sees the same points. */
+
 /* Calls each output's close hook once. */
 BL_EXPORT void bl_run_outputs_close(bl_run_output *outputs, size_t n);
 

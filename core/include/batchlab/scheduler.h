@@ -32,7 +32,8 @@ typedef struct bl_eval_point {
                                 epoch's partial rest is not a batch size of its own) */
     double lr;               /* the effective learning rate of a full step of that batch */
     double train_loss;       /* running mean since the previous point */
-    double train_accuracy;   /* on a fixed training subset */
+    double train_accuracy;   /* of the steps since the previous point, or on a fixed training
+                                subset (bl_train_acc_source) */
     double val_loss, val_accuracy;
     double gns;              /* smoothed gradient noise scale B_simple */
     double samples_per_sec;  /* training throughput since the previous point */

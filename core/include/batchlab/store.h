@@ -51,7 +51,7 @@ extern "C" {
 /* `PRAGMA application_id` of a batchlab store: "BLAB". */
 #define BL_STORE_APPLICATION_ID 0x424C4142
 /* The schema version this batchlab writes (`PRAGMA user_version`). */
-#define BL_STORE_SCHEMA_VERSION 5
+#define BL_STORE_SCHEMA_VERSION 6
 
 typedef struct bl_store bl_store;
 
@@ -118,6 +118,11 @@ BL_EXPORT int bl_store_get_recommendation(bl_ctx *ctx, bl_store *store, int64_t 
 BL_EXPORT int bl_store_run_begin(bl_ctx *ctx, bl_store *store, int64_t experiment_id,
                                  const char *label, const char *config_json, uint64_t seed,
                                  int64_t *run_id);
+
+/* Records that run `run_id` trained on `ranks` MPI ranks together (a data-parallel run;
+ * docs/distributed.md). The column is NULL for a run of one process. BL_ENOTFOUND when the
+ * run does not exist. */
+BL_EXPORT int bl_store_run_set_ranks(bl_ctx *ctx, bl_store *store, int64_t run_id, int ranks);
 
 /* Appends one evaluation point to a run and commits it. Call it from the on_point callback
  * of bl_train, in order. BL_ENOTFOUND when the run does not exist. */

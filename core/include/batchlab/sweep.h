@@ -18,9 +18,9 @@
  * fork-per-run executor) calls bl_sweep_run_point in a child process and sends the plain
  * bl_sweep_point back over a pipe, with whatever the caller packs beside it; a child that
  * dies (a signal, an abort) or runs past its timeout is reported to the caller's `lost` hook
- * and the sweep goes on. An MPI executor lets rank 0 hand out the indices of
- * bl_sweep_next_index to worker ranks and record what they send back. Neither changes the
- * callers: they pass hooks and get the same summary.
+ * and the sweep goes on. bl_sweep_distributed() shares the points among the ranks of an MPI
+ * job through a counter on rank 0 and records on rank 0 what the ranks send back. Neither
+ * changes the callers: they pass hooks and get the same summary.
  */
 #ifndef BATCHLAB_SWEEP_H
 #define BATCHLAB_SWEEP_H
@@ -101,6 +101,15 @@ typedef struct bl_sweep_hooks {
      * point ran. */
     int (*score)(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
                  double *score);
+    /* Optional, for executors that run a point in another process (bl_sweep_distributed):
+     * `pack` runs where point `index` ran, after it ran with code `rc`, and gives what the
+     * caller keeps of it beside the bl_sweep_point (its run table, its error) as malloc'd
+     * bytes (*data NULL, *len 0: nothing); `unpack` takes them in another process before the
+     * point is recorded there, and returns the code to go on with (BL_OK, or rc with the
+     * message in ctx). Without them only the bl_sweep_point travels. */
+    int (*pack)(void *user, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len);
+    int (*unpack)(void *user, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                  const void *data, size_t len, bl_sweep_point *p);
 } bl_sweep_hooks;
 
 /* How points are executed (see the header comment). `execute` takes indices with
@@ -115,6 +124,26 @@ typedef struct bl_sweep_executor {
 
 /* Runs each point in this process, in index order; stops at the first hook error. */
 BL_EXPORT const bl_sweep_executor *bl_sweep_inprocess(void);
+
+/* ---- distributed runs: the ranks of an MPI job ---------------------------------------------- */
+
+/* An executor that shares the points among the ranks of the MPI job (docs/distributed.md), or
+ * false when this process is not one of several ranks (MPI not built or not running, or one
+ * rank): then the caller runs as before. Every rank calls bl_sweep_run with the same points
+ * and hooks. The work queue is a counter on rank 0 that every rank takes the next index from
+ * as it becomes free (rank 0 trains too); a rank runs its point with bl_sweep_run_point and
+ * sends the point and the caller's packed bytes (hooks.pack) to rank 0, which records it (its
+ * on_point hook runs as results arrive, so only rank 0's output is live). When every point
+ * was recorded, rank 0 sends all of them to every rank, which records them in index order
+ * (unpacking the ones it did not run), so every rank returns the same summary and a script
+ * goes on in step on every rank. A point that fails is a result like on one machine; a hook
+ * error (an interrupt, a script error) on any rank stops the queue, the points already handed
+ * out finish, and every rank returns that error.
+ * `ranks_per_run` > 1 splits the world into groups of that many ranks (MPI_Comm_split; the
+ * world's size must be a multiple): a group takes one point at a time and all its ranks run
+ * it, the group being the communicator of a data_parallel run; only the group's first rank
+ * sends the result. *out is filled (no allocation). */
+BL_EXPORT bool bl_sweep_distributed(int ranks_per_run, bl_sweep_executor *out);
 
 /* ---- isolated runs: one child process per point ------------------------------------------- */
 
@@ -214,6 +243,15 @@ BL_EXPORT int bl_sweep_run_point(bl_sweep *sweep, bl_ctx *ctx, size_t index,
 /* Records what came of point `index` (each index once) and calls the on_point hook. */
 BL_EXPORT int bl_sweep_record(bl_sweep *sweep, bl_ctx *ctx, size_t index,
                               const bl_sweep_point *p);
+/* The hooks' pack and unpack for point `index` (see bl_sweep_hooks): without a pack hook
+ * *data is NULL and *len 0; without an unpack hook `rc` is returned (with `msg` in ctx when
+ * rc is an error). */
+BL_EXPORT int bl_sweep_pack(bl_sweep *sweep, bl_ctx *ctx, size_t index, int rc, void **data,
+                            size_t *len);
+BL_EXPORT int bl_sweep_unpack(bl_sweep *sweep, bl_ctx *ctx, size_t index, int rc,
+                              const char *msg, const void *data, size_t len, bl_sweep_point *p);
+/* The number of points of the running sweep. */
+BL_EXPORT size_t bl_sweep_points(const bl_sweep *sweep);
 
 #ifdef __cplusplus
 }

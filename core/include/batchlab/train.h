@@ -80,6 +80,17 @@ typedef enum {
     BL_DATA_RESIDENT = 2  /* resident whatever it takes (out of memory is an error) */
 } bl_data_placement;
 
+/* Where a point's train_accuracy comes from (when train_eval_samples > 0). */
+typedef enum {
+    /* The training steps since the previous point: each sample scored by the forward pass of
+     * its own step, before that step's update and in training mode (dropout on) — the same
+     * samples and the same moment as train_loss, at no extra cost. */
+    BL_TRAIN_ACC_STEPS = 0,
+    /* An extra evaluation pass at each point over the first train_eval_samples training
+     * samples (a fixed subset, evaluation mode, the parameters of the point). */
+    BL_TRAIN_ACC_SUBSET = 1
+} bl_train_acc_source;
+
 typedef enum {
     BL_RUN_RUNNING = 0,
     BL_RUN_COMPLETED = 1,   /* reached its budget, a target or a stop criterion */
@@ -210,8 +221,9 @@ typedef struct bl_train_config {
     double eval_every;              /* in eval_unit (default 1); BL_EVAL_AUTO: N above */
     int64_t eval_batch;             /* batch for evaluation (default 0: the largest training
                                        chunk, at least 256; see batchlab/run_spec.h) */
-    int64_t train_eval_samples;     /* fixed training subset for train accuracy (default 2000;
-                                       0 = off) */
+    int64_t train_eval_samples;     /* 0: no train accuracy; else the size of the fixed
+                                       training subset of BL_TRAIN_ACC_SUBSET (default 2000) */
+    bl_train_acc_source train_accuracy_from; /* default steps (BL_TRAIN_ACC_STEPS) */
     bool skip_test;                 /* do not evaluate the test split at the end */
     bool skip_eval;                 /* no validation or train-subset evaluation at all: points
                                        carry only training figures (benchmarks, trials) */
@@ -221,6 +233,14 @@ typedef struct bl_train_config {
     bool measure_gns;
     int gns_chunks;                 /* default 4 */
     double gns_ema;                 /* EMA factor β (default 0.95) */
+
+    /* Data-parallel training under MPI (docs/distributed.md): with data_parallel, bl_run trains
+     * the run together with the other ranks of its communicator (the world, or its group in a
+     * sweep), each on its share of every batch, and sets `reducer` (NULL: this process alone;
+     * a front end leaves it NULL). With a reducer the noise scale is measured from the
+     * per-rank gradients (k = ranks) instead of gns_chunks. */
+    bool data_parallel;
+    const struct bl_reducer *reducer;
 
     /* Target: reached at the first evaluation point where `metric` ≥ (higher_better) or ≤
      * target; the *_to_target figures are interpolated before it (bl_target_crossing_find). */

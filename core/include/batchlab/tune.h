@@ -102,6 +102,11 @@ typedef struct bl_tune_hooks {
      * 1). */
     int (*centre)(void *user, bl_ctx *ctx, size_t index, const bl_tune_entry *r,
                   double *centre);
+    /* Optional: bl_sweep_hooks' pack and unpack for run `index` (an executor that runs it in
+     * another process: bl_sweep_distributed). */
+    int (*pack)(void *user, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len);
+    int (*unpack)(void *user, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                  const void *data, size_t len, bl_sweep_point *p);
 } bl_tune_hooks;
 
 typedef struct bl_tune_summary {

@@ -9,6 +9,7 @@
 #include "config/config_internal.h"
 
 static const char *const prefetch_choices[] = {"auto", "on", "off", NULL};
+static const char *const train_acc_choices[] = {"steps", "subset", NULL};
 static const char *const scaling_choices[] = {"none", "linear", "sqrt", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", "linear", NULL};
 
@@ -55,7 +56,11 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
     X("eval_batch", BL_TYPE_INT, "0", \
       "batch for evaluation (0 = the largest training chunk, at least 256)", 0, INF, NULL, "N") \
     X("train_eval_samples", BL_TYPE_INT, "2000", \
-      "training samples used for train accuracy (0 = off)", 0, INF, NULL, "N") \
+      "0 = no train accuracy; else the subset size of train_accuracy_from=subset", 0, INF, \
+      NULL, "N") \
+    X("train_accuracy_from", BL_TYPE_STRING, "steps", \
+      "train accuracy from the steps since the last point (free), or an extra pass over a " \
+      "fixed training subset: steps, subset", NAN, NAN, train_acc_choices, "FROM") \
     X("skip_test", BL_TYPE_BOOL, "false", "do not evaluate the test split at the end", NAN, NAN, \
       NULL, NULL) \
     X("skip_eval", BL_TYPE_BOOL, "false", "no evaluation at all: training figures only", NAN, \
@@ -66,6 +71,9 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       1000000, NULL, "N") \
     X("gns_ema", BL_TYPE_NUMBER, "0.95", "smoothing of the noise scale estimate, in [0, 1)", 0, \
       1, NULL, "X") \
+    X("data_parallel", BL_TYPE_BOOL, "false", \
+      "under MPI: train on every rank of the job (or its group), each on its share of a batch", \
+      NAN, NAN, NULL, NULL) \
     X("target", BL_TYPE_STRING, "", \
       "target: X (val_accuracy >= X) or METRIC>=X / METRIC<=X; fills *_to_target", NAN, NAN, \
       NULL, "TARGET") \
@@ -426,11 +434,14 @@ int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *owner,
                                                     bl_config_string(spec, "lr_schedule"));
     cfg->eval_batch = bl_config_int(spec, "eval_batch");
     cfg->train_eval_samples = bl_config_int(spec, "train_eval_samples");
+    cfg->train_accuracy_from = (bl_train_acc_source)choice_index(
+        train_acc_choices, bl_config_string(spec, "train_accuracy_from"));
     cfg->skip_test = bl_config_bool(spec, "skip_test");
     cfg->skip_eval = bl_config_bool(spec, "skip_eval");
     cfg->measure_gns = bl_config_bool(spec, "measure_gns");
     cfg->gns_chunks = (int)bl_config_int(spec, "gns_chunks");
     cfg->gns_ema = bl_config_number(spec, "gns_ema");
+    cfg->data_parallel = bl_config_bool(spec, "data_parallel");
     cfg->stop_at_target = bl_config_bool(spec, "stop_at_target");
     cfg->diverge_loss_factor = bl_config_number(spec, "diverge_loss_factor");
     cfg->diverge_chance_evals = bl_config_int(spec, "diverge_chance_evals");

@@ -9,6 +9,7 @@
 #include "base/clock.h"
 #include "batchlab/branched.h"
 #include "batchlab/snapshot.h"
+#include "batchlab/sweep.h"
 #include "engine/engine.h"
 
 /* No evaluation until the end of a run: the cadence's next point is never reached (a branch
@@ -324,6 +325,73 @@ static int run_branch(bl_ctx *ctx, const bl_branched_config *c, const bl_snapsho
     return BL_OK;
 }
 
+/* ---- the branches as the work items of a sweep (batchlab/sweep.h) ------------------------- */
+
+typedef struct branches {
+    const bl_branched_config *c;
+    bl_branched_result *out;
+    bl_snapshot **snaps;
+    const bl_snapshot_info *at;
+} branches;
+
+/* Item `index`: point index / n_ks, branch index % n_ks; its loss and samples go into out. */
+static int branch_run(void *user, bl_ctx *ctx, size_t index, bl_sweep_point *p)
+{
+    branches *b = user;
+    size_t i = index / b->out->n_ks, j = index % b->out->n_ks;
+    bl_branch_point *pt = &b->out->points[i];
+    int rc = run_branch(ctx, b->c, b->snaps[i], &b->at[i], b->out->ks[j], b->out->lrs[j],
+                        b->out->measure, &pt->loss[j], &pt->branch_samples[j]);
+    p->status = BL_SWEEP_COMPLETED;
+    return rc;
+}
+
+static int branch_done(void *user, bl_ctx *ctx, size_t index, const bl_sweep_point *p,
+                       size_t total)
+{
+    branches *b = user;
+    size_t i = index / b->out->n_ks, j = index % b->out->n_ks;
+    if (b->c->on_branch)
+        b->c->on_branch(b->c->user, (int)i, b->out->ks[j], b->out->points[i].loss[j]);
+    return BL_OK;
+}
+
+/* Another rank's branch: {loss, samples trained} */
+typedef struct branch_wire {
+    double loss;
+    int64_t trained;
+} branch_wire;
+
+static int branch_pack(void *user, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len)
+{
+    branches *b = user;
+    size_t i = index / b->out->n_ks, j = index % b->out->n_ks;
+    branch_wire *w = malloc(sizeof *w);
+    if (!w)
+        return bl_error(ctx, BL_ENOMEM, "out of memory");
+    *w = (branch_wire){b->out->points[i].loss[j], b->out->points[i].branch_samples[j]};
+    *data = w;
+    *len = sizeof *w;
+    return BL_OK;
+}
+
+static int branch_unpack(void *user, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                         const void *data, size_t len, bl_sweep_point *p)
+{
+    branches *b = user;
+    if (rc != BL_OK)
+        return bl_error(ctx, rc, "%s", msg);
+    if (len != sizeof(branch_wire))
+        return bl_error(ctx, BL_EIO, "critical batch: a branch's result from another rank is "
+                        "malformed");
+    branch_wire w;
+    memcpy(&w, data, sizeof w);
+    size_t i = index / b->out->n_ks, j = index % b->out->n_ks;
+    b->out->points[i].loss[j] = w.loss;
+    b->out->points[i].branch_samples[j] = w.trained;
+    return BL_OK;
+}
+
 /* b_crit, lo, hi and capped of a point from its losses. */
 static void judge(bl_branch_point *pt, const bl_branched_result *out, double tolerance)
 {
@@ -425,24 +493,31 @@ int bl_branched_run(bl_ctx *ctx, const bl_branched_config *c, bl_branched_result
                       (long long)steps[kp.count]);
     bl_run_result_free(&br);
 
+    /* the branches: point i's branch j is work item i·n_ks + j of a sweep, so that under
+     * MPI the ranks share them (every rank ran the base run, and holds the snapshots) */
+    bl_snapshot_info at[BL_BRANCH_MAX_POINTS];
     for (size_t i = 0; rc == BL_OK && i < np; i++) {
         bl_branch_point *pt = &out->points[i];
-        bl_snapshot_info at;
-        if ((rc = bl_snapshot_get_info(ctx, snaps[i], &at)) != BL_OK)
+        if ((rc = bl_snapshot_get_info(ctx, snaps[i], &at[i])) != BL_OK)
             break;
-        pt->step = at.step;
-        pt->samples = at.samples;
-        pt->epoch = at.epoch_progress;
+        pt->step = at[i].step;
+        pt->samples = at[i].samples;
+        pt->epoch = at[i].epoch_progress;
         for (size_t j = 0; j < BL_BRANCH_MAX_KS; j++)
             pt->loss[j] = NAN;
-        for (size_t j = 0; rc == BL_OK && j < out->n_ks; j++) {
-            rc = run_branch(ctx, c, snaps[i], &at, out->ks[j], out->lrs[j], out->measure,
-                            &pt->loss[j], &pt->branch_samples[j]);
-            if (rc == BL_OK && c->on_branch)
-                c->on_branch(c->user, (int)i, out->ks[j], pt->loss[j]);
-        }
-        if (rc == BL_OK)
-            judge(pt, out, c->tolerance);
+    }
+    if (rc == BL_OK) {
+        branches b = {c, out, snaps, at};
+        bl_sweep_options so = {.points = np * out->n_ks};
+        bl_sweep_hooks sh = {.user = &b, .run = branch_run, .on_point = branch_done,
+                             .pack = branch_pack, .unpack = branch_unpack};
+        bl_sweep_executor dist;
+        bl_sweep_summary ss;
+        rc = bl_sweep_run(ctx, &so, &sh, bl_sweep_distributed(1, &dist) ? &dist : NULL, &ss);
+        bl_sweep_summary_free(&ss);
+    }
+    for (size_t i = 0; rc == BL_OK && i < np; i++) {
+        judge(&out->points[i], out, c->tolerance);
         out->n_points = i + 1;
     }
     for (size_t i = 0; i < np; i++)

@@ -186,6 +186,8 @@ typedef struct bl__run_vars {
     int64_t pos, epoch;
     double loss_sum;
     int64_t loss_count, point_samples;
+    int64_t correct_sum;              /* appended to the run section (older snapshots: -1, not
+                                         known: the next point has no train accuracy) */
     double point_time, next_eval;
     bl_eval_point last;
     bool have_last;

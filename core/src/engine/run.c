@@ -14,6 +14,7 @@
 #include "batchlab/run_spec.h"
 #include "batchlab/scheduler.h"
 #include "batchlab/snapshot.h"
+#include "engine/data_parallel.h"
 
 /* The outputs, as bl_train's one on_point. */
 typedef struct chain {
@@ -296,9 +297,38 @@ int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
     files f = {plan, result, NULL, NULL};
     if (rc == BL_OK)
         rc = prepare_files(ctx, plan, net, outputs, n, &cfg, &f);
+    /* data-parallel: from here on every rank of the run takes the same path (bl__dp_agree) */
+    bl_reducer red;
+    int drc = bl__dp_setup(ctx, plan, &cfg, &red);
+    if (rc == BL_OK)
+        rc = drc;
+    bl_run_output *own = NULL;     /* data-parallel, rank > 0: the outputs of every rank */
+    if (rc == BL_OK && cfg.reducer && red.rank > 0) {
+        size_t k = 0;
+        if (!(own = malloc((n ? n : 1) * sizeof *own)))
+            rc = bl_error(ctx, BL_ENOMEM, "out of memory");
+        for (size_t i = 0; own && i < n; i++)
+            if (!bl__run_output_rank0_only(&outputs[i]))
+                own[k++] = outputs[i];
+        outputs = own;
+        n = k;
+        c = (chain){outputs, n};
+    }
     bl_run_info info = {plan, net, dev, &cfg};
     if (rc == BL_OK)
         rc = begin_outputs(ctx, outputs, n, &info, result);
+    if (cfg.reducer) {           /* every rank trains, or none; rank 0's weights */
+        int arc = bl__dp_agree(ctx, cfg.reducer, rc);
+        if (arc == BL_OK)
+            arc = bl__dp_share_params(ctx, cfg.reducer, net);
+        if (rc == BL_OK && arc != BL_OK) {
+            snprintf(result->error, sizeof result->error, "%s", bl_errmsg(ctx));
+            for (size_t i = 0; i < n; i++)
+                if (outputs[i].end)
+                    outputs[i].end(outputs[i].self, ctx, arc, result);
+        }
+        rc = arc;
+    }
     if (rc == BL_OK) {
         if (f.resume)
             rc = replay_points(ctx, f.resume, &c);
@@ -308,6 +338,7 @@ int bl_run(bl_ctx *ctx, bl_run_plan *plan, bl_run_output *outputs, size_t n,
             if (outputs[i].end)
                 outputs[i].end(outputs[i].self, ctx, rc, result);
     }
+    free(own);
     bl_snapshot_free(f.resume);
     free(f.checkpoint);
     bl_scheduler_close(sched);

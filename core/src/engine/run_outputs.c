@@ -8,6 +8,7 @@
 #include "batchlab/run.h"
 #include "batchlab/store.h"
 #include "batchlab/tfevents.h"
+#include "engine/data_parallel.h"
 
 /* ---- the results store ------------------------------------------------------------------------ */
 
@@ -21,8 +22,11 @@ typedef struct store_out {
 static int store_begin(void *self, bl_ctx *ctx, const bl_run_info *info)
 {
     store_out *s = self;
-    return bl_store_run_begin(ctx, s->store, s->experiment, info->plan->label,
-                              info->plan->config_json, info->train->seed, &s->run_id);
+    int rc = bl_store_run_begin(ctx, s->store, s->experiment, info->plan->label,
+                                info->plan->config_json, info->train->seed, &s->run_id);
+    if (rc == BL_OK && info->train->reducer && info->train->reducer->ranks > 1)
+        rc = bl_store_run_set_ranks(ctx, s->store, s->run_id, info->train->reducer->ranks);
+    return rc;
 }
 
 static int store_point(void *self, bl_ctx *ctx, const bl_eval_point *p)
@@ -386,4 +390,12 @@ void bl_run_progress_output_position(bl_run_output *out, int index, int count,
     p->run_index = index;
     p->run_count = count;
     p->sweep_elapsed = sweep_elapsed;
+}
+
+/* Whether `out` is one of the record-keeping outputs above, which a data-parallel run gives
+ * to its rank 0 only (run.h). */
+bool bl__run_output_rank0_only(const bl_run_output *out)
+{
+    return out->begin == store_begin || out->begin == tb_begin ||
+           out->begin == progress_begin;
 }

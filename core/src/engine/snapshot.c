@@ -202,7 +202,7 @@ int bl__snapshot_capture(bl_ctx *ctx, const bl__run_vars *v, const char *tag, bl
         v->state.step, v->state.epoch, v->state.samples, v->state.batch,
         v->pos, v->epoch, v->loss_count, v->point_samples,
         v->ref_count, v->win_count, v->win_from, v->chance_run,
-        v->last_asked, v->have_last, v->ref_done, v->diverged};
+        v->last_asked, v->have_last, v->ref_done, v->diverged, v->correct_sum};
     put_u32(&e, (uint32_t)(sizeof ints / sizeof ints[0]));
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         put_i64(&e, ints[i]);
@@ -537,8 +537,9 @@ const char *bl_snapshot_tag(const bl_snapshot *snap)
     return (const char *)p;
 }
 
-/* The RUN1 section's fixed lists. */
-enum { RUN_INTS = 20, RUN_DOUBLES = 10 };
+/* The RUN1 section's fixed lists: the counts every snapshot has; ints past RUN_INTS were
+ * appended later (read when present, -1 in older snapshots: not known): RUN_INTS_NOW in all. */
+enum { RUN_INTS = 20, RUN_INTS_NOW = 21, RUN_DOUBLES = 10 };
 
 static int read_run(bl_ctx *ctx, const bl_snapshot *s, int64_t *ints, double *dbl,
                     bl_eval_point *last)
@@ -549,9 +550,11 @@ static int read_run(bl_ctx *ctx, const bl_snapshot *s, int64_t *ints, double *db
     uint32_t ni = get_u32(&d);
     if (d.bad || ni < RUN_INTS)
         return bl_error(ctx, BL_EFORMAT, "%s: malformed run section", name_of(s));
+    for (uint32_t i = RUN_INTS; i < RUN_INTS_NOW; i++)
+        ints[i] = -1;
     for (uint32_t i = 0; i < ni; i++) {
         int64_t x = get_i64(&d);
-        if (i < RUN_INTS)
+        if (i < RUN_INTS_NOW)
             ints[i] = x;
     }
     uint32_t nd = get_u32(&d);
@@ -572,7 +575,7 @@ int bl_snapshot_get_info(bl_ctx *ctx, const bl_snapshot *snap, bl_snapshot_info 
 {
     if (!snap || !out)
         return bl_error(ctx, BL_EINVAL, "bl_snapshot_get_info: NULL argument");
-    int64_t ints[RUN_INTS];
+    int64_t ints[RUN_INTS_NOW];
     double dbl[RUN_DOUBLES];
     bl_eval_point last;
     int rc = read_run(ctx, snap, ints, dbl, &last);
@@ -683,7 +686,7 @@ int bl_snapshot_load_weights(bl_ctx *ctx, const bl_snapshot *snap, bl_net *net)
 int bl__snapshot_restore(bl_ctx *ctx, const bl_snapshot *s, bl__run_vars *v)
 {
     const char *nm = name_of(s);
-    int64_t ints[RUN_INTS];
+    int64_t ints[RUN_INTS_NOW];
     double dbl[RUN_DOUBLES];
     bl_eval_point last;
     int rc = read_run(ctx, s, ints, dbl, &last);
@@ -842,6 +845,7 @@ int bl__snapshot_restore(bl_ctx *ctx, const bl_snapshot *s, bl__run_vars *v)
     v->have_last = ints[17] != 0;
     v->ref_done = ints[18] != 0;
     v->diverged = ints[19] != 0;
+    v->correct_sum = ints[20];
     v->state.epoch_progress = dbl[0];
     v->state.lr = dbl[1];
     v->state.wall = dbl[2];

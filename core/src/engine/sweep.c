@@ -127,6 +127,28 @@ int bl_sweep_record(bl_sweep *sw, bl_ctx *ctx, size_t index, const bl_sweep_poin
     return BL_OK;
 }
 
+int bl_sweep_pack(bl_sweep *sw, bl_ctx *ctx, size_t index, int rc, void **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (!sw->hooks->pack)
+        return BL_OK;
+    return sw->hooks->pack(sw->hooks->user, ctx, index, rc, data, len);
+}
+
+int bl_sweep_unpack(bl_sweep *sw, bl_ctx *ctx, size_t index, int rc, const char *msg,
+                    const void *data, size_t len, bl_sweep_point *p)
+{
+    if (sw->hooks->unpack)
+        return sw->hooks->unpack(sw->hooks->user, ctx, index, rc, msg, data, len, p);
+    return rc == BL_OK ? BL_OK : bl_error(ctx, rc, "%s", msg ? msg : "");
+}
+
+size_t bl_sweep_points(const bl_sweep *sw)
+{
+    return sw->sum->total;
+}
+
 static int inprocess_execute(const bl_sweep_executor *self, bl_sweep *sw, bl_ctx *ctx)
 {
     (void)self;

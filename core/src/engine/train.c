@@ -9,6 +9,7 @@
 #include "batchlab/train.h"
 #include "base/clock.h"
 #include "base/grow.h"
+#include "engine/data_parallel.h"
 #include "engine/engine.h"
 
 bl_train_config bl_train_defaults(void)
@@ -78,6 +79,10 @@ typedef struct run {
     int64_t *eval_idx;
     size_t eval_x_bytes, eval_y_bytes;
 
+    /* data-parallel (engine/data_parallel.h): the reducer, and what the last step agreed */
+    const bl_reducer *dp;
+    bl__dp_step dp_step;
+
     /* gradient noise scale */
     bool gns_on;
     bl__gns gns;
@@ -89,6 +94,9 @@ typedef struct run {
     int64_t epoch;          /* completed epochs */
     double loss_sum;        /* training loss since the last point */
     int64_t loss_count;
+    int64_t correct_sum;    /* samples the steps since the last point classified right */
+    bool correct_unknown;   /* resumed from a snapshot without that count: no train accuracy
+                               at the next point */
     int64_t point_samples;  /* samples at the last point */
     double point_time;      /* training time at the last point */
     double next_eval;       /* in the unit of cfg->eval_unit */
@@ -248,14 +256,19 @@ static int make_point(run *r, const char **stop_reason)
     p.samples_per_sec = dt > 0 ? (double)(r->state.samples - r->point_samples) / dt : NAN;
     p.gns = r->gns_on ? bl__gns_value(&r->gns) : NAN;
     p.val_loss = p.val_accuracy = NAN;
-    p.train_accuracy = NAN;
+    /* from the steps (train.h, bl_train_acc_source): the samples of train_loss */
+    p.train_accuracy = r->classify && cfg->train_eval_samples > 0 &&
+                               cfg->train_accuracy_from == BL_TRAIN_ACC_STEPS &&
+                               r->loss_count > 0 && !r->correct_unknown
+                           ? (double)r->correct_sum / (double)r->loss_count
+                           : NAN;
 
     int rc = BL_OK;
     int64_t n_val = cfg->skip_eval ? 0 : r->info->count[BL_SPLIT_VALIDATION];
     if (n_val > 0)
         rc = evaluate_split(r, BL_SPLIT_VALIDATION, n_val, &p.val_loss, &p.val_accuracy);
     int64_t n_sub = cfg->train_eval_samples < r->n_train ? cfg->train_eval_samples : r->n_train;
-    if (cfg->skip_eval)
+    if (cfg->skip_eval || cfg->train_accuracy_from != BL_TRAIN_ACC_SUBSET)
         n_sub = 0;
     if (rc == BL_OK && n_sub > 0) {
         double sub_loss;
@@ -269,6 +282,8 @@ static int make_point(run *r, const char **stop_reason)
 
     r->loss_sum = 0;
     r->loss_count = 0;
+    r->correct_sum = 0;
+    r->correct_unknown = false;
     r->point_samples = r->state.samples;
     r->point_time = r->train_time;
     r->last = p;
@@ -346,19 +361,22 @@ static bool eval_due(run *r)
 
 /* ---- one optimizer step -------------------------------------------------------------------- */
 
-/* Forward + backward over rows [offset, offset+n) of the batch held in slot s. */
+/* Forward + backward over rows [offset, offset+n) of the batch held in slot s; adds the
+ * chunk's summed loss to *loss_sum and its correctly classified samples to r->correct_sum. */
 static int chunk_pass(run *r, const bl__slot *slot, int64_t offset, int64_t n, float loss_scale,
                       bool accumulate, double *loss_sum)
 {
     const float *x = slot->x + offset * r->x_numel;
     const char *y = (const char *)slot->y + offset * r->loader.y_bytes_per_sample;
     double l = 0;
+    int64_t correct = 0;
     int rc = bl_net_forward(r->ctx, r->net, x, n, true, NULL);
     if (rc == BL_OK)
-        rc = bl_net_loss(r->ctx, r->net, n, y, &l, NULL);
+        rc = bl_net_loss(r->ctx, r->net, n, y, &l, &correct);
     if (rc == BL_OK && isfinite(l))
         rc = bl_net_backward(r->ctx, r->net, n, loss_scale, accumulate);
     *loss_sum += l;
+    r->correct_sum += correct;
     return rc;
 }
 
@@ -492,6 +510,7 @@ static void vars_get(run *r, bl__run_vars *v)
         .history_cap = &r->history_cap, .n_train = r->n_train, .state = r->state,
         .train_time = r->train_time, .eval_time = r->eval_time, .pos = r->pos,
         .epoch = r->epoch, .loss_sum = r->loss_sum, .loss_count = r->loss_count,
+        .correct_sum = r->correct_sum,
         .point_samples = r->point_samples, .point_time = r->point_time,
         .next_eval = r->next_eval, .last = r->last, .have_last = r->have_last,
         .ref_loss_sum = r->ref_loss_sum, .win_loss_sum = r->win_loss_sum,
@@ -510,6 +529,8 @@ static void vars_set(run *r, const bl__run_vars *v)
     r->epoch = v->epoch;
     r->loss_sum = v->loss_sum;
     r->loss_count = v->loss_count;
+    r->correct_unknown = v->correct_sum < 0;
+    r->correct_sum = v->correct_sum < 0 ? 0 : v->correct_sum;
     r->point_samples = v->point_samples;
     r->point_time = v->point_time;
     r->next_eval = v->next_eval;
@@ -614,6 +635,8 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
                         cfg->eval_every);
     if (cfg->eval_batch < 0 || cfg->train_eval_samples < 0)
         return bl_error(ctx, BL_EOPTION, "train: eval_batch and train_eval_samples must be ≥ 0");
+    if ((unsigned)cfg->train_accuracy_from > BL_TRAIN_ACC_SUBSET)
+        return bl_error(ctx, BL_EOPTION, "train: train_accuracy_from must be steps or subset");
     if (!(cfg->diverge_loss_factor >= 0) || cfg->diverge_chance_evals < 0 ||
         !(cfg->diverge_chance_margin >= 0 && cfg->diverge_chance_margin <= 1))
         return bl_error(ctx, BL_EOPTION,
@@ -693,6 +716,7 @@ static int setup(run *r)
     if (rc != BL_OK)
         return rc;
 
+    r->dp = cfg->reducer && cfg->reducer->ranks > 1 ? cfg->reducer : NULL;
     r->gns_on = cfg->measure_gns || (cfg->scheduler && bl_scheduler_needs_gns(cfg->scheduler));
     if (r->growable && r->gns_on && cfg->micro_batch > 0)
         return bl_error(ctx, BL_EOPTION,
@@ -711,7 +735,9 @@ static int setup(run *r)
      * did before, so the results do not change. */
     int64_t eval_rows = 1;
     if (!cfg->skip_eval) {
-        int64_t sub = cfg->train_eval_samples < r->n_train ? cfg->train_eval_samples : r->n_train;
+        int64_t sub = cfg->train_accuracy_from != BL_TRAIN_ACC_SUBSET ? 0
+                      : cfg->train_eval_samples < r->n_train ? cfg->train_eval_samples
+                                                             : r->n_train;
         int64_t test = cfg->skip_test ? 0 : r->info->count[BL_SPLIT_TEST];
         int64_t val = r->info->count[BL_SPLIT_VALIDATION];
         eval_rows = val > sub ? val : sub;
@@ -843,9 +869,10 @@ static int loop(run *r)
             stop = "max_steps";
         else if (cfg->max_samples > 0 && r->state.samples >= cfg->max_samples)
             stop = "max_samples";
-        else if (cfg->max_seconds > 0 && r->train_time >= cfg->max_seconds)
+        else if (cfg->max_seconds > 0 &&
+                 (r->dp ? r->dp_step.time : r->train_time) >= cfg->max_seconds)
             stop = "max_seconds";
-        else if (cfg->interrupt && *cfg->interrupt) {
+        else if (r->dp ? r->dp_step.interrupt : cfg->interrupt && *cfg->interrupt) {
             res->status = BL_RUN_INTERRUPTED;
             set_reason(res, "interrupt");
             return BL_OK;
@@ -888,7 +915,16 @@ static int loop(run *r)
         double lr = bl__lr_at(cfg, r->base_batch, r->n_train, n, r->state.step,
                               r->state.samples, factor);
         double loss_sum;
-        if ((rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum)) != BL_OK)
+        if (r->dp) {              /* data-parallel: this rank's share, one sum over ranks */
+            r->dp_step = (bl__dp_step){cfg->interrupt && *cfg->interrupt, r->train_time};
+            rc = bl__dp_gradients(r->ctx, r->dp, r->net, r->loader.slot[cur].x,
+                                  r->loader.slot[cur].y, r->x_numel,
+                                  (size_t)r->loader.y_bytes_per_sample, n, cfg->micro_batch,
+                                  r->gns_on ? &r->gns : NULL, &r->dp_step, &loss_sum);
+        } else {
+            rc = compute_gradients(r, &r->loader.slot[cur], n, &loss_sum);
+        }
+        if (rc != BL_OK)
             return rc;
         if (!isfinite(loss_sum)) {
             r->train_time += bl__now() - t0;

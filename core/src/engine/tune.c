@@ -44,6 +44,19 @@ static int stage_on_point(void *user, bl_ctx *ctx, size_t i, const bl_sweep_poin
     return t->hooks->on_run ? t->hooks->on_run(t->hooks->user, ctx, k, r) : BL_OK;
 }
 
+static int stage_pack(void *user, bl_ctx *ctx, size_t i, int rc, void **data, size_t *len)
+{
+    tuner *t = user;
+    return t->hooks->pack(t->hooks->user, ctx, t->stage[i], rc, data, len);
+}
+
+static int stage_unpack(void *user, bl_ctx *ctx, size_t i, int rc, const char *msg,
+                        const void *data, size_t len, bl_sweep_point *p)
+{
+    tuner *t = user;
+    return t->hooks->unpack(t->hooks->user, ctx, t->stage[i], rc, msg, data, len, p);
+}
+
 /* Runs sum->runs[first … n_runs-1] as one sweep through the executor. */
 static int run_stage(tuner *t, bl_ctx *ctx, size_t first, const bl_sweep_executor *executor)
 {
@@ -53,7 +66,9 @@ static int run_stage(tuner *t, bl_ctx *ctx, size_t first, const bl_sweep_executo
     for (size_t i = 0; i < n; i++)
         t->stage[i] = first + i;
     bl_sweep_options so = {.points = n, .higher_is_better = t->opts->higher_is_better};
-    bl_sweep_hooks sh = {.user = t, .run = stage_run, .on_point = stage_on_point};
+    bl_sweep_hooks sh = {.user = t, .run = stage_run, .on_point = stage_on_point,
+                         .pack = t->hooks->pack ? stage_pack : NULL,
+                         .unpack = t->hooks->unpack ? stage_unpack : NULL};
     bl_sweep_summary ss;
     int rc = bl_sweep_run(ctx, &so, &sh, executor, &ss);
     bl_sweep_summary_free(&ss);

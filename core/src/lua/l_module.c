@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchlab/dist.h"
 #include "base/paths.h"
 #include "batchlab/version.h"
 #include "lua/lbl.h"
@@ -236,8 +237,17 @@ static int l_plugins(lua_State *L)
     return 1;
 }
 
+/* bl.rank() → rank, ranks: this process in the MPI job (0, 1 without MPI). */
+static int l_rank(lua_State *L)
+{
+    lua_pushinteger(L, bl_dist_rank());
+    lua_pushinteger(L, bl_dist_size());
+    return 2;
+}
+
 static const luaL_Reg module_funcs[] = {
     {"plugins", l_plugins},
+    {"rank", l_rank},
     {"dataset", bl__lua_dataset},
     {"model", bl__lua_model},
     {"scheduler", bl__lua_scheduler},

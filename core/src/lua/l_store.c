@@ -42,6 +42,7 @@
 #include "batchlab/json.h"
 #include "batchlab/run_spec.h"
 #include "batchlab/store.h"
+#include "dist/dist.h"
 #include "lua/lbl.h"
 
 #define DEFAULT_DB_KEY "batchlab.store.default"
@@ -445,6 +446,18 @@ static char *config_json(lua_State *L, int idx, const bl_train_config *cfg, cons
 
 static void claim(lua_State *L, lbl_job *j, lbl_state *st, bl_store *store, int64_t exp_id,
                   const char *label, bool quiet);
+/* What resume_main decides: give back run `id`, or train (give_back 0). */
+typedef struct resume_call {
+    lbl_job *j;
+    lbl_state *st;
+    bl_run_output *out;
+    const char *label;
+    bool quiet;
+    int64_t exp_id;
+    int64_t id, lost;
+    int give_back;
+} resume_call;
+static int resume_main(lua_State *L);
 static void send_note(lua_State *L, lbl_state *st, const char *path, const char *experiment,
                       const char *label, const char *config, uint64_t seed);
 
@@ -495,22 +508,43 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     if (!resume)
         return false;
 
-    int64_t exp_id = 0;
-    bl_store *store = bl_run_store_output_store(out, &exp_id);
-    claim(L, j, st, store, exp_id, label, quiet);
-    int64_t id;
-    int rc = bl_run_store_output_find(j->ctx, out, j->config_json, &id);
-    int64_t lost = 0;
-    if (rc == BL_ENOTFOUND) {
-        bl_clear_error(j->ctx);
-        if (bl_store_count_lost(j->ctx, store, exp_id, j->config_json, &lost, &id) != BL_OK)
-            bl__lua_raise(L, j->ctx, "bl.train");
-        if (lost <= st->retries)
-            return false;          /* never crashed, or retries left: train it */
-        rc = BL_OK;
+    resume_call a = {j, st, out, label, quiet, 0, 0, 0, 0};
+    /* A data-parallel run on several ranks: its rank 0 claims and decides, the others follow
+     * (they must train, or not, together; only rank 0 holds the claim). */
+    bl_dist_comm *dp = cfg->data_parallel && bl__dist_size(bl__dist_current()) > 1
+                           ? bl__dist_current() : NULL;
+    int64_t decision[2] = {0, -1};            /* {run id, 0 train / 1 give back / -1 error} */
+    int prc = LUA_OK;
+    if (!dp || bl__dist_rank(dp) == 0) {
+        lua_pushcfunction(L, resume_main);
+        lua_pushlightuserdata(L, &a);
+        prc = lua_pcall(L, 1, 0, 0);
+        decision[0] = a.id;
+        decision[1] = prc == LUA_OK ? a.give_back : -1;
     }
+    if (dp) {                /* rank 0's decision; the others receive a new buffer */
+        bool root = bl__dist_rank(dp) == 0;
+        int64_t *msg = root ? malloc(sizeof decision) : NULL;
+        size_t len = sizeof decision;
+        if (msg)
+            memcpy(msg, decision, sizeof decision);
+        int brc = msg || !root ? bl__dist_bcast(j->ctx, dp, 0, (void **)&msg, &len)
+                               : bl_error(j->ctx, BL_ENOMEM, "out of memory");
+        if (brc == BL_OK && len == sizeof decision)
+            memcpy(decision, msg, sizeof decision);
+        free(msg);
+        if (brc != BL_OK && prc == LUA_OK)
+            bl__lua_raise(L, j->ctx, "bl.train");
+    }
+    if (prc != LUA_OK)
+        lua_error(L);
+    if (decision[1] < 0)
+        luaL_error(L, "bl.train: the data-parallel run's rank 0 could not start it");
+    if (decision[1] == 0)
+        return false;
+    int64_t id = decision[0], lost = a.lost;
     bl_run_result res;
-    if (rc != BL_OK || bl_run_store_output_load(j->ctx, out, id, &res) != BL_OK)
+    if (bl_run_store_output_load(j->ctx, out, id, &res) != BL_OK)
         bl__lua_raise(L, j->ctx, "bl.train");
     bl__lua_set_result(L, j->run, cfg, &res);
     bl_run_status status = res.status;
@@ -530,6 +564,30 @@ bool bl__lua_store_output(lua_State *L, lbl_job *j, const bl_train_config *cfg,
     lua_setfield(L, j->run, "run_id");
     lua_pushvalue(L, j->run);
     return true;
+}
+
+/* Under lua_pcall (argument 1: the resume_call): claims the configuration and looks for its
+ * finished run. */
+static int resume_main(lua_State *L)
+{
+    resume_call *a = lua_touserdata(L, 1);
+    lbl_job *j = a->j;
+    bl_store *store = bl_run_store_output_store(a->out, &a->exp_id);
+    claim(L, j, a->st, store, a->exp_id, a->label, a->quiet);
+    int rc = bl_run_store_output_find(j->ctx, a->out, j->config_json, &a->id);
+    if (rc == BL_ENOTFOUND) {
+        bl_clear_error(j->ctx);
+        if (bl_store_count_lost(j->ctx, store, a->exp_id, j->config_json, &a->lost, &a->id) !=
+            BL_OK)
+            bl__lua_raise(L, j->ctx, "bl.train");
+        if (a->lost <= a->st->retries)
+            return 0;              /* never crashed, or retries left: train it */
+        rc = BL_OK;
+    }
+    if (rc != BL_OK)
+        bl__lua_raise(L, j->ctx, "bl.train");
+    a->give_back = 1;
+    return 0;
 }
 
 /* ---- isolated and concurrent sweeps --------------------------------------------------------- */

@@ -24,12 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchlab/dist.h"
 #include "lua/l_sweep.h"
 
 static const char *const sweep_keys[] = {"name", "base", "vary", "target", "score",
                                          "higher_is_better", "quiet", "on_run",
                                          "tensorboard", "db", "resume", "tune", "seeds",
-                                         "repeats", "isolate", "timeout", "retries", NULL};
+                                         "repeats", "isolate", "timeout", "retries",
+                                         "ranks_per_run", NULL};
 
 /* The number of values of vary[key] (the value at the stack top): a list's length, or 1 for a
  * single non-table value. */
@@ -492,6 +494,31 @@ static int iso_lost(void *user, bl_ctx *ctx, size_t index, const bl_isolate_loss
     return BL_OK;
 }
 
+/* ranks_per_run of the sweep's table (default 1): the ranks of an MPI job that train each
+ * point together (data_parallel runs); raises on bad values. */
+static int ranks_per_run(lua_State *L)
+{
+    int t = lua_getfield(L, S_ARGS, "ranks_per_run");
+    lua_Integer n = 1;
+    if (t != LUA_TNIL && (!lua_isinteger(L, -1) || (n = lua_tointeger(L, -1)) < 1 ||
+                          n > 1 << 20))
+        luaL_error(L, "bl.sweep: 'ranks_per_run' must be an integer ≥ 1, got %s",
+                   luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 1);
+    if (n > 1 && bl_dist_size() % (int)n != 0)
+        luaL_error(L, "bl.sweep: ranks_per_run = %d does not divide the %d ranks of the job",
+                   (int)n, bl_dist_size());
+    if (n > 1) {            /* a group trains one run together, or each rank would repeat it */
+        lua_getfield(L, S_BASE, "data_parallel");
+        bool dp = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (!dp)
+            luaL_error(L, "bl.sweep: ranks_per_run = %d needs data_parallel = true in base "
+                          "(a group of ranks trains one run together)", (int)n);
+    }
+    return (int)n;
+}
+
 /* isolate, timeout and retries of the sweep's table; raises on bad values. */
 static void isolation(lua_State *L, bool *isolate, double *timeout, int *retries)
 {
@@ -579,6 +606,12 @@ int bl__lua_sweep(lua_State *L)
     int retries;
     isolation(L, &isolate, &timeout, &retries);
     c->quiet = lua_toboolean(L, S_QUIET) || st->quiet;
+    /* under mpirun with several ranks: the ranks share the points (docs/distributed.md) */
+    bl_sweep_executor dist;
+    bool distributed = bl_sweep_distributed(ranks_per_run(L), &dist);
+    if (distributed && isolate)
+        return luaL_error(L, "bl.sweep: isolated runs ('isolate' or 'timeout') cannot be "
+                             "combined with a distributed sweep (mpirun) yet");
     if (tuning) {
         /* A tuning run's index is not a grid point's, which the isolated executor's lost-run
          * record needs: not supported together yet. */
@@ -592,8 +625,8 @@ int bl__lua_sweep(lua_State *L)
                               .higher_is_better = lua_toboolean(L, S_HIGHER)};
         bl_tune_hooks th = {.user = c, .run = tune_run, .on_run = tune_on_run,
                             .score = lua_isnil(L, S_SCORE) ? NULL : tune_score,
-                            .centre = tune_centre};
-        int rc = bl_tune_run(st->ctx, &to, &th, NULL, &c->tuned);
+                            .centre = tune_centre, .pack = iso_pack, .unpack = iso_result};
+        int rc = bl_tune_run(st->ctx, &to, &th, distributed ? &dist : NULL, &c->tuned);
         if (rc == BL_ESCRIPT || rc == BL_EINTERRUPTED) {
             lua_pushvalue(L, S_ERR);
             return lua_error(L);
@@ -606,7 +639,8 @@ int bl__lua_sweep(lua_State *L)
     bl_sweep_options opts = {.points = c->grid.total, .higher_is_better =
                              lua_toboolean(L, S_HIGHER)};
     bl_sweep_hooks hooks = {.user = c, .run = hook_run, .on_point = hook_on_point,
-                            .score = lua_isnil(L, S_SCORE) ? NULL : hook_score};
+                            .score = lua_isnil(L, S_SCORE) ? NULL : hook_score,
+                            .pack = iso_pack, .unpack = iso_result};
     bl_isolate_hooks iso = {.user = c, .timeout = timeout, .interrupt = st->interrupt,
                             .supervising = st->supervising, .child_init = iso_child_init,
                             .pack = iso_pack, .result = iso_result, .lost = iso_lost};
@@ -614,7 +648,8 @@ int bl__lua_sweep(lua_State *L)
     bl_sweep_isolated(&iso, &isolated);
     int saved_retries = st->retries;
     st->retries = retries;
-    int rc = bl_sweep_run(st->ctx, &opts, &hooks, isolate ? &isolated : NULL, &c->sum);
+    int rc = bl_sweep_run(st->ctx, &opts, &hooks,
+                          isolate ? &isolated : distributed ? &dist : NULL, &c->sum);
     st->retries = saved_retries;
     bl__lua_sweep_position(L, 0, 0);
     if (rc == BL_EINTERRUPTED && lua_isnil(L, S_ERR)) {

@@ -1,4 +1,4 @@
-/* bl_conv2d — 2-D convolution by im2col and one GEMM per image.
+/* bl_conv2d — 2-D convolution by im2col and a GEMM per image, the whole batch in one device call.
  *
  * Input [C, H, W] per sample, output [O, out_h, out_w] with out = (in + 2·padding − kernel) /
  * stride + 1. Parameters, in declaration order:
@@ -7,16 +7,22 @@
  * Both initialized U(−1/sqrt(fan_in), +1/sqrt(fan_in)), fan_in = C·k·k, as PyTorch does, drawn
  * from the init rng in that order.
  *
- * Scratch: ws_fixed = C·k·k · out_h·out_w floats, the column matrix of one image. Forward does
+ * The layer calls the device's conv2d_forward / conv2d_backward once per batch (see
+ * batchlab/device.h); the CPU splits the batch across its threads by fixed slots of images.
+ * Scratch: ws_fixed = slots · (K·P + O·K) floats, slots = max(CONV_SLOTS, the device's host
+ * threads): per slot one image's column matrix and one partial weight gradient. Forward does
  * not keep the columns; backward recomputes them (an im2col is cheap next to the GEMMs, and a
  * per-sample copy would cost k·k times the input's memory at large batch sizes). A 1×1
- * convolution with stride 1 and no padding needs no columns at all: the image [C, H·W] already
- * is its column matrix, and ws_fixed is 0.
+ * convolution with stride 1 and no padding needs no columns: the image [C, H·W] already is its
+ * column matrix. A device whose op table lacks the batch ops (NULL) gets the per-image loop
+ * below, one im2col and GEMM call per image.
  *
  * Per image n, with K = C·k·k and P = out_h·out_w:
  *   forward   cols[K, P] = im2col(x_n);  y_n[O, P] = weight[O, K] · cols;  y += bias
  *   backward  dweight[O, K] (+)= d_out_n[O, P] · colsᵀ;   dbias[O] (+)= Σ_{n,p} d_out
  *             cols = weightᵀ · d_out_n;  d_in_n = 0;  col2im(cols) += into d_in_n
+ * The weight gradient is summed per slot and the slots' sums added in slot order, so its
+ * rounding depends on the slot count (fixed for up to CONV_SLOTS threads), not on the threads.
  */
 #include "batchlab/nn.h"
 
@@ -27,6 +33,10 @@
 
 #include "nn_internal.h"
 
+/* Slots a batch is cut into at least (see the top): results are the same on any device with up
+ * to this many threads. */
+#define CONV_SLOTS 8
+
 typedef struct conv2d {
     int64_t out_channels, kernel, stride, padding;
     bool bias;
@@ -34,6 +44,7 @@ typedef struct conv2d {
     int64_t k_dim;   /* K = C·k·k */
     int64_t p_dim;   /* P = out_h·out_w */
     bool direct;     /* 1×1, stride 1, padding 0: no im2col */
+    int64_t slots;   /* scratch slots for the device's batch ops */
 } conv2d;
 
 static const char *layer_name(const bl_layer *self)
@@ -98,7 +109,10 @@ static int conv2d_setup(bl_layer *self, bl_ctx *ctx)
         return rc;
     self->n_state = 0;
     self->ws_per_sample = 0;
-    self->ws_fixed = cv->direct ? 0 : (size_t)(cv->k_dim * cv->p_dim);
+    cv->slots = self->dev && self->dev->host_threads > CONV_SLOTS ? self->dev->host_threads
+                                                                   : CONV_SLOTS;
+    self->ws_fixed =
+        (size_t)(cv->slots * (cv->k_dim * cv->p_dim + cv->out_channels * cv->k_dim));
     self->alias_input = false;
     return BL_OK;
 }
@@ -115,50 +129,35 @@ static void conv2d_init(bl_layer *self, float *params, float *state, bl_rng *rng
     }
 }
 
-static int conv2d_forward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool training,
-                          const float *in, float *out)
+/* The per-image path, for a device without the batch ops: one im2col and GEMM call per image;
+ * cols [K, P] is the first part of the scratch. */
+static void forward_per_image(const conv2d *cv, bl_device *dev, int64_t batch, const float *in,
+                              const float *weight, float *cols, float *out)
 {
-    (void)ctx;
-    (void)training;
-    const conv2d *cv = self->impl;
-    bl_device *dev = self->dev;
     const bl_device_ops *op = dev->ops;
     const int64_t O = cv->out_channels, K = cv->k_dim, P = cv->p_dim;
-    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width, out_n = O * P;
-    const float *weight = self->params + self->param[0].offset; /* [O, K] */
-    float *cols = self->ws;                                     /* [K, P] unless direct */
-
+    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width;
     for (int64_t n = 0; n < batch; n++) {
         const float *src = in + n * in_n; /* [C, H, W] = [K, P] when direct */
         if (!cv->direct) {
             op->im2col(dev, &cv->win, src, cols);
             src = cols;
         }
-        op->gemm(dev, false, false, O, P, K, 1.0f, weight, K, src, P, 0.0f, out + n * out_n, P);
+        op->gemm(dev, false, false, O, P, K, 1.0f, weight, K, src, P, 0.0f, out + n * O * P, P);
     }
-    if (cv->bias)
-        op->add_channel_bias(dev, batch, O, P, self->params + self->param[1].offset, out);
-    return BL_OK;
 }
 
-static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accumulate,
-                           const float *in, const float *out, const float *d_out, float *d_in)
+static void backward_per_image(const conv2d *cv, bl_device *dev, int64_t batch, bool accumulate,
+                               const float *in, const float *weight, const float *d_out,
+                               float *cols, float *d_weight, float *d_in)
 {
-    (void)ctx;
-    (void)out;
-    const conv2d *cv = self->impl;
-    bl_device *dev = self->dev;
     const bl_device_ops *op = dev->ops;
     const int64_t O = cv->out_channels, K = cv->k_dim, P = cv->p_dim;
-    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width, out_n = O * P;
-    const float *weight = self->params + self->param[0].offset; /* [O, K] */
-    float *d_weight = self->grads + self->param[0].offset;      /* [O, K] */
-    float *cols = self->ws;                                     /* [K, P] unless direct */
-
+    const int64_t in_n = cv->win.channels * cv->win.height * cv->win.width;
     if (d_in && !cv->direct)
         op->fill(dev, batch * in_n, 0.0f, d_in);
     for (int64_t n = 0; n < batch; n++) {
-        const float *dy = d_out + n * out_n; /* [O, P] */
+        const float *dy = d_out + n * O * P; /* [O, P] */
         const float *src = in + n * in_n;    /* [K, P] when direct */
         if (!cv->direct) {
             op->im2col(dev, &cv->win, src, cols);
@@ -175,8 +174,49 @@ static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accu
             op->col2im(dev, &cv->win, cols, d_in + n * in_n);
         }
     }
+}
+
+static int conv2d_forward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool training,
+                          const float *in, float *out)
+{
+    (void)ctx;
+    (void)training;
+    const conv2d *cv = self->impl;
+    bl_device *dev = self->dev;
+    const bl_device_ops *op = dev->ops;
+    const float *weight = self->params + self->param[0].offset; /* [O, K] */
+    const float *bias = cv->bias ? self->params + self->param[1].offset : NULL; /* [O] */
+    float *scratch = self->ws; /* slots·(K·P + O·K) */
+    if (op->conv2d_forward) {
+        op->conv2d_forward(dev, &cv->win, cv->out_channels, batch, in, weight, bias, out,
+                           cv->slots, scratch);
+        return BL_OK;
+    }
+    forward_per_image(cv, dev, batch, in, weight, scratch, out);
+    if (bias)
+        op->add_channel_bias(dev, batch, cv->out_channels, cv->p_dim, bias, out);
+    return BL_OK;
+}
+
+static int conv2d_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accumulate,
+                           const float *in, const float *out, const float *d_out, float *d_in)
+{
+    (void)ctx;
+    (void)out;
+    const conv2d *cv = self->impl;
+    bl_device *dev = self->dev;
+    const bl_device_ops *op = dev->ops;
+    const float *weight = self->params + self->param[0].offset; /* [O, K] */
+    float *d_weight = self->grads + self->param[0].offset;      /* [O, K] */
+    float *scratch = self->ws;                                  /* slots·(K·P + O·K) */
+    if (op->conv2d_backward)
+        op->conv2d_backward(dev, &cv->win, cv->out_channels, batch, in, weight, d_out,
+                            accumulate ? 1.0f : 0.0f, d_weight, d_in, cv->slots, scratch);
+    else
+        backward_per_image(cv, dev, batch, accumulate, in, weight, d_out, scratch, d_weight,
+                           d_in);
     if (cv->bias)
-        op->sum_channels(dev, batch, O, P, d_out, accumulate ? 1.0f : 0.0f,
+        op->sum_channels(dev, batch, cv->out_channels, cv->p_dim, d_out, accumulate ? 1.0f : 0.0f,
                          self->grads + self->param[1].offset);
     return BL_OK;
 }

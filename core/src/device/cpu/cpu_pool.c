@@ -11,10 +11,13 @@
 
 /* An idle worker first polls without giving its CPU away (a training step issues kernels
  * every few microseconds, and a worker that is switched out reacts late), then polls while
- * yielding (so that OpenBLAS's threads and other programs run), then sleeps: a pool left
- * alone costs nothing after SPIN_NS. */
+ * yielding now and then (so that OpenBLAS's threads and other programs run), then sleeps: a
+ * pool left alone costs nothing after SPIN_NS. The yields are YIELD_EVERY polls apart (a few
+ * microseconds): a sched_yield is a system call, and in a virtual machine one every few
+ * hundred nanoseconds made the idle worker ~20% of a training run's CPU samples (issue 13). */
 #define HOT_SPIN_NS 50000LL
 #define SPIN_NS 2000000LL
+#define YIELD_EVERY 128 /* polls; a power of 2 */
 
 /* The claim word packs the job generation (high 32 bits) and the range of chunks nobody has
  * taken yet, [front, back) (16 bits each), so one compare-and-swap both checks that a chunk
@@ -91,7 +94,7 @@ static void *worker_main(void *p)
                     break;
                 cpu_relax();
                 if ((i & 15) == 0) {
-                    if (!hot)
+                    if (!hot && (i & (YIELD_EVERY - 1)) == 0)
                         sched_yield();
                     if ((i & (hot ? 63 : 255)) == 0) {
                         int64_t t = bl__now_ns();

@@ -1,8 +1,8 @@
 /* The CPU backend: the device, its memory and its matrix products: OpenBLAS for large
- * products, own register-blocked kernels for the small-batch ones (cpu_gemm.c), every large
- * enough call split over the device's thread pool (cpu_pool.c) with OpenBLAS single-threaded
- * inside it. The vector kernels are in device_cpu_vec.c, the image and batch-norm kernels in
- * device_cpu_image.c (device_cpu.h).
+ * products, own register-blocked kernels for the small-batch ones (cpu_gemm.c; which one by
+ * shape: own_below), every large enough call split over the device's thread pool (cpu_pool.c)
+ * with OpenBLAS single-threaded inside it. The vector kernels are in device_cpu_vec.c, the
+ * image and batch-norm kernels in device_cpu_image.c (device_cpu.h).
  *
  * OpenBLAS's thread count is process-wide. A device with a pool sets it to 1 once, when it
  * opens, and never flips it around a call (another thread would see it change, and two devices
@@ -29,9 +29,6 @@ int openblas_get_num_threads(void);
 /* Multiply-adds per chunk below which a product runs on the calling thread alone. */
 #define GRAIN_FLOPS 65536 /* own GEMM kernels */
 #define GRAIN_BLAS 262144 /* given to OpenBLAS (a call costs more) */
-
-/* The small-batch GEMM kernels take over when the batch dimension is at most this. */
-#define SMALL_GEMM_MAX 16
 
 typedef struct cpu_device {
     bl_device base;
@@ -204,6 +201,114 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
     }
 }
 
+/* ---- which kernel: the shape model ----
+ *
+ * The own kernels (cpu_gemm.c) run at a nearly constant rate whatever the batch (85-100
+ * GFLOP/s per core from a batch of 2 or 4 up). OpenBLAS packs its operands first, so its rate
+ * grows with the batch dimension b, roughly P·b/(b + h), and passes the own kernels at a
+ * crossover that depends on the form and on the weight-sized matrix: whether it stays in a
+ * core's L2 cache (the own kernels stream it once per 2 or 4 rows of the batch), and whether
+ * one side is narrow (a 10-class layer, where OpenBLAS's blocks are mostly empty: it never
+ * catches up). `own_below` is that crossover, measured per form and class of shape (the
+ * MLPs 784-256-128-10 and 784-1024-1024-10, the LeNet convolutions' per-image products) with
+ * cblas_sgemm against the own kernels built as the library is, one thread, on an AMD EPYC
+ * (Zen 4; OpenBLAS 0.3, single-threaded): the own kernel is used while the batch dimension is
+ * below it. The choice depends on the shape alone, so a run's arithmetic is the same every
+ * time; at the crossover both take the same time, so a batch one larger never runs slower
+ * because the kernel changed.
+ *
+ * OpenBLAS is also uneven in the batch rows of "nt" and "nn" (as the row-major M): a count
+ * that is not a multiple of 4 runs up to 20% slower than the multiple of 4 below it. Those
+ * forms give OpenBLAS the rows up to a multiple of 4 and the 1-3 rows left to the own kernel,
+ * where the own kernel reads the weights cheaply enough (see gemm_ragged). */
+
+typedef enum gemm_form {
+    FORM_NT, /* C[b × n] = A[b × k]·B[n × k]ᵀ: a linear layer's forward (b = m) */
+    FORM_TN, /* C[m × n] = A[b × m]ᵀ·B[b × n]: a weight gradient (b = k) */
+    FORM_NN, /* C[b × n] = A[b × k]·B[k × n]: an input gradient (b = m) */
+} gemm_form;
+
+#define L2_FLOATS (256 * 1024) /* 1 MiB of floats: what stays in one core's L2 */
+#define NARROW 16              /* a side this small fills less than one OpenBLAS block */
+#define ALWAYS INT64_MAX
+
+/* The batch dimension below which the own kernel is faster, for a product whose other
+ * dimensions are m, n, k (the batch dimension's own value is ignored). */
+static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k)
+{
+    /* measured own/OpenBLAS time ratios in the comments: batch: ratio */
+    switch (form) {
+    case FORM_NT: /* weights n × k */
+        if (n <= NARROW)
+            return ALWAYS; /* 10×128, 10×1024: ≤ 0.78 at every batch to 256 */
+        return 28; /* 256×784, 128×256, 1024×784, 1024×1024: 24: 0.97-1.03, 32: 1.01-1.06 */
+    case FORM_TN: /* gradient m × n */
+        if (m <= NARROW)
+            return n <= 512 ? ALWAYS : 16; /* 10×128: ≤ 0.76 to 256; 10×1024: 16: 1.00 */
+        return m * n <= L2_FLOATS ? 32     /* 256×784: 32: 1.01; 128×256: 40: 1.01 */
+                                  : 12;    /* 1024×784: 12: 1.08; 1024×1024: 16: 1.16 */
+    case FORM_NN: /* weights k × n */
+        if (k <= NARROW)
+            return ALWAYS; /* 128×10: ≤ 0.88 to 256; 1024×10: ≤ 1.0 but for noise */
+        return k * n <= L2_FLOATS ? 96  /* 256×128: 96: 1.00, 256: 1.01 */
+                                  : 6;  /* 1024×1024: 4: 0.88, 8: 1.43 */
+    }
+    return 0;
+}
+
+/* Runs the own kernel of `form` on all of C over the pool. */
+static void gemm_own(cpu_impl *impl, gemm_form form, gemm_args *g)
+{
+    switch (form) {
+    case FORM_NT:
+        bl__pool_run(impl->pool, g->n, grain_units(g->m * g->k, 4), 4, gemm_nt_range, g);
+        return;
+    case FORM_TN:
+        g->a_row = 1;
+        g->a_col = g->lda;
+        bl__pool_run(impl->pool, g->m, grain_units(g->n * g->k, 4), 4, gemm_rows_by_row, g);
+        return;
+    case FORM_NN:
+        g->a_row = g->lda;
+        g->a_col = 1;
+        bl__pool_run(impl->pool, g->n, grain_units(g->m * g->k, 16), 16, gemm_rows_by_col, g);
+        return;
+    }
+}
+
+/* OpenBLAS on bands of C's rows or columns, 16 at a time: the longer side, except that a
+ * weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it: the
+ * same contiguous part that thread then updates in the optimizer's pass. */
+static void gemm_blas(cpu_impl *impl, gemm_args *g)
+{
+    if (g->m >= g->n || (g->ta && !g->tb && g->m >= 64))
+        bl__pool_run(impl->pool, g->m, grain_of(GRAIN_BLAS, g->n * g->k, 16), 16,
+                     blas_rows_range, g);
+    else
+        bl__pool_run(impl->pool, g->n, grain_of(GRAIN_BLAS, g->m * g->k, 16), 16,
+                     blas_cols_range, g);
+}
+
+/* "nt" or "nn" with b = m rows on OpenBLAS: the rows up to a multiple of 4 there, the rest
+ * on the own kernel when it reads the weights cheaply (always for "nt", whose kernel keeps
+ * 2 rows × 4 weight rows in registers; for "nn" only while the weights stay in L2). */
+static void gemm_ragged(cpu_impl *impl, gemm_form form, gemm_args *g)
+{
+    int64_t rest = g->m & 3;
+    bool split = rest != 0 && (form == FORM_NT || g->k * g->n <= L2_FLOATS);
+    if (!split || !impl->small_gemm) {
+        gemm_blas(impl, g);
+        return;
+    }
+    gemm_args head = *g, tail = *g;
+    head.m = g->m - rest;
+    gemm_blas(impl, &head);
+    tail.m = rest;
+    tail.a = g->a + head.m * g->lda;
+    tail.c = g->c + head.m * g->ldc;
+    gemm_own(impl, form, &tail);
+}
+
 static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n,
                      int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                      int64_t ldb, float beta, float *c, int64_t ldc)
@@ -216,34 +321,20 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
     }
     cpu_impl *impl = dev->impl;
     gemm_args g = {trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc};
-    if (impl->small_gemm) {
-        if (!trans_a && trans_b && m <= SMALL_GEMM_MAX) {
-            /* forward of a linear layer: out[batch × out] = in · Wᵀ */
-            bl__pool_run(impl->pool, n, grain_units(m * k, 4), 4, gemm_nt_range, &g);
-            return;
-        }
-        if (trans_a && !trans_b && k <= SMALL_GEMM_MAX) {
-            /* weight gradient: dW[out × in] = d_outᵀ · in, A stored k×m */
-            g.a_row = 1;
-            g.a_col = lda;
-            bl__pool_run(impl->pool, m, grain_units(n * k, 4), 4, gemm_rows_by_row, &g);
-            return;
-        }
-        if (!trans_a && !trans_b && m <= SMALL_GEMM_MAX) {
-            /* input gradient: d_in[batch × in] = d_out · W */
-            g.a_row = lda;
-            g.a_col = 1;
-            bl__pool_run(impl->pool, n, grain_units(m * k, 16), 16, gemm_rows_by_col, &g);
-            return;
-        }
+    if (trans_a && trans_b) {
+        gemm_blas(impl, &g);
+        return;
     }
-    /* OpenBLAS on bands of C's rows or columns, 16 at a time: the longer side, except that a
-     * weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
-     * the same contiguous part that thread then updates in the optimizer's pass. */
-    if (m >= n || (trans_a && !trans_b && m >= 64))
-        bl__pool_run(impl->pool, m, grain_of(GRAIN_BLAS, n * k, 16), 16, blas_rows_range, &g);
+    gemm_form form = !trans_a ? (trans_b ? FORM_NT : FORM_NN) : FORM_TN;
+    int64_t batch = form == FORM_TN ? k : m;
+    if (impl->small_gemm && batch < own_below(form, m, n, k)) {
+        gemm_own(impl, form, &g);
+        return;
+    }
+    if (form == FORM_TN)
+        gemm_blas(impl, &g);
     else
-        bl__pool_run(impl->pool, n, grain_of(GRAIN_BLAS, m * k, 16), 16, blas_cols_range, &g);
+        gemm_ragged(impl, form, &g);
 }
 
 typedef struct gemv_args {
@@ -330,6 +421,8 @@ static const bl_device_ops cpu_ops = {
     .event_new = cpu_event_new,
     .event_free = cpu_event_free,
     .event_wait = cpu_event_wait,
+    .conv2d_forward = bl__cpu_conv2d_forward,
+    .conv2d_backward = bl__cpu_conv2d_backward,
 };
 
 /* OpenBLAS's thread count before any CPU device set it: the default for threads = 0. */

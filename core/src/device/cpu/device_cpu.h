@@ -1,5 +1,6 @@
 /* Internal: the CPU backend's kernels that live outside device_cpu.c (image and normalization
- * kernels in device_cpu_image.c). Signatures are those of bl_device_ops. */
+ * kernels in device_cpu_image.c, the whole-batch convolution in cpu_conv.c). Signatures are
+ * those of bl_device_ops. */
 #ifndef BATCHLAB_DEVICE_CPU_INTERNAL_H
 #define BATCHLAB_DEVICE_CPU_INTERNAL_H
 
@@ -22,5 +23,13 @@ void bl__cpu_bn_backward(bl_device *dev, int64_t outer, int64_t channels, int64_
                          const float *x, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, float *dx, float *dgamma,
                          float *dbeta);
+/* cpu_conv.c */
+void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                            int64_t batch, const float *x, const float *weight,
+                            const float *bias, float *y, int64_t slots, float *scratch);
+void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                             int64_t batch, const float *x, const float *weight,
+                             const float *dy, float beta, float *dweight, float *dx,
+                             int64_t slots, float *scratch);
 
 #endif

@@ -6,7 +6,9 @@
  * - maxpool argmax: the index of the winner inside its input *plane* (ih·W + iw, one [H, W]
  *   channel of one image), not inside the whole image or batch. A window's first maximum wins
  *   ties; NaN propagates (as in PyTorch). A window that lies entirely in the padding (only
- *   possible when pad ≥ kernel) yields y = −inf and argmax = −1, which backward skips.
+ *   possible when pad ≥ kernel) yields y = −inf and argmax = −1, which backward skips. Both
+ *   directions split the planes over the device's threads; the common 2×2 window with stride 2
+ *   has its own loop that the compiler vectorizes (same winners as the general loop).
  * - batch norm: statistics accumulate in double; the variance is two-pass (Σ(x − mean)²), so a
  *   large mean costs no precision. When a channel has a single value (outer·inner = 1) the
  *   unbiased variance is undefined: the running mean is updated and the running variance is
@@ -20,6 +22,11 @@
 
 #include <math.h>
 #include <string.h>
+
+#include "device/cpu/device_cpu_shared.h"
+
+/* Input values per chunk below which a max-pool runs on the calling thread alone. */
+#define POOL_GRAIN 16384
 
 /* ---- im2col / col2im ---------------------------------------------------------------------- */
 
@@ -122,17 +129,61 @@ void bl__cpu_col2im(bl_device *dev, const bl_window2d *w, const float *cols, flo
 
 /* ---- max pooling -------------------------------------------------------------------------- */
 
-/* x [batch, C, H, W] → y, argmax [batch, C, out_h, out_w]; argmax = index in the [H, W] plane. */
-void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch,
-                             const float *x, float *y, int32_t *argmax)
+/* Whether v wins over the best so far: larger, or NaN (the last NaN of a window wins, so NaN
+ * propagates). Written without isnan so that the 2×2 loop below vectorizes. */
+#define POOL_WINS(v, best) ((v) > (best) || (v) != (v))
+
+/* One output row of the common 2×2 window with stride 2 and no padding, from input rows r0 and
+ * r1 (r0 starts at index `base` of its plane of width W). Same winner as the general loop: the
+ * first maximum in the order (0,0), (0,1), (1,0), (1,1), or the last NaN. */
+BL__HOT __attribute__((optimize("O3"))) static void
+pool2_row(const float *restrict r0, const float *restrict r1, int64_t n, int32_t base, int32_t W,
+          float *restrict out, int32_t *restrict arg)
 {
-    (void)dev;
+    for (int64_t ow = 0; ow < n; ow++) {
+        float best = r0[2 * ow], v;
+        int32_t at = 0;
+        v = r0[2 * ow + 1];
+        at = POOL_WINS(v, best) ? 1 : at;
+        best = POOL_WINS(v, best) ? v : best;
+        v = r1[2 * ow];
+        at = POOL_WINS(v, best) ? W : at;
+        best = POOL_WINS(v, best) ? v : best;
+        v = r1[2 * ow + 1];
+        at = POOL_WINS(v, best) ? W + 1 : at;
+        best = POOL_WINS(v, best) ? v : best;
+        out[ow] = best;
+        arg[ow] = base + 2 * (int32_t)ow + at;
+    }
+}
+
+typedef struct pool_args {
+    const bl_window2d *w;
+    const float *x, *dy;
+    float *y, *dx;
+    int32_t *argmax;
+    const int32_t *argmax_in;
+} pool_args;
+
+/* planes [p0, p1) of the forward */
+static void maxpool_forward_range(void *arg, int chunk, int64_t p0, int64_t p1)
+{
+    (void)chunk;
+    const pool_args *a = arg;
+    const bl_window2d *w = a->w;
     const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int64_t planes = batch * w->channels;
-    for (int64_t p = 0; p < planes; p++) {
-        const float *in = x + p * H * W;
-        float *out = y + p * OH * OW;
-        int32_t *arg = argmax + p * OH * OW;
+    const bool two = w->kernel_h == 2 && w->kernel_w == 2 && w->stride_h == 2 &&
+                     w->stride_w == 2 && w->pad_h == 0 && w->pad_w == 0;
+    for (int64_t p = p0; p < p1; p++) {
+        const float *in = a->x + p * H * W;
+        float *out = a->y + p * OH * OW;
+        int32_t *arg_out = a->argmax + p * OH * OW;
+        if (two) {
+            for (int64_t oh = 0; oh < OH; oh++)
+                pool2_row(in + 2 * oh * W, in + (2 * oh + 1) * W, OW, (int32_t)(2 * oh * W),
+                          (int32_t)W, out + oh * OW, arg_out + oh * OW);
+            continue;
+        }
         for (int64_t oh = 0; oh < OH; oh++) {
             const int64_t h0 = oh * w->stride_h - w->pad_h;
             const int64_t hs = h0 < 0 ? 0 : h0;
@@ -144,7 +195,7 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
                 const int64_t o = oh * OW + ow;
                 if (hs >= he || ws >= we) {
                     out[o] = -INFINITY;
-                    arg[o] = -1;
+                    arg_out[o] = -1;
                     continue;
                 }
                 int64_t best_i = hs * W + ws;
@@ -152,16 +203,82 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
                 for (int64_t ih = hs; ih < he; ih++) {
                     for (int64_t iw = ws; iw < we; iw++) {
                         const float v = in[ih * W + iw];
-                        if (v > best || isnan(v)) {
+                        if (POOL_WINS(v, best)) {
                             best = v;
                             best_i = ih * W + iw;
                         }
                     }
                 }
                 out[o] = best;
-                arg[o] = (int32_t)best_i;
+                arg_out[o] = (int32_t)best_i;
             }
         }
+    }
+}
+
+/* x [batch, C, H, W] → y, argmax [batch, C, out_h, out_w]; argmax = index in the [H, W] plane.
+ * Planes are split over the device's threads. */
+void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch,
+                             const float *x, float *y, int32_t *argmax)
+{
+    const int64_t HW = w->height * w->width;
+    pool_args a = {.w = w, .x = x, .y = y, .argmax = argmax};
+    bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
+                 1, maxpool_forward_range, &a);
+}
+
+/* Backward of one output row of the 2×2 path: each input of the rows r0, r1 (the first 2·n
+ * columns) belongs to exactly one window, so it gets that window's gradient when it won and 0
+ * otherwise, written without zeroing first. 0 + g, not g: the same bits as zeroing and adding
+ * (−0 becomes +0). */
+BL__HOT __attribute__((optimize("O3"))) static void
+unpool2_row(const float *restrict g, const int32_t *restrict arg, int64_t n, int32_t base,
+            int32_t W, float *restrict d0, float *restrict d1)
+{
+    for (int64_t ow = 0; ow < n; ow++) {
+        const int32_t at = arg[ow] - base - 2 * (int32_t)ow; /* 0, 1, W or W + 1 */
+        const float v = 0.0f + g[ow];
+        d0[2 * ow] = at == 0 ? v : 0.0f;
+        d0[2 * ow + 1] = at == 1 ? v : 0.0f;
+        d1[2 * ow] = at == W ? v : 0.0f;
+        d1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
+    }
+}
+
+/* planes [p0, p1) of the backward */
+static void maxpool_backward_range(void *arg, int chunk, int64_t p0, int64_t p1)
+{
+    (void)chunk;
+    const pool_args *a = arg;
+    const bl_window2d *w = a->w;
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t HW = H * W, OHW = OH * OW;
+    if (w->kernel_h == 2 && w->kernel_w == 2 && w->stride_h == 2 && w->stride_w == 2 &&
+        w->pad_h == 0 && w->pad_w == 0) {
+        for (int64_t p = p0; p < p1; p++) {
+            float *d = a->dx + p * HW;
+            const float *g = a->dy + p * OHW;
+            const int32_t *arg_in = a->argmax_in + p * OHW;
+            for (int64_t oh = 0; oh < OH; oh++) {
+                float *d0 = d + 2 * oh * W, *d1 = d0 + W;
+                unpool2_row(g + oh * OW, arg_in + oh * OW, OW, (int32_t)(2 * oh * W), (int32_t)W,
+                            d0, d1);
+                if (W > 2 * OW) /* an odd last column no window covers */
+                    d0[W - 1] = d1[W - 1] = 0.0f;
+            }
+            if (H > 2 * OH) /* an odd last row */
+                memset(d + (H - 1) * W, 0, (size_t)W * sizeof *d);
+        }
+        return;
+    }
+    memset(a->dx + p0 * HW, 0, (size_t)((p1 - p0) * HW) * sizeof *a->dx);
+    for (int64_t p = p0; p < p1; p++) {
+        float *d = a->dx + p * HW;
+        const float *g = a->dy + p * OHW;
+        const int32_t *arg_in = a->argmax_in + p * OHW;
+        for (int64_t o = 0; o < OHW; o++)
+            if (arg_in[o] >= 0)
+                d[arg_in[o]] += g[o];
     }
 }
 
@@ -169,18 +286,10 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
 void bl__cpu_maxpool_backward(bl_device *dev, const bl_window2d *w, int64_t batch,
                               const float *dy, const int32_t *argmax, float *dx)
 {
-    (void)dev;
-    const int64_t HW = w->height * w->width, OHW = w->out_h * w->out_w;
-    const int64_t planes = batch * w->channels;
-    memset(dx, 0, (size_t)(planes * HW) * sizeof *dx);
-    for (int64_t p = 0; p < planes; p++) {
-        float *d = dx + p * HW;
-        const float *g = dy + p * OHW;
-        const int32_t *arg = argmax + p * OHW;
-        for (int64_t o = 0; o < OHW; o++)
-            if (arg[o] >= 0)
-                d[arg[o]] += g[o];
-    }
+    const int64_t HW = w->height * w->width;
+    pool_args a = {.w = w, .dy = dy, .dx = dx, .argmax_in = argmax};
+    bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
+                 1, maxpool_backward_range, &a);
 }
 
 /* ---- batch normalization ------------------------------------------------------------------ */

@@ -144,6 +144,9 @@ static const char *const migrations[] = {
     /* 4 → 5: the recommendation after a sweep, as JSON (bl_recommendation_json), kept with
      * its experiment (bl_store_set_recommendation). */
     "ALTER TABLE experiments ADD COLUMN recommendation_json TEXT;",
+    /* 5 → 6: the MPI ranks a data-parallel run trained on (bl_store_run_set_ranks); NULL for
+     * a run of one process. */
+    "ALTER TABLE runs ADD COLUMN ranks INTEGER;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == BL_STORE_SCHEMA_VERSION,
                "one migration step per schema version");

@@ -1,0 +1,354 @@
+/* The CPU backend's whole-batch convolution (bl_device_ops.conv2d_forward / conv2d_backward).
+ *
+ * The batch is cut into `slots` fixed, contiguous ranges of images (slot s: images
+ * [s·batch/slots, (s+1)·batch/slots)); the thread pool hands whole slots to its threads, one job
+ * per call instead of a fork/join per image. Each slot owns a part of the scratch: one column
+ * matrix [K, P] and, in backward, one partial weight gradient [O, K]. A slot walks its images
+ * one at a time, so that the columns it has just written are still in the cache when the
+ * product reads them. The partial weight gradients are summed in slot order once, at the end.
+ * Which thread runs a slot never matters, so results depend on `slots` but not on the thread
+ * count.
+ *
+ * Per image the products are one call each, on the calling thread: the project's AVX2 kernels
+ * (cpu_gemm.h) where the measured shapes favour them (a few output rows, or a weight gradient
+ * with few entries), OpenBLAS (single-threaded inside the pool) otherwise.
+ *
+ * im2col here copies rows with vector moves (no memcpy call per row of 10–30 floats) and is
+ * bit-identical to bl__cpu_im2col; col2im adds in the same order as bl__cpu_col2im, so it is
+ * bit-identical too.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The copy loops have trip counts known only at run time: -O2 would not vectorize them. And
+ * they are rows of 10–30 floats: a call to memcpy/memset per row (what GCC makes of a copy
+ * loop by default) costs more than the copy. */
+#pragma GCC optimize("O3", "no-tree-loop-distribute-patterns")
+#endif
+
+#include <cblas.h>
+#include <string.h>
+
+#include "device/cpu/cpu_gemm.h"
+#include "device/cpu/device_cpu.h"
+#include "device/cpu/device_cpu_shared.h"
+
+/* ---- im2col / col2im for one image -------------------------------------------------------- */
+
+/* Output positions o in [*lo, *hi) whose input index o·stride − pad + k lies in [0, size). */
+static void valid_range(int64_t k, int64_t pad, int64_t stride, int64_t size, int64_t out,
+                        int64_t *lo, int64_t *hi)
+{
+    const int64_t off = pad - k; /* input index = o·stride − off */
+    int64_t l = off > 0 ? (off + stride - 1) / stride : 0;
+    const int64_t last = size - 1 + off; /* need o·stride ≤ last */
+    int64_t h = last >= 0 ? last / stride + 1 : 0;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Eight floats moved as one vector (one unaligned load and store where the clone has AVX). */
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline void copy8(float *dst, const float *src)
+{
+    v8f v;
+    memcpy(&v, src, sizeof v);
+    memcpy(dst, &v, sizeof v);
+}
+
+static inline void add8(float *dst, const float *src)
+{
+    v8f a, b;
+    memcpy(&a, dst, sizeof a);
+    memcpy(&b, src, sizeof b);
+    a += b;
+    memcpy(dst, &a, sizeof a);
+}
+
+/* dst[0..n) = src[0..n): whole vectors, then one last vector that overlaps the previous one
+ * (storing the same values twice) instead of a scalar tail. */
+static inline void copy_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+    if (n < 8) {
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = src[i];
+        return;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        copy8(dst + i, src + i);
+    if (i < n)
+        copy8(dst + n - 8, src + n - 8);
+}
+
+/* dst[0..n) += src[0..n), each element once */
+static inline void add_row(float *restrict dst, const float *restrict src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        add8(dst + i, src + i);
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* image [C, H, W] → cols [C·kh·kw, out_h·out_w], as bl__cpu_im2col (see device.h). */
+BL__HOT static void im2col_image(const bl_window2d *w, const float *restrict image,
+                                 float *restrict cols)
+{
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t sh = w->stride_h, sw = w->stride_w;
+    if (sh == 1 && sw == 1 && w->pad_h == 0 && w->pad_w == 0) {
+        /* every window inside the image: rows of OW floats, nothing to test */
+        for (int64_t c = 0; c < w->channels; c++)
+            for (int64_t ki = 0; ki < w->kernel_h; ki++)
+                for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                    const float *src = image + (c * H + ki) * W + kj;
+                    for (int64_t oh = 0; oh < OH; oh++, cols += OW)
+                        copy_row(cols, src + oh * W, OW);
+                }
+        return;
+    }
+    for (int64_t c = 0; c < w->channels; c++) {
+        const float *plane = image + c * H * W; /* [H, W] */
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                int64_t lo, hi;
+                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
+                const int64_t base = kj - w->pad_w;
+                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
+                    const int64_t ih = oh * sh - w->pad_h + ki;
+                    if (ih < 0 || ih >= H) {
+                        for (int64_t ow = 0; ow < OW; ow++)
+                            cols[ow] = 0.0f;
+                        continue;
+                    }
+                    const float *row = plane + ih * W + base; /* row[ow·sw] */
+                    for (int64_t ow = 0; ow < lo; ow++)
+                        cols[ow] = 0.0f;
+                    if (sw == 1)
+                        copy_row(cols + lo, row + lo, hi - lo);
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            cols[ow] = row[ow * sw];
+                    for (int64_t ow = hi; ow < OW; ow++)
+                        cols[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* image = col2im(cols): zeroed, then every cols entry added where im2col took it from (in the
+ * order of bl__cpu_col2im, which adds into an image the caller zeroed). */
+BL__HOT static void col2im_image(const bl_window2d *w, const float *restrict cols,
+                                 float *restrict image)
+{
+    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
+    const int64_t sh = w->stride_h, sw = w->stride_w;
+    memset(image, 0, (size_t)(w->channels * H * W) * sizeof *image);
+    if (sh == 1 && sw == 1 && w->pad_h == 0 && w->pad_w == 0) {
+        for (int64_t c = 0; c < w->channels; c++)
+            for (int64_t ki = 0; ki < w->kernel_h; ki++)
+                for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                    float *dst = image + (c * H + ki) * W + kj;
+                    for (int64_t oh = 0; oh < OH; oh++, cols += OW)
+                        add_row(dst + oh * W, cols, OW);
+                }
+        return;
+    }
+    for (int64_t c = 0; c < w->channels; c++) {
+        float *plane = image + c * H * W; /* [H, W] */
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+                int64_t lo, hi;
+                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
+                const int64_t base = kj - w->pad_w;
+                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
+                    const int64_t ih = oh * sh - w->pad_h + ki;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    float *row = plane + ih * W + base;
+                    if (sw == 1)
+                        add_row(row + lo, cols + lo, hi - lo);
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            row[ow * sw] += cols[ow];
+                }
+            }
+        }
+    }
+}
+
+/* ---- per-image products (one thread) ------------------------------------------------------- */
+
+/* Output rows up to which the AVX2 kernels beat OpenBLAS on A·B and Aᵀ·B, and the size of a
+ * weight gradient (A·Bᵀ, m·n entries, long k) up to which they do: measured on LeNet's shapes
+ * (6×784×25 and 16×100×150 forward, 6×25 and 16×150 weight gradients, 150×100×16 columns). */
+#define OWN_ROWS_MAX 16
+#define OWN_NT_MAX 512
+#define OWN_TN_K_MAX 16
+
+/* c[m×n] = a[m×k]·b[k×n] + beta·c */
+static void mm_nn(bool own, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                  float beta, float *c)
+{
+    if (own && m <= OWN_ROWS_MAX)
+        bl__small_gemm_rows(0, m, 0, n, k, 1.0f, a, k, 1, b, n, beta, c, n);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n,
+                    (blasint)k, 1.0f, a, (blasint)k, b, (blasint)n, beta, c, (blasint)n);
+}
+
+/* c[m×n] = a[m×k]·b[n×k]ᵀ + beta·c */
+static void mm_nt(bool own, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                  float beta, float *c)
+{
+    if (own && m * n <= OWN_NT_MAX)
+        bl__small_gemm_nt(m, 0, n, k, 1.0f, a, k, b, k, beta, c, n);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)m, (blasint)n,
+                    (blasint)k, 1.0f, a, (blasint)k, b, (blasint)k, beta, c, (blasint)n);
+}
+
+/* c[m×n] = a[k×m]ᵀ·b[k×n] */
+static void mm_tn(bool own, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
+                  float *c)
+{
+    if (own && k <= OWN_TN_K_MAX)
+        bl__small_gemm_rows(0, m, 0, n, k, 1.0f, a, 1, m, b, n, 0.0f, c, n);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)m, (blasint)n,
+                    (blasint)k, 1.0f, a, (blasint)m, b, (blasint)n, 0.0f, c, (blasint)n);
+}
+
+/* ---- the batch, by slots ------------------------------------------------------------------ */
+
+typedef struct conv_job {
+    const bl_window2d *w;
+    int64_t O, K, P, batch, slots, in_n;
+    bool direct; /* 1×1, stride 1, no padding: the image is its own column matrix */
+    bool own;    /* the AVX2 kernels can run */
+    const float *x, *weight, *bias, *dy;
+    float *y, *dx, *scratch;
+} conv_job;
+
+static int64_t slot_begin(const conv_job *j, int64_t s)
+{
+    return s * j->batch / j->slots;
+}
+
+static bool is_direct(const bl_window2d *w)
+{
+    return w->kernel_h == 1 && w->kernel_w == 1 && w->stride_h == 1 && w->stride_w == 1 &&
+           w->pad_h == 0 && w->pad_w == 0;
+}
+
+static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
+{
+    (void)chunk;
+    const conv_job *j = p;
+    const int64_t O = j->O, K = j->K, P = j->P;
+    for (int64_t s = s0; s < s1; s++) {
+        float *cols = j->scratch + s * (K * P + O * K); /* [K, P] */
+        for (int64_t n = slot_begin(j, s); n < slot_begin(j, s + 1); n++) {
+            const float *src = j->x + n * j->in_n;
+            if (!j->direct) {
+                im2col_image(j->w, src, cols);
+                src = cols;
+            }
+            float *y = j->y + n * O * P; /* [O, P] */
+            mm_nn(j->own, O, P, K, j->weight, src, 0.0f, y);
+            if (j->bias)
+                for (int64_t o = 0; o < O; o++) {
+                    const float b = j->bias[o];
+                    float *restrict yo = y + o * P;
+                    for (int64_t i = 0; i < P; i++)
+                        yo[i] += b;
+                }
+        }
+    }
+}
+
+static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
+{
+    (void)chunk;
+    const conv_job *j = p;
+    const int64_t O = j->O, K = j->K, P = j->P;
+    for (int64_t s = s0; s < s1; s++) {
+        float *cols = j->scratch + s * (K * P + O * K); /* [K, P] */
+        float *dw = cols + K * P;                       /* [O, K], this slot's Σ */
+        const int64_t n0 = slot_begin(j, s);
+        for (int64_t n = n0; n < slot_begin(j, s + 1); n++) {
+            const float *src = j->x + n * j->in_n;
+            const float *dy = j->dy + n * O * P; /* [O, P] */
+            if (!j->direct) {
+                im2col_image(j->w, src, cols);
+                src = cols;
+            }
+            mm_nt(j->own, O, K, P, dy, src, n == n0 ? 0.0f : 1.0f, dw);
+            if (!j->dx)
+                continue;
+            float *dx = j->dx + n * j->in_n;
+            if (j->direct) {
+                mm_tn(j->own, K, P, O, j->weight, dy, dx);
+            } else {
+                mm_tn(j->own, K, P, O, j->weight, dy, cols); /* the columns' gradient */
+                col2im_image(j->w, cols, dx);
+            }
+        }
+    }
+}
+
+void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                            int64_t batch, const float *x, const float *weight,
+                            const float *bias, float *y, int64_t slots, float *scratch)
+{
+    if (batch <= 0)
+        return;
+    const cpu_impl *impl = dev->impl;
+    conv_job j = {.w = w, .O = out_channels, .K = w->channels * w->kernel_h * w->kernel_w,
+                  .P = w->out_h * w->out_w, .batch = batch, .slots = slots,
+                  .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
+                  .own = impl->small_gemm, .x = x, .weight = weight, .bias = bias, .y = y,
+                  .scratch = scratch};
+    bl__pool_run(impl->pool, slots, 1, 1, forward_slots, &j);
+}
+
+void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
+                             int64_t batch, const float *x, const float *weight,
+                             const float *dy, float beta, float *dweight, float *dx,
+                             int64_t slots, float *scratch)
+{
+    const int64_t O = out_channels, K = w->channels * w->kernel_h * w->kernel_w;
+    const int64_t P = w->out_h * w->out_w;
+    if (batch <= 0) {
+        for (int64_t i = 0; i < O * K; i++)
+            dweight[i] = beta == 0.0f ? 0.0f : beta * dweight[i];
+        return;
+    }
+    const cpu_impl *impl = dev->impl;
+    conv_job j = {.w = w, .O = O, .K = K, .P = P, .batch = batch, .slots = slots,
+                  .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
+                  .own = impl->small_gemm, .x = x, .weight = weight, .dy = dy, .dx = dx,
+                  .scratch = scratch};
+    bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
+    /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
+    bool first = true;
+    for (int64_t s = 0; s < slots; s++) {
+        if (slot_begin(&j, s) == slot_begin(&j, s + 1))
+            continue;
+        const float *restrict part = scratch + s * (K * P + O * K) + K * P;
+        if (first && beta == 0.0f)
+            memcpy(dweight, part, (size_t)(O * K) * sizeof *dweight);
+        else if (first && beta != 1.0f)
+            for (int64_t i = 0; i < O * K; i++)
+                dweight[i] = beta * dweight[i] + part[i];
+        else
+            for (int64_t i = 0; i < O * K; i++)
+                dweight[i] += part[i];
+        first = false;
+    }
+}
