@@ -440,6 +440,11 @@ static void test_conv2d(void **state)
                                      gscratch);
             /* FP32 sums of K products of values in [−1, 1], as the gemm check */
             check("conv2d y", gy, y, ny, 2e-5 * (double)K, 1e-5);
+            /* and against the CPU's own whole-batch op (cpu_conv.c) */
+            float *cscratch = hfloats(ns), *cy = hfloats(ny);
+            cpu->ops->conv2d_forward(cpu, w, O, batch, x, wt, bias, cy, slots, cscratch);
+            check("conv2d y (cpu op)", gy, cy, ny, 2e-5 * (double)K, 1e-5);
+            free(cy);
 
             float *dy = hrandom(ny, -1, 1), *gdy = gfloats(dy, ny);
             for (int mode = 0; mode < 3; mode++) { /* beta 0 with dx, 1 with dx, 0.5 without */
@@ -449,6 +454,8 @@ static void test_conv2d(void **state)
                 if (mode == 0)
                     dw[0] = NAN; /* beta 0 ignores the contents */
                 float *gdw = gfloats(dw, nw), *gdx = gfloats(dx, nx); /* dx: overwritten */
+                float *dw0 = hfloats(nw);
+                memcpy(dw0, dw, nw * sizeof *dw0); /* dweight before, for the CPU op */
                 conv_reference(w, O, batch, x, wt, NULL, NULL, dy, beta, dw,
                                with_dx ? dx : NULL);
                 gpu->ops->conv2d_backward(gpu, w, O, batch, gx, gw, gdy, beta, gdw,
@@ -456,12 +463,22 @@ static void test_conv2d(void **state)
                 /* dweight sums batch·P products; dx sums O products per column entry, then up
                  * to kh·kw entries per pixel */
                 check("conv2d dweight", gdw, dw, nw, 2e-5 * (double)(batch * P) + 1e-5, 1e-5);
+                float *cdw = hfloats(nw), *cdx = hfloats(nx);
+                memcpy(cdw, dw0, nw * sizeof *cdw);
+                cpu->ops->conv2d_backward(cpu, w, O, batch, x, wt, dy, beta, cdw,
+                                          with_dx ? cdx : NULL, slots, cscratch);
+                check("conv2d dweight (cpu op)", gdw, cdw, nw,
+                      2e-5 * (double)(batch * P) + 1e-5, 1e-5);
+                if (with_dx)
+                    check("conv2d dx (cpu op)", gdx, cdx, nx,
+                          2e-5 * (double)(O * w->kernel_h * w->kernel_w), 1e-5);
+                free(cdw), free(cdx), free(dw0);
                 if (with_dx)
                     check("conv2d dx", gdx, dx, nx,
                           2e-5 * (double)(O * w->kernel_h * w->kernel_w), 1e-5);
                 free(dw), free(dx);
             }
-            free(x), free(wt), free(b), free(scratch), free(y), free(dy);
+            free(x), free(wt), free(b), free(scratch), free(y), free(dy), free(cscratch);
             release_all();
         }
 }
