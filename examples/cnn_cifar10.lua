@@ -12,8 +12,8 @@
 --
 -- Takes about 5–10 minutes per epoch on 2 CPU cores with all 45,000 training images (2
 -- epochs by default: expect roughly 50–60 % test accuracy); give a sample limit to try it
--- faster, e.g. 10000 (about 1–2 minutes per epoch). device "cuda" needs a CUDA backend
--- (libbatchlab-cuda.so), which does not ship yet.
+-- faster, e.g. 10000 (about 1–2 minutes per epoch). device "cuda" needs the CUDA backend
+-- (libbatchlab-cuda.so, built with the CUDA toolkit: docs/cuda.md) and a GPU.
 --
 -- Run:   batchlab run examples/cnn_cifar10.lua [cifar-10-batches-bin dir] [epochs] [limit] [device]
 

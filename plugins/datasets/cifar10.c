@@ -297,7 +297,7 @@ static int cifar_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t
 }
 
 static const bl_dataset_ops cifar_ops = {sizeof(bl_dataset_ops), cifar_open, cifar_close,
-                                         cifar_info, cifar_gather, NULL};
+                                         cifar_info, cifar_gather, NULL, NULL};
 
 static const bl_plugin cifar_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_DATASET, "cifar10", "1.0",

@@ -829,7 +829,7 @@ static int csv_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t *
 }
 
 static const bl_dataset_ops csv_ops = {sizeof(bl_dataset_ops), csv_open, csv_close, csv_info,
-                                       csv_gather, NULL};
+                                       csv_gather, NULL, NULL};
 
 static const bl_plugin csv_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_DATASET, "csv", "1.0",

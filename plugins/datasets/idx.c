@@ -655,8 +655,32 @@ static int idx_gather(void *handle, bl_ctx *ctx, bl_split split, const int64_t *
     return BL_OK;
 }
 
+/* The stored bytes of the samples, and the map gather applies to them. */
+static int idx_gather_bytes(void *handle, bl_ctx *ctx, bl_split split, const int64_t *idx,
+                            int64_t n, uint8_t *x, void *y, float *scale, float *offset)
+{
+    const idx_ds *d = handle;
+    if ((unsigned)split >= BL_SPLIT_COUNT)
+        return bl_error(ctx, BL_EINVAL, "unknown split %d", (int)split);
+    int src = split == BL_SPLIT_TEST;
+    size_t px = (size_t)(d->h * d->w);
+    int32_t *labels = y;
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= d->count[split])
+            return bl_error(ctx, BL_EINVAL, "sample %lld out of range for the %s split "
+                            "of %lld", (long long)idx[i], bl_ds_split_name(split),
+                            (long long)d->count[split]);
+        int64_t row = bl_ds_row(d->map[split], idx[i]);
+        memcpy(x + (size_t)i * px, d->pix[src] + (size_t)row * px, px);
+        labels[i] = d->lab[src][row];
+    }
+    *scale = d->norm.scale;
+    *offset = d->norm.offset;
+    return BL_OK;
+}
+
 static const bl_dataset_ops idx_ops = {sizeof(bl_dataset_ops), idx_open, idx_close, idx_info,
-                                       idx_gather, NULL};
+                                       idx_gather, NULL, idx_gather_bytes};
 
 static const bl_plugin idx_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_DATASET, "idx", "1.0",

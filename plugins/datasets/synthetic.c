@@ -299,7 +299,7 @@ static int syn_property(void *handle, bl_ctx *ctx, const char *key, double *out,
 }
 
 static const bl_dataset_ops syn_ops = {sizeof(bl_dataset_ops), syn_open, syn_close, syn_info,
-                                       syn_gather, syn_property};
+                                       syn_gather, syn_property, NULL};
 
 static const bl_plugin syn_plugin = {
     BL_PLUGIN_ABI, sizeof(bl_plugin), BL_PLUGIN_DATASET, "synthetic", "1.0",

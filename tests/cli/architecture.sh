@@ -15,11 +15,13 @@ while read -r dir; do
     rel=${dir#"$SRC/"}
     case "$rel" in core/src/lua/module) continue ;; esac
     grep -q "\`$rel/\`" "$DOC" || fail "docs/architecture.md does not describe $rel/"
-done < <(find "$SRC/core/src" -mindepth 1 -type d -exec sh -c 'ls "$1"/*.c >/dev/null 2>&1' _ {} \; -print | sort)
+done < <(find "$SRC/core/src" -mindepth 1 -type d \
+    -exec sh -c 'ls "$1"/*.c >/dev/null 2>&1 || ls "$1"/*.cu >/dev/null 2>&1' _ {} \; -print | sort)
 
 # Every core/src folder named in the folder table exists and holds sources.
 for rel in $(grep -o '^| `core/src/[a-z/]*/`' "$DOC" | sed 's/^| `//; s/`$//'); do
-    ls "$SRC/$rel"*.c >/dev/null 2>&1 || fail "docs/architecture.md names $rel, which holds no source"
+    ls "$SRC/$rel"*.c >/dev/null 2>&1 || ls "$SRC/$rel"*.cu >/dev/null 2>&1 ||
+        fail "docs/architecture.md names $rel, which holds no source"
 done
 
 # The object libraries in CMake are the same folders.

@@ -199,6 +199,58 @@ static void gather_all(fx *f, bl_dataset *ds, bl_split s, float **x, int32_t **y
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* gather_bytes gives the stored bytes and the map gather applies: (float)byte·scale + offset is
+ * gather's float bit for bit, with the labels, for every normalization and split; the CPU
+ * device's gather_bytes op (what the resident loader runs) gives the same floats. */
+static void bytes_and_their_map(void **state)
+{
+    fx *f = *state;
+    write_set(make_dir(f, "idx_bytes"), 1, 1);
+    static const char *const norms[] = {"normalize=none", "normalize=unit", "normalize=standard"};
+    bl_device *cpu = NULL;
+    BL_ASSERT_OK(f->ctx, bl_device_cpu_open(f->ctx, 1, &cpu));
+    for (size_t k = 0; k < 3; k++) {
+        bl_dataset *ds;
+        BL_ASSERT_OK(f->ctx, open_ds(f, &ds, norms[k], "validation=10", NULL));
+        for (int sp = 0; sp < BL_SPLIT_COUNT; sp++) {
+            int64_t count = bl_dataset_info(ds)->count[sp];
+            if (count == 0)
+                continue;
+            int64_t idx[4] = {count - 1, 0, count / 2, count - 1};
+            float x[4 * PX], got[4 * PX], scale = 0, offset = 0;
+            uint8_t b[4 * PX];
+            int32_t y[4], yb[4];
+            BL_ASSERT_OK(f->ctx, bl_dataset_gather(f->ctx, ds, (bl_split)sp, idx, 4, x, y));
+            BL_ASSERT_OK(f->ctx, bl_dataset_gather_bytes(f->ctx, ds, (bl_split)sp, idx, 4, b, yb,
+                                                         &scale, &offset));
+            assert_memory_equal(y, yb, sizeof y);
+            for (int j = 0; j < 4 * PX; j++) {
+                float v = (float)b[j] * scale + offset;
+                assert_memory_equal(&v, &x[j], sizeof v);
+            }
+            /* the device op, gathering rows 1 and 3 of b by index */
+            int64_t rows[2] = {3, 1};
+            cpu->ops->gather_bytes(cpu, 2, rows, PX, b, scale, offset, got);
+            assert_memory_equal(got, x + 3 * PX, PX * sizeof(float));
+            assert_memory_equal(got + PX, x + PX, PX * sizeof(float));
+            int32_t lab[2];
+            cpu->ops->gather_rows(cpu, 2, rows, sizeof(int32_t), y, lab);
+            assert_int_equal(lab[0], y[3]);
+            assert_int_equal(lab[1], y[1]);
+        }
+        int64_t bad[1] = {1 << 30};
+        float scale, offset;
+        uint8_t b[PX];
+        int32_t y[1];
+        assert_int_equal(bl_dataset_gather_bytes(f->ctx, ds, BL_SPLIT_TRAIN, bad, 1, b, y,
+                                                 &scale, &offset),
+                         BL_EINVAL);
+        bl_dataset_close(ds);
+    }
+    bl_device_free(cpu);
+}
+
+
 static void shapes_and_raw_values(void **state)
 {
     fx *f = *state;
@@ -572,6 +624,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(shapes_and_raw_values, setup, teardown),
         cmocka_unit_test_setup_teardown(unit_and_standard, setup, teardown),
+        cmocka_unit_test_setup_teardown(bytes_and_their_map, setup, teardown),
         cmocka_unit_test_setup_teardown(validation_split, setup, teardown),
         cmocka_unit_test_setup_teardown(gzip_fashion_names_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_headers, setup, teardown),

@@ -74,6 +74,12 @@ typedef struct bl_dataset_ops {
      * sets *n to how many exist; BL_ENOTFOUND for an unknown key. */
     int (*property)(void *handle, bl_ctx *ctx, const char *key, double *out, int64_t cap,
                     int64_t *n);
+    /* Optional (may be NULL; appended in issue 11), for inputs stored as bytes: as gather, but
+     * x gets the n × sample numel stored bytes and *scale, *offset the affine map gather
+     * applies to them: gather's x[k] is exactly (float)bytes[k]·scale + offset (in float, no
+     * contraction). y as in gather. Lets the host keep a dataset on a device as bytes. */
+    int (*gather_bytes)(void *handle, bl_ctx *ctx, bl_split split, const int64_t *idx,
+                        int64_t n, uint8_t *x, void *y, float *scale, float *offset);
 } bl_dataset_ops;
 
 /* ---- host side ------------------------------------------------------------------------------ */
@@ -92,6 +98,12 @@ BL_EXPORT const bl_config *bl_dataset_options(const bl_dataset *ds);
 /* Checks the indices against the split's size, then calls the plugin's gather. */
 BL_EXPORT int bl_dataset_gather(bl_ctx *ctx, bl_dataset *ds, bl_split split,
                                 const int64_t *idx, int64_t n, float *x, void *y);
+/* The stored bytes of samples idx[0..n) and the affine map to gather's floats (see
+ * bl_dataset_ops.gather_bytes); BL_EUNSUPPORTED, with no message, when the plugin does not
+ * keep its inputs as bytes. Indices checked as in bl_dataset_gather. */
+BL_EXPORT int bl_dataset_gather_bytes(bl_ctx *ctx, bl_dataset *ds, bl_split split,
+                                      const int64_t *idx, int64_t n, uint8_t *x, void *y,
+                                      float *scale, float *offset);
 /* BL_ENOTFOUND when the plugin has no properties or not this one. */
 BL_EXPORT int bl_dataset_property(bl_ctx *ctx, bl_dataset *ds, const char *key, double *out,
                                   int64_t cap, int64_t *n);

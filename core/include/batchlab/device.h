@@ -217,6 +217,21 @@ typedef struct bl_device_ops {
                             int64_t batch, const float *x, const float *weight,
                             const float *dy, float beta, float *dweight, float *dx,
                             int64_t slots, float *scratch);
+
+    /* Appended in issue 11: batches gathered on the device from a dataset kept in its memory
+     * (the batch loader's resident mode, docs/cuda.md). idx holds n row numbers in device
+     * memory, each in range (the caller checks); src and dst are device memory and do not
+     * overlap. Asynchronous like every kernel: ordered before the operations called after it.
+     *   gather_rows:  dst row i = src row idx[i], rows of row_bytes bytes (a plain copy: labels,
+     *                 float inputs or targets);
+     *   gather_bytes: dst[i·row_len + j] = (float)src[idx[i]·row_len + j] · scale + offset,
+     *                 rounded as that float expression without contraction, as datasets turn
+     *                 stored bytes into floats on the host (bl_dataset_ops.gather_bytes).
+     * Both non-NULL in a conforming backend. */
+    void (*gather_rows)(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_bytes,
+                        const void *src, void *dst);
+    void (*gather_bytes)(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_len,
+                         const uint8_t *src, float scale, float offset, float *dst);
 } bl_device_ops;
 
 /* A device. The backend's open fills ops, kind, index, impl, host_threads and caps; the host

@@ -69,6 +69,17 @@ typedef enum {
     BL_PREFETCH_OFF = 2
 } bl_prefetch_mode;
 
+/* Where the training split's samples live on a device whose memory the host cannot address
+ * (a GPU). Resident: uploaded once (as bytes where the dataset stores bytes) and each batch
+ * gathered on the device by index from the epoch's permutation, uploaded once per epoch.
+ * Staged: gathered on the host into pinned memory and copied per batch. Both give the same
+ * batches, bit for bit. A host-addressable device (the CPU) always gathers on the host. */
+typedef enum {
+    BL_DATA_AUTO = 0,     /* resident when it takes at most half of the device's free memory */
+    BL_DATA_STAGED = 1,
+    BL_DATA_RESIDENT = 2  /* resident whatever it takes (out of memory is an error) */
+} bl_data_placement;
+
 /* Where a point's train_accuracy comes from (when train_eval_samples > 0). */
 typedef enum {
     /* The training steps since the previous point: each sample scored by the forward pass of
@@ -191,6 +202,7 @@ typedef struct bl_train_config {
     bool drop_last;                 /* drop an epoch's last partial batch (default: keep) */
     int64_t micro_batch;            /* > 0: accumulate gradients over chunks of this size */
     bl_prefetch_mode prefetch;      /* default auto */
+    bl_data_placement data_placement; /* default auto */
 
     /* Learning rate: lr = optim.lr · scaling(B) · warmup · schedule · factor of the batch
      * source. */

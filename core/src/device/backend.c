@@ -10,6 +10,7 @@
 #include "batchlab/device.h"
 #include "batchlab/device_backend.h"
 #include "batchlab/plugin.h"
+#include "build_config.h"
 #include "device/device_internal.h"
 
 #define NAME_CAP 64
@@ -75,10 +76,20 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* What a missing "cuda" backend means in this build. */
+static const char *cuda_hint(const char *name)
+{
+    if (strcmp(name, "cuda") != 0)
+        return "";
+    return BATCHLAB_CUDA_BUILT ? " (this batchlab was built with CUDA: is it installed?)"
+                               : " (this batchlab was built without CUDA: no CUDA toolkit was "
+                                 "found at build time, or BATCHLAB_CUDA=OFF; see docs/cuda.md)";
+}
+
 /* Finds and opens libbatchlab-<name>.so: the first file on the search path. On success *lib
- * is its dlopen handle and *out its descriptor. */
+ * is its dlopen handle, *out its descriptor and file[0..cap) its path. */
 static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **lib,
-                        const bl_device_backend **out)
+                        const bl_device_backend **out, char *file, size_t cap)
 {
     bl_registry *reg = NULL;
     int rc = bl_registry_new(ctx, &reg);
@@ -101,9 +112,9 @@ static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **
         bl_registry_free(reg);
         return bl_error(ctx, BL_EUNSUPPORTED,
                         "device \"%s\": no backend libbatchlab-%s.so on the plugin search path "
-                        "(tried %s); build or install the %s backend, or add its directory to "
+                        "(tried %s); build or install the %s backend%s, or add its directory to "
                         "BATCHLAB_PLUGIN_PATH; \"cpu\" is always available",
-                        spec, name, n ? tried : "no directories", name);
+                        spec, name, n ? tried : "no directories", name, cuda_hint(name));
     }
     void *handle = dlopen(found, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
@@ -127,6 +138,7 @@ static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **
     if (rc == BL_OK) {
         *lib = handle;
         *out = b;
+        snprintf(file, cap, "%s", found);
     } else {
         dlclose(handle);
     }
@@ -134,15 +146,17 @@ static int load_backend(bl_ctx *ctx, const char *spec, const char *name, void **
     return rc;
 }
 
-/* probe, count, open; on success the device remembers its backend and library. */
-static int open_with(bl_ctx *ctx, const bl_device_backend *b, void *lib, int index,
-                     int threads, bl_device **out)
+/* probe, count, open; on success the device remembers its backend and library. `file` is the
+ * backend's shared object (NULL for the built-in one), for messages. */
+static int open_with(bl_ctx *ctx, const bl_device_backend *b, void *lib, const char *file,
+                     int index, int threads, bl_device **out)
 {
-    char why[160] = "";
+    char why[200] = "";
     int rc = b->probe(why, sizeof why);
     if (rc != BL_OK)
-        return bl_error(ctx, BL_EUNSUPPORTED, "device backend '%s'%s%s cannot run here: %s",
+        return bl_error(ctx, BL_EUNSUPPORTED, "device backend '%s'%s%s%s%s%s cannot run here: %s",
                         b->name, b->version ? " " : "", b->version ? b->version : "",
+                        file ? " (" : "", file ? file : "", file ? ")" : "",
                         why[0] ? why : "its probe gave no reason");
     int count = b->count();
     if (index >= count)
@@ -190,12 +204,13 @@ int bl_device_open_threads(bl_ctx *ctx, const char *spec, int threads, bl_device
     if (rc != BL_OK)
         return rc;
     if (strcmp(name, "cpu") == 0)
-        return open_with(ctx, bl__device_cpu_backend(), NULL, index, threads, out);
+        return open_with(ctx, bl__device_cpu_backend(), NULL, NULL, index, threads, out);
     void *lib = NULL;
     const bl_device_backend *b = NULL;
-    if ((rc = load_backend(ctx, spec, name, &lib, &b)) != BL_OK)
+    char file[4096];
+    if ((rc = load_backend(ctx, spec, name, &lib, &b, file, sizeof file)) != BL_OK)
         return rc;
-    rc = open_with(ctx, b, lib, index, threads, out);
+    rc = open_with(ctx, b, lib, file, index, threads, out);
     if (rc != BL_OK)
         dlclose(lib);
     return rc;

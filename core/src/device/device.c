@@ -1,5 +1,6 @@
 /* Devices: the accounting shared by every backend, sticky faults, and the host-side wrappers
  * of the memory, copy and event operations. Finding and opening backends is in backend.c. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ static const char *human_bytes(size_t bytes, char *buf, size_t cap)
 
 /* ---- sticky faults ------------------------------------------------------------------------- */
 
+/* dev->fault while the first fault's message is being written: no BL_E… code (BL_ENOMEM is
+ * −1, so −1 cannot serve). */
+#define FAULT_RECORDING INT_MIN
+
 void bl_device_fault(bl_device *dev, int code, const char *fmt, ...)
 {
     if (!dev)
@@ -36,8 +41,8 @@ void bl_device_fault(bl_device *dev, int code, const char *fmt, ...)
         code = BL_EINVAL;
     int expected = 0;
     /* the first fault wins; its message is written once, by the thread that set it */
-    if (!__atomic_compare_exchange_n(&dev->fault, &expected, -1, false, __ATOMIC_ACQ_REL,
-                                     __ATOMIC_ACQUIRE))
+    if (!__atomic_compare_exchange_n(&dev->fault, &expected, FAULT_RECORDING, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -53,7 +58,7 @@ int bl_device_status(bl_ctx *ctx, const bl_device *dev)
     int code = __atomic_load_n(&dev->fault, __ATOMIC_ACQUIRE);
     if (code == 0)
         return BL_OK;
-    if (code == -1) /* a fault is being recorded right now */
+    if (code == FAULT_RECORDING) /* a fault is being recorded right now */
         return bl_error(ctx, BL_EINVAL, "%s device: an earlier operation failed",
                         dev->ops->name);
     return bl_error(ctx, code, "%s device: an earlier operation failed: %s", dev->ops->name,

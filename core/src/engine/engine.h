@@ -72,6 +72,18 @@ typedef struct bl__slot {
     int rc;            /* result of the last gather (and upload, for a prefetch) */
 } bl__slot;
 
+/* The training split kept on the device (loader_resident.c); on = false: the host gathers. */
+typedef struct bl__resident {
+    bool on;
+    bool bytes;             /* x holds the stored bytes, turned into floats by gather_bytes */
+    float scale, offset;    /* with bytes: the dataset's map to floats */
+    void *x;                /* device: [n × numel] bytes or floats */
+    void *y;                /* device: [n × y_bytes_per_sample] */
+    int64_t *perm;          /* device: [n] the epoch's permutation */
+    size_t x_bytes;
+    int rc;                 /* the permutation upload's result (message in worker_ctx) */
+} bl__resident;
+
 typedef struct bl__loader {
     bl_dataset *data;
     bl_device *dev;
@@ -90,12 +102,14 @@ typedef struct bl__loader {
     bool sync_ready;        /* mu and cv exist */
     int pending;            /* slot index requested from the thread, or -1 */
     int busy;               /* slot the thread is filling, or -1 */
+    bl__resident res;
 } bl__loader;
 
 /* Sizes two slots for `capacity` samples of the training split and, when `prefetch`, starts
- * the thread. */
+ * the thread; keeps the split on the device as `placement` says (then without the thread). */
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed, bool prefetch);
+                    int64_t capacity, uint64_t seed, bool prefetch,
+                    bl_data_placement placement);
 void bl__loader_close(bl__loader *l);
 /* Makes both slots hold `capacity` samples (> l->capacity): waits for a prefetch in flight,
  * drops what the slots hold and replaces their buffers (the old ones are released first, so
@@ -109,6 +123,14 @@ void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count);
 /* Makes slot s hold exactly positions [start, start+count): uses what a prefetch brought when
  * it matches, gathers the rest here, and uploads when the device needs it. */
 int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count);
+
+/* loader_resident.c: the resident mode's parts of the loader (the hooks in loader.c). open
+ * decides (l->res.on) and uploads the split; epoch uploads l->perm; fill gathers on the
+ * device. */
+int bl__resident_open(bl_ctx *ctx, bl__loader *l, bl_data_placement placement);
+void bl__resident_close(bl__loader *l);
+void bl__resident_epoch(bl__loader *l);
+int bl__resident_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count);
 
 /* ---- step times (steptime.c) ---- */
 

@@ -9,7 +9,8 @@
  * On a device whose memory the host cannot address, batches are gathered into staging memory
  * (bl_device_host_alloc: pinned on a GPU) and the prefetch thread starts the upload itself
  * (bl_device_upload_async, recording the slot's event), so the copy overlaps the step that is
- * computing; bl__loader_fill waits for the event. */
+ * computing; bl__loader_fill waits for the event. Unless the training split fits on that
+ * device: then it is kept there and batches are gathered on the device (loader_resident.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,8 @@ static int alloc_slot(bl_ctx *ctx, bl__loader *l, bl__slot *slot)
     int rc = bl_device_alloc(ctx, l->dev, x_bytes, (void **)&slot->x);
     if (rc == BL_OK)
         rc = bl_device_alloc(ctx, l->dev, y_bytes, &slot->y);
-    if (rc == BL_OK && !(bl_device_caps(l->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE)) {
+    if (rc == BL_OK && !(bl_device_caps(l->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE) &&
+        !l->res.on) {
         rc = bl_device_host_alloc(ctx, l->dev, x_bytes, (void **)&slot->x_stage);
         if (rc == BL_OK)
             rc = bl_device_host_alloc(ctx, l->dev, y_bytes, &slot->y_stage);
@@ -122,7 +124,8 @@ int bl__loader_grow(bl_ctx *ctx, bl__loader *l, int64_t capacity)
 }
 
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed, bool prefetch)
+                    int64_t capacity, uint64_t seed, bool prefetch,
+                    bl_data_placement placement)
 {
     memset(l, 0, sizeof *l);
     const bl_data_info *info = bl_dataset_info(data);
@@ -144,6 +147,12 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         return bl_error(ctx, BL_ENOMEM, "batch loader: out of memory for %lld indices",
                         (long long)l->n);
     }
+    int rrc = bl__resident_open(ctx, l, placement); /* loader_resident.c */
+    if (rrc != BL_OK) {
+        bl__loader_close(l);
+        return rrc;
+    }
+    prefetch = prefetch && !l->res.on; /* the device gathers in order on its stream */
     for (int s = 0; s < 2; s++) {
         int rc = alloc_slot(ctx, l, &l->slot[s]);
         if (rc != BL_OK) {
@@ -189,6 +198,7 @@ void bl__loader_close(bl__loader *l)
         bl_device_event_free(l->dev, l->slot[s].uploaded);
         memset(&l->slot[s], 0, sizeof l->slot[s]);
     }
+    bl__resident_close(l);
     free(l->perm);
     l->perm = NULL;
     bl_ctx_free(l->worker_ctx);
@@ -203,6 +213,7 @@ void bl__loader_new_epoch(bl__loader *l)
     }
     l->epoch_rng = l->rng;
     bl_rng_permutation(&l->rng, l->perm, l->n);
+    bl__resident_epoch(l);
 }
 
 void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
@@ -231,6 +242,8 @@ void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
 
 int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count)
 {
+    if (l->res.on)
+        return bl__resident_fill(ctx, l, s, start, count);
     bl__slot *slot = &l->slot[s];
     wait_slot(l, s);
     int64_t have = 0;

@@ -619,6 +619,8 @@ static int check_config(bl_ctx *ctx, const bl_train_config *cfg)
         return bl_error(ctx, BL_EOPTION, "train: micro_batch must be ≥ 0");
     if ((unsigned)cfg->prefetch > BL_PREFETCH_OFF)
         return bl_error(ctx, BL_EOPTION, "train: prefetch must be auto, on or off");
+    if ((unsigned)cfg->data_placement > BL_DATA_RESIDENT)
+        return bl_error(ctx, BL_EOPTION, "train: data_placement must be auto, staged or resident");
     if (cfg->gns_chunks < 2 && (cfg->measure_gns || cfg->scheduler))
         return bl_error(ctx, BL_EOPTION, "train: gns_chunks must be ≥ 2, got %d",
                         cfg->gns_chunks);
@@ -776,7 +778,8 @@ static int setup(run *r)
         return bl_error(ctx, BL_ENOMEM, "train: out of memory");
 
     if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed,
-                              use_prefetch_thread(cfg, r->dev))) != BL_OK)
+                              use_prefetch_thread(cfg, r->dev), cfg->data_placement)) !=
+        BL_OK)
         return rc;
     r->loader_open = true;
     if ((rc = bl__step_times_reserve(ctx, &r->step_times, BL__STEP_TIMES_KEPT)) != BL_OK)

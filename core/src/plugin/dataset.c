@@ -139,11 +139,10 @@ const bl_config *bl_dataset_options(const bl_dataset *ds)
     return ds ? ds->opts : NULL;
 }
 
-int bl_dataset_gather(bl_ctx *ctx, bl_dataset *ds, bl_split split, const int64_t *idx,
-                      int64_t n, float *x, void *y)
+/* The checks of a gather's arguments (x and y non-NULL, every index in range). */
+static int check_gather(bl_ctx *ctx, const bl_dataset *ds, bl_split split, const int64_t *idx,
+                        int64_t n, const void *x, const void *y)
 {
-    if (!ds)
-        return bl_error(ctx, BL_EINVAL, "bl_dataset_gather: no dataset");
     const char *name = ds->plugin->name;
     if ((unsigned)split >= BL_SPLIT_COUNT)
         return bl_error(ctx, BL_EINVAL, "dataset %s: unknown split %d", name, (int)split);
@@ -162,14 +161,44 @@ int bl_dataset_gather(bl_ctx *ctx, bl_dataset *ds, bl_split split, const int64_t
                             "dataset %s: index %" PRId64 " (position %" PRId64 " of %" PRId64
                             ") is out of range for the %s split of %" PRId64 " samples",
                             name, idx[i], i, n, bl_split_name(split), count);
-    if (n == 0)
-        return BL_OK;
+    return BL_OK;
+}
+
+int bl_dataset_gather(bl_ctx *ctx, bl_dataset *ds, bl_split split, const int64_t *idx,
+                      int64_t n, float *x, void *y)
+{
+    if (!ds)
+        return bl_error(ctx, BL_EINVAL, "bl_dataset_gather: no dataset");
+    const char *name = ds->plugin->name;
+    int rc = check_gather(ctx, ds, split, idx, n, x, y);
+    if (rc != BL_OK || n == 0)
+        return rc;
     bl_clear_error(ctx);
-    int rc = ds->ops->gather(ds->handle, ctx, split, idx, n, x, y);
+    rc = ds->ops->gather(ds->handle, ctx, split, idx, n, x, y);
     if (rc) {
         char owner[96];
         snprintf(owner, sizeof owner, "dataset %s", name);
         return bl__plugin_failed(ctx, rc, owner, "gather");
+    }
+    return BL_OK;
+}
+
+int bl_dataset_gather_bytes(bl_ctx *ctx, bl_dataset *ds, bl_split split, const int64_t *idx,
+                            int64_t n, uint8_t *x, void *y, float *scale, float *offset)
+{
+    if (!ds || !scale || !offset)
+        return bl_error(ctx, BL_EINVAL, "bl_dataset_gather_bytes: bad argument");
+    if (!BL__HAS_FIELD(ds->ops, bl_dataset_ops, gather_bytes) || !ds->ops->gather_bytes)
+        return BL_EUNSUPPORTED;
+    int rc = check_gather(ctx, ds, split, idx, n, x, y);
+    if (rc != BL_OK)
+        return rc;
+    bl_clear_error(ctx);
+    rc = ds->ops->gather_bytes(ds->handle, ctx, split, idx, n, x, y, scale, offset);
+    if (rc) {
+        char owner[96];
+        snprintf(owner, sizeof owner, "dataset %s", ds->plugin->name);
+        return bl__plugin_failed(ctx, rc, owner, "gather_bytes");
     }
     return BL_OK;
 }

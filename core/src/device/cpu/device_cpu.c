@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "device/cpu/cpu_gemm.h"
+#include "device/cpu/device_cpu_gather.h"
 #include "device/cpu/device_cpu.h"
 #include "device/cpu/device_cpu_shared.h"
 #include "device/device_internal.h"
@@ -382,6 +383,8 @@ static const bl_device_ops cpu_ops = {
     .upload = cpu_upload,
     .download = cpu_download,
     .copy = cpu_copy,
+    .gather_rows = bl__cpu_gather_rows,   /* appended ops, placed here: device_cpu_gather.c */
+    .gather_bytes = bl__cpu_gather_bytes,
     .synchronize = cpu_synchronize,
     .gemm = cpu_gemm,
     .gemv = cpu_gemv,
