@@ -11,8 +11,9 @@
  * same order of operations (the expressions below). Reductions are not here: their order
  * differs between a CPU loop and a GPU tree, so they agree within a tolerance (docs/cuda.md).
  *
- * The CPU backend (device_cpu_vec.c, rng.c) still has its own copies of these functions,
- * vectorized in place; test_kernel_math proves the two agree, so that a change to either shows.
+ * The CPU backend's activation and softmax loops (device_cpu_vec.c) call the functions here;
+ * its SGD/Adam loops and bl_hash_uniform (rng.c) are spelled out for vectorization and
+ * test_kernel_math proves they agree with these, so that a change to either shows.
  */
 #ifndef BATCHLAB_KERNEL_MATH_H
 #define BATCHLAB_KERNEL_MATH_H
@@ -50,7 +51,8 @@ static inline BL_HD float bl__km_dropout_mask(uint64_t seed, uint64_t counter, i
 }
 
 /* e^x: Cody–Waite reduction, degree-6 Taylor polynomial, 2^n in the exponent bits; inputs
- * clamped to [−87, 88], 0 below −87, NaN in NaN out (fast_expf in device_cpu_vec.c). */
+ * clamped to [−87, 88], 0 below −87, NaN in NaN out; the
+ * expression is written so that the CPU's loops calling it vectorize. */
 static inline BL_HD float bl__km_expf(float x)
 {
     float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;

@@ -22,6 +22,7 @@
 
 #include "batchlab/rng.h"
 #include "device/cpu/device_cpu_shared.h"
+#include "device/kernel_math.h"
 
 /* Work per chunk below which a kernel runs on the calling thread alone. */
 #define GRAIN_LIGHT 8192 /* elements: copies, fills, ReLU, bias */
@@ -285,80 +286,8 @@ void bl__cpu_sum_channels(bl_device *dev, int64_t outer, int64_t channels, int64
 
 /* ---- activations -------------------------------------------------------------------------- */
 
-/* e^x for float x, written so that the loops calling it vectorize: Cody–Waite reduction
- * x = n·ln2 + f with |f| ≤ ln2/2, a degree-6 Taylor polynomial for e^f (relative error below
- * 2e-7) and 2^n built in the exponent bits. Inputs are clamped to [−87, 88]; below −87 the
- * result is 0, so exp never overflows and never returns a denormal. */
-static inline float fast_expf(float x)
-{
-    /* written so that NaN lands on the clamp (never converted to an integer below) */
-    float xc = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;
-    float t = xc * 1.44269504088896341f;
-    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest (|t| < 2^22) */
-    float f = xc - n * 0.693359375f;
-    f = f - n * -2.12194440e-4f;
-    float p = 1.0f / 720.0f;
-    p = p * f + 1.0f / 120.0f;
-    p = p * f + 1.0f / 24.0f;
-    p = p * f + 1.0f / 6.0f;
-    p = p * f + 0.5f;
-    p = p * f + 1.0f;
-    p = p * f + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    float r = p * scale;
-    return x < -87.0f ? 0.0f : (x == x ? r : x); /* NaN in, NaN out */
-}
-
-/* tanh: an odd Taylor polynomial near 0 (where 1 − 2/(e^{2|x|}+1) would lose relative
- * accuracy) and the exp form elsewhere; saturates cleanly, never NaN for finite x. */
-static inline float fast_tanhf(float x)
-{
-    float a = x < 0.0f ? -x : x;
-    float e = fast_expf(2.0f * a);
-    float big = 1.0f - 2.0f / (e + 1.0f);
-    float x2 = a * a;
-    float small = 62.0f / 2835.0f;
-    small = small * x2 - 17.0f / 315.0f;
-    small = small * x2 + 2.0f / 15.0f;
-    small = small * x2 - 1.0f / 3.0f;
-    small = small * x2 * a + a;
-    float r = a < 0.25f ? small : big;
-    return x < 0.0f ? -r : r;
-}
-
-/* 1 / (1 + e^{−x}); e^{−x} is clamped, so no overflow for any finite x. */
-static inline float fast_sigmoidf(float x)
-{
-    return 1.0f / (1.0f + fast_expf(-x));
-}
-
-/* erfc(z) for z ≥ 0 (Numerical Recipes' Chebyshev fit, fractional error < 1.2e-7 in exact
- * arithmetic, a few float ulps here). */
-static inline float erfc_pos(float z)
-{
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    return t * fast_expf(p - z * z);
-}
-
-/* Φ(x), the standard normal CDF: written through erfc so both tails keep relative accuracy. */
-static inline float normal_cdf(float x)
-{
-    float a = x < 0.0f ? -x : x;
-    float half_erfc = 0.5f * erfc_pos(a * 0.70710678118654752f);
-    return x < 0.0f ? half_erfc : 1.0f - half_erfc;
-}
+/* e^x, tanh, sigmoid and Φ are kernel_math.h's (bl__km_*), written once for this backend and
+ * the CUDA one: static inline, so the loops calling them still vectorize here. */
 
 BL__HOT static void act_forward_kernel(bl_activation act, int64_t n, const float *restrict x,
                                        float *restrict y)
@@ -370,15 +299,15 @@ BL__HOT static void act_forward_kernel(bl_activation act, int64_t n, const float
         break;
     case BL_ACT_TANH:
         for (int64_t i = 0; i < n; i++)
-            y[i] = fast_tanhf(x[i]);
+            y[i] = bl__km_tanhf(x[i]);
         break;
     case BL_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++)
-            y[i] = fast_sigmoidf(x[i]);
+            y[i] = bl__km_sigmoidf(x[i]);
         break;
     case BL_ACT_GELU: /* x·Φ(x), PyTorch's exact (erf) form */
         for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] * normal_cdf(x[i]);
+            y[i] = x[i] * bl__km_normal_cdf(x[i]);
         break;
     }
 }
@@ -403,8 +332,8 @@ BL__HOT static void act_backward_kernel(bl_activation act, int64_t n, const floa
     case BL_ACT_GELU: /* Φ(x) + x·φ(x) */
         for (int64_t i = 0; i < n; i++) {
             float xi = x[i];
-            float pdf = 0.39894228040143268f * fast_expf(-0.5f * xi * xi);
-            dx[i] = dy[i] * (normal_cdf(xi) + xi * pdf);
+            float pdf = 0.39894228040143268f * bl__km_expf(-0.5f * xi * xi);
+            dx[i] = dy[i] * (bl__km_normal_cdf(xi) + xi * pdf);
         }
         break;
     }
@@ -497,7 +426,7 @@ BL__HOT static double softmax_row(int64_t classes, const float *restrict x, floa
             best = c;
         }
     for (int64_t c = 0; c < classes; c++)
-        p[c] = fast_expf(x[c] - mx);
+        p[c] = bl__km_expf(x[c] - mx);
     double sum = 0.0;
     for (int64_t c = 0; c < classes; c++)
         sum += p[c];
