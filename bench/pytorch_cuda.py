@@ -11,25 +11,21 @@ one warm-up epoch. FP32 (TF32 off unless --tf32). Not a test.
 Exit status 77 when the device is not available (the reason on stderr).
 """
 import argparse
-import gzip
 import os
-import struct
 import sys
 import time
 
 import numpy as np
 import torch
 
+from pytorch_models import read_idx  # one IDX reader for the PyTorch sides
+
 SAMPLES, FEATURES, CLASSES = 60000, 784, 10
 
 
-def read_idx(path):
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    _, _, ndim = struct.unpack(">HBB", data[:4])
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+def idx_array(path):
+    data, dims = read_idx(path)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def load(directory, gen):
@@ -37,8 +33,8 @@ def load(directory, gen):
         xi = os.path.join(directory, "train-images-idx3-ubyte" + suffix)
         yi = os.path.join(directory, "train-labels-idx1-ubyte" + suffix)
         if os.path.exists(xi) and os.path.exists(yi):
-            x = torch.tensor(read_idx(xi)[:SAMPLES], dtype=torch.float32).view(-1, FEATURES) / 255
-            y = torch.tensor(read_idx(yi)[:SAMPLES], dtype=torch.long)
+            x = torch.tensor(idx_array(xi)[:SAMPLES], dtype=torch.float32).view(-1, FEATURES) / 255
+            y = torch.tensor(idx_array(yi)[:SAMPLES], dtype=torch.long)
             print(f"data: Fashion-MNIST training set from {directory}")
             return x, y
     print(f"data: synthetic ({directory} not usable)")
