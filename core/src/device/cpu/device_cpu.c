@@ -289,12 +289,47 @@ static void gemm_blas(cpu_impl *impl, gemm_args *g)
                      blas_cols_range, g);
 }
 
+/* "nt" or "nn" whose weights exceed L2, with b = m rows not a multiple of 4: OpenBLAS on a
+ * copy of A and C padded with zero rows to the next multiple of 4, which takes less time than
+ * the ragged count itself (1024×1024, one thread: 9 rows 510 µs, 12 rows 422 µs) and less
+ * than streaming the weights once more for the 1-3 rows left. Returns false, having done
+ * nothing, when the copy cannot be allocated. */
+static bool gemm_padded(cpu_impl *impl, gemm_args *g)
+{
+    int64_t m4 = (g->m + 3) & ~(int64_t)3;
+    float *pa = malloc((size_t)(m4 * (g->k + g->n)) * sizeof *pa);
+    if (!pa)
+        return false;
+    float *pc = pa + m4 * g->k;
+    for (int64_t i = 0; i < g->m; i++) {
+        memcpy(pa + i * g->k, g->a + i * g->lda, (size_t)g->k * sizeof *pa);
+        if (g->beta != 0.0f)
+            memcpy(pc + i * g->n, g->c + i * g->ldc, (size_t)g->n * sizeof *pc);
+    }
+    memset(pa + g->m * g->k, 0, (size_t)((m4 - g->m) * g->k) * sizeof *pa);
+    if (g->beta != 0.0f)
+        memset(pc + g->m * g->n, 0, (size_t)((m4 - g->m) * g->n) * sizeof *pc);
+    gemm_args padded = *g;
+    padded.m = m4;
+    padded.a = pa;
+    padded.lda = g->k;
+    padded.c = pc;
+    padded.ldc = g->n;
+    gemm_blas(impl, &padded);
+    for (int64_t i = 0; i < g->m; i++)
+        memcpy(g->c + i * g->ldc, pc + i * g->n, (size_t)g->n * sizeof *pc);
+    free(pa);
+    return true;
+}
+
 /* "nt" or "nn" with b = m rows on OpenBLAS: the rows up to a multiple of 4 there, the rest
  * on the own kernel when it reads the weights cheaply (always for "nt", whose kernel keeps
  * 2 rows × 4 weight rows in registers; for "nn" only while the weights stay in L2). */
 static void gemm_ragged(cpu_impl *impl, gemm_form form, gemm_args *g)
 {
     int64_t rest = g->m & 3;
+    if (rest != 0 && g->k * g->n > L2_FLOATS && gemm_padded(impl, g))
+        return;
     bool split = rest != 0 && (form == FORM_NT || g->k * g->n <= L2_FLOATS);
     if (!split || !impl->small_gemm) {
         gemm_blas(impl, g);
