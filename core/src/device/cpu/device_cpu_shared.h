@@ -11,6 +11,9 @@
 typedef struct cpu_impl {
     bl__pool *pool;  /* NULL: single-threaded */
     bool small_gemm; /* the AVX2/FMA small-batch kernels can run here */
+    float *pad;      /* gemm_padded's rows, grown to the largest product seen (≤ PAD_MAX_ROWS
+                        rows), so that no step allocates once the shapes are known */
+    size_t pad_floats;
 } cpu_impl;
 
 static inline bl__pool *bl__cpu_pool(bl_device *dev)
