@@ -69,7 +69,8 @@ static void test_validation(void **state)
     BL_ASSERT_ERR(ctx, BL_EOPTION, "val_accuracy", validate_fails(ctx, "target=val_acc>=0.5"));
 
     bl_config *spec = validated(ctx, "epochs=2 eval_every=steps=50 target=val_loss<=0.3 "
-                                     "lr_scaling=sqrt prefetch=off batch=64");
+                                     "lr_scaling=sqrt prefetch=off batch=64 "
+                                     "data_placement=resident");
     bl_train_config c = bl_train_defaults();
     BL_ASSERT_OK(ctx, bl_run_spec_apply(ctx, spec, "test", &c));
     assert_true(c.epochs == 2);
@@ -82,6 +83,7 @@ static void test_validation(void **state)
     assert_true(c.target_value == 0.3);
     assert_int_equal(c.lr_scaling, BL_LR_SCALE_SQRT);
     assert_int_equal(c.prefetch, BL_PREFETCH_OFF);
+    assert_int_equal(c.data_placement, BL_DATA_RESIDENT);
     bl_config_free(spec);
 
     /* the number shorthand: val_accuracy at least */

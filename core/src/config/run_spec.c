@@ -9,6 +9,8 @@
 #include "config/config_internal.h"
 
 static const char *const prefetch_choices[] = {"auto", "on", "off", NULL};
+/* in bl_data_placement order */
+static const char *const placement_choices[] = {"auto", "staged", "resident", NULL};
 static const char *const train_acc_choices[] = {"steps", "subset", NULL};
 static const char *const scaling_choices[] = {"none", "linear", "sqrt", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", "linear", NULL};
@@ -46,6 +48,9 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       NULL, "N") \
     X("prefetch", BL_TYPE_STRING, "auto", "gather the next batch on a second thread: auto, on, off", \
       NAN, NAN, prefetch_choices, "MODE") \
+    X("data_placement", BL_TYPE_STRING, "auto", \
+      "training data on a GPU: auto, staged (copied per batch), resident (uploaded once)", NAN, \
+      NAN, placement_choices, "MODE") \
     X("lr_scaling", BL_TYPE_STRING, "none", "LR scaling rule with the batch: none, linear, sqrt", \
       NAN, NAN, scaling_choices, "RULE") \
     X("lr_schedule", BL_TYPE_STRING, "constant", "LR schedule: constant, step, cosine, linear", \
@@ -428,6 +433,8 @@ int bl_run_spec_apply(bl_ctx *ctx, const bl_config *spec, const char *owner,
     cfg->micro_batch = bl_config_int(spec, "micro_batch");
     cfg->prefetch = (bl_prefetch_mode)choice_index(prefetch_choices,
                                                    bl_config_string(spec, "prefetch"));
+    cfg->data_placement = (bl_data_placement)choice_index(
+        placement_choices, bl_config_string(spec, "data_placement"));
     cfg->lr_scaling = (bl_lr_scaling)choice_index(scaling_choices,
                                                   bl_config_string(spec, "lr_scaling"));
     cfg->lr_schedule = (bl_lr_schedule)choice_index(schedule_choices,
