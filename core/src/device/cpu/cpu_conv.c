@@ -100,7 +100,8 @@ static inline void add_row(float *restrict dst, const float *restrict src, int64
         dst[i] += src[i];
 }
 
-/* image [C, H, W] → cols [C·kh·kw, out_h·out_w], as bl__cpu_im2col (see device.h). */
+/* image [C, H, W] → cols [C·kh·kw, out_h·out_w]; row (c·kh + ki)·kw + kj holds, at column
+ * oh·out_w + ow, image[c][oh·sh − ph + ki][ow·sw − pw + kj] or 0 in the padding. */
 BL__HOT static void im2col_image(const bl_window2d *w, const float *restrict image,
                                  float *restrict cols)
 {
@@ -147,14 +148,13 @@ BL__HOT static void im2col_image(const bl_window2d *w, const float *restrict ima
     }
 }
 
-/* image = col2im(cols): zeroed, then every cols entry added where im2col took it from (in the
- * order of bl__cpu_col2im, which adds into an image the caller zeroed). */
-BL__HOT static void col2im_image(const bl_window2d *w, const float *restrict cols,
-                                 float *restrict image)
+/* The adjoint of im2col: image[c][ih][iw] += every cols entry that im2col copied from there;
+ * padding entries are dropped (the col2im op: the caller zeroes the image for =). */
+BL__HOT static void col2im_add(const bl_window2d *w, const float *restrict cols,
+                               float *restrict image)
 {
     const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
     const int64_t sh = w->stride_h, sw = w->stride_w;
-    memset(image, 0, (size_t)(w->channels * H * W) * sizeof *image);
     if (sh == 1 && sw == 1 && w->pad_h == 0 && w->pad_w == 0) {
         for (int64_t c = 0; c < w->channels; c++)
             for (int64_t ki = 0; ki < w->kernel_h; ki++)
@@ -186,6 +186,26 @@ BL__HOT static void col2im_image(const bl_window2d *w, const float *restrict col
             }
         }
     }
+}
+
+/* image = col2im(cols) */
+static void col2im_image(const bl_window2d *w, const float *restrict cols, float *restrict image)
+{
+    memset(image, 0, (size_t)(w->channels * w->height * w->width) * sizeof *image);
+    col2im_add(w, cols, image);
+}
+
+/* The device ops (device.h): one image at a time, on the calling thread. */
+void bl__cpu_im2col(bl_device *dev, const bl_window2d *w, const float *image, float *cols)
+{
+    (void)dev;
+    im2col_image(w, image, cols);
+}
+
+void bl__cpu_col2im(bl_device *dev, const bl_window2d *w, const float *cols, float *image)
+{
+    (void)dev;
+    col2im_add(w, cols, image);
 }
 
 /* ---- per-image products (one thread) ------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * products, own register-blocked kernels for the small-batch ones (cpu_gemm.c; which one by
  * shape: own_below), every large enough call split over the device's thread pool (cpu_pool.c)
  * with OpenBLAS single-threaded inside it. The vector kernels are in device_cpu_vec.c, the
- * image and batch-norm kernels in device_cpu_image.c (device_cpu.h).
+ * pooling and batch-norm kernels in device_cpu_image.c, im2col/col2im and the batched
+ * convolution in cpu_conv.c (device_cpu.h).
  *
  * OpenBLAS's thread count is process-wide. A device with a pool sets it to 1 once, when it
  * opens, and never flips it around a call (another thread would see it change, and two devices

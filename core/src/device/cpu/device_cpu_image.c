@@ -1,4 +1,5 @@
-/* CPU kernels for images and normalization: im2col/col2im, max pooling, batch normalization.
+/* CPU kernels for images and normalization: max pooling and batch normalization
+ * (im2col/col2im are in cpu_conv.c).
  *
  * Wired into the CPU backend's bl_device_ops by device_cpu.c; the contracts are the comments in
  * batchlab/device.h. Notes on choices those comments leave open:
@@ -28,104 +29,7 @@
 /* Input values per chunk below which a max-pool runs on the calling thread alone. */
 #define POOL_GRAIN 16384
 
-/* ---- im2col / col2im ---------------------------------------------------------------------- */
-
-/* Output positions o in [*lo, *hi) for which the input index o·stride − pad + k is inside
- * [0, size). */
-static void valid_range(int64_t k, int64_t pad, int64_t stride, int64_t size, int64_t out,
-                        int64_t *lo, int64_t *hi)
-{
-    const int64_t off = pad - k; /* input index = o·stride − off */
-    int64_t l = off > 0 ? (off + stride - 1) / stride : 0;
-    const int64_t last = size - 1 + off; /* need o·stride ≤ last */
-    int64_t h = last >= 0 ? last / stride + 1 : 0;
-    if (h > out)
-        h = out;
-    if (l > h)
-        l = h;
-    *lo = l;
-    *hi = h;
-}
-
-/* image [C, H, W] → cols [C·kh·kw, out_h·out_w]; row (c·kh + ki)·kw + kj holds, at column
- * oh·out_w + ow, image[c][oh·sh − ph + ki][ow·sw − pw + kj] or 0 in the padding. */
-void bl__cpu_im2col(bl_device *dev, const bl_window2d *w, const float *image, float *cols)
-{
-    (void)dev;
-    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int64_t sh = w->stride_h, sw = w->stride_w;
-    for (int64_t c = 0; c < w->channels; c++) {
-        const float *plane = image + c * H * W; /* [H, W] */
-        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
-            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
-                int64_t lo, hi;
-                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
-                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
-                    const int64_t ih = oh * sh - w->pad_h + ki;
-                    if (ih < 0 || ih >= H) {
-                        memset(cols, 0, (size_t)OW * sizeof *cols);
-                        continue;
-                    }
-                    const float *row = plane + ih * W; /* row[ow·sw − pw + kj] */
-                    const int64_t base = kj - w->pad_w;
-                    for (int64_t ow = 0; ow < lo; ow++)
-                        cols[ow] = 0.0f;
-                    if (sw == 1) {
-                        if (hi > lo)
-                            memcpy(cols + lo, row + (base + lo), (size_t)(hi - lo) * sizeof *cols);
-                    } else {
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            cols[ow] = row[ow * sw + base];
-                    }
-                    for (int64_t ow = hi; ow < OW; ow++)
-                        cols[ow] = 0.0f;
-                }
-            }
-        }
-    }
-}
-
-/* dst[i] += src[i], in chunks of eight (see the batch-norm helpers below for why). */
-static void add_row(float *restrict dst, const float *restrict src, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            dst[i + k] += src[i + k];
-    for (; i < n; i++)
-        dst[i] += src[i];
-}
-
-/* The adjoint of im2col: image[c][ih][iw] += every cols entry that im2col copied from there.
- * Padding entries are dropped. The caller zeroes the image first when it wants = . */
-void bl__cpu_col2im(bl_device *dev, const bl_window2d *w, const float *cols, float *image)
-{
-    (void)dev;
-    const int64_t H = w->height, W = w->width, OH = w->out_h, OW = w->out_w;
-    const int64_t sh = w->stride_h, sw = w->stride_w;
-    for (int64_t c = 0; c < w->channels; c++) {
-        float *plane = image + c * H * W; /* [H, W] */
-        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
-            for (int64_t kj = 0; kj < w->kernel_w; kj++) {
-                int64_t lo, hi;
-                valid_range(kj, w->pad_w, sw, W, OW, &lo, &hi);
-                for (int64_t oh = 0; oh < OH; oh++, cols += OW) {
-                    const int64_t ih = oh * sh - w->pad_h + ki;
-                    if (ih < 0 || ih >= H)
-                        continue;
-                    float *row = plane + ih * W;
-                    const int64_t base = kj - w->pad_w;
-                    if (sw == 1) {
-                        add_row(row + (base + lo), cols + lo, hi - lo);
-                    } else {
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            row[ow * sw + base] += cols[ow];
-                    }
-                }
-            }
-        }
-    }
-}
+/* im2col and col2im are in cpu_conv.c, beside the batched convolution that uses them. */
 
 /* ---- max pooling -------------------------------------------------------------------------- */
 
