@@ -8,8 +8,10 @@
  *
  *   bench_engine [--models mlp,cnn] [--batches 8,32,128,512,2048] [--epochs X] [--threads N]
  *                [--rounds 3] [--dir /usr/share/datasets/fashion-mnist] [--fresh]
+ *                [--prefetch auto|on|off]
  *
- * --fresh gathers a new batch for every step-only step (the data path's cost included).
+ * --fresh gathers a new batch for every step-only step (the data path's cost included);
+ * --prefetch is bl_train_config.prefetch (train.h): how the engine gathers the next batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,8 +114,11 @@ static int die(bl_ctx *ctx, const char *what)
 static const char usage[] =
     "usage: bench_engine [--models mlp,cnn] [--batches 8,32,128,512,2048] [--epochs X]\n"
     "                    [--threads N] [--rounds 3] [--dir DIR] [--fresh]\n"
+    "                    [--prefetch auto|on|off]\n"
     "  whole epochs through the engine beside the step-only figure, per model and batch;\n"
-    "  --fresh gathers a new batch for every step-only step\n";
+    "  --fresh gathers a new batch for every step-only step; --prefetch: how the engine\n"
+    "  gathers the next batch (auto: a thread when a core is free, else between kernels;\n"
+    "  on: a thread; off: at the start of each step)\n";
 
 int main(int argc, char **argv)
 {
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
     double epochs = 1;
     int threads = 0, rounds = 3;
     bool fresh = false;
+    bl_prefetch_mode prefetch = BL_PREFETCH_AUTO;
     if (bench_help(argc, argv, usage))
         return 0;
     for (int i = 1; i < argc; i++) {
@@ -155,9 +161,21 @@ int main(int argc, char **argv)
             if (!bench_long("bench_engine", "--rounds", value, 1, &v))
                 return 2;
             rounds = (int)v;
-        } else if (strcmp(argv[i - 1], "--dir") == 0)
+        } else if (strcmp(argv[i - 1], "--dir") == 0) {
             dir = value;
-        else {
+        } else if (strcmp(argv[i - 1], "--prefetch") == 0) {
+            if (strcmp(value, "auto") == 0)
+                prefetch = BL_PREFETCH_AUTO;
+            else if (strcmp(value, "on") == 0)
+                prefetch = BL_PREFETCH_ON;
+            else if (strcmp(value, "off") == 0)
+                prefetch = BL_PREFETCH_OFF;
+            else {
+                fprintf(stderr, "bench_engine: --prefetch must be auto, on or off, got '%s'\n",
+                        value);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "bench_engine: unknown option %s (see --help)\n", argv[i - 1]);
             return 2;
         }
@@ -204,6 +222,7 @@ int main(int argc, char **argv)
                 c.batch = batches[b];
                 c.epochs = epochs;
                 c.skip_eval = true;
+                c.prefetch = prefetch;
                 c.eval_every = 1e9; /* no point until the end */
                 bl_run_result r;
                 if (bl_train(ctx, &c, &r) != BL_OK || r.status != BL_RUN_COMPLETED)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "batchlab/run_spec.h"
 #include "testutil.h"
@@ -162,6 +163,64 @@ static void same_seed_same_history(void **state)
     assert_int_equal(r[0].samples, 2 * bl_dataset_info(ds)->count[BL_SPLIT_TRAIN]);
     bl_run_result_free(&r[0]);
     bl_run_result_free(&r[1]);
+    bl_dataset_close(ds);
+}
+
+/* The next batch is gathered while the step computes — by a thread of the loader's own (a
+ * 1-thread device, prefetch on), or between the kernels of a device that uses every core
+ * (prefetch auto; its pool's background work). Either way the gathers of a dataset never
+ * overlap (dataset.h: one thread at a time per handle), evaluation points included: the
+ * fixture dataset fails a gather that starts while another runs (200 µs each). And each way
+ * trains on exactly the batches of gathering in the step. */
+static void prefetch_never_overlaps_gathers(void **state)
+{
+    fixture *f = *state;
+    BL_ASSERT_OK(f->ctx, bl_registry_load(f->ctx, f->reg, BATCHLAB_TEST_PLUGIN_DIR "/fx_data.so"));
+    const bl_plugin *p;
+    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "fx_one_thread", &p));
+    bl_config *cfg;
+    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
+    BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, "train=300"));
+    bl_dataset *ds;
+    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
+    bl_config_free(cfg);
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bl_device *all_cores; /* AUTO gathers between its kernels: it uses every core */
+    BL_ASSERT_OK(f->ctx, bl_device_cpu_open(f->ctx, cores > 2 ? (int)cores : 2, &all_cores));
+    struct {
+        bl_device *dev;
+        bl_prefetch_mode mode;
+    } ways[] = {{f->dev, BL_PREFETCH_OFF}, {f->dev, BL_PREFETCH_ON}, {all_cores, BL_PREFETCH_AUTO}};
+    bl_run_result r[3];
+    for (int i = 0; i < 3; i++) {
+        const bl_plugin *mp;
+        BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, "mlp", &mp));
+        bl_net *net;
+        BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, mp, NULL, bl_dataset_info(ds), ways[i].dev,
+                                            5, &net));
+        bl_train_config c = base_config(net, ds);
+        c.batch = 16;
+        c.optim.lr = 0.01;
+        c.prefetch = ways[i].mode;
+        c.eval_unit = BL_EVAL_STEPS;
+        c.eval_every = 3;
+        c.diverge_chance_evals = 0; /* the fixture's labels cannot be learned */
+        c.diverge_loss_factor = 0;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r[i]));
+        if (r[i].status != BL_RUN_COMPLETED)
+            fail_msg("prefetch way %d: %s", i, r[i].error);
+        bl_net_free(net);
+    }
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(r[i].history_count, r[0].history_count);
+        for (size_t k = 0; k < r[0].history_count; k++)
+            assert_memory_equal(&r[i].history[k].train_loss, &r[0].history[k].train_loss,
+                                sizeof(double));
+    }
+    for (int i = 0; i < 3; i++)
+        bl_run_result_free(&r[i]);
+    bl_device_free(all_cores);
     bl_dataset_close(ds);
 }
 
@@ -817,6 +876,7 @@ int main(void)
         cmocka_unit_test(auto_cadence_gives_every_batch_points),
         cmocka_unit_test(changing_batch_and_lr_rules),
         cmocka_unit_test(bad_configs_are_rejected),
+        cmocka_unit_test(prefetch_never_overlaps_gathers),
         cmocka_unit_test(step_loop_allocates_nothing),
         cmocka_unit_test(batch_fn_buffers_grow),
     };

@@ -232,6 +232,20 @@ typedef struct bl_device_ops {
                         const void *src, void *dst);
     void (*gather_bytes)(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_len,
                          const uint8_t *src, float scale, float offset, float *dst);
+
+    /* Appended in issue 13 (second part): host work done in the gaps between kernels, for a
+     * device that computes with every host core (the CPU's pool), where a thread of its own
+     * would take a core from the kernels. host_background starts fn over [0, n) in pieces of
+     * `grain` units and returns at once; the pieces run in index order, never two at a time
+     * (fn need not be reentrant), each on whichever of the device's host threads would
+     * otherwise wait, so a piece should take a few microseconds at most. host_background_wait
+     * runs the pieces still left on the caller and returns when all are done. One background
+     * work at a time, started and waited for by the thread that launches kernels; fn and what
+     * it touches must stay valid until the wait returns. Both may be NULL (both or neither):
+     * the caller then does the work itself. */
+    void (*host_background)(bl_device *dev, void (*fn)(void *arg, int64_t begin, int64_t end),
+                            void *arg, int64_t n, int64_t grain);
+    void (*host_background_wait)(bl_device *dev);
 } bl_device_ops;
 
 /* A device. The backend's open fills ops, kind, index, impl, host_threads and caps; the host

@@ -59,14 +59,16 @@ typedef enum {
     BL_EVAL_AUTO = 3
 } bl_eval_unit;
 
-/* Whether a second thread gathers the next batch while a step computes. It pays only when a
- * host core is free: with a GPU, or a CPU device that uses fewer threads than the machine has
- * cores. On a CPU device using every core it competes with the compute, and gathering inside
- * the step (with memory prefetching) is as fast and steadier. Results never depend on it. */
+/* How the next batch is gathered while a step computes. A thread of its own pays when a host
+ * core is free: with a GPU, or a CPU device that uses fewer threads than the machine has
+ * cores. On a CPU device using every core such a thread would take a core from the kernels;
+ * there the device's own threads gather the next batch in the gaps between the step's kernels
+ * instead (bl_device_ops.host_background), in pieces of a few microseconds. Results never
+ * depend on it, and the gathers of one dataset never overlap (evaluation waits for them). */
 typedef enum {
-    BL_PREFETCH_AUTO = 0, /* on when a host core is free, as above */
-    BL_PREFETCH_ON = 1,
-    BL_PREFETCH_OFF = 2
+    BL_PREFETCH_AUTO = 0, /* a thread when a host core is free, else between kernels */
+    BL_PREFETCH_ON = 1,   /* a thread */
+    BL_PREFETCH_OFF = 2   /* none: each step gathers its batch first */
 } bl_prefetch_mode;
 
 /* Where the training split's samples live on a device whose memory the host cannot address

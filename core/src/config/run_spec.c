@@ -46,7 +46,8 @@ static const char *const schedule_choices[] = {"constant", "step", "cosine", "li
       NULL) \
     X("micro_batch", BL_TYPE_INT, "0", "accumulate gradients over chunks of N (0 = off)", 0, INF, \
       NULL, "N") \
-    X("prefetch", BL_TYPE_STRING, "auto", "gather the next batch on a second thread: auto, on, off", \
+    X("prefetch", BL_TYPE_STRING, "auto", \
+      "gather the next batch while a step computes: auto, on (a thread), off", \
       NAN, NAN, prefetch_choices, "MODE") \
     X("data_placement", BL_TYPE_STRING, "auto", \
       "training data on a GPU: auto, staged (copied per batch), resident (uploaded once)", NAN, \

@@ -99,16 +99,27 @@ typedef struct bl__loader {
     pthread_cond_t cv;
     bool thread_started, stop;
     bool prefetching;       /* false: bl__loader_prefetch does nothing (gathers in fill) */
+    bool background;        /* prefetches run as the device's host background work */
+    int bg_slot;            /* slot of the background gather in flight, or -1 */
     bool sync_ready;        /* mu and cv exist */
     int pending;            /* slot index requested from the thread, or -1 */
     int busy;               /* slot the thread is filling, or -1 */
     bl__resident res;
 } bl__loader;
 
-/* Sizes two slots for `capacity` samples of the training split and, when `prefetch`, starts
- * the thread; keeps the split on the device as `placement` says (then without the thread). */
+/* How the next batch is gathered while a step computes: not at all (fill gathers it), by a
+ * thread of the loader's own, or as the device's host background work (between its kernels,
+ * on its own threads: bl_device_ops.host_background; without it, not at all). */
+typedef enum {
+    BL__PREFETCH_NONE,
+    BL__PREFETCH_THREAD,
+    BL__PREFETCH_BACKGROUND
+} bl__prefetch;
+
+/* Sizes two slots for `capacity` samples of the training split and starts the prefetch as
+ * `how` says; keeps the split on the device as `placement` says (then without prefetch). */
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed, bool prefetch,
+                    int64_t capacity, uint64_t seed, bl__prefetch how,
                     bl_data_placement placement);
 void bl__loader_close(bl__loader *l);
 /* Makes both slots hold `capacity` samples (> l->capacity): waits for a prefetch in flight,
@@ -118,6 +129,9 @@ void bl__loader_close(bl__loader *l);
 int bl__loader_grow(bl_ctx *ctx, bl__loader *l, int64_t capacity);
 /* Draws the next epoch's permutation (waits for a prefetch in flight, and drops it). */
 void bl__loader_new_epoch(bl__loader *l);
+/* Waits until no prefetch is in flight, so that the caller may use the dataset itself (a
+ * dataset is used by one thread at a time); what a finished prefetch brought is kept. */
+void bl__loader_quiesce(bl__loader *l);
 /* Asks the thread to gather permutation positions [start, start+count) into slot s. */
 void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count);
 /* Makes slot s hold exactly positions [start, start+count): uses what a prefetch brought when

@@ -65,9 +65,25 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Waits until the thread neither holds nor is about to take slot s. */
+/* One piece of a background gather: positions [begin, end) of the slot's range. */
+static void background_piece(void *arg, int64_t begin, int64_t end)
+{
+    bl__loader *l = arg;
+    bl__slot *slot = &l->slot[l->bg_slot];
+    if (slot->rc == BL_OK)
+        slot->rc = gather_range(l->worker_ctx, l, slot, begin, slot->start + begin, end - begin);
+}
+
+/* Waits until the thread (or the device's background work) neither holds nor is about to
+ * take slot s. */
 static void wait_slot(bl__loader *l, int s)
 {
+    if (l->bg_slot == s) {
+        l->dev->ops->host_background_wait(l->dev);
+        l->bg_slot = -1;
+    }
+    if (!l->thread_started)
+        return;
     pthread_mutex_lock(&l->mu);
     while (l->busy == s || l->pending == s)
         pthread_cond_wait(&l->cv, &l->mu);
@@ -124,10 +140,11 @@ int bl__loader_grow(bl_ctx *ctx, bl__loader *l, int64_t capacity)
 }
 
 int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev,
-                    int64_t capacity, uint64_t seed, bool prefetch,
+                    int64_t capacity, uint64_t seed, bl__prefetch how,
                     bl_data_placement placement)
 {
     memset(l, 0, sizeof *l);
+    l->bg_slot = -1;
     const bl_data_info *info = bl_dataset_info(data);
     l->data = data;
     l->dev = dev;
@@ -152,7 +169,10 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         bl__loader_close(l);
         return rrc;
     }
-    prefetch = prefetch && !l->res.on; /* the device gathers in order on its stream */
+    if (l->res.on) /* the device gathers in order on its stream */
+        how = BL__PREFETCH_NONE;
+    if (how == BL__PREFETCH_BACKGROUND && !dev->ops->host_background)
+        how = BL__PREFETCH_NONE;
     for (int s = 0; s < 2; s++) {
         int rc = alloc_slot(ctx, l, &l->slot[s]);
         if (rc != BL_OK) {
@@ -166,7 +186,9 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         return bl_error(ctx, BL_ENOMEM, "batch loader: cannot make its lock");
     }
     l->sync_ready = true;
-    if (prefetch) {
+    l->background = how == BL__PREFETCH_BACKGROUND;
+    l->prefetching = l->background;
+    if (how == BL__PREFETCH_THREAD) {
         if (pthread_create(&l->thread, NULL, worker, l) != 0) {
             bl__loader_close(l);
             return bl_error(ctx, BL_ENOMEM, "batch loader: cannot start the prefetch thread");
@@ -180,6 +202,8 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
 
 void bl__loader_close(bl__loader *l)
 {
+    if (l->bg_slot >= 0)
+        wait_slot(l, l->bg_slot);
     if (l->thread_started) {
         pthread_mutex_lock(&l->mu);
         l->stop = true;
@@ -216,6 +240,12 @@ void bl__loader_new_epoch(bl__loader *l)
     bl__resident_epoch(l);
 }
 
+void bl__loader_quiesce(bl__loader *l)
+{
+    for (int s = 0; s < 2; s++)
+        wait_slot(l, s);
+}
+
 void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
 {
     if (!l->prefetching) {
@@ -229,6 +259,17 @@ void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count)
     wait_slot(l, s);
     if (count <= 0) {
         l->slot[s].count = 0;
+        return;
+    }
+    if (l->background) {
+        l->slot[s].start = start;
+        l->slot[s].count = count;
+        l->slot[s].rc = BL_OK;
+        l->bg_slot = s;
+        /* pieces of about 32 KiB of floats: a few microseconds, so that a kernel launched
+         * while a worker gathers waits no longer than that for it */
+        int64_t rows = 8192 / (l->x_numel > 0 ? l->x_numel : 1);
+        l->dev->ops->host_background(l->dev, background_piece, l, count, rows > 0 ? rows : 1);
         return;
     }
     pthread_mutex_lock(&l->mu);

@@ -241,7 +241,12 @@ static bool check_divergence(run *r, const bl_eval_point *p)
 static int make_point(run *r, const char **stop_reason)
 {
     const bl_train_config *cfg = r->cfg;
+    /* the evaluation (and a callback) uses the dataset, which the prefetch of the next batch
+     * may be using: one thread at a time (dataset.h). That gather is training time. */
     double t0 = bl__now();
+    bl__loader_quiesce(&r->loader);
+    r->train_time += bl__now() - t0;
+    t0 = bl__now();
     bl_eval_point p;
     p.step = r->state.step;
     p.samples = r->state.samples;
@@ -665,12 +670,12 @@ static int out_of_memory(run *r, int64_t reserve)
                     eval ? "eval_batch" : r->cfg->batch_fn ? "max_batch" : "batch");
 }
 
-static bool use_prefetch_thread(const bl_train_config *cfg, const bl_device *dev)
+static bl__prefetch prefetch_how(const bl_train_config *cfg, const bl_device *dev)
 {
     if (cfg->prefetch != BL_PREFETCH_AUTO)
-        return cfg->prefetch == BL_PREFETCH_ON;
+        return cfg->prefetch == BL_PREFETCH_ON ? BL__PREFETCH_THREAD : BL__PREFETCH_NONE;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return dev->host_threads < cores;
+    return dev->host_threads < cores ? BL__PREFETCH_THREAD : BL__PREFETCH_BACKGROUND;
 }
 
 static int setup(run *r)
@@ -778,7 +783,7 @@ static int setup(run *r)
         return bl_error(ctx, BL_ENOMEM, "train: out of memory");
 
     if ((rc = bl__loader_open(ctx, &r->loader, cfg->data, r->dev, r->max_batch, cfg->seed,
-                              use_prefetch_thread(cfg, r->dev), cfg->data_placement)) !=
+                              prefetch_how(cfg, r->dev), cfg->data_placement)) !=
         BL_OK)
         return rc;
     r->loader_open = true;

@@ -49,6 +49,14 @@ struct bl__pool {
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
+
+    /* The background work (cpu_pool.h): the fields are written by the driver while it holds
+     * bg_busy, before it sets bg_on, and read by whoever holds bg_busy and sees bg_on. */
+    bl__pool_bg_fn bg_fn;
+    void *bg_arg;
+    int64_t bg_n, bg_grain, bg_next;
+    _Atomic bool bg_on;   /* pieces are left */
+    _Atomic bool bg_busy; /* a thread is running a piece (or publishing) */
 };
 
 static inline void cpu_relax(void)
@@ -56,6 +64,27 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/* Runs the next background piece if there is one and no thread is running one; false when
+ * there was nothing this thread could do. */
+static bool background_piece(bl__pool *pool)
+{
+    if (!atomic_load_explicit(&pool->bg_on, memory_order_relaxed) ||
+        atomic_exchange_explicit(&pool->bg_busy, true, memory_order_acquire))
+        return false;
+    bool ran = false;
+    if (atomic_load_explicit(&pool->bg_on, memory_order_relaxed)) {
+        int64_t begin = pool->bg_next;
+        int64_t end = pool->bg_n - begin > pool->bg_grain ? begin + pool->bg_grain : pool->bg_n;
+        pool->bg_fn(pool->bg_arg, begin, end);
+        pool->bg_next = end;
+        if (end >= pool->bg_n) /* release: a waiter that sees it also sees bg_busy held */
+            atomic_store_explicit(&pool->bg_on, false, memory_order_release);
+        ran = true;
+    }
+    atomic_store_explicit(&pool->bg_busy, false, memory_order_release);
+    return ran;
 }
 
 /* Claims and runs chunks of job `gen` until none is left, from the front or from the back. */
@@ -92,6 +121,8 @@ static void *worker_main(void *p)
                 gen = atomic_load_explicit(&pool->gen, memory_order_acquire);
                 if (gen != seen || atomic_load_explicit(&pool->stop, memory_order_relaxed))
                     break;
+                if (background_piece(pool))
+                    continue; /* between pieces, a new job comes first */
                 cpu_relax();
                 if ((i & 15) == 0) {
                     if (!hot && (i & (YIELD_EVERY - 1)) == 0)
@@ -147,6 +178,8 @@ bl__pool *bl__pool_new(int threads)
     atomic_init(&pool->done, 0);
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->stop, false);
+    atomic_init(&pool->bg_on, false);
+    atomic_init(&pool->bg_busy, false);
     for (int i = 0; i < threads - 1; i++) {
         if (pthread_create(&pool->workers[i], NULL, worker_main, pool) != 0)
             break;
@@ -220,9 +253,50 @@ int bl__pool_run(bl__pool *pool, int64_t n, int64_t grain, int64_t align, bl__po
     }
     run_chunks(pool, gen, true);
     for (unsigned i = 1; atomic_load_explicit(&pool->done, memory_order_acquire) < chunks; i++) {
+        if (background_piece(pool))
+            continue;
         cpu_relax();
         if ((i & 63) == 0)
             sched_yield();
     }
     return (int)chunks;
+}
+
+void bl__pool_background(bl__pool *pool, bl__pool_bg_fn fn, void *arg, int64_t n,
+                         int64_t grain)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    if (!pool) {
+        for (int64_t b = 0; b < n; b += grain)
+            fn(arg, b, n - b > grain ? b + grain : n);
+        return;
+    }
+    bl__pool_background_wait(pool); /* one at a time */
+    while (atomic_exchange_explicit(&pool->bg_busy, true, memory_order_acquire))
+        cpu_relax();
+    pool->bg_fn = fn;
+    pool->bg_arg = arg;
+    pool->bg_n = n;
+    pool->bg_grain = grain;
+    pool->bg_next = 0;
+    atomic_store_explicit(&pool->bg_on, true, memory_order_relaxed);
+    atomic_store_explicit(&pool->bg_busy, false, memory_order_release);
+}
+
+void bl__pool_background_wait(bl__pool *pool)
+{
+    if (!pool)
+        return;
+    for (;;) {
+        if (background_piece(pool))
+            continue;
+        /* done once nothing is left and nobody is inside a piece */
+        if (!atomic_load_explicit(&pool->bg_on, memory_order_acquire) &&
+            !atomic_load_explicit(&pool->bg_busy, memory_order_acquire))
+            return;
+        cpu_relax();
+    }
 }

@@ -424,6 +424,19 @@ static void cpu_gemv(bl_device *dev, bool trans_a, int64_t m, int64_t n, float a
     bl__pool_run(impl->pool, len, grain_of(GRAIN_BLAS, inner, 16), 16, gemv_range, &g);
 }
 
+/* ---- host work between kernels (bl_device_ops.host_background) --------------------------- */
+
+static void cpu_host_background(bl_device *dev, void (*fn)(void *arg, int64_t begin, int64_t end),
+                                void *arg, int64_t n, int64_t grain)
+{
+    bl__pool_background(bl__cpu_pool(dev), fn, arg, n, grain);
+}
+
+static void cpu_host_background_wait(bl_device *dev)
+{
+    bl__pool_background_wait(bl__cpu_pool(dev));
+}
+
 /* ---- the device --------------------------------------------------------------------------- */
 
 static const bl_device_ops cpu_ops = {
@@ -474,6 +487,8 @@ static const bl_device_ops cpu_ops = {
     .event_wait = cpu_event_wait,
     .conv2d_forward = bl__cpu_conv2d_forward,
     .conv2d_backward = bl__cpu_conv2d_backward,
+    .host_background = cpu_host_background,
+    .host_background_wait = cpu_host_background_wait,
 };
 
 /* OpenBLAS's thread count before any CPU device set it: the default for threads = 0. */

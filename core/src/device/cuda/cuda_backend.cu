@@ -345,6 +345,9 @@ static const bl_device_ops cuda_ops = {
     .conv2d_backward = bl__cu_conv2d_backward,
     .gather_rows = bl__cu_gather_rows,
     .gather_bytes = bl__cu_gather_bytes,
+    /* the host's cores are free on a GPU: the loader's prefetch thread gathers */
+    .host_background = NULL,
+    .host_background_wait = NULL,
 };
 
 /* ---- the backend -------------------------------------------------------------------------- */
