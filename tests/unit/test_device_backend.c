@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -245,7 +246,7 @@ static void close_run_env(run_env *e)
     bl_registry_free(e->reg);
 }
 
-static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool prefetch,
+static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bl_prefetch_mode prefetch,
                               bl_data_placement placement)
 {
     bl_net *net;
@@ -259,7 +260,7 @@ static bl_run_result train_on(bl_ctx *ctx, run_env *e, bl_device *dev, bool pref
     c.epochs = 2;
     c.seed = 7;
     c.measure_gns = true;
-    c.prefetch = prefetch ? BL_PREFETCH_ON : BL_PREFETCH_OFF;
+    c.prefetch = prefetch;
     c.data_placement = placement;
     bl_run_result r;
     BL_ASSERT_OK(ctx, bl_train(ctx, &c, &r));
@@ -282,9 +283,10 @@ static void test_training_on_fixture(void **state)
     BL_ASSERT_OK(ctx, bl_device_open_threads(ctx, "fixture", 1, &fx));
     fx_counters *fc = counters();
     long uploads = fc->uploads_async, waits = fc->event_waits, stages = fc->host_allocs;
-    bl_run_result want = train_on(ctx, &e, cpu, true, BL_DATA_AUTO);
+    bl_run_result want = train_on(ctx, &e, cpu, BL_PREFETCH_ON, BL_DATA_AUTO);
     for (int prefetch = 0; prefetch < 2; prefetch++) {
-        bl_run_result got = train_on(ctx, &e, fx, prefetch, BL_DATA_STAGED);
+        bl_run_result got = train_on(ctx, &e, fx, prefetch ? BL_PREFETCH_ON : BL_PREFETCH_OFF,
+                                     BL_DATA_STAGED);
         assert_true(got.final.train_loss == want.final.train_loss);
         assert_true(got.final.val_loss == want.final.val_loss);
         assert_true(got.final.gns == want.final.gns || (got.final.gns != got.final.gns &&
@@ -298,7 +300,7 @@ static void test_training_on_fixture(void **state)
     /* resident: asked for, and by default (the split is far below half the fixture's 1 GiB) */
     for (int placement = 0; placement < 2; placement++) {
         uploads = fc->uploads_async;
-        bl_run_result got = train_on(ctx, &e, fx, true,
+        bl_run_result got = train_on(ctx, &e, fx, BL_PREFETCH_ON,
                                      placement ? BL_DATA_RESIDENT : BL_DATA_AUTO);
         assert_true(got.final.train_loss == want.final.train_loss);
         assert_true(got.final.val_loss == want.final.val_loss);
@@ -308,6 +310,19 @@ static void test_training_on_fixture(void **state)
         assert_int_equal(fc->uploads_async, uploads); /* no batch staged */
         bl_run_result_free(&got);
     }
+    bl_run_result_free(&want);
+    bl_device_free(fx);
+
+    /* staged on a device using every core: prefetch auto gathers without a thread of its own
+     * only where batches need no copy, so the staged batches are still uploaded */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    BL_ASSERT_OK(ctx, bl_device_open_threads(ctx, "fixture", cores > 2 ? (int)cores : 2, &fx));
+    want = train_on(ctx, &e, fx, BL_PREFETCH_OFF, BL_DATA_STAGED);
+    bl_run_result got = train_on(ctx, &e, fx, BL_PREFETCH_AUTO, BL_DATA_STAGED);
+    assert_true(got.final.train_loss == want.final.train_loss);
+    assert_true(got.final.val_loss == want.final.val_loss);
+    assert_int_equal(got.steps, want.steps);
+    bl_run_result_free(&got);
     bl_run_result_free(&want);
     bl_device_free(fx);
     bl_device_free(cpu);

@@ -109,7 +109,8 @@ typedef struct bl__loader {
 
 /* How the next batch is gathered while a step computes: not at all (fill gathers it), by a
  * thread of the loader's own, or as the device's host background work (between its kernels,
- * on its own threads: bl_device_ops.host_background; without it, not at all). */
+ * on its own threads: bl_device_ops.host_background; only on a device whose memory the host
+ * addresses, else not at all). */
 typedef enum {
     BL__PREFETCH_NONE,
     BL__PREFETCH_THREAD,

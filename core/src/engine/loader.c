@@ -171,7 +171,10 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
     }
     if (l->res.on) /* the device gathers in order on its stream */
         how = BL__PREFETCH_NONE;
-    if (how == BL__PREFETCH_BACKGROUND && !dev->ops->host_background)
+    /* pieces gather straight into the slot: no staging copy to start afterwards */
+    if (how == BL__PREFETCH_BACKGROUND &&
+        (!dev->ops->host_background ||
+         !(bl_device_caps(dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE)))
         how = BL__PREFETCH_NONE;
     for (int s = 0; s < 2; s++) {
         int rc = alloc_slot(ctx, l, &l->slot[s]);
