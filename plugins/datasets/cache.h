@@ -23,7 +23,7 @@
 #ifndef BATCHLAB_PLUGINS_DATASETS_CACHE_H
 #define BATCHLAB_PLUGINS_DATASETS_CACHE_H
 
-#include "common.h" /* bl_ds_alloc_large */
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,7 +177,7 @@ static inline size_t bl_ds_cache_top(size_t path_len)
 }
 
 /* The entry's data when it is valid for the source and holds exactly `len` bytes that start
- * with head[0..head_n): a new buffer of len bytes (bl_ds_alloc_large) the caller frees. NULL
+ * with head[0..head_n): a new buffer of len bytes (bl_alloc_large) the caller frees. NULL
  * on a miss. */
 static inline uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len, const uint8_t *head,
                                         size_t head_n)
@@ -202,7 +202,7 @@ static inline uint8_t *bl_ds_cache_read(const bl_ds_cache *c, size_t len, const 
         bl_ds_read_full(fd, (uint8_t *)rp, plen, (off_t)(sizeof magic + sizeof f)) != 0 ||
         memcmp(rp, c->real, plen) != 0)
         goto miss;
-    data = bl_ds_alloc_large(len);
+    data = bl_alloc_large(len);
     if (!data || bl_ds_read_full(fd, data, len, (off_t)top) != 0 ||
         (head_n > 0 && (len < head_n || memcmp(data, head, head_n) != 0)) ||
         bl_ds_crc32(data, len) != (uint32_t)f[BL_DS_CACHE_KEY + 1])

@@ -22,25 +22,6 @@
 
 #include "batchlab/plugin_sdk.h"
 
-/* Memory for a large data array (n bytes, n may be 0), released with free(). From 4 MiB on it
- * is aligned to 2 MiB and, where the system has it (Linux, a source defining _DEFAULT_SOURCE),
- * advised to use transparent huge pages: filling it then costs a page fault per 2 MiB instead
- * of per 4 KiB (reading Fashion-MNIST's 47 MB into 4 KiB pages took 0.2 s on a virtual
- * machine, 0.02 s into huge pages), and gathers of random rows miss the TLB less. */
-static inline uint8_t *bl_ds_alloc_large(size_t n)
-{
-    const size_t huge = (size_t)2 << 20;
-    if (n < 2 * huge || n > SIZE_MAX - huge)
-        return malloc(n > 0 ? n : 1);
-    size_t cap = (n + huge - 1) / huge * huge;
-    uint8_t *p = aligned_alloc(huge, cap);
-#if defined(MADV_HUGEPAGE)
-    if (p)
-        madvise(p, cap, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
 /* Help texts of the options every dataset plugin declares the same way. */
 #define BL_DS_HELP_VALIDATION                                                                 \
     "samples held out of the training set for validation: a count (>= 1) or a fraction "      \

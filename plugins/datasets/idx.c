@@ -39,7 +39,6 @@
 #ifndef _XOPEN_SOURCE
 #define _XOPEN_SOURCE 700 /* realpath (cache.h) */
 #endif
-#define _DEFAULT_SOURCE 1 /* madvise(MADV_HUGEPAGE) (common.h) */
 
 #include <ctype.h>
 #include <errno.h>
@@ -158,8 +157,8 @@ static const char *gz_message(gzFile gz)
  * wrong. */
 static uint8_t *idx_inflate_whole(int fd, int64_t disk, int64_t end)
 {
-    uint8_t *in = bl_ds_alloc_large((size_t)disk);
-    uint8_t *out = bl_ds_alloc_large((size_t)end);
+    uint8_t *in = bl_alloc_large((size_t)disk);
+    uint8_t *out = bl_alloc_large((size_t)end);
     struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
     int ok = in && out && d && bl_ds_read_full(fd, in, (size_t)disk, 0) == 0;
     size_t ipos = 0, opos = 0;
@@ -304,7 +303,7 @@ static int idx_load(bl_ctx *ctx, const char *path, int ndim, int64_t limit, int6
         idx_array_free(a);
     }
 #endif
-    a->mem = buf = bl_ds_alloc_large((size_t)bytes);
+    a->mem = buf = bl_alloc_large((size_t)bytes);
     a->data = buf;
     if (!buf) {
         rc = bl_error(ctx, BL_ENOMEM, "%s: no memory for %lld bytes of %s", path,

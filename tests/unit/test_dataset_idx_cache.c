@@ -59,7 +59,7 @@ static void write_images_gz(const char *path, int version, const char *level, in
     for (int m = 0; m < members; m++) {
         size_t from = n * (size_t)m / (size_t)members, to = n * (size_t)(m + 1) / (size_t)members;
         char part[1200];
-        snprintf(part, sizeof part, "%s.part", path);
+        assert_true(snprintf(part, sizeof part, "%s.part", path) < (int)sizeof part);
         gzFile g = gzopen(part, mode);
         assert_non_null(g);
         assert_int_equal(gzwrite(g, b + from, (unsigned)(to - from)), (int)(to - from));

@@ -7,6 +7,7 @@
  *   abi.h        BL_HAS_FIELD, the size rule of structs that cross the boundary
  *   config.h     option declarations (bl_option) and the getters of a validated bl_config
  *   error.h      bl_ctx, BL_E… codes, bl_error / bl_error_prefix / bl_log
+ *   memory.h     bl_alloc_large: large arrays in huge pages
  *   model.h      bl_model_ops                    (model plugins)
  *   nn.h         layers: built-in constructors, bl_layer_new for a custom layer type, bl_net_add;
  *                through it device.h (a layer computes with self->dev->ops) and rng.h
@@ -22,6 +23,7 @@
 #include "batchlab/config.h"
 #include "batchlab/dataset.h"
 #include "batchlab/error.h"
+#include "batchlab/memory.h"
 #include "batchlab/model.h"
 #include "batchlab/nn.h"
 #include "batchlab/plugin.h"

@@ -20,12 +20,11 @@
 #include "device/cpu/device_cpu.h"
 #include "device/cpu/device_cpu_shared.h"
 #include "device/device_internal.h"
+#include "batchlab/memory.h"
 
 /* OpenBLAS entry points that cblas.h of some versions does not declare. */
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
-
-#define ALIGNMENT 64
 
 /* Multiply-adds per chunk below which a product runs on the calling thread alone. */
 #define GRAIN_FLOPS 65536 /* own GEMM kernels */
@@ -38,14 +37,12 @@ typedef struct cpu_device {
 
 /* ---- memory ------------------------------------------------------------------------------- */
 
+/* Large buffers (a big batch's activations and loader slots) in huge pages: a run's first
+ * step fills them, and in 4 KiB pages its page faults cost more than the step itself on a
+ * virtual machine (memory.h). */
 static void *cpu_alloc(bl_device *dev, size_t bytes)
 {
-    size_t rounded = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
-    if (rounded < bytes)
-        return NULL; /* overflow */
-    if (rounded == 0)
-        rounded = ALIGNMENT;
-    return aligned_alloc(ALIGNMENT, rounded);
+    return bl_alloc_large(bytes); /* 64-byte aligned at least, as the kernels assume */
 }
 
 static void cpu_release(bl_device *dev, void *ptr)
