@@ -317,6 +317,80 @@ static void test_conv_forward_fma_chain_bits(void **state)
     }
 }
 
+/* With AVX2/FMA the CPU input gradient of up to 16 output channels is the columns' gradient
+ * (one FMA chain from zero over o per entry, the backend's own GEMM kernel) folded back into
+ * the image, each pixel a sum from 0 of the entries that land on it in the order (ki, kj):
+ * checked bit for bit, so that a faster fold (the register-row col2im of stride-1 windows)
+ * keeps the arithmetic of col2im. */
+static void test_conv_backward_dx_order_bits(void **state)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        skip();
+#else
+    skip();
+#endif
+    bl_test_env *env = *state;
+    bl_device *dev = env->dev;
+    bl_rng rng;
+    bl_rng_seed(&rng, 38, BL_STREAM_USER);
+    /* the shared cases, and widths that need 1, 3 and 4 vectors per image row */
+    static const conv_geom extra[] = {
+        {2, 6, 7, 3, 1, 1, 5, 2, 2},    /* one vector, padding */
+        {3, 9, 21, 4, 1, 2, 6, 3, 2},   /* three vectors, even kernel, padding 2 */
+        {1, 5, 32, 5, 1, 0, 16, 2, 1},  /* four vectors, the widest row the fold keeps */
+        {2, 4, 33, 3, 1, 1, 3, 2, 2},   /* too wide for it: col2im_image */
+    };
+    const size_t n_shared = sizeof conv_cases / sizeof conv_cases[0];
+    for (size_t t = 0; t < n_shared + sizeof extra / sizeof extra[0]; t++) {
+        const conv_geom *g = t < n_shared ? &conv_cases[t] : &extra[t - n_shared];
+        if (g->O > 16)
+            continue; /* OpenBLAS's order */
+        const bl_window2d w =
+            bl_test_window2d(g->C, g->H, g->W, g->k, g->k, g->s, g->s, g->p, g->p);
+        const int64_t K = g->C * g->k * g->k, OH = w.out_h, OW = w.out_w, P = OH * OW;
+        const int64_t in_n = g->C * g->H * g->W, out_n = g->O * P;
+        float *x = bl_test_dev_floats(env, (size_t)(g->batch * in_n));
+        float *weight = bl_test_dev_floats(env, (size_t)(g->O * K));
+        float *dy = bl_test_dev_floats(env, (size_t)(g->batch * out_n));
+        float *dw = bl_test_dev_floats(env, (size_t)(g->O * K));
+        float *dx = bl_test_dev_floats(env, (size_t)(g->batch * in_n));
+        float *scratch = bl_test_dev_floats(env, (size_t)(g->slots * (K * P + g->O * K)));
+        bl_test_fill_uniform(x, (size_t)(g->batch * in_n), &rng, -1, 1);
+        bl_test_fill_uniform(weight, (size_t)(g->O * K), &rng, -1, 1);
+        bl_test_fill_uniform(dy, (size_t)(g->batch * out_n), &rng, -1, 1);
+        bl_test_fill_value(dx, (size_t)(g->batch * in_n), NAN);
+        dev->ops->conv2d_backward(dev, &w, g->O, g->batch, x, weight, dy, 0.0f, dw, dx,
+                                  g->slots, scratch);
+        for (int64_t n = 0; n < g->batch; n++)
+            for (int64_t c = 0; c < g->C; c++)
+                for (int64_t ih = 0; ih < g->H; ih++)
+                    for (int64_t iw = 0; iw < g->W; iw++) {
+                        float want = 0.0f;
+                        for (int64_t ki = 0; ki < g->k; ki++)
+                            for (int64_t kj = 0; kj < g->k; kj++) {
+                                const int64_t th = ih + g->p - ki, tw = iw + g->p - kj;
+                                if (th < 0 || tw < 0 || th % g->s || tw % g->s ||
+                                    th / g->s >= OH || tw / g->s >= OW)
+                                    continue;
+                                const int64_t k = (c * g->k + ki) * g->k + kj;
+                                const int64_t i = th / g->s * OW + tw / g->s;
+                                float col = 0.0f; /* the columns' gradient at (k, i) */
+                                for (int64_t o = 0; o < g->O; o++)
+                                    col = fmaf(weight[o * K + k], dy[n * out_n + o * P + i], col);
+                                want += col;
+                            }
+                        const float got = dx[n * in_n + (c * g->H + ih) * g->W + iw];
+                        if (got != want) /* (a 1×1 layer skips the 0 +: ±0 are equal here) */
+                            fail_msg("case %zu: dx[%lld][%lld][%lld][%lld] = %.9g, want %.9g", t,
+                                     (long long)n, (long long)c, (long long)ih, (long long)iw,
+                                     (double)got, (double)want);
+                    }
+        bl_test_release_all(env);
+    }
+}
+
 /* ---- the 2×2 max-pool path ---------------------------------------------------------------- */
 
 /* The rule every maxpool kernel follows: scanning the window row by row, a value wins when it
@@ -403,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_conv_layer_per_image_path_matches),
         cmocka_unit_test(test_maxpool_2x2_nan_ties_inf),
         cmocka_unit_test(test_conv_forward_fma_chain_bits),
+        cmocka_unit_test(test_conv_backward_dx_order_bits),
     };
     return cmocka_run_group_tests(tests, bl_test_setup, bl_test_teardown);
 }

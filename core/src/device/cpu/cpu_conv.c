@@ -195,6 +195,108 @@ static void col2im_image(const bl_window2d *w, const float *restrict cols, float
     col2im_add(w, cols, image);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* The widest image row (in floats) that col2im_rows keeps in registers. */
+#define ROWS_W_MAX 32
+
+/* Lanes l with lo ≤ l < hi set. */
+AVX2 static inline __m256i lanes_between(int64_t lo, int64_t hi)
+{
+    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = lo < -1 ? -1 : lo > 8 ? 8 : lo;
+    hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+    return _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_set1_epi32((int)lo - 1)),
+                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
+}
+
+/* v[l] = src[s + l] where 0 ≤ s + l < n, else +0; only src[0..n) is read. */
+AVX2 static inline __m256 load_shifted(const float *src, int64_t s, int64_t n)
+{
+    if (s >= 0)
+        return _mm256_maskload_ps(src + s, lanes_between(0, n - s));
+    const __m256 u = _mm256_maskload_ps(src, lanes_between(0, n)); /* lanes ≥ n are +0 */
+    const __m256i from = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_epi32((int)s));
+    return _mm256_and_ps(_mm256_permutevar8x32_ps(u, from),
+                         _mm256_castsi256_ps(lanes_between(-s, 8)));
+}
+
+/* One image row dx[c][ih][0..W) of the stride-1 col2im, kept in NC vectors of 8: every column
+ * entry that lands there, added in the order (ki, kj) from +0, as col2im_add does after the
+ * zeroing (an added +0 changes nothing: the sum is never −0), then stored once. */
+AVX2 static inline __attribute__((always_inline)) void
+col2im_row(const int NC, const bl_window2d *w, const float *cols_c, int64_t ih, float *dst)
+{
+    const int64_t OH = w->out_h, OW = w->out_w, P = OH * OW, W = w->width;
+    __m256 acc[4];
+    for (int ch = 0; ch < NC; ch++)
+        acc[ch] = _mm256_setzero_ps();
+    for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+        const int64_t oh = ih + w->pad_h - ki;
+        if (oh < 0 || oh >= OH)
+            continue;
+        for (int64_t kj = 0; kj < w->kernel_w; kj++) {
+            const float *src = cols_c + (ki * w->kernel_w + kj) * P + oh * OW; /* [OW] */
+            for (int ch = 0; ch < NC; ch++) {
+                const int64_t s = 8 * ch + w->pad_w - kj; /* column of lane 0 */
+                if (s < OW && s > -8)
+                    acc[ch] = _mm256_add_ps(acc[ch], load_shifted(src, s, OW));
+            }
+        }
+    }
+    for (int ch = 0; ch < NC; ch++) {
+        if (8 * ch + 8 <= W)
+            _mm256_storeu_ps(dst + 8 * ch, acc[ch]);
+        else
+            _mm256_maskstore_ps(dst + 8 * ch, lanes_between(0, W - 8 * ch), acc[ch]);
+    }
+}
+
+static bool col2im_rows_fits(const bl_window2d *w, bool avx2)
+{
+    return avx2 && w->stride_h == 1 && w->stride_w == 1 && w->width <= ROWS_W_MAX;
+}
+
+/* image = col2im(cols) for col2im_rows_fits() windows: the same bits as col2im_image, without
+ * the zeroing pass or a read-modify-write of the image per column row. */
+AVX2 static void col2im_rows(const bl_window2d *w, const float *cols, float *image)
+{
+    const int64_t H = w->height, W = w->width;
+    const int64_t per_c = w->kernel_h * w->kernel_w * w->out_h * w->out_w; /* cols of a channel */
+    for (int64_t c = 0; c < w->channels; c++)
+        for (int64_t ih = 0; ih < H; ih++) {
+            const float *cc = cols + c * per_c;
+            float *dst = image + (c * H + ih) * W;
+            switch ((W + 7) / 8) {
+            case 1: col2im_row(1, w, cc, ih, dst); break;
+            case 2: col2im_row(2, w, cc, ih, dst); break;
+            case 3: col2im_row(3, w, cc, ih, dst); break;
+            default: col2im_row(4, w, cc, ih, dst); break;
+            }
+        }
+}
+
+#else /* no AVX2 here: col2im_image only */
+
+static bool col2im_rows_fits(const bl_window2d *w, bool avx2)
+{
+    (void)w;
+    (void)avx2;
+    return false;
+}
+
+static void col2im_rows(const bl_window2d *w, const float *cols, float *image)
+{
+    col2im_image(w, cols, image);
+}
+
+#endif
+
 /* The device ops (device.h): one image at a time, on the calling thread. */
 void bl__cpu_im2col(bl_device *dev, const bl_window2d *w, const float *image, float *cols)
 {
@@ -258,6 +360,7 @@ typedef struct conv_job {
     bool direct; /* 1×1, stride 1, no padding: the image is its own column matrix */
     bool own;    /* the AVX2 kernels can run */
     bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
+    bool rows;    /* col2im_rows can fold the columns' gradient back */
     const float *x, *weight, *bias, *dy;
     float *y, *dx, *scratch;
 } conv_job;
@@ -333,7 +436,10 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 mm_tn(j->own, K, P, O, j->weight, dy, dx);
             } else {
                 mm_tn(j->own, K, P, O, j->weight, dy, cols); /* the columns' gradient */
-                col2im_image(j->w, cols, dx);
+                if (j->rows)
+                    col2im_rows(j->w, cols, dx);
+                else
+                    col2im_image(j->w, cols, dx);
             }
         }
     }
@@ -373,6 +479,7 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
                   .own = impl->small_gemm, .x = x, .weight = weight, .dy = dy, .dx = dx,
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, K * P);
+    j.rows = col2im_rows_fits(w, j.own);
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
     /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
     bool first = true;
