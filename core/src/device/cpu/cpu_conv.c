@@ -201,8 +201,9 @@ static void col2im_image(const bl_window2d *w, const float *restrict cols, float
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* The widest image row (in floats) that col2im_rows keeps in registers. */
+/* The widest image row (in floats) and kernel that col2im_rows handles. */
 #define ROWS_W_MAX 32
+#define ROWS_KW_MAX 16
 
 /* Lanes l with lo ≤ l < hi set. */
 AVX2 static inline __m256i lanes_between(int64_t lo, int64_t hi)
@@ -214,79 +215,115 @@ AVX2 static inline __m256i lanes_between(int64_t lo, int64_t hi)
                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
 }
 
-/* v[l] = src[s + l] where 0 ≤ s + l < n, else +0; only src[0..n) is read. */
-AVX2 static inline __m256 load_shifted(const float *src, int64_t s, int64_t n)
-{
-    if (s >= 0)
-        return _mm256_maskload_ps(src + s, lanes_between(0, n - s));
-    const __m256 u = _mm256_maskload_ps(src, lanes_between(0, n)); /* lanes ≥ n are +0 */
-    const __m256i from = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                          _mm256_set1_epi32((int)s));
-    return _mm256_and_ps(_mm256_permutevar8x32_ps(u, from),
-                         _mm256_castsi256_ps(lanes_between(-s, 8)));
-}
+/* How vector ch of an image row reads the column row of tap kj: lane l is column s + l of it
+ * where 0 ≤ s + l < OW, else +0 — one masked load at row + s, which may start up to 7 floats
+ * before the row (col2im_rows' caller guarantees that they lie inside its buffer; the masked
+ * lanes are never read). */
+typedef struct shift {
+    int64_t s;
+    __m256i load;
+    bool any;
+} shift;
 
-/* One image row dx[c][ih][0..W) of the stride-1 col2im, kept in NC vectors of 8: every column
- * entry that lands there, added in the order (ki, kj) from +0, as col2im_add does after the
- * zeroing (an added +0 changes nothing: the sum is never −0), then stored once. */
+/* RB image rows [ih0, ih0 + RB) of channel c of the stride-1 col2im, each kept in NC vectors
+ * of 8: every column entry that lands on a pixel, added in the order (ki, kj) from +0 as
+ * col2im_add does after the zeroing (an added +0 changes nothing: such a sum is never −0),
+ * then stored once. RB rows at a time so that RB·NC independent sums hide the add latency. */
 AVX2 static inline __attribute__((always_inline)) void
-col2im_row(const int NC, const bl_window2d *w, const float *cols_c, int64_t ih, float *dst)
+col2im_block(const int RB, const int NC, const bl_window2d *w, const shift (*sh)[4],
+             const float *cols_c, int64_t ih0, float *dst)
 {
-    const int64_t OH = w->out_h, OW = w->out_w, P = OH * OW, W = w->width;
-    __m256 acc[4];
-    for (int ch = 0; ch < NC; ch++)
-        acc[ch] = _mm256_setzero_ps();
+    const int64_t OH = w->out_h, OW = w->out_w, P = OH * OW, W = w->width, H = w->height;
+    __m256 acc[4][4];
+    for (int r = 0; r < RB; r++)
+        for (int ch = 0; ch < NC; ch++)
+            acc[r][ch] = _mm256_setzero_ps();
     for (int64_t ki = 0; ki < w->kernel_h; ki++) {
-        const int64_t oh = ih + w->pad_h - ki;
-        if (oh < 0 || oh >= OH)
-            continue;
+        int64_t off[4];
+        bool live[4];
+        for (int r = 0; r < RB; r++) {
+            const int64_t oh = ih0 + r + w->pad_h - ki;
+            live[r] = ih0 + r < H && oh >= 0 && oh < OH;
+            off[r] = live[r] ? oh * OW : 0;
+        }
         for (int64_t kj = 0; kj < w->kernel_w; kj++) {
-            const float *src = cols_c + (ki * w->kernel_w + kj) * P + oh * OW; /* [OW] */
+            const float *src = cols_c + (ki * w->kernel_w + kj) * P; /* [OH, OW] */
             for (int ch = 0; ch < NC; ch++) {
-                const int64_t s = 8 * ch + w->pad_w - kj; /* column of lane 0 */
-                if (s < OW && s > -8)
-                    acc[ch] = _mm256_add_ps(acc[ch], load_shifted(src, s, OW));
+                if (!sh[kj][ch].any)
+                    continue;
+                for (int r = 0; r < RB; r++)
+                    if (live[r])
+                        acc[r][ch] = _mm256_add_ps(
+                            acc[r][ch], _mm256_maskload_ps(src + off[r] + sh[kj][ch].s,
+                                                           sh[kj][ch].load));
             }
         }
     }
-    for (int ch = 0; ch < NC; ch++) {
-        if (8 * ch + 8 <= W)
-            _mm256_storeu_ps(dst + 8 * ch, acc[ch]);
-        else
-            _mm256_maskstore_ps(dst + 8 * ch, lanes_between(0, W - 8 * ch), acc[ch]);
-    }
+    for (int r = 0; r < RB && ih0 + r < H; r++)
+        for (int ch = 0; ch < NC; ch++) {
+            float *d = dst + r * W + 8 * ch;
+            if (8 * ch + 8 <= W)
+                _mm256_storeu_ps(d, acc[r][ch]);
+            else
+                _mm256_maskstore_ps(d, lanes_between(0, W - 8 * ch), acc[r][ch]);
+        }
 }
 
-static bool col2im_rows_fits(const bl_window2d *w, bool avx2)
+/* `before`: floats of the caller's buffer in front of the columns (col2im_rows reads there). */
+static bool col2im_rows_fits(const bl_window2d *w, bool avx2, int64_t before)
 {
-    return avx2 && w->stride_h == 1 && w->stride_w == 1 && w->width <= ROWS_W_MAX;
+    return avx2 && w->stride_h == 1 && w->stride_w == 1 && w->width <= ROWS_W_MAX &&
+           w->kernel_w <= ROWS_KW_MAX && before >= 7;
 }
 
 /* image = col2im(cols) for col2im_rows_fits() windows: the same bits as col2im_image, without
- * the zeroing pass or a read-modify-write of the image per column row. */
+ * the zeroing pass or a read-modify-write of the image per column row. The 7 floats before
+ * cols must be readable memory of the same buffer (backward_slots: the slot's weight
+ * gradient). */
 AVX2 static void col2im_rows(const bl_window2d *w, const float *cols, float *image)
 {
-    const int64_t H = w->height, W = w->width;
-    const int64_t per_c = w->kernel_h * w->kernel_w * w->out_h * w->out_w; /* cols of a channel */
-    for (int64_t c = 0; c < w->channels; c++)
-        for (int64_t ih = 0; ih < H; ih++) {
-            const float *cc = cols + c * per_c;
-            float *dst = image + (c * H + ih) * W;
-            switch ((W + 7) / 8) {
-            case 1: col2im_row(1, w, cc, ih, dst); break;
-            case 2: col2im_row(2, w, cc, ih, dst); break;
-            case 3: col2im_row(3, w, cc, ih, dst); break;
-            default: col2im_row(4, w, cc, ih, dst); break;
-            }
+    const int64_t H = w->height, W = w->width, OW = w->out_w;
+    const int nc = (int)((W + 7) / 8);
+    shift sh[ROWS_KW_MAX][4];
+    for (int64_t kj = 0; kj < w->kernel_w; kj++)
+        for (int ch = 0; ch < nc; ch++) {
+            shift *t = &sh[kj][ch];
+            t->s = 8 * ch + w->pad_w - kj; /* column of lane 0 */
+            t->any = t->s < OW && t->s > -8;
+            t->load = lanes_between(-t->s, OW - t->s);
         }
+    const int64_t per_c = w->kernel_h * w->kernel_w * w->out_h * OW; /* cols of a channel */
+    for (int64_t c = 0; c < w->channels; c++) {
+        const float *cc = cols + c * per_c;
+        float *plane = image + c * H * W;
+        switch (nc) {
+        case 1:
+            for (int64_t ih = 0; ih < H; ih += 4)
+                col2im_block(4, 1, w, sh, cc, ih, plane + ih * W);
+            break;
+        case 2:
+            for (int64_t ih = 0; ih < H; ih += 4)
+                col2im_block(4, 2, w, sh, cc, ih, plane + ih * W);
+            break;
+        case 3:
+            for (int64_t ih = 0; ih < H; ih += 2)
+                col2im_block(2, 3, w, sh, cc, ih, plane + ih * W);
+            break;
+        default:
+            for (int64_t ih = 0; ih < H; ih += 2)
+                col2im_block(2, 4, w, sh, cc, ih, plane + ih * W);
+            break;
+        }
+    }
 }
 
 #else /* no AVX2 here: col2im_image only */
 
-static bool col2im_rows_fits(const bl_window2d *w, bool avx2)
+static bool col2im_rows_fits(const bl_window2d *w, bool avx2, int64_t before)
 {
     (void)w;
     (void)avx2;
+    (void)before;
     return false;
 }
 
@@ -382,7 +419,7 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
     const conv_job *j = p;
     const int64_t O = j->O, K = j->K, P = j->P;
     for (int64_t s = s0; s < s1; s++) {
-        float *cols = j->scratch + s * (K * P + O * K); /* [K, P] */
+        float *cols = j->scratch + s * (O * K + K * P) + O * K; /* [K, P] */
         for (int64_t n = slot_begin(j, s); n < slot_begin(j, s + 1); n++) {
             const float *src = j->x + n * j->in_n;
             if (j->small_c) { /* cols holds the padded image */
@@ -413,8 +450,8 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
     const conv_job *j = p;
     const int64_t O = j->O, K = j->K, P = j->P;
     for (int64_t s = s0; s < s1; s++) {
-        float *cols = j->scratch + s * (K * P + O * K); /* [K, P] */
-        float *dw = cols + K * P;                       /* [O, K], this slot's Σ */
+        float *dw = j->scratch + s * (O * K + K * P); /* [O, K], this slot's Σ */
+        float *cols = dw + O * K;                      /* [K, P] */
         const int64_t n0 = slot_begin(j, s);
         for (int64_t n = n0; n < slot_begin(j, s + 1); n++) {
             const float *src = j->x + n * j->in_n;
@@ -479,14 +516,14 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
                   .own = impl->small_gemm, .x = x, .weight = weight, .dy = dy, .dx = dx,
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, K * P);
-    j.rows = col2im_rows_fits(w, j.own);
+    j.rows = col2im_rows_fits(w, j.own, O * K); /* a slot is [dw | cols] */
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
     /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
     bool first = true;
     for (int64_t s = 0; s < slots; s++) {
         if (slot_begin(&j, s) == slot_begin(&j, s + 1))
             continue;
-        const float *restrict part = scratch + s * (K * P + O * K) + K * P;
+        const float *restrict part = scratch + s * (O * K + K * P);
         if (first && beta == 0.0f)
             memcpy(dweight, part, (size_t)(O * K) * sizeof *dweight);
         else if (first && beta != 1.0f)
