@@ -419,10 +419,10 @@ static void rule_maxpool2(int64_t planes, int64_t H, int64_t W, const float *x, 
             }
 }
 
-static void test_maxpool_2x2_nan_ties_inf(void **state)
+/* One width of the 2×2 test below. */
+static void check_maxpool_2x2(bl_test_env *env, int64_t W, bl_rng *rng_in)
 {
-    bl_test_env *env = *state;
-    const int64_t batch = 3, C = 2, H = 7, W = 37; /* odd sizes: the last row/column dropped */
+    const int64_t batch = 3, C = 2, H = 7; /* odd sizes: the last row/column dropped */
     const int64_t planes = batch * C, in_n = planes * H * W, out_n = planes * (H / 2) * (W / 2);
     bl_window2d w = bl_test_window2d(C, H, W, 2, 2, 2, 2, 0, 0);
     float *x = bl_test_dev_floats(env, (size_t)in_n), *y = bl_test_dev_floats(env, (size_t)out_n);
@@ -430,8 +430,7 @@ static void test_maxpool_2x2_nan_ties_inf(void **state)
     float *want_y = malloc((size_t)out_n * sizeof *want_y);
     int32_t *want_arg = malloc((size_t)out_n * sizeof *want_arg);
     assert_true(want_y && want_arg);
-    bl_rng rng;
-    bl_rng_seed(&rng, 33, BL_STREAM_USER);
+    bl_rng rng = *rng_in;
     static const float specials[6] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f};
     for (int64_t i = 0; i < in_n; i++) {
         const uint64_t r = bl_rng_below(&rng, 10);
@@ -442,9 +441,11 @@ static void test_maxpool_2x2_nan_ties_inf(void **state)
     rule_maxpool2(planes, H, W, x, want_y, want_arg);
     for (int64_t i = 0; i < out_n; i++) {
         if (arg[i] != want_arg[i])
-            fail_msg("argmax[%lld] = %d, want %d", (long long)i, arg[i], want_arg[i]);
+            fail_msg("W %lld: argmax[%lld] = %d, want %d", (long long)W, (long long)i, arg[i],
+                     want_arg[i]);
         if (memcmp(&y[i], &want_y[i], sizeof y[i]) != 0) /* the winner's own bits (NaN, −0) */
-            fail_msg("y[%lld] = %g, want %g", (long long)i, y[i], want_y[i]);
+            fail_msg("W %lld: y[%lld] = %g, want %g", (long long)W, (long long)i, y[i],
+                     want_y[i]);
     }
 
     /* backward: the same bits as zeroing dx and adding dy at each winner (+0 for a −0 dy),
@@ -462,11 +463,25 @@ static void test_maxpool_2x2_nan_ties_inf(void **state)
     env->dev->ops->maxpool_backward(env->dev, &w, batch, dy, arg, dx);
     for (int64_t i = 0; i < in_n; i++)
         if (memcmp(&dx[i], &want_dx[i], sizeof dx[i]) != 0)
-            fail_msg("dx[%lld] = %g, want %g", (long long)i, dx[i], want_dx[i]);
+            fail_msg("W %lld: dx[%lld] = %g, want %g", (long long)W, (long long)i, dx[i],
+                     want_dx[i]);
     free(want_dx);
     free(want_y);
     free(want_arg);
     bl_test_release_all(env);
+    *rng_in = rng;
+}
+
+/* Rows of 18 outputs (two groups of eight and a tail), and the widths of the vector path's
+ * other cases: fewer than eight outputs (LeNet's 10 → 5), exactly eight, 14 (28 → 14), one. */
+static void test_maxpool_2x2_nan_ties_inf(void **state)
+{
+    bl_test_env *env = *state;
+    bl_rng rng;
+    bl_rng_seed(&rng, 33, BL_STREAM_USER);
+    static const int64_t widths[] = {37, 10, 11, 16, 28, 2, 3};
+    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+        check_maxpool_2x2(env, widths[i], &rng);
 }
 
 int main(void)

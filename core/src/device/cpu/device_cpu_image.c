@@ -61,12 +61,161 @@ pool2_row(const float *restrict r0, const float *restrict r1, int64_t n, int32_t
     }
 }
 
+/* Backward of one output row of the 2×2 path: each input of the rows r0, r1 (the first 2·n
+ * columns) belongs to exactly one window, so it gets that window's gradient when it won and 0
+ * otherwise, written without zeroing first. 0 + g, not g: the same bits as zeroing and adding
+ * (−0 becomes +0). */
+BL__HOT __attribute__((optimize("O3"))) static void
+unpool2_row(const float *restrict g, const int32_t *restrict arg, int64_t n, int32_t base,
+            int32_t W, float *restrict d0, float *restrict d1)
+{
+    for (int64_t ow = 0; ow < n; ow++) {
+        const int32_t at = arg[ow] - base - 2 * (int32_t)ow; /* 0, 1, W or W + 1 */
+        const float v = 0.0f + g[ow];
+        d0[2 * ow] = at == 0 ? v : 0.0f;
+        d0[2 * ow + 1] = at == 1 ? v : 0.0f;
+        d1[2 * ow] = at == W ? v : 0.0f;
+        d1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2")))
+
+/* Lanes l < n set (n clamped to 0..8). */
+AVX2 static inline __m256i lanes_below(int64_t n)
+{
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The even and the odd floats of src[0..2m) (m ≤ 8; the rest read as +0, never loaded). */
+AVX2 static inline void load_pairs(const float *src, int64_t m, __m256 *even, __m256 *odd)
+{
+    __m256 a, b;
+    if (m >= 8) {
+        a = _mm256_loadu_ps(src);
+        b = _mm256_loadu_ps(src + 8);
+    } else {
+        a = _mm256_maskload_ps(src, lanes_below(2 * m));
+        b = _mm256_maskload_ps(src + 8, lanes_below(2 * m - 8));
+    }
+    /* per 128-bit half: a0 a2 b0 b2 | a4 a6 b4 b6, then the middle quarters swapped */
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* pool2_row with AVX2, eight outputs at a time and a masked last group (rows of 5 or 14
+ * outputs, LeNet's, have no scalar tail): the same comparisons, so the same winners. */
+AVX2 static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int32_t base,
+                                int32_t W, float *out, int32_t *arg)
+{
+    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i at01 = _mm256_set1_epi32(1), at10 = _mm256_set1_epi32(W),
+                  at11 = _mm256_set1_epi32(W + 1);
+    for (int64_t ow = 0; ow < n; ow += 8) {
+        const int64_t m = n - ow;
+        __m256 v00, v01, v10, v11;
+        load_pairs(r0 + 2 * ow, m, &v00, &v01);
+        load_pairs(r1 + 2 * ow, m, &v10, &v11);
+        __m256 best = v00, win;
+        __m256i at = _mm256_setzero_si256();
+#define POOL2_STEP(v, code)                                                                    \
+    win = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q)); \
+    best = _mm256_blendv_ps(best, v, win);                                                     \
+    at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(at),                         \
+                                              _mm256_castsi256_ps(code), win))
+        POOL2_STEP(v01, at01);
+        POOL2_STEP(v10, at10);
+        POOL2_STEP(v11, at11);
+#undef POOL2_STEP
+        const __m256i idx = _mm256_add_epi32(
+            _mm256_add_epi32(at, lane2), _mm256_set1_epi32(base + 2 * (int32_t)ow));
+        if (m >= 8) {
+            _mm256_storeu_ps(out + ow, best);
+            _mm256_storeu_si256((__m256i *)(void *)(arg + ow), idx);
+        } else {
+            const __m256i mask = lanes_below(m);
+            _mm256_maskstore_ps(out + ow, mask, best);
+            _mm256_maskstore_epi32(arg + ow, mask, idx);
+        }
+    }
+}
+
+/* dst[0..2m) = the floats of lo and hi interleaved: lo0 hi0 lo1 hi1 … (m ≤ 8). */
+AVX2 static inline void store_pairs(float *dst, int64_t m, __m256 lo, __m256 hi)
+{
+    const __m256 u = _mm256_unpacklo_ps(lo, hi), v = _mm256_unpackhi_ps(lo, hi);
+    const __m256 a = _mm256_permute2f128_ps(u, v, 0x20), b = _mm256_permute2f128_ps(u, v, 0x31);
+    if (m >= 8) {
+        _mm256_storeu_ps(dst, a);
+        _mm256_storeu_ps(dst + 8, b);
+    } else {
+        _mm256_maskstore_ps(dst, lanes_below(2 * m), a);
+        _mm256_maskstore_ps(dst + 8, lanes_below(2 * m - 8), b);
+    }
+}
+
+/* unpool2_row with AVX2, eight outputs at a time: the same values (0 + g at the winner). */
+AVX2 static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n, int32_t base,
+                                  int32_t W, float *d0, float *d1)
+{
+    const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m256i at01 = _mm256_set1_epi32(1), at10 = _mm256_set1_epi32(W),
+                  at11 = _mm256_set1_epi32(W + 1);
+    for (int64_t ow = 0; ow < n; ow += 8) {
+        const int64_t m = n - ow;
+        const __m256i mask = lanes_below(m);
+        const __m256 gv = _mm256_add_ps(_mm256_setzero_ps(), _mm256_maskload_ps(g + ow, mask));
+        const __m256i ai = _mm256_maskload_epi32(arg + ow, mask);
+        const __m256i at = _mm256_sub_epi32(
+            ai, _mm256_add_epi32(lane2, _mm256_set1_epi32(base + 2 * (int32_t)ow)));
+#define PICK(code) _mm256_and_ps(gv, _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, code)))
+        store_pairs(d0 + 2 * ow, m, PICK(_mm256_setzero_si256()), PICK(at01));
+        store_pairs(d1 + 2 * ow, m, PICK(at10), PICK(at11));
+#undef PICK
+    }
+}
+
+static bool pool2_avx2(bl_device *dev)
+{
+    return ((const cpu_impl *)dev->impl)->small_gemm; /* AVX2 (and FMA) present */
+}
+
+#else
+
+static bool pool2_avx2(bl_device *dev)
+{
+    (void)dev;
+    return false;
+}
+
+static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int32_t base,
+                           int32_t W, float *out, int32_t *arg)
+{
+    pool2_row(r0, r1, n, base, W, out, arg);
+}
+
+static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n, int32_t base,
+                             int32_t W, float *d0, float *d1)
+{
+    unpool2_row(g, arg, n, base, W, d0, d1);
+}
+
+#endif
+
 typedef struct pool_args {
     const bl_window2d *w;
     const float *x, *dy;
     float *y, *dx;
     int32_t *argmax;
     const int32_t *argmax_in;
+    bool avx2; /* the 2×2 rows with AVX2 */
 } pool_args;
 
 /* planes [p0, p1) of the forward */
@@ -84,8 +233,9 @@ static void maxpool_forward_range(void *arg, int chunk, int64_t p0, int64_t p1)
         int32_t *arg_out = a->argmax + p * OH * OW;
         if (two) {
             for (int64_t oh = 0; oh < OH; oh++)
-                pool2_row(in + 2 * oh * W, in + (2 * oh + 1) * W, OW, (int32_t)(2 * oh * W),
-                          (int32_t)W, out + oh * OW, arg_out + oh * OW);
+                (a->avx2 ? pool2_row_avx2 : pool2_row)(in + 2 * oh * W, in + (2 * oh + 1) * W,
+                                                       OW, (int32_t)(2 * oh * W), (int32_t)W,
+                                                       out + oh * OW, arg_out + oh * OW);
             continue;
         }
         for (int64_t oh = 0; oh < OH; oh++) {
@@ -126,27 +276,9 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
                              const float *x, float *y, int32_t *argmax)
 {
     const int64_t HW = w->height * w->width;
-    pool_args a = {.w = w, .x = x, .y = y, .argmax = argmax};
+    pool_args a = {.w = w, .x = x, .y = y, .argmax = argmax, .avx2 = pool2_avx2(dev)};
     bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
                  1, maxpool_forward_range, &a);
-}
-
-/* Backward of one output row of the 2×2 path: each input of the rows r0, r1 (the first 2·n
- * columns) belongs to exactly one window, so it gets that window's gradient when it won and 0
- * otherwise, written without zeroing first. 0 + g, not g: the same bits as zeroing and adding
- * (−0 becomes +0). */
-BL__HOT __attribute__((optimize("O3"))) static void
-unpool2_row(const float *restrict g, const int32_t *restrict arg, int64_t n, int32_t base,
-            int32_t W, float *restrict d0, float *restrict d1)
-{
-    for (int64_t ow = 0; ow < n; ow++) {
-        const int32_t at = arg[ow] - base - 2 * (int32_t)ow; /* 0, 1, W or W + 1 */
-        const float v = 0.0f + g[ow];
-        d0[2 * ow] = at == 0 ? v : 0.0f;
-        d0[2 * ow + 1] = at == 1 ? v : 0.0f;
-        d1[2 * ow] = at == W ? v : 0.0f;
-        d1[2 * ow + 1] = at == W + 1 ? v : 0.0f;
-    }
 }
 
 /* planes [p0, p1) of the backward */
@@ -165,8 +297,9 @@ static void maxpool_backward_range(void *arg, int chunk, int64_t p0, int64_t p1)
             const int32_t *arg_in = a->argmax_in + p * OHW;
             for (int64_t oh = 0; oh < OH; oh++) {
                 float *d0 = d + 2 * oh * W, *d1 = d0 + W;
-                unpool2_row(g + oh * OW, arg_in + oh * OW, OW, (int32_t)(2 * oh * W), (int32_t)W,
-                            d0, d1);
+                (a->avx2 ? unpool2_row_avx2 : unpool2_row)(g + oh * OW, arg_in + oh * OW, OW,
+                                                           (int32_t)(2 * oh * W), (int32_t)W,
+                                                           d0, d1);
                 if (W > 2 * OW) /* an odd last column no window covers */
                     d0[W - 1] = d1[W - 1] = 0.0f;
             }
@@ -191,7 +324,7 @@ void bl__cpu_maxpool_backward(bl_device *dev, const bl_window2d *w, int64_t batc
                               const float *dy, const int32_t *argmax, float *dx)
 {
     const int64_t HW = w->height * w->width;
-    pool_args a = {.w = w, .dy = dy, .dx = dx, .argmax_in = argmax};
+    pool_args a = {.w = w, .dy = dy, .dx = dx, .argmax_in = argmax, .avx2 = pool2_avx2(dev)};
     bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
                  1, maxpool_backward_range, &a);
 }
