@@ -201,7 +201,7 @@ static void col2im_image(const bl_window2d *w, const float *restrict cols, float
 
 #define AVX2 __attribute__((target("avx2,fma")))
 
-/* The widest image row (in floats) and kernel that col2im_rows handles. */
+/* The widest image and output row (in floats) and kernel that col2im_rows handles. */
 #define ROWS_W_MAX 32
 #define ROWS_KW_MAX 16
 
@@ -218,17 +218,21 @@ AVX2 static inline __m256i lanes_between(int64_t lo, int64_t hi)
 /* How vector ch of an image row reads the column row of tap kj: lane l is column s + l of it
  * where 0 ≤ s + l < OW, else +0 — one masked load at row + s, which may start up to 7 floats
  * before the row (col2im_rows' caller guarantees that they lie inside its buffer; the masked
- * lanes are never read). */
+ * lanes are never read). A vector that no column reaches has s = 0 and an empty mask. */
 typedef struct shift {
     int64_t s;
     __m256i load;
-    bool any;
 } shift;
+
+/* What a row outside the output (or past the image's last row) reads instead: zeros, with
+ * room for the loads that start before or run past it. */
+static const float zero_row[8 + ROWS_W_MAX + 8];
 
 /* RB image rows [ih0, ih0 + RB) of channel c of the stride-1 col2im, each kept in NC vectors
  * of 8: every column entry that lands on a pixel, added in the order (ki, kj) from +0 as
  * col2im_add does after the zeroing (an added +0 changes nothing: such a sum is never −0),
- * then stored once. RB rows at a time so that RB·NC independent sums hide the add latency. */
+ * then stored once. RB rows at a time so that RB·NC independent sums hide the add latency;
+ * a row that tap row ki does not reach reads zero_row, so the loop has no branch per row. */
 AVX2 static inline __attribute__((always_inline)) void
 col2im_block(const int RB, const int NC, const bl_window2d *w, const shift (*sh)[4],
              const float *cols_c, int64_t ih0, float *dst)
@@ -239,24 +243,25 @@ col2im_block(const int RB, const int NC, const bl_window2d *w, const shift (*sh)
         for (int ch = 0; ch < NC; ch++)
             acc[r][ch] = _mm256_setzero_ps();
     for (int64_t ki = 0; ki < w->kernel_h; ki++) {
-        int64_t off[4];
-        bool live[4];
+        const float *src[4]; /* row r's column row for tap (ki, kj), kj = 0 first */
+        int64_t step[4];     /* to the next kj: P, or 0 for zero_row */
+        bool any = false;
         for (int r = 0; r < RB; r++) {
             const int64_t oh = ih0 + r + w->pad_h - ki;
-            live[r] = ih0 + r < H && oh >= 0 && oh < OH;
-            off[r] = live[r] ? oh * OW : 0;
+            const bool live = ih0 + r < H && oh >= 0 && oh < OH;
+            src[r] = live ? cols_c + ki * w->kernel_w * P + oh * OW : zero_row + 8;
+            step[r] = live ? P : 0;
+            any |= live;
         }
+        if (!any)
+            continue;
         for (int64_t kj = 0; kj < w->kernel_w; kj++) {
-            const float *src = cols_c + (ki * w->kernel_w + kj) * P; /* [OH, OW] */
-            for (int ch = 0; ch < NC; ch++) {
-                if (!sh[kj][ch].any)
-                    continue;
+            for (int ch = 0; ch < NC; ch++)
                 for (int r = 0; r < RB; r++)
-                    if (live[r])
-                        acc[r][ch] = _mm256_add_ps(
-                            acc[r][ch], _mm256_maskload_ps(src + off[r] + sh[kj][ch].s,
-                                                           sh[kj][ch].load));
-            }
+                    acc[r][ch] = _mm256_add_ps(
+                        acc[r][ch], _mm256_maskload_ps(src[r] + sh[kj][ch].s, sh[kj][ch].load));
+            for (int r = 0; r < RB; r++)
+                src[r] += step[r];
         }
     }
     for (int r = 0; r < RB && ih0 + r < H; r++)
@@ -269,11 +274,10 @@ col2im_block(const int RB, const int NC, const bl_window2d *w, const shift (*sh)
         }
 }
 
-/* `before`: floats of the caller's buffer in front of the columns (col2im_rows reads there). */
 static bool col2im_rows_fits(const bl_window2d *w, bool avx2, int64_t before)
 {
     return avx2 && w->stride_h == 1 && w->stride_w == 1 && w->width <= ROWS_W_MAX &&
-           w->kernel_w <= ROWS_KW_MAX && before >= 7;
+           w->out_w <= ROWS_W_MAX && w->kernel_w <= ROWS_KW_MAX && before >= 7;
 }
 
 /* image = col2im(cols) for col2im_rows_fits() windows: the same bits as col2im_image, without
@@ -289,8 +293,9 @@ AVX2 static void col2im_rows(const bl_window2d *w, const float *cols, float *ima
         for (int ch = 0; ch < nc; ch++) {
             shift *t = &sh[kj][ch];
             t->s = 8 * ch + w->pad_w - kj; /* column of lane 0 */
-            t->any = t->s < OW && t->s > -8;
             t->load = lanes_between(-t->s, OW - t->s);
+            if (t->s >= OW || t->s <= -8)
+                t->s = 0; /* no lane: nothing is read */
         }
     const int64_t per_c = w->kernel_h * w->kernel_w * w->out_h * OW; /* cols of a channel */
     for (int64_t c = 0; c < w->channels; c++) {
