@@ -30,7 +30,8 @@ static const conv_geom conv_cases[] = {
     {3, 7, 9, 3, 2, 1, 4, 4, 3},     /* stride 2 and padding */
     {5, 4, 6, 1, 1, 0, 7, 6, 2},     /* 1×1: no columns */
     {2, 5, 3, 2, 1, 1, 3, 1, 1},     /* one image, one slot, padding wider than some rows */
-    {17, 3, 3, 3, 1, 1, 20, 9, 4},   /* a weight gradient large enough for OpenBLAS */
+    {17, 3, 3, 3, 1, 1, 20, 9, 4},   /* a weight gradient too large for the own "nt" kernel */
+    {8, 20, 20, 3, 1, 1, 12, 3, 2},  /* ... and an output gradient too large for wgrad_t */
     {3, 12, 13, 3, 1, 1, 8, 5, 3},   /* direct kernel: 6 + 2 outputs, odd K, a 5-lane tail */
     {2, 30, 30, 3, 1, 0, 7, 3, 2},   /* direct kernel: 6 + 1 outputs, two 16-column tiles */
 };

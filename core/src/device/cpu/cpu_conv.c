@@ -403,6 +403,7 @@ typedef struct conv_job {
     bool own;    /* the AVX2 kernels can run */
     bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
     bool rows;    /* col2im_rows can fold the columns' gradient back */
+    bool wt;      /* the weight gradient by wgrad_t: slot partials are [K, O] */
     const float *x, *weight, *bias, *dy;
     float *y, *dx, *scratch;
 } conv_job;
@@ -449,13 +450,37 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
     }
 }
 
+/* Floats of one image's output gradient up to which wgrad_t transposes it on the stack. */
+#define WT_STACK_MAX 4096
+
+/* Whether wgrad_t computes this layer's weight gradient: the AVX2 kernels, a gradient too large
+ * for bl__small_gemm_nt (which sums across lanes) and an output gradient that fits the stack.
+ * OpenBLAS on these shapes (LeNet's C3: 16 × 150, 100 positions) runs at about half the
+ * speed of the own kernel on the transposed product. */
+static bool wgrad_t_fits(bool own, int64_t O, int64_t K, int64_t P)
+{
+    return own && O * K > OWN_NT_MAX && O * P <= WT_STACK_MAX;
+}
+
+/* dwt [K, O] = cols [K, P] · dy [O, P]ᵀ + beta·dwt: the weight gradient, transposed, as the own
+ * "rows" kernel's product cols · dyᵀ (vectors along o, one FMA chain over p per entry). */
+static void wgrad_t(int64_t O, int64_t K, int64_t P, const float *cols, const float *dy,
+                    float beta, float *dwt)
+{
+    float dyt[WT_STACK_MAX]; /* [P, O] */
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t i = 0; i < P; i++)
+            dyt[i * O + o] = dy[o * P + i];
+    bl__small_gemm_rows(0, K, 0, O, P, 1.0f, cols, P, 1, dyt, O, beta, dwt, O);
+}
+
 static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
 {
     (void)chunk;
     const conv_job *j = p;
     const int64_t O = j->O, K = j->K, P = j->P;
     for (int64_t s = s0; s < s1; s++) {
-        float *dw = j->scratch + s * (O * K + K * P); /* [O, K], this slot's Σ */
+        float *dw = j->scratch + s * (O * K + K * P); /* [O, K] ([K, O] if wt), this slot's Σ */
         float *cols = dw + O * K;                      /* [K, P] */
         const int64_t n0 = slot_begin(j, s);
         for (int64_t n = n0; n < slot_begin(j, s + 1); n++) {
@@ -470,7 +495,10 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 im2col_image(j->w, src, cols);
                 src = cols;
             }
-            mm_nt(j->own, O, K, P, dy, src, n == n0 ? 0.0f : 1.0f, dw);
+            if (j->wt)
+                wgrad_t(O, K, P, src, dy, n == n0 ? 0.0f : 1.0f, dw);
+            else
+                mm_nt(j->own, O, K, P, dy, src, n == n0 ? 0.0f : 1.0f, dw);
             if (!j->dx)
                 continue;
             float *dx = j->dx + n * j->in_n;
@@ -522,6 +550,7 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, K * P);
     j.rows = col2im_rows_fits(w, j.own, O * K); /* a slot is [dw | cols] */
+    j.wt = !j.small_c && wgrad_t_fits(j.own, O, K, P);
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
     /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
     bool first = true;
@@ -529,7 +558,14 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
         if (slot_begin(&j, s) == slot_begin(&j, s + 1))
             continue;
         const float *restrict part = scratch + s * (O * K + K * P);
-        if (first && beta == 0.0f)
+        if (j.wt) /* part is [K, O] */
+            for (int64_t o = 0; o < O; o++)
+                for (int64_t k = 0; k < K; k++) {
+                    const float v = part[k * O + o];
+                    float *d = &dweight[o * K + k];
+                    *d = first ? (beta == 0.0f ? v : beta * *d + v) : *d + v;
+                }
+        else if (first && beta == 0.0f)
             memcpy(dweight, part, (size_t)(O * K) * sizeof *dweight);
         else if (first && beta != 1.0f)
             for (int64_t i = 0; i < O * K; i++)
