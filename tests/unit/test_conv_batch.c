@@ -2,7 +2,8 @@
  * conv2d_backward against naive double-precision references, the same bits on one and on two
  * threads, the conv2d layer's per-image path (a backend without those ops) against them, and
  * the 2×2 max-pool path's NaN and tie rules and its backward against the general rule, and
- * (where the CPU has AVX2/FMA) the forward's arithmetic order, bit for bit.
+ * (where the CPU has AVX2/FMA) the forward's and the input gradient's arithmetic order, bit
+ * for bit.
  *
  * Tolerance (elementwise, |got − want| ≤ atol + rtol·|want|): atol 1e-5, rtol 1e-4, as in
  * test_image_kernels.c (float32 sums of up to a few hundred terms of size ≤ 1).
@@ -32,6 +33,9 @@ static const conv_geom conv_cases[] = {
     {2, 5, 3, 2, 1, 1, 3, 1, 1},     /* one image, one slot, padding wider than some rows */
     {17, 3, 3, 3, 1, 1, 20, 9, 4},   /* a weight gradient too large for the own "nt" kernel */
     {8, 20, 20, 3, 1, 1, 12, 3, 2},  /* ... and an output gradient too large for wgrad_t */
+    {5, 9, 11, 3, 1, 0, 11, 4, 3},   /* column-free kernels: 16 lanes for 11 outputs, 6 + 3 */
+    {7, 8, 8, 2, 1, 0, 5, 3, 2},     /* column-free kernels: 8 lanes for 5 outputs */
+    {5, 12, 12, 7, 1, 0, 3, 2, 2},   /* column-free kernels: taps of a row in 6 + 1 */
     {3, 12, 13, 3, 1, 1, 8, 5, 3},   /* direct kernel: 6 + 2 outputs, odd K, a 5-lane tail */
     {2, 30, 30, 3, 1, 0, 7, 3, 2},   /* direct kernel: 6 + 1 outputs, two 16-column tiles */
 };

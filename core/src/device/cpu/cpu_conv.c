@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "device/cpu/cpu_conv_direct.h"
+#include "device/cpu/cpu_conv_implicit.h"
 #include "device/cpu/cpu_gemm.h"
 #include "device/cpu/device_cpu.h"
 #include "device/cpu/device_cpu_shared.h"
@@ -396,6 +397,10 @@ static void mm_tn(bool own, int64_t m, int64_t n, int64_t k, const float *a, con
 
 /* ---- the batch, by slots ------------------------------------------------------------------ */
 
+/* The weight gradient: by mm_nt (OpenBLAS or bl__small_gemm_nt, slot partials [O, K]), or
+ * transposed (slot partials [K, O]) by wgrad_t on the columns or by the column-free kernel. */
+typedef enum { WG_NT, WG_T, WG_IMPLICIT } wgrad_kind;
+
 typedef struct conv_job {
     const bl_window2d *w;
     int64_t O, K, P, batch, slots, in_n;
@@ -403,7 +408,10 @@ typedef struct conv_job {
     bool own;    /* the AVX2 kernels can run */
     bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
     bool rows;    /* col2im_rows can fold the columns' gradient back */
-    bool wt;      /* the weight gradient by wgrad_t: slot partials are [K, O] */
+    bool implicit; /* forward by bl__conv_implicit_forward with wt (cpu_conv_implicit.h) */
+    wgrad_kind wg; /* how the weight gradient is computed */
+    int64_t ov;    /* O rounded up to whole vectors, for the implicit kernels */
+    const float *wt; /* [K, ov]: the weight transposed, zero-padded (implicit forward) */
     const float *x, *weight, *bias, *dy;
     float *y, *dx, *scratch;
 } conv_job;
@@ -433,11 +441,21 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 bl__conv_direct_forward(j->w, O, cols, j->weight, j->bias, j->y + n * O * P);
                 continue;
             }
+            float *y = j->y + n * O * P; /* [O, P] */
+            if (j->implicit) { /* cols holds yt [P, ov] */
+                bl__conv_implicit_forward(j->w, O, src, j->wt, cols);
+                for (int64_t o = 0; o < O; o++) {
+                    const float b = j->bias ? j->bias[o] : 0.0f;
+                    float *restrict yo = y + o * P;
+                    for (int64_t i = 0; i < P; i++)
+                        yo[i] = j->bias ? cols[i * j->ov + o] + b : cols[i * j->ov + o];
+                }
+                continue;
+            }
             if (!j->direct) {
                 im2col_image(j->w, src, cols);
                 src = cols;
             }
-            float *y = j->y + n * O * P; /* [O, P] */
             mm_nn(j->own, O, P, K, j->weight, src, 0.0f, y);
             if (j->bias)
                 for (int64_t o = 0; o < O; o++) {
@@ -450,8 +468,21 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
     }
 }
 
-/* Floats of one image's output gradient up to which wgrad_t transposes it on the stack. */
+/* Floats up to which a transposed operand (an output gradient [P, ov], a weight [K, ov]) is
+ * kept on the stack. */
 #define WT_STACK_MAX 4096
+
+/* dyt [P, ov] = dy [O, P]ᵀ, columns O..ov zero */
+static void transpose_pad(int64_t O, int64_t P, int64_t ov, const float *restrict dy,
+                          float *restrict dyt)
+{
+    for (int64_t i = 0; i < P; i++) {
+        for (int64_t o = 0; o < O; o++)
+            dyt[i * ov + o] = dy[o * P + i];
+        for (int64_t o = O; o < ov; o++)
+            dyt[i * ov + o] = 0.0f;
+    }
+}
 
 /* Whether wgrad_t computes this layer's weight gradient: the AVX2 kernels, a gradient too large
  * for bl__small_gemm_nt (which sums across lanes) and an output gradient that fits the stack.
@@ -468,10 +499,17 @@ static void wgrad_t(int64_t O, int64_t K, int64_t P, const float *cols, const fl
                     float beta, float *dwt)
 {
     float dyt[WT_STACK_MAX]; /* [P, O] */
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t i = 0; i < P; i++)
-            dyt[i * O + o] = dy[o * P + i];
+    transpose_pad(O, P, O, dy, dyt);
     bl__small_gemm_rows(0, K, 0, O, P, 1.0f, cols, P, 1, dyt, O, beta, dwt, O);
+}
+
+/* The same product by the column-free kernel, from the image: the same bits. */
+static void wgrad_implicit(const conv_job *j, const float *image, const float *dy, float beta,
+                           float *dwt)
+{
+    float dyt[WT_STACK_MAX]; /* [P, ov] */
+    transpose_pad(j->O, j->P, j->ov, dy, dyt);
+    bl__conv_implicit_wgrad(j->w, j->O, image, dyt, beta, dwt);
 }
 
 static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
@@ -480,7 +518,7 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
     const conv_job *j = p;
     const int64_t O = j->O, K = j->K, P = j->P;
     for (int64_t s = s0; s < s1; s++) {
-        float *dw = j->scratch + s * (O * K + K * P); /* [O, K] ([K, O] if wt), this slot's Σ */
+        float *dw = j->scratch + s * (O * K + K * P); /* [O, K] (WG_NT) or [K, O], slot's Σ */
         float *cols = dw + O * K;                      /* [K, P] */
         const int64_t n0 = slot_begin(j, s);
         for (int64_t n = n0; n < slot_begin(j, s + 1); n++) {
@@ -491,14 +529,19 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 bl__conv_direct_wgrad(j->w, O, cols, dy, n == n0 ? 0.0f : 1.0f, dw);
                 continue;
             }
-            if (!j->direct) {
-                im2col_image(j->w, src, cols);
-                src = cols;
+            const float beta = n == n0 ? 0.0f : 1.0f;
+            if (j->wg == WG_IMPLICIT) {
+                wgrad_implicit(j, src, dy, beta, dw);
+            } else {
+                if (!j->direct) {
+                    im2col_image(j->w, src, cols);
+                    src = cols;
+                }
+                if (j->wg == WG_T)
+                    wgrad_t(O, K, P, src, dy, beta, dw);
+                else
+                    mm_nt(j->own, O, K, P, dy, src, beta, dw);
             }
-            if (j->wt)
-                wgrad_t(O, K, P, src, dy, n == n0 ? 0.0f : 1.0f, dw);
-            else
-                mm_nt(j->own, O, K, P, dy, src, n == n0 ? 0.0f : 1.0f, dw);
             if (!j->dx)
                 continue;
             float *dx = j->dx + n * j->in_n;
@@ -528,6 +571,17 @@ void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_ch
                   .own = impl->small_gemm, .x = x, .weight = weight, .bias = bias, .y = y,
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, j.K * j.P);
+    j.ov = bl__conv_implicit_ov(out_channels);
+    /* the column-free kernel: wt on this stack, yt [P, ov] in a slot's column space */
+    float wt[WT_STACK_MAX];
+    j.implicit = !j.small_c && !j.direct && bl__conv_implicit_fits(w, out_channels, j.own) &&
+                 j.K * j.ov <= WT_STACK_MAX && j.ov <= j.K;
+    if (j.implicit) {
+        for (int64_t k = 0; k < j.K; k++)
+            for (int64_t o = 0; o < j.ov; o++)
+                wt[k * j.ov + o] = o < out_channels ? weight[o * j.K + k] : 0.0f;
+        j.wt = wt;
+    }
     bl__pool_run(impl->pool, slots, 1, 1, forward_slots, &j);
 }
 
@@ -550,7 +604,15 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, K * P);
     j.rows = col2im_rows_fits(w, j.own, O * K); /* a slot is [dw | cols] */
-    j.wt = !j.small_c && wgrad_t_fits(j.own, O, K, P);
+    j.ov = bl__conv_implicit_ov(O);
+    if (j.small_c)
+        j.wg = WG_NT; /* (the direct kernels; with an input gradient, the columns and mm_nt) */
+    else if (!j.direct && bl__conv_implicit_fits(w, O, j.own) && P * j.ov <= WT_STACK_MAX)
+        j.wg = WG_IMPLICIT;
+    else if (wgrad_t_fits(j.own, O, K, P))
+        j.wg = WG_T;
+    else
+        j.wg = WG_NT;
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
     /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
     bool first = true;
@@ -558,7 +620,7 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
         if (slot_begin(&j, s) == slot_begin(&j, s + 1))
             continue;
         const float *restrict part = scratch + s * (O * K + K * P);
-        if (j.wt) /* part is [K, O] */
+        if (j.wg != WG_NT) /* part is [K, O] */
             for (int64_t o = 0; o < O; o++)
                 for (int64_t k = 0; k < K; k++) {
                     const float v = part[k * O + o];

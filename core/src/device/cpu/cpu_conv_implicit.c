@@ -1,0 +1,197 @@
+/* The CPU backend's column-free convolution kernels (see cpu_conv_implicit.h). Register tiles:
+ * forward keeps PB ≤ 6 output positions of one output row × OV output channels (up to 12
+ * accumulators) and broadcasts one input value per position and tap; the weight gradient keeps
+ * TB ≤ 6 taps of one (c, ki) row × OV output channels and broadcasts one input value per tap
+ * and position. */
+#include "device/cpu/cpu_conv_implicit.h"
+
+int64_t bl__conv_implicit_ov(int64_t out_channels)
+{
+    return out_channels <= 8 ? 8 : 16;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE __attribute__((always_inline)) inline
+#define UNROLL _Pragma("GCC unroll 8")
+
+bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
+{
+    return own && w->stride_h == 1 && w->stride_w == 1 && w->pad_h == 0 && w->pad_w == 0 &&
+           out_channels >= 1 && out_channels <= 16;
+}
+
+/* Lanes 0..r−1 set, for 0 ≤ r ≤ 8. */
+TARGET static INLINE __m256i lane_mask(int64_t r)
+{
+    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(const void *)(bits + 8 - r));
+}
+
+/* yt rows [p, p + PB) (positions ow0.. of output row oh): x is the image at (0, oh, ow0). */
+TARGET static INLINE void fwd_tile(const int PB, const int NV, const bl_window2d *w,
+                                   const float *x, const float *wt, float *yt)
+{
+    const int64_t H = w->height, W = w->width, OV = 8 * NV;
+    __m256 acc[6][2];
+    UNROLL
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < w->channels; c++)
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            const float *xr = x + (c * H + ki) * W;
+            for (int64_t kj = 0; kj < w->kernel_w; kj++, wt += OV) {
+                __m256 b[2];
+                UNROLL
+                for (int v = 0; v < NV; v++)
+                    b[v] = _mm256_loadu_ps(wt + 8 * v);
+                UNROLL
+                for (int r = 0; r < PB; r++) {
+                    const __m256 coef = _mm256_broadcast_ss(xr + kj + r);
+                    UNROLL
+                    for (int v = 0; v < NV; v++)
+                        acc[r][v] = _mm256_fmadd_ps(coef, b[v], acc[r][v]);
+                }
+            }
+        }
+    UNROLL
+    for (int r = 0; r < PB; r++)
+        UNROLL
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(yt + r * OV + 8 * v, acc[r][v]);
+}
+
+#define FWD_CASE(pb, nv) fwd_tile(pb, nv, w, x, wt, yt + (oh * OW + ow) * 8 * (nv))
+
+TARGET void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels,
+                                      const float *image, const float *wt, float *yt)
+{
+    const int64_t OH = w->out_h, OW = w->out_w;
+    const bool two = out_channels > 8;
+    for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow += 6) {
+            const float *x = image + oh * w->width + ow;
+            switch ((OW - ow < 6 ? OW - ow : 6) + (two ? 6 : 0)) {
+            case 12: FWD_CASE(6, 2); break;
+            case 11: FWD_CASE(5, 2); break;
+            case 10: FWD_CASE(4, 2); break;
+            case 9: FWD_CASE(3, 2); break;
+            case 8: FWD_CASE(2, 2); break;
+            case 7: FWD_CASE(1, 2); break;
+            case 6: FWD_CASE(6, 1); break;
+            case 5: FWD_CASE(5, 1); break;
+            case 4: FWD_CASE(4, 1); break;
+            case 3: FWD_CASE(3, 1); break;
+            case 2: FWD_CASE(2, 1); break;
+            default: FWD_CASE(1, 1); break;
+            }
+        }
+}
+
+/* dwt rows [k0, k0 + TB) (taps kj0.. of row (c, ki)): x is the image at (c, ki, kj0). */
+TARGET static INLINE void wg_tile(const int TB, const int NV, const bl_window2d *w,
+                                  const float *x, const float *dyt, int64_t O, float beta,
+                                  float *dwt)
+{
+    const int64_t W = w->width, OH = w->out_h, OW = w->out_w, OV = 8 * NV;
+    __m256 acc[6][2];
+    UNROLL
+    for (int t = 0; t < 6; t++)
+        acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *xr = x + oh * W;
+        for (int64_t ow = 0; ow < OW; ow++, dyt += OV) {
+            __m256 d[2];
+            UNROLL
+            for (int v = 0; v < NV; v++)
+                d[v] = _mm256_loadu_ps(dyt + 8 * v);
+            UNROLL
+            for (int t = 0; t < TB; t++) {
+                const __m256 coef = _mm256_broadcast_ss(xr + ow + t);
+                UNROLL
+                for (int v = 0; v < NV; v++)
+                    acc[t][v] = _mm256_fmadd_ps(coef, d[v], acc[t][v]);
+            }
+        }
+    }
+    const __m256 vb = _mm256_set1_ps(beta);
+    UNROLL
+    for (int t = 0; t < TB; t++)
+        UNROLL
+        for (int v = 0; v < NV; v++) {
+            float *out = dwt + t * O + 8 * v;
+            const int64_t lanes = O - 8 * v < 8 ? O - 8 * v : 8;
+            const __m256i m = lane_mask(lanes);
+            __m256 r = acc[t][v];
+            if (beta != 0.0f)
+                r = _mm256_add_ps(r, _mm256_mul_ps(vb, _mm256_maskload_ps(out, m)));
+            _mm256_maskstore_ps(out, m, r);
+        }
+}
+
+#define WG_CASE(tb, nv) wg_tile(tb, nv, w, x, dyt, out_channels, beta, dwt + k * out_channels)
+
+TARGET void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels,
+                                    const float *image, const float *dyt, float beta, float *dwt)
+{
+    const int64_t H = w->height, W = w->width, KW = w->kernel_w;
+    const bool two = out_channels > 8;
+    int64_t k = 0;
+    for (int64_t c = 0; c < w->channels; c++)
+        for (int64_t ki = 0; ki < w->kernel_h; ki++)
+            for (int64_t kj = 0; kj < KW; kj += 6) {
+                const float *x = image + (c * H + ki) * W + kj;
+                const int64_t tb = KW - kj < 6 ? KW - kj : 6;
+                switch (tb + (two ? 6 : 0)) {
+                case 12: WG_CASE(6, 2); break;
+                case 11: WG_CASE(5, 2); break;
+                case 10: WG_CASE(4, 2); break;
+                case 9: WG_CASE(3, 2); break;
+                case 8: WG_CASE(2, 2); break;
+                case 7: WG_CASE(1, 2); break;
+                case 6: WG_CASE(6, 1); break;
+                case 5: WG_CASE(5, 1); break;
+                case 4: WG_CASE(4, 1); break;
+                case 3: WG_CASE(3, 1); break;
+                case 2: WG_CASE(2, 1); break;
+                default: WG_CASE(1, 1); break;
+                }
+                k += tb;
+            }
+}
+
+#else /* no AVX2 kernels on this target: the backend keeps im2col + GEMM */
+
+bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
+{
+    (void)w;
+    (void)out_channels;
+    (void)own;
+    return false;
+}
+
+void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, const float *image,
+                               const float *wt, float *yt)
+{
+    (void)w;
+    (void)out_channels;
+    (void)image;
+    (void)wt;
+    (void)yt;
+}
+
+void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, const float *image,
+                             const float *dyt, float beta, float *dwt)
+{
+    (void)w;
+    (void)out_channels;
+    (void)image;
+    (void)dyt;
+    (void)beta;
+    (void)dwt;
+}
+
+#endif
