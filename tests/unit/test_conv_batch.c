@@ -396,6 +396,81 @@ static void test_conv_backward_dx_order_bits(void **state)
     }
 }
 
+/* With AVX2/FMA the weight gradient of the cases below is computed transposed by the backend's
+ * own kernels (on the columns, or column-free from the image for stride-1 unpadded layers):
+ * per image one FMA chain over the output positions in order, added to the slot's sum of the
+ * images before it; the slots' sums added in slot order. Checked bit for bit, so that the
+ * column-free kernel keeps the arithmetic of the column product. */
+static void test_conv_backward_dweight_order_bits(void **state)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        skip();
+#else
+    skip();
+#endif
+    bl_test_env *env = *state;
+    bl_device *dev = env->dev;
+    bl_rng rng;
+    bl_rng_seed(&rng, 39, BL_STREAM_USER);
+    static const conv_geom cases[] = {
+        {6, 14, 14, 5, 1, 0, 16, 11, 8}, /* LeNet C3: column-free */
+        {17, 3, 3, 3, 1, 1, 20, 9, 4},   /* padding, 20 outputs: on the columns */
+        {5, 9, 11, 3, 1, 0, 11, 4, 3},   /* column-free, 11 outputs */
+        {7, 8, 8, 2, 1, 0, 5, 3, 2},     /* column-free, 5 outputs */
+        {5, 12, 12, 7, 1, 0, 3, 2, 2},   /* column-free, 7-wide kernel */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_geom *g = &cases[t];
+        const bl_window2d w =
+            bl_test_window2d(g->C, g->H, g->W, g->k, g->k, g->s, g->s, g->p, g->p);
+        const int64_t K = g->C * g->k * g->k, OW = w.out_w, P = w.out_h * OW;
+        const int64_t in_n = g->C * g->H * g->W, out_n = g->O * P;
+        float *x = bl_test_dev_floats(env, (size_t)(g->batch * in_n));
+        float *weight = bl_test_dev_floats(env, (size_t)(g->O * K));
+        float *dy = bl_test_dev_floats(env, (size_t)(g->batch * out_n));
+        float *dw = bl_test_dev_floats(env, (size_t)(g->O * K));
+        float *scratch = bl_test_dev_floats(env, (size_t)(g->slots * (K * P + g->O * K)));
+        bl_test_fill_uniform(x, (size_t)(g->batch * in_n), &rng, -1, 1);
+        bl_test_fill_uniform(weight, (size_t)(g->O * K), &rng, -1, 1);
+        bl_test_fill_uniform(dy, (size_t)(g->batch * out_n), &rng, -1, 1);
+        bl_test_fill_value(dw, (size_t)(g->O * K), NAN);
+        dev->ops->conv2d_backward(dev, &w, g->O, g->batch, x, weight, dy, 0.0f, dw, NULL,
+                                  g->slots, scratch);
+        for (int64_t o = 0; o < g->O; o++)
+            for (int64_t k = 0; k < K; k++) {
+                const int64_t c = k / (g->k * g->k), ki = k / g->k % g->k, kj = k % g->k;
+                float want = 0.0f;
+                bool any = false;
+                for (int64_t s = 0; s < g->slots; s++) {
+                    const int64_t n0 = s * g->batch / g->slots, n1 = (s + 1) * g->batch / g->slots;
+                    float part = 0.0f;
+                    for (int64_t n = n0; n < n1; n++) {
+                        float acc = 0.0f;
+                        for (int64_t i = 0; i < P; i++) {
+                            const int64_t ih = i / OW * g->s - g->p + ki;
+                            const int64_t iw = i % OW * g->s - g->p + kj;
+                            const bool in = ih >= 0 && ih < g->H && iw >= 0 && iw < g->W;
+                            const float v = in ? x[n * in_n + (c * g->H + ih) * g->W + iw] : 0.0f;
+                            acc = fmaf(v, dy[n * out_n + o * P + i], acc);
+                        }
+                        part = n == n0 ? acc : acc + part;
+                    }
+                    if (n1 > n0) {
+                        want = any ? want + part : part;
+                        any = true;
+                    }
+                }
+                const float got = dw[o * K + k];
+                if (memcmp(&got, &want, sizeof got) != 0)
+                    fail_msg("case %zu: dweight[%lld][%lld] = %.9g, want %.9g", t, (long long)o,
+                             (long long)k, (double)got, (double)want);
+            }
+        bl_test_release_all(env);
+    }
+}
+
 /* ---- the 2×2 max-pool path ---------------------------------------------------------------- */
 
 /* The rule every maxpool kernel follows: scanning the window row by row, a value wins when it
@@ -498,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_2x2_nan_ties_inf),
         cmocka_unit_test(test_conv_forward_fma_chain_bits),
         cmocka_unit_test(test_conv_backward_dx_order_bits),
+        cmocka_unit_test(test_conv_backward_dweight_order_bits),
     };
     return cmocka_run_group_tests(tests, bl_test_setup, bl_test_teardown);
 }
