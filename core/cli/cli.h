@@ -46,6 +46,10 @@ void cli_term_print(FILE *out, const char *s);
  * debug messages as "batchlab: ..." when cli_verbosity asks for them. `user` is unused. */
 void cli_log(void *user, bl_log_level level, const char *message);
 
+/* Several processes (MPI ranks, local workers): every rank but 0 writes its stdout to
+ * /dev/null (its errors still reach stderr). */
+void cli_quiet_other_ranks(void);
+
 /* A new context with cli_log installed; NULL (after printing why) when memory is exhausted. */
 bl_ctx *cli_ctx_new(void);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/strbuf.h"
+#include "batchlab/dist.h"
 #include "cli.h"
 
 int cli_verbosity = 0;
@@ -146,4 +147,10 @@ int cli_add_plugin_path(const char *dir)
         return CLI_FAILED;
     }
     return CLI_OK;
+}
+
+void cli_quiet_other_ranks(void)
+{
+    if (bl_dist_rank() != 0 && !freopen("/dev/null", "w", stdout))
+        fprintf(stderr, "batchlab: rank %d: cannot silence stdout\n", bl_dist_rank());
 }

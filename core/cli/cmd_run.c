@@ -14,7 +14,12 @@
  * error; 2 bad usage; 3 --fail-on-error (or BATCHLAB_FAIL_ON_ERROR=1) and at least one run
  * failed; 128 + the signal after a stop signal. The first Ctrl-C (or SIGTERM, SIGHUP) lets
  * the current training run finish its step and end (bl.train then raises "interrupted",
- * which ends the script, exit 130, 143, 129); a second one quits at once (signals.h). */
+ * which ends the script, exit 130, 143, 129); a second one quits at once (signals.h).
+ *
+ * --workers N (or BATCHLAB_WORKERS=N) forks N - 1 worker processes before the script starts
+ * (bl_dist_init_workers); all N run it as the ranks of an MPI job do (docs/distributed.md):
+ * only rank 0 writes to stdout, a sweep's points are shared out. Rank 0 exits with its own
+ * status, or with a worker's when rank 0 succeeded and a worker did not (main.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -47,7 +52,11 @@ static void usage(FILE *out)
             "options:\n"
             "  -e CODE            run CODE first (may be repeated)\n"
             "  --quiet            no progress lines and no warnings from runs\n"
-            "  --threads N        CPU threads for training (default: OpenBLAS's)\n"
+            "  --threads N        CPU threads for training (default: OpenBLAS's, shared out\n"
+            "                     among the workers)\n"
+            "  --workers N        run the script in N processes on this machine (default 1;\n"
+            "                     also BATCHLAB_WORKERS): they share a sweep's runs, as the\n"
+            "                     ranks of an MPI job do, and only the first one prints\n"
             "  --tensorboard DIR  event files for every run without its own tensorboard key\n"
             "  --db FILE          the results store every run is recorded in (default:\n"
             "                     $BATCHLAB_DB, else ./batchlab.db); a named sweep resumes\n"
@@ -225,7 +234,22 @@ typedef struct run_flags {
     bool quiet, no_db, fail_on_error;
     long threads;
     const char *tensorboard, *db;
+    const char *workers;     /* --workers, as given (NULL: BATCHLAB_WORKERS, else 1) */
 } run_flags;
+
+/* The number of worker processes in `text` (from `what`: the option or the variable), in
+ * *out; CLI_CONTINUE, or CLI_USAGE after saying what was expected. */
+static int parse_workers(const char *what, const char *text, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno || end == text || *end || n < 1 || n > BL_DIST_MAX_WORKERS)
+        return cli_usage_error("run", "%s needs a number of worker processes in [1, %d], got "
+                               "'%s'", what, BL_DIST_MAX_WORKERS, text);
+    *out = (int)n;
+    return CLI_CONTINUE;
+}
 
 static int run_flag(void *user, int id, const char *flag, const char *value)
 {
@@ -241,6 +265,13 @@ static int run_flag(void *user, int id, const char *flag, const char *value)
     case 'B': f->tensorboard = value; return CLI_CONTINUE;
     case 'D': f->db = value; return CLI_CONTINUE;
     case 'P': return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
+    case 'W': {
+        int n;
+        if (parse_workers("--workers", value, &n) != CLI_CONTINUE)
+            return CLI_USAGE;
+        f->workers = value;
+        return CLI_CONTINUE;
+    }
     case 'T':
         errno = 0;
         f->threads = strtol(value, &end, 10);
@@ -250,6 +281,41 @@ static int run_flag(void *user, int id, const char *flag, const char *value)
         return CLI_CONTINUE;
     default: return CLI_USAGE;
     }
+}
+
+/* --workers N (the option, else BATCHLAB_WORKERS): forks the workers; on return this process
+ * is one of them (rank 0: the one that was started). CLI_OK, or the exit status. */
+static int start_workers(const run_flags *f, const run_args *a)
+{
+    const char *env = getenv("BATCHLAB_WORKERS");
+    const char *what = f->workers ? "--workers" : "BATCHLAB_WORKERS";
+    const char *text = f->workers ? f->workers : env && *env ? env : NULL;
+    int workers = 1;
+    if (!text)
+        return CLI_OK;
+    if (parse_workers(what, text, &workers) != CLI_CONTINUE)
+        return CLI_USAGE;
+    if (workers == 1)
+        return CLI_OK;
+    if (bl_dist_size() > 1)
+        return cli_usage_error("run", "%s cannot be combined with an MPI launch (mpirun, "
+                               "srun): the MPI ranks are the workers; give one or the other",
+                               what);
+    if (a->script && strcmp(a->argv[a->script], "-") == 0)
+        return cli_usage_error("run", "%s needs the script in a file (every worker reads it), "
+                               "not '-' (standard input)", what);
+    bl_ctx *ctx = cli_ctx_new();
+    if (!ctx)
+        return CLI_FAILED;
+    if (bl_dist_init_workers(ctx, workers) != BL_OK) {
+        int code = bl_errcode(ctx);
+        int status = cli_fail(ctx);
+        bl_ctx_free(ctx);
+        return code == BL_EUNSUPPORTED ? CLI_USAGE : status;
+    }
+    bl_ctx_free(ctx);
+    cli_quiet_other_ranks();
+    return CLI_OK;
 }
 
 int cmd_run(int argc, char **argv)
@@ -278,6 +344,7 @@ int cmd_run(int argc, char **argv)
                                           {"no-db", no_argument, NULL, 'N'},
                                           {"fail-on-error", no_argument, NULL, 'F'},
                                           {"plugin-path", required_argument, NULL, 'P'},
+                                          {"workers", required_argument, NULL, 'W'},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     int parsed = cli_getopt(name, argc, argv, "e:qh", flags, 0, run_flag, &f, &i);
@@ -300,6 +367,10 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
 
+    status = start_workers(&f, &a);
+    if (status != CLI_OK)
+        goto done;
+
     lua_State *L = luaL_newstate();
     if (!L) {
         cli_error("cannot create a Lua state: out of memory");
@@ -309,7 +380,7 @@ int cmd_run(int argc, char **argv)
     cli_signals_install();
     bl_lua_set_interrupt(L, &cli_interrupted);
     bl_lua_set_supervising(L, &cli_supervising);
-    bl_lua_set_quiet(L, quiet || bl_dist_rank() != 0);   /* under MPI: rank 0 reports */
+    bl_lua_set_quiet(L, quiet || bl_dist_rank() != 0);   /* several ranks: rank 0 reports */
     bl_lua_set_threads(L, (int)threads);
     bl_lua_set_tensorboard(L, tensorboard);
     /* Every run of a script is recorded unless asked not to: results are not to be lost. */

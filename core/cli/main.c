@@ -83,10 +83,12 @@ static int global_flag(void *user, int id, const char *name, const char *value)
     }
 }
 
-/* Runs a command, under MPI when an MPI launcher started this process (docs/distributed.md):
- * only rank 0 writes to stdout (the other ranks' stdout goes to /dev/null, their progress is
- * off; errors still reach stderr). A rank that ends with an error while the others may wait
- * for it ends the whole job (MPI_Abort); a failed run is a result, not such an error. */
+/* Runs a command, under MPI when an MPI launcher started this process, or with the local
+ * workers that `run --workers` starts (docs/distributed.md): only rank 0 writes to stdout (the
+ * other ranks' stdout goes to /dev/null, their progress is off; errors still reach stderr). A
+ * rank that ends with an error while the others may wait for it ends the whole job
+ * (bl_dist_abort); a failed run is a result, not such an error. Rank 0 of local workers waits
+ * for them and, when it succeeded itself, exits with the status of a worker that failed. */
 static int run_command(const command *cmd, int argc, char **argv)
 {
     bl_ctx *ctx = bl_ctx_new();
@@ -96,12 +98,18 @@ static int run_command(const command *cmd, int argc, char **argv)
         return CLI_FAILED;
     }
     bl_ctx_free(ctx);
-    if (bl_dist_rank() != 0 && !freopen("/dev/null", "w", stdout))
-        fprintf(stderr, "batchlab: rank %d: cannot silence stdout\n", bl_dist_rank());
+    cli_quiet_other_ranks();
     int status = cmd->run(argc, argv);
     if (bl_dist_size() > 1 && status != CLI_OK && status != CLI_EXIT_RUN_FAILED) {
         fflush(NULL);
         bl_dist_abort(status);
+    } else if ((ctx = bl_ctx_new()) != NULL) {
+        int worker_status = 0;
+        if (bl_dist_wait_workers(ctx, &worker_status) != BL_OK) {
+            fprintf(stderr, "batchlab: %s\n", bl_errmsg(ctx));
+            status = worker_status ? worker_status : CLI_FAILED;
+        }
+        bl_ctx_free(ctx);
     }
     bl_dist_finalize();
     return status;

@@ -1,11 +1,12 @@
-/* batchlab — running under MPI (docs/distributed.md).
+/* batchlab — several processes: under MPI, or local workers (docs/distributed.md).
  *
- * libbatchlab built with BATCHLAB_MPI has one file that calls MPI (core/src/dist/dist_mpi.c);
- * without it a single-process stand-in answers: one rank, rank 0. A program (the batchlab
- * command) calls bl_dist_init once at start and bl_dist_finalize (or bl_dist_abort) once at
- * the end; the library itself never starts or stops MPI. Everything else — which sweep
- * executor runs, which ranks train a data-parallel run together — follows from the world the
- * program started.
+ * A process runs in one of three worlds: one process (rank 0 of 1, the default); an MPI job
+ * (libbatchlab built with BATCHLAB_MPI has one file that calls MPI, core/src/dist/dist_mpi.c);
+ * or local worker processes that the program forked (bl_dist_init_workers; no MPI needed). A
+ * program (the batchlab command) calls bl_dist_init or bl_dist_init_workers once at start and
+ * bl_dist_finalize (or bl_dist_abort) once at the end; the library itself never starts or
+ * stops either. Everything else — which sweep executor runs, which ranks train a
+ * data-parallel run together — follows from the world the program started.
  */
 #ifndef BATCHLAB_DIST_H
 #define BATCHLAB_DIST_H
@@ -30,14 +31,51 @@ BL_EXPORT bool bl_dist_built(void);
  * run everything), or BL_EIO when MPI failed to start; the message is in ctx. */
 BL_EXPORT int bl_dist_init(bl_ctx *ctx);
 
-/* Ends MPI when bl_dist_init started it (every rank must call it). Safe to call twice. */
+/* The most local workers bl_dist_init_workers starts. */
+#define BL_DIST_MAX_WORKERS 256
+
+/* Starts `workers` local worker processes (batchlab run --workers N): forks workers - 1
+ * children, each of which returns from this call as rank 1 … workers - 1 while the caller goes
+ * on as rank 0; all then run the same program (SPMD), as the ranks of an MPI job do: a sweep's
+ * points are shared through the same work queue, and only rank 0 records them in order and
+ * broadcasts them. Connections: a socketpair between each child and rank 0, the queue's
+ * counter in shared memory. Splitting into groups (a sweep's ranks_per_run > 1) and the
+ * data-parallel reducer answer BL_EUNSUPPORTED (they need MPI).
+ *
+ * Call it once, early: before the program starts threads of its own or opens files it will
+ * write (the children inherit the process as it is; OpenBLAS stops and restarts its own
+ * threads around a fork), with stdio flushed. In every worker, a CPU device opened with
+ * threads = 0 then computes with max(1, default / workers) threads (the CPU device's default:
+ * OpenBLAS's thread count). A child whose rank 0 ended finds its connection closed (and on
+ * Linux gets SIGTERM). workers = 1 does nothing.
+ *
+ * Returns 0 (in rank 0 and in every child); BL_EINVAL for workers outside
+ * 1 … BL_DIST_MAX_WORKERS; BL_EUNSUPPORTED when an MPI launcher started this process or the
+ * workers run already; BL_EIO when a socket, the shared memory or a fork failed (the children
+ * forked so far are ended and waited for). The message is in ctx. */
+BL_EXPORT int bl_dist_init_workers(bl_ctx *ctx, int workers);
+
+/* Rank 0 of local workers, at the end (after the program's last collective call, before
+ * bl_dist_finalize): closes the connections and waits for every worker to exit. Returns 0 and
+ * *status 0 when each exited with status 0, or there are none (another rank, MPI, one process);
+ * else BL_EIO, the message naming each worker that did not (rank, pid, exit status or
+ * signal), and *status the first one's exit status (1 when a signal ended it). */
+BL_EXPORT int bl_dist_wait_workers(bl_ctx *ctx, int *status);
+
+/* Ends MPI when bl_dist_init started it, or the local workers' connections (every rank must
+ * call it; rank 0 of local workers waits for them, as bl_dist_wait_workers does, when it was
+ * not called). Safe to call twice. */
 BL_EXPORT void bl_dist_finalize(void);
 
-/* Ends every rank of the job with `status` (MPI_Abort): for a fatal error on one rank while
- * others may wait for it. Without MPI running it returns and the caller exits as usual. */
+/* Ends every rank of the job with `status`: for a fatal error on one rank while others may
+ * wait for it. Under MPI: MPI_Abort (it does not return). Rank 0 of local workers: closes the
+ * connections, sends every worker SIGTERM (its run ends after the current step, recorded as
+ * interrupted), waits for them (SIGKILL after 10 s) and returns; a local worker returns at once
+ * (its exit closes its connection, which rank 0 notices). One process: returns. The caller then
+ * exits as usual. */
 BL_EXPORT void bl_dist_abort(int status);
 
-/* This process's rank in the world (0 without MPI) and the number of ranks (1). */
+/* This process's rank in the world (0 in one process) and the number of ranks (1). */
 BL_EXPORT int bl_dist_rank(void);
 BL_EXPORT int bl_dist_size(void);
 
@@ -63,7 +101,8 @@ typedef struct bl_reducer {
 } bl_reducer;
 
 /* The MPI reducer over every rank of the job (for programs and benchmarks; a run's own comes
- * from bl_run): true with *out filled, false when MPI is not running or has one rank. */
+ * from bl_run): true with *out filled, false in one process. The local workers' reducer
+ * answers BL_EUNSUPPORTED to every operation. */
 BL_EXPORT bool bl_dist_world_reducer(bl_reducer *out);
 
 #ifdef __cplusplus

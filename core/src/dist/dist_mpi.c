@@ -1,11 +1,12 @@
-/* The distributed layer over MPI (dist/dist.h): the only file of libbatchlab that calls MPI.
- * Built when CMake found MPI (BATCHLAB_MPI); dist_single.c takes its place otherwise. */
+/* The distributed layer over MPI (dist/dist_backend.h): the only file of libbatchlab that
+ * calls MPI. Built when CMake found MPI (BATCHLAB_MPI); dist_nompi.c takes its place
+ * otherwise. */
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "dist/dist.h"
+#include "dist/dist_backend.h"
 
 struct bl_dist_comm {
     MPI_Comm comm;
@@ -26,7 +27,6 @@ static struct {
     bool started;            /* bl_dist_init called MPI_Init_thread */
     bool running;            /* MPI is initialized and the world is set */
     bl_dist_comm world;
-    bl_dist_comm *current;
     posted *posts;
     size_t n_posts, cap_posts;
 } g;
@@ -69,21 +69,21 @@ bool bl_dist_built(void)
 
 static bool launched(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
-                                       "PMI_SIZE", "MPI_LOCALNRANKS", NULL};
     const char *force = getenv("BATCHLAB_MPI_INIT");
     if (force && *force)
         return strcmp(force, "0") != 0;
-    for (int i = 0; vars[i]; i++)
-        if (getenv(vars[i]))
-            return true;
-    return false;
+    return bl__dist_mpi_launched();
 }
 
-int bl_dist_init(bl_ctx *ctx)
+static const bl__dist_backend mpi_world;
+
+int bl__dist_mpi_start(bl_ctx *ctx, const bl__dist_backend **out)
 {
-    if (g.running)
+    *out = NULL;
+    if (g.running) {
+        *out = &mpi_world;
         return BL_OK;
+    }
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {
@@ -100,21 +100,23 @@ int bl_dist_init(bl_ctx *ctx)
     MPI_Comm_rank(MPI_COMM_WORLD, &g.world.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g.world.size);
     g.running = true;
+    *out = &mpi_world;
     return BL_OK;
 }
 
-void bl_dist_finalize(void)
+static int flush(bl_ctx *ctx);
+
+static void finalize(void)
 {
     if (!g.running)
         return;
     bl_ctx *ctx = bl_ctx_new();
-    bl__dist_flush(ctx);
+    flush(ctx);
     bl_ctx_free(ctx);
     free(g.posts);
     g.posts = NULL;
     g.n_posts = g.cap_posts = 0;
     g.running = false;
-    g.current = NULL;
     if (g.started) {
         int fin = 0;
         MPI_Finalized(&fin);
@@ -124,42 +126,29 @@ void bl_dist_finalize(void)
     }
 }
 
-void bl_dist_abort(int status)
+static void abort_all(int status)
 {
     if (g.running)
         MPI_Abort(MPI_COMM_WORLD, status ? status : 1);
 }
 
-int bl_dist_rank(void)
-{
-    return g.running ? g.world.rank : 0;
-}
-
-int bl_dist_size(void)
-{
-    return g.running ? g.world.size : 1;
-}
-
-bl_dist_comm *bl__dist_world(void)
+static bl_dist_comm *world(void)
 {
     return g.running ? &g.world : NULL;
 }
 
-int bl__dist_rank(const bl_dist_comm *comm)
+static int rank(const bl_dist_comm *comm)
 {
-    return comm ? comm->rank : 0;
+    return comm->rank;
 }
 
-int bl__dist_size(const bl_dist_comm *comm)
+static int size(const bl_dist_comm *comm)
 {
-    return comm ? comm->size : 1;
+    return comm->size;
 }
 
-int bl__dist_split(bl_ctx *ctx, bl_dist_comm *comm, int color, int key, bl_dist_comm **out)
+static int split(bl_ctx *ctx, bl_dist_comm *comm, int color, int key, bl_dist_comm **out)
 {
-    *out = NULL;
-    if (!comm)
-        return bl_error(ctx, BL_EUNSUPPORTED, "MPI is not running: no world to split");
     bl_dist_comm *c = calloc(1, sizeof *c);
     if (!c)
         return bl_error(ctx, BL_ENOMEM, "out of memory splitting a communicator");
@@ -175,35 +164,16 @@ int bl__dist_split(bl_ctx *ctx, bl_dist_comm *comm, int color, int key, bl_dist_
     return BL_OK;
 }
 
-void bl__dist_comm_free(bl_dist_comm *comm)
+static void comm_free(bl_dist_comm *comm)
 {
-    if (!comm || comm == &g.world)
-        return;
-    if (g.current == comm)
-        g.current = NULL;
     MPI_Comm_free(&comm->comm);
     free(comm);
 }
 
-bl_dist_comm *bl__dist_current(void)
-{
-    return g.current ? g.current : bl__dist_world();
-}
-
-bl_dist_comm *bl__dist_set_current(bl_dist_comm *comm)
-{
-    bl_dist_comm *before = g.current;
-    g.current = comm;
-    return before;
-}
-
 /* ---- the counter: one uint64 in a window on rank 0, fetch-and-add from anywhere ------------ */
 
-int bl__dist_counter_new(bl_ctx *ctx, bl_dist_comm *comm, bl_dist_counter **out)
+static int counter_new(bl_ctx *ctx, bl_dist_comm *comm, bl_dist_counter **out)
 {
-    *out = NULL;
-    if (!comm)
-        return bl_error(ctx, BL_EUNSUPPORTED, "MPI is not running: no shared counter");
     bl_dist_counter *c = calloc(1, sizeof *c);
     if (!c)
         return bl_error(ctx, BL_ENOMEM, "out of memory making a shared counter");
@@ -222,7 +192,7 @@ int bl__dist_counter_new(bl_ctx *ctx, bl_dist_comm *comm, bl_dist_counter **out)
     return BL_OK;
 }
 
-int bl__dist_counter_add(bl_ctx *ctx, bl_dist_counter *counter, uint64_t add, uint64_t *before)
+static int counter_add(bl_ctx *ctx, bl_dist_counter *counter, uint64_t add, uint64_t *before)
 {
     int err = MPI_Fetch_and_op(&add, before, MPI_UINT64_T, 0, 0, MPI_SUM, counter->win);
     if (err == MPI_SUCCESS)
@@ -230,10 +200,8 @@ int bl__dist_counter_add(bl_ctx *ctx, bl_dist_counter *counter, uint64_t add, ui
     return err == MPI_SUCCESS ? BL_OK : mpi_fail(ctx, err, "MPI_Fetch_and_op");
 }
 
-void bl__dist_counter_free(bl_dist_counter *counter)
+static void counter_free(bl_dist_counter *counter)
 {
-    if (!counter)
-        return;
     MPI_Win_unlock_all(counter->win);
     MPI_Win_free(&counter->win);
     free(counter);
@@ -265,13 +233,11 @@ static int reap(bl_ctx *ctx, bool wait)
     return rc;
 }
 
-int bl__dist_post(bl_ctx *ctx, bl_dist_comm *comm, int dest, int tag, void *buf, size_t len)
+static int post(bl_ctx *ctx, bl_dist_comm *comm, int dest, int tag, void *buf, size_t len)
 {
-    if (!comm || len > (size_t)INT32_MAX) {
+    if (len > (size_t)INT32_MAX) {
         free(buf);
-        return bl_error(ctx, comm ? BL_EINVAL : BL_EUNSUPPORTED,
-                        comm ? "MPI: a message of %zu bytes is too large" :
-                               "MPI is not running (a message of %zu bytes)", len);
+        return bl_error(ctx, BL_EINVAL, "MPI: a message of %zu bytes is too large", len);
     }
     int rc = reap(ctx, false);
     if (rc == BL_OK && g.n_posts == g.cap_posts) {
@@ -299,18 +265,14 @@ int bl__dist_post(bl_ctx *ctx, bl_dist_comm *comm, int dest, int tag, void *buf,
     return BL_OK;
 }
 
-int bl__dist_flush(bl_ctx *ctx)
+static int flush(bl_ctx *ctx)
 {
     return reap(ctx, true);
 }
 
-int bl__dist_receive(bl_ctx *ctx, bl_dist_comm *comm, int tag, bool wait, int *src, void **buf,
-                     size_t *len)
+static int receive(bl_ctx *ctx, bl_dist_comm *comm, int tag, bool wait, int *src, void **buf,
+                   size_t *len)
 {
-    *buf = NULL;
-    *len = 0;
-    if (!comm)
-        return bl_error(ctx, BL_EUNSUPPORTED, "MPI is not running: nothing to receive");
     MPI_Status st;
     for (;;) {
         int flag = 0;
@@ -340,10 +302,8 @@ int bl__dist_receive(bl_ctx *ctx, bl_dist_comm *comm, int tag, bool wait, int *s
     return BL_OK;
 }
 
-int bl__dist_bcast(bl_ctx *ctx, bl_dist_comm *comm, int root, void **buf, size_t *len)
+static int bcast(bl_ctx *ctx, bl_dist_comm *comm, int root, void **buf, size_t *len)
 {
-    if (!comm)
-        return bl_error(ctx, BL_EUNSUPPORTED, "MPI is not running: nothing to broadcast");
     uint64_t n = comm->rank == root ? (uint64_t)*len : 0;
     MPI_Request req;
     int err = MPI_Ibcast(&n, 1, MPI_UINT64_T, root, comm->comm, &req);
@@ -427,9 +387,16 @@ static int broadcast(const bl_reducer *self, bl_ctx *ctx, void *buf, size_t byte
     return BL_OK;
 }
 
-void bl__dist_reducer(bl_dist_comm *comm, bl_reducer *out)
+static void reducer(bl_dist_comm *comm, bl_reducer *out)
 {
-    *out = (bl_reducer){.size = sizeof *out, .ranks = bl__dist_size(comm),
-                        .rank = bl__dist_rank(comm), .sum_f32 = sum_f32, .sum_f64 = sum_f64,
+    *out = (bl_reducer){.size = sizeof *out, .ranks = comm->size,
+                        .rank = comm->rank, .sum_f32 = sum_f32, .sum_f64 = sum_f64,
                         .broadcast = broadcast, .state = comm};
 }
+
+static const bl__dist_backend mpi_world = {
+    .name = "mpi", .finalize = finalize, .abort = abort_all, .world = world, .rank = rank,
+    .size = size, .split = split, .comm_free = comm_free, .counter_new = counter_new,
+    .counter_add = counter_add, .counter_free = counter_free, .post = post, .flush = flush,
+    .receive = receive, .bcast = bcast, .reducer = reducer,
+};

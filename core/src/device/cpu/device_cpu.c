@@ -493,6 +493,15 @@ static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int blas_threads_seen;  /* the count found before this file first set it, 0 = not yet */
 static bool blas_set_by_device; /* this file set OpenBLAS to 1 */
 
+static int cpu_sharers = 1;     /* processes sharing the cores (bl__device_cpu_share) */
+
+void bl__device_cpu_share(int processes)
+{
+    pthread_mutex_lock(&blas_lock);
+    cpu_sharers = processes > 1 ? processes : 1;
+    pthread_mutex_unlock(&blas_lock);
+}
+
 /* The thread count threads = 0 stands for; the caller holds blas_lock. */
 static int default_threads_locked(void)
 {
@@ -500,7 +509,8 @@ static int default_threads_locked(void)
     /* 1 that we set is not the user's choice; anything else (set by the program since) is */
     if (!(blas_set_by_device && now == 1))
         blas_threads_seen = now;
-    return blas_threads_seen > 0 ? blas_threads_seen : 1;
+    int share = blas_threads_seen / cpu_sharers;
+    return share > 0 ? share : 1;
 }
 
 static int cpu_probe(char *why, size_t cap)
