@@ -69,8 +69,9 @@ BL_EXPORT void bl_dist_finalize(void);
 
 /* Ends every rank of the job with `status`: for a fatal error on one rank while others may
  * wait for it. Under MPI: MPI_Abort (it does not return). Rank 0 of local workers: closes the
- * connections, sends every worker SIGTERM (its run ends after the current step, recorded as
- * interrupted), waits for them (SIGKILL after 10 s) and returns; a local worker returns at once
+ * connections (a worker waiting for rank 0 ends), gives the workers a second to end, sends
+ * those still there SIGTERM (a run ends after its current step, recorded as interrupted),
+ * waits for them (SIGKILL after 10 s) and returns; a local worker returns at once
  * (its exit closes its connection, which rank 0 notices). One process: returns. The caller then
  * exits as usual. */
 BL_EXPORT void bl_dist_abort(int status);

@@ -45,7 +45,8 @@
 enum { TAG_BCAST = -1, TAG_SYNC = -2, TAG_SPLIT = -3 };
 
 #define N_SLOTS 64              /* counters alive at once (a sweep holds one) */
-#define ABORT_GRACE_MS 10000    /* bl_dist_abort: SIGTERM, then SIGKILL after this */
+#define ABORT_QUIET_MS 1000     /* bl_dist_abort: the workers' time to end by themselves, */
+#define ABORT_GRACE_MS 10000    /* then SIGTERM, and SIGKILL after this */
 
 typedef struct frame_head {
     int32_t tag;
@@ -557,8 +558,18 @@ static void abort_all(int status)
     (void)status;
     if (!g.running || g.rank != 0 || g.waited)
         return;                      /* a worker: its exit closes its connection */
+    /* closed connections end the workers that wait for rank 0, and a worker that failed as
+     * rank 0 did ends by itself: a moment for those, then SIGTERM for the ones training */
     for (int k = 1; k < g.size; k++)
         close_peer(&g.peers[k]);
+    for (long waited = 0; waited < ABORT_QUIET_MS; waited += 20) {
+        bool all = true;
+        for (int k = 1; k < g.size; k++)
+            all = reap(&g.peers[k]) && all;
+        if (all)
+            break;
+        sleep_ms(20);
+    }
     for (int k = 1; k < g.size; k++)
         if (!reap(&g.peers[k]))
             kill(g.peers[k].pid, SIGTERM);
