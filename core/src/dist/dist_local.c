@@ -72,6 +72,7 @@ typedef struct peer {
     int fd;                      /* -1: no connection (closed, or none: worker to worker) */
     pid_t pid;                   /* rank 0: the worker's process */
     bool gone;                   /* its connection closed */
+    bool lost;                   /* ... with frames to it not yet written */
     bool reaped;                 /* rank 0: waitpid answered; `status` holds how it ended */
     int status;
     frame_head head;             /* the frame being read */
@@ -124,6 +125,7 @@ static void close_peer(peer *p)
     free(p->body);
     p->body = NULL;
     p->head_got = p->body_got = 0;
+    p->lost = p->lost || p->out;
     while (p->out) {
         out_frame *f = p->out;
         p->out = f->next;
@@ -342,7 +344,7 @@ static int queue(bl_ctx *ctx, int dest, int tag, void *body, size_t len)
         p->out = f;
     p->out_last = f;
     write_peer(p);
-    return p->gone ? peer_gone(ctx, dest) : BL_OK;
+    return p->lost ? peer_gone(ctx, dest) : BL_OK;
 }
 
 /* Waits until a frame with `tag` from `src` (any: -1) arrives; NULL with the error in ctx when
@@ -371,12 +373,14 @@ static int flush_all(bl_ctx *ctx)
         int rc = progress(ctx, 0);
         if (rc != BL_OK)
             return rc;
+        /* a peer that read everything and ended is no error here (rank 0's last broadcast:
+         * a worker may be gone before rank 0 looks again) */
         bool pending = false;
-        for (int k = 0; k < g.size; k++)
+        for (int k = 0; k < g.size; k++) {
+            if (k != g.rank && g.peers[k].lost)
+                return peer_gone(ctx, k);
             pending = pending || (k != g.rank && g.peers[k].out);
-        int gone = first_gone();
-        if (gone >= 0)
-            return peer_gone(ctx, gone);
+        }
         if (!pending)
             return BL_OK;
         rc = progress(ctx, 200);
