@@ -611,7 +611,7 @@ int bl__lua_sweep(lua_State *L)
     bool distributed = bl_sweep_distributed(ranks_per_run(L), &dist);
     if (distributed && isolate)
         return luaL_error(L, "bl.sweep: isolated runs ('isolate' or 'timeout') cannot be "
-                             "combined with a distributed sweep (mpirun) yet");
+                             "combined with a distributed sweep (mpirun, --workers) yet");
     if (tuning) {
         /* A tuning run's index is not a grid point's, which the isolated executor's lost-run
          * record needs: not supported together yet. */
