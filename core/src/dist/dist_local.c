@@ -177,8 +177,7 @@ static int peer_gone(bl_ctx *ctx, int k)
         sleep_ms(20);
     char what[160];
     describe(k, p, what, sizeof what);
-    return bl_error(ctx, BL_EIO, "local workers: %s; the runs it finished are in the results "
-                    "store, its current one is lost", what);
+    return bl_error(ctx, BL_EIO, "local workers: %s", what);
 }
 
 /* The first peer this rank talks to whose connection closed, or -1. */
