@@ -33,4 +33,4 @@ esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
 (cd "$work" && /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$bin" run --workers "$workers" "$here/study.lua" "$@")
-awk -v w="$workers" '{ printf "study process%s: wall %.2f s (user %.2f s, system %.2f s), peak RSS %.1f MB\n", w > 1 ? "es (" w " workers)" : "", $1, $2, $3, $4 / 1024 }' "$work/time"
+awk -v w="$workers" '{ printf "study process%s: wall %.2f s (user %.2f s, system %.2f s), peak RSS %.1f MB\n", (w > 1 ? "es (" w " workers)" : ""), $1, $2, $3, $4 / 1024 }' "$work/time"
