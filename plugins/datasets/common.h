@@ -242,13 +242,15 @@ static inline bl_ds_affine bl_ds_norm_affine(bl_ds_norm norm, double mean, doubl
 
 /* Asks the memory system for `n` bytes at p ahead of use. Gathers read rows at random places
  * of a large array, so each row costs a full memory latency per cache line unless the rows
- * of the next samples are already on their way. */
+ * of the next samples are already on their way. Into every cache level (locality 3): the
+ * non-temporal hint (0) made an idx gather slower than no prefetch at all (Fashion-MNIST,
+ * batch 2048: 311 ns a sample with it, 225 without, 168 with locality 3). */
 static inline void bl_ds_prefetch(const void *p, size_t n)
 {
 #if defined(__GNUC__)
     const char *c = p;
     for (size_t off = 0; off < n; off += 64)
-        __builtin_prefetch(c + off, 0, 0);
+        __builtin_prefetch(c + off, 0, 3);
 #else
     (void)p;
     (void)n;
