@@ -3,6 +3,9 @@
  * Layers, for each entry c of `channels` (conv i, counted from 1):
  *     conv2d(c, kernel × kernel, stride 1, padding_i) → [batchnorm] → activation
  *     → maxpool(pool × pool, stride pool)   after every `pool_every`-th conv and after the last
+ * except that a ReLU followed by a pool runs after it: max-pooling commutes with ReLU (the
+ * same outputs up to the sign of a zero, the same winners wherever the gradient is not zero),
+ * and the ReLU then passes over a pool²-th of the values.
  * then flatten and, for each width w of `fc`:
  *     linear(w) → [batchnorm] → activation → [dropout]
  * and finally linear(outputs): classes (classification) or target_dim (regression).
@@ -13,8 +16,8 @@
  *   lenet (auto for 1-channel inputs; designed for 1×28×28 MNIST / Fashion-MNIST), LeNet-5
  *   style: channels 6,16; kernel 5; padding "same" for the first conv and "valid" for the
  *   rest (2 then 0 with kernel 5); pool_every 1; fc 120,84. On 1×28×28 with 10 classes:
- *       conv 6@5×5 pad 2 → relu → pool 2   [6, 14, 14]     156 parameters
- *       conv 16@5×5      → relu → pool 2   [16, 5, 5]    2,416
+ *       conv 6@5×5 pad 2 → pool 2 → relu   [6, 14, 14]     156 parameters
+ *       conv 16@5×5      → pool 2 → relu   [16, 5, 5]    2,416
  *       flatten 400 → fc 120 → relu                      48,120
  *                   → fc 84  → relu                      10,164
  *                   → 10                                    850   (61,706 in all)
@@ -237,13 +240,18 @@ static int add_layers(bl_ctx *ctx, const cnn_plan *plan, const bl_model_hidden *
 {
     int rc = BL_OK;
     for (size_t i = 0; !rc && i < plan->n_conv; i++) {
+        const bool pool_here = plan->pool > 1 && ((i + 1) % (size_t)plan->pool_every == 0 ||
+                                                  i + 1 == plan->n_conv);
+        const bool relu_late = pool_here && h->act == BL_ACT_RELU; /* see the top */
         rc = bl_model_add_conv(ctx, net, plan->channels[i], plan->kernel, plan->padding[i],
                                true);
         if (!rc)
-            rc = bl_model_add_post(ctx, net, h, false);
-        const bool pool_here = (i + 1) % (size_t)plan->pool_every == 0 || i + 1 == plan->n_conv;
-        if (!rc && plan->pool > 1 && pool_here)
+            rc = relu_late ? bl_model_add_batchnorm(ctx, net, h)
+                           : bl_model_add_post(ctx, net, h, false);
+        if (!rc && pool_here)
             rc = bl_model_add_maxpool(ctx, net, plan->pool);
+        if (!rc && relu_late)
+            rc = bl_model_add_activation(ctx, net, h->act);
     }
     if (!rc)
         rc = bl_model_add_flatten(ctx, net);

@@ -126,17 +126,23 @@ static inline int bl_model_add_maxpool(bl_ctx *ctx, bl_net *net, int64_t size)
     return rc ? rc : bl_net_add(ctx, net, l);
 }
 
+/* A batchnorm layer when the options ask for one. */
+static inline int bl_model_add_batchnorm(bl_ctx *ctx, bl_net *net, const bl_model_hidden *h)
+{
+    if (!h->batch_norm)
+        return BL_OK;
+    bl_layer *bn = NULL;
+    int rc = bl_batchnorm(ctx, h->bn_momentum, BL_MODEL_BN_EPS, h->ghost_batch, &bn);
+    return rc ? rc : bl_net_add(ctx, net, bn);
+}
+
 /* The part after a hidden linear or conv layer: [batchnorm] → activation → [dropout]. */
 static inline int bl_model_add_post(bl_ctx *ctx, bl_net *net, const bl_model_hidden *h,
                                     bool dropout)
 {
     int rc;
-    if (h->batch_norm) {
-        bl_layer *bn = NULL;
-        rc = bl_batchnorm(ctx, h->bn_momentum, BL_MODEL_BN_EPS, h->ghost_batch, &bn);
-        if (rc || (rc = bl_net_add(ctx, net, bn)))
-            return rc;
-    }
+    if ((rc = bl_model_add_batchnorm(ctx, net, h)))
+        return rc;
     if ((rc = bl_model_add_activation(ctx, net, h->act)))
         return rc;
     if (dropout && h->dropout > 0.0f) {

@@ -114,6 +114,64 @@ static void test_lenet_learns_through_net(void **state)
     train_lenet(*state, true);
 }
 
+/* conv-relu-pool-conv-relu-pool-flatten-linear, or with each ReLU after its pool (`late`, as
+ * the cnn model builds it), on 12×12 bars. */
+static bl_net *bars_net(bl_test_env *env, bool late, int64_t batch)
+{
+    bl_ctx *ctx = env->ctx;
+    const bl_shape in = {3, {1, BAR_SIDE, BAR_SIDE}};
+    bl_net *net = NULL;
+    bl_layer *l = NULL;
+    BL_ASSERT_OK(ctx, bl_net_new(ctx, env->dev, &in, &net));
+    for (int i = 0; i < 2; i++) {
+        add_layer(ctx, net, bl_conv2d(ctx, 4 + 4 * i, 3, 1, 1 - i, true, &l), &l);
+        if (!late)
+            add_layer(ctx, net, bl_activation_layer(ctx, BL_ACT_RELU, &l), &l);
+        add_layer(ctx, net, bl_maxpool2d(ctx, 2, 2, &l), &l);
+        if (late)
+            add_layer(ctx, net, bl_activation_layer(ctx, BL_ACT_RELU, &l), &l);
+    }
+    add_layer(ctx, net, bl_flatten(ctx, &l), &l);
+    add_layer(ctx, net, bl_linear(ctx, 2, true, &l), &l);
+    BL_ASSERT_OK(ctx, bl_net_build(ctx, net, BL_LOSS_CROSS_ENTROPY, 1));
+    BL_ASSERT_OK(ctx, bl_net_reserve(ctx, net, batch));
+    return net;
+}
+
+/* A ReLU before a max-pool and one after it train to the same bits: the maxima agree up to the
+ * sign of a zero (which no later sum sees) and the gradient reaches the same winners. */
+static void test_relu_commutes_with_maxpool(void **state)
+{
+    bl_test_env *env = *state;
+    bl_ctx *ctx = env->ctx;
+    const int64_t B = 16;
+    bl_net *net[2] = {bars_net(env, false, B), bars_net(env, true, B)};
+    const size_t np = bl_net_num_params(net[0]);
+    assert_int_equal(bl_net_num_params(net[1]), np);
+    assert_memory_equal(bl_net_params(net[0]), bl_net_params(net[1]), np * sizeof(float));
+    float *x = bl_test_dev_floats(env, (size_t)(B * BAR_SIDE * BAR_SIDE));
+    int32_t *labels = (int32_t *)(void *)bl_test_dev_floats(env, (size_t)B);
+    bl_rng rng;
+    bl_rng_seed(&rng, 7, BL_STREAM_DATA);
+    for (int step = 0; step < 30; step++) {
+        make_bars(&rng, B, x, labels);
+        for (int k = 0; k < 2; k++) {
+            double loss = 0;
+            BL_ASSERT_OK(ctx, bl_net_forward(ctx, net[k], x, B, true, NULL));
+            BL_ASSERT_OK(ctx, bl_net_loss(ctx, net[k], B, labels, &loss, NULL));
+            BL_ASSERT_OK(ctx, bl_net_backward(ctx, net[k], B, 1.0f / (float)B, false));
+            float *params = bl_net_params(net[k]);
+            const float *grads = bl_net_grads(net[k]);
+            for (size_t i = 0; i < np; i++)
+                params[i] -= 0.1f * grads[i];
+        }
+        assert_memory_equal(bl_net_params(net[0]), bl_net_params(net[1]), np * sizeof(float));
+    }
+    bl_test_release_all(env);
+    bl_net_free(net[0]);
+    bl_net_free(net[1]);
+}
+
 static void test_net_add_reports_conv_shape_error(void **state)
 {
     bl_test_env *env = *state;
@@ -134,6 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_net_add_reports_conv_shape_error),
         cmocka_unit_test(test_lenet_learns_through_net),
+        cmocka_unit_test(test_relu_commutes_with_maxpool),
     };
     return cmocka_run_group_tests(tests, bl_test_setup, bl_test_teardown);
 }

@@ -296,11 +296,11 @@ static void test_cnn_lenet(void **state)
     BL_ASSERT_OK(fx->env->ctx, build(fx, "cnn", &img, &net, NULL));
     const want_layer w[] = {
         {"conv2d", 3, 6, 28, 28, 6 * 1 * 25 + 6},    /* 156 */
-        {ACT, 3, 6, 28, 28, 0},
         {"maxpool2d", 3, 6, 14, 14, 0},
+        {ACT, 3, 6, 14, 14, 0},  /* a ReLU runs after the pool (cnn.c) */
         {"conv2d", 3, 16, 10, 10, 16 * 6 * 25 + 16}, /* 2,416 */
-        {ACT, 3, 16, 10, 10, 0},
         {"maxpool2d", 3, 16, 5, 5, 0},
+        {ACT, 3, 16, 5, 5, 0},
         {"flatten", 1, 400, 0, 0, 0},
         {"linear", 1, 120, 0, 0, 400 * 120 + 120},   /* 48,120 */
         {ACT, 1, 120, 0, 0, 0},
@@ -319,7 +319,15 @@ static void test_cnn_lenet(void **state)
     assert_int_equal(bl_net_num_params(net), 61706 + 452);
     assert_int_equal(bl_net_num_state(net), 452);
     assert_string_equal(bl_net_layer(net, 1)->ops->kind, "batchnorm");
+    assert_string_equal(bl_net_layer(net, 2)->ops->kind, "maxpool2d");
+    assert_string_equal(bl_net_layer(net, 3)->ops->kind, "relu");
     forward_check(fx, net, &img, 4, 10);
+    bl_net_free(net);
+
+    /* Only a ReLU moves past the pool. */
+    BL_ASSERT_OK(fx->env->ctx, build(fx, "cnn", &img, &net, "activation=tanh", NULL));
+    assert_string_equal(bl_net_layer(net, 1)->ops->kind, "tanh");
+    assert_string_equal(bl_net_layer(net, 2)->ops->kind, "maxpool2d");
     bl_net_free(net);
 }
 
@@ -334,16 +342,16 @@ static void test_cnn_vgg(void **state)
         {"conv2d", 3, 32, 32, 32, 32 * 27 + 32},     /* 896 */
         {ACT, 3, 32, 32, 32, 0},
         {"conv2d", 3, 32, 32, 32, 32 * 288 + 32},    /* 9,248 */
-        {ACT, 3, 32, 32, 32, 0},
         {"maxpool2d", 3, 32, 16, 16, 0},
+        {ACT, 3, 32, 16, 16, 0},
         {"conv2d", 3, 64, 16, 16, 64 * 288 + 64},    /* 18,496 */
         {ACT, 3, 64, 16, 16, 0},
         {"conv2d", 3, 64, 16, 16, 64 * 576 + 64},    /* 36,928 */
-        {ACT, 3, 64, 16, 16, 0},
         {"maxpool2d", 3, 64, 8, 8, 0},
+        {ACT, 3, 64, 8, 8, 0},
         {"conv2d", 3, 128, 8, 8, 128 * 576 + 128},   /* 73,856 */
-        {ACT, 3, 128, 8, 8, 0},
         {"maxpool2d", 3, 128, 4, 4, 0},
+        {ACT, 3, 128, 4, 4, 0},
         {"flatten", 1, 2048, 0, 0, 0},
         {"linear", 1, 256, 0, 0, 2048 * 256 + 256},  /* 524,544 */
         {ACT, 1, 256, 0, 0, 0},
@@ -372,8 +380,8 @@ static void test_cnn_overrides(void **state)
                                      "padding=same", "fc=0", NULL));
     const want_layer w[] = {
         {"conv2d", 3, 8, 28, 28, 8 * 9 + 8},         /* 80 */
-        {ACT, 3, 8, 28, 28, 0},
         {"maxpool2d", 3, 8, 14, 14, 0},
+        {ACT, 3, 8, 14, 14, 0},
         {"flatten", 1, 1568, 0, 0, 0},
         {"linear", 1, 10, 0, 0, 1568 * 10 + 10},     /* 15,690 */
     };
