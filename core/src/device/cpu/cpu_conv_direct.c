@@ -179,7 +179,9 @@ TARGET static INLINE void wg_tile(const int OB, const int TB, const geom *g, con
                 xv[t] = _mm256_loadu_ps(xr + off[t] + ow);
             UNROLL
             for (int r = 0; r < OB; r++) {
-                const __m256 d = _mm256_loadu_ps(dr + r * g->P + ow);
+                __m256 d = _mm256_loadu_ps(dr + r * g->P + ow);
+                /* in a register: GCC would otherwise load it again for every tap */
+                __asm__("" : "+x"(d));
                 UNROLL
                 for (int t = 0; t < TB; t++)
                     acc[r][t] = _mm256_fmadd_ps(d, xv[t], acc[r][t]);
@@ -192,7 +194,8 @@ TARGET static INLINE void wg_tile(const int OB, const int TB, const geom *g, con
                 xv[t] = _mm256_maskload_ps(xr + off[t] + full, tail);
             UNROLL
             for (int r = 0; r < OB; r++) {
-                const __m256 d = _mm256_maskload_ps(dr + r * g->P + full, tail);
+                __m256 d = _mm256_maskload_ps(dr + r * g->P + full, tail);
+                __asm__("" : "+x"(d));
                 UNROLL
                 for (int t = 0; t < TB; t++)
                     acc[r][t] = _mm256_fmadd_ps(d, xv[t], acc[r][t]);
