@@ -146,6 +146,41 @@ static void test_sgd(void **state)
     bl_ctx_free(ctx);
 }
 
+/* A velocity that would become subnormal is stored as 0 (bl__km_flush_subnormal), in every
+ * momentum branch, by the vector body and the scalar tail (an odd length); a normal one is
+ * kept. */
+static void test_sgd_flushes_subnormal_velocity(void **state)
+{
+    (void)state;
+    bl_ctx *ctx = bl_ctx_new();
+    bl_device *dev = open_cpu(ctx, 1);
+    enum { M = 37 };
+    static const float v_in[4] = {1e-39f, -1e-39f, 1.3e-38f, 2e-38f};
+    static const struct {
+        float mu, damp;
+        bool nesterov;
+    } cases[] = {{0.9f, 0, false}, {0.9f, 0.1f, false}, {0.9f, 0, true}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        float g[M] = {0}, v[M], w[M];
+        for (int i = 0; i < M; i++) {
+            v[i] = v_in[i % 4];
+            w[i] = 0.5f;
+        }
+        dev->ops->sgd_update(dev, M, 0.05f, cases[k].mu, cases[k].damp, cases[k].nesterov, 0.0f,
+                             g, v, w);
+        for (int i = 0; i < M; i++) {
+            /* 0.9 · 1.3e-38 is below FLT_MIN too */
+            const float want = i % 4 == 3 ? cases[k].mu * v_in[3] : 0.0f;
+            if (memcmp(&v[i], &want, sizeof want) != 0)
+                fail_msg("case %zu, value %d: velocity %a, expected %a", k, i, (double)v[i],
+                         (double)want);
+            assert_true(w[i] == 0.5f);
+        }
+    }
+    bl_device_free(dev);
+    bl_ctx_free(ctx);
+}
+
 /* Adam's direction, with the CPU's SSE body and scalar tail both reached (an odd length). */
 static void test_adam(void **state)
 {
@@ -291,6 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash_uniform), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_dropout),      cmocka_unit_test(test_sgd),
+        cmocka_unit_test(test_sgd_flushes_subnormal_velocity),
         cmocka_unit_test(test_adam),         cmocka_unit_test(test_image_elements),
         cmocka_unit_test(test_loss_and_bn_elements),
     };

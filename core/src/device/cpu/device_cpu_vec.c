@@ -539,9 +539,10 @@ void bl__cpu_mse_backward(bl_device *dev, int64_t n, const float *y, const float
 
 /* ---- optimizer updates -------------------------------------------------------------------- */
 
-/* torch.optim.SGD in one pass: g' = g + wd·w; v = μ·v + (1 − dampening)·g';
- * d = g' + μ·v (Nesterov) or v; w −= lr·d. With μ = 0 there is no velocity: w −= lr·g'.
- * The first step's "v = g'" is the caller's: zeroed v and dampening 0 on that step. */
+/* torch.optim.SGD in one pass: g' = g + wd·w; v = μ·v + (1 − dampening)·g', 0 when subnormal
+ * (bl__km_flush_subnormal); d = g' + μ·v (Nesterov) or v; w −= lr·d. With μ = 0 there is no
+ * velocity: w −= lr·g'. The first step's "v = g'" is the caller's: zeroed v and dampening 0 on
+ * that step. */
 BL__HOT static void sgd_kernel(int64_t n, float lr, float mu, float damp, bool nesterov, float wd,
                                const float *restrict g, float *restrict v, float *restrict w)
 {
@@ -556,21 +557,21 @@ BL__HOT static void sgd_kernel(int64_t n, float lr, float mu, float damp, bool n
     } else if (!nesterov) {
         if (wd == 0.0f && keep == 1.0f)
             for (int64_t i = 0; i < n; i++) {
-                float vi = mu * v[i] + g[i];
+                float vi = bl__km_flush_subnormal(mu * v[i] + g[i]);
                 v[i] = vi;
                 w[i] -= lr * vi;
             }
         else
             for (int64_t i = 0; i < n; i++) {
                 float gi = g[i] + wd * w[i];
-                float vi = mu * v[i] + keep * gi;
+                float vi = bl__km_flush_subnormal(mu * v[i] + keep * gi);
                 v[i] = vi;
                 w[i] -= lr * vi;
             }
     } else {
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
-            float vi = mu * v[i] + keep * gi;
+            float vi = bl__km_flush_subnormal(mu * v[i] + keep * gi);
             v[i] = vi;
             w[i] -= lr * (gi + mu * vi);
         }
