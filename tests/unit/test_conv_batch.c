@@ -8,6 +8,8 @@
  * Tolerance (elementwise, |got − want| ≤ atol + rtol·|want|): atol 1e-5, rtol 1e-4, as in
  * test_image_kernels.c (float32 sums of up to a few hundred terms of size ≤ 1).
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
 #include "testutil.h"
 
 #include <math.h>
@@ -187,6 +189,70 @@ static void test_conv_batch_same_bits_on_two_threads(void **state)
         free(y[d]), free(dw[d]), free(dx[d]);
     free(x), free(weight), free(dy), free(scratch);
     bl_device_free(two);
+}
+
+/* With AVX-512 the column-free kernels run layers of 9 to 16 output channels on 16-lane vectors
+ * with each output's FMA chain unchanged: the same bits as the AVX2 kernels
+ * (BATCHLAB_CPU_AVX512=0), forward and backward, on rows of up to 12 positions and beyond
+ * (tiles of 12) and on weights whose K is not a multiple of 12 taps. */
+static void test_conv_avx512_same_bits_as_avx2(void **state)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+        !__builtin_cpu_supports("fma"))
+        skip();
+#else
+    skip();
+#endif
+    bl_test_env *env = *state;
+    setenv("BATCHLAB_CPU_AVX512", "0", 1);
+    bl_device *narrow = NULL;
+    const int rc = bl_device_cpu_open(env->ctx, 1, &narrow);
+    unsetenv("BATCHLAB_CPU_AVX512");
+    BL_ASSERT_OK(env->ctx, rc);
+    bl_device *devs[2] = {env->dev, narrow};
+    static const conv_geom cases[] = {
+        {6, 14, 14, 5, 1, 0, 16, 11, 8}, /* LeNet C3 */
+        {5, 9, 11, 3, 1, 0, 11, 4, 3},   /* 11 outputs */
+        {3, 9, 20, 3, 1, 0, 9, 3, 2},    /* 9 outputs, rows of 18: 12 + 6 */
+        {2, 6, 30, 4, 1, 0, 13, 2, 1},   /* rows of 27: 12 + 12 + 3; K = 32 */
+    };
+    bl_rng rng;
+    bl_rng_seed(&rng, 40, BL_STREAM_USER);
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_geom *g = &cases[t];
+        const bl_window2d w =
+            bl_test_window2d(g->C, g->H, g->W, g->k, g->k, g->s, g->s, g->p, g->p);
+        const int64_t K = g->C * g->k * g->k, P = w.out_h * w.out_w;
+        const size_t in_n = (size_t)(g->batch * g->C * g->H * g->W);
+        const size_t out_n = (size_t)(g->batch * g->O * P), wn = (size_t)(g->O * K);
+        float *x = bl_test_dev_floats(env, in_n), *weight = bl_test_dev_floats(env, wn);
+        float *bias = bl_test_dev_floats(env, (size_t)g->O), *dy = bl_test_dev_floats(env, out_n);
+        float *dw0 = bl_test_dev_floats(env, wn);
+        float *scratch = bl_test_dev_floats(env, (size_t)(g->slots * (K * P + g->O * K)));
+        float *y[2], *dw[2], *dx[2];
+        bl_test_fill_uniform(x, in_n, &rng, -1, 1);
+        bl_test_fill_uniform(weight, wn, &rng, -1, 1);
+        bl_test_fill_uniform(bias, (size_t)g->O, &rng, -1, 1);
+        bl_test_fill_uniform(dy, out_n, &rng, -1, 1);
+        bl_test_fill_uniform(dw0, wn, &rng, -1, 1);
+        for (int d = 0; d < 2; d++) {
+            y[d] = bl_test_dev_floats(env, out_n);
+            dw[d] = bl_test_dev_floats(env, wn);
+            dx[d] = bl_test_dev_floats(env, in_n);
+            memcpy(dw[d], dw0, wn * sizeof *dw0);
+            devs[d]->ops->conv2d_forward(devs[d], &w, g->O, g->batch, x, weight, bias, y[d],
+                                         g->slots, scratch);
+            devs[d]->ops->conv2d_backward(devs[d], &w, g->O, g->batch, x, weight, dy, 1.0f,
+                                          dw[d], dx[d], g->slots, scratch);
+        }
+        bl_test_check_equal_f("y, AVX-512 vs AVX2", y[0], y[1], out_n);
+        bl_test_check_equal_f("dweight, AVX-512 vs AVX2", dw[0], dw[1], wn);
+        bl_test_check_equal_f("dx, AVX-512 vs AVX2", dx[0], dx[1], in_n);
+        bl_test_release_all(env);
+    }
+    bl_device_free(narrow);
 }
 
 /* ---- the conv2d layer with and without the batch ops --------------------------------------- */
@@ -569,6 +635,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_batch_ops_match_naive),
         cmocka_unit_test(test_conv_batch_same_bits_on_two_threads),
+        cmocka_unit_test(test_conv_avx512_same_bits_as_avx2),
         cmocka_unit_test(test_conv_layer_per_image_path_matches),
         cmocka_unit_test(test_maxpool_2x2_nan_ties_inf),
         cmocka_unit_test(test_conv_forward_fma_chain_bits),

@@ -406,6 +406,7 @@ typedef struct conv_job {
     int64_t O, K, P, batch, slots, in_n;
     bool direct; /* 1×1, stride 1, no padding: the image is its own column matrix */
     bool own;    /* the AVX2 kernels can run */
+    bool wide;   /* ... and the AVX-512 column-free ones (cpu_conv_implicit.h) */
     bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
     bool rows;    /* col2im_rows can fold the columns' gradient back */
     bool implicit; /* forward by bl__conv_implicit_forward with wt (cpu_conv_implicit.h) */
@@ -443,7 +444,7 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
             }
             float *y = j->y + n * O * P; /* [O, P] */
             if (j->implicit) { /* cols holds yt [P, ov] */
-                bl__conv_implicit_forward(j->w, O, src, j->wt, cols);
+                bl__conv_implicit_forward(j->w, O, j->wide, src, j->wt, cols);
                 for (int64_t o = 0; o < O; o++) {
                     const float b = j->bias ? j->bias[o] : 0.0f;
                     float *restrict yo = y + o * P;
@@ -509,7 +510,7 @@ static void wgrad_implicit(const conv_job *j, const float *image, const float *d
 {
     float dyt[WT_STACK_MAX]; /* [P, ov] */
     transpose_pad(j->O, j->P, j->ov, dy, dyt);
-    bl__conv_implicit_wgrad(j->w, j->O, image, dyt, beta, dwt);
+    bl__conv_implicit_wgrad(j->w, j->O, j->wide, image, dyt, beta, dwt);
 }
 
 static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
@@ -568,7 +569,7 @@ void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_ch
     conv_job j = {.w = w, .O = out_channels, .K = w->channels * w->kernel_h * w->kernel_w,
                   .P = w->out_h * w->out_w, .batch = batch, .slots = slots,
                   .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
-                  .own = impl->small_gemm, .x = x, .weight = weight, .bias = bias, .y = y,
+                  .own = impl->small_gemm, .wide = impl->wide, .x = x, .weight = weight, .bias = bias, .y = y,
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, j.K * j.P);
     j.ov = bl__conv_implicit_ov(out_channels);
@@ -600,7 +601,7 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
     const cpu_impl *impl = dev->impl;
     conv_job j = {.w = w, .O = O, .K = K, .P = P, .batch = batch, .slots = slots,
                   .in_n = w->channels * w->height * w->width, .direct = is_direct(w),
-                  .own = impl->small_gemm, .x = x, .weight = weight, .dy = dy, .dx = dx,
+                  .own = impl->small_gemm, .wide = impl->wide, .x = x, .weight = weight, .dy = dy, .dx = dx,
                   .scratch = scratch};
     j.small_c = bl__conv_direct_fits(w, j.own, K * P);
     j.rows = col2im_rows_fits(w, j.own, O * K); /* a slot is [dw | cols] */

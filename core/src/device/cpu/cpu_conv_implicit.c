@@ -2,7 +2,9 @@
  * forward keeps PB ≤ 6 output positions of one output row × OV output channels (up to 12
  * accumulators) and broadcasts one input value per position and tap; the weight gradient keeps
  * TB ≤ 6 taps of one (c, ki) row × OV output channels and broadcasts one input value per tap
- * and position. */
+ * and position. The AVX-512 tiles hold 16 channels in one vector: forward PB ≤ 12 positions,
+ * the weight gradient TB ≤ 12 taps (consecutive k, across rows), each lane with the same FMA
+ * chain as in the AVX2 tiles. */
 #include "device/cpu/cpu_conv_implicit.h"
 
 int64_t bl__conv_implicit_ov(int64_t out_channels)
@@ -17,6 +19,12 @@ int64_t bl__conv_implicit_ov(int64_t out_channels)
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE __attribute__((always_inline)) inline
 #define UNROLL _Pragma("GCC unroll 8")
+
+bool bl__conv_implicit_wide_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
 
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
 {
@@ -64,13 +72,73 @@ TARGET static INLINE void fwd_tile(const int PB, const int NV, const bl_window2d
             _mm256_storeu_ps(yt + r * OV + 8 * v, acc[r][v]);
 }
 
+#define WIDE __attribute__((target("avx512f")))
+#define UNROLL12 _Pragma("GCC unroll 12")
+
+/* fwd_tile's 16-channel case on one AVX-512 vector, PB ≤ 12 positions. */
+WIDE static INLINE void fwd_tile16(const int PB, const bl_window2d *w, const float *x,
+                                   const float *wt, float *yt)
+{
+    const int64_t H = w->height, W = w->width;
+    __m512 acc[12];
+    UNROLL12
+    for (int r = 0; r < 12; r++)
+        acc[r] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < w->channels; c++)
+        for (int64_t ki = 0; ki < w->kernel_h; ki++) {
+            const float *xr = x + (c * H + ki) * W;
+            for (int64_t kj = 0; kj < w->kernel_w; kj++, wt += 16) {
+                const __m512 b = _mm512_loadu_ps(wt);
+                /* hides that the next tap reads the same values shifted by one: GCC would keep
+                 * them in registers and broadcast with shuffles, on an FMA port, instead of
+                 * broadcasting from memory inside the FMA */
+                __asm__("" : "+r"(xr));
+                UNROLL12
+                for (int r = 0; r < PB; r++)
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(xr[kj + r]), b, acc[r]);
+            }
+        }
+    UNROLL12
+    for (int r = 0; r < PB; r++)
+        _mm512_storeu_ps(yt + r * 16, acc[r]);
+}
+
+#define FWD16_CASE(pb) fwd_tile16(pb, w, x, wt, yt + (oh * OW + ow) * 16)
+
+WIDE static void forward16(const bl_window2d *w, const float *image, const float *wt, float *yt)
+{
+    const int64_t OH = w->out_h, OW = w->out_w;
+    for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow += 12) {
+            const float *x = image + oh * w->width + ow;
+            switch (OW - ow < 12 ? OW - ow : 12) {
+            case 12: FWD16_CASE(12); break;
+            case 11: FWD16_CASE(11); break;
+            case 10: FWD16_CASE(10); break;
+            case 9: FWD16_CASE(9); break;
+            case 8: FWD16_CASE(8); break;
+            case 7: FWD16_CASE(7); break;
+            case 6: FWD16_CASE(6); break;
+            case 5: FWD16_CASE(5); break;
+            case 4: FWD16_CASE(4); break;
+            case 3: FWD16_CASE(3); break;
+            case 2: FWD16_CASE(2); break;
+            default: FWD16_CASE(1); break;
+            }
+        }
+}
+
 #define FWD_CASE(pb, nv) fwd_tile(pb, nv, w, x, wt, yt + (oh * OW + ow) * 8 * (nv))
 
-TARGET void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels,
+TARGET void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, bool wide,
                                       const float *image, const float *wt, float *yt)
 {
     const int64_t OH = w->out_h, OW = w->out_w;
     const bool two = out_channels > 8;
+    if (two && wide) {
+        forward16(w, image, wt, yt);
+        return;
+    }
     for (int64_t oh = 0; oh < OH; oh++)
         for (int64_t ow = 0; ow < OW; ow += 6) {
             const float *x = image + oh * w->width + ow;
@@ -132,13 +200,87 @@ TARGET static INLINE void wg_tile(const int TB, const int NV, const bl_window2d 
         }
 }
 
+/* wg_tile's 16-channel case on one AVX-512 vector: taps [k0, k0 + TB), TB ≤ 12, tap t's input
+ * at image + off[t]. */
+WIDE static INLINE void wg_tile16(const int TB, const bl_window2d *w, const float *image,
+                                  const int64_t *off, const float *dyt, int64_t O, float beta,
+                                  float *dwt)
+{
+    const int64_t W = w->width, OH = w->out_h, OW = w->out_w;
+    __m512 acc[12];
+    UNROLL12
+    for (int t = 0; t < 12; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *xr = image + oh * W;
+        for (int64_t ow = 0; ow < OW; ow++, dyt += 16) {
+            const __m512 d = _mm512_loadu_ps(dyt);
+            __asm__("" : "+r"(xr)); /* as in fwd_tile16 */
+            UNROLL12
+            for (int t = 0; t < TB; t++)
+                acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(xr[off[t] + ow]), d, acc[t]);
+        }
+    }
+    const __mmask16 m = (__mmask16)((1u << O) - 1u);
+    const __m512 vb = _mm512_set1_ps(beta);
+    UNROLL12
+    for (int t = 0; t < TB; t++) {
+        float *out = dwt + t * O;
+        __m512 r = acc[t];
+        if (beta != 0.0f)
+            r = _mm512_add_ps(r, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, out)));
+        _mm512_mask_storeu_ps(out, m, r);
+    }
+}
+
+#define WG16_CASE(tb) wg_tile16(tb, w, image, off, dyt, O, beta, dwt + k * O)
+
+WIDE static void wgrad16(const bl_window2d *w, int64_t O, const float *image, const float *dyt,
+                         float beta, float *dwt)
+{
+    const int64_t KW = w->kernel_w, K = w->channels * w->kernel_h * KW;
+    int64_t c = 0, ki = 0, kj = 0; /* tap k, counted along (no division per tap) */
+    for (int64_t k = 0; k < K; k += 12) {
+        const int64_t tb = K - k < 12 ? K - k : 12;
+        int64_t off[12];
+        for (int64_t t = 0; t < tb; t++) {
+            off[t] = (c * w->height + ki) * w->width + kj;
+            if (++kj == KW) {
+                kj = 0;
+                if (++ki == w->kernel_h) {
+                    ki = 0;
+                    c++;
+                }
+            }
+        }
+        switch (tb) {
+        case 12: WG16_CASE(12); break;
+        case 11: WG16_CASE(11); break;
+        case 10: WG16_CASE(10); break;
+        case 9: WG16_CASE(9); break;
+        case 8: WG16_CASE(8); break;
+        case 7: WG16_CASE(7); break;
+        case 6: WG16_CASE(6); break;
+        case 5: WG16_CASE(5); break;
+        case 4: WG16_CASE(4); break;
+        case 3: WG16_CASE(3); break;
+        case 2: WG16_CASE(2); break;
+        default: WG16_CASE(1); break;
+        }
+    }
+}
+
 #define WG_CASE(tb, nv) wg_tile(tb, nv, w, x, dyt, out_channels, beta, dwt + k * out_channels)
 
-TARGET void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels,
+TARGET void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
                                     const float *image, const float *dyt, float beta, float *dwt)
 {
     const int64_t H = w->height, W = w->width, KW = w->kernel_w;
     const bool two = out_channels > 8;
+    if (two && wide) {
+        wgrad16(w, out_channels, image, dyt, beta, dwt);
+        return;
+    }
     int64_t k = 0;
     for (int64_t c = 0; c < w->channels; c++)
         for (int64_t ki = 0; ki < w->kernel_h; ki++)
@@ -165,6 +307,11 @@ TARGET void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels,
 
 #else /* no AVX2 kernels on this target: the backend keeps im2col + GEMM */
 
+bool bl__conv_implicit_wide_available(void)
+{
+    return false;
+}
+
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
 {
     (void)w;
@@ -173,21 +320,23 @@ bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own
     return false;
 }
 
-void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, const float *image,
-                               const float *wt, float *yt)
+void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, bool wide,
+                               const float *image, const float *wt, float *yt)
 {
     (void)w;
     (void)out_channels;
+    (void)wide;
     (void)image;
     (void)wt;
     (void)yt;
 }
 
-void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, const float *image,
-                             const float *dyt, float beta, float *dwt)
+void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
+                             const float *image, const float *dyt, float beta, float *dwt)
 {
     (void)w;
     (void)out_channels;
+    (void)wide;
     (void)image;
     (void)dyt;
     (void)beta;

@@ -22,6 +22,10 @@
 
 #include "batchlab/device.h"
 
+/* True when this CPU has AVX-512F: with `wide` set, the kernels below run layers of 9 to 16
+ * output channels on 16-lane vectors (the same FMA chain per output, so the same bits). */
+bool bl__conv_implicit_wide_available(void);
+
 /* True when these kernels can run this layer: AVX2/FMA present (`own`), stride 1, no padding,
  * 1 ≤ out_channels ≤ 16. */
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own);
@@ -30,12 +34,12 @@ bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own
 int64_t bl__conv_implicit_ov(int64_t out_channels);
 
 /* yt [P, OV] = (weight · columns of image)ᵀ: lanes ≥ out_channels hold 0. */
-void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, const float *image,
-                               const float *wt, float *yt);
+void bl__conv_implicit_forward(const bl_window2d *w, int64_t out_channels, bool wide,
+                               const float *image, const float *wt, float *yt);
 
 /* dwt[k][o] = Σ_p columns(image)[k][p] · dyt[p][o] + beta·dwt[k][o] (beta 0 ignores dwt's
  * contents). */
-void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, const float *image,
-                             const float *dyt, float beta, float *dwt);
+void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
+                             const float *image, const float *dyt, float beta, float *dwt);
 
 #endif
