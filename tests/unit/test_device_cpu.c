@@ -2,6 +2,8 @@
  * implements itself (not the image/batch-norm ones) against a plain reference loop in double.
  * Kernels run on two devices: one thread, and two threads (so the pool's split is exercised,
  * with sizes above the split threshold). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
 #include <math.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -286,6 +288,57 @@ static void test_gemm(void **state)
     /* k = 0: C = beta·C */
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.5f);
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.0f);
+}
+
+/* The own "rows" kernel's AVX-512 form gives the AVX2 form's bits (BATCHLAB_CPU_AVX512=0 keeps
+ * that one): A·B and Aᵀ·B on shapes that take the own kernel (LeNet's fully connected
+ * layers at batch 32 and 8, and odd ones: column tails of 1..31, rows past a multiple of 6),
+ * with beta 0 and beta 0.5. */
+static void test_gemm_avx512_same_bits(void **state)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
+        !__builtin_cpu_supports("fma"))
+        skip();
+#else
+    skip();
+#endif
+    fixture *f = *state;
+    setenv("BATCHLAB_CPU_AVX512", "0", 1);
+    bl_device *narrow = NULL;
+    const int rc = bl_device_cpu_open(f->env->ctx, 1, &narrow);
+    unsetenv("BATCHLAB_CPU_AVX512");
+    assert_int_equal(rc, BL_OK);
+    bl_device *devs[2] = {f->devs[0], narrow};
+    static const struct {
+        bool ta;
+        int64_t m, n, k;
+    } cases[] = {{false, 32, 400, 120}, {false, 32, 120, 84}, {false, 5, 37, 9},
+                 {false, 13, 49, 7},    {true, 120, 400, 8},  {true, 84, 120, 8},
+                 {true, 13, 45, 3},     {true, 7, 17, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t m = cases[c].m, n = cases[c].n, k = cases[c].k;
+        float *a = dalloc(f, f->devs[0], (size_t)(m * k)), *b = dalloc(f, f->devs[0], (size_t)(k * n));
+        float *out[2] = {dalloc(f, f->devs[0], (size_t)(m * n)),
+                         dalloc(f, f->devs[0], (size_t)(m * n))};
+        fill_random(a, (size_t)(m * k), 11, 1.0f);
+        fill_random(b, (size_t)(k * n), 12, 1.0f);
+        for (int beta = 0; beta < 2; beta++) {
+            for (int d = 0; d < 2; d++) {
+                fill_random(out[d], (size_t)(m * n), 13, 1.0f);
+                devs[d]->ops->gemm(devs[d], cases[c].ta, false, m, n, k, 1.0f, a,
+                                   cases[c].ta ? m : k, b, n, 0.5f * (float)beta, out[d], n);
+            }
+            if (memcmp(out[0], out[1], (size_t)(m * n) * sizeof(float)) != 0)
+                fail_msg("case %zu, beta %d: the AVX-512 kernel's bits differ", c, beta);
+        }
+        dfree(f->devs[0], a, (size_t)(m * k));
+        dfree(f->devs[0], b, (size_t)(k * n));
+        dfree(f->devs[0], out[0], (size_t)(m * n));
+        dfree(f->devs[0], out[1], (size_t)(m * n));
+    }
+    bl_device_free(narrow);
 }
 
 static void test_gemv(void **state)
@@ -822,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_alloc_accounting), cmocka_unit_test(test_budget_enomem),
         cmocka_unit_test(test_device_names),     cmocka_unit_test(test_transfers),
         cmocka_unit_test(test_gemm),             cmocka_unit_test(test_gemv),
+        cmocka_unit_test(test_gemm_avx512_same_bits),
         cmocka_unit_test(test_blas1),            cmocka_unit_test(test_bias_kernels),
         cmocka_unit_test(test_activations),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_cross_entropy),    cmocka_unit_test(test_mse),

@@ -362,12 +362,20 @@ void bl__cpu_col2im(bl_device *dev, const bl_window2d *w, const float *cols, flo
 #define OWN_NT_MAX 512
 #define OWN_TN_K_MAX 16
 
+/* The own "rows" kernel, on AVX-512 where `wide` (the same bits). */
+static void gemm_rows(bool wide, int64_t m, int64_t n, int64_t k, const float *a, int64_t a_row,
+                      int64_t a_col, const float *b, float beta, float *c)
+{
+    (wide ? bl__small_gemm_rows_wide : bl__small_gemm_rows)(0, m, 0, n, k, 1.0f, a, a_row, a_col,
+                                                            b, n, beta, c, n);
+}
+
 /* c[m×n] = a[m×k]·b[k×n] + beta·c */
-static void mm_nn(bool own, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
-                  float beta, float *c)
+static void mm_nn(bool own, bool wide, int64_t m, int64_t n, int64_t k, const float *a,
+                  const float *b, float beta, float *c)
 {
     if (own && m <= OWN_ROWS_MAX)
-        bl__small_gemm_rows(0, m, 0, n, k, 1.0f, a, k, 1, b, n, beta, c, n);
+        gemm_rows(wide, m, n, k, a, k, 1, b, beta, c);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n,
                     (blasint)k, 1.0f, a, (blasint)k, b, (blasint)n, beta, c, (blasint)n);
@@ -385,11 +393,11 @@ static void mm_nt(bool own, int64_t m, int64_t n, int64_t k, const float *a, con
 }
 
 /* c[m×n] = a[k×m]ᵀ·b[k×n] */
-static void mm_tn(bool own, int64_t m, int64_t n, int64_t k, const float *a, const float *b,
-                  float *c)
+static void mm_tn(bool own, bool wide, int64_t m, int64_t n, int64_t k, const float *a,
+                  const float *b, float *c)
 {
     if (own && k <= OWN_TN_K_MAX)
-        bl__small_gemm_rows(0, m, 0, n, k, 1.0f, a, 1, m, b, n, 0.0f, c, n);
+        gemm_rows(wide, m, n, k, a, 1, m, b, 0.0f, c);
     else
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)m, (blasint)n,
                     (blasint)k, 1.0f, a, (blasint)m, b, (blasint)n, 0.0f, c, (blasint)n);
@@ -406,7 +414,7 @@ typedef struct conv_job {
     int64_t O, K, P, batch, slots, in_n;
     bool direct; /* 1×1, stride 1, no padding: the image is its own column matrix */
     bool own;    /* the AVX2 kernels can run */
-    bool wide;   /* ... and the AVX-512 column-free ones (cpu_conv_implicit.h) */
+    bool wide;   /* ... and their AVX-512 forms */
     bool small_c; /* few input channels: the direct kernels (cpu_conv_direct.h), no columns */
     bool rows;    /* col2im_rows can fold the columns' gradient back */
     bool implicit; /* forward by bl__conv_implicit_forward with wt (cpu_conv_implicit.h) */
@@ -457,7 +465,7 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 im2col_image(j->w, src, cols);
                 src = cols;
             }
-            mm_nn(j->own, O, P, K, j->weight, src, 0.0f, y);
+            mm_nn(j->own, j->wide, O, P, K, j->weight, src, 0.0f, y);
             if (j->bias)
                 for (int64_t o = 0; o < O; o++) {
                     const float b = j->bias[o];
@@ -547,9 +555,9 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
                 continue;
             float *dx = j->dx + n * j->in_n;
             if (j->direct) {
-                mm_tn(j->own, K, P, O, j->weight, dy, dx);
+                mm_tn(j->own, j->wide, K, P, O, j->weight, dy, dx);
             } else {
-                mm_tn(j->own, K, P, O, j->weight, dy, cols); /* the columns' gradient */
+                mm_tn(j->own, j->wide, K, P, O, j->weight, dy, cols); /* the columns' gradient */
                 if (j->rows)
                     col2im_rows(j->w, cols, dx);
                 else

@@ -211,11 +211,103 @@ TARGET void bl__small_gemm_rows(int64_t i0, int64_t i1, int64_t j0, int64_t j1, 
     }
 }
 
+#define WIDE __attribute__((target("avx512f")))
+
+bool bl__small_gemm_wide_available(void)
+{
+    __builtin_cpu_init();
+    return bl__small_gemm_available() && __builtin_cpu_supports("avx512f");
+}
+
+/* rows_block on 16-lane vectors: C[IB × JV vectors], the last one masked with m. */
+WIDE static INLINE void rows_block16(const int IB, const int JV, __mmask16 m, int64_t k,
+                                     float alpha, const float *a, int64_t a_row, int64_t a_col,
+                                     const float *b, int64_t ldb, float beta, float *c,
+                                     int64_t ldc)
+{
+    __m512 acc[6][2];
+    UNROLL
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < k; p++) {
+        __m512 bv[2];
+        UNROLL
+        for (int v = 0; v < JV; v++)
+            bv[v] = v == JV - 1 ? _mm512_maskz_loadu_ps(m, b + p * ldb + 16 * v)
+                                : _mm512_loadu_ps(b + p * ldb + 16 * v);
+        const float *ap = a + p * a_col;
+        UNROLL
+        for (int r = 0; r < IB; r++) {
+            const __m512 coef = _mm512_set1_ps(ap[r * a_row]);
+            UNROLL
+            for (int v = 0; v < JV; v++)
+                acc[r][v] = _mm512_fmadd_ps(coef, bv[v], acc[r][v]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    UNROLL
+    for (int r = 0; r < IB; r++)
+        UNROLL
+        for (int v = 0; v < JV; v++) {
+            float *cp = c + r * ldc + 16 * v;
+            const __mmask16 mv = v == JV - 1 ? m : (__mmask16)0xffff;
+            __m512 out = _mm512_mul_ps(va, acc[r][v]);
+            if (beta != 0.0f)
+                out = _mm512_add_ps(out, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mv, cp)));
+            _mm512_mask_storeu_ps(cp, mv, out);
+        }
+}
+
+#define ROWS16_CASE(ib, jv)                                                                    \
+    rows_block16(ib, jv, m, k, alpha, a + i * a_row, a_row, a_col, b + j, ldb, beta,            \
+                 c + i * ldc + j, ldc)
+
+WIDE void bl__small_gemm_rows_wide(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k,
+                                   float alpha, const float *a, int64_t a_row, int64_t a_col,
+                                   const float *b, int64_t ldb, float beta, float *c,
+                                   int64_t ldc)
+{
+    for (int64_t i = i0; i < i1; i += 6) {
+        const int64_t ib = i1 - i < 6 ? i1 - i : 6;
+        for (int64_t j = j0; j < j1; j += 32) {
+            const int64_t left = j1 - j < 32 ? j1 - j : 32, jv = left > 16 ? 2 : 1;
+            const int64_t last = left - 16 * (jv - 1); /* 1..16 columns in the last vector */
+            const __mmask16 m = (__mmask16)(last == 16 ? 0xffffu : (1u << last) - 1u);
+            switch (ib * 2 + jv - 2) {
+            case 12: ROWS16_CASE(6, 2); break;
+            case 11: ROWS16_CASE(6, 1); break;
+            case 10: ROWS16_CASE(5, 2); break;
+            case 9: ROWS16_CASE(5, 1); break;
+            case 8: ROWS16_CASE(4, 2); break;
+            case 7: ROWS16_CASE(4, 1); break;
+            case 6: ROWS16_CASE(3, 2); break;
+            case 5: ROWS16_CASE(3, 1); break;
+            case 4: ROWS16_CASE(2, 2); break;
+            case 3: ROWS16_CASE(2, 1); break;
+            case 2: ROWS16_CASE(1, 2); break;
+            default: ROWS16_CASE(1, 1); break;
+            }
+        }
+    }
+}
+
 #else /* portable reference versions, used only where the backend is told they exist */
 
 bool bl__small_gemm_available(void)
 {
     return false;
+}
+
+bool bl__small_gemm_wide_available(void)
+{
+    return false;
+}
+
+void bl__small_gemm_rows_wide(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k,
+                              float alpha, const float *a, int64_t a_row, int64_t a_col,
+                              const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    bl__small_gemm_rows(i0, i1, j0, j1, k, alpha, a, a_row, a_col, b, ldb, beta, c, ldc);
 }
 
 void bl__small_gemm_nt(int64_t m, int64_t j0, int64_t j1, int64_t k, float alpha,

@@ -125,6 +125,7 @@ typedef struct gemm_args {
     int64_t lda, ldb, a_row, a_col;
     float *c;
     int64_t ldc;
+    bool wide; /* the own "rows" kernel on AVX-512 (the same bits) */
 } gemm_args;
 
 /* C = A·Bᵀ over a range of B's rows (C's columns). */
@@ -139,16 +140,18 @@ static void gemm_nt_range(void *p, int chunk, int64_t begin, int64_t end)
 static void gemm_rows_by_row(void *p, int chunk, int64_t begin, int64_t end)
 {
     const gemm_args *g = p;
-    bl__small_gemm_rows(begin, end, 0, g->n, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b,
-                        g->ldb, g->beta, g->c, g->ldc);
+    (g->wide ? bl__small_gemm_rows_wide : bl__small_gemm_rows)(
+        begin, end, 0, g->n, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b, g->ldb, g->beta,
+        g->c, g->ldc);
 }
 
 /* C = A·B over a range of C's columns. */
 static void gemm_rows_by_col(void *p, int chunk, int64_t begin, int64_t end)
 {
     const gemm_args *g = p;
-    bl__small_gemm_rows(0, g->m, begin, end, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b,
-                        g->ldb, g->beta, g->c, g->ldc);
+    (g->wide ? bl__small_gemm_rows_wide : bl__small_gemm_rows)(
+        0, g->m, begin, end, g->k, g->alpha, g->a, g->a_row, g->a_col, g->b, g->ldb, g->beta,
+        g->c, g->ldc);
 }
 
 static void blas_sgemm(const gemm_args *g, int64_t m, int64_t n, const float *a, const float *b,
@@ -369,7 +372,8 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
         return;
     }
     cpu_impl *impl = dev->impl;
-    gemm_args g = {trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc};
+    gemm_args g = {trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, 0, 0, c, ldc,
+                   impl->wide};
     if (trans_a && trans_b) {
         gemm_blas(impl, &g);
         return;
@@ -538,7 +542,7 @@ static int cpu_open(bl_ctx *ctx, int index, int threads, bl_device **out)
         threads = BL__POOL_MAX_THREADS;
     cd->impl.small_gemm = bl__small_gemm_available();
     const char *wide = getenv("BATCHLAB_CPU_AVX512"); /* "0": the AVX2 kernels only */
-    cd->impl.wide = cd->impl.small_gemm && bl__conv_implicit_wide_available() &&
+    cd->impl.wide = bl__small_gemm_wide_available() && bl__conv_implicit_wide_available() &&
                     !(wide && strcmp(wide, "0") == 0);
     if (threads > 1) {
         cd->impl.pool = bl__pool_new(threads);

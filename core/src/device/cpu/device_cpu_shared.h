@@ -11,7 +11,7 @@
 typedef struct cpu_impl {
     bl__pool *pool;  /* NULL: single-threaded */
     bool small_gemm; /* the AVX2/FMA small-batch kernels can run here */
-    bool wide;       /* ... and the AVX-512 conv kernels (unless BATCHLAB_CPU_AVX512=0) */
+    bool wide;       /* ... and their AVX-512 forms (unless BATCHLAB_CPU_AVX512=0) */
     float *pad;      /* gemm_padded's rows, grown to the largest product seen (≤ PAD_MAX_ROWS
                         rows), so that no step allocates once the shapes are known */
     size_t pad_floats;
