@@ -194,7 +194,8 @@ static void test_conv_batch_same_bits_on_two_threads(void **state)
 /* With AVX-512 the column-free kernels run layers of 9 to 16 output channels on 16-lane vectors
  * with each output's FMA chain unchanged: the same bits as the AVX2 kernels
  * (BATCHLAB_CPU_AVX512=0), forward and backward, on rows of up to 12 positions and beyond
- * (tiles of 12) and on weights whose K is not a multiple of 12 taps. */
+ * (tiles of 12) and on weights whose K is not a multiple of 12 taps; so does the direct
+ * forward of layers with few input channels. */
 static void test_conv_avx512_same_bits_as_avx2(void **state)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -214,6 +215,9 @@ static void test_conv_avx512_same_bits_as_avx2(void **state)
     bl_device *devs[2] = {env->dev, narrow};
     static const conv_geom cases[] = {
         {6, 14, 14, 5, 1, 0, 16, 11, 8}, /* LeNet C3 */
+        {1, 28, 28, 5, 1, 2, 6, 5, 8},   /* LeNet C1: the direct forward, 32 columns */
+        {2, 30, 30, 3, 1, 0, 7, 3, 2},   /* direct, 6 + 1 outputs, 28 columns */
+        {3, 12, 13, 3, 1, 1, 8, 5, 3},   /* direct, 13 columns: one 16-column tile */
         {5, 9, 11, 3, 1, 0, 11, 4, 3},   /* 11 outputs */
         {3, 9, 20, 3, 1, 0, 9, 3, 2},    /* 9 outputs, rows of 18: 12 + 6 */
         {2, 6, 30, 4, 1, 0, 13, 2, 1},   /* rows of 27: 12 + 12 + 3; K = 32 */

@@ -447,7 +447,8 @@ static void forward_slots(void *p, int chunk, int64_t s0, int64_t s1)
             const float *src = j->x + n * j->in_n;
             if (j->small_c) { /* cols holds the padded image */
                 bl__conv_direct_pad(j->w, src, n == slot_begin(j, s), cols);
-                bl__conv_direct_forward(j->w, O, cols, j->weight, j->bias, j->y + n * O * P);
+                bl__conv_direct_forward(j->w, O, j->wide, cols, j->weight, j->bias,
+                                        j->y + n * O * P);
                 continue;
             }
             float *y = j->y + n * O * P; /* [O, P] */

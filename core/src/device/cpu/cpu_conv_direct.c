@@ -1,8 +1,8 @@
 /* The CPU backend's direct convolution for layers with few input channels (see
  * cpu_conv_direct.h). Register tiles: forward keeps up to 6 output channels × 16 output columns
- * of one output row in 12 accumulators and broadcasts one weight per channel and tap; the weight
- * gradient keeps up to 6 output channels × 2 taps, each a vector of partial sums over the
- * output positions, reduced across lanes at the end. */
+ * of one output row in 12 accumulators (32 columns on AVX-512) and broadcasts one weight per
+ * channel and tap; the weight gradient keeps up to 6 output channels × 2 taps, each a vector
+ * of partial sums over the output positions, reduced across lanes at the end. */
 #include "device/cpu/cpu_conv_direct.h"
 
 #include <string.h>
@@ -126,13 +126,98 @@ TARGET static INLINE void fwd_tile(const int OB, const geom *g, const float *x, 
     }
 }
 
+#define WIDE __attribute__((target("avx512f")))
+
+/* fwd_tile on 16-lane vectors: output channels [0, OB) × JV·16 columns; n0, n1: valid lanes of
+ * the two vectors. */
+WIDE static INLINE void fwd_tile16(const int OB, const int JV, const geom *g, const float *x,
+                                   const float *wt, const float *bias, float *y, int64_t n0,
+                                   int64_t n1)
+{
+    __m512 acc[6][2];
+    UNROLL
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (int64_t c = 0; c < g->C; c++)
+        for (int64_t ki = 0; ki < g->KH; ki++) {
+            const float *xr = x + (c * g->HP + ki) * g->WP;
+            for (int64_t kj = 0; kj < g->KW; kj++, k++) {
+                __m512 b[2];
+                UNROLL
+                for (int v = 0; v < JV; v++)
+                    b[v] = _mm512_loadu_ps(xr + kj + 16 * v);
+                UNROLL
+                for (int r = 0; r < OB; r++) {
+                    const __m512 coef = _mm512_set1_ps(wt[r * g->K + k]);
+                    UNROLL
+                    for (int v = 0; v < JV; v++)
+                        acc[r][v] = _mm512_fmadd_ps(coef, b[v], acc[r][v]);
+                }
+            }
+        }
+    const __mmask16 m0 = (__mmask16)(n0 >= 16 ? 0xffffu : (1u << n0) - 1u);
+    const __mmask16 m1 = (__mmask16)(n1 >= 16 ? 0xffffu : n1 > 0 ? (1u << n1) - 1u : 0u);
+    UNROLL
+    for (int r = 0; r < OB; r++)
+        UNROLL
+        for (int v = 0; v < JV; v++) {
+            __m512 o = acc[r][v];
+            if (bias)
+                o = _mm512_add_ps(o, _mm512_set1_ps(bias[r]));
+            _mm512_mask_storeu_ps(y + r * g->P + 16 * v, v ? m1 : m0, o);
+        }
+}
+
+#define FWD16_CASE(ob, jv)                                                                     \
+    fwd_tile16(ob, jv, &g, x, weight + o * g.K, bias ? bias + o : NULL, yb, n0, n1)
+
+/* bl__conv_direct_forward's AVX-512 form: 32 columns at a time while more than 16 are left
+ * (then a 16-column tile), so no load passes the padded row (round16(OW) + KW − 1). */
+WIDE static void forward16(const geom *gp, int64_t out_channels, const float *xp,
+                           const float *weight, const float *bias, float *y)
+{
+    const geom g = *gp;
+    for (int64_t o = 0; o < out_channels; o += 6) {
+        const int64_t ob = out_channels - o < 6 ? out_channels - o : 6;
+        for (int64_t oh = 0; oh < g.OH; oh++)
+            for (int64_t ow = 0; ow < g.OW;) {
+                const int64_t left = g.OW - ow;
+                const int jv = left > 16 ? 2 : 1;
+                const int64_t n0 = left < 16 ? left : 16, n1 = left - 16;
+                const float *x = xp + oh * g.WP + ow;
+                float *yb = y + o * g.P + oh * g.OW + ow;
+                switch (ob * 2 + jv - 2) {
+                case 11: FWD16_CASE(6, 1); break;
+                case 12: FWD16_CASE(6, 2); break;
+                case 9: FWD16_CASE(5, 1); break;
+                case 10: FWD16_CASE(5, 2); break;
+                case 7: FWD16_CASE(4, 1); break;
+                case 8: FWD16_CASE(4, 2); break;
+                case 5: FWD16_CASE(3, 1); break;
+                case 6: FWD16_CASE(3, 2); break;
+                case 3: FWD16_CASE(2, 1); break;
+                case 4: FWD16_CASE(2, 2); break;
+                case 2: FWD16_CASE(1, 2); break;
+                default: FWD16_CASE(1, 1); break;
+                }
+                ow += 16 * jv;
+            }
+    }
+}
+
 #define FWD_CASE(ob)                                                                           \
     fwd_tile(ob, &g, x, weight + o * g.K, bias ? bias + o : NULL, yb, n0, n1)
 
-TARGET void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, const float *xp,
-                                    const float *weight, const float *bias, float *y)
+TARGET void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, bool wide,
+                                    const float *xp, const float *weight, const float *bias,
+                                    float *y)
 {
     const geom g = geom_of(w);
+    if (wide) {
+        forward16(&g, out_channels, xp, weight, bias, y);
+        return;
+    }
     for (int64_t o = 0; o < out_channels; o += 6) {
         const int64_t ob = out_channels - o < 6 ? out_channels - o : 6;
         for (int64_t oh = 0; oh < g.OH; oh++)
@@ -254,11 +339,12 @@ bool bl__conv_direct_fits(const bl_window2d *w, bool own, int64_t room)
     return false;
 }
 
-void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, const float *xp,
-                             const float *weight, const float *bias, float *y)
+void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, bool wide,
+                             const float *xp, const float *weight, const float *bias, float *y)
 {
     (void)w;
     (void)out_channels;
+    (void)wide;
     (void)xp;
     (void)weight;
     (void)bias;

@@ -34,9 +34,10 @@ int64_t bl__conv_direct_padded_size(const bl_window2d *w);
  * written (the border must still be zero from an earlier call on the same buffer). */
 void bl__conv_direct_pad(const bl_window2d *w, const float *image, bool zero_border, float *xp);
 
-/* y [O, OH·OW] = weight [O, K] ⊛ xp (+ bias [O] when not NULL), overwriting y. */
-void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, const float *xp,
-                             const float *weight, const float *bias, float *y);
+/* y [O, OH·OW] = weight [O, K] ⊛ xp (+ bias [O] when not NULL), overwriting y; on 16-lane
+ * vectors where `wide` (the caller has checked AVX-512F; the same bits). */
+void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, bool wide,
+                             const float *xp, const float *weight, const float *bias, float *y);
 
 /* dweight [O, K] = dy [O, OH·OW] ⊛ xp + beta·dweight (beta 0 ignores dweight's contents). */
 void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, const float *xp,
