@@ -341,6 +341,53 @@ static void test_gemm_avx512_same_bits(void **state)
     bl_device_free(narrow);
 }
 
+/* sum_kernel's order (device_cpu_vec.c): eight double lanes, the tail on lane 0, then
+ * ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)). */
+static double lanes8_sum(const float *x, int64_t n)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            acc[j] += (double)x[i + j];
+    for (; i < n; i++)
+        acc[0] += (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum_channels adds, per channel, the images' sums in image order from 0.0, whichever way it
+ * splits the work (by images in blocks, or by channels past 2048 of them) and on any number of
+ * threads: bit for bit. */
+static void test_sum_channels_order(void **state)
+{
+    fixture *f = *state;
+    static const int64_t shapes[][3] = {{7, 29, 700}, {9, 1000, 3}, {3, 2100, 2}, {40, 6, 13}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int64_t outer = shapes[t][0], channels = shapes[t][1], inner = shapes[t][2];
+        const size_t n = (size_t)(outer * channels * inner);
+        float *x = dalloc(f, f->devs[0], n), *out = dalloc(f, f->devs[0], (size_t)channels);
+        float *want = malloc((size_t)channels * sizeof *want);
+        assert_non_null(want);
+        fill_random(x, n, 21, 1.0f);
+        for (int64_t c = 0; c < channels; c++) {
+            double s = 0.0;
+            for (int64_t o = 0; o < outer; o++)
+                s += lanes8_sum(x + (o * channels + c) * inner, inner);
+            want[c] = (float)((double)0.5f * 0.25 + s);
+        }
+        for (int d = 0; d < 2; d++) {
+            for (int64_t c = 0; c < channels; c++)
+                out[c] = 0.25f;
+            f->devs[d]->ops->sum_channels(f->devs[d], outer, channels, inner, x, 0.5f, out);
+            if (memcmp(out, want, (size_t)channels * sizeof *out) != 0)
+                fail_msg("shape %zu, device %d: sum_channels' bits differ", t, d);
+        }
+        free(want);
+        dfree(f->devs[0], x, n);
+        dfree(f->devs[0], out, (size_t)channels);
+    }
+}
+
 static void test_gemv(void **state)
 {
     fixture *f = *state;
@@ -875,7 +922,7 @@ int main(void)
         cmocka_unit_test(test_alloc_accounting), cmocka_unit_test(test_budget_enomem),
         cmocka_unit_test(test_device_names),     cmocka_unit_test(test_transfers),
         cmocka_unit_test(test_gemm),             cmocka_unit_test(test_gemv),
-        cmocka_unit_test(test_gemm_avx512_same_bits),
+        cmocka_unit_test(test_gemm_avx512_same_bits), cmocka_unit_test(test_sum_channels_order),
         cmocka_unit_test(test_blas1),            cmocka_unit_test(test_bias_kernels),
         cmocka_unit_test(test_activations),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_cross_entropy),    cmocka_unit_test(test_mse),
