@@ -570,7 +570,7 @@ static void rule_maxpool2(int64_t planes, int64_t H, int64_t W, const float *x, 
 }
 
 /* One width of the 2×2 test below. */
-static void check_maxpool_2x2(bl_test_env *env, int64_t W, bl_rng *rng_in)
+static void check_maxpool_2x2(bl_test_env *env, bl_device *dev, int64_t W, bl_rng *rng_in)
 {
     const int64_t batch = 3, C = 2, H = 7; /* odd sizes: the last row/column dropped */
     const int64_t planes = batch * C, in_n = planes * H * W, out_n = planes * (H / 2) * (W / 2);
@@ -587,7 +587,7 @@ static void check_maxpool_2x2(bl_test_env *env, int64_t W, bl_rng *rng_in)
         /* ties (small integers), some specials (several NaNs per window now and then) */
         x[i] = r < 6 ? (float)bl_rng_below(&rng, 3) : specials[bl_rng_below(&rng, 6)];
     }
-    env->dev->ops->maxpool_forward(env->dev, &w, batch, x, y, arg);
+    dev->ops->maxpool_forward(dev, &w, batch, x, y, arg);
     rule_maxpool2(planes, H, W, x, want_y, want_arg);
     for (int64_t i = 0; i < out_n; i++) {
         if (arg[i] != want_arg[i])
@@ -610,7 +610,7 @@ static void check_maxpool_2x2(bl_test_env *env, int64_t W, bl_rng *rng_in)
     for (int64_t i = 0; i < out_n; i++)
         want_dx[(i / OHW) * HW + want_arg[i]] += dy[i];
     bl_test_fill_value(dx, (size_t)in_n, NAN);
-    env->dev->ops->maxpool_backward(env->dev, &w, batch, dy, arg, dx);
+    dev->ops->maxpool_backward(dev, &w, batch, dy, arg, dx);
     for (int64_t i = 0; i < in_n; i++)
         if (memcmp(&dx[i], &want_dx[i], sizeof dx[i]) != 0)
             fail_msg("W %lld: dx[%lld] = %g, want %g", (long long)W, (long long)i, dx[i],
@@ -622,16 +622,26 @@ static void check_maxpool_2x2(bl_test_env *env, int64_t W, bl_rng *rng_in)
     *rng_in = rng;
 }
 
-/* Rows of 18 outputs (two groups of eight and a tail), and the widths of the vector path's
- * other cases: fewer than eight outputs (LeNet's 10 → 5), exactly eight, 14 (28 → 14), one. */
+/* Rows of 18 outputs (two groups of eight and a tail; one of sixteen and a tail on AVX-512)
+ * and of 32 (two groups of sixteen), and the widths of the vector paths' other cases: fewer
+ * than eight outputs (LeNet's 10 → 5), exactly eight, 14 (28 → 14), one; on the device's
+ * rows and on the AVX2 ones. */
 static void test_maxpool_2x2_nan_ties_inf(void **state)
 {
     bl_test_env *env = *state;
     bl_rng rng;
     bl_rng_seed(&rng, 33, BL_STREAM_USER);
-    static const int64_t widths[] = {37, 10, 11, 16, 28, 2, 3};
-    for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
-        check_maxpool_2x2(env, widths[i], &rng);
+    static const int64_t widths[] = {37, 10, 11, 16, 28, 2, 3, 65};
+    /* the device's rows (AVX-512 where the CPU has it), then the AVX2 ones */
+    setenv("BATCHLAB_CPU_AVX512", "0", 1);
+    bl_device *narrow = NULL;
+    const int rc = bl_device_cpu_open(env->ctx, 1, &narrow);
+    unsetenv("BATCHLAB_CPU_AVX512");
+    BL_ASSERT_OK(env->ctx, rc);
+    for (int d = 0; d < 2; d++)
+        for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
+            check_maxpool_2x2(env, d ? narrow : env->dev, widths[i], &rng);
+    bl_device_free(narrow);
 }
 
 int main(void)

@@ -79,6 +79,12 @@ unpool2_row(const float *restrict g, const int32_t *restrict arg, int64_t n, int
     }
 }
 
+/* One output row of the 2×2 path, forward (pool2_row) and backward (unpool2_row). */
+typedef void (*pool2_fn)(const float *, const float *, int64_t, int32_t, int32_t, float *,
+                         int32_t *);
+typedef void (*unpool2_fn)(const float *, const int32_t *, int64_t, int32_t, int32_t, float *,
+                           float *);
+
 #if defined(__x86_64__) && defined(__GNUC__)
 
 #include <immintrin.h>
@@ -182,29 +188,117 @@ AVX2 static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n,
     }
 }
 
-static bool pool2_avx2(bl_device *dev)
+#define WIDE __attribute__((target("avx512f")))
+
+/* Lanes l < n set (n clamped to 0..16). */
+WIDE static inline __mmask16 lanes16_below(int64_t n)
 {
-    return ((const cpu_impl *)dev->impl)->small_gemm; /* AVX2 (and FMA) present */
+    return (__mmask16)(n >= 16 ? 0xffffu : n > 0 ? (1u << n) - 1u : 0u);
+}
+
+/* The even and the odd floats of src[0..2m) (m ≤ 16; the rest +0, never loaded). */
+WIDE static inline void load_pairs16(const float *src, int64_t m, __m512 *even, __m512 *odd)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
+                                         30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,
+                                         31);
+    const __m512 a = _mm512_maskz_loadu_ps(lanes16_below(2 * m), src);
+    const __m512 b = _mm512_maskz_loadu_ps(lanes16_below(2 * m - 16), src + 16);
+    *even = _mm512_permutex2var_ps(a, ie, b);
+    *odd = _mm512_permutex2var_ps(a, io, b);
+}
+
+/* pool2_row with AVX-512, sixteen outputs at a time and masked (LeNet's rows of 14 and 5 in
+ * one step each): the same comparisons, so the same winners. */
+WIDE static void pool2_row_wide(const float *r0, const float *r1, int64_t n, int32_t base,
+                                int32_t W, float *out, int32_t *arg)
+{
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                            28, 30);
+    const __m512i at01 = _mm512_set1_epi32(1), at10 = _mm512_set1_epi32(W),
+                  at11 = _mm512_set1_epi32(W + 1);
+    for (int64_t ow = 0; ow < n; ow += 16) {
+        const int64_t m = n - ow;
+        __m512 v00, v01, v10, v11;
+        load_pairs16(r0 + 2 * ow, m, &v00, &v01);
+        load_pairs16(r1 + 2 * ow, m, &v10, &v11);
+        __m512 best = v00;
+        __m512i at = _mm512_setzero_si512();
+        __mmask16 win;
+#define POOL16_STEP(v, code)                                                                   \
+    win = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);    \
+    best = _mm512_mask_mov_ps(best, win, v);                                                   \
+    at = _mm512_mask_mov_epi32(at, win, code)
+        POOL16_STEP(v01, at01);
+        POOL16_STEP(v10, at10);
+        POOL16_STEP(v11, at11);
+#undef POOL16_STEP
+        const __m512i idx = _mm512_add_epi32(
+            _mm512_add_epi32(at, lane2), _mm512_set1_epi32(base + 2 * (int32_t)ow));
+        const __mmask16 k = lanes16_below(m);
+        _mm512_mask_storeu_ps(out + ow, k, best);
+        _mm512_mask_storeu_epi32(arg + ow, k, idx);
+    }
+}
+
+/* dst[0..2m) = lo and hi interleaved (m ≤ 16). */
+WIDE static inline void store_pairs16(float *dst, int64_t m, __m512 lo, __m512 hi)
+{
+    const __m512i i0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i i1 = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15,
+                                         31);
+    _mm512_mask_storeu_ps(dst, lanes16_below(2 * m), _mm512_permutex2var_ps(lo, i0, hi));
+    _mm512_mask_storeu_ps(dst + 16, lanes16_below(2 * m - 16), _mm512_permutex2var_ps(lo, i1, hi));
+}
+
+/* unpool2_row with AVX-512, sixteen outputs at a time: the same values (0 + g at the winner). */
+WIDE static void unpool2_row_wide(const float *g, const int32_t *arg, int64_t n, int32_t base,
+                                  int32_t W, float *d0, float *d1)
+{
+    const __m512i lane2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                            28, 30);
+    const __m512i at01 = _mm512_set1_epi32(1), at10 = _mm512_set1_epi32(W),
+                  at11 = _mm512_set1_epi32(W + 1);
+    for (int64_t ow = 0; ow < n; ow += 16) {
+        const int64_t m = n - ow;
+        const __mmask16 k = lanes16_below(m);
+        const __m512 gv = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(k, g + ow));
+        const __m512i at = _mm512_sub_epi32(
+            _mm512_maskz_loadu_epi32(k, arg + ow),
+            _mm512_add_epi32(lane2, _mm512_set1_epi32(base + 2 * (int32_t)ow)));
+#define PICK16(code) _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, code), gv)
+        store_pairs16(d0 + 2 * ow, m, PICK16(_mm512_setzero_si512()), PICK16(at01));
+        store_pairs16(d1 + 2 * ow, m, PICK16(at10), PICK16(at11));
+#undef PICK16
+    }
+}
+
+/* The 2×2 rows: AVX-512 where the device has it, else AVX2 where present, else plain C. */
+static pool2_fn pool2_of(bl_device *dev)
+{
+    const cpu_impl *impl = dev->impl;
+    return impl->wide ? pool2_row_wide : impl->small_gemm ? pool2_row_avx2 : pool2_row;
+}
+
+static unpool2_fn unpool2_of(bl_device *dev)
+{
+    const cpu_impl *impl = dev->impl;
+    return impl->wide ? unpool2_row_wide : impl->small_gemm ? unpool2_row_avx2 : unpool2_row;
 }
 
 #else
 
-static bool pool2_avx2(bl_device *dev)
+static pool2_fn pool2_of(bl_device *dev)
 {
     (void)dev;
-    return false;
+    return pool2_row;
 }
 
-static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int32_t base,
-                           int32_t W, float *out, int32_t *arg)
+static unpool2_fn unpool2_of(bl_device *dev)
 {
-    pool2_row(r0, r1, n, base, W, out, arg);
-}
-
-static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n, int32_t base,
-                             int32_t W, float *d0, float *d1)
-{
-    unpool2_row(g, arg, n, base, W, d0, d1);
+    (void)dev;
+    return unpool2_row;
 }
 
 #endif
@@ -215,7 +309,8 @@ typedef struct pool_args {
     float *y, *dx;
     int32_t *argmax;
     const int32_t *argmax_in;
-    bool avx2; /* the 2×2 rows with AVX2 */
+    pool2_fn pool2; /* the 2×2 rows */
+    unpool2_fn unpool2;
 } pool_args;
 
 /* planes [p0, p1) of the forward */
@@ -233,9 +328,8 @@ static void maxpool_forward_range(void *arg, int chunk, int64_t p0, int64_t p1)
         int32_t *arg_out = a->argmax + p * OH * OW;
         if (two) {
             for (int64_t oh = 0; oh < OH; oh++)
-                (a->avx2 ? pool2_row_avx2 : pool2_row)(in + 2 * oh * W, in + (2 * oh + 1) * W,
-                                                       OW, (int32_t)(2 * oh * W), (int32_t)W,
-                                                       out + oh * OW, arg_out + oh * OW);
+                a->pool2(in + 2 * oh * W, in + (2 * oh + 1) * W, OW, (int32_t)(2 * oh * W),
+                         (int32_t)W, out + oh * OW, arg_out + oh * OW);
             continue;
         }
         for (int64_t oh = 0; oh < OH; oh++) {
@@ -276,7 +370,7 @@ void bl__cpu_maxpool_forward(bl_device *dev, const bl_window2d *w, int64_t batch
                              const float *x, float *y, int32_t *argmax)
 {
     const int64_t HW = w->height * w->width;
-    pool_args a = {.w = w, .x = x, .y = y, .argmax = argmax, .avx2 = pool2_avx2(dev)};
+    pool_args a = {.w = w, .x = x, .y = y, .argmax = argmax, .pool2 = pool2_of(dev)};
     bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
                  1, maxpool_forward_range, &a);
 }
@@ -297,9 +391,8 @@ static void maxpool_backward_range(void *arg, int chunk, int64_t p0, int64_t p1)
             const int32_t *arg_in = a->argmax_in + p * OHW;
             for (int64_t oh = 0; oh < OH; oh++) {
                 float *d0 = d + 2 * oh * W, *d1 = d0 + W;
-                (a->avx2 ? unpool2_row_avx2 : unpool2_row)(g + oh * OW, arg_in + oh * OW, OW,
-                                                           (int32_t)(2 * oh * W), (int32_t)W,
-                                                           d0, d1);
+                a->unpool2(g + oh * OW, arg_in + oh * OW, OW, (int32_t)(2 * oh * W), (int32_t)W,
+                           d0, d1);
                 if (W > 2 * OW) /* an odd last column no window covers */
                     d0[W - 1] = d1[W - 1] = 0.0f;
             }
@@ -324,7 +417,7 @@ void bl__cpu_maxpool_backward(bl_device *dev, const bl_window2d *w, int64_t batc
                               const float *dy, const int32_t *argmax, float *dx)
 {
     const int64_t HW = w->height * w->width;
-    pool_args a = {.w = w, .dy = dy, .dx = dx, .argmax_in = argmax, .avx2 = pool2_avx2(dev)};
+    pool_args a = {.w = w, .dy = dy, .dx = dx, .argmax_in = argmax, .unpool2 = unpool2_of(dev)};
     bl__pool_run(bl__cpu_pool(dev), batch * w->channels, POOL_GRAIN / HW > 0 ? POOL_GRAIN / HW : 1,
                  1, maxpool_backward_range, &a);
 }
