@@ -194,8 +194,9 @@ static void test_conv_batch_same_bits_on_two_threads(void **state)
 /* With AVX-512 the column-free kernels run layers of 9 to 16 output channels on 16-lane vectors
  * with each output's FMA chain unchanged: the same bits as the AVX2 kernels
  * (BATCHLAB_CPU_AVX512=0), forward and backward, on rows of up to 12 positions and beyond
- * (tiles of 12) and on weights whose K is not a multiple of 12 taps; so does the direct
- * forward of layers with few input channels. */
+ * (tiles of 12) and on weights whose K is not a multiple of 12 taps; so do the direct
+ * kernels of layers with few input channels (K of 25, 18 and 27 taps: pairs, a single last
+ * tap). */
 static void test_conv_avx512_same_bits_as_avx2(void **state)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -254,6 +255,13 @@ static void test_conv_avx512_same_bits_as_avx2(void **state)
         bl_test_check_equal_f("y, AVX-512 vs AVX2", y[0], y[1], out_n);
         bl_test_check_equal_f("dweight, AVX-512 vs AVX2", dw[0], dw[1], wn);
         bl_test_check_equal_f("dx, AVX-512 vs AVX2", dx[0], dx[1], in_n);
+        /* without an input gradient (the direct weight gradient where it fits) */
+        for (int d = 0; d < 2; d++) {
+            memcpy(dw[d], dw0, wn * sizeof *dw0);
+            devs[d]->ops->conv2d_backward(devs[d], &w, g->O, g->batch, x, weight, dy, 1.0f,
+                                          dw[d], NULL, g->slots, scratch);
+        }
+        bl_test_check_equal_f("dweight without dx, AVX-512 vs AVX2", dw[0], dw[1], wn);
         bl_test_release_all(env);
     }
     bl_device_free(narrow);

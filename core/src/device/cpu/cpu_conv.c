@@ -536,7 +536,7 @@ static void backward_slots(void *p, int chunk, int64_t s0, int64_t s1)
             const float *dy = j->dy + n * O * P; /* [O, P] */
             if (j->small_c && !j->dx) { /* cols holds the padded image */
                 bl__conv_direct_pad(j->w, src, n == n0, cols);
-                bl__conv_direct_wgrad(j->w, O, cols, dy, n == n0 ? 0.0f : 1.0f, dw);
+                bl__conv_direct_wgrad(j->w, O, j->wide, cols, dy, n == n0 ? 0.0f : 1.0f, dw);
                 continue;
             }
             const float beta = n == n0 ? 0.0f : 1.0f;

@@ -126,7 +126,7 @@ TARGET static INLINE void fwd_tile(const int OB, const geom *g, const float *x, 
     }
 }
 
-#define WIDE __attribute__((target("avx512f")))
+#define WIDE __attribute__((target("avx512f,avx2,fma")))
 
 /* fwd_tile on 16-lane vectors: output channels [0, OB) × JV·16 columns; n0, n1: valid lanes of
  * the two vectors. */
@@ -299,10 +299,125 @@ TARGET static INLINE void wg_tile(const int OB, const int TB, const geom *g, con
 
 #define WG_CASE(ob, tb) wg_tile(ob, tb, &g, xp, k, dy + o * g.P, beta, dweight + o * g.K)
 
-TARGET void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, const float *xp,
-                                  const float *dy, float beta, float *dweight)
+/* Eight floats at a and eight at b as one 16-lane vector (b in lanes 8-15). */
+WIDE static INLINE __m512 join8(__m256 a, __m256 b)
+{
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(a)), _mm256_castps_pd(b), 1));
+}
+
+/* wg_tile on 16-lane vectors: TP ≤ 2 pairs of taps from k0, tap k0 + 2q in lanes 0-7 and
+ * k0 + 2q + 1 in lanes 8-15 of accumulator q, the output gradient's vector in both halves: each
+ * half is the AVX2 tile's 8-lane chain of its tap, reduced the same way, so the same bits. */
+WIDE static INLINE void wg_tile16(const int OB, const int TP, const geom *g, const float *xp,
+                                  int64_t k0, const float *dy, float beta, float *dw)
+{
+    int64_t off[4] = {0, 0, 0, 0};
+    for (int t = 0; t < 2 * TP; t++) {
+        const int64_t k = k0 + t, kj = k % g->KW, ki = k / g->KW % g->KH, c = k / g->KW / g->KH;
+        off[t] = (c * g->HP + ki) * g->WP + kj;
+    }
+    __m512 acc[6][2];
+    UNROLL
+    for (int r = 0; r < 6; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const int64_t full = g->OW / 8 * 8;
+    const __m256i tail = lane_mask(g->OW - full);
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const float *xr = xp + oh * g->WP;
+        const float *dr = dy + oh * g->OW;
+        for (int64_t ow = 0; ow < full; ow += 8) {
+            __m512 xv[2];
+            UNROLL
+            for (int q = 0; q < TP; q++)
+                xv[q] = join8(_mm256_loadu_ps(xr + off[2 * q] + ow),
+                              _mm256_loadu_ps(xr + off[2 * q + 1] + ow));
+            UNROLL
+            for (int r = 0; r < OB; r++) {
+                __m512 d = _mm512_castpd_ps(
+                    _mm512_broadcast_f64x4(_mm256_loadu_pd((const double *)(dr + r * g->P + ow))));
+                __asm__("" : "+v"(d)); /* as in wg_tile */
+                UNROLL
+                for (int q = 0; q < TP; q++)
+                    acc[r][q] = _mm512_fmadd_ps(d, xv[q], acc[r][q]);
+            }
+        }
+        if (full < g->OW) {
+            __m512 xv[2];
+            UNROLL
+            for (int q = 0; q < TP; q++)
+                xv[q] = join8(_mm256_maskload_ps(xr + off[2 * q] + full, tail),
+                              _mm256_maskload_ps(xr + off[2 * q + 1] + full, tail));
+            UNROLL
+            for (int r = 0; r < OB; r++) {
+                const __m256 d8 = _mm256_maskload_ps(dr + r * g->P + full, tail);
+                __m512 d = join8(d8, d8);
+                __asm__("" : "+v"(d));
+                UNROLL
+                for (int q = 0; q < TP; q++)
+                    acc[r][q] = _mm512_fmadd_ps(d, xv[q], acc[r][q]);
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < OB; r++)
+        UNROLL
+        for (int t = 0; t < 2 * TP; t++) {
+            const __m512 a = acc[r][t / 2];
+            const __m256 half = t % 2 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1))
+                                      : _mm512_castps512_ps256(a);
+            float *out = dw + r * g->K + k0 + t;
+            const float sum = hsum(half);
+            *out = beta == 0.0f ? sum : sum + beta * *out;
+        }
+}
+
+#define WG16_CASE(ob, tp) wg_tile16(ob, tp, &g, xp, k, dy + o * g.P, beta, dweight + o * g.K)
+
+/* bl__conv_direct_wgrad's AVX-512 form: four taps a tile, then a pair, then the AVX2 tile for
+ * a last odd tap. */
+WIDE static void wgrad16(const geom *gp, int64_t out_channels, const float *xp, const float *dy,
+                         float beta, float *dweight)
+{
+    const geom g = *gp;
+    for (int64_t o = 0; o < out_channels; o += 6) {
+        const int64_t ob = out_channels - o < 6 ? out_channels - o : 6;
+        for (int64_t k = 0; k < g.K;) {
+            const int64_t left = g.K - k;
+            const int tp = left >= 4 ? 2 : left >= 2 ? 1 : 0;
+            switch (tp ? ob * 2 + tp - 3 : -(int)ob) {
+            case 11: WG16_CASE(6, 2); break;
+            case 10: WG16_CASE(6, 1); break;
+            case 9: WG16_CASE(5, 2); break;
+            case 8: WG16_CASE(5, 1); break;
+            case 7: WG16_CASE(4, 2); break;
+            case 6: WG16_CASE(4, 1); break;
+            case 5: WG16_CASE(3, 2); break;
+            case 4: WG16_CASE(3, 1); break;
+            case 3: WG16_CASE(2, 2); break;
+            case 2: WG16_CASE(2, 1); break;
+            case 1: WG16_CASE(1, 2); break;
+            case 0: WG16_CASE(1, 1); break;
+            case -6: WG_CASE(6, 1); break;
+            case -5: WG_CASE(5, 1); break;
+            case -4: WG_CASE(4, 1); break;
+            case -3: WG_CASE(3, 1); break;
+            case -2: WG_CASE(2, 1); break;
+            default: WG_CASE(1, 1); break;
+            }
+            k += tp ? 2 * tp : 1;
+        }
+    }
+}
+
+TARGET void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
+                                  const float *xp, const float *dy, float beta, float *dweight)
 {
     const geom g = geom_of(w);
+    if (wide) {
+        wgrad16(&g, out_channels, xp, dy, beta, dweight);
+        return;
+    }
     for (int64_t o = 0; o < out_channels; o += 6) {
         const int64_t ob = out_channels - o < 6 ? out_channels - o : 6;
         for (int64_t k = 0; k < g.K; k += 2) {
@@ -351,11 +466,12 @@ void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, bool wi
     (void)y;
 }
 
-void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, const float *xp,
-                           const float *dy, float beta, float *dweight)
+void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
+                           const float *xp, const float *dy, float beta, float *dweight)
 {
     (void)w;
     (void)out_channels;
+    (void)wide;
     (void)xp;
     (void)dy;
     (void)beta;

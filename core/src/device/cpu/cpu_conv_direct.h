@@ -39,8 +39,9 @@ void bl__conv_direct_pad(const bl_window2d *w, const float *image, bool zero_bor
 void bl__conv_direct_forward(const bl_window2d *w, int64_t out_channels, bool wide,
                              const float *xp, const float *weight, const float *bias, float *y);
 
-/* dweight [O, K] = dy [O, OH·OW] ⊛ xp + beta·dweight (beta 0 ignores dweight's contents). */
-void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, const float *xp,
-                           const float *dy, float beta, float *dweight);
+/* dweight [O, K] = dy [O, OH·OW] ⊛ xp + beta·dweight (beta 0 ignores dweight's contents); two
+ * taps to a 16-lane vector where `wide` (the same bits). */
+void bl__conv_direct_wgrad(const bl_window2d *w, int64_t out_channels, bool wide,
+                           const float *xp, const float *dy, float beta, float *dweight);
 
 #endif
