@@ -216,6 +216,40 @@ static void test_adam(void **state)
     bl_ctx_free(ctx);
 }
 
+/* Adam's moments that would become subnormal are stored as 0, by the vector body and the
+ * scalar tail (an odd length), with and without weight decay; normal ones are kept. */
+static void test_adam_flushes_subnormal_moments(void **state)
+{
+    (void)state;
+    bl_ctx *ctx = bl_ctx_new();
+    bl_device *dev = open_cpu(ctx, 1);
+    enum { M = 37 };
+    /* 0.9 · 1.3e-38 and 0.999 · 1.1e-38 are below FLT_MIN; 0.9 · 2e-38 and 0.999 · 2e-38 not */
+    static const float m_in[4] = {1e-39f, -1e-39f, 1.3e-38f, 2e-38f};
+    static const float v_in[4] = {1e-39f, 1e-40f, 1.1e-38f, 2e-38f};
+    static const float wds[] = {0.0f, 0.01f};
+    for (size_t k = 0; k < 2; k++) {
+        float g[M] = {0}, w[M], m[M], v[M], dir[M];
+        for (int i = 0; i < M; i++) {
+            m[i] = m_in[i % 4];
+            v[i] = v_in[i % 4];
+            w[i] = 0.5f;
+        }
+        dev->ops->adam_direction(dev, M, 0.9f, 0.999f, 1e-8f, 0.5f, 0.25f, wds[k], g, w, m, v,
+                                 dir);
+        for (int i = 0; i < M; i++) {
+            const float want_m = i % 4 == 3 ? 0.9f * m_in[3] : 0.0f;
+            const float want_v = i % 4 == 3 ? 0.999f * v_in[3] : 0.0f;
+            if (memcmp(&m[i], &want_m, sizeof want_m) != 0 ||
+                memcmp(&v[i], &want_v, sizeof want_v) != 0)
+                fail_msg("wd %g, value %d: m %a v %a, expected %a %a", (double)wds[k], i,
+                         (double)m[i], (double)v[i], (double)want_m, (double)want_v);
+        }
+    }
+    bl_device_free(dev);
+    bl_ctx_free(ctx);
+}
+
 /* The image kernels one element at a time (what a CUDA thread computes) against the CPU's
  * loops: im2col, col2im into a non-zero image, max pooling with ties, NaN, overlapping windows
  * and a window entirely in the padding, and max-pool backward. */
@@ -327,7 +361,9 @@ int main(void)
         cmocka_unit_test(test_hash_uniform), cmocka_unit_test(test_activations),
         cmocka_unit_test(test_dropout),      cmocka_unit_test(test_sgd),
         cmocka_unit_test(test_sgd_flushes_subnormal_velocity),
-        cmocka_unit_test(test_adam),         cmocka_unit_test(test_image_elements),
+        cmocka_unit_test(test_adam),
+        cmocka_unit_test(test_adam_flushes_subnormal_moments),
+        cmocka_unit_test(test_image_elements),
         cmocka_unit_test(test_loss_and_bn_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

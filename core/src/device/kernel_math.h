@@ -191,14 +191,16 @@ static inline BL_HD void bl__km_sgd_one(float lr, float mu, float keep, bool nes
     }
 }
 
-/* Adam's moments and direction for one value (adam_one): c1 = 1 − β1, c2 = 1 − β2,
- * inv1 = 1/bias1, inv2 = 1/bias2; w is read only when wd ≠ 0. */
+/* Adam's moments and direction for one value (the CPU kernel's scalar form): c1 = 1 − β1,
+ * c2 = 1 − β2, inv1 = 1/bias1, inv2 = 1/bias2; w is used only when wd ≠ 0. The new moments go
+ * through bl__km_flush_subnormal, as SGD's velocity does: a parameter whose gradient stays 0
+ * decays its first moment into the subnormals after ~800 steps at β1 = 0.9. */
 static inline BL_HD void bl__km_adam_one(float b1, float b2, float c1, float c2, float inv1,
                                          float inv2, float eps, float wd, float g, float w,
                                          float *m, float *v, float *dir)
 {
-    float mi = b1 * *m + c1 * g;
-    float vi = b2 * *v + c2 * (g * g);
+    float mi = bl__km_flush_subnormal(b1 * *m + c1 * g);
+    float vi = bl__km_flush_subnormal(b2 * *v + c2 * (g * g));
     *m = mi;
     *v = vi;
     float d = (mi * inv1) / (sqrtf(vi * inv2) + eps);

@@ -14,6 +14,7 @@
 #pragma GCC optimize("O3", "no-math-errno", "no-trapping-math")
 #endif
 
+#include <float.h>
 #include <math.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -634,21 +635,19 @@ void bl__cpu_sgd_update(bl_device *dev, int64_t n, float lr, float momentum, flo
 }
 
 /* Adam's moments and direction in one pass:
- * m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; dir = (m/bias1) / (sqrt(v/bias2) + ε) + wd·w.
+ * m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²; dir = (m/bias1) / (sqrt(v/bias2) + ε) + wd·w,
+ * the moments flushed to 0 below the smallest normal float (bl__km_adam_one).
  * The compiler will not vectorize sqrtf (it keeps errno semantics whatever the pragma says), so
  * the x86-64 path spells the loop out in SSE, which every x86-64 CPU has; sqrtps rounds exactly
  * like sqrtf, so both paths give the same bits. */
-static inline void adam_one(float b1, float b2, float c1, float c2, float inv1, float inv2,
-                            float eps, float wd, float g, const float *w, float *m, float *v,
-                            float *dir)
+#if defined(__x86_64__) && defined(__SSE2__)
+/* bl__km_flush_subnormal on four lanes. */
+static inline __m128 flush_subnormal4(__m128 x)
 {
-    float mi = b1 * *m + c1 * g;
-    float vi = b2 * *v + c2 * (g * g);
-    *m = mi;
-    *v = vi;
-    float d = (mi * inv1) / (sqrtf(vi * inv2) + eps);
-    *dir = wd != 0.0f ? d + wd * *w : d;
+    const __m128 magnitude = _mm_andnot_ps(_mm_set1_ps(-0.0f), x);
+    return _mm_andnot_ps(_mm_cmplt_ps(magnitude, _mm_set1_ps(FLT_MIN)), x);
 }
+#endif
 
 static void adam_kernel(int64_t n, float b1, float b2, float eps, float bias1, float bias2,
                         float wd, const float *restrict g, const float *restrict w,
@@ -663,9 +662,10 @@ static void adam_kernel(int64_t n, float b1, float b2, float eps, float bias1, f
     __m128 veps = _mm_set1_ps(eps), vwd = _mm_set1_ps(wd);
     for (; i + 4 <= n; i += 4) {
         __m128 gi = _mm_loadu_ps(g + i);
-        __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
-        __m128 vv = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
-                               _mm_mul_ps(vc2, _mm_mul_ps(gi, gi)));
+        __m128 mi = flush_subnormal4(
+            _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi)));
+        __m128 vv = flush_subnormal4(_mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)),
+                                                _mm_mul_ps(vc2, _mm_mul_ps(gi, gi))));
         _mm_storeu_ps(m + i, mi);
         _mm_storeu_ps(v + i, vv);
         __m128 d = _mm_div_ps(_mm_mul_ps(mi, vi1),
@@ -676,8 +676,8 @@ static void adam_kernel(int64_t n, float b1, float b2, float eps, float bias1, f
     }
 #endif
     for (; i < n; i++)
-        adam_one(b1, b2, c1, c2, inv1, inv2, eps, wd, g[i], w ? w + i : NULL, m + i, v + i,
-                 dir + i);
+        bl__km_adam_one(b1, b2, c1, c2, inv1, inv2, eps, wd, g[i], wd != 0.0f ? w[i] : 0.0f,
+                        m + i, v + i, dir + i);
 }
 
 static void adam_range(void *p, int chunk, int64_t b, int64_t e)
