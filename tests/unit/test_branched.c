@@ -20,17 +20,6 @@ typedef struct fixture {
     bl_config *mlp_opts;
 } fixture;
 
-static bl_config *assignments(fixture *f, const char *text)
-{
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", text);
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
-    return cfg;
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -41,13 +30,13 @@ static int setup(void **state)
     if (bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p) != BL_OK ||
         bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, "mlp", &f->mlp) != BL_OK)
         return -1;
-    bl_config *c = assignments(f, "task=blobs samples=700 dim=6 classes=3 noise=1.5 seed=3 "
+    bl_config *c = bl_test_config(f->ctx, "task=blobs samples=700 dim=6 classes=3 noise=1.5 seed=3 "
                                   "validation=100");
     int rc = bl_dataset_open(f->ctx, p, c, &f->blobs);
     bl_config_free(c);
     if (rc != BL_OK)
         return -1;
-    f->mlp_opts = assignments(f, "hidden=16 dropout=0.1");
+    f->mlp_opts = bl_test_config(f->ctx, "hidden=16 dropout=0.1");
     *state = f;
     return 0;
 }

@@ -78,12 +78,7 @@ static bl_dataset *open_data(fixture *f, const char *assignments)
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p));
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", assignments);
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
+    bl_config *cfg = bl_test_config(f->ctx, assignments);
     bl_dataset *ds;
     BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
     bl_config_free(cfg);
@@ -95,12 +90,7 @@ static bl_net *build_model(fixture *f, const char *name, const char *assignments
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, name, &p));
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", assignments ? assignments : "");
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
+    bl_config *cfg = bl_test_config(f->ctx, assignments);
     bl_net *net;
     BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, seed, &net));
     bl_config_free(cfg);

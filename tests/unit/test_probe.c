@@ -29,12 +29,8 @@ static int setup(void **state)
     BL_ASSERT_OK(f->ctx, bl_registry_scan(f->ctx, f->reg));
     const bl_plugin *dp;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &dp));
-    bl_config *dopts;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &dopts));
-    const char *a[] = {"task=teacher", "samples=4000", "dim=10", "noise=0.5", "validation=0.25",
-                       "seed=2"};
-    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, dopts, a[i]));
+    bl_config *dopts = bl_test_config(
+        f->ctx, "task=teacher samples=4000 dim=10 noise=0.5 validation=0.25 seed=2");
     BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, dp, dopts, &f->data));
     bl_config_free(dopts);
     int64_t n;

@@ -13,12 +13,7 @@
 
 static bl_config *validated(bl_ctx *ctx, const char *assignments)
 {
-    bl_config *in = NULL, *out = NULL;
-    BL_ASSERT_OK(ctx, bl_config_new(ctx, &in));
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", assignments);
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(ctx, bl_config_set_assignment(ctx, in, tok));
+    bl_config *in = bl_test_config(ctx, assignments), *out = NULL;
     BL_ASSERT_OK(ctx, bl_run_spec_validate(ctx, in, "test", &out));
     bl_config_free(in);
     return out;

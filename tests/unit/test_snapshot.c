@@ -68,22 +68,11 @@ static void write_bars(const char *dir)
     fclose(f);
 }
 
-static bl_config *assignments(fixture *f, const char *text)
-{
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s", text ? text : "");
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
-    return cfg;
-}
-
 static bl_dataset *open_data(fixture *f, const char *plugin, const char *opts)
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, plugin, &p));
-    bl_config *cfg = assignments(f, opts);
+    bl_config *cfg = bl_test_config(f->ctx, opts);
     bl_dataset *ds;
     BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
     bl_config_free(cfg);
@@ -129,7 +118,7 @@ static bl_net *build(fixture *f, const char *model, const char *opts, bl_dataset
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, model, &p));
-    bl_config *cfg = assignments(f, opts);
+    bl_config *cfg = bl_test_config(f->ctx, opts);
     bl_net *net;
     BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, seed, &net));
     bl_config_free(cfg);
@@ -140,7 +129,7 @@ static bl_scheduler *open_sched(fixture *f, const char *name, const char *opts)
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_SCHEDULER, name, &p));
-    bl_config *cfg = assignments(f, opts);
+    bl_config *cfg = bl_test_config(f->ctx, opts);
     bl_scheduler *s;
     BL_ASSERT_OK(f->ctx, bl_scheduler_open(f->ctx, p, cfg, &s));
     bl_config_free(cfg);

@@ -42,12 +42,7 @@ static bl_dataset *open_data(fixture *f, const char *assignments)
 {
     const bl_plugin *p;
     BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p));
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", assignments);
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
-        BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, tok));
+    bl_config *cfg = bl_test_config(f->ctx, assignments);
     bl_dataset *ds;
     BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
     bl_config_free(cfg);

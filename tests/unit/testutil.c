@@ -8,6 +8,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+bl_config *bl_test_config(bl_ctx *ctx, const char *text)
+{
+    bl_config *cfg;
+    BL_ASSERT_OK(ctx, bl_config_new(ctx, &cfg));
+    char buf[1200];
+    assert_true(snprintf(buf, sizeof buf, "%s", text ? text : "") < (int)sizeof buf);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
+        BL_ASSERT_OK(ctx, bl_config_set_assignment(ctx, cfg, tok));
+    return cfg;
+}
+
 int bl_test_contains(const char *haystack, const char *needle)
 {
     return haystack && needle && strstr(haystack, needle) != NULL;

@@ -32,6 +32,10 @@
 
 int bl_test_contains(const char *haystack, const char *needle);
 
+/* A new bl_config holding the space-separated `key=value` assignments of `text` (NULL or "":
+ * none); fails the test on a bad one. The caller frees it. */
+bl_config *bl_test_config(bl_ctx *ctx, const char *text);
+
 /* A context and a single-threaded CPU device for a test; freed by bl_test_teardown. */
 typedef struct bl_test_env {
     bl_ctx *ctx;
