@@ -199,20 +199,10 @@ static void test_conv_batch_same_bits_on_two_threads(void **state)
  * tap). */
 static void test_conv_avx512_same_bits_as_avx2(void **state)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
-        !__builtin_cpu_supports("fma"))
+    if (!bl_test_has_avx512())
         skip();
-#else
-    skip();
-#endif
     bl_test_env *env = *state;
-    setenv("BATCHLAB_CPU_AVX512", "0", 1);
-    bl_device *narrow = NULL;
-    const int rc = bl_device_cpu_open(env->ctx, 1, &narrow);
-    unsetenv("BATCHLAB_CPU_AVX512");
-    BL_ASSERT_OK(env->ctx, rc);
+    bl_device *narrow = bl_test_open_avx2_device(env->ctx);
     bl_device *devs[2] = {env->dev, narrow};
     static const conv_geom cases[] = {
         {6, 14, 14, 5, 1, 0, 16, 11, 8}, /* LeNet C3 */
@@ -349,13 +339,8 @@ static void test_conv_layer_per_image_path_matches(void **state)
  * zeros, and adds the bias afterwards: the same bits as before the direct kernel existed. */
 static void test_conv_forward_fma_chain_bits(void **state)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    if (!bl_test_has_avx2())
         skip();
-#else
-    skip();
-#endif
     bl_test_env *env = *state;
     bl_device *dev = env->dev;
     bl_rng rng;
@@ -407,13 +392,8 @@ static void test_conv_forward_fma_chain_bits(void **state)
  * keeps the arithmetic of col2im. */
 static void test_conv_backward_dx_order_bits(void **state)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    if (!bl_test_has_avx2())
         skip();
-#else
-    skip();
-#endif
     bl_test_env *env = *state;
     bl_device *dev = env->dev;
     bl_rng rng;
@@ -481,13 +461,8 @@ static void test_conv_backward_dx_order_bits(void **state)
  * column-free kernel keeps the arithmetic of the column product. */
 static void test_conv_backward_dweight_order_bits(void **state)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+    if (!bl_test_has_avx2())
         skip();
-#else
-    skip();
-#endif
     bl_test_env *env = *state;
     bl_device *dev = env->dev;
     bl_rng rng;
@@ -641,11 +616,7 @@ static void test_maxpool_2x2_nan_ties_inf(void **state)
     bl_rng_seed(&rng, 33, BL_STREAM_USER);
     static const int64_t widths[] = {37, 10, 11, 16, 28, 2, 3, 65};
     /* the device's rows (AVX-512 where the CPU has it), then the AVX2 ones */
-    setenv("BATCHLAB_CPU_AVX512", "0", 1);
-    bl_device *narrow = NULL;
-    const int rc = bl_device_cpu_open(env->ctx, 1, &narrow);
-    unsetenv("BATCHLAB_CPU_AVX512");
-    BL_ASSERT_OK(env->ctx, rc);
+    bl_device *narrow = bl_test_open_avx2_device(env->ctx);
     for (int d = 0; d < 2; d++)
         for (size_t i = 0; i < sizeof widths / sizeof widths[0]; i++)
             check_maxpool_2x2(env, d ? narrow : env->dev, widths[i], &rng);

@@ -296,20 +296,10 @@ static void test_gemm(void **state)
  * with beta 0 and beta 0.5. */
 static void test_gemm_avx512_same_bits(void **state)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
-        !__builtin_cpu_supports("fma"))
+    if (!bl_test_has_avx512())
         skip();
-#else
-    skip();
-#endif
     fixture *f = *state;
-    setenv("BATCHLAB_CPU_AVX512", "0", 1);
-    bl_device *narrow = NULL;
-    const int rc = bl_device_cpu_open(f->env->ctx, 1, &narrow);
-    unsetenv("BATCHLAB_CPU_AVX512");
-    assert_int_equal(rc, BL_OK);
+    bl_device *narrow = bl_test_open_avx2_device(f->env->ctx);
     bl_device *devs[2] = {f->devs[0], narrow};
     static const struct {
         bool ta;

@@ -25,6 +25,35 @@ int bl_test_contains(const char *haystack, const char *needle)
     return haystack && needle && strstr(haystack, needle) != NULL;
 }
 
+bool bl_test_has_avx2(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+bool bl_test_has_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return bl_test_has_avx2() && __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
+bl_device *bl_test_open_avx2_device(bl_ctx *ctx)
+{
+    setenv("BATCHLAB_CPU_AVX512", "0", 1);
+    bl_device *dev = NULL;
+    const int rc = bl_device_cpu_open(ctx, 1, &dev);
+    unsetenv("BATCHLAB_CPU_AVX512");
+    BL_ASSERT_OK(ctx, rc);
+    return dev;
+}
+
 int bl_test_setup(void **state)
 {
     bl_test_env *env = calloc(1, sizeof *env);

@@ -4,6 +4,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,16 @@ typedef struct bl_test_env {
     bl_ctx *ctx;
     bl_device *dev;
 } bl_test_env;
+
+/* Whether the CPU backend runs its AVX2/FMA kernels here: the tests of their arithmetic order
+ * skip without. */
+bool bl_test_has_avx2(void);
+/* Whether the CPU backend runs its AVX-512 kernels here (avx512f with avx2 and fma): the tests
+ * that compare them with the AVX2 ones skip without. */
+bool bl_test_has_avx512(void);
+/* A one-thread CPU device that keeps to the AVX2 kernels (BATCHLAB_CPU_AVX512=0, read when a
+ * device opens), beside the default one; fails the test when it cannot open. Free it. */
+bl_device *bl_test_open_avx2_device(bl_ctx *ctx);
 
 int bl_test_setup(void **state);    /* cmocka group/test setup: *state = bl_test_env* */
 int bl_test_teardown(void **state);
