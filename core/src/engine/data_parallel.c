@@ -70,25 +70,33 @@ int bl__dp_gradients(bl_ctx *ctx, const bl_reducer *red, bl_net *net, const floa
             rc = bl_net_backward(ctx, net, n, 1.0f / (float)B, off > lo);
         local += l;
     }
-    if (rc != BL_OK)
-        return rc;            /* the others wait in the sum below: an error here is fatal */
-    if (hi == lo)
+    if (rc == BL_OK && hi == lo)
         ops->fill(dev, (int64_t)np, 0.0f, grads);
-    /* the small figures first: the loss, |g_r|² of this rank's mean gradient, the flags */
+    /* the small figures first: the loss, |g_r|² of this rank's mean gradient, the flags, and
+     * whether this rank failed: the others wait in this sum, so a rank that failed still
+     * joins it, and every rank then ends the run at this step */
     double sq = 0;
-    if (gns && hi > lo) {
+    if (rc == BL_OK && gns && hi > lo) {
         ops->sumsq(dev, (int64_t)np, grads, bl__gns_slot(gns, 0));
-        if ((rc = bl_device_download(ctx, dev, &sq, bl__gns_slot(gns, 0), sizeof sq)) != BL_OK)
-            return rc;
+        rc = bl_device_download(ctx, dev, &sq, bl__gns_slot(gns, 0), sizeof sq);
         double f = (double)B / (double)(hi - lo);   /* grads hold g_r · (hi-lo)/B */
         sq *= f * f;
     }
-    double shared[4] = {local, sq, step->interrupt ? 1 : 0, red->rank == 0 ? step->time : 0};
-    if ((rc = red->sum_f64(red, ctx, shared, 4)) != BL_OK)
+    enum { LOSS, SQ, INTERRUPT, TIME, FAILED, SHARED };
+    double shared[SHARED] = {[LOSS] = local, [SQ] = sq, [INTERRUPT] = step->interrupt ? 1 : 0,
+                             [TIME] = red->rank == 0 ? step->time : 0,
+                             [FAILED] = rc != BL_OK};
+    int src = red->sum_f64(red, ctx, shared, SHARED);
+    if (rc != BL_OK)
         return rc;
-    *loss_sum = shared[0];
-    step->interrupt = shared[2] > 0;
-    step->time = shared[3];
+    if (src != BL_OK)
+        return src;
+    if (shared[FAILED] > 0)
+        return bl_error(ctx, BL_EIO, "data_parallel: another rank of this run failed its step "
+                        "(see its message)");
+    *loss_sum = shared[LOSS];
+    step->interrupt = shared[INTERRUPT] > 0;
+    step->time = shared[TIME];
     if (!isfinite(*loss_sum))
         return BL_OK;         /* every rank sees it: the run diverged */
     /* the one large sum, in place over the flat block */
@@ -99,7 +107,7 @@ int bl__dp_gradients(bl_ctx *ctx, const bl_reducer *red, bl_net *net, const floa
         double t = 0;
         if ((rc = bl_device_download(ctx, dev, &t, bl__gns_slot(gns, 0), sizeof t)) != BL_OK)
             return rc;
-        bl__gns_update(gns, red->ranks, B / red->ranks, shared[1] / red->ranks, t);
+        bl__gns_update(gns, red->ranks, B / red->ranks, shared[SQ] / red->ranks, t);
     }
     return BL_OK;
 }

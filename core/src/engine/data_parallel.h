@@ -38,7 +38,10 @@ typedef struct bl__dp_step {
  * backward over its rows [B·rank/ranks, B·(rank+1)/ranks) in chunks of micro_batch (0: one),
  * then one in-place sum over the ranks. *loss_sum is the loss summed over all B samples. With
  * gns (may be NULL) the per-rank gradients are the small batches of the noise scale
- * (bl__gns_update with k = ranks, b = B/ranks); slot 0 of gns is used. */
+ * (bl__gns_update with k = ranks, b = B/ranks); slot 0 of gns is used. Collective even when
+ * this rank fails: every rank joins the step's first sum, so an error on one (out of memory, a
+ * layer's error) ends the run on all at this step: this rank's own error, or BL_EIO "another
+ * rank ... failed" on the others. */
 int bl__dp_gradients(bl_ctx *ctx, const bl_reducer *red, bl_net *net, const float *x,
                      const void *y, int64_t x_numel, size_t y_bytes, int64_t B,
                      int64_t micro_batch, bl__gns *gns, bl__dp_step *step, double *loss_sum);
