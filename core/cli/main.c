@@ -107,7 +107,8 @@ static int run_command(const command *cmd, int argc, char **argv)
         int worker_status = 0;
         if (bl_dist_wait_workers(ctx, &worker_status) != BL_OK) {
             fprintf(stderr, "batchlab: %s\n", bl_errmsg(ctx));
-            status = worker_status ? worker_status : CLI_FAILED;
+            if (status == CLI_OK) /* rank 0's own failure status wins */
+                status = worker_status ? worker_status : CLI_FAILED;
         }
         bl_ctx_free(ctx);
     }

@@ -11,4 +11,7 @@ double bl__now(void);
 /* The same clock in nanoseconds, for spin-waits that compare many short intervals. */
 int64_t bl__now_ns(void);
 
+/* Sleeps for about `us` microseconds (a signal may end it early; the callers poll). */
+void bl__sleep_us(int64_t us);
+
 #endif

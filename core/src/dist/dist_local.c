@@ -32,12 +32,12 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
 
+#include "base/clock.h"
 #include "device/device_internal.h"
 #include "dist/dist_backend.h"
 
@@ -110,12 +110,6 @@ static struct {
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void close_peer(peer *p)
 {
     if (p->fd >= 0)
@@ -174,7 +168,7 @@ static int peer_gone(bl_ctx *ctx, int k)
                         (long)g.parent, g.rank);
     peer *p = &g.peers[k];
     for (int i = 0; i < 50 && !reap(p); i++)
-        sleep_ms(20);
+        bl__sleep_us(20000);
     char what[160];
     describe(k, p, what, sizeof what);
     return bl_error(ctx, BL_EIO, "local workers: %s", what);
@@ -500,7 +494,7 @@ static void wait_children(long grace_ms)
                 }
             break;
         }
-        sleep_ms(20);
+        bl__sleep_us(20000);
     }
     g.waited = true;
 }
@@ -571,7 +565,7 @@ static void abort_all(int status)
             all = reap(&g.peers[k]) && all;
         if (all)
             break;
-        sleep_ms(20);
+        bl__sleep_us(20000);
     }
     for (int k = 1; k < g.size; k++)
         if (!reap(&g.peers[k]))

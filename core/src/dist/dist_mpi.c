@@ -4,8 +4,8 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "dist/dist_backend.h"
 
 struct bl_dist_comm {
@@ -42,8 +42,7 @@ static int mpi_fail(bl_ctx *ctx, int err, const char *what)
 /* A short sleep between polls: waiting ranks leave their cores to the ranks that train. */
 static void nap(void)
 {
-    struct timespec ts = {0, 200 * 1000};   /* 0.2 ms */
-    nanosleep(&ts, NULL);
+    bl__sleep_us(200);
 }
 
 static int wait_request(bl_ctx *ctx, MPI_Request *req, const char *what)

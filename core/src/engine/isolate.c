@@ -190,12 +190,6 @@ static const char *signal_name(int sig)
     }
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Runs point `index` in a child and records what came of it. */
 static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, size_t index)
 {
@@ -258,7 +252,7 @@ static int run_isolated(const bl_isolate_hooks *h, bl_sweep *sw, bl_ctx *ctx, si
                 }
             }
         } else {
-            sleep_ms(10);
+            bl__sleep_us(10000);
         }
         if (!reaped) {
             pid_t w = waitpid(pid, &status, WNOHANG);
