@@ -234,7 +234,7 @@ typedef struct run_flags {
     bool quiet, no_db, fail_on_error;
     long threads;
     const char *tensorboard, *db;
-    const char *workers;     /* --workers, as given (NULL: BATCHLAB_WORKERS, else 1) */
+    int workers;             /* --workers (0: not given: BATCHLAB_WORKERS, else 1) */
 } run_flags;
 
 /* The number of worker processes in `text` (from `what`: the option or the variable), in
@@ -265,13 +265,9 @@ static int run_flag(void *user, int id, const char *flag, const char *value)
     case 'B': f->tensorboard = value; return CLI_CONTINUE;
     case 'D': f->db = value; return CLI_CONTINUE;
     case 'P': return cli_add_plugin_path(value) == CLI_OK ? CLI_CONTINUE : CLI_FAILED;
-    case 'W': {
-        int n;
-        if (parse_workers("--workers", value, &n) != CLI_CONTINUE)
-            return CLI_USAGE;
-        f->workers = value;
-        return CLI_CONTINUE;
-    }
+    case 'W':
+        return parse_workers("--workers", value, &f->workers) == CLI_CONTINUE ? CLI_CONTINUE
+                                                                              : CLI_USAGE;
     case 'T':
         errno = 0;
         f->threads = strtol(value, &end, 10);
@@ -287,20 +283,14 @@ static int run_flag(void *user, int id, const char *flag, const char *value)
  * is one of them (rank 0: the one that was started). CLI_OK, or the exit status. */
 static int start_workers(const run_flags *f, const run_args *a)
 {
-    const char *env = getenv("BATCHLAB_WORKERS");
     const char *what = f->workers ? "--workers" : "BATCHLAB_WORKERS";
-    const char *text = f->workers ? f->workers : env && *env ? env : NULL;
-    int workers = 1;
-    if (!text)
-        return CLI_OK;
-    if (parse_workers(what, text, &workers) != CLI_CONTINUE)
+    const char *env = getenv("BATCHLAB_WORKERS");
+    int workers = f->workers;
+    if (!workers && env && *env && parse_workers(what, env, &workers) != CLI_CONTINUE)
         return CLI_USAGE;
-    if (workers == 1)
+    if (workers <= 1)
         return CLI_OK;
-    if (bl_dist_size() > 1)
-        return cli_usage_error("run", "%s cannot be combined with an MPI launch (mpirun, "
-                               "srun): the MPI ranks are the workers; give one or the other",
-                               what);
+    /* under an MPI launch bl_dist_init_workers refuses (BL_EUNSUPPORTED: a usage error) */
     if (a->script && strcmp(a->argv[a->script], "-") == 0)
         return cli_usage_error("run", "%s needs the script in a file (every worker reads it), "
                                "not '-' (standard input)", what);

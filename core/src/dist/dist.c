@@ -1,12 +1,12 @@
 /* The distributed layer's front (dist/dist.h, batchlab/dist.h): which world this process runs
  * in — one process, MPI or local workers (dist_backend.h) — and every call passed to it. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "dist/dist_backend.h"
 
 static struct {
     const bl__dist_backend *world;     /* NULL: one process (bl__dist_single) */
+    bool local;                        /* world is the local workers' */
     bl_dist_comm *current;
 } g;
 
@@ -31,6 +31,18 @@ bool bl__dist_mpi_launched(void)
     return false;
 }
 
+long bl__dist_launched_size(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS",
+                                       NULL};
+    for (int i = 0; vars[i]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v)
+            return strtol(v, NULL, 10);
+    }
+    return 0;
+}
+
 /* ---- the world (batchlab/dist.h) ------------------------------------------------------------ */
 
 int bl_dist_init(bl_ctx *ctx)
@@ -51,24 +63,23 @@ int bl_dist_init_workers(bl_ctx *ctx, int workers)
                         BL_DIST_MAX_WORKERS, workers);
     if (workers == 1)
         return BL_OK;
-    if (g.world && strcmp(g.world->name, "local") == 0)
+    if (g.world && g.local)
         return bl_error(ctx, BL_EUNSUPPORTED, "the local workers were already started");
     if (g.world || bl__dist_mpi_launched())
         return bl_error(ctx, BL_EUNSUPPORTED, "local workers (--workers) cannot be combined "
                         "with an MPI launch (mpirun, srun): the MPI ranks are the workers");
     const bl__dist_backend *w = NULL;
     int rc = bl__dist_local_start(ctx, workers, &w);
-    if (rc == BL_OK)
+    if (rc == BL_OK) {
         g.world = w;
+        g.local = true;
+    }
     return rc;
 }
 
 int bl_dist_wait_workers(bl_ctx *ctx, int *status)
 {
-    *status = 0;
-    if (!g.world || strcmp(g.world->name, "local") != 0)
-        return BL_OK;
-    return bl__dist_local_wait(ctx, status);
+    return bl__dist_local_wait(ctx, status); /* BL_OK, *status 0: none running here */
 }
 
 void bl_dist_finalize(void)
@@ -77,6 +88,7 @@ void bl_dist_finalize(void)
         return;
     g.world->finalize();
     g.world = NULL;
+    g.local = false;
     g.current = NULL;
 }
 

@@ -45,9 +45,13 @@ int bl__dist_mpi_start(bl_ctx *ctx, const bl__dist_backend **out);
 /* Whether an MPI launcher (mpirun, mpiexec, srun) started this process: its environment says
  * so (dist.c). */
 bool bl__dist_mpi_launched(void);
+/* The number of ranks the launcher's environment announces (Open MPI, PMI, MPICH/Intel MPI),
+ * or 0 when it says none. */
+long bl__dist_launched_size(void);
 
 /* dist_local.c: forks workers - 1 children (workers ≥ 2); on return the caller is rank 0 and
- * each child rank 1 … workers - 1, *out the local world. On error nothing was forked. */
+ * each child rank 1 … workers - 1, *out the local world. On error nothing was forked. Called
+ * once (dist.c refuses a second start). */
 int bl__dist_local_start(bl_ctx *ctx, int workers, const bl__dist_backend **out);
 /* Rank 0 of the local world: waits for the workers (dist.h, bl_dist_wait_workers). */
 int bl__dist_local_wait(bl_ctx *ctx, int *status);

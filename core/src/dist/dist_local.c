@@ -833,8 +833,6 @@ static void tune_socket(int fd)
 int bl__dist_local_start(bl_ctx *ctx, int workers, const bl__dist_backend **out)
 {
     *out = NULL;
-    if (g.running)
-        return bl_error(ctx, BL_EUNSUPPORTED, "the local workers were already started");
     g.size = workers;
     g.page = (size_t)sysconf(_SC_PAGESIZE);
     if (g.page < N_SLOTS * sizeof(uint64_t))
