@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/grow.h"
 #include "dist/dist_backend.h"
 
 struct bl_dist_comm {
@@ -208,21 +209,25 @@ static void counter_free(bl_dist_counter *counter)
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
-/* Frees the buffers of the posted sends that completed. */
+/* Frees the buffers of the posted sends that completed; with `wait`, waits for each. A send
+ * that failed keeps its buffer (MPI may still hold it) and its error is returned (the first). */
 static int reap(bl_ctx *ctx, bool wait)
 {
     size_t keep = 0;
     int rc = BL_OK;
     for (size_t i = 0; i < g.n_posts; i++) {
         posted *p = &g.posts[i];
-        int done = 0;
-        int err = wait ? (rc == BL_OK ? wait_request(ctx, &p->req, "MPI_Isend") : BL_OK)
-                       : MPI_Test(&p->req, &done, MPI_STATUS_IGNORE);
-        if (wait && err != BL_OK)
+        int done = 0, err;
+        if (wait) {
+            err = wait_request(ctx, &p->req, "MPI_Isend");
+            done = err == BL_OK;
+        } else {
+            int e = MPI_Test(&p->req, &done, MPI_STATUS_IGNORE);
+            err = e == MPI_SUCCESS ? BL_OK : mpi_fail(ctx, e, "MPI_Isend");
+        }
+        if (err != BL_OK && rc == BL_OK)
             rc = err;
-        else if (!wait && err != MPI_SUCCESS && rc == BL_OK)
-            rc = mpi_fail(ctx, err, "MPI_Isend");
-        if (wait || done) {
+        if (done) {
             free(p->buf);
             continue;
         }
@@ -239,15 +244,12 @@ static int post(bl_ctx *ctx, bl_dist_comm *comm, int dest, int tag, void *buf, s
         return bl_error(ctx, BL_EINVAL, "MPI: a message of %zu bytes is too large", len);
     }
     int rc = reap(ctx, false);
-    if (rc == BL_OK && g.n_posts == g.cap_posts) {
-        size_t cap = g.cap_posts ? 2 * g.cap_posts : 8;
-        posted *p = realloc(g.posts, cap * sizeof *p);
+    if (rc == BL_OK) {
+        posted *p = bl__grow(g.posts, &g.cap_posts, g.n_posts + 1, sizeof *g.posts);
         if (!p)
             rc = bl_error(ctx, BL_ENOMEM, "out of memory posting a message");
-        else {
+        else
             g.posts = p;
-            g.cap_posts = cap;
-        }
     }
     if (rc != BL_OK) {
         free(buf);
