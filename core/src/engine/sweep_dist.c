@@ -41,17 +41,29 @@ static int make_record(bl_sweep *sw, bl_ctx *ctx, size_t index, int rc,
     if (prc != BL_OK)
         rc = prc;                /* the point goes back without the caller's bytes */
     char *saved = rc != BL_OK ? strdup(bl_errmsg(ctx)) : NULL;
+    const char *msg = saved;
     size_t ml = saved ? strlen(saved) : 0;
-    wire w = {.index = index, .rc = rc, .msg_len = (uint32_t)ml, .data_len = len, .point = *p};
-    char *b = malloc(sizeof w + ml + len);
+    char *b = malloc(sizeof(wire) + ml + len);
     if (!b) {
-        free(saved);
+        /* a small record instead: whoever collects counts this point as handed out and waits
+         * for it, so it must hear of it, as failed */
         free(data);
-        return bl_error(ctx, BL_ENOMEM, "out of memory sending the result of point %zu", index);
+        data = NULL;
+        len = 0;
+        rc = BL_ENOMEM;
+        msg = "out of memory sending the point's result";
+        ml = strlen(msg);
+        b = malloc(sizeof(wire) + ml);
+        if (!b) {
+            free(saved);
+            return bl_error(ctx, BL_ENOMEM, "out of memory sending the result of point %zu",
+                            index);
+        }
     }
+    wire w = {.index = index, .rc = rc, .msg_len = (uint32_t)ml, .data_len = len, .point = *p};
     memcpy(b, &w, sizeof w);
     if (ml)
-        memcpy(b + sizeof w, saved, ml);
+        memcpy(b + sizeof w, msg, ml);
     if (len)
         memcpy(b + sizeof w + ml, data, len);
     free(saved);
@@ -198,7 +210,7 @@ static void lead(run_state *s)
             if (s->code == BL_OK)
                 s->code = mrc;
             if (!s->root)
-                return;          /* rank 0 waits for nothing from here: the queue stops */
+                return;          /* not even a small record could be made: stop here */
             s->back++;
             continue;
         }
