@@ -472,30 +472,34 @@ static void release(void)
 
 /* Rank 0: closes the connections (a worker waiting for rank 0 then stops) and waits for every
  * worker; with a grace period, SIGKILL for those still there after it. */
-static void wait_children(long grace_ms)
+/* Rank 0: reaps the workers as they end, for up to `ms` (< 0: for as long as it takes);
+ * whether all have ended. */
+static bool reap_all(long ms)
 {
-    for (int k = 1; k < g.size; k++)
-        close_peer(&g.peers[k]);
     for (long waited = 0;; waited += 20) {
         bool all = true;
         for (int k = 1; k < g.size; k++)
             all = reap(&g.peers[k]) && all;
-        if (all)
-            break;
-        if (grace_ms >= 0 && waited >= grace_ms) {
-            for (int k = 1; k < g.size; k++)
-                if (!g.peers[k].reaped && g.peers[k].pid > 0) {
-                    kill(g.peers[k].pid, SIGKILL);
-                    int st = 0;
-                    while (waitpid(g.peers[k].pid, &st, 0) < 0 && errno == EINTR) {
-                    }
-                    g.peers[k].reaped = true;
-                    g.peers[k].status = st;
-                }
-            break;
-        }
+        if (all || (ms >= 0 && waited >= ms))
+            return all;
         bl__sleep_us(20000);
     }
+}
+
+static void wait_children(long grace_ms)
+{
+    for (int k = 1; k < g.size; k++)
+        close_peer(&g.peers[k]);
+    if (!reap_all(grace_ms))
+        for (int k = 1; k < g.size; k++)
+            if (!g.peers[k].reaped && g.peers[k].pid > 0) {
+                kill(g.peers[k].pid, SIGKILL);
+                int st = 0;
+                while (waitpid(g.peers[k].pid, &st, 0) < 0 && errno == EINTR) {
+                }
+                g.peers[k].reaped = true;
+                g.peers[k].status = st;
+            }
     g.waited = true;
 }
 
@@ -559,17 +563,10 @@ static void abort_all(int status)
      * rank 0 did ends by itself: a moment for those, then SIGTERM for the ones training */
     for (int k = 1; k < g.size; k++)
         close_peer(&g.peers[k]);
-    for (long waited = 0; waited < ABORT_QUIET_MS; waited += 20) {
-        bool all = true;
+    if (!reap_all(ABORT_QUIET_MS))
         for (int k = 1; k < g.size; k++)
-            all = reap(&g.peers[k]) && all;
-        if (all)
-            break;
-        bl__sleep_us(20000);
-    }
-    for (int k = 1; k < g.size; k++)
-        if (!reap(&g.peers[k]))
-            kill(g.peers[k].pid, SIGTERM);
+            if (!g.peers[k].reaped)
+                kill(g.peers[k].pid, SIGTERM);
     wait_children(ABORT_GRACE_MS);
 }
 
