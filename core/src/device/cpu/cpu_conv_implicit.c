@@ -20,12 +20,6 @@ int64_t bl__conv_implicit_ov(int64_t out_channels)
 #define INLINE __attribute__((always_inline)) inline
 #define UNROLL _Pragma("GCC unroll 8")
 
-bool bl__conv_implicit_wide_available(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
 {
     return own && w->stride_h == 1 && w->stride_w == 1 && w->pad_h == 0 && w->pad_w == 0 &&
@@ -306,11 +300,6 @@ TARGET void bl__conv_implicit_wgrad(const bl_window2d *w, int64_t out_channels, 
 }
 
 #else /* no AVX2 kernels on this target: the backend keeps im2col + GEMM */
-
-bool bl__conv_implicit_wide_available(void)
-{
-    return false;
-}
 
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
 {

@@ -22,10 +22,6 @@
 
 #include "batchlab/device.h"
 
-/* True when this CPU has AVX-512F: with `wide` set, the kernels below run layers of 9 to 16
- * output channels on 16-lane vectors (the same FMA chain per output, so the same bits). */
-bool bl__conv_implicit_wide_available(void);
-
 /* True when these kernels can run this layer: AVX2/FMA present (`own`), stride 1, no padding,
  * 1 ≤ out_channels ≤ 16. */
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own);

@@ -28,10 +28,12 @@ void bl__small_gemm_rows(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t
                          const float *a, int64_t a_row, int64_t a_col, const float *b,
                          int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* True when this CPU has AVX-512F besides AVX2/FMA: the backend's one test for all its
+ * AVX-512 kernels (this one, the convolution and max-pool ones; cpu_impl.wide). */
+bool bl__small_gemm_wide_available(void);
 /* bl__small_gemm_rows on AVX-512F (16-lane vectors, 6 rows × 32 columns of C at a time): each
  * element's FMA chain and epilogue are the AVX2 kernel's, so the same bits. Only where
  * bl__small_gemm_wide_available(). */
-bool bl__small_gemm_wide_available(void);
 void bl__small_gemm_rows_wide(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t k,
                               float alpha, const float *a, int64_t a_row, int64_t a_col,
                               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

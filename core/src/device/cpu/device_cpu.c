@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "device/cpu/cpu_conv_implicit.h"
 #include "device/cpu/cpu_gemm.h"
 #include "device/cpu/device_cpu_gather.h"
 #include "device/cpu/device_cpu.h"
@@ -542,8 +541,7 @@ static int cpu_open(bl_ctx *ctx, int index, int threads, bl_device **out)
         threads = BL__POOL_MAX_THREADS;
     cd->impl.small_gemm = bl__small_gemm_available();
     const char *wide = getenv("BATCHLAB_CPU_AVX512"); /* "0": the AVX2 kernels only */
-    cd->impl.wide = bl__small_gemm_wide_available() && bl__conv_implicit_wide_available() &&
-                    !(wide && strcmp(wide, "0") == 0);
+    cd->impl.wide = bl__small_gemm_wide_available() && !(wide && strcmp(wide, "0") == 0);
     if (threads > 1) {
         cd->impl.pool = bl__pool_new(threads);
         if (!cd->impl.pool)
