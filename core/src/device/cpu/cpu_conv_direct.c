@@ -37,26 +37,16 @@ void bl__conv_direct_pad(const bl_window2d *w, const float *image, bool zero_bor
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
+#include "device/cpu/cpu_simd.h"
 
 #include "device/cpu/cpu_gemm.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
-#define INLINE __attribute__((always_inline)) inline
-#define UNROLL _Pragma("GCC unroll 8")
 
 bool bl__conv_direct_fits(const bl_window2d *w, bool own, int64_t room)
 {
     /* Output columns are computed 16 at a time: skip widths where that wastes over a third. */
     return own && w->stride_h == 1 && w->stride_w == 1 && w->channels <= DIRECT_C_MAX &&
            3 * round16(w->out_w) <= 4 * w->out_w && bl__conv_direct_padded_size(w) <= room;
-}
-
-/* Lanes 0..r−1 set, for 0 ≤ r ≤ 8. */
-TARGET static INLINE __m256i lane_mask(int64_t r)
-{
-    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(const void *)(bits + 8 - r));
 }
 
 TARGET static INLINE void store_n(float *dst, __m256 v, int64_t n)
@@ -126,7 +116,6 @@ TARGET static INLINE void fwd_tile(const int OB, const geom *g, const float *x, 
     }
 }
 
-#define WIDE __attribute__((target("avx512f,avx2,fma")))
 
 /* fwd_tile on 16-lane vectors: output channels [0, OB) × JV·16 columns; n0, n1: valid lanes of
  * the two vectors. */

@@ -14,23 +14,13 @@ int64_t bl__conv_implicit_ov(int64_t out_channels)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
+#include "device/cpu/cpu_simd.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
-#define INLINE __attribute__((always_inline)) inline
-#define UNROLL _Pragma("GCC unroll 8")
 
 bool bl__conv_implicit_fits(const bl_window2d *w, int64_t out_channels, bool own)
 {
     return own && w->stride_h == 1 && w->stride_w == 1 && w->pad_h == 0 && w->pad_w == 0 &&
            out_channels >= 1 && out_channels <= 16;
-}
-
-/* Lanes 0..r−1 set, for 0 ≤ r ≤ 8. */
-TARGET static INLINE __m256i lane_mask(int64_t r)
-{
-    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(const void *)(bits + 8 - r));
 }
 
 /* yt rows [p, p + PB) (positions ow0.. of output row oh): x is the image at (0, oh, ow0). */
@@ -66,7 +56,6 @@ TARGET static INLINE void fwd_tile(const int PB, const int NV, const bl_window2d
             _mm256_storeu_ps(yt + r * OV + 8 * v, acc[r][v]);
 }
 
-#define WIDE __attribute__((target("avx512f")))
 #define UNROLL12 _Pragma("GCC unroll 12")
 
 /* fwd_tile's 16-channel case on one AVX-512 vector, PB ≤ 12 positions. */

@@ -6,23 +6,13 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
+#include "device/cpu/cpu_simd.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
-#define INLINE __attribute__((always_inline)) inline
-#define UNROLL _Pragma("GCC unroll 8")
 
 bool bl__small_gemm_available(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-/* Lanes 0..r−1 set, for 0 ≤ r ≤ 8. */
-TARGET static INLINE __m256i lane_mask(int64_t r)
-{
-    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256((const __m256i *)(const void *)(bits + 8 - r));
 }
 
 /* [Σv0, Σv1, Σv2, Σv3] */
@@ -211,7 +201,6 @@ TARGET void bl__small_gemm_rows(int64_t i0, int64_t i1, int64_t j0, int64_t j1, 
     }
 }
 
-#define WIDE __attribute__((target("avx512f")))
 
 bool bl__small_gemm_wide_available(void)
 {
