@@ -249,8 +249,17 @@ static inline void bl_ds_prefetch(const void *p, size_t n)
 {
 #if defined(__GNUC__)
     const char *c = p;
-    for (size_t off = 0; off < n; off += 64)
+    for (size_t off = 0; off < n; off += 64) {
+#if defined(__x86_64__)
+        /* not __builtin_prefetch: GCC 12 deletes a loop that only prefetches as dead code
+         * when it can tell that the loop ends (-O2, tree-dce), and a gather then waited for
+         * every row (idx: 470–530 ns a sample in bl.train at batch 128, 290 with the
+         * prefetches) */
+        __asm__ volatile("prefetcht0 %0" : : "m"(c[off]));
+#else
         __builtin_prefetch(c + off, 0, 3);
+#endif
+    }
 #else
     (void)p;
     (void)n;
@@ -260,12 +269,41 @@ static inline void bl_ds_prefetch(const void *p, size_t n)
 /* How many samples ahead a gather prefetches. */
 #define BL_DS_PREFETCH_AHEAD 8
 
-/* out[j] = in[j]·scale + offset. Written as fixed blocks of 16 so that the compiler
- * vectorizes it at -O2 (byte → float → fma); a table lookup per byte does not vectorize and
- * cost the engine about a tenth of an MLP epoch on Fashion-MNIST. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+/* bl_ds_bytes_to_floats 8 bytes at a time with AVX2, for the same bits: a multiply, then an
+ * add (no fused multiply-add; the flags give it no FMA to contract into). 55 against 86 ns for
+ * a 784-byte row measured on the 2-core VM. */
+__attribute__((target("avx2"))) static inline void
+bl_ds_bytes_to_floats_avx2(const uint8_t *restrict in, float *restrict out, size_t n,
+                           bl_ds_affine a)
+{
+    __m256 scale = _mm256_set1_ps(a.scale), offset = _mm256_set1_ps(a.offset);
+    size_t blocks = n / 8;
+    for (size_t b = 0; b < blocks; b++) {
+        __m128i bytes = _mm_loadl_epi64((const __m128i *)(const void *)(in + 8 * b));
+        __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+        _mm256_storeu_ps(out + 8 * b, _mm256_add_ps(_mm256_mul_ps(f, scale), offset));
+    }
+    for (size_t j = 8 * blocks; j < n; j++)
+        out[j] = (float)in[j] * a.scale + a.offset;
+}
+#define BL_DS_HAVE_AVX2_CONVERT 1
+#endif
+
+/* out[j] = in[j]·scale + offset. Without AVX2, written as fixed blocks of 16 so that the
+ * compiler vectorizes it at -O2 (byte → float → multiply, add); a table lookup per byte does
+ * not vectorize and cost the engine about a tenth of an MLP epoch on Fashion-MNIST. */
 static inline void bl_ds_bytes_to_floats(const uint8_t *restrict in, float *restrict out,
                                          size_t n, bl_ds_affine a)
 {
+#if defined(BL_DS_HAVE_AVX2_CONVERT)
+    if (__builtin_cpu_supports("avx2")) {
+        bl_ds_bytes_to_floats_avx2(in, out, n, a);
+        return;
+    }
+#endif
     size_t blocks = n / 16;
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *ib = in + 16 * b;
