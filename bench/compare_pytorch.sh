@@ -7,7 +7,10 @@
 #
 # batchlab side: the build's bench/bench_engine (whole epochs through the engine, evaluation
 # off). PyTorch side: bench/pytorch_models.py under /usr/bin/python3 (Debian python3-torch),
-# torch.set_num_threads(1). Nothing is built: give the build folder of batchlab.
+# torch.set_num_threads(1). Both leave their first 5 steps out of the timing (first-call and
+# allocation costs: bench_engine --warmup 5), so that at a large batch, where --epochs is
+# only a few steps, one side's start-up is not counted against the other's steady state.
+# Nothing is built: give the build folder of batchlab.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -73,7 +76,8 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT INT TERM
 
 run_batchlab() { # model → lines "batchlab MODEL BATCH RATE"
-    set -- --models "$1" --batches "$batches" --epochs "$epochs" --rounds 1 --dir "$dir"
+    set -- --models "$1" --batches "$batches" --epochs "$epochs" --rounds 1 --warmup 5 \
+        --dir "$dir"
     [ -z "$threads" ] || set -- "$@" --threads "$threads"
     "$engine" "$@" > "$out.bl" || die "bench_engine failed: $engine $*"
     # the header names the columns; take "samples/s" by its name

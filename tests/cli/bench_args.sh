@@ -20,6 +20,9 @@ expect_err "--rounds must be a whole number ≥ 1, got '0'"
 run timeout 10 "$BENCH/bench_engine" --epochs
 expect_status 2
 expect_err "--epochs needs a value"
+run timeout 10 "$BENCH/bench_engine" --warmup x
+expect_status 2
+expect_err "--warmup must be a whole number ≥ 0, got 'x'"
 run timeout 10 "$BENCH/bench_idx" /usr/share/datasets/fashion-mnist many
 expect_status 2
 expect_err "REPEATS must be a whole number ≥ 1, got 'many'"
