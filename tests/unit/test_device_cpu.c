@@ -259,12 +259,13 @@ static void test_gemm(void **state)
     /* shapes that take the small-batch kernels (a batch of 1..16, with tails in every
      * dimension) and shapes that go to OpenBLAS, whole or (on two threads) cut into bands of
      * rows or of columns, or with the rows past a multiple of 4 on the own kernel (37, 41,
-     * 30, 99 rows: device_cpu.c, gemm_ragged) */
+     * 30, 99 rows: device_cpu.c, gemm_ragged); a 10-wide layer at a large batch, whose own
+     * kernel is cut across the batch (1001 rows, and as the gradient 1001 deep) */
     static const int64_t shapes[][3] = {{1, 256, 784}, {8, 256, 784}, {3, 13, 37},
                                         {16, 10, 128}, {5, 7, 1},     {1, 1, 1},
                                         {2, 33, 9},    {64, 40, 50},  {130, 70, 90},
                                         {20, 300, 200}, {37, 40, 50}, {41, 33, 70},
-                                        {30, 1100, 300}, {99, 40, 50}};
+                                        {30, 1100, 300}, {99, 40, 50}, {1001, 10, 128}};
     for (int d = 0; d < 2; d++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++) {
@@ -288,6 +289,48 @@ static void test_gemm(void **state)
     /* k = 0: C = beta·C */
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.5f);
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.0f);
+}
+
+/* A product with a narrow side (a 10-class layer) at a large batch: its own kernel is cut
+ * across the long side on two threads (device_cpu.c, gemm_own), and every element is the same
+ * sum as on one thread, bit for bit: the forward product (b × 10) and the weight gradient
+ * (10 × 128, b deep), with beta 0 and 0.5. */
+static void test_gemm_narrow_same_bits(void **state)
+{
+    fixture *f = *state;
+    const int64_t b = 1001, n = 10, k = 128;
+    float *a = dalloc(f, f->devs[0], (size_t)(b * k));
+    float *w = dalloc(f, f->devs[0], (size_t)(n * k));
+    float *y = dalloc(f, f->devs[0], (size_t)(b * n));
+    fill_random(a, (size_t)(b * k), 3, 1.0f);
+    fill_random(w, (size_t)(n * k), 4, 1.0f);
+    fill_random(y, (size_t)(b * n), 6, 1.0f);
+    float *c[2], *g[2];
+    for (int d = 0; d < 2; d++) {
+        c[d] = dalloc(f, f->devs[d], (size_t)(b * n));
+        g[d] = dalloc(f, f->devs[d], (size_t)(n * k));
+    }
+    for (int beta = 0; beta < 2; beta++)
+        for (int d = 0; d < 2; d++) {
+            fill_random(c[d], (size_t)(b * n), 8, 1.0f);
+            fill_random(g[d], (size_t)(n * k), 9, 1.0f);
+            bl_device *dev = f->devs[d];
+            dev->ops->gemm(dev, false, true, b, n, k, 1.0f, a, k, w, k, 0.5f * (float)beta, c[d],
+                           n);
+            dev->ops->gemm(dev, true, false, n, k, b, 0.25f, y, n, a, k, 0.5f * (float)beta,
+                           g[d], k);
+            if (d == 1) {
+                assert_memory_equal(c[0], c[1], (size_t)(b * n) * sizeof(float));
+                assert_memory_equal(g[0], g[1], (size_t)(n * k) * sizeof(float));
+            }
+        }
+    for (int d = 0; d < 2; d++) {
+        dfree(f->devs[d], c[d], (size_t)(b * n));
+        dfree(f->devs[d], g[d], (size_t)(n * k));
+    }
+    dfree(f->devs[0], a, (size_t)(b * k));
+    dfree(f->devs[0], w, (size_t)(n * k));
+    dfree(f->devs[0], y, (size_t)(b * n));
 }
 
 /* The own "rows" kernel's AVX-512 form gives the AVX2 form's bits (BATCHLAB_CPU_AVX512=0 keeps
@@ -911,7 +954,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_accounting), cmocka_unit_test(test_budget_enomem),
         cmocka_unit_test(test_device_names),     cmocka_unit_test(test_transfers),
-        cmocka_unit_test(test_gemm),             cmocka_unit_test(test_gemv),
+        cmocka_unit_test(test_gemm),             cmocka_unit_test(test_gemm_narrow_same_bits),
+        cmocka_unit_test(test_gemv),
         cmocka_unit_test(test_gemm_avx512_same_bits), cmocka_unit_test(test_sum_channels_order),
         cmocka_unit_test(test_blas1),            cmocka_unit_test(test_bias_kernels),
         cmocka_unit_test(test_activations),      cmocka_unit_test(test_dropout),
