@@ -198,23 +198,11 @@ static void col2im_image(const bl_window2d *w, const float *restrict cols, float
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
-
-#define AVX2 __attribute__((target("avx2,fma")))
+#include "device/cpu/cpu_simd.h"
 
 /* The widest image and output row (in floats) and kernel that col2im_rows handles. */
 #define ROWS_W_MAX 32
 #define ROWS_KW_MAX 16
-
-/* Lanes l with lo ≤ l < hi set. */
-AVX2 static inline __m256i lanes_between(int64_t lo, int64_t hi)
-{
-    const __m256i l = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    lo = lo < -1 ? -1 : lo > 8 ? 8 : lo;
-    hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
-    return _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_set1_epi32((int)lo - 1)),
-                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), l));
-}
 
 /* How vector ch of an image row reads the column row of tap kj: lane l is column s + l of it
  * where 0 ≤ s + l < OW, else +0 — one masked load at row + s, which may start up to 7 floats
@@ -234,7 +222,7 @@ static const float zero_row[8 + ROWS_W_MAX + 8];
  * col2im_add does after the zeroing (an added +0 changes nothing: such a sum is never −0),
  * then stored once. RB rows at a time so that RB·NC independent sums hide the add latency;
  * a row that tap row ki does not reach reads zero_row, so the loop has no branch per row. */
-AVX2 static inline __attribute__((always_inline)) void
+TARGET static inline __attribute__((always_inline)) void
 col2im_block(const int RB, const int NC, const bl_window2d *w, const shift (*sh)[4],
              const float *cols_c, int64_t ih0, float *dst)
 {
@@ -285,7 +273,7 @@ static bool col2im_rows_fits(const bl_window2d *w, bool avx2, int64_t before)
  * the zeroing pass or a read-modify-write of the image per column row. The 7 floats before
  * cols must be readable memory of the same buffer (backward_slots: the slot's weight
  * gradient). */
-AVX2 static void col2im_rows(const bl_window2d *w, const float *cols, float *image)
+TARGET static void col2im_rows(const bl_window2d *w, const float *cols, float *image)
 {
     const int64_t H = w->height, W = w->width, OW = w->out_w;
     const int nc = (int)((W + 7) / 8);

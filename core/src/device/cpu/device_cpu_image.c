@@ -87,19 +87,10 @@ typedef void (*unpool2_fn)(const float *, const int32_t *, int64_t, int32_t, int
 
 #if defined(__x86_64__) && defined(__GNUC__)
 
-#include <immintrin.h>
-
-#define AVX2 __attribute__((target("avx2")))
-
-/* Lanes l < n set (n clamped to 0..8). */
-AVX2 static inline __m256i lanes_below(int64_t n)
-{
-    n = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
+#include "device/cpu/cpu_simd.h"
 
 /* The even and the odd floats of src[0..2m) (m ≤ 8; the rest read as +0, never loaded). */
-AVX2 static inline void load_pairs(const float *src, int64_t m, __m256 *even, __m256 *odd)
+TARGET static inline void load_pairs(const float *src, int64_t m, __m256 *even, __m256 *odd)
 {
     __m256 a, b;
     if (m >= 8) {
@@ -118,8 +109,8 @@ AVX2 static inline void load_pairs(const float *src, int64_t m, __m256 *even, __
 
 /* pool2_row with AVX2, eight outputs at a time and a masked last group (rows of 5 or 14
  * outputs, LeNet's, have no scalar tail): the same comparisons, so the same winners. */
-AVX2 static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int32_t base,
-                                int32_t W, float *out, int32_t *arg)
+TARGET static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int32_t base,
+                                  int32_t W, float *out, int32_t *arg)
 {
     const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i at01 = _mm256_set1_epi32(1), at10 = _mm256_set1_epi32(W),
@@ -154,7 +145,7 @@ AVX2 static void pool2_row_avx2(const float *r0, const float *r1, int64_t n, int
 }
 
 /* dst[0..2m) = the floats of lo and hi interleaved: lo0 hi0 lo1 hi1 … (m ≤ 8). */
-AVX2 static inline void store_pairs(float *dst, int64_t m, __m256 lo, __m256 hi)
+TARGET static inline void store_pairs(float *dst, int64_t m, __m256 lo, __m256 hi)
 {
     const __m256 u = _mm256_unpacklo_ps(lo, hi), v = _mm256_unpackhi_ps(lo, hi);
     const __m256 a = _mm256_permute2f128_ps(u, v, 0x20), b = _mm256_permute2f128_ps(u, v, 0x31);
@@ -168,8 +159,8 @@ AVX2 static inline void store_pairs(float *dst, int64_t m, __m256 lo, __m256 hi)
 }
 
 /* unpool2_row with AVX2, eight outputs at a time: the same values (0 + g at the winner). */
-AVX2 static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n, int32_t base,
-                                  int32_t W, float *d0, float *d1)
+TARGET static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n, int32_t base,
+                                    int32_t W, float *d0, float *d1)
 {
     const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i at01 = _mm256_set1_epi32(1), at10 = _mm256_set1_epi32(W),
@@ -187,8 +178,6 @@ AVX2 static void unpool2_row_avx2(const float *g, const int32_t *arg, int64_t n,
 #undef PICK
     }
 }
-
-#define WIDE __attribute__((target("avx512f")))
 
 /* Lanes l < n set (n clamped to 0..16). */
 WIDE static inline __mmask16 lanes16_below(int64_t n)
