@@ -1,7 +1,8 @@
 /* Internal: what the CPU backend's hand-vectorized kernels share (x86-64, GCC or Clang): the
  * target attributes of the AVX2/FMA and the AVX-512F code, forced inlining and unrolling, and
- * the lane masks of a vector's first lanes or of a range of them. Each kernel runs only where its device found the
- * instructions (bl__small_gemm_available, bl__small_gemm_wide_available). */
+ * the lane masks of a vector's first lanes or of a range of them. Each kernel runs only where
+ * its device found the instructions (bl__small_gemm_available, bl__small_gemm_wide_available).
+ */
 #ifndef BATCHLAB_DEVICE_CPU_SIMD_H
 #define BATCHLAB_DEVICE_CPU_SIMD_H
 
