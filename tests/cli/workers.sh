@@ -4,7 +4,7 @@
 #  - a sweep of 6 points on 2 workers gives the table of one process, bit for bit (threads = 1),
 #    only rank 0 prints, bl.rank() reports, the store has every run once; resume works;
 #  - a failing point is recorded as failed, the others complete, exit 0 (3 with
-#    --fail-on-error);
+#    --fail-on-error, which a worker's own failure does not replace);
 #  - LR-tuning trials and branched critical-batch items work as on one process;
 #  - a worker killed mid-sweep: rank 0 exits non-zero within seconds naming the worker, the
 #    finished runs are in the store, and a resume completes the sweep;
@@ -81,6 +81,28 @@ expect_err "boom at step 3"
     fail "the 2 failed runs are recorded"
 brun --workers 2 --fail-on-error --no-db "$SCRATCH/six.lua" bad
 expect_status 3
+# rank 0's own failure status wins over a worker's: points failed (3 with --fail-on-error)
+# and worker 1 then fails its script (exit 1)
+cat >"$SCRATCH/mixed.lua" <<'LUA'
+local bl = require "batchlab"
+local function boom(state)
+  if state.step >= 3 then error("boom at step " .. state.step) end
+  return 8
+end
+local data = bl.dataset("synthetic", { samples = 400, validation = 100, dim = 8, classes = 3,
+                                       seed = 7 })
+local r = bl.sweep { name = "mixed",
+  base = { dataset = data, model = bl.model("mlp", { hidden = { 16 } }), epochs = 1,
+           drop_last = true, threads = 1, quiet = true, optimizer = bl.optim.sgd { lr = 0.1 } },
+  vary = { batch = { 8, boom }, seed = { 1, 2 } } }
+if bl.rank() == 1 then error("worker 1 fails after the sweep") end
+print(("total %d failed %d"):format(r.total, r.failed))
+LUA
+brun --workers 2 --fail-on-error --no-db "$SCRATCH/mixed.lua"
+expect_status 3
+expect_out "total 4 failed 2"
+expect_err "worker 1 fails after the sweep"
+expect_err "worker 1 (pid "
 
 # ---- LR-tuning trials and critical-batch branches are work items too -------------------------
 cat >"$SCRATCH/tune.lua" <<'LUA'
