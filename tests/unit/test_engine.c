@@ -45,59 +45,7 @@ void free(void *p)
 }
 #endif
 
-typedef struct fixture {
-    bl_ctx *ctx;
-    bl_device *dev;
-    bl_registry *reg;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->ctx = bl_ctx_new();
-    if (bl_device_cpu_open(f->ctx, 1, &f->dev) != BL_OK || bl_registry_new(f->ctx, &f->reg) != BL_OK ||
-        bl_registry_scan(f->ctx, f->reg) != BL_OK) {
-        fprintf(stderr, "setup: %s\n", bl_errmsg(f->ctx));
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    bl_registry_free(f->reg);
-    bl_device_free(f->dev);
-    bl_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
-static bl_dataset *open_data(fixture *f, const char *assignments)
-{
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p));
-    bl_config *cfg = bl_test_config(f->ctx, assignments);
-    bl_dataset *ds;
-    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
-    bl_config_free(cfg);
-    return ds;
-}
-
-static bl_net *build_model(fixture *f, const char *name, const char *assignments, bl_dataset *ds,
-                           uint64_t seed)
-{
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, name, &p));
-    bl_config *cfg = bl_test_config(f->ctx, assignments);
-    bl_net *net;
-    BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, seed, &net));
-    bl_config_free(cfg);
-    return net;
-}
-
-static float *params_copy(fixture *f, bl_net *net)
+static float *params_copy(bl_test_env *f, bl_net *net)
 {
     size_t n = bl_net_num_params(net);
     float *h = malloc(n * sizeof *h);
@@ -125,11 +73,11 @@ static bl_train_config base_config(bl_net *net, bl_dataset *ds)
  * is trained on). */
 static void same_seed_same_history(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     bl_run_result r[2];
     for (int i = 0; i < 2; i++) {
-        bl_net *net = build_model(f, "mlp", "hidden=16 dropout=0.1", ds, 11);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=16 dropout=0.1", ds, 11);
         bl_train_config c = base_config(net, ds);
         c.prefetch = i == 0 ? BL_PREFETCH_ON : BL_PREFETCH_OFF;
         c.eval_unit = BL_EVAL_STEPS;
@@ -164,16 +112,9 @@ static void same_seed_same_history(void **state)
  * trains on exactly the batches of gathering in the step. */
 static void prefetch_never_overlaps_gathers(void **state)
 {
-    fixture *f = *state;
+    bl_test_env *f = *state;
     BL_ASSERT_OK(f->ctx, bl_registry_load(f->ctx, f->reg, BATCHLAB_TEST_PLUGIN_DIR "/fx_data.so"));
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "fx_one_thread", &p));
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, "train=300"));
-    bl_dataset *ds;
-    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
-    bl_config_free(cfg);
+    bl_dataset *ds = bl_test_dataset(f, "fx_one_thread", "train=300");
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     bl_device *all_cores; /* AUTO gathers between its kernels: it uses every core */
@@ -216,9 +157,9 @@ static void prefetch_never_overlaps_gathers(void **state)
 
 static void divergence_is_reported(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     c.optim.lr = 1e6;
     c.optim.momentum = 0;
@@ -240,9 +181,9 @@ static void divergence_is_reported(void **state)
  * status completed. It now ends early as diverged, saying why, at the point that showed it. */
 static void chance_accuracy_is_divergence(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, TEN_CLASSES);
-    bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", TEN_CLASSES);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=32", ds, 1);
     bl_train_config c = base_config(net, ds);
     c.batch = 1024;
     c.optim.lr = 4;
@@ -266,7 +207,7 @@ static void chance_accuracy_is_divergence(void **state)
 
     /* the same run with the check off trains its whole budget (as before) */
     bl_net_free(net);
-    net = build_model(f, "mlp", "hidden=32", ds, 1);
+    net = bl_test_model(f, "mlp", "hidden=32", ds, 1);
     c.net = net;
     c.diverge_chance_evals = 0;
     BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
@@ -282,10 +223,11 @@ static void chance_accuracy_is_divergence(void **state)
  * the mean over the first 512 samples (steps 1-2 of 256), and so is each window judged. */
 static void growing_loss_is_divergence(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, "task=teacher samples=2000 dim=10 noise=0.1 seed=2 "
-                                  "validation=200 test=0");
-    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic",
+                                     "task=teacher samples=2000 dim=10 noise=0.1 seed=2 "
+                                     "validation=200 test=0");
+    bl_net *net = bl_test_model(f, "logreg", NULL, ds, 4);
     bl_train_config c = base_config(net, ds);
     c.batch = 256;
     c.optim.lr = 3;
@@ -318,10 +260,11 @@ static void growing_loss_is_divergence(void **state)
  * several times the start, the mean over a window of 512 samples is not. */
 static void noisy_points_are_not_divergence(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, "task=teacher samples=2000 dim=10 noise=1 seed=2 "
-                                  "validation=0 test=0");
-    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic",
+                                     "task=teacher samples=2000 dim=10 noise=1 seed=2 "
+                                     "validation=0 test=0");
+    bl_net *net = bl_test_model(f, "logreg", NULL, ds, 4);
     bl_train_config c = base_config(net, ds);
     c.batch = 1;
     c.optim.lr = 0.002;
@@ -354,9 +297,9 @@ static void noisy_points_are_not_divergence(void **state)
  * bl_target_crossing_find does on the history, with the point gap as their error. */
 static void target_is_interpolated(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     c.optim.lr = 0.001;
     c.epochs = 20;
@@ -392,11 +335,11 @@ static void target_is_interpolated(void **state)
  * (the chunked path) must give the same parameters within float tolerance. */
 static void accumulation_equals_full_batch(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     float *p[4];
     for (int variant = 0; variant < 4; variant++) {
-        bl_net *net = build_model(f, "mlp", "hidden=32", ds, 5);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=32", ds, 5);
         bl_train_config c = base_config(net, ds);
         c.batch = 64;
         c.epochs = 0;
@@ -438,17 +381,18 @@ static void accumulation_equals_full_batch(void **state)
  * LR) so that the smoothed estimate converges to the value at those weights. */
 static void gns_matches_analytic_value(void **state)
 {
-    fixture *f = *state;
+    bl_test_env *f = *state;
     const int D = 10;
-    bl_dataset *ds = open_data(f, "task=teacher samples=40000 dim=10 noise=0.5 seed=2 "
-                                  "validation=0 test=0");
+    bl_dataset *ds = bl_test_dataset(f, "synthetic",
+                                     "task=teacher samples=40000 dim=10 noise=0.5 seed=2 "
+                                     "validation=0 test=0");
     double teacher[10], sigma;
     int64_t n;
     BL_ASSERT_OK(f->ctx, bl_dataset_property(f->ctx, ds, "teacher_weights", teacher, 10, &n));
     assert_int_equal(n, D);
     BL_ASSERT_OK(f->ctx, bl_dataset_property(f->ctx, ds, "noise_std", &sigma, 1, &n));
 
-    bl_net *net = build_model(f, "logreg", NULL, ds, 4);
+    bl_net *net = bl_test_model(f, "logreg", NULL, ds, 4);
     assert_int_equal(bl_net_num_params(net), D + 1);
     float *w = params_copy(f, net);
     double d2 = 0;
@@ -482,9 +426,9 @@ static void gns_matches_analytic_value(void **state)
 
 static void target_is_timed_and_stops(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     c.epochs = 20;
     c.eval_unit = BL_EVAL_STEPS;
@@ -541,9 +485,9 @@ static int slow_now_and_then(void *user, bl_ctx *ctx, const bl_train_state *s, i
  * target (kept as wall_time_to_target), not the robust one. */
 static void robust_time_ignores_slow_steps(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     c.batch = 32;
     c.batch_fn = slow_now_and_then;
@@ -584,12 +528,13 @@ static int points_before_target(const bl_run_result *r, double target)
  * 1/8; the default cadence (every epoch) gives the small batches none. */
 static void auto_cadence_gives_every_batch_points(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, "task=blobs samples=4400 dim=8 classes=3 noise=1.0 seed=3 "
-                                  "validation=200 test=200");
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic",
+                                     "task=blobs samples=4400 dim=8 classes=3 noise=1.0 seed=3 "
+                                     "validation=200 test=200");
     for (int64_t b = 16; b <= 1024; b *= 2) {
         for (int autoc = 0; autoc < 2; autoc++) {
-            bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+            bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
             bl_train_config c = base_config(net, ds);
             c.batch = b;
             c.optim.lr = 0.01;
@@ -631,9 +576,9 @@ static void auto_cadence_gives_every_batch_points(void **state)
 
 static void changing_batch_and_lr_rules(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     grow g = {0};
     c.batch = 8;
@@ -695,9 +640,9 @@ static void changing_batch_and_lr_rules(void **state)
 
 static void bad_configs_are_rejected(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=16", ds, 1);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 1);
     bl_train_config c = base_config(net, ds);
     bl_run_result r;
     c.epochs = 0;
@@ -753,12 +698,12 @@ static void probe_progress(void *user, const bl_train_state *s, double loss, int
 
 static void step_loop_allocates_nothing(void **state)
 {
-    fixture *f = *state;
+    bl_test_env *f = *state;
 #ifndef COUNTING_MALLOC
     skip();
 #endif
-    bl_dataset *ds = open_data(f, BLOBS);
-    bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
+    bl_net *net = bl_test_model(f, "mlp", "hidden=32", ds, 1);
     for (int gns = 0; gns < 2; gns++) {
         bl_train_config c = base_config(net, ds);
         alloc_probe probe = {0, 0, 60};
@@ -816,11 +761,11 @@ static void probe_device(void *user, const bl_train_state *s, double loss, int64
 
 static void batch_fn_buffers_grow(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     bl_run_result r[2];
     for (int declared = 0; declared < 2; declared++) {
-        bl_net *net = build_model(f, "mlp", "hidden=32", ds, 1);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=32", ds, 1);
         bl_train_config c = base_config(net, ds);
         c.epochs = 0;
         c.max_steps = 60;
@@ -870,5 +815,5 @@ int main(void)
         cmocka_unit_test(step_loop_allocates_nothing),
         cmocka_unit_test(batch_fn_buffers_grow),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, bl_test_setup_plugins, bl_test_teardown);
 }

@@ -9,59 +9,6 @@
 
 #include "testutil.h"
 
-typedef struct fixture {
-    bl_ctx *ctx;
-    bl_device *dev;
-    bl_registry *reg;
-} fixture;
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    f->ctx = bl_ctx_new();
-    if (bl_device_cpu_open(f->ctx, 1, &f->dev) != BL_OK ||
-        bl_registry_new(f->ctx, &f->reg) != BL_OK || bl_registry_scan(f->ctx, f->reg) != BL_OK) {
-        fprintf(stderr, "setup: %s\n", bl_errmsg(f->ctx));
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    bl_registry_free(f->reg);
-    bl_device_free(f->dev);
-    bl_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
-static bl_dataset *open_data(fixture *f, const char *assignments)
-{
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, "synthetic", &p));
-    bl_config *cfg = bl_test_config(f->ctx, assignments);
-    bl_dataset *ds;
-    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
-    bl_config_free(cfg);
-    return ds;
-}
-
-static bl_net *build_mlp(fixture *f, bl_dataset *ds)
-{
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, "mlp", &p));
-    bl_config *cfg;
-    BL_ASSERT_OK(f->ctx, bl_config_new(f->ctx, &cfg));
-    BL_ASSERT_OK(f->ctx, bl_config_set_assignment(f->ctx, cfg, "hidden=16"));
-    bl_net *net;
-    BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, 5, &net));
-    bl_config_free(cfg);
-    return net;
-}
-
 /* 800 training samples, 3 classes */
 #define BLOBS "task=blobs samples=1000 dim=8 classes=3 noise=2.0 seed=3 validation=200 test=200"
 
@@ -83,11 +30,11 @@ static bl_train_config config(bl_net *net, bl_dataset *ds)
  * moved by ~1e-9, so the two accuracies agree; neither is the accuracy of a different set. */
 static void steps_and_subset_agree_on_one_full_batch(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     double acc[2];
     for (int from = 0; from < 2; from++) {
-        bl_net *net = build_mlp(f, ds);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 5);
         bl_train_config c = config(net, ds);
         c.batch = 800;
         c.optim.lr = 1e-9;
@@ -112,10 +59,10 @@ static void steps_and_subset_agree_on_one_full_batch(void **state)
  * 32; every 5 steps: a whole number out of the 160 samples since the previous point. */
 static void steps_accuracy_counts_the_interval(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     for (int every = 1; every <= 5; every += 4) {
-        bl_net *net = build_mlp(f, ds);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 5);
         bl_train_config c = config(net, ds);
         c.eval_unit = BL_EVAL_STEPS;
         c.eval_every = every;
@@ -141,10 +88,10 @@ static void steps_accuracy_counts_the_interval(void **state)
 /* train_eval_samples = 0 turns it off in both modes; a regression has none. */
 static void off_and_regression_have_none(void **state)
 {
-    fixture *f = *state;
-    bl_dataset *ds = open_data(f, BLOBS);
+    bl_test_env *f = *state;
+    bl_dataset *ds = bl_test_dataset(f, "synthetic", BLOBS);
     for (int from = 0; from < 2; from++) {
-        bl_net *net = build_mlp(f, ds);
+        bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 5);
         bl_train_config c = config(net, ds);
         c.train_eval_samples = 0;
         c.train_accuracy_from = from ? BL_TRAIN_ACC_SUBSET : BL_TRAIN_ACC_STEPS;
@@ -160,8 +107,9 @@ static void off_and_regression_have_none(void **state)
     }
     bl_dataset_close(ds);
 
-    ds = open_data(f, "task=teacher samples=300 dim=4 seed=2 validation=50 test=0");
-    bl_net *net = build_mlp(f, ds);
+    ds = bl_test_dataset(f, "synthetic",
+                         "task=teacher samples=300 dim=4 seed=2 validation=50 test=0");
+    bl_net *net = bl_test_model(f, "mlp", "hidden=16", ds, 5);
     bl_train_config c = config(net, ds);
     bl_run_result r;
     BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r));
@@ -173,8 +121,8 @@ static void off_and_regression_have_none(void **state)
     bl_dataset_close(ds);
 
     /* a source that does not exist is refused */
-    ds = open_data(f, BLOBS);
-    net = build_mlp(f, ds);
+    ds = bl_test_dataset(f, "synthetic", BLOBS);
+    net = bl_test_model(f, "mlp", "hidden=16", ds, 5);
     c = config(net, ds);
     c.train_accuracy_from = (bl_train_acc_source)7;
     BL_ASSERT_ERR(f->ctx, BL_EOPTION, "train_accuracy_from", bl_train(f->ctx, &c, &r));
@@ -190,5 +138,5 @@ int main(void)
         cmocka_unit_test(steps_accuracy_counts_the_interval),
         cmocka_unit_test(off_and_regression_have_none),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, bl_test_setup_plugins, bl_test_teardown);
 }

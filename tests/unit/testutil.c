@@ -70,16 +70,55 @@ int bl_test_setup(void **state)
     return 0;
 }
 
+int bl_test_setup_plugins(void **state)
+{
+    if (bl_test_setup(state) != 0)
+        return -1;
+    bl_test_env *env = *state;
+    if (bl_registry_new(env->ctx, &env->reg) != BL_OK ||
+        bl_registry_scan(env->ctx, env->reg) != BL_OK) {
+        fprintf(stderr, "cannot load the plugins: %s\n", bl_errmsg(env->ctx));
+        bl_test_teardown(state);
+        return -1;
+    }
+    return 0;
+}
+
 int bl_test_teardown(void **state)
 {
     bl_test_env *env = *state;
     if (env) {
+        bl_registry_free(env->reg);
         bl_device_free(env->dev);
         bl_ctx_free(env->ctx);
         free(env);
     }
     *state = NULL;
     return 0;
+}
+
+bl_dataset *bl_test_dataset(const bl_test_env *env, const char *plugin, const char *options)
+{
+    const bl_plugin *p;
+    BL_ASSERT_OK(env->ctx, bl_registry_find(env->ctx, env->reg, BL_PLUGIN_DATASET, plugin, &p));
+    bl_config *cfg = bl_test_config(env->ctx, options);
+    bl_dataset *ds;
+    BL_ASSERT_OK(env->ctx, bl_dataset_open(env->ctx, p, cfg, &ds));
+    bl_config_free(cfg);
+    return ds;
+}
+
+bl_net *bl_test_model(const bl_test_env *env, const char *plugin, const char *options,
+                      const bl_dataset *ds, uint64_t seed)
+{
+    const bl_plugin *p;
+    BL_ASSERT_OK(env->ctx, bl_registry_find(env->ctx, env->reg, BL_PLUGIN_MODEL, plugin, &p));
+    bl_config *cfg = bl_test_config(env->ctx, options);
+    bl_net *net;
+    BL_ASSERT_OK(env->ctx,
+                 bl_model_build(env->ctx, p, cfg, bl_dataset_info(ds), env->dev, seed, &net));
+    bl_config_free(cfg);
+    return net;
 }
 
 const char *bl_test_tmpdir(const char *name)

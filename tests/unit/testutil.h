@@ -37,10 +37,12 @@ int bl_test_contains(const char *haystack, const char *needle);
  * none); fails the test on a bad one. The caller frees it. */
 bl_config *bl_test_config(bl_ctx *ctx, const char *text);
 
-/* A context and a single-threaded CPU device for a test; freed by bl_test_teardown. */
+/* A context and a single-threaded CPU device for a test, and the registry of the build's
+ * plugins where the setup was bl_test_setup_plugins (else NULL); freed by bl_test_teardown. */
 typedef struct bl_test_env {
     bl_ctx *ctx;
     bl_device *dev;
+    bl_registry *reg;
 } bl_test_env;
 
 /* Whether the CPU backend runs its AVX2/FMA kernels here: the tests of their arithmetic order
@@ -54,7 +56,16 @@ bool bl_test_has_avx512(void);
 bl_device *bl_test_open_avx2_device(bl_ctx *ctx);
 
 int bl_test_setup(void **state);    /* cmocka group/test setup: *state = bl_test_env* */
+int bl_test_setup_plugins(void **state); /* the same, with env->reg scanned */
 int bl_test_teardown(void **state);
+
+/* The dataset plugin `plugin` of env->reg opened with the `key=value` assignments of `options`
+ * (bl_test_config); fails the test on an error. The caller closes it. */
+bl_dataset *bl_test_dataset(const bl_test_env *env, const char *plugin, const char *options);
+/* The model plugin `plugin` of env->reg built on env->dev for ds's samples, with `options` and
+ * `seed`; fails the test on an error. The caller frees it. */
+bl_net *bl_test_model(const bl_test_env *env, const char *plugin, const char *options,
+                      const bl_dataset *ds, uint64_t seed);
 
 /* Makes *ctx and *reg and loads the plugin file `path` of `kind` into the registry (*plugin).
  * Returns 0, or -1 after printing why (for cmocka setup functions). */
