@@ -7,7 +7,8 @@
 BENCH="$BATCHLAB_BUILD_DIR/bench"
 [ -x "$BENCH/bench_engine" ] || skip "benchmarks not built (BATCHLAB_BUILD_BENCH=OFF)"
 
-for b in bench_core bench_engine bench_conv bench_idx bench_lua_schedule bench_allreduce; do
+for b in bench_core bench_engine bench_conv bench_idx bench_lua_schedule bench_allreduce \
+    bench_fingerprint; do
     run timeout 10 "$BENCH/$b" --help
     expect_status 0
     expect_out "usage: $b"
@@ -20,6 +21,12 @@ expect_err "--rounds must be a whole number ≥ 1, got '0'"
 run timeout 10 "$BENCH/bench_engine" --epochs
 expect_status 2
 expect_err "--epochs needs a value"
+run timeout 10 "$BENCH/bench_fingerprint" --batches 8,0
+expect_status 2
+expect_err "each batch and thread count must be a whole number ≥ 1, got '0'"
+run timeout 10 "$BENCH/bench_fingerprint" --epochs 0
+expect_status 2
+expect_err "--epochs must be in (0, 100], got '0'"
 run timeout 10 "$BENCH/bench_engine" --warmup x
 expect_status 2
 expect_err "--warmup must be a whole number ≥ 0, got 'x'"
