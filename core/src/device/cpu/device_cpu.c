@@ -302,15 +302,24 @@ static void gemm_own(cpu_impl *impl, gemm_form form, gemm_args *g)
  * - a weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
  *   the same contiguous part that thread then updates in the optimizer's pass;
  * - a layer's forward product (A·Bᵀ, B the weights) is cut into columns, the weights' rows,
- *   until the batch is FORWARD_ROWS_FROM times their count: cut into rows, both threads read
- *   all of the weights, and the optimizer's pass then writes cache lines that the other core
- *   also holds. At batch 256 of 784-256-128-10 on 2 threads that pass took 147 µs instead of
- *   68, more than the column cut's second packing of the batch costs; from a batch of about
+ *   until the batch is some times their count (forward_rows). Cut into rows, every thread
+ *   reads all of the weights, and the optimizer's pass then writes cache lines that the other
+ *   cores also hold: at batch 256 of 784-256-128-10 on 2 threads that pass took 147 µs instead
+ *   of 68, more than the column cut's second packing of the batch costs; from a batch of about
  *   3 times the width up, the packing costs more (measured at 512, 768 and 1024). */
-#define FORWARD_ROWS_FROM 3
+static bool forward_rows(const cpu_impl *impl, int64_t m, int64_t n)
+{
+    /* 3 times on 2 threads, as measured. With T threads the column cut packs the batch T
+     * times and the row cut the weights T times, while the optimizer's extra cost stays about
+     * the same, so the threshold falls towards the plain rule (m ≥ n) as (T+1)/(T−1): 1.67
+     * on 4 threads, 1.13 on 16. That scaling is a model; only 2 threads were measured. */
+    int64_t t = bl__pool_threads(impl->pool);
+    return t < 2 || m * (t - 1) >= n * (t + 1);
+}
+
 static void gemm_blas(cpu_impl *impl, gemm_args *g)
 {
-    bool rows = !g->ta && g->tb ? g->m >= FORWARD_ROWS_FROM * g->n : g->m >= g->n;
+    bool rows = !g->ta && g->tb ? forward_rows(impl, g->m, g->n) : g->m >= g->n;
     if (rows || (g->ta && !g->tb && g->m >= 64))
         bl__pool_run(impl->pool, g->m, grain_of(GRAIN_BLAS, g->n * g->k, 16), 16,
                      blas_rows_range, g);
