@@ -81,26 +81,44 @@ expect_err "boom at step 3"
     fail "the 2 failed runs are recorded"
 brun --workers 2 --fail-on-error --no-db "$SCRATCH/six.lua" bad
 expect_status 3
-# rank 0's own failure status wins over a worker's: points failed (3 with --fail-on-error)
-# and worker 1 then fails its script (exit 1)
+# rank 0's own failure status wins over a worker's: rank 0's points fail (3 with
+# --fail-on-error; worker 1 is slow to start each run, so that rank 0 surely runs some), and
+# worker 1 then fails its script (exit 1) once rank 0's sweep has returned (the file arg[1]: a
+# worker that ended while rank 0 still waited for the sweep would fail the sweep itself)
 cat >"$SCRATCH/mixed.lua" <<'LUA'
 local bl = require "batchlab"
-local function boom(state)
-  if state.step >= 3 then error("boom at step " .. state.step) end
+local flag = arg[1]
+local function batch(state)
+  if state.step == 0 and bl.rank() == 1 then
+    local t = os.clock() + 0.3
+    while os.clock() < t do end
+  end
+  if bl.rank() == 0 and state.step >= 3 then error("boom at step " .. state.step) end
   return 8
 end
 local data = bl.dataset("synthetic", { samples = 400, validation = 100, dim = 8, classes = 3,
                                        seed = 7 })
 local r = bl.sweep { name = "mixed",
   base = { dataset = data, model = bl.model("mlp", { hidden = { 16 } }), epochs = 1,
-           drop_last = true, threads = 1, quiet = true, optimizer = bl.optim.sgd { lr = 0.1 } },
-  vary = { batch = { 8, boom }, seed = { 1, 2 } } }
-if bl.rank() == 1 then error("worker 1 fails after the sweep") end
-print(("total %d failed %d"):format(r.total, r.failed))
+           batch = batch, max_batch = 8, drop_last = true, threads = 1, quiet = true,
+           optimizer = bl.optim.sgd { lr = 0.1 } },
+  vary = { seed = { 1, 2, 3, 4 } } }
+if bl.rank() == 0 then assert(io.open(flag, "w")):close() end
+if bl.rank() == 1 then
+  local deadline = os.time() + 60
+  repeat
+    local f = io.open(flag)
+    if f then f:close() end
+  until f or os.time() > deadline
+  error("worker 1 fails after the sweep")
+end
+print(("total %d"):format(r.total))
 LUA
-brun --workers 2 --fail-on-error --no-db "$SCRATCH/mixed.lua"
+rm -f "$SCRATCH/mixed.done"
+brun --workers 2 --fail-on-error --no-db "$SCRATCH/mixed.lua" "$SCRATCH/mixed.done"
 expect_status 3
-expect_out "total 4 failed 2"
+expect_out "total 4"
+expect_err "boom at step 3"
 expect_err "worker 1 fails after the sweep"
 expect_err "worker 1 (pid "
 
