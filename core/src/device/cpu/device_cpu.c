@@ -302,7 +302,7 @@ static void gemm_own(cpu_impl *impl, gemm_form form, gemm_args *g)
  * - a weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
  *   the same contiguous part that thread then updates in the optimizer's pass;
  * - a layer's forward product (A·Bᵀ, B the weights) is cut into columns, the weights' rows,
- *   until the batch is some times their count (forward_rows). Cut into rows, every thread
+ *   until the batch is a few times their count (forward_rows). Cut into rows, every thread
  *   reads all of the weights, and the optimizer's pass then writes cache lines that the other
  *   cores also hold: at batch 256 of 784-256-128-10 on 2 threads that pass took 147 µs instead
  *   of 68, more than the column cut's second packing of the batch costs; from a batch of about
