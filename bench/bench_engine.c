@@ -184,6 +184,11 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i - 1], "--warmup") == 0) {
             if (!bench_long("bench_engine", "--warmup", value, 0, &v))
                 return 2;
+            if (v > 1000000) {
+                fprintf(stderr, "bench_engine: --warmup must be at most 1000000 steps, got %ld\n",
+                        v);
+                return 2;
+            }
             warmup_steps = v;
         } else if (strcmp(argv[i - 1], "--dir") == 0) {
             dir = value;

@@ -1,7 +1,7 @@
 /* Not a timing: the fingerprint of training results, for the issue's "results unchanged".
  * Trains each model at each batch size and thread count on the real Fashion-MNIST (5,000
- * samples held out for validation; SGD, lr 0.05, momentum 0.9, seed 1, --epochs) and prints an
- * FNV-1a hash of the final weights' bytes beside the final validation loss. Run it before and
+ * samples held out for validation; SGD, lr 0.05, momentum 0.9, seed 1, --epochs) and prints the
+ * CRC-32 (zlib) of the final weights' bytes beside the final validation loss. Run it before and
  * after a change to a kernel or to how work is split: where the arithmetic order is meant to
  * be unchanged, every hash must match. Across thread counts most match too, but not all:
  * OpenBLAS chooses among its kernels (with other summation orders) by a product's size, so a
@@ -12,10 +12,11 @@
  *   bench_fingerprint [--models mlp,cnn] [--batches 37,300,2048] [--threads 1,2]
  *                     [--epochs X] [--dir /usr/share/datasets/fashion-mnist]
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "bench_args.h"
 #include "batchlab/batchlab.h"
@@ -42,17 +43,6 @@ static int parse_counts(const char *text, long *out, int cap)
     }
     free(copy);
     return n;
-}
-
-static uint64_t fnv1a(const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
 }
 
 /* Trains `model` and prints its line; 0, or 1 after printing why. */
@@ -87,8 +77,8 @@ static int fingerprint(bl_ctx *ctx, bl_registry *reg, bl_dataset *data, const ch
     if (rc == BL_OK)
         rc = bl_device_download(ctx, dev, params, bl_net_params(net), np * sizeof *params);
     if (rc == BL_OK)
-        printf("%-5s %6ld %7ld  %016llx %12.9g  %s\n", model, batch, threads,
-               (unsigned long long)fnv1a(params, np * sizeof *params), r.final.val_loss,
+        printf("%-5s %6ld %7ld  %08lx %12.9g  %s\n", model, batch, threads,
+               crc32_z(0, (const Bytef *)params, np * sizeof *params), r.final.val_loss,
                bl_run_status_name(r.status));
     else
         fprintf(stderr, "bench_fingerprint: %s batch %ld threads %ld: %s\n", model, batch,
@@ -137,6 +127,10 @@ int main(int argc, char **argv)
     long batches[32], threads[8];
     int nb = parse_counts(batches_text, batches, 32);
     int nt = parse_counts(threads_text, threads, 8);
+    if (!*models) {
+        fprintf(stderr, "bench_fingerprint: --models needs at least one model\n");
+        return 2;
+    }
     if (nb <= 0 || nt <= 0) {
         if (nb == 0 || nt == 0)
             fprintf(stderr, "bench_fingerprint: --batches and --threads need at least one\n");
@@ -157,7 +151,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_fingerprint: %s\n", ctx ? bl_errmsg(ctx) : "no memory");
         return 1;
     }
-    printf("%-5s %6s %7s  %-16s %12s  %s\n", "model", "batch", "threads", "weights (FNV-1a)",
+    printf("%-5s %6s %7s  %-8s %12s  %s\n", "model", "batch", "threads", "weights",
            "val_loss", "status");
     int failed = 0;
     char *mcopy = strdup(models), *save = NULL;

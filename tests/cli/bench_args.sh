@@ -27,6 +27,12 @@ expect_err "each batch and thread count must be a whole number ≥ 1, got '0'"
 run timeout 10 "$BENCH/bench_fingerprint" --epochs 0
 expect_status 2
 expect_err "--epochs must be in (0, 100], got '0'"
+run timeout 10 "$BENCH/bench_engine" --warmup 99999999999
+expect_status 2
+expect_err "--warmup must be at most 1000000 steps"
+run timeout 10 "$BENCH/bench_fingerprint" --models ""
+expect_status 2
+expect_err "--models needs at least one model"
 run timeout 10 "$BENCH/bench_engine" --warmup x
 expect_status 2
 expect_err "--warmup must be a whole number ≥ 0, got 'x'"

@@ -68,15 +68,16 @@ static void write_bars(const char *dir)
     fclose(f);
 }
 
+/* The fixture as testutil's environment (the same context, device and registry). */
+static bl_test_env env_of(const fixture *f)
+{
+    return (bl_test_env){f->ctx, f->dev, f->reg};
+}
+
 static bl_dataset *open_data(fixture *f, const char *plugin, const char *opts)
 {
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_DATASET, plugin, &p));
-    bl_config *cfg = bl_test_config(f->ctx, opts);
-    bl_dataset *ds;
-    BL_ASSERT_OK(f->ctx, bl_dataset_open(f->ctx, p, cfg, &ds));
-    bl_config_free(cfg);
-    return ds;
+    bl_test_env env = env_of(f);
+    return bl_test_dataset(&env, plugin, opts);
 }
 
 static int setup(void **state)
@@ -116,13 +117,8 @@ static int teardown(void **state)
 static bl_net *build(fixture *f, const char *model, const char *opts, bl_dataset *ds,
                      uint64_t seed)
 {
-    const bl_plugin *p;
-    BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, model, &p));
-    bl_config *cfg = bl_test_config(f->ctx, opts);
-    bl_net *net;
-    BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, p, cfg, bl_dataset_info(ds), f->dev, seed, &net));
-    bl_config_free(cfg);
-    return net;
+    bl_test_env env = env_of(f);
+    return bl_test_model(&env, model, opts, ds, seed);
 }
 
 static bl_scheduler *open_sched(fixture *f, const char *name, const char *opts)

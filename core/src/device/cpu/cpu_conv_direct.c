@@ -79,6 +79,14 @@ static geom geom_of(const bl_window2d *w)
     return g;
 }
 
+/* Where tap k = (c, ki, kj) of the weight reads in the padded image, from an output position's
+ * own offset. */
+static inline int64_t tap_offset(const geom *g, int64_t k)
+{
+    const int64_t kj = k % g->KW, ki = k / g->KW % g->KH, c = k / g->KW / g->KH;
+    return (c * g->HP + ki) * g->WP + kj;
+}
+
 /* Output channels [0, OB) × columns [ow0, ow0 + 16) of output row oh. x: xp + oh·WP + ow0;
  * wt: the block's first weight row; y: the block's first output row at (oh, ow0); n0, n1:
  * valid lanes of the two vectors. The FMA chain per output is bl__small_gemm_rows's. */
@@ -233,10 +241,8 @@ TARGET static INLINE void wg_tile(const int OB, const int TB, const geom *g, con
                                   int64_t k0, const float *dy, float beta, float *dw)
 {
     int64_t off[2] = {0, 0};
-    for (int t = 0; t < TB; t++) {
-        const int64_t k = k0 + t, kj = k % g->KW, ki = k / g->KW % g->KH, c = k / g->KW / g->KH;
-        off[t] = (c * g->HP + ki) * g->WP + kj;
-    }
+    for (int t = 0; t < TB; t++)
+        off[t] = tap_offset(g, k0 + t);
     __m256 acc[6][2];
     UNROLL
     for (int r = 0; r < 6; r++)
@@ -302,10 +308,8 @@ WIDE static INLINE void wg_tile16(const int OB, const int TP, const geom *g, con
                                   int64_t k0, const float *dy, float beta, float *dw)
 {
     int64_t off[4] = {0, 0, 0, 0};
-    for (int t = 0; t < 2 * TP; t++) {
-        const int64_t k = k0 + t, kj = k % g->KW, ki = k / g->KW % g->KH, c = k / g->KW / g->KH;
-        off[t] = (c * g->HP + ki) * g->WP + kj;
-    }
+    for (int t = 0; t < 2 * TP; t++)
+        off[t] = tap_offset(g, k0 + t);
     __m512 acc[6][2];
     UNROLL
     for (int r = 0; r < 6; r++)
