@@ -583,6 +583,42 @@ void bl__cpu_conv2d_forward(bl_device *dev, const bl_window2d *w, int64_t out_ch
     bl__pool_run(impl->pool, slots, 1, 1, forward_slots, &j);
 }
 
+/* dweight = beta·dweight + Σ over the slots that had images, in slot order. A transposed part
+ * ([K, O]) is summed into the first one in its own layout, then transposed once: contiguous
+ * vector adds instead of a strided walk per slot (LeNet's C3, 8 slots: ~8 µs a step, alone on
+ * the driver thread while the others waited). Each entry is still ((beta·d + p₀) + p₁) + …,
+ * so the bits are the same. The first part is overwritten (it is scratch). */
+static void sum_slot_gradients(const conv_job *j, float beta, float *dweight)
+{
+    const int64_t O = j->O, K = j->K, n = O * K;
+    float *acc = NULL;
+    for (int64_t s = 0; s < j->slots; s++) {
+        if (slot_begin(j, s) == slot_begin(j, s + 1))
+            continue;
+        float *restrict part = j->scratch + s * (O * K + K * j->P);
+        if (!acc) {
+            acc = part;
+            if (beta != 0.0f && j->wg != WG_NT) /* part is [K, O] */
+                for (int64_t k = 0; k < K; k++)
+                    for (int64_t o = 0; o < O; o++)
+                        acc[k * O + o] = beta * dweight[o * K + k] + acc[k * O + o];
+            else if (beta != 0.0f)
+                for (int64_t i = 0; i < n; i++)
+                    acc[i] = beta * dweight[i] + acc[i];
+            continue;
+        }
+        float *restrict a = acc;
+        for (int64_t i = 0; i < n; i++)
+            a[i] += part[i];
+    }
+    if (j->wg != WG_NT)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t k = 0; k < K; k++)
+                dweight[o * K + k] = acc[k * O + o];
+    else
+        memcpy(dweight, acc, (size_t)n * sizeof *dweight);
+}
+
 void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_channels,
                              int64_t batch, const float *x, const float *weight,
                              const float *dy, float beta, float *dweight, float *dx,
@@ -612,27 +648,5 @@ void bl__cpu_conv2d_backward(bl_device *dev, const bl_window2d *w, int64_t out_c
     else
         j.wg = WG_NT;
     bl__pool_run(impl->pool, slots, 1, 1, backward_slots, &j);
-    /* dweight = beta·dweight + Σ over the slots that had images, in slot order */
-    bool first = true;
-    for (int64_t s = 0; s < slots; s++) {
-        if (slot_begin(&j, s) == slot_begin(&j, s + 1))
-            continue;
-        const float *restrict part = scratch + s * (O * K + K * P);
-        if (j.wg != WG_NT) /* part is [K, O] */
-            for (int64_t o = 0; o < O; o++)
-                for (int64_t k = 0; k < K; k++) {
-                    const float v = part[k * O + o];
-                    float *d = &dweight[o * K + k];
-                    *d = first ? (beta == 0.0f ? v : beta * *d + v) : *d + v;
-                }
-        else if (first && beta == 0.0f)
-            memcpy(dweight, part, (size_t)(O * K) * sizeof *dweight);
-        else if (first && beta != 1.0f)
-            for (int64_t i = 0; i < O * K; i++)
-                dweight[i] = beta * dweight[i] + part[i];
-        else
-            for (int64_t i = 0; i < O * K; i++)
-                dweight[i] += part[i];
-        first = false;
-    }
+    sum_slot_gradients(&j, beta, dweight);
 }
