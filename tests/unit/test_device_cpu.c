@@ -260,12 +260,14 @@ static void test_gemm(void **state)
      * dimension) and shapes that go to OpenBLAS, whole or (on two threads) cut into bands of
      * rows or of columns, or with the rows past a multiple of 4 on the own kernel (37, 41,
      * 30, 99 rows: device_cpu.c, gemm_ragged); a 10-wide layer at a large batch, whose own
-     * kernel is cut across the batch (1001 rows, and as the gradient 1001 deep) */
+     * kernel is cut across the batch (1001 rows, and as the gradient 1001 deep); LeNet's
+     * 400×120 input gradient at 32, which goes to OpenBLAS's small-matrix kernels */
     static const int64_t shapes[][3] = {{1, 256, 784}, {8, 256, 784}, {3, 13, 37},
                                         {16, 10, 128}, {5, 7, 1},     {1, 1, 1},
                                         {2, 33, 9},    {64, 40, 50},  {130, 70, 90},
                                         {20, 300, 200}, {37, 40, 50}, {41, 33, 70},
-                                        {30, 1100, 300}, {99, 40, 50}, {1001, 10, 128}};
+                                        {30, 1100, 300}, {99, 40, 50}, {1001, 10, 128},
+                                        {32, 400, 120}};
     for (int d = 0; d < 2; d++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++) {

@@ -224,7 +224,13 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
  * (Zen 4; OpenBLAS 0.3, single-threaded): the own kernel is used while the batch dimension is
  * below it. The choice depends on the shape alone, so a run's arithmetic is the same every
  * time; at the crossover both take the same time, so a batch one larger never runs slower
- * because the kernel changed.
+ * because the kernel changed. One exception, measured on the 2-core Xeon that runs CI: an
+ * input gradient ("nn") whose weights fit in L2 goes to OpenBLAS from a batch of 16 while each
+ * thread's band stays within OpenBLAS's small-matrix kernels (BLAS_SMALL_MNK), and back to the
+ * own kernel above that, until the usual crossover; the step back costs that one product
+ * about a tenth (256×128 on 2 threads: 212 GFLOP/s at a batch of 48, 185 at 64), under 1% of
+ * a step of 784-256-128-10 (bench_core --sweep: no drop), and gave LeNet's 400×120 input
+ * gradient 1.4× at a batch of 32.
  *
  * OpenBLAS is also uneven in the batch rows of "nt" and "nn" (as the row-major M): a count
  * that is not a multiple of 4 runs up to 20% slower than the multiple of 4 below it. Those
@@ -238,12 +244,18 @@ typedef enum gemm_form {
 } gemm_form;
 
 #define L2_FLOATS (256 * 1024) /* 1 MiB of floats: what stays in one core's L2 */
+
+/* OpenBLAS's x86-64 AVX-512 build (SKYLAKEX kernels; 0.3.21 in Debian 12) multiplies a call
+ * of at most this many multiply-adds (M·N·K) by its small-matrix kernels, without packing:
+ * gemm_blas cuts a product across the threads, so the limit applies to each thread's band. */
+#define BLAS_SMALL_MNK 1000000
 #define NARROW 16              /* a side this small fills less than one OpenBLAS block */
 #define ALWAYS INT64_MAX
 
 /* The batch dimension below which the own kernel is faster, for a product whose other
- * dimensions are m, n, k (the batch dimension's own value is ignored). */
-static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k)
+ * dimensions are m, n, k, on `threads` threads (the batch dimension's own value counts only
+ * for the small-matrix band of "nn"). */
+static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k, int64_t threads)
 {
     /* measured own/OpenBLAS time ratios in the comments: batch: ratio */
     switch (form) {
@@ -259,8 +271,15 @@ static int64_t own_below(gemm_form form, int64_t m, int64_t n, int64_t k)
     case FORM_NN: /* weights k × n */
         if (k <= NARROW)
             return ALWAYS; /* 128×10: ≤ 0.88 to 256; 1024×10: ≤ 1.0 but for noise */
-        return k * n <= L2_FLOATS ? 96  /* 256×128: 96: 1.00, 256: 1.01 */
-                                  : 6;  /* 1024×1024: 4: 0.88, 8: 1.43 */
+        if (k * n > L2_FLOATS)
+            return 6; /* 1024×1024: 4: 0.88, 8: 1.43 */
+        if (m * ((n + threads - 1) / threads) * k <= BLAS_SMALL_MNK)
+            return 16; /* own/OpenBLAS GFLOP/s in the band: 400×120, 2 threads (16-32) 164-181/
+                        * 240-250, 1 thread (16, 20) 101/143, 95/151; 256×128, 2 threads
+                        * (16-48) 155-184/201-212, 1 thread (16-24) 86-99/116-118; 120×84
+                        * alone 137-181/127-138, but in a LeNet step at 32 on 2 threads
+                        * OpenBLAS gave 2% more samples/s (bench_conv, 6 alternations) */
+        return 96; /* 256×128: 96: 1.00, 256: 1.01 */
     }
     return 0;
 }
@@ -417,7 +436,7 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
     }
     gemm_form form = !trans_a ? (trans_b ? FORM_NT : FORM_NN) : FORM_TN;
     int64_t batch = form == FORM_TN ? k : m;
-    if (impl->small_gemm && batch < own_below(form, m, n, k)) {
+    if (impl->small_gemm && batch < own_below(form, m, n, k, bl__pool_threads(impl->pool))) {
         gemm_own(impl, form, &g);
         return;
     }
