@@ -183,7 +183,36 @@ void bl__cpu_add_bias(bl_device *dev, int64_t rows, int64_t cols, const float *b
     bl__pool_run(bl__cpu_pool(dev), rows, grain, 1, add_bias_range, &a);
 }
 
-/* out[c] = beta·out[c] + Σ_r x[r][c] for columns [c0, c1) */
+/* Eight floats as one vector (GCC's vector extension: one AVX register in the AVX2 clone).
+ * The helpers take and give vectors by pointer: returning one by value from a function
+ * compiled without AVX would change the ABI (-Wpsabi). */
+typedef float v8f __attribute__((vector_size(32)));
+
+/* *s = beta·out + x over 8 floats (x alone when beta is 0, out + x when 1): a column sum's
+ * first term. */
+static inline void first8(v8f *s, float beta, const float *out, const float *x)
+{
+    v8f o, v;
+    memcpy(&v, x, sizeof v);
+    if (beta == 0.0f) {
+        *s = v;
+        return;
+    }
+    memcpy(&o, out, sizeof o);
+    *s = beta == 1.0f ? o + v : beta * o + v;
+}
+
+static inline void add8(v8f *s, const float *x)
+{
+    v8f v;
+    memcpy(&v, x, sizeof v);
+    *s += v;
+}
+
+/* out[c] = beta·out[c] + Σ_r x[r][c] for columns [c0, c1), each column summed in row order.
+ * The sums of a block of columns stay in registers down all the rows: a loop that added
+ * each row into out[] stored and reloaded out[] per row, and the bias gradients of
+ * 784-256-128-10 at batch 2048 took 130 µs a step on 2 threads. */
 BL__HOT static void sum_rows_kernel(int64_t rows, int64_t cols, int64_t c0, int64_t c1,
                                     const float *restrict x, float beta, float *restrict out)
 {
@@ -192,19 +221,37 @@ BL__HOT static void sum_rows_kernel(int64_t rows, int64_t cols, int64_t c0, int6
             out[c] = beta == 0.0f ? 0.0f : beta * out[c];
         return;
     }
-    if (beta == 0.0f)
-        for (int64_t c = c0; c < c1; c++)
-            out[c] = x[c];
-    else if (beta == 1.0f)
-        for (int64_t c = c0; c < c1; c++)
-            out[c] += x[c];
-    else
-        for (int64_t c = c0; c < c1; c++)
-            out[c] = beta * out[c] + x[c];
-    for (int64_t r = 1; r < rows; r++) {
-        const float *restrict row = x + r * cols;
-        for (int64_t c = c0; c < c1; c++)
-            out[c] += row[c];
+    int64_t c = c0;
+    for (; c + 32 <= c1; c += 32) {
+        v8f s0, s1, s2, s3;
+        first8(&s0, beta, out + c, x + c);
+        first8(&s1, beta, out + c + 8, x + c + 8);
+        first8(&s2, beta, out + c + 16, x + c + 16);
+        first8(&s3, beta, out + c + 24, x + c + 24);
+        for (int64_t r = 1; r < rows; r++) {
+            const float *row = x + r * cols + c;
+            add8(&s0, row);
+            add8(&s1, row + 8);
+            add8(&s2, row + 16);
+            add8(&s3, row + 24);
+        }
+        memcpy(out + c, &s0, sizeof s0);
+        memcpy(out + c + 8, &s1, sizeof s1);
+        memcpy(out + c + 16, &s2, sizeof s2);
+        memcpy(out + c + 24, &s3, sizeof s3);
+    }
+    for (; c + 8 <= c1; c += 8) {
+        v8f s0;
+        first8(&s0, beta, out + c, x + c);
+        for (int64_t r = 1; r < rows; r++)
+            add8(&s0, x + r * cols + c);
+        memcpy(out + c, &s0, sizeof s0);
+    }
+    for (; c < c1; c++) {
+        float s = beta == 0.0f ? x[c] : beta == 1.0f ? out[c] + x[c] : beta * out[c] + x[c];
+        for (int64_t r = 1; r < rows; r++)
+            s += x[r * cols + c];
+        out[c] = s;
     }
 }
 
