@@ -532,19 +532,28 @@ static void test_bias_kernels(void **state)
         ops->add_bias(dev, rows, cols, bias, x);
         assert_close(x, want, n, 0.0, 0.0, "add_bias");
 
-        /* sum_rows with beta 0 (out starts NaN and must be ignored), 1 and 0.5 */
+        /* sum_rows with beta 0 (out starts NaN and must be ignored), 1 and 0.5; each column
+         * is summed in row order after beta·out, on any thread count: the same bits as that
+         * loop in float (203 columns: blocks of 32 and 8 and a scalar tail, from any chunk
+         * start) */
         static const float betas[3] = {0.0f, 1.0f, 0.5f};
         for (int b = 0; b < 3; b++) {
             double colsum[256];
+            float in_order[256];
             for (int64_t c = 0; c < cols; c++) {
                 out[c] = b == 0 ? NAN : (float)c * 0.1f;
                 double s = 0.0;
                 for (int64_t r = 0; r < rows; r++)
                     s += x[r * cols + c];
                 colsum[c] = s + (b == 0 ? 0.0 : (double)betas[b] * out[c]);
+                float fs = b == 0 ? x[c] : betas[b] * out[c] + x[c];
+                for (int64_t r = 1; r < rows; r++)
+                    fs += x[r * cols + c];
+                in_order[c] = fs;
             }
             ops->sum_rows(dev, rows, cols, x, betas[b], out);
             assert_close(out, colsum, (size_t)cols, 1e-5, 1e-4, "sum_rows");
+            assert_memory_equal(out, in_order, (size_t)cols * sizeof *out);
         }
 
         /* per-channel bias and channel sums over [outer, C, inner] */
