@@ -414,6 +414,104 @@ static void test_loss_gradients(void **state)
     free_data(&d);
 }
 
+/* A ReLU of a custom type, which the net never runs in place: the reference for the built-in
+ * one, which it runs in place after a linear layer (net.c, relu_in_place). */
+static int ref_relu_setup(bl_layer *self, bl_ctx *ctx)
+{
+    (void)ctx;
+    self->out = self->in;
+    return BL_OK;
+}
+
+static int ref_relu_forward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool training,
+                            const float *in, float *out)
+{
+    (void)ctx;
+    (void)training;
+    self->dev->ops->act_forward(self->dev, BL_ACT_RELU, batch * bl_shape_numel(&self->in), in,
+                                out);
+    return BL_OK;
+}
+
+static int ref_relu_backward(bl_layer *self, bl_ctx *ctx, int64_t batch, bool accumulate,
+                             const float *in, const float *out, const float *d_out, float *d_in)
+{
+    (void)ctx;
+    (void)accumulate;
+    if (d_in)
+        self->dev->ops->act_backward(self->dev, BL_ACT_RELU, batch * bl_shape_numel(&self->in),
+                                     in, out, d_out, d_in);
+    return BL_OK;
+}
+
+static const bl_layer_ops ref_relu_ops = {.size = sizeof(bl_layer_ops),
+                                          .kind = "ref_relu",
+                                          .setup = ref_relu_setup,
+                                          .forward = ref_relu_forward,
+                                          .backward = ref_relu_backward};
+
+/* 6 → relu → linear 12 → relu → linear 7 → tanh → relu → linear 2, with the built-in ReLU or
+ * the reference one at all three places */
+static bl_net *relu_net(bl_test_env *env, bool reference)
+{
+    bl_ctx *ctx = env->ctx;
+    bl_net *net;
+    bl_layer *l;
+    BL_ASSERT_OK(ctx, bl_net_new(ctx, env->dev, &(bl_shape){1, {6, 1, 1}}, &net));
+    for (int i = 0; i < 7; i++) {
+        static const int64_t widths[7] = {0, 12, 0, 7, 0, 0, 2};
+        int rc = widths[i] ? bl_linear(ctx, widths[i], true, &l)
+                 : i == 4  ? bl_activation_layer(ctx, BL_ACT_TANH, &l)
+                 : reference ? bl_layer_new(ctx, &ref_relu_ops, NULL, NULL, &l)
+                             : bl_activation_layer(ctx, BL_ACT_RELU, &l);
+        add(env, net, rc, &l);
+    }
+    BL_ASSERT_OK(ctx, bl_net_build(ctx, net, BL_LOSS_CROSS_ENTROPY, 3));
+    BL_ASSERT_OK(ctx, bl_net_reserve(ctx, net, 9));
+    return net;
+}
+
+/* The ReLU right after a linear layer computes in place, the one over the net's input and the
+ * one after tanh do not; the outputs, the loss and every gradient keep their bits, the
+ * caller's input is left as it was, and the net holds one activation buffer fewer. */
+static void test_relu_in_place(void **state)
+{
+    bl_test_env *env = *state;
+    bl_ctx *ctx = env->ctx;
+    data d = make_data(9, 6, 4);
+    float x_before[9 * 6];
+    memcpy(x_before, d.x, sizeof x_before);
+    bl_net *net = relu_net(env, false), *ref = relu_net(env, true);
+    assert_false(bl_net_layer(net, 0)->alias_input);
+    assert_true(bl_net_layer(net, 2)->alias_input);
+    assert_false(bl_net_layer(net, 5)->alias_input);
+    assert_false(bl_net_layer(ref, 2)->alias_input);
+    assert_true(bl_net_bytes(net) < bl_net_bytes(ref));
+    for (int pass = 0; pass < 2; pass++) { /* the second after an SGD step on both */
+        const float *out, *ref_out;
+        double loss, ref_loss;
+        BL_ASSERT_OK(ctx, bl_net_forward(ctx, net, d.x, 9, true, &out));
+        BL_ASSERT_OK(ctx, bl_net_forward(ctx, ref, d.x, 9, true, &ref_out));
+        assert_memory_equal(out, ref_out, 9 * 2 * sizeof *out);
+        BL_ASSERT_OK(ctx, bl_net_loss(ctx, net, 9, d.y, &loss, NULL));
+        BL_ASSERT_OK(ctx, bl_net_loss(ctx, ref, 9, d.y, &ref_loss, NULL));
+        assert_true(loss == ref_loss);
+        BL_ASSERT_OK(ctx, bl_net_backward(ctx, net, 9, 1.0f / 9, false));
+        BL_ASSERT_OK(ctx, bl_net_backward(ctx, ref, 9, 1.0f / 9, false));
+        size_t n = bl_net_num_params(net);
+        assert_int_equal(n, bl_net_num_params(ref));
+        assert_memory_equal(bl_net_grads(net), bl_net_grads(ref), n * sizeof(float));
+        assert_memory_equal(d.x, x_before, sizeof x_before);
+        for (size_t i = 0; i < n; i++) {
+            bl_net_params(net)[i] -= 0.5f * bl_net_grads(net)[i];
+            bl_net_params(ref)[i] -= 0.5f * bl_net_grads(ref)[i];
+        }
+    }
+    bl_net_free(net);
+    bl_net_free(ref);
+    free_data(&d);
+}
+
 static int hook_calls;
 static void count_hook(void *arg)
 {
@@ -520,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_layer),
         cmocka_unit_test(test_accumulation),
         cmocka_unit_test(test_loss_gradients),
+        cmocka_unit_test(test_relu_in_place),
         cmocka_unit_test(test_bookkeeping),
         cmocka_unit_test(test_step_allocates_nothing),
     };

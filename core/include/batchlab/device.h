@@ -110,7 +110,9 @@ typedef struct bl_device_ops {
                          const float *x, float beta, float *out);
 
     /* activations, elementwise over n values. backward: dx = dy · f'(x) (x = the input, y = the
-     * output of forward; each activation uses whichever is cheaper). */
+     * output of forward; each activation uses whichever is cheaper). For BL_ACT_RELU the
+     * operation may be in place: forward with y == x, backward with dx == dy (and x == y, the
+     * net's in-place ReLU); ReLU's backward then reads x only for its sign. */
     void (*act_forward)(bl_device *dev, bl_activation act, int64_t n, const float *x, float *y);
     void (*act_backward)(bl_device *dev, bl_activation act, int64_t n, const float *x,
                          const float *y, const float *dy, float *dx);

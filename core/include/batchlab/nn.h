@@ -108,7 +108,10 @@ struct bl_layer {
     size_t n_state;          /* non-trainable floats (running statistics) */
     size_t ws_per_sample;    /* scratch floats per sample kept from forward to backward */
     size_t ws_fixed;         /* scratch floats independent of the batch */
-    bool alias_input;        /* output is the input reinterpreted (flatten): no buffer, no copy */
+    bool alias_input;        /* output is the input reinterpreted (flatten): no buffer, no copy;
+                              * bl_net_build also sets it on a ReLU after a built-in linear,
+                              * conv2d, batchnorm or maxpool2d layer, which then computes in
+                              * place over that layer's output */
 
     /* Set by the net once memory exists (device pointers; read-only to the layer): */
     float *params, *grads, *state, *ws;

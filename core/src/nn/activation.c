@@ -43,6 +43,11 @@ static const bl_layer_ops act_ops[] = {ACT_OPS("relu"), ACT_OPS("tanh"), ACT_OPS
 static const bl_activation act_values[] = {BL_ACT_RELU, BL_ACT_TANH, BL_ACT_SIGMOID,
                                            BL_ACT_GELU};
 
+bool bl__layer_is_relu(const bl_layer *layer)
+{
+    return layer->ops == &act_ops[BL_ACT_RELU];
+}
+
 int bl_activation_layer(bl_ctx *ctx, bl_activation act, bl_layer **out)
 {
     if (!out)

@@ -161,7 +161,7 @@ static void batchnorm_destroy(bl_layer *self)
     free(self->impl);
 }
 
-static const bl_layer_ops batchnorm_ops = {
+const bl_layer_ops bl__batchnorm_ops = {
     .size = sizeof(bl_layer_ops),
     .kind = "batchnorm",
     .setup = batchnorm_setup,
@@ -192,5 +192,5 @@ int bl_batchnorm(bl_ctx *ctx, float momentum, float eps, int64_t ghost_batch, bl
     bn->momentum = momentum;
     bn->eps = eps;
     bn->ghost_batch = ghost_batch;
-    return bl_layer_new(ctx, &batchnorm_ops, bn, NULL, out);
+    return bl_layer_new(ctx, &bl__batchnorm_ops, bn, NULL, out);
 }

@@ -227,7 +227,7 @@ static void conv2d_destroy(bl_layer *self)
     free(self->impl);
 }
 
-static const bl_layer_ops conv2d_ops = {
+const bl_layer_ops bl__conv2d_ops = {
     .size = sizeof(bl_layer_ops),
     .kind = "conv2d",
     .setup = conv2d_setup,
@@ -259,5 +259,5 @@ int bl_conv2d(bl_ctx *ctx, int64_t out_channels, int64_t kernel, int64_t stride,
     cv->stride = stride;
     cv->padding = padding;
     cv->bias = bias;
-    return bl_layer_new(ctx, &conv2d_ops, cv, NULL, out);
+    return bl_layer_new(ctx, &bl__conv2d_ops, cv, NULL, out);
 }

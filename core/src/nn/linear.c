@@ -85,7 +85,7 @@ static void linear_destroy(bl_layer *self)
     free(self->impl);
 }
 
-static const bl_layer_ops linear_ops = {
+const bl_layer_ops bl__linear_ops = {
     .size = sizeof(bl_layer_ops),
     .kind = "linear",
     .setup = linear_setup,
@@ -108,5 +108,5 @@ int bl_linear(bl_ctx *ctx, int64_t out_features, bool bias, bl_layer **out)
         return bl_error(ctx, BL_ENOMEM, "bl_linear: out of memory");
     li->out_features = out_features;
     li->bias = bias;
-    return bl_layer_new(ctx, &linear_ops, li, NULL, out);
+    return bl_layer_new(ctx, &bl__linear_ops, li, NULL, out);
 }

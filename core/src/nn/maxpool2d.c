@@ -101,7 +101,7 @@ static void maxpool2d_destroy(bl_layer *self)
     free(self->impl);
 }
 
-static const bl_layer_ops maxpool2d_ops = {
+const bl_layer_ops bl__maxpool2d_ops = {
     .size = sizeof(bl_layer_ops),
     .kind = "maxpool2d",
     .setup = maxpool2d_setup,
@@ -124,5 +124,5 @@ int bl_maxpool2d(bl_ctx *ctx, int64_t kernel, int64_t stride, bl_layer **out)
         return bl_error(ctx, BL_ENOMEM, "bl_maxpool2d: out of memory");
     mp->kernel = kernel;
     mp->stride = stride;
-    return bl_layer_new(ctx, &maxpool2d_ops, mp, NULL, out);
+    return bl_layer_new(ctx, &bl__maxpool2d_ops, mp, NULL, out);
 }

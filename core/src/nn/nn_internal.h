@@ -3,6 +3,7 @@
 #define BATCHLAB_NN_INTERNAL_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,5 +31,12 @@ static inline int bl__check_size(bl_ctx *ctx, const char *fn, const char *arg, i
                         fn, arg, lo, v);
     return BL_OK;
 }
+
+/* Built-in layer types whose backward never reads the layer's own output (its `out`
+ * argument), so that a ReLU after one may compute in place over that output (net.c). */
+extern const bl_layer_ops bl__linear_ops, bl__conv2d_ops, bl__batchnorm_ops, bl__maxpool2d_ops;
+
+/* Whether `layer` is the built-in ReLU (bl_activation_layer with BL_ACT_RELU). */
+bool bl__layer_is_relu(const bl_layer *layer);
 
 #endif
