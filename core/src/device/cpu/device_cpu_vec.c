@@ -29,6 +29,7 @@
 /* Work per chunk below which a kernel runs on the calling thread alone. */
 #define GRAIN_LIGHT 8192 /* elements: copies, fills, ReLU, bias */
 #define GRAIN_HEAVY 8192  /* elements: optimizer updates, exp-based activations, dropout */
+#define XENT_GRAIN 1024   /* logits: softmax cross-entropy (an exp each, a log per row) */
 
 /* ---- BLAS-1 ------------------------------------------------------------------------------- */
 
@@ -575,7 +576,9 @@ double bl__cpu_xent_forward(bl_device *dev, int64_t rows, int64_t classes, const
     if (rows <= 0 || classes <= 0)
         return 0.0;
     ew_args a = {.cols = classes, .x = logits, .labels = labels, .out0 = probs};
-    int64_t grain = GRAIN_HEAVY / classes > 0 ? GRAIN_HEAVY / classes : 1;
+    /* A row costs ~4 ns a class (an exp each, a log per row): with GRAIN_HEAVY elements a
+     * chunk, 10 classes at batch 1024 ran on one thread (43 µs of a 3.9 ms MLP step). */
+    int64_t grain = XENT_GRAIN / classes > 0 ? XENT_GRAIN / classes : 1;
     int chunks = bl__pool_run(bl__cpu_pool(dev), rows, grain, 1, xent_forward_range, &a);
     int64_t right = 0;
     for (int i = 0; i < chunks; i++)
