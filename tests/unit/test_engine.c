@@ -467,6 +467,101 @@ static int grow_batch(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t 
     return BL_OK;
 }
 
+/* Writes an IDX file: the magic of unsigned bytes with `ndim` dimensions, `dims`, then
+ * `data` (n bytes). */
+static void write_idx(const char *dir, const char *name, int ndim, const uint32_t *dims,
+                      const unsigned char *data, size_t n)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char head[16] = {0, 0, 0x08, (unsigned char)ndim};
+    for (int d = 0; d < ndim; d++)
+        for (int b = 0; b < 4; b++)
+            head[4 + 4 * d + b] = (unsigned char)(dims[d] >> (24 - 8 * b));
+    assert_int_equal(fwrite(head, 1, 4 + 4 * (size_t)ndim, f), 4 + 4 * (size_t)ndim);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Steps 0 and 1 at 700 samples, then 800: the prefetch for step 2 guessed 700, and the fill
+ * gathers the 100 it lacks. */
+static int seven_then_eight_hundred(void *user, bl_ctx *ctx, const bl_train_state *s,
+                                    int64_t *batch, double *lr_factor)
+{
+    (void)user;
+    (void)ctx;
+    *batch = s->step < 2 ? 700 : 800;
+    *lr_factor = 1.0;
+    return BL_OK;
+}
+
+/* A batch of 700 images of 28×28 is 2.2 MB of floats, above the loader's SPLIT_MIN_BYTES
+ * (engine/loader.c): with prefetch auto on a device with a pool, an idx dataset's batches are
+ * prefetched as bytes and turned into floats at fill, in one float buffer for both slots. The
+ * run trains on exactly the batches of gathering floats in the step (prefetch off): the same
+ * history, bit for bit, over 2 epochs of 3000 samples (700, 700, then 800 to the epoch's end,
+ * the last batch 600): prefetches used whole, one that falls short of a batch that grew, and
+ * each epoch's first batch gathered in the step. */
+static void split_gather_same_history(void **state)
+{
+    bl_test_env *f = *state;
+    enum { N = 3000, PX = 28 * 28 };
+    const char *dir = bl_test_tmpdir("split_gather");
+    unsigned char *pixels = malloc((size_t)N * PX), labels[N];
+    assert_non_null(pixels);
+    bl_rng rng;
+    bl_rng_seed(&rng, 5, BL_STREAM_DATA);
+    for (int i = 0; i < N; i++) {
+        labels[i] = (unsigned char)(i % 10);
+        for (int j = 0; j < PX; j++) /* brighter where the label says, so that it can learn */
+            pixels[(size_t)i * PX + j] =
+                (unsigned char)(bl_rng_uniform(&rng) * 128 + (j % 10 == i % 10 ? 127 : 0));
+    }
+    write_idx(dir, "train-images-idx3-ubyte", 3, (const uint32_t[]){N, 28, 28}, pixels,
+              (size_t)N * PX);
+    write_idx(dir, "train-labels-idx1-ubyte", 1, (const uint32_t[]){N}, labels, N);
+    free(pixels);
+    char opts[1300];
+    snprintf(opts, sizeof opts, "dir=%s validation=0", dir);
+    bl_dataset *ds = bl_test_dataset(f, "idx", opts);
+    bl_device *dev;
+    BL_ASSERT_OK(f->ctx, bl_device_cpu_open(f->ctx, 2, &dev));
+    bl_run_result r[2];
+    for (int i = 0; i < 2; i++) {
+        const bl_plugin *mp;
+        BL_ASSERT_OK(f->ctx, bl_registry_find(f->ctx, f->reg, BL_PLUGIN_MODEL, "mlp", &mp));
+        bl_net *net;
+        BL_ASSERT_OK(f->ctx, bl_model_build(f->ctx, mp, NULL, bl_dataset_info(ds), dev, 9, &net));
+        bl_train_config c = base_config(net, ds);
+        c.batch = 700;
+        c.batch_fn = seven_then_eight_hundred;
+        c.max_batch = 800;
+        c.optim.lr = 0.01;
+        c.prefetch = i == 0 ? BL_PREFETCH_OFF : BL_PREFETCH_AUTO;
+        c.eval_unit = BL_EVAL_STEPS;
+        c.eval_every = 1;
+        c.skip_eval = true;
+        BL_ASSERT_OK(f->ctx, bl_train(f->ctx, &c, &r[i]));
+        if (r[i].status != BL_RUN_COMPLETED)
+            fail_msg("prefetch %s: %s", i ? "auto" : "off", r[i].error);
+        bl_net_free(net);
+    }
+    assert_int_equal(r[0].samples, 2 * N);
+    assert_int_equal(r[1].history_count, r[0].history_count);
+    assert_true(r[0].history_count >= 4);
+    for (size_t k = 0; k < r[0].history_count; k++)
+        assert_memory_equal(&r[1].history[k].train_loss, &r[0].history[k].train_loss,
+                            sizeof(double));
+    assert_true(r[0].history[r[0].history_count - 1].train_loss < r[0].history[0].train_loss);
+    bl_run_result_free(&r[0]);
+    bl_run_result_free(&r[1]);
+    bl_device_free(dev);
+    bl_dataset_close(ds);
+    bl_test_rmdir(dir);
+}
+
 /* A batch source that sleeps 40 ms at every fifth step: another process slowing the machine
  * now and then, inside the timed step. */
 static int slow_now_and_then(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t *batch,
@@ -812,6 +907,7 @@ int main(void)
         cmocka_unit_test(changing_batch_and_lr_rules),
         cmocka_unit_test(bad_configs_are_rejected),
         cmocka_unit_test(prefetch_never_overlaps_gathers),
+        cmocka_unit_test(split_gather_same_history),
         cmocka_unit_test(step_loop_allocates_nothing),
         cmocka_unit_test(batch_fn_buffers_grow),
     };

@@ -70,6 +70,7 @@ typedef struct bl__slot {
     bl_device_event *uploaded; /* with staging: recorded when the prefetch's upload is done */
     int64_t start, count; /* permutation range held (count 0 = empty) */
     int rc;            /* result of the last gather (and upload, for a prefetch) */
+    uint8_t *xb;       /* split gather: the prefetch's stored bytes [capacity × numel] */
 } bl__slot;
 
 /* The training split kept on the device (loader_resident.c); on = false: the host gathers. */
@@ -105,6 +106,9 @@ typedef struct bl__loader {
     int pending;            /* slot index requested from the thread, or -1 */
     int busy;               /* slot the thread is filling, or -1 */
     bl__resident res;
+    bool split;             /* prefetches gather bytes; fill turns them into floats */
+    float split_scale, split_offset; /* the dataset's map from bytes to floats */
+    int64_t *iota;          /* split: 0, 1, … capacity − 1 (gather_bytes' rows) */
 } bl__loader;
 
 /* How the next batch is gathered while a step computes: not at all (fill gathers it), by a
@@ -142,6 +146,10 @@ int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t co
 /* loader_resident.c: the resident mode's parts of the loader (the hooks in loader.c). open
  * decides (l->res.on) and uploads the split; epoch uploads l->perm; fill gathers on the
  * device. */
+/* Whether the training split of `data` keeps bytes (bl_dataset_gather_bytes), asking for no
+ * sample to learn its map into *scale and *offset: BL_OK when it does, BL_EUNSUPPORTED (the
+ * message cleared) when it gathers floats only, another code (its message in ctx) on error. */
+int bl__loader_byte_map(bl_ctx *ctx, bl_dataset *data, float *scale, float *offset);
 int bl__resident_open(bl_ctx *ctx, bl__loader *l, bl_data_placement placement);
 void bl__resident_close(bl__loader *l);
 void bl__resident_epoch(bl__loader *l);

@@ -74,12 +74,8 @@ int bl__resident_open(bl_ctx *ctx, bl__loader *l, bl_data_placement placement)
     if (placement == BL_DATA_STAGED || l->n <= 0 ||
         (bl_device_caps(l->dev) & BL_DEVICE_CAP_HOST_ADDRESSABLE))
         return BL_OK;
-    /* bytes when the dataset stores bytes: ask for no sample, to learn its map */
-    int64_t none = 0;
-    int32_t label;
-    uint8_t byte;
-    int rc = bl_dataset_gather_bytes(ctx, l->data, BL_SPLIT_TRAIN, &none, 0, &byte, &label,
-                                     &r->scale, &r->offset);
+    /* bytes when the dataset stores bytes */
+    int rc = bl__loader_byte_map(ctx, l->data, &r->scale, &r->offset);
     if (rc != BL_OK && rc != BL_EUNSUPPORTED)
         return rc;
     r->bytes = rc == BL_OK;
