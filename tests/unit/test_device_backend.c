@@ -335,28 +335,18 @@ static void test_resident_bytes_on_fixture(void **state)
 {
     bl_ctx *ctx = *state;
     const char *dir = bl_test_tmpdir("fx_resident_idx");
-    const int count = 300, side = 6;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
-    FILE *fi = fopen(path, "wb");
-    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
-    FILE *fl = fopen(path, "wb");
-    assert_true(fi && fl);
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, count >> 8, count & 255,
-                            0, 0, 0, side, 0, 0, 0, side};
-    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, count >> 8, count & 255};
-    fwrite(hi, 1, 16, fi);
-    fwrite(hl, 1, 8, fl);
+    enum { count = 300, side = 6 };
+    static unsigned char pixels[count][side * side], labels[count];
     for (int i = 0; i < count; i++) {
-        unsigned char label = (unsigned char)(i * 7 % 10);
-        fwrite(&label, 1, 1, fl);
-        for (int p = 0; p < side * side; p++) {
-            int v = p % (label + 2) == 0 ? 200 + i % 50 : (i * 13 + p) % 60;
-            fputc(v, fi);
-        }
+        labels[i] = (unsigned char)(i * 7 % 10);
+        for (int p = 0; p < side * side; p++)
+            pixels[i][p] =
+                (unsigned char)(p % (labels[i] + 2) == 0 ? 200 + i % 50 : (i * 13 + p) % 60);
     }
-    fclose(fi);
-    fclose(fl);
+    bl_test_write_idx(dir, "train-images-idx3-ubyte", 3, (const uint32_t[]){count, side, side},
+                      &pixels[0][0], sizeof pixels);
+    bl_test_write_idx(dir, "train-labels-idx1-ubyte", 1, (const uint32_t[]){count}, labels,
+                      sizeof labels);
 
     run_env e;
     open_run_env(ctx, &e);

@@ -467,24 +467,6 @@ static int grow_batch(void *user, bl_ctx *ctx, const bl_train_state *s, int64_t 
     return BL_OK;
 }
 
-/* Writes an IDX file: the magic of unsigned bytes with `ndim` dimensions, `dims`, then
- * `data` (n bytes). */
-static void write_idx(const char *dir, const char *name, int ndim, const uint32_t *dims,
-                      const unsigned char *data, size_t n)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    unsigned char head[16] = {0, 0, 0x08, (unsigned char)ndim};
-    for (int d = 0; d < ndim; d++)
-        for (int b = 0; b < 4; b++)
-            head[4 + 4 * d + b] = (unsigned char)(dims[d] >> (24 - 8 * b));
-    assert_int_equal(fwrite(head, 1, 4 + 4 * (size_t)ndim, f), 4 + 4 * (size_t)ndim);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Steps 0 and 1 at 700 samples, then 800: the prefetch for step 2 guessed 700, and the fill
  * gathers the 100 it lacks. */
 static int seven_then_eight_hundred(void *user, bl_ctx *ctx, const bl_train_state *s,
@@ -519,9 +501,9 @@ static void split_gather_same_history(void **state)
             pixels[(size_t)i * PX + j] =
                 (unsigned char)(bl_rng_uniform(&rng) * 128 + (j % 10 == i % 10 ? 127 : 0));
     }
-    write_idx(dir, "train-images-idx3-ubyte", 3, (const uint32_t[]){N, 28, 28}, pixels,
-              (size_t)N * PX);
-    write_idx(dir, "train-labels-idx1-ubyte", 1, (const uint32_t[]){N}, labels, N);
+    bl_test_write_idx(dir, "train-images-idx3-ubyte", 3, (const uint32_t[]){N, 28, 28}, pixels,
+                      (size_t)N * PX);
+    bl_test_write_idx(dir, "train-labels-idx1-ubyte", 1, (const uint32_t[]){N}, labels, N);
     free(pixels);
     char opts[1300];
     snprintf(opts, sizeof opts, "dir=%s validation=0", dir);

@@ -27,17 +27,9 @@ typedef struct fixture {
 
 /* ---- data ---------------------------------------------------------------------------------- */
 
-static void put_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    fwrite(b, 1, 4, f);
-}
-
 /* 240 noisy 8×8 images of a bar, label 0 horizontal / 1 vertical, as IDX files in dir. */
 static void write_bars(const char *dir)
 {
-    char path[1200];
     bl_rng rng;
     bl_rng_seed(&rng, 11, BL_STREAM_USER);
     enum { N = 240, S = 8 };
@@ -50,22 +42,9 @@ static void write_bars(const char *dir)
         for (int j = 0; j < S; j++)
             img[n][lab[n] ? j * S + pos : pos * S + j] = 255;
     }
-    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    put_be32(f, 0x803);
-    put_be32(f, N);
-    put_be32(f, S);
-    put_be32(f, S);
-    fwrite(img, 1, sizeof img, f);
-    fclose(f);
-    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
-    f = fopen(path, "wb");
-    assert_non_null(f);
-    put_be32(f, 0x801);
-    put_be32(f, N);
-    fwrite(lab, 1, sizeof lab, f);
-    fclose(f);
+    bl_test_write_idx(dir, "train-images-idx3-ubyte", 3, (const uint32_t[]){N, S, S}, &img[0][0],
+                      sizeof img);
+    bl_test_write_idx(dir, "train-labels-idx1-ubyte", 1, (const uint32_t[]){N}, lab, sizeof lab);
 }
 
 /* The fixture as testutil's environment (the same context, device and registry). */

@@ -145,6 +145,24 @@ void bl_test_rmdir(const char *dir)
     rmdir(dir);
 }
 
+void bl_test_write_idx(const char *dir, const char *name, int ndim, const uint32_t *dims,
+                       const unsigned char *data, size_t n)
+{
+    assert_true(ndim >= 1 && ndim <= 3);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    unsigned char head[16] = {0, 0, 0x08, (unsigned char)ndim};
+    for (int d = 0; d < ndim; d++)
+        for (int b = 0; b < 4; b++)
+            head[4 + 4 * d + b] = (unsigned char)(dims[d] >> (24 - 8 * b));
+    size_t head_n = 4 + 4 * (size_t)ndim;
+    assert_int_equal(fwrite(head, 1, head_n, f), head_n);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
 int bl_test_load_plugin(const char *path, bl_plugin_kind kind, bl_ctx **ctx, bl_registry **reg,
                         const bl_plugin **plugin)
 {

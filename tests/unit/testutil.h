@@ -78,6 +78,12 @@ const char *bl_test_tmpdir(const char *name);
 /* Removes a directory made by bl_test_tmpdir and the files in it (not subdirectories). */
 void bl_test_rmdir(const char *dir);
 
+/* Writes dir/name as a plain IDX file of unsigned bytes: the magic for `ndim` dimensions, the
+ * big-endian `dims`, then data[0..n) (n need not match dims: a short file is a test too).
+ * Fails the test when the file cannot be written. */
+void bl_test_write_idx(const char *dir, const char *name, int ndim, const uint32_t *dims,
+                       const unsigned char *data, size_t n);
+
 /* ---- device buffers and float comparisons (image and layer tests) ----------------------- */
 
 /* `n` floats on env->dev (at least one), released by bl_test_release_all; fails the test when
