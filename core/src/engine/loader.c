@@ -242,12 +242,11 @@ int bl__loader_open(bl_ctx *ctx, bl__loader *l, bl_dataset *data, bl_device *dev
         how = BL__PREFETCH_NONE;
     if (how == BL__PREFETCH_BACKGROUND && dev->ops->gather_bytes &&
         capacity * l->x_numel * (int64_t)sizeof(float) >= SPLIT_MIN_BYTES) {
-        int brc = bl__loader_byte_map(ctx, data, &l->split_scale, &l->split_offset);
-        if (brc != BL_OK && brc != BL_EUNSUPPORTED) {
-            bl__loader_close(l);
-            return brc;
-        }
-        l->split = brc == BL_OK;
+        /* only a faster way to the same floats: a dataset that fails the byte probe is
+         * gathered as floats, as before (its gathers report their own errors) */
+        l->split = bl__loader_byte_map(ctx, data, &l->split_scale, &l->split_offset) == BL_OK;
+        if (!l->split)
+            bl_clear_error(ctx);
         if (l->split && alloc_iota(ctx, l) != BL_OK) {
             bl__loader_close(l);
             return bl_error_prefix(ctx, "batch loader (%lld samples per batch)",
