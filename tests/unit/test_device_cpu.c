@@ -288,6 +288,14 @@ static void test_gemm(void **state)
                 check_gemm_ld(f, f->devs[d], false, t, padded[s], 600, 500, 1.0f, 0.0f, 3);
                 check_gemm_ld(f, f->devs[d], false, t, padded[s], 600, 500, -2.0f, 0.25f, 5);
             }
+    /* a weight gradient 1100 deep beside a 40×70 gradient: two threads cut it across the
+     * batch (parts of 560 and 540) and add the second part to the first (device_cpu.c,
+     * gemm_ksplit), with beta 0 and 0.25; with a C wider than its rows it is cut by rows */
+    for (int d = 0; d < 2; d++) {
+        check_gemm(f, f->devs[d], true, false, 40, 70, 1100, 1.0f, 0.0f);
+        check_gemm(f, f->devs[d], true, false, 40, 70, 1100, -2.0f, 0.25f);
+        check_gemm_ld(f, f->devs[d], true, false, 40, 70, 1100, 1.0f, 0.5f, 3);
+    }
     /* k = 0: C = beta·C */
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.5f);
     check_gemm(f, f->devs[0], false, true, 4, 5, 0, 1.0f, 0.0f);

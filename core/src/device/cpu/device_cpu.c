@@ -417,6 +417,62 @@ static void gemm_ragged(cpu_impl *impl, gemm_form form, gemm_args *g)
     gemm_own(impl, form, &tail);
 }
 
+/* A weight gradient ("tn", C[m × n] = A[b × m]ᵀ·B[b × n]) with a long batch b beside a small
+ * gradient: cut across the batch instead of C's rows. Cut by rows, every thread packs all of B
+ * for its band; cut by the batch, part 0 goes into C (with beta), part p (of the pool's
+ * threads) into a scratch gradient, and C then adds the parts in order: the same sums every
+ * time for a given thread count, since the cut depends on b and the threads alone. Measured on
+ * 2 threads (2-core Xeon, OpenBLAS 0.3.21 single-threaded per part, against the row cut, µs):
+ * 128×256 at b 2048: 533 → 458; 256×784 at 2048: 2624 → 2440; at 1024: 242 → 228 and
+ * 1295 → 1227; 1024×784 and 1024×1024 even at 1024-2048 (m > b/4); parts of 256 rows of the
+ * batch 10-35% slower (OpenBLAS's kernels update C once per block of the batch it packs). */
+#define KSPLIT_MIN_PART 512
+#define KSPLIT_MAX_SCRATCH ((size_t)4 << 20) /* floats (16 MiB) */
+
+typedef struct ksplit_args {
+    const gemm_args *g;
+    float *scratch; /* part p ≥ 1 at scratch + (p − 1)·m·n */
+} ksplit_args;
+
+static void ksplit_part(void *p, int chunk, int64_t begin, int64_t end)
+{
+    const ksplit_args *s = p;
+    gemm_args part = *s->g;
+    part.k = end - begin;
+    float *c = part.c;
+    if (chunk > 0) {
+        part.beta = 0.0f;
+        c = s->scratch + (size_t)(chunk - 1) * (size_t)(part.m * part.n);
+    }
+    blas_sgemm(&part, part.m, part.n, part.a + begin * part.lda, part.b + begin * part.ldb, c);
+}
+
+/* Returns false, having done nothing, where the cut does not pay or its scratch cannot be
+ * allocated. */
+static bool gemm_ksplit(bl_device *dev, cpu_impl *impl, const gemm_args *g)
+{
+    int64_t threads = bl__pool_threads(impl->pool);
+    if (threads < 2 || g->ldc != g->n || g->k / threads < KSPLIT_MIN_PART || g->m * 4 > g->k)
+        return false;
+    size_t need = (size_t)((threads - 1) * g->m * g->n);
+    if (need > KSPLIT_MAX_SCRATCH)
+        return false;
+    if (need > impl->ksplit_floats) {
+        float *grown = bl_alloc_large(need * sizeof *grown);
+        if (!grown)
+            return false;
+        free(impl->ksplit);
+        impl->ksplit = grown;
+        impl->ksplit_floats = need;
+    }
+    ksplit_args s = {g, impl->ksplit};
+    int parts = bl__pool_run(impl->pool, g->k, KSPLIT_MIN_PART, 16, ksplit_part, &s);
+    for (int p = 1; p < parts; p++)
+        bl__cpu_axpy(dev, g->m * g->n, 1.0f, s.scratch + (size_t)(p - 1) * (size_t)(g->m * g->n),
+                     g->c);
+    return true;
+}
+
 static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int64_t n,
                      int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                      int64_t ldb, float beta, float *c, int64_t ldc)
@@ -440,9 +496,10 @@ static void cpu_gemm(bl_device *dev, bool trans_a, bool trans_b, int64_t m, int6
         gemm_own(impl, form, &g);
         return;
     }
-    if (form == FORM_TN)
-        gemm_blas(impl, &g);
-    else
+    if (form == FORM_TN) {
+        if (!gemm_ksplit(dev, impl, &g))
+            gemm_blas(impl, &g);
+    } else
         gemm_ragged(impl, form, &g);
 }
 
@@ -629,6 +686,7 @@ static void cpu_destroy(bl_device *dev)
     cpu_device *cd = (cpu_device *)dev;
     bl__pool_free(cd->impl.pool);
     free(cd->impl.pad);
+    free(cd->impl.ksplit);
     free(cd);
 }
 

@@ -15,6 +15,8 @@ typedef struct cpu_impl {
     float *pad;      /* gemm_padded's rows, grown to the largest product seen (≤ PAD_MAX_ROWS
                         rows), so that no step allocates once the shapes are known */
     size_t pad_floats;
+    float *ksplit;   /* gemm_ksplit's partial gradients, grown likewise */
+    size_t ksplit_floats;
 } cpu_impl;
 
 static inline bl__pool *bl__cpu_pool(bl_device *dev)
