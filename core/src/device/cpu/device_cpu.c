@@ -11,6 +11,7 @@
  */
 #include <cblas.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -210,6 +211,22 @@ static void scale_matrix(int64_t m, int64_t n, float beta, float *c, int64_t ldc
     }
 }
 
+/* At least `need` floats of s, 64-byte aligned; the contents are not kept when it grows.
+ * NULL when it cannot grow (s is then unchanged). */
+static float *scratch_floats(cpu_scratch *s, size_t need)
+{
+    if (need > s->floats) {
+        float *grown = need <= SIZE_MAX / sizeof *grown ? bl_alloc_large(need * sizeof *grown)
+                                                         : NULL;
+        if (!grown)
+            return NULL;
+        free(s->p);
+        s->p = grown;
+        s->floats = need;
+    }
+    return s->p;
+}
+
 /* ---- which kernel: the shape model ----
  *
  * The own kernels (cpu_gemm.c) run at a nearly constant rate whatever the batch (85-100
@@ -359,16 +376,9 @@ static void gemm_blas(cpu_impl *impl, gemm_args *g)
 static bool gemm_padded(cpu_impl *impl, gemm_args *g)
 {
     int64_t m4 = (g->m + 3) & ~(int64_t)3;
-    size_t need = (size_t)(m4 * (g->k + g->n));
-    if (need > impl->pad_floats) {
-        float *grown = malloc(need * sizeof *grown);
-        if (!grown)
-            return false;
-        free(impl->pad);
-        impl->pad = grown;
-        impl->pad_floats = need;
-    }
-    float *pa = impl->pad;
+    float *pa = scratch_floats(&impl->pad, (size_t)(m4 * (g->k + g->n)));
+    if (!pa)
+        return false;
     float *pc = pa + m4 * g->k;
     for (int64_t i = 0; i < g->m; i++) {
         memcpy(pa + i * g->k, g->a + i * g->lda, (size_t)g->k * sizeof *pa);
@@ -457,15 +467,9 @@ static bool gemm_ksplit(bl_device *dev, cpu_impl *impl, const gemm_args *g)
     size_t need = (size_t)((threads - 1) * g->m * g->n);
     if (need > KSPLIT_MAX_SCRATCH)
         return false;
-    if (need > impl->ksplit_floats) {
-        float *grown = bl_alloc_large(need * sizeof *grown);
-        if (!grown)
-            return false;
-        free(impl->ksplit);
-        impl->ksplit = grown;
-        impl->ksplit_floats = need;
-    }
-    ksplit_args s = {g, impl->ksplit};
+    ksplit_args s = {g, scratch_floats(&impl->ksplit, need)};
+    if (!s.scratch)
+        return false;
     int parts = bl__pool_run(impl->pool, g->k, KSPLIT_MIN_PART, 16, ksplit_part, &s);
     for (int p = 1; p < parts; p++)
         bl__cpu_axpy(dev, g->m * g->n, 1.0f, s.scratch + (size_t)(p - 1) * (size_t)(g->m * g->n),
@@ -685,8 +689,8 @@ static void cpu_destroy(bl_device *dev)
 {
     cpu_device *cd = (cpu_device *)dev;
     bl__pool_free(cd->impl.pool);
-    free(cd->impl.pad);
-    free(cd->impl.ksplit);
+    free(cd->impl.pad.p);
+    free(cd->impl.ksplit.p);
     free(cd);
 }
 

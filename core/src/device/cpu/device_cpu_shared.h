@@ -7,16 +7,20 @@
 #include "batchlab/device.h"
 #include "device/cpu/cpu_pool.h"
 
+/* A buffer a product needs for a moment, grown to the largest size asked (device_cpu.c,
+ * scratch_floats), so that no step allocates once the shapes are known. */
+typedef struct cpu_scratch {
+    float *p;
+    size_t floats;
+} cpu_scratch;
+
 /* dev->impl of a CPU device */
 typedef struct cpu_impl {
-    bl__pool *pool;  /* NULL: single-threaded */
-    bool small_gemm; /* the AVX2/FMA small-batch kernels can run here */
-    bool wide;       /* ... and their AVX-512 forms (unless BATCHLAB_CPU_AVX512=0) */
-    float *pad;      /* gemm_padded's rows, grown to the largest product seen (≤ PAD_MAX_ROWS
-                        rows), so that no step allocates once the shapes are known */
-    size_t pad_floats;
-    float *ksplit;   /* gemm_ksplit's partial gradients, grown likewise */
-    size_t ksplit_floats;
+    bl__pool *pool;     /* NULL: single-threaded */
+    bool small_gemm;    /* the AVX2/FMA small-batch kernels can run here */
+    bool wide;          /* ... and their AVX-512 forms (unless BATCHLAB_CPU_AVX512=0) */
+    cpu_scratch pad;    /* gemm_padded's rows (≤ PAD_MAX_ROWS rows) */
+    cpu_scratch ksplit; /* gemm_ksplit's partial gradients */
 } cpu_impl;
 
 static inline bl__pool *bl__cpu_pool(bl_device *dev)
