@@ -432,10 +432,11 @@ static void gemm_ragged(cpu_impl *impl, gemm_form form, gemm_args *g)
  * for its band; cut by the batch, part 0 goes into C (with beta), part p (of the pool's
  * threads) into a scratch gradient, and C then adds the parts in order: the same sums every
  * time for a given thread count, since the cut depends on b and the threads alone. Measured on
- * 2 threads (2-core Xeon, OpenBLAS 0.3.21 single-threaded per part, against the row cut, µs):
- * 128×256 at b 2048: 533 → 458; 256×784 at 2048: 2624 → 2440; at 1024: 242 → 228 and
- * 1295 → 1227; 1024×784 and 1024×1024 even at 1024-2048 (m > b/4); parts of 256 rows of the
- * batch 10-35% slower (OpenBLAS's kernels update C once per block of the batch it packs). */
+ * 2 threads (2-core Xeon, OpenBLAS 0.3.21; this function against the row cut, alternating 30
+ * times, µs): 128×256 at b 2048: 548 → 484; 256×784 at 2048: 2671 → 2582; at 1024: 267 → 243
+ * and 1359 → 1307. With plain threads, the row cut against parts: 1024×784 and 1024×1024 even
+ * at 1024-2048 (m > b/4); parts of 256 rows of the batch 10-35% slower (OpenBLAS's kernels
+ * update C once per block of the batch they pack). */
 #define KSPLIT_MIN_PART 512
 #define KSPLIT_MAX_SCRATCH ((size_t)4 << 20) /* floats (16 MiB) */
 
