@@ -231,29 +231,6 @@ static const char usage[] =
     "  number of threads; the thread counts alternate --rounds times, medians are printed.\n"
     "  --seconds is the time each measurement runs for.\n";
 
-/* "1,2,4" → out[], each a whole number ≥ 1; false after a message. */
-static bool parse_list(const char *what, const char *text, long *out, int *n)
-{
-    char *copy = strdup(text), *save = NULL;
-    *n = 0;
-    bool ok = copy != NULL;
-    for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; ok && tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (*n == MAX_LIST) {
-            fprintf(stderr, "bench_conv: at most %d values in %s\n", MAX_LIST, what);
-            ok = false;
-        } else {
-            ok = bench_long("bench_conv", what, tok, 1, &out[(*n)++]);
-        }
-    }
-    free(copy);
-    if (ok && *n == 0) {
-        fprintf(stderr, "bench_conv: %s is empty\n", what);
-        ok = false;
-    }
-    return ok;
-}
-
 int main(int argc, char **argv)
 {
     if (bench_help(argc, argv, usage))
@@ -270,21 +247,17 @@ int main(int argc, char **argv)
         } else if (!value)
             fprintf(stderr, "bench_conv: %s needs a value (see --help)\n", opt);
         else if (strcmp(opt, "--threads") == 0)
-            ok = parse_list("--threads", value, threads, &n_threads);
+            ok = (n_threads = bench_list("bench_conv", "--threads", value, 1, threads,
+                                         MAX_LIST)) > 0;
         else if (strcmp(opt, "--batches") == 0)
-            ok = parse_list("--batches", value, batches, &n_batches);
+            ok = (n_batches = bench_list("bench_conv", "--batches", value, 1, batches,
+                                         MAX_LIST)) > 0;
         else if (strcmp(opt, "--rounds") == 0)
             ok = bench_long("bench_conv", "--rounds", value, 1, &rounds) &&
                  (rounds <= MAX_ROUNDS ||
                   (fprintf(stderr, "bench_conv: --rounds is at most %d\n", MAX_ROUNDS), false));
-        else if (strcmp(opt, "--seconds") == 0) {
-            char *end;
-            seconds_per_run = strtod(value, &end);
-            ok = *end == '\0' && end != value && seconds_per_run > 0 && seconds_per_run < 60;
-            if (!ok)
-                fprintf(stderr, "bench_conv: --seconds must be a number in (0, 60), got '%s'\n",
-                        value);
-        }
+        else if (strcmp(opt, "--seconds") == 0)
+            ok = bench_number("bench_conv", "--seconds", value, 0, 60, &seconds_per_run);
         if (!ok)
             return 2;
     }

@@ -467,16 +467,18 @@ static int sweep(bl_device *dev, bl_ctx *ctx, double seconds)
     return drops;
 }
 
-static int parse_widths(char *text)
+/* The layer count of "in,hidden...,out" (at least 2 widths) into widths[]; -1 after a message. */
+static int parse_widths(const char *text)
 {
-    int n = 0;
-    for (char *s = strtok(text, ","); s; s = strtok(NULL, ",")) {
-        long v;
-        if (n >= MAX_WIDTHS || !bench_long("bench_core", "a width", s, 1, &v))
-            return -1;
-        widths[n++] = v;
-    }
-    return n >= 2 ? n - 1 : -1;
+    long given[MAX_WIDTHS];
+    int n = bench_list("bench_core", "--widths", text, 1, given, MAX_WIDTHS);
+    if (n == 1)
+        fprintf(stderr, "bench_core: --widths needs an input and an output width at least\n");
+    if (n < 2)
+        return -1;
+    for (int w = 0; w < n; w++)
+        widths[w] = given[w];
+    return n - 1;
 }
 
 int main(int argc, char **argv)
@@ -497,20 +499,18 @@ int main(int argc, char **argv)
                 return 2;
             threads = (int)v;
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atof(argv[++i]);
-            if (!(seconds > 0.0))
-                usage();
+            if (!bench_number("bench_core", "--seconds", argv[++i], 0, 3600, &seconds))
+                return 2;
         } else if (strcmp(argv[i], "--batches") == 0 && i + 1 < argc) {
-            n_batches = 0;
-            for (char *s = strtok(argv[++i], ","); s && n_batches < MAX_BATCHES;
-                 s = strtok(NULL, ",")) {
-                if (!bench_long("bench_core", "a batch", s, 1, &v))
-                    return 2;
-                batches[n_batches++] = v;
-            }
+            long given[MAX_BATCHES];
+            n_batches = bench_list("bench_core", "--batches", argv[++i], 1, given, MAX_BATCHES);
+            if (n_batches < 0)
+                return 2;
+            for (int b = 0; b < n_batches; b++)
+                batches[b] = given[b];
         } else if (strcmp(argv[i], "--widths") == 0 && i + 1 < argc) {
             if ((n_layers = parse_widths(argv[++i])) < 1)
-                usage();
+                return 2;
             widths_given = true;
         } else {
             usage();

@@ -23,16 +23,6 @@
 #include "bench_args.h"
 #include "batchlab/batchlab.h"
 
-static int parse_list(const char *text, int64_t *out, int cap)
-{
-    int n = 0;
-    char *copy = strdup(text), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok && n < cap; tok = strtok_r(NULL, ",", &save))
-        out[n++] = atoll(tok);
-    free(copy);
-    return n;
-}
-
 static double now(void)
 {
     struct timespec ts;
@@ -166,13 +156,8 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i - 1], "--batches") == 0)
             batches_text = value;
         else if (strcmp(argv[i - 1], "--epochs") == 0) {
-            char *end;
-            epochs = strtod(value, &end);
-            if (end == value || *end || !(epochs > 0 && epochs <= 1000)) {
-                fprintf(stderr, "bench_engine: --epochs must be in (0, 1000], got '%s'\n",
-                        value);
+            if (!bench_number("bench_engine", "--epochs", value, 0, 1000, &epochs))
                 return 2;
-            }
         } else if (strcmp(argv[i - 1], "--threads") == 0) {
             if (!bench_long("bench_engine", "--threads", value, 0, &v))
                 return 2;
@@ -209,8 +194,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    int64_t batches[32];
-    int nb = parse_list(batches_text, batches, 32);
+    long batches[32];
+    int nb = bench_list("bench_engine", "--batches", batches_text, 1, batches, 32);
+    if (nb < 0)
+        return 2;
 
     bl_ctx *ctx = bl_ctx_new();
     bl_device *dev;

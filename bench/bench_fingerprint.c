@@ -27,24 +27,6 @@ static const char usage[] =
     "  trains each model, batch and thread count on Fashion-MNIST (seed 1) and prints a hash\n"
     "  of the final weights: equal hashes before and after a change mean the same results\n";
 
-/* Up to `cap` positive whole numbers from "a,b,c"; -1 on a bad one. */
-static int parse_counts(const char *text, long *out, int cap)
-{
-    int n = 0;
-    char *copy = strdup(text), *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        long v;
-        if (n == cap || !bench_long("bench_fingerprint", "each batch and thread count", tok, 1,
-                                    &v)) {
-            n = -1;
-            break;
-        }
-        out[n++] = v;
-    }
-    free(copy);
-    return n;
-}
-
 /* Trains `model` and prints its line; 0, or 1 after printing why. */
 static int fingerprint(bl_ctx *ctx, bl_registry *reg, bl_dataset *data, const char *model,
                        long batch, long threads, double epochs)
@@ -112,28 +94,21 @@ int main(int argc, char **argv)
         else if (strcmp(opt, "--dir") == 0)
             dir = value;
         else if (strcmp(opt, "--epochs") == 0) {
-            char *end;
-            epochs = strtod(value, &end);
-            if (end == value || *end || !(epochs > 0 && epochs <= 100)) {
-                fprintf(stderr, "bench_fingerprint: --epochs must be in (0, 100], got '%s'\n",
-                        value);
+            if (!bench_number("bench_fingerprint", "--epochs", value, 0, 100, &epochs))
                 return 2;
-            }
         } else {
             fprintf(stderr, "bench_fingerprint: unknown option %s (see --help)\n", opt);
             return 2;
         }
     }
     long batches[32], threads[8];
-    int nb = parse_counts(batches_text, batches, 32);
-    int nt = parse_counts(threads_text, threads, 8);
+    const char *what = "each batch and thread count";
+    int nb = bench_list("bench_fingerprint", what, batches_text, 1, batches, 32);
+    int nt = nb > 0 ? bench_list("bench_fingerprint", what, threads_text, 1, threads, 8) : -1;
+    if (nb < 0 || nt < 0)
+        return 2;
     if (!*models) {
         fprintf(stderr, "bench_fingerprint: --models needs at least one model\n");
-        return 2;
-    }
-    if (nb <= 0 || nt <= 0) {
-        if (nb == 0 || nt == 0)
-            fprintf(stderr, "bench_fingerprint: --batches and --threads need at least one\n");
         return 2;
     }
 

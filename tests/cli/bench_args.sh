@@ -33,6 +33,15 @@ expect_err "--warmup must be at most 1000000 steps"
 run timeout 10 "$BENCH/bench_fingerprint" --models ""
 expect_status 2
 expect_err "--models needs at least one model"
+run timeout 10 "$BENCH/bench_engine" --batches 8,x
+expect_status 2
+expect_err "--batches must be a whole number ≥ 1, got 'x'"
+run timeout 10 "$BENCH/bench_core" --seconds x
+expect_status 2
+expect_err "--seconds must be in (0, 3600], got 'x'"
+run timeout 10 "$BENCH/bench_conv" --threads ,
+expect_status 2
+expect_err "--threads needs at least one value"
 run timeout 10 "$BENCH/bench_engine" --warmup x
 expect_status 2
 expect_err "--warmup must be a whole number ≥ 0, got 'x'"
