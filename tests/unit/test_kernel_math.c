@@ -2,7 +2,7 @@
  * for bit what the CPU backend computes: the counter-based RNG (bl_hash_uniform, dropout masks),
  * the four activations forward and backward, and the SGD and Adam updates, on values that
  * reach every branch (the clamps of exp, tanh's small-argument polynomial, NaN, ±inf, the
- * optimizers' special cases). Runs on the host; the same header compiled by nvcc gives the GPU
+ * optimizers' special cases), and the byte map of a dataset gather. Runs on the host; the same header compiled by nvcc gives the GPU
  * the same bits (docs/cuda.md: --fmad=false, IEEE division and sqrt). */
 #include <math.h>
 #include <stdarg.h>
@@ -355,6 +355,31 @@ static void test_loss_and_bn_elements(void **state)
     bl_ctx_free(ctx);
 }
 
+/* The CPU's byte gather (on its pool) against the header's byte map, on every byte value and
+ * a scale and offset that round (Fashion-MNIST's standardization). */
+static void test_byte_to_float(void **state)
+{
+    (void)state;
+    bl_ctx *ctx = bl_ctx_new();
+    bl_device *dev = open_cpu(ctx, 2);
+    enum { ROW = 97, ROWS = 300 };
+    static uint8_t src[ROWS * ROW];
+    static float got[ROWS * ROW], want[ROWS * ROW];
+    int64_t idx[ROWS];
+    for (int i = 0; i < ROWS * ROW; i++)
+        src[i] = (uint8_t)(i * 7 + i / 256);
+    for (int r = 0; r < ROWS; r++)
+        idx[r] = (r * 37) % ROWS;
+    const float scale = 1.0f / (255.0f * 0.353f), offset = -0.286f / 0.353f;
+    dev->ops->gather_bytes(dev, ROWS, idx, ROW, src, scale, offset, got);
+    for (int r = 0; r < ROWS; r++)
+        for (int k = 0; k < ROW; k++)
+            want[r * ROW + k] = bl__km_byte_to_float(src[idx[r] * ROW + k], scale, offset);
+    bl_test_check_equal_f("byte gather element", want, got, ROWS * ROW);
+    bl_device_free(dev);
+    bl_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_adam_flushes_subnormal_moments),
         cmocka_unit_test(test_image_elements),
         cmocka_unit_test(test_loss_and_bn_elements),
+        cmocka_unit_test(test_byte_to_float),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,9 +11,10 @@
  * same order of operations (the expressions below). Reductions are not here: their order
  * differs between a CPU loop and a GPU tree, so they agree within a tolerance (docs/cuda.md).
  *
- * The CPU backend's activation and softmax loops (device_cpu_vec.c) call the functions here;
- * its SGD/Adam loops and bl_hash_uniform (rng.c) are spelled out for vectorization and
- * test_kernel_math proves they agree with these, so that a change to either shows.
+ * The CPU backend's activation and softmax loops (device_cpu_vec.c) and its byte gather
+ * (device_cpu_gather.c) call the functions here; its SGD/Adam loops and bl_hash_uniform
+ * (rng.c) are spelled out for vectorization and test_kernel_math proves they agree with these,
+ * so that a change to either shows.
  */
 #ifndef BATCHLAB_KERNEL_MATH_H
 #define BATCHLAB_KERNEL_MATH_H
@@ -40,6 +41,13 @@ static inline BL_HD float bl__km_hash_uniform(uint64_t seed, uint64_t counter)
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     z ^= z >> 31;
     return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+/* A stored byte as the float a dataset gives for it: a multiply, then an add (gather_bytes;
+ * the dataset plugins round them the same way). */
+static inline BL_HD float bl__km_byte_to_float(uint8_t b, float scale, float offset)
+{
+    return (float)b * scale + offset;
 }
 
 /* Inverted dropout's mask value for element `i` of a call with (seed, counter): keep_scale

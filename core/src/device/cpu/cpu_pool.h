@@ -40,8 +40,9 @@ int bl__pool_run(bl__pool *pool, int64_t n, int64_t grain, int64_t align, bl__po
 /* Background work: fn over [0, n) in pieces of `grain` units, run in index order and never two
  * at a time, by whichever pool thread would otherwise wait (a worker between jobs, the caller
  * at the end of bl__pool_run, which runs a third of a piece at a time there), so work that
- * must not slow the kernels (the loader's gather of the next batch) fills their gaps. A worker that is running a piece when a job starts joins
- * it when the piece ends, so a piece should be short (a few microseconds).
+ * must not slow the kernels (the loader's gather of the next batch) fills their gaps. A worker
+ * that is running a piece when a job starts joins it when the piece ends, so a piece should be
+ * short (a few microseconds).
  *
  * bl__pool_background publishes the work and returns at once; bl__pool_background_wait runs
  * the pieces still left on the caller and returns when every piece is done. One background

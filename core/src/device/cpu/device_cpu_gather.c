@@ -12,6 +12,7 @@
 
 #include "device/cpu/device_cpu_gather.h"
 #include "device/cpu/device_cpu_shared.h"
+#include "device/kernel_math.h"
 
 void bl__cpu_gather_rows(bl_device *dev, int64_t n, const int64_t *idx, int64_t row_bytes,
                          const void *src, void *dst)
@@ -31,8 +32,7 @@ typedef struct bytes_job {
     float *dst;
 } bytes_job;
 
-/* Rows [r0, r1): a multiply, then an add, as the dataset plugins round them (the build does
- * not contract them into an FMA). */
+/* Rows [r0, r1) (the build does not contract the byte map into an FMA). */
 BL__HOT static void bytes_rows(const bytes_job *j, int64_t r0, int64_t r1)
 {
     const int64_t len = j->row_len;
@@ -41,7 +41,7 @@ BL__HOT static void bytes_rows(const bytes_job *j, int64_t r0, int64_t r1)
         const uint8_t *restrict row = j->src + (size_t)(j->idx[i] * len);
         float *restrict out = j->dst + (size_t)(i * len);
         for (int64_t k = 0; k < len; k++)
-            out[k] = (float)row[k] * scale + offset;
+            out[k] = bl__km_byte_to_float(row[k], scale, offset);
     }
 }
 

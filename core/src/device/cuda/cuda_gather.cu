@@ -2,10 +2,12 @@
  * gather_bytes, contracts in batchlab/device.h): the batch loader's resident mode keeps the
  * training split in device memory and gathers each batch here, from the epoch's permutation
  * uploaded once per epoch. One thread per output element; gather_rows moves 4-byte words when
- * every row and pointer allows it. gather_bytes computes (float)b·scale + offset with the
- * backend's --fmad=false, so it gives the host conversion's bits.
+ * every row and pointer allows it. gather_bytes computes kernel_math.h's byte map
+ * (bl__km_byte_to_float) with the backend's --fmad=false, so it gives the host conversion's
+ * bits.
  */
 #include "device/cuda/cuda_common.cuh"
+#include "device/kernel_math.h"
 
 struct gather_words_f {
     int64_t row_words;
@@ -55,7 +57,7 @@ struct gather_bytes_f {
     __device__ void operator()(int64_t k) const
     {
         int64_t i = k / row_len;
-        dst[k] = (float)src[idx[i] * row_len + k % row_len] * scale + offset;
+        dst[k] = bl__km_byte_to_float(src[idx[i] * row_len + k % row_len], scale, offset);
     }
 };
 
