@@ -143,13 +143,14 @@ void bl__loader_prefetch(bl__loader *l, int s, int64_t start, int64_t count);
  * it matches, gathers the rest here, and uploads when the device needs it. */
 int bl__loader_fill(bl_ctx *ctx, bl__loader *l, int s, int64_t start, int64_t count);
 
-/* loader_resident.c: the resident mode's parts of the loader (the hooks in loader.c). open
- * decides (l->res.on) and uploads the split; epoch uploads l->perm; fill gathers on the
- * device. */
 /* Whether the training split of `data` keeps bytes (bl_dataset_gather_bytes), asking for no
  * sample to learn its map into *scale and *offset: BL_OK when it does, BL_EUNSUPPORTED (the
  * message cleared) when it gathers floats only, another code (its message in ctx) on error. */
 int bl__loader_byte_map(bl_ctx *ctx, bl_dataset *data, float *scale, float *offset);
+
+/* loader_resident.c: the resident mode's parts of the loader (the hooks in loader.c). open
+ * decides (l->res.on) and uploads the split; epoch uploads l->perm; fill gathers on the
+ * device. */
 int bl__resident_open(bl_ctx *ctx, bl__loader *l, bl_data_placement placement);
 void bl__resident_close(bl__loader *l);
 void bl__resident_epoch(bl__loader *l);
