@@ -336,7 +336,8 @@ static void gemm_own(cpu_impl *impl, gemm_form form, gemm_args *g)
 /* OpenBLAS on bands of C's rows or columns, 16 at a time. Each thread packs the whole of the
  * operand that is not cut, so the cut goes across C's longer side, except:
  * - a weight gradient (Aᵀ·B) is cut into rows, so that each thread writes whole rows of it:
- *   the same contiguous part that thread then updates in the optimizer's pass;
+ *   the same contiguous part that thread then updates in the optimizer's pass (over a long
+ *   batch gemm_ksplit cuts the batch instead, before this is reached);
  * - a layer's forward product (A·Bᵀ, B the weights) is cut into columns, the weights' rows,
  *   until the batch is a few times their count (forward_rows). Cut into rows, every thread
  *   reads all of the weights, and the optimizer's pass then writes cache lines that the other
